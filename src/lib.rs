@@ -1,0 +1,3 @@
+//! hissrv: an edge historian agent.
+#![forbid(unsafe_code)]
+pub mod lineproto;
