@@ -1,0 +1,438 @@
+//! Configuration: the YAML file, its embedded defaults, and validation.
+//!
+//! Every key has a default, so `hissrv run` with no file is a working agent
+//! (ingest on 127.0.0.1:8186, buffer in `./hissrv-data/buffer.db`, upstream
+//! InfluxDB 1.x on 127.0.0.1:8086, database `hissrv`). `config/hissrv.yaml` is the
+//! commented reference. Unknown keys and bad values are errors that name the
+//! key; a config is validated in full before anything starts.
+//!
+//! Secrets may come from the environment so they stay out of the file:
+//! `HISSRV_INFLUXDB_TOKEN`, `HISSRV_INFLUXDB_USERNAME`, `HISSRV_INFLUXDB_PASSWORD`.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Largest request body we will take, whatever the config says: a body is
+/// held in memory while parsed, and gateways have 256 MB.
+pub const MAX_BODY_LIMIT_MB: u64 = 256;
+/// Largest batch a config may ask for; bounds commit-queue memory.
+pub const MAX_BATCH_POINTS_LIMIT: usize = 1_000_000;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub service: Service,
+    pub influxdb: Influxdb,
+    pub performance: Performance,
+    pub buffer: Buffer,
+    pub retry: Retry,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Service {
+    pub name: String,
+    /// error | warn | info | debug | trace
+    pub log_level: String,
+    /// HTTP ingest (InfluxDB 1.x and 2.x write APIs).
+    pub http_listen: String,
+    /// UDP line protocol; empty disables it.
+    pub udp_listen: String,
+    /// Bodies over this get 413.
+    pub max_body_mb: u64,
+    /// Connections over this wait in the listen backlog.
+    pub max_connections: usize,
+    /// Bound on the graceful stop after SIGTERM.
+    pub shutdown_timeout_ms: u64,
+    pub auth: Auth,
+}
+
+impl Default for Service {
+    fn default() -> Self {
+        Service {
+            name: "hissrv".into(),
+            log_level: "info".into(),
+            http_listen: "127.0.0.1:8186".into(),
+            udp_listen: "127.0.0.1:8186".into(),
+            max_body_mb: 8,
+            max_connections: 64,
+            shutdown_timeout_ms: 10_000,
+            auth: Auth::default(),
+        }
+    }
+}
+
+/// Ingest authentication: when any token or user is set, writes must carry one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Auth {
+    pub tokens: Vec<String>,
+    pub users: Vec<User>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiVersion {
+    V1,
+    V2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DestinationMode {
+    /// Each point goes where its producer named (db/rp or bucket).
+    Producer,
+    /// Every point goes to `influxdb.database` / `retention_policy`.
+    Fixed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Influxdb {
+    pub url: String,
+    pub api: ApiVersion,
+    /// Default database (1.x) or bucket (2.x): used by UDP, by requests that
+    /// name none, and by every point when `destination: fixed`.
+    pub database: String,
+    pub retention_policy: String,
+    pub destination: DestinationMode,
+    /// 2.x only.
+    pub org: String,
+    /// 2.x token (or `HISSRV_INFLUXDB_TOKEN`).
+    pub token: String,
+    /// 1.x credentials (or `HISSRV_INFLUXDB_USERNAME` / `_PASSWORD`).
+    pub username: String,
+    pub password: String,
+    pub timeout_ms: u64,
+    /// gzip request bodies upstream.
+    pub gzip: bool,
+}
+
+impl Default for Influxdb {
+    fn default() -> Self {
+        Influxdb {
+            url: "http://127.0.0.1:8086".into(),
+            api: ApiVersion::V1,
+            database: "hissrv".into(),
+            retention_policy: String::new(),
+            destination: DestinationMode::Producer,
+            org: String::new(),
+            token: String::new(),
+            username: String::new(),
+            password: String::new(),
+            timeout_ms: 10_000,
+            gzip: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Performance {
+    pub adaptive_batching: AdaptiveBatching,
+    /// Memory for points accepted but not yet committed. Full → 503 / UDP drop.
+    pub ring_buffer_mb: u64,
+}
+
+impl Default for Performance {
+    fn default() -> Self {
+        Performance {
+            adaptive_batching: AdaptiveBatching::default(),
+            ring_buffer_mb: 16,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdaptiveBatching {
+    pub enabled: bool,
+    pub min_batch_size: usize,
+    pub max_batch_size: usize,
+    pub max_wait_ms: u64,
+}
+
+impl Default for AdaptiveBatching {
+    fn default() -> Self {
+        AdaptiveBatching {
+            enabled: true,
+            min_batch_size: 100,
+            max_batch_size: 10_000,
+            max_wait_ms: 1_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    Full,
+    Normal,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Refuse new writes (507) and keep everything stored.
+    Reject,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Buffer {
+    pub path: PathBuf,
+    pub synchronous: Synchronous,
+    /// Quota for the buffer file (stored batches + dead letters).
+    pub max_size_mb: u64,
+    pub when_full: WhenFull,
+}
+
+impl Default for Buffer {
+    fn default() -> Self {
+        Buffer {
+            path: PathBuf::from("./hissrv-data/buffer.db"),
+            synchronous: Synchronous::Full,
+            max_size_mb: 1024,
+            when_full: WhenFull::Reject,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retry {
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// Cap on a server's `Retry-After`.
+    pub max_retry_after_s: u64,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            initial_backoff_ms: 500,
+            max_backoff_ms: 60_000,
+            max_retry_after_s: 300,
+        }
+    }
+}
+
+/// A config that could not be used, with the key and the reason.
+#[derive(Debug)]
+pub enum ConfigError {
+    Read(PathBuf, std::io::Error),
+    Syntax(String),
+    Invalid { key: &'static str, why: String },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read(p, e) => write!(f, "cannot read {}: {e}", p.display()),
+            ConfigError::Syntax(e) => write!(f, "{e}"),
+            ConfigError::Invalid { key, why } => write!(f, "{key}: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn invalid(key: &'static str, why: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        why: why.into(),
+    }
+}
+
+impl Config {
+    /// Reads, parses, applies the environment and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.into(), e))?;
+        Config::from_yaml(&text)
+    }
+
+    pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
+        let mut cfg: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_norway::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?
+        };
+        cfg.apply_env(|k| std::env::var(k).ok());
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The embedded defaults, with the environment's secrets.
+    pub fn embedded() -> Result<Config, ConfigError> {
+        Config::from_yaml("")
+    }
+
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
+        let db = &mut self.influxdb;
+        for (var, slot) in [
+            ("HISSRV_INFLUXDB_TOKEN", &mut db.token),
+            ("HISSRV_INFLUXDB_USERNAME", &mut db.username),
+            ("HISSRV_INFLUXDB_PASSWORD", &mut db.password),
+        ] {
+            if let Some(v) = get(var) {
+                *slot = v;
+            }
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.service;
+        if !matches!(
+            s.log_level.as_str(),
+            "error" | "warn" | "info" | "debug" | "trace"
+        ) {
+            return Err(invalid(
+                "service.log_level",
+                format!("{:?} is not one of error, warn, info, debug, trace", s.log_level),
+            ));
+        }
+        s.http_listen.parse::<SocketAddr>().map_err(|e| {
+            invalid("service.http_listen", format!("{:?}: {e}", s.http_listen))
+        })?;
+        if !s.udp_listen.is_empty() {
+            s.udp_listen.parse::<SocketAddr>().map_err(|e| {
+                invalid("service.udp_listen", format!("{:?}: {e}", s.udp_listen))
+            })?;
+        }
+        if s.max_body_mb == 0 || s.max_body_mb > MAX_BODY_LIMIT_MB {
+            return Err(invalid(
+                "service.max_body_mb",
+                format!("must be 1..={MAX_BODY_LIMIT_MB}"),
+            ));
+        }
+        if s.max_connections == 0 {
+            return Err(invalid("service.max_connections", "must be at least 1"));
+        }
+        let db = &self.influxdb;
+        if !(db.url.starts_with("http://") || db.url.starts_with("https://")) {
+            return Err(invalid(
+                "influxdb.url",
+                format!("{:?} must start with http:// or https://", db.url),
+            ));
+        }
+        if db.database.is_empty() {
+            return Err(invalid("influxdb.database", "must not be empty"));
+        }
+        if db.timeout_ms == 0 {
+            return Err(invalid("influxdb.timeout_ms", "must be positive"));
+        }
+        let b = &self.performance.adaptive_batching;
+        if b.min_batch_size == 0 {
+            return Err(invalid(
+                "performance.adaptive_batching.min_batch_size",
+                "must be at least 1",
+            ));
+        }
+        if b.max_batch_size < b.min_batch_size || b.max_batch_size > MAX_BATCH_POINTS_LIMIT {
+            return Err(invalid(
+                "performance.adaptive_batching.max_batch_size",
+                format!(
+                    "must be between min_batch_size ({}) and {MAX_BATCH_POINTS_LIMIT}",
+                    b.min_batch_size
+                ),
+            ));
+        }
+        if self.performance.ring_buffer_mb == 0 || self.performance.ring_buffer_mb > 1024 {
+            return Err(invalid("performance.ring_buffer_mb", "must be 1..=1024"));
+        }
+        if self.performance.ring_buffer_mb < s.max_body_mb {
+            return Err(invalid(
+                "performance.ring_buffer_mb",
+                format!(
+                    "must be at least service.max_body_mb ({}) so the largest body fits",
+                    s.max_body_mb
+                ),
+            ));
+        }
+        if self.buffer.path.as_os_str().is_empty() {
+            return Err(invalid("buffer.path", "must not be empty"));
+        }
+        if self.buffer.max_size_mb == 0 {
+            return Err(invalid("buffer.max_size_mb", "must be positive"));
+        }
+        let r = &self.retry;
+        if r.initial_backoff_ms == 0 || r.max_backoff_ms < r.initial_backoff_ms {
+            return Err(invalid(
+                "retry.max_backoff_ms",
+                "need 0 < initial_backoff_ms <= max_backoff_ms",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The effective config as YAML, secrets redacted.
+    pub fn to_redacted_yaml(&self) -> String {
+        let mut c = self.clone();
+        for secret in [&mut c.influxdb.token, &mut c.influxdb.password] {
+            if !secret.is_empty() {
+                *secret = "<redacted>".into();
+            }
+        }
+        c.service.auth.tokens.iter_mut().for_each(|t| *t = "<redacted>".into());
+        for u in &mut c.service.auth.users {
+            u.password = "<redacted>".into();
+        }
+        serde_norway::to_string(&c).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_gives_the_embedded_defaults() {
+        let c = Config::from_yaml("").unwrap();
+        assert_eq!(c.service.http_listen, "127.0.0.1:8186");
+        assert_eq!(c.buffer.path, PathBuf::from("./hissrv-data/buffer.db"));
+        assert_eq!(c.influxdb.database, "hissrv");
+        assert_eq!(c.buffer.synchronous, Synchronous::Full);
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_that_names_it() {
+        let e = Config::from_yaml("service:\n  colour: red\n").unwrap_err();
+        assert!(e.to_string().contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_value_names_the_key_and_the_reason() {
+        let e = Config::from_yaml("performance:\n  adaptive_batching:\n    min_batch_size: 10\n    max_batch_size: 5\n").unwrap_err();
+        assert!(
+            e.to_string().starts_with("performance.adaptive_batching.max_batch_size"),
+            "{e}"
+        );
+        let e = Config::from_yaml("influxdb:\n  api: v3\n").unwrap_err();
+        assert!(e.to_string().contains("v3"), "{e}");
+    }
+
+    #[test]
+    fn the_shipped_example_config_is_valid() {
+        let text = include_str!("../config/hissrv.yaml");
+        Config::from_yaml(text).unwrap();
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment_and_are_redacted_when_printed() {
+        let mut c = Config::default();
+        c.apply_env(|k| (k == "HISSRV_INFLUXDB_TOKEN").then(|| "s3cret".to_string()));
+        assert_eq!(c.influxdb.token, "s3cret");
+        assert!(!c.to_redacted_yaml().contains("s3cret"));
+    }
+}

@@ -1,0 +1,401 @@
+//! The write-ahead buffer: an SQLite file (WAL journal) holding every accepted
+//! batch until the upstream has taken it.
+//!
+//! # Durability contract
+//! - **Ack:** [`Wal::commit`] returns only after the transaction holding the
+//!   batches committed at the configured `synchronous` level. Producers get
+//!   their 204 after that, never before. With `FULL` (default) an acknowledged
+//!   point survives power loss; with `NORMAL` it survives a crash of hissrv but a
+//!   power cut may lose the last commits; with `OFF` a power cut may lose or
+//!   corrupt recent data.
+//! - **Delete:** a batch row is deleted only after the upstream answered 2xx for
+//!   all of its lines, or moved the lines it refused, in the same transaction,
+//!   to `dead_letters` with the server's reason ([`Wal::finish`]).
+//! - **Order:** `batches.id` is the commit order; the forwarder always sends the
+//!   lowest id of a destination first.
+//! - **Bounds:** the quota is checked *before* a commit: a commit that would take
+//!   the live data past `buffer.max_size_mb` is refused whole (nothing stored is
+//!   dropped to make room), and so is one that meets a full disk.
+//! - **Foreign files:** a file that is not a hissrv buffer (other
+//!   `application_id`, unreadable header) is an error; it is never deleted or
+//!   rewritten.
+//!
+//! # Schema (readable with the `sqlite3` CLI)
+//! ```text
+//! PRAGMA application_id = 0x48495353;  -- 'HISS'
+//! PRAGMA user_version   = 1;           -- schema version
+//!
+//! batches(                             -- one row per committed batch, per destination
+//!   id          INTEGER PRIMARY KEY,   -- commit order
+//!   db          TEXT NOT NULL,         -- destination database (1.x) / bucket (2.x)
+//!   rp          TEXT NOT NULL,         -- retention policy, '' = default
+//!   points      INTEGER NOT NULL,      -- lines in the payload
+//!   first_ts    INTEGER NOT NULL,      -- smallest point timestamp, ns since epoch
+//!   last_ts     INTEGER NOT NULL,      -- largest point timestamp, ns
+//!   bytes       INTEGER NOT NULL,      -- payload length
+//!   format      INTEGER NOT NULL,      -- payload encoding, see FORMAT_*
+//!   created_ms  INTEGER NOT NULL,      -- commit time, ms since epoch
+//!   attempts    INTEGER NOT NULL DEFAULT 0,  -- failed delivery attempts
+//!   last_error  TEXT,                  -- the last failure, for operators
+//!   payload     BLOB NOT NULL)
+//! INDEX batches_by_destination ON batches(db, rp, id)
+//!
+//! dead_letters(                        -- lines the upstream refused for good
+//!   id          INTEGER PRIMARY KEY,
+//!   batch_id    INTEGER NOT NULL,      -- the batch they came from
+//!   db TEXT NOT NULL, rp TEXT NOT NULL,
+//!   failed_ms   INTEGER NOT NULL,
+//!   status      INTEGER NOT NULL,      -- HTTP status of the refusal
+//!   reason      TEXT NOT NULL,         -- the server's message
+//!   line        BLOB NOT NULL)         -- the refused line (line protocol, ns)
+//! ```
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::config::Synchronous;
+use crate::dest::Destination;
+
+/// 'HISS': marks a file as ours so we never adopt someone else's database.
+const APPLICATION_ID: i64 = 0x4849_5353;
+const SCHEMA_VERSION: i64 = 1;
+/// Payload format 1: line protocol, one point per line, explicit ns timestamps.
+pub const FORMAT_LINE_PROTOCOL: i64 = 1;
+/// How long a writer waits for the other connection's lock; commits are short.
+const BUSY_TIMEOUT_MS: u64 = 10_000;
+/// Keeps the WAL file from staying large after a burst (bytes).
+const JOURNAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS batches (
+  id INTEGER PRIMARY KEY,
+  db TEXT NOT NULL,
+  rp TEXT NOT NULL,
+  points INTEGER NOT NULL,
+  first_ts INTEGER NOT NULL,
+  last_ts INTEGER NOT NULL,
+  bytes INTEGER NOT NULL,
+  format INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT,
+  payload BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS batches_by_destination ON batches(db, rp, id);
+CREATE TABLE IF NOT EXISTS dead_letters (
+  id INTEGER PRIMARY KEY,
+  batch_id INTEGER NOT NULL,
+  db TEXT NOT NULL,
+  rp TEXT NOT NULL,
+  failed_ms INTEGER NOT NULL,
+  status INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  line BLOB NOT NULL
+);
+";
+
+/// Why the buffer could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WalError {
+    /// The file exists but is not a hissrv buffer (or is damaged).
+    Foreign { path: PathBuf, why: String },
+    /// Committing would pass `buffer.max_size_mb`.
+    QuotaFull { used_bytes: u64, quota_bytes: u64 },
+    /// The file system is full.
+    DiskFull,
+    Sqlite(String),
+}
+
+impl fmt::Display for WalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WalError::Foreign { path, why } => write!(
+                f,
+                "{} is not a usable hissrv buffer ({why}); it was left untouched: move it away or point buffer.path elsewhere",
+                path.display()
+            ),
+            WalError::QuotaFull {
+                used_bytes,
+                quota_bytes,
+            } => write!(
+                f,
+                "buffer quota reached: {used_bytes} of {quota_bytes} bytes used; new writes are refused until the upstream drains the backlog"
+            ),
+            WalError::DiskFull => write!(f, "disk full: the buffer cannot grow"),
+            WalError::Sqlite(e) => write!(f, "buffer error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for WalError {}
+
+impl From<rusqlite::Error> for WalError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => WalError::DiskFull,
+            _ => WalError::Sqlite(e.to_string()),
+        }
+    }
+}
+
+/// A batch ready to commit: one destination, a line-protocol payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewBatch {
+    pub dest: Destination,
+    pub points: usize,
+    pub first_ts: i64,
+    pub last_ts: i64,
+    pub payload: Vec<u8>,
+}
+
+/// A stored batch, as the forwarder reads it.
+#[derive(Debug, Clone)]
+pub struct StoredBatch {
+    pub id: i64,
+    pub dest: Destination,
+    pub points: usize,
+    pub format: i64,
+    pub attempts: i64,
+    pub payload: Vec<u8>,
+}
+
+/// A line the upstream refused for good, with its reason.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub status: u16,
+    pub reason: String,
+    pub line: Vec<u8>,
+}
+
+/// Totals, for `/health` and the logs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Backlog {
+    pub batches: u64,
+    pub points: u64,
+    pub payload_bytes: u64,
+    pub dead_letters: u64,
+}
+
+/// One connection to the buffer file. The commit thread and the forwarder
+/// each open their own; WAL lets the forwarder read while commits go on.
+pub struct Wal {
+    conn: Connection,
+    quota_bytes: u64,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Wal {
+    /// Opens (creating if absent) the buffer at `path`.
+    pub fn open(path: &Path, sync: Synchronous, quota_bytes: u64) -> Result<Wal, WalError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| WalError::Sqlite(format!(
+                "cannot create {}: {e}",
+                dir.display()
+            )))?;
+        }
+        let foreign = |why: String| WalError::Foreign {
+            path: path.to_path_buf(),
+            why,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+        // The first read of the header tells a foreign or damaged file apart.
+        let (app_id, version): (i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT application_id FROM pragma_application_id), (SELECT user_version FROM pragma_user_version)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(|e| foreign(e.to_string()))?;
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(|e| foreign(e.to_string()))?;
+        if app_id == 0 && tables > 0 {
+            return Err(foreign(format!(
+                "an SQLite database with {tables} objects and no hissrv mark"
+            )));
+        }
+        if app_id != 0 && app_id != APPLICATION_ID {
+            return Err(foreign(format!("application_id {app_id:#x}")));
+        }
+        if version > SCHEMA_VERSION {
+            return Err(foreign(format!(
+                "schema version {version} is newer than this hissrv ({SCHEMA_VERSION})"
+            )));
+        }
+        let sync = match sync {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Off => "OFF",
+        };
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = {sync};
+             PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT_BYTES};"
+        ))?;
+        if app_id == 0 {
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE;
+                 {SCHEMA}
+                 PRAGMA application_id = {APPLICATION_ID};
+                 PRAGMA user_version = {SCHEMA_VERSION};
+                 COMMIT;"
+            ))?;
+        }
+        Ok(Wal { conn, quota_bytes })
+    }
+
+    /// Bytes held by live pages (free pages left by deletes are reused first).
+    pub fn used_bytes(&self) -> Result<u64, WalError> {
+        let used: i64 = self.conn.query_row(
+            "SELECT (page_count - freelist_count) * page_size FROM pragma_page_count, pragma_freelist_count, pragma_page_size",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(used.max(0) as u64)
+    }
+
+    /// Commits `batches` in one transaction (group commit: many requests'
+    /// points share it). Returns the new batch ids in order.
+    pub fn commit(&mut self, batches: &[NewBatch]) -> Result<Vec<i64>, WalError> {
+        let incoming: u64 = batches.iter().map(|b| b.payload.len() as u64).sum();
+        let used = self.used_bytes()?;
+        if used + incoming > self.quota_bytes {
+            return Err(WalError::QuotaFull {
+                used_bytes: used,
+                quota_bytes: self.quota_bytes,
+            });
+        }
+        let tx = self.conn.transaction()?;
+        let mut ids = Vec::with_capacity(batches.len());
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO batches (db, rp, points, first_ts, last_ts, bytes, format, created_ms, payload)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            let now = now_ms();
+            for b in batches {
+                insert.execute(params![
+                    b.dest.db,
+                    b.dest.rp,
+                    b.points as i64,
+                    b.first_ts,
+                    b.last_ts,
+                    b.payload.len() as i64,
+                    FORMAT_LINE_PROTOCOL,
+                    now,
+                    b.payload
+                ])?;
+                ids.push(tx.last_insert_rowid());
+            }
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    /// The oldest batch id of each destination, oldest first.
+    pub fn heads(&self) -> Result<Vec<(i64, Destination)>, WalError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT min(id), db, rp FROM batches GROUP BY db, rp ORDER BY min(id)",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                Destination {
+                    db: r.get(1)?,
+                    rp: r.get(2)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn load(&self, id: i64) -> Result<Option<StoredBatch>, WalError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, db, rp, points, format, attempts, payload FROM batches WHERE id = ?1",
+        )?;
+        Ok(stmt
+            .query_row([id], |r| {
+                Ok(StoredBatch {
+                    id: r.get(0)?,
+                    dest: Destination {
+                        db: r.get(1)?,
+                        rp: r.get(2)?,
+                    },
+                    points: r.get::<_, i64>(3)? as usize,
+                    format: r.get(4)?,
+                    attempts: r.get(5)?,
+                    payload: r.get(6)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// The upstream took the batch: delete it, and keep the lines it refused
+    /// for good as dead letters, in one transaction.
+    pub fn finish(&mut self, batch: &StoredBatch, dead: &[DeadLetter]) -> Result<(), WalError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO dead_letters (batch_id, db, rp, failed_ms, status, reason, line)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            let now = now_ms();
+            for d in dead {
+                insert.execute(params![
+                    batch.id,
+                    batch.dest.db,
+                    batch.dest.rp,
+                    now,
+                    d.status,
+                    d.reason,
+                    d.line
+                ])?;
+            }
+        }
+        tx.execute("DELETE FROM batches WHERE id = ?1", [batch.id])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Notes a failed attempt on the batch (for operators; order is unchanged).
+    pub fn record_failure(&mut self, id: i64, error: &str) -> Result<(), WalError> {
+        self.conn.execute(
+            "UPDATE batches SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+            params![id, error],
+        )?;
+        Ok(())
+    }
+
+    pub fn backlog(&self) -> Result<Backlog, WalError> {
+        Ok(self.conn.query_row(
+            "SELECT count(*), coalesce(sum(points), 0), coalesce(sum(bytes), 0),
+                    (SELECT count(*) FROM dead_letters) FROM batches",
+            [],
+            |r| {
+                Ok(Backlog {
+                    batches: r.get::<_, i64>(0)? as u64,
+                    points: r.get::<_, i64>(1)? as u64,
+                    payload_bytes: r.get::<_, i64>(2)? as u64,
+                    dead_letters: r.get::<_, i64>(3)? as u64,
+                })
+            },
+        )?)
+    }
+}
+
+#[cfg(test)]
+#[path = "wal_tests.rs"]
+mod tests;

@@ -1,0 +1,136 @@
+//! Tests of the write-ahead buffer's contract (see the module doc).
+
+use super::*;
+
+fn dest(db: &str) -> Destination {
+    Destination {
+        db: db.into(),
+        rp: String::new(),
+    }
+}
+
+fn batch(db: &str, payload: &str) -> NewBatch {
+    NewBatch {
+        dest: dest(db),
+        points: payload.lines().count(),
+        first_ts: 1,
+        last_ts: 2,
+        payload: payload.as_bytes().to_vec(),
+    }
+}
+
+fn open(path: &Path) -> Wal {
+    Wal::open(path, Synchronous::Full, 1 << 30).unwrap()
+}
+
+fn tmp() -> (tempdir::Dir, PathBuf) {
+    let d = tempdir::Dir::new();
+    let p = d.path().join("buffer.db");
+    (d, p)
+}
+
+/// A minimal temp dir (no extra crate for one test helper).
+mod tempdir {
+    use std::path::{Path, PathBuf};
+    pub struct Dir(PathBuf);
+    impl Dir {
+        pub fn new() -> Dir {
+            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let p = std::env::temp_dir().join(format!("hissrv-wal-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            Dir(p)
+        }
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+#[test]
+fn committed_batches_survive_reopening_in_commit_order() {
+    let (_d, p) = tmp();
+    {
+        let mut w = open(&p);
+        w.commit(&[batch("a", "m v=1 1\n"), batch("b", "m v=2 2\n")]).unwrap();
+        w.commit(&[batch("a", "m v=3 3\n")]).unwrap();
+    }
+    let w = open(&p);
+    let heads = w.heads().unwrap();
+    assert_eq!(heads.len(), 2);
+    assert_eq!(heads[0].1, dest("a"));
+    let first = w.load(heads[0].0).unwrap().unwrap();
+    assert_eq!(first.payload, b"m v=1 1\n");
+    assert_eq!(w.backlog().unwrap().batches, 3);
+}
+
+#[test]
+fn finish_deletes_the_batch_and_keeps_refused_lines_as_dead_letters() {
+    let (_d, p) = tmp();
+    let mut w = open(&p);
+    w.commit(&[batch("a", "m v=1 1\nm v=x 2\n")]).unwrap();
+    let (id, _) = w.heads().unwrap()[0].clone();
+    let b = w.load(id).unwrap().unwrap();
+    let dead = DeadLetter {
+        status: 400,
+        reason: "field type conflict".into(),
+        line: b"m v=x 2".to_vec(),
+    };
+    w.finish(&b, &[dead]).unwrap();
+    let bl = w.backlog().unwrap();
+    assert_eq!((bl.batches, bl.dead_letters), (0, 1));
+    assert!(w.load(id).unwrap().is_none());
+}
+
+#[test]
+fn a_commit_past_the_quota_is_refused_and_stored_data_is_kept() {
+    let (_d, p) = tmp();
+    let mut w = Wal::open(&p, Synchronous::Full, 200_000).unwrap();
+    let big = "m v=1 1\n".repeat(10_000); // 80 kB
+    w.commit(&[batch("a", &big)]).unwrap();
+    w.commit(&[batch("a", &big)]).unwrap();
+    let err = w.commit(&[batch("a", &big)]).unwrap_err();
+    assert!(matches!(err, WalError::QuotaFull { .. }), "{err}");
+    assert_eq!(w.backlog().unwrap().batches, 2);
+}
+
+#[test]
+fn a_foreign_sqlite_file_is_refused_and_left_untouched() {
+    let (_d, p) = tmp();
+    {
+        let c = Connection::open(&p).unwrap();
+        c.execute_batch("CREATE TABLE customers(x); INSERT INTO customers VALUES (1);")
+            .unwrap();
+    }
+    let before = std::fs::read(&p).unwrap();
+    let err = Wal::open(&p, Synchronous::Full, 1 << 30).err().unwrap();
+    assert!(matches!(err, WalError::Foreign { .. }), "{err}");
+    assert_eq!(std::fs::read(&p).unwrap(), before);
+}
+
+#[test]
+fn a_garbage_file_is_a_clear_error_and_is_not_deleted() {
+    let (_d, p) = tmp();
+    std::fs::write(&p, vec![0x42u8; 8192]).unwrap();
+    let err = Wal::open(&p, Synchronous::Full, 1 << 30).err().unwrap();
+    assert!(err.to_string().contains("not a usable hissrv buffer"), "{err}");
+    assert_eq!(std::fs::read(&p).unwrap(), vec![0x42u8; 8192]);
+}
+
+#[test]
+fn record_failure_counts_attempts_without_reordering() {
+    let (_d, p) = tmp();
+    let mut w = open(&p);
+    w.commit(&[batch("a", "m v=1 1\n")]).unwrap();
+    w.commit(&[batch("a", "m v=2 2\n")]).unwrap();
+    let (id, _) = w.heads().unwrap()[0].clone();
+    w.record_failure(id, "503").unwrap();
+    assert_eq!(w.heads().unwrap()[0].0, id);
+    assert_eq!(w.load(id).unwrap().unwrap().attempts, 1);
+}
