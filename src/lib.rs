@@ -1,6 +1,38 @@
-//! hissrv: an edge historian agent.
+//! hissrv: an edge historian agent. Programs on a gateway write time-series
+//! points to it as if it were InfluxDB; it stores them durably on local disk and
+//! delivers them to the real InfluxDB upstream, in order, through outages and
+//! power cuts.
+//!
+//! # Layout
+//! - [`config`]: the YAML config, embedded defaults, validation.
+//! - [`lineproto`]: line-protocol validation and normalisation (InfluxDB 1.6's rules).
+//! - [`dest`]: destinations, and the db/rp ⇄ bucket mapping.
+//! - [`auth`]: ingest credentials.
+//! - [`http`]: the HTTP/1.1 server side (framing, limits, gzip).
+//! - [`ingest`]: the InfluxDB-compatible endpoints and UDP datagrams.
+//! - [`server`]: listeners and connection loops on the executor.
+//! - [`ring`]: fixed-capacity memory for points awaiting commit.
+//! - [`batch`]: the batcher (group commit) and the commit thread.
+//! - [`wal`]: the SQLite write-ahead buffer and its durability contract.
+//! - [`upstream`]: one write to InfluxDB and what its answer means.
+//! - [`forward`]: the forwarder thread and the upstream status policy.
+//! - [`signals`]: SIGTERM/SIGINT as the shutdown signal.
+//! - [`stats`]: counters shared by all threads.
+//! - [`app`]: wiring and the stop sequence.
 #![forbid(unsafe_code)]
-pub mod lineproto;
+
+pub mod app;
+pub mod auth;
+pub mod batch;
 pub mod config;
 pub mod dest;
+pub mod forward;
+pub mod http;
+pub mod ingest;
+pub mod lineproto;
+pub mod ring;
+pub mod server;
+pub mod signals;
+pub mod stats;
+pub mod upstream;
 pub mod wal;

@@ -1,3 +1,85 @@
-fn main() {
-    println!("Hello, world!");
+//! `hissrv`: parse the command line, load the config, run.
+
+use hissrv::config::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: hissrv run [--config PATH]      run the agent (embedded defaults without --config)
+       hissrv check-config PATH        validate a config and print the effective one
+       hissrv --version";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["--version" | "-V" | "version"] => {
+            println!("hissrv {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        ["check-config", path] => match Config::load(&PathBuf::from(path)) {
+            Ok(cfg) => {
+                print!("{}", cfg.to_redacted_yaml());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("hissrv: {path}: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        ["run"] | [] => run(None),
+        ["run", "--config" | "-c", path] => run(Some(PathBuf::from(path))),
+        ["help" | "--help" | "-h"] => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(path: Option<PathBuf>) -> ExitCode {
+    let cfg = match &path {
+        Some(p) => Config::load(p),
+        None => Config::embedded(),
+    };
+    let cfg = match cfg {
+        Ok(c) => c,
+        Err(e) => {
+            let from = path.map_or("embedded defaults".into(), |p| p.display().to_string());
+            eprintln!("hissrv: {from}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let level = cfg.service.log_level.parse().unwrap_or(log::LevelFilter::Info);
+    let _ = simplelog::TermLogger::init(
+        level,
+        simplelog::ConfigBuilder::new()
+            .set_time_format_rfc3339()
+            .build(),
+        simplelog::TerminalMode::Stderr,
+        simplelog::ColorChoice::Never,
+    );
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        log::error!("panic: {info}");
+        default_hook(info);
+    }));
+    let shutdown = match hissrv::signals::on_stop_signal() {
+        Ok(rx) => rx,
+        Err(e) => {
+            log::error!("cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match hissrv::app::run(cfg, shutdown) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("hissrv: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

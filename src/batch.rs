@@ -1,0 +1,155 @@
+//! The batcher and the commit thread: from the ring into the write-ahead buffer.
+//!
+//! The batcher runs on the executor. Whenever the ring holds points and the
+//! commit pipeline has room, it cuts everything waiting (up to
+//! `max_batch_size` points) into one cut — one batch per destination — and
+//! hands it to the commit thread, which commits it in one transaction and then
+//! completes every request in it. While a commit (an fsync) is in flight, new
+//! requests pile up in the ring and go into the next commit together: batches
+//! grow with load and stay small and prompt when it is quiet (group commit),
+//! with no timer to tune. The load-measuring knobs come with the adaptive
+//! batcher.
+//!
+//! Contract: a request's ack is sent only after [`Wal::commit`] returned for
+//! the cut holding all of its points; a refused commit refuses every request in
+//! it, and nothing of a refused commit is stored.
+
+use crate::forward::Doorbell;
+use crate::ring::{AckSender, Entry, Refusal, Ring};
+use crate::stats::Stats;
+use crate::wal::{NewBatch, Wal};
+use smol::channel::{Receiver, Sender};
+use smol::lock::{Semaphore, SemaphoreGuardArc};
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Cuts that may be queued or committing at once: one committing while the
+/// next is cut keeps the commit thread busy; more would only hold memory.
+pub const COMMIT_PIPELINE_DEPTH: usize = 2;
+
+/// A cut on its way to the commit thread.
+pub struct Cut {
+    pub batches: Vec<NewBatch>,
+    acks: Vec<AckSender>,
+    _permit: SemaphoreGuardArc,
+}
+
+/// Groups ring entries by destination, keeping commit order within each.
+fn cut(entries: Vec<Entry>, permit: SemaphoreGuardArc) -> Cut {
+    let mut batches: Vec<NewBatch> = Vec::new();
+    let mut acks = Vec::new();
+    for e in entries {
+        if let Some(ack) = e.ack {
+            acks.push(ack);
+        }
+        match batches.iter_mut().find(|b| b.dest == e.dest) {
+            Some(b) => {
+                b.payload.extend_from_slice(&e.payload);
+                b.points += e.points;
+                b.first_ts = b.first_ts.min(e.min_ts);
+                b.last_ts = b.last_ts.max(e.max_ts);
+            }
+            None => batches.push(NewBatch {
+                dest: e.dest,
+                points: e.points,
+                first_ts: e.min_ts,
+                last_ts: e.max_ts,
+                payload: e.payload,
+            }),
+        }
+    }
+    Cut {
+        batches,
+        acks,
+        _permit: permit,
+    }
+}
+
+/// Executor-side state shared by the listeners and the batcher.
+pub struct Intake {
+    pub ring: RefCell<Ring>,
+    doorbell: (Sender<()>, Receiver<()>),
+    stopping: Cell<bool>,
+}
+
+impl Intake {
+    pub fn new(ring_bytes: usize) -> Intake {
+        Intake {
+            ring: RefCell::new(Ring::new(ring_bytes)),
+            doorbell: smol::channel::bounded(1),
+            stopping: Cell::new(false),
+        }
+    }
+
+    /// Offers an entry to the ring; gives it back if the ring is full.
+    pub fn push(&self, entry: Entry) -> Result<(), Entry> {
+        self.ring.borrow_mut().push(entry)?;
+        let _ = self.doorbell.0.try_send(());
+        Ok(())
+    }
+
+    /// Stop: the batcher drains what the ring holds, then ends.
+    pub fn stop(&self) {
+        self.stopping.set(true);
+        let _ = self.doorbell.0.try_send(());
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.get()
+    }
+}
+
+/// Runs until stopped and the ring is empty. Dropping `to_commit` at the end
+/// lets the commit thread finish.
+pub async fn run_batcher(intake: &Intake, to_commit: Sender<Cut>, max_batch_points: usize) {
+    let permits = Arc::new(Semaphore::new(COMMIT_PIPELINE_DEPTH));
+    loop {
+        if intake.ring.borrow().is_empty() {
+            if intake.stopping.get() {
+                break;
+            }
+            if intake.doorbell.1.recv().await.is_err() {
+                break;
+            }
+            continue;
+        }
+        let permit = permits.acquire_arc().await;
+        let entries = intake.ring.borrow_mut().take(max_batch_points);
+        if to_commit.send(cut(entries, permit)).await.is_err() {
+            log::error!("commit thread is gone; refusing further writes");
+            break;
+        }
+    }
+}
+
+/// Starts the commit thread: it owns the writing connection.
+pub fn spawn_committer(
+    mut wal: Wal,
+    cuts: Receiver<Cut>,
+    stats: Arc<Stats>,
+    forwarder: Arc<Doorbell>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("hissrv-commit".into())
+        .spawn(move || {
+            while let Ok(cut) = cuts.recv_blocking() {
+                let points: usize = cut.batches.iter().map(|b| b.points).sum();
+                let result = wal.commit(&cut.batches).map(|_| ()).map_err(|e| {
+                    log::warn!("commit of {points} points refused: {e}");
+                    Stats::add(&stats.storage_full_refusals, 1);
+                    stats.set_error(e.to_string());
+                    Refusal::Storage(e)
+                });
+                if result.is_ok() {
+                    Stats::add(&stats.points_committed, points);
+                    Stats::add(&stats.batches_committed, cut.batches.len());
+                    forwarder.ring();
+                }
+                for ack in &cut.acks {
+                    let _ = ack.try_send(result.clone());
+                }
+            }
+            log::debug!("commit thread done");
+        })
+}

@@ -1,0 +1,273 @@
+//! The InfluxDB-compatible endpoints: `POST /write` (1.x), `POST /api/v2/write`
+//! (2.x), `GET /ping`, `GET /health`, and UDP datagrams.
+//!
+//! A write is parsed on the executor, its good lines go into the ring, and the
+//! request waits for the commit that holds them: 204 means *stored durably*.
+//! Bad lines get InfluxDB's answer (400, `partial write: unable to parse …`,
+//! with the line number) while the good lines of the same body are stored.
+//!
+//! | situation                          | answer                                  |
+//! |------------------------------------|-----------------------------------------|
+//! | all lines stored                   | 204                                     |
+//! | some lines bad, the rest stored    | 400 `partial write: …`                  |
+//! | no credentials we know             | 401                                     |
+//! | rings full (commits behind)        | 503 + `Retry-After: 1`                  |
+//! | buffer quota or disk full          | 507 + `Retry-After: 30`, nothing stored |
+//! | shutting down                      | 503 + `Retry-After: 5`                  |
+
+use crate::batch::Intake;
+use crate::config::{ApiVersion, Config};
+use crate::dest::Destination;
+use crate::http::{Request, Response};
+use crate::lineproto::{self, ParseOptions, Parsed, Precision};
+use crate::ring::{Entry, Refusal};
+use crate::stats::Stats;
+use crate::wal::WalError;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What `/ping` reports as the InfluxDB version: the 1.x API we serve.
+pub const COMPAT_VERSION: &str = concat!("1.8-compatible hissrv/", env!("CARGO_PKG_VERSION"));
+
+#[derive(Clone, Copy, PartialEq)]
+enum Api {
+    V1,
+    V2,
+}
+
+pub struct Ingest {
+    pub intake: Rc<Intake>,
+    pub config: Rc<Config>,
+    pub stats: Arc<Stats>,
+}
+
+pub fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+#[derive(miniserde::Serialize)]
+struct ErrorBody {
+    error: String,
+}
+
+#[derive(miniserde::Serialize)]
+struct ErrorBodyV2 {
+    code: String,
+    message: String,
+    error: String,
+}
+
+/// A 1.x-style JSON error answer.
+pub fn json_error(status: u16, message: String) -> Response {
+    error(Api::V1, status, message)
+}
+
+fn error(api: Api, status: u16, message: String) -> Response {
+    let body = match api {
+        Api::V1 => miniserde::json::to_string(&ErrorBody { error: message }),
+        Api::V2 => miniserde::json::to_string(&ErrorBodyV2 {
+            code: if status == 400 { "invalid" } else { "internal error" }.into(),
+            message: message.clone(),
+            error: message,
+        }),
+    };
+    Response::json(status, body).header("X-Influxdb-Error", "see body")
+}
+
+#[derive(miniserde::Serialize)]
+struct Health {
+    name: String,
+    status: String,
+    message: String,
+    version: String,
+    upstream_up: bool,
+    points_received: u64,
+    points_committed: u64,
+    points_written: u64,
+    lines_rejected: u64,
+    dead_letter_lines: u64,
+    ring_points: u64,
+    ring_bytes: u64,
+    refused_ring_full: u64,
+    refused_storage_full: u64,
+    udp_points_dropped: u64,
+    upstream_failures: u64,
+    last_error: String,
+}
+
+impl Ingest {
+    pub async fn route(&self, req: &Request) -> Response {
+        Stats::add(&self.stats.http_requests, 1);
+        match (req.method.as_str(), req.path.as_str()) {
+            ("POST", "/write") => self.write(req, Api::V1).await,
+            ("POST", "/api/v2/write") => self.write(req, Api::V2).await,
+            ("GET" | "HEAD", "/ping") => Response::new(204)
+                .header("X-Influxdb-Version", COMPAT_VERSION)
+                .header("X-Influxdb-Build", "OSS"),
+            ("GET", "/health") => self.health(),
+            (_, "/write" | "/api/v2/write" | "/ping" | "/health") => {
+                error(Api::V1, 405, format!("method {} not allowed", req.method))
+            }
+            _ => error(Api::V1, 404, format!("no endpoint {}", req.path)),
+        }
+    }
+
+    fn health(&self) -> Response {
+        let s = &self.stats;
+        let ring = self.intake.ring.borrow();
+        let h = Health {
+            name: self.config.service.name.clone(),
+            status: "pass".into(),
+            message: "ready for writes".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            upstream_up: s.upstream_up.load(Relaxed),
+            points_received: Stats::get(&s.points_received),
+            points_committed: Stats::get(&s.points_committed),
+            points_written: Stats::get(&s.points_written),
+            lines_rejected: Stats::get(&s.lines_rejected),
+            dead_letter_lines: Stats::get(&s.dead_letter_lines),
+            ring_points: ring.points() as u64,
+            ring_bytes: ring.bytes() as u64,
+            refused_ring_full: Stats::get(&s.ring_full_refusals),
+            refused_storage_full: Stats::get(&s.storage_full_refusals),
+            udp_points_dropped: Stats::get(&s.udp_points_dropped),
+            upstream_failures: Stats::get(&s.upstream_failures),
+            last_error: s.last_error(),
+        };
+        Response::json(200, miniserde::json::to_string(&h))
+    }
+
+    fn options(&self, precision: Precision) -> ParseOptions {
+        ParseOptions {
+            precision,
+            now_ns: now_ns(),
+            // 1.x upstreams refuse unsigned fields; refuse them at the door too.
+            allow_unsigned: self.config.influxdb.api == ApiVersion::V2,
+        }
+    }
+
+    async fn write(&self, req: &Request, api: Api) -> Response {
+        if !self.config.service.auth.allows(req) {
+            return error(api, 401, "authorization failed".into());
+        }
+        if self.intake.is_stopping() {
+            return refused(api, &Refusal::ShuttingDown);
+        }
+        let precision_param = req.param("precision").unwrap_or_default();
+        let Some(precision) = Precision::from_param(&precision_param) else {
+            return error(
+                api,
+                400,
+                format!("invalid precision {precision_param:?}: use ns, us, ms, s, m or h"),
+            );
+        };
+        let cfg = &self.config.influxdb;
+        let dest = match api {
+            Api::V1 => Destination::from_v1(
+                req.param("db").as_deref(),
+                req.param("rp").as_deref(),
+                cfg,
+            ),
+            Api::V2 => Destination::from_bucket(req.param("bucket").as_deref(), cfg),
+        };
+        let mut out = Vec::with_capacity(req.body.len() + req.body.len() / 8);
+        let parsed = lineproto::parse_into(&req.body, &self.options(precision), &mut out);
+        Stats::add(&self.stats.lines_rejected, parsed.rejected);
+        if parsed.points > 0 {
+            let (ack, acked) = smol::channel::bounded(1);
+            if let Err(refusal) = self.store(dest, &parsed, out, Some(ack)) {
+                Stats::add(&self.stats.ring_full_refusals, 1);
+                return refused(api, &refusal);
+            }
+            match acked.recv().await {
+                Ok(Ok(())) => {}
+                Ok(Err(refusal)) => return refused(api, &refusal),
+                Err(_) => return refused(api, &Refusal::ShuttingDown),
+            }
+        }
+        if parsed.rejected > 0 {
+            return error(api, 400, parse_failure(&parsed));
+        }
+        Response::new(204)
+    }
+
+    /// Offers parsed points to the ring.
+    fn store(
+        &self,
+        dest: Destination,
+        parsed: &Parsed,
+        payload: Vec<u8>,
+        ack: Option<crate::ring::AckSender>,
+    ) -> Result<(), Refusal> {
+        Stats::add(&self.stats.points_received, parsed.points);
+        let entry = Entry {
+            dest,
+            points: parsed.points,
+            min_ts: parsed.min_ts.unwrap_or(0),
+            max_ts: parsed.max_ts.unwrap_or(0),
+            payload,
+            ack,
+        };
+        self.intake.push(entry).map_err(|_| Refusal::RingFull)
+    }
+
+    /// One UDP datagram: parse, store, never answer. Drops are counted.
+    pub fn datagram(&self, data: &[u8]) {
+        if self.intake.is_stopping() {
+            return;
+        }
+        let mut out = Vec::with_capacity(data.len() + data.len() / 8);
+        let parsed = lineproto::parse_into(data, &self.options(Precision::Nanos), &mut out);
+        Stats::add(&self.stats.lines_rejected, parsed.rejected);
+        Stats::add(&self.stats.udp_points_dropped, parsed.rejected);
+        if let Some(e) = parsed.errors.first() {
+            log::debug!("udp: {e}");
+        }
+        if parsed.points == 0 {
+            return;
+        }
+        let dest = Destination::configured(&self.config.influxdb);
+        if self.store(dest, &parsed, out, None).is_err() {
+            Stats::add(&self.stats.udp_points_dropped, parsed.points);
+        }
+    }
+}
+
+/// InfluxDB's 400 text, each line with its number (and column).
+fn parse_failure(parsed: &Parsed) -> String {
+    let mut msg = String::new();
+    if parsed.points > 0 {
+        msg.push_str("partial write: ");
+    }
+    for (i, e) in parsed.errors.iter().enumerate() {
+        if i > 0 {
+            msg.push('\n');
+        }
+        msg.push_str(&format!(
+            "unable to parse '{}': {} at column {} (line {})",
+            e.text, e.kind, e.column, e.line
+        ));
+    }
+    let more = parsed.rejected - parsed.errors.len();
+    if more > 0 {
+        msg.push_str(&format!("\n… and {more} more bad lines"));
+    }
+    msg.push_str(&format!(" dropped={}", parsed.rejected));
+    msg
+}
+
+fn refused(api: Api, refusal: &Refusal) -> Response {
+    let (status, retry_s, msg) = match refusal {
+        Refusal::RingFull => (503, 1, "hissrv is busy: its memory rings are full; retry".to_string()),
+        Refusal::ShuttingDown => (503, 5, "hissrv is shutting down; retry".to_string()),
+        Refusal::Storage(e @ (WalError::QuotaFull { .. } | WalError::DiskFull)) => {
+            (507, 30, e.to_string())
+        }
+        Refusal::Storage(e) => (500, 5, e.to_string()),
+    };
+    error(api, status, msg).header("Retry-After", retry_s.to_string())
+}

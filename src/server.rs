@@ -1,0 +1,147 @@
+//! Listeners: the HTTP accept loop, each connection's request loop, and the
+//! UDP socket. All run as tasks on the single-threaded executor.
+//!
+//! Bounds: at most `service.max_connections` connections are served at once
+//! (the rest wait in the kernel's backlog); an idle keep-alive connection is
+//! closed after `IDLE_TIMEOUT_SECS`; every request is read under the body
+//! limit (see `http`).
+
+use crate::http::{Conn, ReadError};
+use crate::ingest::json_error;
+use crate::ingest::Ingest;
+use smol::net::{TcpListener, UdpSocket};
+use smol::{LocalExecutor, Timer};
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// An idle keep-alive connection (or a stalled request) is closed after this.
+const IDLE_TIMEOUT_SECS: u64 = 60;
+/// Largest UDP datagram (the IPv4 maximum payload).
+const MAX_DATAGRAM_BYTES: usize = 65_507;
+
+/// Requests being handled right now; shutdown waits for them.
+#[derive(Default)]
+pub struct InFlight(Cell<usize>);
+
+impl InFlight {
+    pub fn count(&self) -> usize {
+        self.0.get()
+    }
+}
+
+struct Guard<'a>(&'a InFlight);
+
+impl<'a> Guard<'a> {
+    fn new(f: &'a InFlight) -> Self {
+        f.0.set(f.0.get() + 1);
+        Guard(f)
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        self.0.0.set(self.0.0.get() - 1);
+    }
+}
+
+/// Accepts until `stop` fires; each connection becomes a task on `ex`.
+pub async fn serve_http(
+    ex: Rc<LocalExecutor<'static>>,
+    listener: TcpListener,
+    ingest: Rc<Ingest>,
+    in_flight: Rc<InFlight>,
+    stop: smol::channel::Receiver<()>,
+) {
+    let max = ingest.config.service.max_connections;
+    let permits = std::sync::Arc::new(smol::lock::Semaphore::new(max));
+    let max_body = (ingest.config.service.max_body_mb * 1024 * 1024) as usize;
+    loop {
+        let accept = async {
+            let permit = permits.acquire_arc().await;
+            Some((listener.accept().await, permit))
+        };
+        let stopped = async {
+            let _ = stop.recv().await;
+            None
+        };
+        let Some((accepted, permit)) = smol::future::or(stopped, accept).await else {
+            break;
+        };
+        let (stream, peer) = match accepted {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("accept failed: {e}");
+                Timer::after(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let ingest = ingest.clone();
+        let in_flight = in_flight.clone();
+        ex.spawn(async move {
+            serve_conn(Conn::new(stream), &ingest, &in_flight, max_body).await;
+            log::trace!("connection from {peer} closed");
+            drop(permit);
+        })
+        .detach();
+    }
+    log::info!("http listener closed");
+}
+
+async fn serve_conn(
+    mut conn: Conn<smol::net::TcpStream>,
+    ingest: &Ingest,
+    in_flight: &InFlight,
+    max_body: usize,
+) {
+    loop {
+        let read = async { Some(conn.read_request(max_body).await) };
+        let idle = async {
+            Timer::after(Duration::from_secs(IDLE_TIMEOUT_SECS)).await;
+            None
+        };
+        let Some(read) = smol::future::or(read, idle).await else {
+            return;
+        };
+        let req = match read {
+            Ok(r) => r,
+            Err(ReadError::Closed) | Err(ReadError::Io(_)) => return,
+            Err(e) => {
+                let (status, msg) = match e {
+                    ReadError::TooLarge => (413, format!("request body exceeds service.max_body_mb ({} bytes)", max_body)),
+                    ReadError::HeadersTooLarge => (431, "request headers too large".to_string()),
+                    ReadError::Bad(m) => (400, m),
+                    _ => (400, "bad request".to_string()),
+                };
+                let _ = conn.respond(&json_error(status, msg), false).await;
+                return;
+            }
+        };
+        let guard = Guard::new(in_flight);
+        let resp = ingest.route(&req).await;
+        drop(guard);
+        let keep = req.keep_alive && !ingest.intake.is_stopping();
+        if conn.respond(&resp, keep).await.is_err() || !keep {
+            return;
+        }
+    }
+}
+
+/// Receives datagrams until `stop` fires.
+pub async fn serve_udp(socket: UdpSocket, ingest: Rc<Ingest>, stop: smol::channel::Receiver<()>) {
+    let mut buf = vec![0u8; MAX_DATAGRAM_BYTES];
+    loop {
+        let recv = async { Some(socket.recv_from(&mut buf).await) };
+        let stopped = async {
+            let _ = stop.recv().await;
+            None
+        };
+        match smol::future::or(stopped, recv).await {
+            None => break,
+            Some(Ok((n, _))) => ingest.datagram(&buf[..n]),
+            Some(Err(e)) => log::warn!("udp receive failed: {e}"),
+        }
+    }
+    log::info!("udp listener closed");
+}
