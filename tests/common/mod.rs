@@ -1,0 +1,349 @@
+//! Real parts for the integration tests: an InfluxDB 1.6 server (Debian's
+//! `influxd`) and VictoriaMetrics on free loopback ports with temp dirs, and the
+//! hissrv binary itself. Everything started here is stopped on drop.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to answer its first /ping.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a test waits for points to show up upstream.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("hissrv-it-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("temp dir");
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .new_agent()
+}
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes.
+pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn ping_ok(url: &str) -> bool {
+    agent()
+        .get(url)
+        .call()
+        .map(|r| r.status().is_success())
+        .unwrap_or(false)
+}
+
+/// InfluxDB 1.6.7 (Debian's package), loopback only, temp dirs.
+pub struct Influx {
+    pub port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+impl Influx {
+    pub fn start() -> Influx {
+        let dir = TempDir::new("influxd");
+        let mut s = Influx {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let d = self.dir.path();
+        let conf = format!(
+            "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n\
+             [meta]\n  dir = \"{d}/meta\"\n\
+             [data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n\
+             [monitor]\n  store-enabled = false\n\
+             [http]\n  bind-address = \"127.0.0.1:{port}\"\n  log-enabled = false\n\
+             [continuous_queries]\n  enabled = false\n",
+            rpc = free_port(),
+            d = d.display(),
+            port = self.port
+        );
+        std::fs::write(d.join("influxd.conf"), conf).expect("influxd config");
+        let log = std::fs::File::create(d.join("influxd.log")).expect("log file");
+        let child = Command::new("influxd")
+            .arg("-config")
+            .arg(d.join("influxd.conf"))
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("influxd is installed (apt-get install influxdb)");
+        self.child = Some(child);
+        let url = format!("{}/ping", self.url());
+        wait_for("influxd /ping", START_TIMEOUT, || ping_ok(&url));
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    pub fn query(&self, db: &str, q: &str) -> miniserde::json::Value {
+        let body = agent()
+            .get(format!("{}/query", self.url()))
+            .query("db", db)
+            .query("q", q)
+            .query("epoch", "ns")
+            .call()
+            .expect("query")
+            .body_mut()
+            .read_to_string()
+            .expect("query body");
+        miniserde::json::from_str(&body).unwrap_or_else(|_| panic!("bad json: {body}"))
+    }
+
+    /// Rows of `SELECT * FROM m`, each as its JSON text (columns sorted by influx).
+    pub fn rows(&self, db: &str, q: &str) -> Vec<String> {
+        use miniserde::json::Value;
+        let v = self.query(db, q);
+        let mut out = Vec::new();
+        let Value::Object(top) = v else { return out };
+        let Some(Value::Array(results)) = top.get("results") else { return out };
+        for r in results {
+            let Value::Object(r) = r else { continue };
+            let Some(Value::Array(series)) = r.get("series") else { continue };
+            for s in series {
+                let Value::Object(s) = s else { continue };
+                let Some(Value::Array(values)) = s.get("values") else { continue };
+                for row in values {
+                    out.push(miniserde::json::to_string(row));
+                }
+            }
+        }
+        out
+    }
+
+    pub fn count(&self, db: &str, measurement: &str) -> usize {
+        self.rows(db, &format!("SELECT * FROM \"{measurement}\"")).len()
+    }
+
+    pub fn create_db(&self, db: &str) {
+        let r = agent()
+            .post(format!("{}/query", self.url()))
+            .query("q", format!("CREATE DATABASE \"{db}\""))
+            .send_empty()
+            .expect("create database");
+        assert!(r.status().is_success());
+    }
+}
+
+impl Drop for Influx {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// VictoriaMetrics: a real server that takes `/api/v2/write`.
+pub struct Victoria {
+    pub port: u16,
+    _dir: TempDir,
+    child: Child,
+}
+
+impl Victoria {
+    pub fn start() -> Victoria {
+        let dir = TempDir::new("vm");
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("vm.log")).expect("log");
+        let child = Command::new("victoria-metrics")
+            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .arg(format!("-storageDataPath={}", dir.path().join("data").display()))
+            .arg("-retentionPeriod=100y")
+            .arg("-search.latencyOffset=0s")
+            .arg("-search.disableCache")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("victoria-metrics is installed (apt-get install victoria-metrics)");
+        let v = Victoria {
+            port,
+            _dir: dir,
+            child,
+        };
+        wait_for("victoria-metrics /health", START_TIMEOUT, || {
+            ping_ok(&format!("{}/health", v.url()))
+        });
+        v
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Raw samples of one series, as VictoriaMetrics exports them (JSON lines).
+    pub fn export(&self, selector: &str) -> String {
+        let _ = agent().get(format!("{}/internal/force_flush", self.url())).call();
+        agent()
+            .get(format!("{}/api/v1/export", self.url()))
+            .query("match[]", selector)
+            .call()
+            .expect("export")
+            .body_mut()
+            .read_to_string()
+            .expect("export body")
+    }
+}
+
+impl Drop for Victoria {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The hissrv binary under test, with a config of the test's making.
+pub struct Hissrv {
+    pub port: u16,
+    pub dir: TempDir,
+    config: String,
+    child: Option<Child>,
+}
+
+impl Hissrv {
+    /// `extra` is YAML appended to a config that sets the listen port, the
+    /// buffer path (in a temp dir) and the upstream URL.
+    pub fn start(upstream: &str, extra: &str) -> Hissrv {
+        let dir = TempDir::new("hissrv");
+        let port = free_port();
+        let config = format!(
+            "service:\n  http_listen: \"127.0.0.1:{port}\"\n  udp_listen: \"127.0.0.1:{port}\"\n  log_level: debug\n  shutdown_timeout_ms: 10000\n\
+             buffer:\n  path: \"{}\"\n\
+             retry:\n  initial_backoff_ms: 50\n  max_backoff_ms: 500\n\
+             influxdb:\n  url: \"{upstream}\"\n{extra}",
+            dir.path().join("buffer.db").display()
+        );
+        let mut h = Hissrv {
+            port,
+            dir,
+            config,
+            child: None,
+        };
+        h.spawn();
+        h
+    }
+
+    pub fn spawn(&mut self) {
+        let path = self.dir.path().join("hissrv.yaml");
+        std::fs::write(&path, &self.config).expect("config");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("hissrv.log"))
+            .expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_hissrv"))
+            .args(["run", "--config"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("hissrv binary");
+        self.child = Some(child);
+        let url = format!("{}/ping", self.url());
+        wait_for("hissrv /ping", START_TIMEOUT, || ping_ok(&url));
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn buffer_path(&self) -> PathBuf {
+        self.dir.path().join("buffer.db")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("hissrv.log")).unwrap_or_default()
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill(); // SIGKILL
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, and the exit status once it stopped.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        c.wait().expect("exit status")
+    }
+
+    /// POSTs a body to `path` (with query), returning status and body text.
+    pub fn post(&self, path_and_query: &str, body: &str) -> (u16, String) {
+        let mut r = agent()
+            .post(format!("{}{}", self.url(), path_and_query))
+            .send(body)
+            .expect("hissrv answers");
+        let status = r.status().as_u16();
+        (status, r.body_mut().read_to_string().unwrap_or_default())
+    }
+
+    /// Points still in the buffer file (read-only look, as an operator would).
+    pub fn buffered_points(&self) -> i64 {
+        let c = rusqlite::Connection::open_with_flags(
+            self.buffer_path(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("open buffer");
+        c.query_row("SELECT coalesce(sum(points), 0) FROM batches", [], |r| r.get(0))
+            .expect("count")
+    }
+}
+
+impl Drop for Hissrv {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
