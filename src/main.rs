@@ -58,6 +58,9 @@ fn run(path: Option<PathBuf>) -> ExitCode {
         level,
         simplelog::ConfigBuilder::new()
             .set_time_format_rfc3339()
+            // Their debug output is per request; ours says what matters.
+            .add_filter_ignore_str("ureq")
+            .add_filter_ignore_str("rustls")
             .build(),
         simplelog::TerminalMode::Stderr,
         simplelog::ColorChoice::Never,

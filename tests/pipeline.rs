@@ -65,3 +65,94 @@ fn one_malformed_line_gets_a_partial_write_naming_it_and_the_good_lines_arrive()
         vec!["[1,1]", "[2,2]", "[4,4]"]
     );
 }
+
+/// `n` lines of measurement `m` with timestamps `first..first+n` (ns).
+fn body(first: i64, n: i64) -> String {
+    (first..first + n).map(|t| format!("m,src=t v={t}i {t}\n")).collect()
+}
+
+#[test]
+fn every_acknowledged_point_arrives_after_influxdb_is_stopped_and_restarted() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    let mut influx = Influx::start();
+    influx.create_db("plant");
+    let h = Arc::new(Hissrv::start(&influx.url(), &v1("plant")));
+    const LINES: i64 = 50;
+    const BODIES: i64 = 300;
+    let acked = Arc::new(AtomicI64::new(0));
+    let producer = {
+        let (h, acked) = (h.clone(), acked.clone());
+        std::thread::spawn(move || {
+            for i in 0..BODIES {
+                let (s, b) = h.post("/write?db=plant", &body(i * LINES, LINES));
+                assert_eq!(s, 204, "body {i}: {b}");
+                acked.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    wait_for("first acks", DELIVERY_TIMEOUT, || acked.load(Ordering::SeqCst) >= 50);
+    influx.stop();
+    let at_stop = acked.load(Ordering::SeqCst);
+    wait_for("acks while upstream is down", DELIVERY_TIMEOUT, || {
+        acked.load(Ordering::SeqCst) >= at_stop + 100 || acked.load(Ordering::SeqCst) == BODIES
+    });
+    assert!(h.buffered_points() > 0, "points are held while influxd is down");
+    influx.restart();
+    producer.join().expect("producer saw only 204s");
+    let total = (BODIES * LINES) as usize;
+    wait_for("every acknowledged point", DELIVERY_TIMEOUT, || influx.count("plant", "m") == total);
+    wait_for("buffer drained", DELIVERY_TIMEOUT, || h.buffered_points() == 0);
+}
+
+#[test]
+fn a_field_type_conflict_sends_only_the_refused_line_to_dead_letters() {
+    let influx = Influx::start();
+    influx.create_db("plant");
+    let h = Hissrv::start(&influx.url(), &v1("plant"));
+    assert_eq!(h.post("/write?db=plant", "m v=1 1").0, 204);
+    wait_for("the float field exists", DELIVERY_TIMEOUT, || influx.count("plant", "m") == 1);
+    assert_eq!(h.post("/write?db=plant", "m v=2 2\nm v=3i 3\nm v=4 4").0, 204);
+    wait_for("the batch is settled", DELIVERY_TIMEOUT, || h.buffered_points() == 0);
+    assert_eq!(influx.rows("plant", "SELECT v FROM m"), vec!["[1,1]", "[2,2]", "[4,4]"]);
+    let c = rusqlite::Connection::open(h.buffer_path()).unwrap();
+    let (line, status, reason): (Vec<u8>, i64, String) = c
+        .query_row("SELECT line, status, reason FROM dead_letters", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!((line.as_slice(), status), (&b"m v=3i 3"[..], 400));
+    assert!(reason.contains("field type conflict"), "{reason}");
+}
+
+#[test]
+fn a_missing_database_keeps_the_data_until_it_is_created() {
+    let influx = Influx::start();
+    let h = Hissrv::start(&influx.url(), &v1("later"));
+    assert_eq!(h.post("/write?db=later", "m v=1 1\nm v=2 2").0, 204);
+    wait_for("a 404 from influxd", DELIVERY_TIMEOUT, || h.log().contains("404"));
+    assert_eq!(h.buffered_points(), 2);
+    influx.create_db("later");
+    wait_for("delivery after CREATE DATABASE", DELIVERY_TIMEOUT, || {
+        influx.count("later", "m") == 2
+    });
+}
+
+#[test]
+fn the_v2_request_path_delivers_to_a_server_that_speaks_api_v2_write() {
+    let vm = Victoria::start();
+    let h = Hissrv::start(&vm.url(), "  api: v2\n  org: \"site\"\n  token: \"secret\"\n");
+    let (s, b) = h.post(
+        "/api/v2/write?org=site&bucket=plant&precision=s",
+        "meter,site=north voltage=230.5 1700000000\nmeter,site=north voltage=231.5 1700000060",
+    );
+    assert_eq!(s, 204, "{b}");
+    let mut out = String::new();
+    wait_for("samples in victoria-metrics", DELIVERY_TIMEOUT, || {
+        out = vm.export("{__name__=\"meter_voltage\"}");
+        out.contains("231.5")
+    });
+    assert!(out.contains("\"site\":\"north\""), "{out}");
+    assert!(out.contains("[230.5,231.5]"), "{out}");
+    assert!(out.contains("[1700000000000,1700000060000]"), "{out}");
+}

@@ -117,9 +117,18 @@ impl Influx {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Stops influxd as an operator would (SIGTERM), waiting for it to exit.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let start = Instant::now();
+            while c.try_wait().ok().flatten().is_none() {
+                if start.elapsed() > START_TIMEOUT {
+                    let _ = c.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = c.wait();
         }
     }
@@ -242,6 +251,16 @@ impl Drop for Victoria {
     }
 }
 
+/// Test-specific YAML lines per config section (each indented two spaces;
+/// `other` holds whole top-level sections).
+#[derive(Default)]
+pub struct Sections<'a> {
+    pub service: &'a str,
+    pub buffer: &'a str,
+    pub influxdb: &'a str,
+    pub other: &'a str,
+}
+
 /// The hissrv binary under test, with a config of the test's making.
 pub struct Hissrv {
     pub port: u16,
@@ -251,17 +270,26 @@ pub struct Hissrv {
 }
 
 impl Hissrv {
-    /// `extra` is YAML appended to a config that sets the listen port, the
-    /// buffer path (in a temp dir) and the upstream URL.
+    /// `extra` is YAML for the `influxdb:` section (indented two spaces).
     pub fn start(upstream: &str, extra: &str) -> Hissrv {
+        Hissrv::start_with(upstream, Sections { influxdb: extra, ..Sections::default() })
+    }
+
+    /// A config that sets the listen port, the buffer path (in a temp dir) and
+    /// the upstream URL, plus the test's own lines in each section.
+    pub fn start_with(upstream: &str, extra: Sections) -> Hissrv {
         let dir = TempDir::new("hissrv");
         let port = free_port();
         let config = format!(
-            "service:\n  http_listen: \"127.0.0.1:{port}\"\n  udp_listen: \"127.0.0.1:{port}\"\n  log_level: debug\n  shutdown_timeout_ms: 10000\n\
-             buffer:\n  path: \"{}\"\n\
+            "service:\n  http_listen: \"127.0.0.1:{port}\"\n  udp_listen: \"127.0.0.1:{port}\"\n  log_level: debug\n  shutdown_timeout_ms: 10000\n{}\
+             buffer:\n  path: \"{}\"\n{}\
              retry:\n  initial_backoff_ms: 50\n  max_backoff_ms: 500\n\
-             influxdb:\n  url: \"{upstream}\"\n{extra}",
-            dir.path().join("buffer.db").display()
+             influxdb:\n  url: \"{upstream}\"\n{}{}",
+            extra.service,
+            dir.path().join("buffer.db").display(),
+            extra.buffer,
+            extra.influxdb,
+            extra.other,
         );
         let mut h = Hissrv {
             port,
@@ -345,5 +373,13 @@ impl Hissrv {
 impl Drop for Hissrv {
     fn drop(&mut self) {
         self.kill9();
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- hissrv log (last lines) ---");
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
     }
 }

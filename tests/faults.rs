@@ -1,0 +1,199 @@
+//! Faults injected against the real binary and real servers: `kill -9`, a
+//! locked buffer file (commits stall, rings fill), a full quota, SIGTERM, a
+//! foreign buffer file.
+
+mod common;
+use common::*;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+fn body(first: i64, n: i64) -> String {
+    (first..first + n).map(|t| format!("m,src=t v={t}i {t}\n")).collect()
+}
+
+/// Holds SQLite's write lock on the buffer, as another writer would: commits
+/// wait behind it (up to their busy timeout).
+fn lock_buffer(path: &std::path::Path) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(path).expect("open buffer");
+    c.execute_batch("BEGIN IMMEDIATE").expect("write lock");
+    c
+}
+
+#[test]
+fn kill_minus_nine_loses_no_acknowledged_point() {
+    let influx = Influx::start();
+    influx.create_db("plant");
+    let mut h = Hissrv::start(&influx.url(), "  database: plant\n");
+    let url = h.url();
+    const LINES: i64 = 100;
+    let acked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let producer = {
+        let acked = acked.clone();
+        std::thread::spawn(move || {
+            for i in 0.. {
+                let r = agent().post(format!("{url}/write?db=plant")).send(body(i * LINES, LINES));
+                match r {
+                    Ok(r) if r.status() == 204 => acked.lock().unwrap().push(i),
+                    _ => return i, // the agent is gone
+                }
+            }
+            unreachable!()
+        })
+    };
+    wait_for("a steady stream", DELIVERY_TIMEOUT, || acked.lock().unwrap().len() >= 200);
+    h.kill9();
+    let sent = producer.join().unwrap();
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() as i64 >= 200 && sent as usize >= acked.len());
+    h.spawn();
+    let want = acked.len() * LINES as usize;
+    wait_for("every acknowledged point after restart", DELIVERY_TIMEOUT, || {
+        influx.count("plant", "m") >= want && h.buffered_points() == 0
+    });
+    let stored: std::collections::HashSet<String> =
+        influx.rows("plant", "SELECT v FROM m").into_iter().collect();
+    for i in acked {
+        for t in i * LINES..(i + 1) * LINES {
+            assert!(stored.contains(&format!("[{t},{t}]")), "acknowledged point {t} lost");
+        }
+    }
+}
+
+#[test]
+fn full_rings_answer_503_with_retry_after_and_every_acknowledged_point_arrives() {
+    let influx = Influx::start();
+    influx.create_db("plant");
+    let h = Arc::new(Hissrv::start_with(
+        &influx.url(),
+        Sections {
+            influxdb: "  database: plant\n",
+            service: "  max_body_mb: 1\n",
+            other: "performance:\n  ring_buffer_mb: 1\n",
+            ..Sections::default()
+        },
+    ));
+    // Pause everything under the ring: commits queue behind the lock.
+    let lock = lock_buffer(&h.buffer_path());
+    const LINES: i64 = 10_000; // ~330 kB a body: the 1 MB ring holds 3
+    let refused = Arc::new(AtomicUsize::new(0));
+    let writers: Vec<_> = (0..10)
+        .map(|i| {
+            let (h, refused) = (h.clone(), refused.clone());
+            std::thread::spawn(move || {
+                let r = agent()
+                    .post(format!("{}/write?db=plant", h.url()))
+                    .send(body(i * LINES, LINES))
+                    .unwrap();
+                let status = r.status().as_u16();
+                if status == 503 {
+                    assert_eq!(r.headers().get("Retry-After").unwrap(), "1");
+                    refused.fetch_add(1, Ordering::SeqCst);
+                }
+                (i, status)
+            })
+        })
+        .collect();
+    wait_for("the rings to fill", DELIVERY_TIMEOUT, || refused.load(Ordering::SeqCst) >= 3);
+    drop(lock);
+    let results: Vec<(i64, u16)> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    let acked: Vec<i64> = results.iter().filter(|r| r.1 == 204).map(|r| r.0).collect();
+    assert!(results.iter().all(|r| r.1 == 204 || r.1 == 503), "{results:?}");
+    assert!(!acked.is_empty(), "{results:?}");
+    let want = acked.len() * LINES as usize;
+    wait_for("the acknowledged bodies upstream", DELIVERY_TIMEOUT, || {
+        h.buffered_points() == 0 && influx.count("plant", "m") == want
+    });
+    for i in acked {
+        let q = format!("SELECT count(v) FROM m WHERE time >= {} AND time < {}", i * LINES, (i + 1) * LINES);
+        assert_eq!(influx.rows("plant", &q), vec![format!("[{},{LINES}]", i * LINES)]);
+    }
+}
+
+#[test]
+fn a_full_quota_answers_507_keeps_what_is_stored_and_recovers_after_draining() {
+    let mut influx = Influx::start();
+    influx.create_db("plant");
+    influx.stop();
+    let h = Hissrv::start_with(
+        &influx.url(),
+        Sections {
+            influxdb: "  database: plant\n",
+            buffer: "  max_size_mb: 1\n",
+            ..Sections::default()
+        },
+    );
+    const LINES: i64 = 2_000; // ~66 kB a body
+    let mut acked = 0;
+    let mut refusal = None;
+    for i in 0..100 {
+        let (s, b) = h.post("/write?db=plant", &body(i * LINES, LINES));
+        match s {
+            204 => acked += 1,
+            507 => {
+                refusal = Some(b);
+                break;
+            }
+            _ => panic!("unexpected {s}: {b}"),
+        }
+    }
+    let refusal = refusal.expect("the quota was reached");
+    assert!(refusal.contains("quota"), "{refusal}");
+    assert!(acked > 5, "only {acked} bodies fit in 1 MB");
+    assert_eq!(h.buffered_points(), acked * LINES, "stored data was kept whole");
+    // Still refusing what does not fit, still alive, and it says so.
+    assert_eq!(h.post("/write?db=plant", &body(0, LINES)).0, 507);
+    let health = agent().get(format!("{}/health", h.url())).call().unwrap().body_mut().read_to_string().unwrap();
+    assert!(health.contains("\"refused_storage_full\":2"), "{health}");
+    influx.restart();
+    wait_for("the backlog upstream", DELIVERY_TIMEOUT, || {
+        influx.count("plant", "m") == (acked * LINES) as usize
+    });
+    assert_eq!(h.post("/write?db=plant", "m v=1i 1").0, 204);
+}
+
+#[test]
+fn sigterm_commits_what_is_in_memory_answers_the_waiting_request_and_exits_cleanly() {
+    let dead_port = free_port();
+    let mut h = Hissrv::start(&format!("http://127.0.0.1:{dead_port}"), "  database: plant\n");
+    let lock = lock_buffer(&h.buffer_path());
+    let url = h.url();
+    let writer = std::thread::spawn(move || {
+        agent().post(format!("{url}/write?db=plant")).send(body(0, 500)).unwrap().status().as_u16()
+    });
+    wait_for("the write to be in memory", DELIVERY_TIMEOUT, || {
+        let health = agent().get(format!("{}/health", h.url())).call();
+        health.is_ok_and(|mut r| r.body_mut().read_to_string().unwrap_or_default().contains("\"points_received\":500"))
+    });
+    // Stop while the points wait for their commit, then let the commit through.
+    let term = std::thread::scope(|s| {
+        let t = s.spawn(|| h.terminate());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        drop(lock);
+        t.join().unwrap()
+    });
+    assert!(term.success(), "exit status {term:?}");
+    assert_eq!(writer.join().unwrap(), 204);
+    assert_eq!(h.buffered_points(), 500);
+}
+
+#[test]
+fn a_foreign_buffer_file_is_a_clear_error_and_is_left_untouched() {
+    let dir = TempDir::new("foreign");
+    let path = dir.path().join("buffer.db");
+    std::fs::write(&path, b"this is not an sqlite database, but someone's notes").unwrap();
+    let cfg = dir.path().join("hissrv.yaml");
+    std::fs::write(
+        &cfg,
+        format!("service:\n  http_listen: \"127.0.0.1:{}\"\n  udp_listen: \"\"\nbuffer:\n  path: \"{}\"\n", free_port(), path.display()),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hissrv"))
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a usable hissrv buffer"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"this is not an sqlite database, but someone's notes");
+}
