@@ -15,7 +15,11 @@ const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 pub fn base64_encode(input: &[u8]) -> String {
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
         for i in 0..4 {
             if i <= chunk.len() {
@@ -45,7 +49,10 @@ pub fn base64_decode(input: &str) -> Option<Vec<u8>> {
 
 /// The `Authorization: Basic` value for a user and password.
 pub fn basic_header(user: &str, pass: &str) -> String {
-    format!("Basic {}", base64_encode(format!("{user}:{pass}").as_bytes()))
+    format!(
+        "Basic {}",
+        base64_encode(format!("{user}:{pass}").as_bytes())
+    )
 }
 
 impl Auth {
@@ -54,7 +61,9 @@ impl Auth {
     }
 
     fn user_ok(&self, user: &str, pass: &str) -> bool {
-        self.users.iter().any(|u| u.username == user && u.password == pass)
+        self.users
+            .iter()
+            .any(|u| u.username == user && u.password == pass)
             || self.tokens.iter().any(|t| t == pass)
     }
 
@@ -80,7 +89,7 @@ impl Auth {
         }
         match (req.param("u"), req.param("p")) {
             (Some(u), Some(p)) => self.user_ok(&u, &p),
-            (None, Some(p)) => self.tokens.iter().any(|t| *t == p),
+            (None, Some(p)) => self.tokens.contains(&p),
             _ => false,
         }
     }
@@ -96,7 +105,9 @@ mod tests {
             method: "POST".into(),
             path: "/write".into(),
             query: query.into(),
-            headers: auth.map(|a| vec![("authorization".to_string(), a.to_string())]).unwrap_or_default(),
+            headers: auth
+                .map(|a| vec![("authorization".to_string(), a.to_string())])
+                .unwrap_or_default(),
             body: Vec::new(),
             keep_alive: true,
         }
@@ -104,9 +115,15 @@ mod tests {
 
     #[test]
     fn base64_round_trips_and_matches_rfc_7617() {
-        assert_eq!(basic_header("Aladdin", "open sesame"), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+        assert_eq!(
+            basic_header("Aladdin", "open sesame"),
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
         for s in ["", "a", "ab", "abc", "abcd"] {
-            assert_eq!(base64_decode(&base64_encode(s.as_bytes())).unwrap(), s.as_bytes());
+            assert_eq!(
+                base64_decode(&base64_encode(s.as_bytes())).unwrap(),
+                s.as_bytes()
+            );
         }
     }
 
@@ -114,7 +131,10 @@ mod tests {
     fn only_configured_credentials_may_write() {
         let auth = Auth {
             tokens: vec!["tok".into()],
-            users: vec![User { username: "meter".into(), password: "pw".into() }],
+            users: vec![User {
+                username: "meter".into(),
+                password: "pw".into(),
+            }],
         };
         assert!(auth.allows(&req("", Some("Token tok"))));
         assert!(auth.allows(&req("u=meter&p=pw", None)));

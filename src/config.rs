@@ -257,8 +257,7 @@ fn invalid(key: &'static str, why: impl Into<String>) -> ConfigError {
 impl Config {
     /// Reads, parses, applies the environment and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.into(), e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.into(), e))?;
         Config::from_yaml(&text)
     }
 
@@ -299,16 +298,19 @@ impl Config {
         ) {
             return Err(invalid(
                 "service.log_level",
-                format!("{:?} is not one of error, warn, info, debug, trace", s.log_level),
+                format!(
+                    "{:?} is not one of error, warn, info, debug, trace",
+                    s.log_level
+                ),
             ));
         }
-        s.http_listen.parse::<SocketAddr>().map_err(|e| {
-            invalid("service.http_listen", format!("{:?}: {e}", s.http_listen))
-        })?;
+        s.http_listen
+            .parse::<SocketAddr>()
+            .map_err(|e| invalid("service.http_listen", format!("{:?}: {e}", s.http_listen)))?;
         if !s.udp_listen.is_empty() {
-            s.udp_listen.parse::<SocketAddr>().map_err(|e| {
-                invalid("service.udp_listen", format!("{:?}: {e}", s.udp_listen))
-            })?;
+            s.udp_listen
+                .parse::<SocketAddr>()
+                .map_err(|e| invalid("service.udp_listen", format!("{:?}: {e}", s.udp_listen)))?;
         }
         if s.max_body_mb == 0 || s.max_body_mb > MAX_BODY_LIMIT_MB {
             return Err(invalid(
@@ -384,7 +386,11 @@ impl Config {
                 *secret = "<redacted>".into();
             }
         }
-        c.service.auth.tokens.iter_mut().for_each(|t| *t = "<redacted>".into());
+        c.service
+            .auth
+            .tokens
+            .iter_mut()
+            .for_each(|t| *t = "<redacted>".into());
         for u in &mut c.service.auth.users {
             u.password = "<redacted>".into();
         }
@@ -413,9 +419,13 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_the_key_and_the_reason() {
-        let e = Config::from_yaml("performance:\n  adaptive_batching:\n    min_batch_size: 10\n    max_batch_size: 5\n").unwrap_err();
+        let e = Config::from_yaml(
+            "performance:\n  adaptive_batching:\n    min_batch_size: 10\n    max_batch_size: 5\n",
+        )
+        .unwrap_err();
         assert!(
-            e.to_string().starts_with("performance.adaptive_batching.max_batch_size"),
+            e.to_string()
+                .starts_with("performance.adaptive_batching.max_batch_size"),
             "{e}"
         );
         let e = Config::from_yaml("influxdb:\n  api: v3\n").unwrap_err();

@@ -84,7 +84,10 @@ mod tests {
             database: "pinned".into(),
             ..Influxdb::default()
         };
-        assert_eq!(Destination::from_v1(Some("other"), Some("rp"), &cfg).db, "pinned");
+        assert_eq!(
+            Destination::from_v1(Some("other"), Some("rp"), &cfg).db,
+            "pinned"
+        );
         assert_eq!(Destination::from_bucket(Some("x/y"), &cfg).db, "pinned");
     }
 }

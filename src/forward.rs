@@ -174,7 +174,9 @@ impl Forwarder {
         match self.send_batch(&batch) {
             Ok(dead) => {
                 if let Err(e) = self.wal.finish(&batch, &dead) {
-                    log::error!("batch {id} was delivered but cannot be deleted ({e}); it will be re-sent");
+                    log::error!(
+                        "batch {id} was delivered but cannot be deleted ({e}); it will be re-sent"
+                    );
                     return;
                 }
                 Stats::add(&self.stats.points_written, batch.points - dead.len());

@@ -52,12 +52,13 @@ pub fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push(h << 4 | l);
+            i += 3;
+            continue;
         }
         out.push(if b[i] == b'+' { b' ' } else { b[i] });
         i += 1;
@@ -206,7 +207,11 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
             None => raw,
             Some(e) if e == "identity" => raw,
             Some(e) if e == "gzip" => gunzip(&raw, max_body)?,
-            Some(e) => return Err(ReadError::Bad(format!("unsupported Content-Encoding {e:?}"))),
+            Some(e) => {
+                return Err(ReadError::Bad(format!(
+                    "unsupported Content-Encoding {e:?}"
+                )));
+            }
         };
         Ok(req)
     }
@@ -347,8 +352,15 @@ mod tests {
 
     #[test]
     fn a_content_length_body_and_query_are_read() {
-        let r = read(b"POST /write?db=my%20db&precision=s HTTP/1.1\r\nContent-Length: 5\r\n\r\nm v=1", 100).unwrap();
-        assert_eq!((r.path.as_str(), r.body.as_slice()), ("/write", &b"m v=1"[..]));
+        let r = read(
+            b"POST /write?db=my%20db&precision=s HTTP/1.1\r\nContent-Length: 5\r\n\r\nm v=1",
+            100,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.path.as_str(), r.body.as_slice()),
+            ("/write", &b"m v=1"[..])
+        );
         assert_eq!(r.param("db").as_deref(), Some("my db"));
         assert_eq!(r.param("precision").as_deref(), Some("s"));
         assert!(r.keep_alive);
@@ -366,7 +378,11 @@ mod tests {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         e.write_all(&vec![b'a'; 1000]).unwrap();
         let gz = e.finish().unwrap();
-        let mut raw = format!("POST /write HTTP/1.1\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n", gz.len()).into_bytes();
+        let mut raw = format!(
+            "POST /write HTTP/1.1\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+            gz.len()
+        )
+        .into_bytes();
         raw.extend_from_slice(&gz);
         assert_eq!(read(&raw, 1000).unwrap().body.len(), 1000);
         assert!(matches!(read(&raw, 999), Err(ReadError::TooLarge)));

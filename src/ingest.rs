@@ -70,7 +70,12 @@ fn error(api: Api, status: u16, message: String) -> Response {
     let body = match api {
         Api::V1 => miniserde::json::to_string(&ErrorBody { error: message }),
         Api::V2 => miniserde::json::to_string(&ErrorBodyV2 {
-            code: if status == 400 { "invalid" } else { "internal error" }.into(),
+            code: if status == 400 {
+                "invalid"
+            } else {
+                "internal error"
+            }
+            .into(),
             message: message.clone(),
             error: message,
         }),
@@ -167,11 +172,9 @@ impl Ingest {
         };
         let cfg = &self.config.influxdb;
         let dest = match api {
-            Api::V1 => Destination::from_v1(
-                req.param("db").as_deref(),
-                req.param("rp").as_deref(),
-                cfg,
-            ),
+            Api::V1 => {
+                Destination::from_v1(req.param("db").as_deref(), req.param("rp").as_deref(), cfg)
+            }
             Api::V2 => Destination::from_bucket(req.param("bucket").as_deref(), cfg),
         };
         let mut out = Vec::with_capacity(req.body.len() + req.body.len() / 8);
@@ -262,7 +265,11 @@ fn parse_failure(parsed: &Parsed) -> String {
 
 fn refused(api: Api, refusal: &Refusal) -> Response {
     let (status, retry_s, msg) = match refusal {
-        Refusal::RingFull => (503, 1, "hissrv is busy: its memory rings are full; retry".to_string()),
+        Refusal::RingFull => (
+            503,
+            1,
+            "hissrv is busy: its memory rings are full; retry".to_string(),
+        ),
         Refusal::ShuttingDown => (503, 5, "hissrv is shutting down; retry".to_string()),
         Refusal::Storage(e @ (WalError::QuotaFull { .. } | WalError::DiskFull)) => {
             (507, 30, e.to_string())

@@ -485,7 +485,11 @@ fn scan_fields(
 }
 
 /// Scans and range-checks a numeric field value starting at `start`.
-fn scan_number(buf: &[u8], start: usize, allow_unsigned: bool) -> Result<usize, (ErrorKind, usize)> {
+fn scan_number(
+    buf: &[u8],
+    start: usize,
+    allow_unsigned: bool,
+) -> Result<usize, (ErrorKind, usize)> {
     let invalid = |at| Err((ErrorKind::InvalidNumber, at));
     let mut i = start;
     if buf[i] == b'-' {

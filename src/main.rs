@@ -53,7 +53,11 @@ fn run(path: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let level = cfg.service.log_level.parse().unwrap_or(log::LevelFilter::Info);
+    let level = cfg
+        .service
+        .log_level
+        .parse()
+        .unwrap_or(log::LevelFilter::Info);
     let _ = simplelog::TermLogger::init(
         level,
         simplelog::ConfigBuilder::new()

@@ -7,8 +7,8 @@
 //! limit (see `http`).
 
 use crate::http::{Conn, ReadError};
-use crate::ingest::json_error;
 use crate::ingest::Ingest;
+use crate::ingest::json_error;
 use smol::net::{TcpListener, UdpSocket};
 use smol::{LocalExecutor, Timer};
 use std::cell::Cell;
@@ -109,7 +109,13 @@ async fn serve_conn(
             Err(ReadError::Closed) | Err(ReadError::Io(_)) => return,
             Err(e) => {
                 let (status, msg) = match e {
-                    ReadError::TooLarge => (413, format!("request body exceeds service.max_body_mb ({} bytes)", max_body)),
+                    ReadError::TooLarge => (
+                        413,
+                        format!(
+                            "request body exceeds service.max_body_mb ({} bytes)",
+                            max_body
+                        ),
+                    ),
                     ReadError::HeadersTooLarge => (431, "request headers too large".to_string()),
                     ReadError::Bad(m) => (400, m),
                     _ => (400, "bad request".to_string()),

@@ -45,6 +45,9 @@ impl Stats {
     }
 
     pub fn last_error(&self) -> String {
-        self.last_error.lock().map(|s| s.clone()).unwrap_or_default()
+        self.last_error
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
     }
 }

@@ -148,13 +148,25 @@ mod tests {
     #[test]
     fn answers_are_classified_by_the_status_policy() {
         assert_eq!(classify(204, String::new(), None), Outcome::Written);
-        assert!(matches!(classify(400, "partial write".into(), None), Outcome::Refused { .. }));
+        assert!(matches!(
+            classify(400, "partial write".into(), None),
+            Outcome::Refused { .. }
+        ));
         assert_eq!(classify(413, String::new(), None), Outcome::TooLarge);
-        assert!(matches!(classify(404, "database not found".into(), None), Outcome::Misconfigured { status: 404, .. }));
+        assert!(matches!(
+            classify(404, "database not found".into(), None),
+            Outcome::Misconfigured { status: 404, .. }
+        ));
         assert_eq!(
             classify(503, String::new(), Some(Duration::from_secs(7))),
-            Outcome::Throttled { status: 503, retry_after: Some(Duration::from_secs(7)) }
+            Outcome::Throttled {
+                status: 503,
+                retry_after: Some(Duration::from_secs(7))
+            }
         );
-        assert!(matches!(classify(500, String::new(), None), Outcome::ServerError { .. }));
+        assert!(matches!(
+            classify(500, String::new(), None),
+            Outcome::ServerError { .. }
+        ));
     }
 }

@@ -100,9 +100,15 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WalError {
     /// The file exists but is not a hissrv buffer (or is damaged).
-    Foreign { path: PathBuf, why: String },
+    Foreign {
+        path: PathBuf,
+        why: String,
+    },
     /// Committing would pass `buffer.max_size_mb`.
-    QuotaFull { used_bytes: u64, quota_bytes: u64 },
+    QuotaFull {
+        used_bytes: u64,
+        quota_bytes: u64,
+    },
     /// The file system is full.
     DiskFull,
     Sqlite(String),
@@ -195,10 +201,8 @@ impl Wal {
     /// Opens (creating if absent) the buffer at `path`.
     pub fn open(path: &Path, sync: Synchronous, quota_bytes: u64) -> Result<Wal, WalError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| WalError::Sqlite(format!(
-                "cannot create {}: {e}",
-                dir.display()
-            )))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| WalError::Sqlite(format!("cannot create {}: {e}", dir.display())))?;
         }
         let foreign = |why: String| WalError::Foreign {
             path: path.to_path_buf(),

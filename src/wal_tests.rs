@@ -58,7 +58,8 @@ fn committed_batches_survive_reopening_in_commit_order() {
     let (_d, p) = tmp();
     {
         let mut w = open(&p);
-        w.commit(&[batch("a", "m v=1 1\n"), batch("b", "m v=2 2\n")]).unwrap();
+        w.commit(&[batch("a", "m v=1 1\n"), batch("b", "m v=2 2\n")])
+            .unwrap();
         w.commit(&[batch("a", "m v=3 3\n")]).unwrap();
     }
     let w = open(&p);
@@ -119,7 +120,10 @@ fn a_garbage_file_is_a_clear_error_and_is_not_deleted() {
     let (_d, p) = tmp();
     std::fs::write(&p, vec![0x42u8; 8192]).unwrap();
     let err = Wal::open(&p, Synchronous::Full, 1 << 30).err().unwrap();
-    assert!(err.to_string().contains("not a usable hissrv buffer"), "{err}");
+    assert!(
+        err.to_string().contains("not a usable hissrv buffer"),
+        "{err}"
+    );
     assert_eq!(std::fs::read(&p).unwrap(), vec![0x42u8; 8192]);
 }
 

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn body(first: i64, n: i64) -> String {
-    (first..first + n).map(|t| format!("m,src=t v={t}i {t}\n")).collect()
+    (first..first + n)
+        .map(|t| format!("m,src=t v={t}i {t}\n"))
+        .collect()
 }
 
 /// Holds SQLite's write lock on the buffer, as another writer would: commits
@@ -31,7 +33,9 @@ fn kill_minus_nine_loses_no_acknowledged_point() {
         let acked = acked.clone();
         std::thread::spawn(move || {
             for i in 0.. {
-                let r = agent().post(format!("{url}/write?db=plant")).send(body(i * LINES, LINES));
+                let r = agent()
+                    .post(format!("{url}/write?db=plant"))
+                    .send(body(i * LINES, LINES));
                 match r {
                     Ok(r) if r.status() == 204 => acked.lock().unwrap().push(i),
                     _ => return i, // the agent is gone
@@ -40,21 +44,30 @@ fn kill_minus_nine_loses_no_acknowledged_point() {
             unreachable!()
         })
     };
-    wait_for("a steady stream", DELIVERY_TIMEOUT, || acked.lock().unwrap().len() >= 200);
+    wait_for("a steady stream", DELIVERY_TIMEOUT, || {
+        acked.lock().unwrap().len() >= 200
+    });
     h.kill9();
     let sent = producer.join().unwrap();
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() as i64 >= 200 && sent as usize >= acked.len());
     h.spawn();
     let want = acked.len() * LINES as usize;
-    wait_for("every acknowledged point after restart", DELIVERY_TIMEOUT, || {
-        influx.count("plant", "m") >= want && h.buffered_points() == 0
-    });
-    let stored: std::collections::HashSet<String> =
-        influx.rows("plant", "SELECT v FROM m").into_iter().collect();
+    wait_for(
+        "every acknowledged point after restart",
+        DELIVERY_TIMEOUT,
+        || influx.count("plant", "m") >= want && h.buffered_points() == 0,
+    );
+    let stored: std::collections::HashSet<String> = influx
+        .rows("plant", "SELECT v FROM m")
+        .into_iter()
+        .collect();
     for i in acked {
         for t in i * LINES..(i + 1) * LINES {
-            assert!(stored.contains(&format!("[{t},{t}]")), "acknowledged point {t} lost");
+            assert!(
+                stored.contains(&format!("[{t},{t}]")),
+                "acknowledged point {t} lost"
+            );
         }
     }
 }
@@ -93,19 +106,31 @@ fn full_rings_answer_503_with_retry_after_and_every_acknowledged_point_arrives()
             })
         })
         .collect();
-    wait_for("the rings to fill", DELIVERY_TIMEOUT, || refused.load(Ordering::SeqCst) >= 3);
+    wait_for("the rings to fill", DELIVERY_TIMEOUT, || {
+        refused.load(Ordering::SeqCst) >= 3
+    });
     drop(lock);
     let results: Vec<(i64, u16)> = writers.into_iter().map(|w| w.join().unwrap()).collect();
     let acked: Vec<i64> = results.iter().filter(|r| r.1 == 204).map(|r| r.0).collect();
-    assert!(results.iter().all(|r| r.1 == 204 || r.1 == 503), "{results:?}");
+    assert!(
+        results.iter().all(|r| r.1 == 204 || r.1 == 503),
+        "{results:?}"
+    );
     assert!(!acked.is_empty(), "{results:?}");
     let want = acked.len() * LINES as usize;
     wait_for("the acknowledged bodies upstream", DELIVERY_TIMEOUT, || {
         h.buffered_points() == 0 && influx.count("plant", "m") == want
     });
     for i in acked {
-        let q = format!("SELECT count(v) FROM m WHERE time >= {} AND time < {}", i * LINES, (i + 1) * LINES);
-        assert_eq!(influx.rows("plant", &q), vec![format!("[{},{LINES}]", i * LINES)]);
+        let q = format!(
+            "SELECT count(v) FROM m WHERE time >= {} AND time < {}",
+            i * LINES,
+            (i + 1) * LINES
+        );
+        assert_eq!(
+            influx.rows("plant", &q),
+            vec![format!("[{},{LINES}]", i * LINES)]
+        );
     }
 }
 
@@ -139,10 +164,20 @@ fn a_full_quota_answers_507_keeps_what_is_stored_and_recovers_after_draining() {
     let refusal = refusal.expect("the quota was reached");
     assert!(refusal.contains("quota"), "{refusal}");
     assert!(acked > 5, "only {acked} bodies fit in 1 MB");
-    assert_eq!(h.buffered_points(), acked * LINES, "stored data was kept whole");
+    assert_eq!(
+        h.buffered_points(),
+        acked * LINES,
+        "stored data was kept whole"
+    );
     // Still refusing what does not fit, still alive, and it says so.
     assert_eq!(h.post("/write?db=plant", &body(0, LINES)).0, 507);
-    let health = agent().get(format!("{}/health", h.url())).call().unwrap().body_mut().read_to_string().unwrap();
+    let health = agent()
+        .get(format!("{}/health", h.url()))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
     assert!(health.contains("\"refused_storage_full\":2"), "{health}");
     influx.restart();
     wait_for("the backlog upstream", DELIVERY_TIMEOUT, || {
@@ -154,15 +189,28 @@ fn a_full_quota_answers_507_keeps_what_is_stored_and_recovers_after_draining() {
 #[test]
 fn sigterm_commits_what_is_in_memory_answers_the_waiting_request_and_exits_cleanly() {
     let dead_port = free_port();
-    let mut h = Hissrv::start(&format!("http://127.0.0.1:{dead_port}"), "  database: plant\n");
+    let mut h = Hissrv::start(
+        &format!("http://127.0.0.1:{dead_port}"),
+        "  database: plant\n",
+    );
     let lock = lock_buffer(&h.buffer_path());
     let url = h.url();
     let writer = std::thread::spawn(move || {
-        agent().post(format!("{url}/write?db=plant")).send(body(0, 500)).unwrap().status().as_u16()
+        agent()
+            .post(format!("{url}/write?db=plant"))
+            .send(body(0, 500))
+            .unwrap()
+            .status()
+            .as_u16()
     });
     wait_for("the write to be in memory", DELIVERY_TIMEOUT, || {
         let health = agent().get(format!("{}/health", h.url())).call();
-        health.is_ok_and(|mut r| r.body_mut().read_to_string().unwrap_or_default().contains("\"points_received\":500"))
+        health.is_ok_and(|mut r| {
+            r.body_mut()
+                .read_to_string()
+                .unwrap_or_default()
+                .contains("\"points_received\":500")
+        })
     });
     // Stop while the points wait for their commit, then let the commit through.
     let term = std::thread::scope(|s| {
@@ -180,7 +228,11 @@ fn sigterm_commits_what_is_in_memory_answers_the_waiting_request_and_exits_clean
 fn a_foreign_buffer_file_is_a_clear_error_and_is_left_untouched() {
     let dir = TempDir::new("foreign");
     let path = dir.path().join("buffer.db");
-    std::fs::write(&path, b"this is not an sqlite database, but someone's notes").unwrap();
+    std::fs::write(
+        &path,
+        b"this is not an sqlite database, but someone's notes",
+    )
+    .unwrap();
     let cfg = dir.path().join("hissrv.yaml");
     std::fs::write(
         &cfg,
@@ -195,5 +247,8 @@ fn a_foreign_buffer_file_is_a_clear_error_and_is_left_untouched() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a usable hissrv buffer"), "{err}");
-    assert_eq!(std::fs::read(&path).unwrap(), b"this is not an sqlite database, but someone's notes");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        b"this is not an sqlite database, but someone's notes"
+    );
 }

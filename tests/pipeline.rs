@@ -23,8 +23,13 @@ fn points_written_through_v1_and_v2_arrive_with_their_values_types_tags_and_time
         "meter,site=south voltage=-1.25e-3,count=-7i,ok=F,state=\"a \\\"q\\\"\" 1700000000123",
     );
     assert_eq!(s, 204, "{b}");
-    wait_for("2 points upstream", DELIVERY_TIMEOUT, || influx.count("plant", "meter") == 2);
-    let rows = influx.rows("plant", "SELECT count, id, ok, site, state, voltage FROM meter");
+    wait_for("2 points upstream", DELIVERY_TIMEOUT, || {
+        influx.count("plant", "meter") == 2
+    });
+    let rows = influx.rows(
+        "plant",
+        "SELECT count, id, ok, site, state, voltage FROM meter",
+    );
     assert_eq!(
         rows,
         vec![
@@ -49,17 +54,16 @@ fn one_malformed_line_gets_a_partial_write_naming_it_and_the_good_lines_arrive()
     let influx = Influx::start();
     influx.create_db("plant");
     let h = Hissrv::start(&influx.url(), &v1("plant"));
-    let (s, body) = h.post(
-        "/write?db=plant",
-        "m v=1 1\nm v=2 2\nm v=oops 3\nm v=4 4\n",
-    );
+    let (s, body) = h.post("/write?db=plant", "m v=1 1\nm v=2 2\nm v=oops 3\nm v=4 4\n");
     assert_eq!(s, 400);
     assert!(
         body.contains("partial write: unable to parse 'm v=oops 3': invalid boolean")
             && body.contains("(line 3)"),
         "{body}"
     );
-    wait_for("3 good points upstream", DELIVERY_TIMEOUT, || influx.count("plant", "m") == 3);
+    wait_for("3 good points upstream", DELIVERY_TIMEOUT, || {
+        influx.count("plant", "m") == 3
+    });
     assert_eq!(
         influx.rows("plant", "SELECT v FROM m"),
         vec!["[1,1]", "[2,2]", "[4,4]"]
@@ -68,7 +72,9 @@ fn one_malformed_line_gets_a_partial_write_naming_it_and_the_good_lines_arrive()
 
 /// `n` lines of measurement `m` with timestamps `first..first+n` (ns).
 fn body(first: i64, n: i64) -> String {
-    (first..first + n).map(|t| format!("m,src=t v={t}i {t}\n")).collect()
+    (first..first + n)
+        .map(|t| format!("m,src=t v={t}i {t}\n"))
+        .collect()
 }
 
 #[test]
@@ -91,18 +97,27 @@ fn every_acknowledged_point_arrives_after_influxdb_is_stopped_and_restarted() {
             }
         })
     };
-    wait_for("first acks", DELIVERY_TIMEOUT, || acked.load(Ordering::SeqCst) >= 50);
+    wait_for("first acks", DELIVERY_TIMEOUT, || {
+        acked.load(Ordering::SeqCst) >= 50
+    });
     influx.stop();
     let at_stop = acked.load(Ordering::SeqCst);
     wait_for("acks while upstream is down", DELIVERY_TIMEOUT, || {
         acked.load(Ordering::SeqCst) >= at_stop + 100 || acked.load(Ordering::SeqCst) == BODIES
     });
-    assert!(h.buffered_points() > 0, "points are held while influxd is down");
+    assert!(
+        h.buffered_points() > 0,
+        "points are held while influxd is down"
+    );
     influx.restart();
     producer.join().expect("producer saw only 204s");
     let total = (BODIES * LINES) as usize;
-    wait_for("every acknowledged point", DELIVERY_TIMEOUT, || influx.count("plant", "m") == total);
-    wait_for("buffer drained", DELIVERY_TIMEOUT, || h.buffered_points() == 0);
+    wait_for("every acknowledged point", DELIVERY_TIMEOUT, || {
+        influx.count("plant", "m") == total
+    });
+    wait_for("buffer drained", DELIVERY_TIMEOUT, || {
+        h.buffered_points() == 0
+    });
 }
 
 #[test]
@@ -111,10 +126,20 @@ fn a_field_type_conflict_sends_only_the_refused_line_to_dead_letters() {
     influx.create_db("plant");
     let h = Hissrv::start(&influx.url(), &v1("plant"));
     assert_eq!(h.post("/write?db=plant", "m v=1 1").0, 204);
-    wait_for("the float field exists", DELIVERY_TIMEOUT, || influx.count("plant", "m") == 1);
-    assert_eq!(h.post("/write?db=plant", "m v=2 2\nm v=3i 3\nm v=4 4").0, 204);
-    wait_for("the batch is settled", DELIVERY_TIMEOUT, || h.buffered_points() == 0);
-    assert_eq!(influx.rows("plant", "SELECT v FROM m"), vec!["[1,1]", "[2,2]", "[4,4]"]);
+    wait_for("the float field exists", DELIVERY_TIMEOUT, || {
+        influx.count("plant", "m") == 1
+    });
+    assert_eq!(
+        h.post("/write?db=plant", "m v=2 2\nm v=3i 3\nm v=4 4").0,
+        204
+    );
+    wait_for("the batch is settled", DELIVERY_TIMEOUT, || {
+        h.buffered_points() == 0
+    });
+    assert_eq!(
+        influx.rows("plant", "SELECT v FROM m"),
+        vec!["[1,1]", "[2,2]", "[4,4]"]
+    );
     let c = rusqlite::Connection::open(h.buffer_path()).unwrap();
     let (line, status, reason): (Vec<u8>, i64, String) = c
         .query_row("SELECT line, status, reason FROM dead_letters", [], |r| {
@@ -130,7 +155,9 @@ fn a_missing_database_keeps_the_data_until_it_is_created() {
     let influx = Influx::start();
     let h = Hissrv::start(&influx.url(), &v1("later"));
     assert_eq!(h.post("/write?db=later", "m v=1 1\nm v=2 2").0, 204);
-    wait_for("a 404 from influxd", DELIVERY_TIMEOUT, || h.log().contains("404"));
+    wait_for("a 404 from influxd", DELIVERY_TIMEOUT, || {
+        h.log().contains("404")
+    });
     assert_eq!(h.buffered_points(), 2);
     influx.create_db("later");
     wait_for("delivery after CREATE DATABASE", DELIVERY_TIMEOUT, || {
@@ -141,7 +168,10 @@ fn a_missing_database_keeps_the_data_until_it_is_created() {
 #[test]
 fn the_v2_request_path_delivers_to_a_server_that_speaks_api_v2_write() {
     let vm = Victoria::start();
-    let h = Hissrv::start(&vm.url(), "  api: v2\n  org: \"site\"\n  token: \"secret\"\n");
+    let h = Hissrv::start(
+        &vm.url(),
+        "  api: v2\n  org: \"site\"\n  token: \"secret\"\n",
+    );
     let (s, b) = h.post(
         "/api/v2/write?org=site&bucket=plant&precision=s",
         "meter,site=north voltage=230.5 1700000000\nmeter,site=north voltage=231.5 1700000060",

@@ -120,7 +120,10 @@ impl Influx {
     /// Stops influxd as an operator would (SIGTERM), waiting for it to exit.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
             let start = Instant::now();
             while c.try_wait().ok().flatten().is_none() {
                 if start.elapsed() > START_TIMEOUT {
@@ -158,13 +161,19 @@ impl Influx {
         let v = self.query(db, q);
         let mut out = Vec::new();
         let Value::Object(top) = v else { return out };
-        let Some(Value::Array(results)) = top.get("results") else { return out };
+        let Some(Value::Array(results)) = top.get("results") else {
+            return out;
+        };
         for r in results {
             let Value::Object(r) = r else { continue };
-            let Some(Value::Array(series)) = r.get("series") else { continue };
+            let Some(Value::Array(series)) = r.get("series") else {
+                continue;
+            };
             for s in series {
                 let Value::Object(s) = s else { continue };
-                let Some(Value::Array(values)) = s.get("values") else { continue };
+                let Some(Value::Array(values)) = s.get("values") else {
+                    continue;
+                };
                 for row in values {
                     out.push(miniserde::json::to_string(row));
                 }
@@ -174,7 +183,8 @@ impl Influx {
     }
 
     pub fn count(&self, db: &str, measurement: &str) -> usize {
-        self.rows(db, &format!("SELECT * FROM \"{measurement}\"")).len()
+        self.rows(db, &format!("SELECT * FROM \"{measurement}\""))
+            .len()
     }
 
     pub fn create_db(&self, db: &str) {
@@ -207,7 +217,10 @@ impl Victoria {
         let log = std::fs::File::create(dir.path().join("vm.log")).expect("log");
         let child = Command::new("victoria-metrics")
             .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-            .arg(format!("-storageDataPath={}", dir.path().join("data").display()))
+            .arg(format!(
+                "-storageDataPath={}",
+                dir.path().join("data").display()
+            ))
             .arg("-retentionPeriod=100y")
             .arg("-search.latencyOffset=0s")
             .arg("-search.disableCache")
@@ -232,7 +245,9 @@ impl Victoria {
 
     /// Raw samples of one series, as VictoriaMetrics exports them (JSON lines).
     pub fn export(&self, selector: &str) -> String {
-        let _ = agent().get(format!("{}/internal/force_flush", self.url())).call();
+        let _ = agent()
+            .get(format!("{}/internal/force_flush", self.url()))
+            .call();
         agent()
             .get(format!("{}/api/v1/export", self.url()))
             .query("match[]", selector)
@@ -272,7 +287,13 @@ pub struct Hissrv {
 impl Hissrv {
     /// `extra` is YAML for the `influxdb:` section (indented two spaces).
     pub fn start(upstream: &str, extra: &str) -> Hissrv {
-        Hissrv::start_with(upstream, Sections { influxdb: extra, ..Sections::default() })
+        Hissrv::start_with(
+            upstream,
+            Sections {
+                influxdb: extra,
+                ..Sections::default()
+            },
+        )
     }
 
     /// A config that sets the listen port, the buffer path (in a temp dir) and
@@ -344,7 +365,10 @@ impl Hissrv {
     /// SIGTERM, and the exit status once it stopped.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("running");
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         c.wait().expect("exit status")
     }
 
@@ -365,8 +389,10 @@ impl Hissrv {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
         )
         .expect("open buffer");
-        c.query_row("SELECT coalesce(sum(points), 0) FROM batches", [], |r| r.get(0))
-            .expect("count")
+        c.query_row("SELECT coalesce(sum(points), 0) FROM batches", [], |r| {
+            r.get(0)
+        })
+        .expect("count")
     }
 }
 
