@@ -12,6 +12,9 @@ use std::io::Read;
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Header lines parsed per request.
 const MAX_HEADERS: usize = 48;
+/// An oversized body sent without `Expect: 100-continue` is read and thrown
+/// away up to this size, so the client reads our 413 instead of a reset.
+const MAX_DISCARD_BYTES: usize = 64 * 1024 * 1024;
 /// Bytes read from the socket at a time.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
@@ -180,13 +183,16 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
             }
         };
         self.buf.drain(..head_len);
-        if content_length.is_some_and(|n| n > max_body) {
+        let expects_continue = req
+            .header("expect")
+            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+        if let Some(n) = content_length.filter(|&n| n > max_body) {
+            if !expects_continue && n <= MAX_DISCARD_BYTES {
+                self.discard(n).await?;
+            }
             return Err(ReadError::TooLarge);
         }
-        if req
-            .header("expect")
-            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
-        {
+        if expects_continue {
             self.stream
                 .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
                 .await?;
@@ -214,6 +220,18 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
             }
         };
         Ok(req)
+    }
+
+    /// Reads and drops `n` body bytes.
+    async fn discard(&mut self, mut n: usize) -> std::io::Result<()> {
+        loop {
+            let take = n.min(self.buf.len());
+            self.buf.drain(..take);
+            n -= take;
+            if n == 0 || self.fill().await? == 0 {
+                return Ok(());
+            }
+        }
     }
 
     async fn read_line(&mut self) -> Result<Vec<u8>, ReadError> {
