@@ -302,10 +302,15 @@ impl Hissrv {
         let dir = TempDir::new("hissrv");
         let port = free_port();
         let config = format!(
-            "service:\n  http_listen: \"127.0.0.1:{port}\"\n  udp_listen: \"127.0.0.1:{port}\"\n  log_level: debug\n  shutdown_timeout_ms: 10000\n{}\
+            "service:\n  http_listen: \"127.0.0.1:{port}\"\n  udp_listen: \"127.0.0.1:{port}\"\n  shutdown_timeout_ms: 10000\n{}{}\
              buffer:\n  path: \"{}\"\n{}\
              retry:\n  initial_backoff_ms: 50\n  max_backoff_ms: 500\n\
              influxdb:\n  url: \"{upstream}\"\n{}{}",
+            if extra.service.contains("log_level") {
+                ""
+            } else {
+                "  log_level: debug\n"
+            },
             extra.service,
             dir.path().join("buffer.db").display(),
             extra.buffer,
@@ -345,6 +350,10 @@ impl Hissrv {
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
     }
 
     pub fn buffer_path(&self) -> PathBuf {
