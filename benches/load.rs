@@ -63,6 +63,16 @@ fn bodies() -> Vec<Arc<Vec<u8>>> {
         .collect()
 }
 
+/// One run's figures.
+struct Row {
+    acked_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    delivered_s: f64,
+    rss_mib: f64,
+    direct_s: f64,
+}
+
 struct Load {
     points: u64,
     elapsed: Duration,
@@ -210,19 +220,19 @@ fn main() {
             pct(&direct.latencies, 0.5),
             pct(&direct.latencies, 0.99),
         );
-        rows.push((
+        rows.push(Row {
             acked_s,
-            pct(&load.latencies, 0.5),
-            pct(&load.latencies, 0.99),
+            p50_ms: pct(&load.latencies, 0.5),
+            p99_ms: pct(&load.latencies, 0.99),
             delivered_s,
             rss_mib,
             direct_s,
-        ));
+        });
         drop(h);
         let _ = influx.query("bench", "DROP DATABASE bench");
     }
-    let col = |f: fn(&(f64, f64, f64, f64, f64, f64)) -> f64| median(rows.iter().map(f).collect());
-    let (acked, direct) = (col(|r| r.0), col(|r| r.5));
+    let col = |f: fn(&Row) -> f64| median(rows.iter().map(f).collect());
+    let (acked, direct) = (col(|r| r.acked_s), col(|r| r.direct_s));
     println!("\nmedian of {runs} runs:");
     println!("  acknowledged durably (synchronous=full): {acked:.0} points/s");
     println!(
