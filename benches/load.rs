@@ -237,12 +237,12 @@ fn main() {
     println!("  acknowledged durably (synchronous=full): {acked:.0} points/s");
     println!(
         "  request latency: p50 {:.1} ms, p99 {:.1} ms",
-        col(|r| r.1),
-        col(|r| r.2)
+        col(|r| r.p50_ms),
+        col(|r| r.p99_ms)
     );
     println!(
         "  delivered to influxd:                    {:.0} points/s",
-        col(|r| r.3)
+        col(|r| r.delivered_s)
     );
     println!("  influxd direct (baseline):               {direct:.0} points/s");
     println!(
@@ -251,6 +251,6 @@ fn main() {
     );
     println!(
         "  peak RSS of hissrv:                      {:.1} MiB",
-        col(|r| r.4)
+        col(|r| r.rss_mib)
     );
 }
