@@ -36,8 +36,18 @@ pub struct Cut {
 }
 
 /// Groups ring entries by destination, keeping commit order within each.
+/// A destination's first entry lends its buffer to the batch, grown once to
+/// the final size: a cut of one request per destination copies nothing.
 fn cut(entries: Vec<Entry>, permit: SemaphoreGuardArc) -> Cut {
-    let mut batches: Vec<NewBatch> = Vec::new();
+    let mut totals: Vec<(&crate::dest::Destination, usize)> = Vec::new();
+    for e in &entries {
+        match totals.iter_mut().find(|(d, _)| **d == e.dest) {
+            Some((_, n)) => *n += e.payload.len(),
+            None => totals.push((&e.dest, e.payload.len())),
+        }
+    }
+    let totals: Vec<usize> = totals.into_iter().map(|(_, n)| n).collect();
+    let mut batches: Vec<NewBatch> = Vec::with_capacity(totals.len());
     let mut acks = Vec::new();
     for e in entries {
         if let Some(ack) = e.ack {
@@ -50,13 +60,17 @@ fn cut(entries: Vec<Entry>, permit: SemaphoreGuardArc) -> Cut {
                 b.first_ts = b.first_ts.min(e.min_ts);
                 b.last_ts = b.last_ts.max(e.max_ts);
             }
-            None => batches.push(NewBatch {
-                dest: e.dest,
-                points: e.points,
-                first_ts: e.min_ts,
-                last_ts: e.max_ts,
-                payload: e.payload,
-            }),
+            None => {
+                let mut payload = e.payload;
+                payload.reserve_exact(totals[batches.len()] - payload.len());
+                batches.push(NewBatch {
+                    dest: e.dest,
+                    points: e.points,
+                    first_ts: e.min_ts,
+                    last_ts: e.max_ts,
+                    payload,
+                });
+            }
         }
     }
     Cut {
@@ -152,4 +166,49 @@ pub fn spawn_committer(
             }
             log::debug!("commit thread done");
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dest::Destination;
+
+    fn entry(db: &str, payload: &str, ts: i64) -> Entry {
+        Entry {
+            dest: Destination {
+                db: db.into(),
+                rp: String::new(),
+            },
+            points: payload.lines().count(),
+            min_ts: ts,
+            max_ts: ts,
+            payload: payload.as_bytes().to_vec(),
+            ack: None,
+        }
+    }
+
+    #[test]
+    fn a_cut_makes_one_batch_per_destination_in_arrival_order() {
+        let permits = Arc::new(Semaphore::new(1));
+        let permit = permits.try_acquire_arc().unwrap();
+        let c = cut(
+            vec![
+                entry("a", "m v=1 1\n", 1),
+                entry("b", "m v=2 2\n", 2),
+                entry("a", "m v=3 3\nm v=4 4\n", 3),
+            ],
+            permit,
+        );
+        assert_eq!(c.batches.len(), 2);
+        let a = &c.batches[0];
+        assert_eq!(a.payload, b"m v=1 1\nm v=3 3\nm v=4 4\n");
+        assert_eq!((a.points, a.first_ts, a.last_ts), (3, 1, 3));
+        assert_eq!(c.batches[1].payload, b"m v=2 2\n");
+        assert!(permits.try_acquire().is_none(), "the cut holds its permit");
+        drop(c);
+        assert!(
+            permits.try_acquire().is_some(),
+            "and frees it once committed"
+        );
+    }
 }

@@ -258,12 +258,18 @@ impl Forwarder {
                     reason: "shutting down".into(),
                 });
             }
-            body.clear();
-            for l in &lines[a..b] {
-                body.extend_from_slice(l);
-                body.push(b'\n');
-            }
-            match self.upstream.write(&batch.dest, &body) {
+            // The whole batch is its payload as stored: send it without a copy.
+            let request: &[u8] = if (a, b) == (0, lines.len()) {
+                &batch.payload
+            } else {
+                body.clear();
+                for l in &lines[a..b] {
+                    body.extend_from_slice(l);
+                    body.push(b'\n');
+                }
+                &body
+            };
+            match self.upstream.write(&batch.dest, request) {
                 Outcome::Written => {}
                 Outcome::Refused { status, message } if b - a == 1 => dead.push(DeadLetter {
                     status,
