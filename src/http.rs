@@ -150,8 +150,14 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
     }
 
     async fn fill(&mut self) -> std::io::Result<usize> {
+        self.fill_up_to(READ_CHUNK_BYTES).await
+    }
+
+    /// Reads at most `want` more bytes (so a body of known length is read
+    /// into a buffer of exactly its size, not a doubled one).
+    async fn fill_up_to(&mut self, want: usize) -> std::io::Result<usize> {
         let old = self.buf.len();
-        self.buf.resize(old + READ_CHUNK_BYTES, 0);
+        self.buf.resize(old + want.clamp(1, READ_CHUNK_BYTES), 0);
         let n = self.stream.read(&mut self.buf[old..]).await;
         self.buf.truncate(old + *n.as_ref().unwrap_or(&0));
         n
@@ -201,8 +207,9 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
             self.read_chunked(max_body).await?
         } else {
             let n = content_length.unwrap_or(0);
+            self.buf.reserve_exact(n.saturating_sub(self.buf.len()));
             while self.buf.len() < n {
-                if self.fill().await? == 0 {
+                if self.fill_up_to(n - self.buf.len()).await? == 0 {
                     return Err(ReadError::Bad("connection closed mid-body".into()));
                 }
             }
