@@ -186,3 +186,50 @@ fn the_v2_request_path_delivers_to_a_server_that_speaks_api_v2_write() {
     assert!(out.contains("[230.5,231.5]"), "{out}");
     assert!(out.contains("[1700000000000,1700000060000]"), "{out}");
 }
+
+#[test]
+fn a_413_from_influxdb_splits_the_batch_and_every_point_arrives() {
+    // A real influxd that takes at most 20 kB per request.
+    let influx = Influx::start_with("  max-body-size = 20000\n");
+    influx.create_db("plant");
+    let h = Hissrv::start(&influx.url(), "  database: plant\n  gzip: false\n");
+    assert_eq!(h.post("/write?db=plant", &body(0, 2_000)).0, 204); // ~40 kB
+    wait_for("all 2000 points after splitting", DELIVERY_TIMEOUT, || {
+        influx.count("plant", "m") == 2_000
+    });
+    assert!(h.log().contains("413"), "the split was driven by a 413");
+    wait_for("buffer drained", DELIVERY_TIMEOUT, || {
+        h.buffered_points() == 0
+    });
+}
+
+#[test]
+fn connections_cut_between_hissrv_and_influxdb_lose_nothing() {
+    use std::sync::atomic::Ordering;
+    let influx = Influx::start();
+    influx.create_db("plant");
+    let proxy = CuttingProxy::start(influx.port);
+    let h = Hissrv::start(&proxy.url(), "  database: plant\n");
+    const LINES: i64 = 100;
+    for i in 0..20 {
+        assert_eq!(h.post("/write?db=plant", &body(i * LINES, LINES)).0, 204);
+    }
+    proxy.set_cut(true);
+    let cut_at = proxy.connections.load(Ordering::SeqCst);
+    for i in 20..60 {
+        assert_eq!(h.post("/write?db=plant", &body(i * LINES, LINES)).0, 204);
+    }
+    wait_for("retries against the cut link", DELIVERY_TIMEOUT, || {
+        proxy.connections.load(Ordering::SeqCst) >= cut_at + 3
+    });
+    assert!(
+        h.buffered_points() > 0,
+        "points wait in the buffer while the link is cut"
+    );
+    proxy.set_cut(false);
+    wait_for(
+        "every point once the link is back",
+        DELIVERY_TIMEOUT,
+        || influx.count("plant", "m") == 6_000 && h.buffered_points() == 0,
+    );
+}

@@ -71,15 +71,22 @@ fn ping_ok(url: &str) -> bool {
 pub struct Influx {
     pub port: u16,
     dir: TempDir,
+    http_extra: String,
     child: Option<Child>,
 }
 
 impl Influx {
     pub fn start() -> Influx {
+        Influx::start_with("")
+    }
+
+    /// With extra lines for influxd's `[http]` section (e.g. `max-body-size`).
+    pub fn start_with(http_extra: &str) -> Influx {
         let dir = TempDir::new("influxd");
         let mut s = Influx {
             port: free_port(),
             dir,
+            http_extra: http_extra.to_string(),
             child: None,
         };
         s.spawn();
@@ -93,11 +100,12 @@ impl Influx {
              [meta]\n  dir = \"{d}/meta\"\n\
              [data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n\
              [monitor]\n  store-enabled = false\n\
-             [http]\n  bind-address = \"127.0.0.1:{port}\"\n  log-enabled = false\n\
+             [http]\n  bind-address = \"127.0.0.1:{port}\"\n  log-enabled = false\n{extra}\
              [continuous_queries]\n  enabled = false\n",
             rpc = free_port(),
             d = d.display(),
-            port = self.port
+            port = self.port,
+            extra = self.http_extra,
         );
         std::fs::write(d.join("influxd.conf"), conf).expect("influxd config");
         let log = std::fs::File::create(d.join("influxd.log")).expect("log file");
@@ -416,5 +424,103 @@ impl Drop for Hissrv {
                 eprintln!("{l}");
             }
         }
+    }
+}
+
+/// A TCP proxy in front of a real server that can be told to cut every
+/// connection (accept, then close at once, and drop the ones open): the
+/// upstream link going down and up under a running agent.
+pub struct CuttingProxy {
+    pub port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CuttingProxy {
+    pub fn start(target_port: u16) -> CuttingProxy {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("proxy port");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (c, s, n) = (cut.clone(), stop.clone(), connections.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                n.fetch_add(1, Ordering::Relaxed);
+                if c.load(Ordering::Relaxed) {
+                    drop(client);
+                    continue;
+                }
+                let _ = client.set_nonblocking(false);
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", target_port)) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (
+                        client.try_clone().expect("clone"),
+                        server.try_clone().expect("clone"),
+                    ),
+                    (server, client),
+                ] {
+                    let c = c.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16384];
+                        use std::io::{Read, Write};
+                        loop {
+                            let _ = from.set_read_timeout(Some(Duration::from_millis(50)));
+                            match from.read(&mut buf) {
+                                Ok(0) => break,
+                                Ok(k) => {
+                                    if c.load(Ordering::Relaxed) || to.write_all(&buf[..k]).is_err()
+                                    {
+                                        break;
+                                    }
+                                }
+                                Err(e)
+                                    if e.kind() == std::io::ErrorKind::WouldBlock
+                                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                                {
+                                    if c.load(Ordering::Relaxed) {
+                                        break;
+                                    }
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        let _ = from.shutdown(std::net::Shutdown::Both);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        CuttingProxy {
+            port,
+            cut,
+            stop,
+            connections,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn set_cut(&self, on: bool) {
+        self.cut.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for CuttingProxy {
+    fn drop(&mut self) {
+        self.set_cut(true);
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }

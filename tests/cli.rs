@@ -1,0 +1,99 @@
+//! The command line: version, config checking, and the embedded defaults.
+
+mod common;
+use common::*;
+use std::process::Command;
+
+fn hissrv(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hissrv"))
+        .args(args)
+        .output()
+        .expect("run hissrv")
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let out = hissrv(&["--version"]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("hissrv {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn check_config_prints_the_effective_config_of_the_shipped_example() {
+    let out = hissrv(&[
+        "check-config",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config/hissrv.yaml"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("http_listen: 127.0.0.1:8186"), "{text}");
+    assert!(text.contains("synchronous: full"), "{text}");
+}
+
+#[test]
+fn check_config_exits_1_naming_the_bad_key_and_hides_secrets() {
+    let dir = TempDir::new("cli");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "buffer:\n  max_size_mb: 0\n").unwrap();
+    let out = hissrv(&["check-config", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("buffer.max_size_mb: must be positive"),
+        "{err}"
+    );
+
+    let typo = dir.path().join("typo.yaml");
+    std::fs::write(&typo, "influxdb:\n  urll: http://x\n").unwrap();
+    let out = hissrv(&["check-config", typo.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("urll"));
+
+    let secret = dir.path().join("secret.yaml");
+    std::fs::write(&secret, "influxdb:\n  api: v2\n  token: sup3rsecret\n").unwrap();
+    let out = hissrv(&["check-config", secret.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("sup3rsecret"));
+}
+
+#[test]
+fn run_on_embedded_defaults_starts_and_buffers_with_no_influxdb_reachable() {
+    // The embedded defaults listen on 127.0.0.1:8186 and buffer in ./hissrv-data;
+    // run from a temp dir so the buffer lands there.
+    let dir = TempDir::new("defaults");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hissrv"))
+        .arg("run")
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = "http://127.0.0.1:8186";
+    wait_for("the default listener", DELIVERY_TIMEOUT, || {
+        agent().get(format!("{url}/ping")).call().is_ok()
+    });
+    let r = agent()
+        .post(format!("{url}/write"))
+        .send("m v=1 1")
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    assert!(child.wait().unwrap().success());
+    let c = rusqlite::Connection::open(dir.path().join("hissrv-data/buffer.db")).unwrap();
+    let (db, points): (String, i64) = c
+        .query_row("SELECT db, points FROM batches", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((db.as_str(), points), ("hissrv", 1));
+}
