@@ -12,7 +12,7 @@
 //! 4. return. Anything past the deadline is abandoned, never half-stored: a
 //!    point is either committed (and acknowledged) or its producer got no 204.
 
-use crate::batch::{Intake, run_batcher, spawn_committer};
+use crate::batch::{CutPolicy, Intake, run_batcher, spawn_committer};
 use crate::config::Config;
 use crate::forward::{Doorbell, Forwarder};
 use crate::ingest::Ingest;
@@ -108,10 +108,10 @@ pub fn run(cfg: Config, shutdown: smol::channel::Receiver<()>) -> Result<(), Box
                 listeners_closed.clone(),
             ));
             let udp = udp.map(|u| ex.spawn(serve_udp(u, ingest.clone(), listeners_closed)));
-            let max_batch = cfg.performance.adaptive_batching.max_batch_size;
+            let policy = CutPolicy::from_config(&cfg.performance.adaptive_batching);
             let batcher = ex.spawn({
                 let intake = intake.clone();
-                async move { run_batcher(&intake, to_commit, max_batch).await }
+                async move { run_batcher(&intake, to_commit, policy).await }
             });
 
             let _ = shutdown.recv().await;

@@ -7,8 +7,11 @@
 //! completes every request in it. While a commit (an fsync) is in flight, new
 //! requests pile up in the ring and go into the next commit together: batches
 //! grow with load and stay small and prompt when it is quiet (group commit),
-//! with no timer to tune. The load-measuring knobs come with the adaptive
-//! batcher.
+//! with no timer to tune (`adaptive_batching.enabled: true`, the default).
+//!
+//! With `enabled: false` it is a fixed batcher, kept for comparison: it cuts
+//! when `min_batch_size` points wait or the oldest has waited `max_wait_ms`
+//! (producers wait for that cut too).
 //!
 //! Contract: a request's ack is sent only after [`Wal::commit`] returned for
 //! the cut holding all of its points; a refused commit refuses every request in
@@ -23,6 +26,7 @@ use smol::lock::{Semaphore, SemaphoreGuardArc};
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// Cuts that may be queued or committing at once: one committing while the
 /// next is cut keeps the commit thread busy; more would only hold memory.
@@ -114,9 +118,30 @@ impl Intake {
     }
 }
 
+/// When to cut, from `performance.adaptive_batching`.
+#[derive(Debug, Clone, Copy)]
+pub struct CutPolicy {
+    /// Group commit: cut whenever the pipeline has room.
+    pub adaptive: bool,
+    pub min_points: usize,
+    pub max_points: usize,
+    pub max_wait: Duration,
+}
+
+impl CutPolicy {
+    pub fn from_config(b: &crate::config::AdaptiveBatching) -> CutPolicy {
+        CutPolicy {
+            adaptive: b.enabled,
+            min_points: b.min_batch_size,
+            max_points: b.max_batch_size,
+            max_wait: Duration::from_millis(b.max_wait_ms),
+        }
+    }
+}
+
 /// Runs until stopped and the ring is empty. Dropping `to_commit` at the end
 /// lets the commit thread finish.
-pub async fn run_batcher(intake: &Intake, to_commit: Sender<Cut>, max_batch_points: usize) {
+pub async fn run_batcher(intake: &Intake, to_commit: Sender<Cut>, policy: CutPolicy) {
     let permits = Arc::new(Semaphore::new(COMMIT_PIPELINE_DEPTH));
     loop {
         if intake.ring.borrow().is_empty() {
@@ -128,8 +153,24 @@ pub async fn run_batcher(intake: &Intake, to_commit: Sender<Cut>, max_batch_poin
             }
             continue;
         }
+        if !policy.adaptive && !intake.stopping.get() {
+            let (points, age) = {
+                let ring = intake.ring.borrow();
+                (ring.points(), ring.oldest_age())
+            };
+            if points < policy.min_points && age < policy.max_wait {
+                let more = async {
+                    let _ = intake.doorbell.1.recv().await;
+                };
+                let due = async {
+                    smol::Timer::after(policy.max_wait - age).await;
+                };
+                smol::future::or(more, due).await;
+                continue;
+            }
+        }
         let permit = permits.acquire_arc().await;
-        let entries = intake.ring.borrow_mut().take(max_batch_points);
+        let entries = intake.ring.borrow_mut().take(policy.max_points);
         if to_commit.send(cut(entries, permit)).await.is_err() {
             log::error!("commit thread is gone; refusing further writes");
             break;
@@ -184,6 +225,7 @@ mod tests {
             max_ts: ts,
             payload: payload.as_bytes().to_vec(),
             ack: None,
+            arrived: std::time::Instant::now(),
         }
     }
 

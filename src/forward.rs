@@ -36,6 +36,8 @@ use std::time::{Duration, Instant};
 /// How often an idle forwarder looks at the buffer even unprompted (a commit
 /// rings the doorbell; this only bounds a missed ring).
 const IDLE_POLL_MS: u64 = 1_000;
+/// How often the backlog gauges are refreshed (a scan of the batch table).
+const BACKLOG_REFRESH_MS: u64 = 1_000;
 /// Floor on a retry delay, so full jitter never turns into a busy loop.
 const MIN_RETRY_DELAY_MS: u64 = 50;
 
@@ -124,8 +126,27 @@ impl Forwarder {
         self.stop.load(Ordering::Relaxed)
     }
 
+    fn refresh_backlog(&self) {
+        match self.wal.backlog() {
+            Ok(b) => {
+                let s = &self.stats;
+                s.backlog_batches.store(b.batches, Ordering::Relaxed);
+                s.backlog_points.store(b.points, Ordering::Relaxed);
+                s.backlog_bytes.store(b.payload_bytes, Ordering::Relaxed);
+                s.dead_letters_stored
+                    .store(b.dead_letters, Ordering::Relaxed);
+            }
+            Err(e) => log::warn!("cannot read the backlog: {e}"),
+        }
+    }
+
     fn run(mut self) {
+        let mut refreshed = Instant::now() - Duration::from_millis(BACKLOG_REFRESH_MS);
         while !self.stopping() {
+            if refreshed.elapsed() >= Duration::from_millis(BACKLOG_REFRESH_MS) {
+                self.refresh_backlog();
+                refreshed = Instant::now();
+            }
             let heads = match self.wal.heads() {
                 Ok(h) => h,
                 Err(e) => {
@@ -144,7 +165,8 @@ impl Forwarder {
                 Some((id, _)) => self.deliver(*id),
                 None => {
                     let next = heads.iter().map(|(_, d)| ready_at(d)).min().unwrap_or(now);
-                    self.sleep_until(next);
+                    // Wake for the gauges too, during a long back-off.
+                    self.sleep_until(next.min(now + Duration::from_millis(BACKLOG_REFRESH_MS)));
                 }
             }
         }

@@ -95,6 +95,10 @@ struct Health {
     points_written: u64,
     lines_rejected: u64,
     dead_letter_lines: u64,
+    backlog_batches: u64,
+    backlog_points: u64,
+    backlog_bytes: u64,
+    dead_letters_stored: u64,
     ring_points: u64,
     ring_bytes: u64,
     refused_ring_full: u64,
@@ -135,6 +139,10 @@ impl Ingest {
             points_written: Stats::get(&s.points_written),
             lines_rejected: Stats::get(&s.lines_rejected),
             dead_letter_lines: Stats::get(&s.dead_letter_lines),
+            backlog_batches: Stats::get(&s.backlog_batches),
+            backlog_points: Stats::get(&s.backlog_points),
+            backlog_bytes: Stats::get(&s.backlog_bytes),
+            dead_letters_stored: Stats::get(&s.dead_letters_stored),
             ring_points: ring.points() as u64,
             ring_bytes: ring.bytes() as u64,
             refused_ring_full: Stats::get(&s.ring_full_refusals),
@@ -214,6 +222,7 @@ impl Ingest {
             max_ts: parsed.max_ts.unwrap_or(0),
             payload,
             ack,
+            arrived: std::time::Instant::now(),
         };
         self.intake.push(entry).map_err(|_| Refusal::RingFull)
     }

@@ -36,6 +36,7 @@ pub struct Entry {
     pub payload: Vec<u8>,
     /// Where to report the commit; `None` for UDP (fire and forget).
     pub ack: Option<AckSender>,
+    pub arrived: std::time::Instant,
 }
 
 pub struct Ring {
@@ -98,6 +99,13 @@ impl Ring {
     pub fn points(&self) -> usize {
         self.points
     }
+
+    /// How long the oldest entry has waited.
+    pub fn oldest_age(&self) -> std::time::Duration {
+        self.entries
+            .front()
+            .map_or(std::time::Duration::ZERO, |e| e.arrived.elapsed())
+    }
 }
 
 #[cfg(test)]
@@ -115,6 +123,7 @@ mod tests {
             max_ts: 0,
             payload: vec![b'x'; bytes],
             ack: None,
+            arrived: std::time::Instant::now(),
         }
     }
 

@@ -26,6 +26,11 @@ pub struct Stats {
     pub dead_letter_lines: AtomicU64,
     pub upstream_failures: AtomicU64,
     pub upstream_up: AtomicBool,
+    /// Backlog in the buffer (gauges, refreshed by the forwarder).
+    pub backlog_batches: AtomicU64,
+    pub backlog_points: AtomicU64,
+    pub backlog_bytes: AtomicU64,
+    pub dead_letters_stored: AtomicU64,
     pub last_error: Mutex<String>,
 }
 
