@@ -190,13 +190,20 @@ pub fn spawn_committer(
         .spawn(move || {
             while let Ok(cut) = cuts.recv_blocking() {
                 let points: usize = cut.batches.iter().map(|b| b.points).sum();
+                let started = std::time::Instant::now();
                 let result = wal.commit(&cut.batches).map(|_| ()).map_err(|e| {
                     log::warn!("commit of {points} points refused: {e}");
                     Stats::add(&stats.storage_full_refusals, 1);
                     stats.set_error(e.to_string());
                     Refusal::Storage(e)
                 });
+                stats
+                    .commit_duration
+                    .observe(started.elapsed().as_secs_f64());
                 if result.is_ok() {
+                    for b in &cut.batches {
+                        stats.batch_size.observe(b.points as f64);
+                    }
                     Stats::add(&stats.points_committed, points);
                     Stats::add(&stats.batches_committed, cut.batches.len());
                     forwarder.ring();

@@ -135,6 +135,11 @@ impl Forwarder {
                 s.backlog_bytes.store(b.payload_bytes, Ordering::Relaxed);
                 s.dead_letters_stored
                     .store(b.dead_letters, Ordering::Relaxed);
+                let oldest = b.oldest_created_ms.unwrap_or(0).max(0) as u64;
+                s.oldest_unsent_ms.store(oldest, Ordering::Relaxed);
+                if let Ok(used) = self.wal.used_bytes() {
+                    s.buffer_bytes.store(used, Ordering::Relaxed);
+                }
             }
             Err(e) => log::warn!("cannot read the backlog: {e}"),
         }
@@ -193,6 +198,9 @@ impl Forwarder {
                 return;
             }
         };
+        if batch.attempts > 0 {
+            Stats::add(&self.stats.retries, 1);
+        }
         match self.send_batch(&batch) {
             Ok(dead) => {
                 if let Err(e) = self.wal.finish(&batch, &dead) {
@@ -291,7 +299,26 @@ impl Forwarder {
                 }
                 &body
             };
-            match self.upstream.write(&batch.dest, request) {
+            let started = Instant::now();
+            let outcome = self.upstream.write(&batch.dest, request);
+            self.stats
+                .write_duration
+                .observe(started.elapsed().as_secs_f64());
+            let class = match &outcome {
+                Outcome::Written | Outcome::Refused { .. } | Outcome::TooLarge => None,
+                Outcome::Misconfigured { .. } => Some(&self.stats.upstream_failures_4xx),
+                Outcome::Throttled { status, .. } if *status < 500 => {
+                    Some(&self.stats.upstream_failures_4xx)
+                }
+                Outcome::Throttled { .. } | Outcome::ServerError { .. } => {
+                    Some(&self.stats.upstream_failures_5xx)
+                }
+                Outcome::Network(_) => Some(&self.stats.upstream_failures_network),
+            };
+            if let Some(c) = class {
+                Stats::add(c, 1);
+            }
+            match outcome {
                 Outcome::Written => {}
                 Outcome::Refused { status, message } if b - a == 1 => dead.push(DeadLetter {
                     status,

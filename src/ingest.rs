@@ -118,11 +118,26 @@ impl Ingest {
                 .header("X-Influxdb-Version", COMPAT_VERSION)
                 .header("X-Influxdb-Build", "OSS"),
             ("GET", "/health") => self.health(),
-            (_, "/write" | "/api/v2/write" | "/ping" | "/health") => {
+            ("GET", "/metrics") => self.metrics(),
+            (_, "/write" | "/api/v2/write" | "/ping" | "/health" | "/metrics") => {
                 error(Api::V1, 405, format!("method {} not allowed", req.method))
             }
             _ => error(Api::V1, 404, format!("no endpoint {}", req.path)),
         }
+    }
+
+    fn metrics(&self) -> Response {
+        let ring = self.intake.ring.borrow();
+        let gauges = crate::metrics::RingGauges {
+            points: ring.points(),
+            bytes: ring.bytes(),
+            capacity_bytes: ring.capacity_bytes(),
+        };
+        let body = crate::metrics::render(&self.stats, &gauges, crate::wal::now_ms());
+        let mut r =
+            Response::new(200).header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+        r.body = body.into_bytes();
+        r
     }
 
     fn health(&self) -> Response {
@@ -168,8 +183,10 @@ impl Ingest {
             return error(api, 401, "authorization failed".into());
         }
         if self.intake.is_stopping() {
+            Stats::add(&self.stats.shutdown_refusals, 1);
             return refused(api, &Refusal::ShuttingDown);
         }
+        let arrived = std::time::Instant::now();
         let precision_param = req.param("precision").unwrap_or_default();
         let Some(precision) = Precision::from_param(&precision_param) else {
             return error(
@@ -195,9 +212,15 @@ impl Ingest {
                 return refused(api, &refusal);
             }
             match acked.recv().await {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => self
+                    .stats
+                    .ack_latency
+                    .observe(arrived.elapsed().as_secs_f64()),
                 Ok(Err(refusal)) => return refused(api, &refusal),
-                Err(_) => return refused(api, &Refusal::ShuttingDown),
+                Err(_) => {
+                    Stats::add(&self.stats.shutdown_refusals, 1);
+                    return refused(api, &Refusal::ShuttingDown);
+                }
             }
         }
         if parsed.rejected > 0 {
@@ -236,6 +259,7 @@ impl Ingest {
         let parsed = lineproto::parse_into(data, &self.options(Precision::Nanos), &mut out);
         Stats::add(&self.stats.lines_rejected, parsed.rejected);
         Stats::add(&self.stats.udp_points_dropped, parsed.rejected);
+        Stats::add(&self.stats.udp_lines_unparseable, parsed.rejected);
         if let Some(e) = parsed.errors.first() {
             log::debug!("udp: {e}");
         }
@@ -245,6 +269,7 @@ impl Ingest {
         let dest = Destination::configured(&self.config.influxdb);
         if self.store(dest, &parsed, out, None).is_err() {
             Stats::add(&self.stats.udp_points_dropped, parsed.points);
+            Stats::add(&self.stats.udp_dropped_ring_full, parsed.points);
         }
     }
 }

@@ -17,7 +17,8 @@
 //! - [`upstream`]: one write to InfluxDB and what its answer means.
 //! - [`forward`]: the forwarder thread and the upstream status policy.
 //! - [`signals`]: SIGTERM/SIGINT as the shutdown signal.
-//! - [`stats`]: counters shared by all threads.
+//! - [`stats`]: counters, gauges and histograms shared by all threads.
+//! - [`metrics`]: histograms and the Prometheus exposition at `/metrics`.
 //! - [`app`]: wiring and the stop sequence.
 #![forbid(unsafe_code)]
 
@@ -30,6 +31,7 @@ pub mod forward;
 pub mod http;
 pub mod ingest;
 pub mod lineproto;
+pub mod metrics;
 pub mod ring;
 pub mod server;
 pub mod signals;

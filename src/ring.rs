@@ -100,6 +100,10 @@ impl Ring {
         self.points
     }
 
+    pub fn capacity_bytes(&self) -> usize {
+        self.capacity_bytes
+    }
+
     /// How long the oldest entry has waited.
     pub fn oldest_age(&self) -> std::time::Duration {
         self.entries

@@ -1,11 +1,11 @@
-//! Counters and gauges shared by the executor, the commit thread and the
-//! forwarder. Plain atomics: every thread updates them without locks, and
-//! `/health` (and later `/metrics`) reads a snapshot.
+//! Counters, gauges and histograms shared by the executor, the commit thread
+//! and the forwarder. Plain atomics: every thread updates them without locks;
+//! `/health` and `/metrics` read them.
 
+use crate::metrics::{Histogram, POINTS_BUCKETS, SECONDS_BUCKETS};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
-#[derive(Default)]
 pub struct Stats {
     pub http_requests: AtomicU64,
     /// Points parsed and offered to the rings (HTTP + UDP).
@@ -19,19 +19,74 @@ pub struct Stats {
     pub ring_full_refusals: AtomicU64,
     /// UDP points dropped (rings full, or unparseable).
     pub udp_points_dropped: AtomicU64,
+    pub udp_dropped_ring_full: AtomicU64,
+    pub udp_lines_unparseable: AtomicU64,
+    /// HTTP writes refused because hissrv was stopping (503).
+    pub shutdown_refusals: AtomicU64,
     /// Writes refused because the buffer quota or the disk was full (507).
     pub storage_full_refusals: AtomicU64,
     pub points_written: AtomicU64,
     pub batches_written: AtomicU64,
     pub dead_letter_lines: AtomicU64,
     pub upstream_failures: AtomicU64,
+    pub upstream_failures_4xx: AtomicU64,
+    pub upstream_failures_5xx: AtomicU64,
+    pub upstream_failures_network: AtomicU64,
+    /// Deliveries of a batch that had failed before.
+    pub retries: AtomicU64,
     pub upstream_up: AtomicBool,
     /// Backlog in the buffer (gauges, refreshed by the forwarder).
     pub backlog_batches: AtomicU64,
     pub backlog_points: AtomicU64,
     pub backlog_bytes: AtomicU64,
     pub dead_letters_stored: AtomicU64,
+    /// Live bytes in the buffer file.
+    pub buffer_bytes: AtomicU64,
+    /// Commit time (ms since epoch) of the oldest undelivered batch; 0 = none.
+    pub oldest_unsent_ms: AtomicU64,
+    pub write_duration: Histogram,
+    pub batch_size: Histogram,
+    pub ack_latency: Histogram,
+    pub commit_duration: Histogram,
     pub last_error: Mutex<String>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            http_requests: AtomicU64::new(0),
+            points_received: AtomicU64::new(0),
+            points_committed: AtomicU64::new(0),
+            batches_committed: AtomicU64::new(0),
+            lines_rejected: AtomicU64::new(0),
+            ring_full_refusals: AtomicU64::new(0),
+            udp_points_dropped: AtomicU64::new(0),
+            udp_dropped_ring_full: AtomicU64::new(0),
+            udp_lines_unparseable: AtomicU64::new(0),
+            shutdown_refusals: AtomicU64::new(0),
+            storage_full_refusals: AtomicU64::new(0),
+            points_written: AtomicU64::new(0),
+            batches_written: AtomicU64::new(0),
+            dead_letter_lines: AtomicU64::new(0),
+            upstream_failures: AtomicU64::new(0),
+            upstream_failures_4xx: AtomicU64::new(0),
+            upstream_failures_5xx: AtomicU64::new(0),
+            upstream_failures_network: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            upstream_up: AtomicBool::new(false),
+            backlog_batches: AtomicU64::new(0),
+            backlog_points: AtomicU64::new(0),
+            backlog_bytes: AtomicU64::new(0),
+            dead_letters_stored: AtomicU64::new(0),
+            buffer_bytes: AtomicU64::new(0),
+            oldest_unsent_ms: AtomicU64::new(0),
+            write_duration: Histogram::new(SECONDS_BUCKETS),
+            batch_size: Histogram::new(POINTS_BUCKETS),
+            ack_latency: Histogram::new(SECONDS_BUCKETS),
+            commit_duration: Histogram::new(SECONDS_BUCKETS),
+            last_error: Mutex::new(String::new()),
+        }
+    }
 }
 
 impl Stats {

@@ -182,6 +182,8 @@ pub struct Backlog {
     pub points: u64,
     pub payload_bytes: u64,
     pub dead_letters: u64,
+    /// Commit time of the oldest batch (ms since epoch), if any.
+    pub oldest_created_ms: Option<i64>,
 }
 
 /// One connection to the buffer file. The commit thread and the forwarder
@@ -386,7 +388,8 @@ impl Wal {
     pub fn backlog(&self) -> Result<Backlog, WalError> {
         Ok(self.conn.query_row(
             "SELECT count(*), coalesce(sum(points), 0), coalesce(sum(bytes), 0),
-                    (SELECT count(*) FROM dead_letters) FROM batches",
+                    (SELECT count(*) FROM dead_letters),
+                    (SELECT created_ms FROM batches ORDER BY id LIMIT 1) FROM batches",
             [],
             |r| {
                 Ok(Backlog {
@@ -394,6 +397,7 @@ impl Wal {
                     points: r.get::<_, i64>(1)? as u64,
                     payload_bytes: r.get::<_, i64>(2)? as u64,
                     dead_letters: r.get::<_, i64>(3)? as u64,
+                    oldest_created_ms: r.get(4)?,
                 })
             },
         )?)

@@ -1,0 +1,306 @@
+//! Prometheus text exposition (`GET /metrics`) and the histograms behind it.
+//!
+//! Names follow Prometheus conventions: `hissrv_` prefix, base units (seconds,
+//! bytes), `_total` for counters. Histograms have fixed buckets and lock-free
+//! atomic counts, so observing one costs a few atomic adds on any thread.
+
+use crate::stats::Stats;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Latency buckets (seconds): 1 ms to 60 s, covering an fsync on eMMC to an
+/// upstream request over a slow uplink.
+pub const SECONDS_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+/// Batch-size buckets (points): from a lone point to the largest allowed batch.
+pub const POINTS_BUCKETS: &[f64] = &[
+    1.0,
+    10.0,
+    100.0,
+    500.0,
+    1_000.0,
+    2_500.0,
+    5_000.0,
+    10_000.0,
+    25_000.0,
+    50_000.0,
+    100_000.0,
+    1_000_000.0,
+];
+/// Most buckets any histogram here has.
+const MAX_BUCKETS: usize = 16;
+
+pub struct Histogram {
+    bounds: &'static [f64],
+    /// Per-bucket (non-cumulative) counts; the last slot is +Inf.
+    counts: [AtomicU64; MAX_BUCKETS + 1],
+    /// Sum of observations, as f64 bits.
+    sum: AtomicU64,
+}
+
+impl Histogram {
+    pub const fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            counts: [const { AtomicU64::new(0) }; MAX_BUCKETS + 1],
+            sum: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, v: f64) {
+        let i = self
+            .bounds
+            .iter()
+            .position(|&b| v <= b)
+            .unwrap_or(self.bounds.len());
+        self.counts[i].fetch_add(1, Relaxed);
+        let _ = self.sum.fetch_update(Relaxed, Relaxed, |bits| {
+            Some((f64::from_bits(bits) + v).to_bits())
+        });
+    }
+
+    pub fn count(&self) -> u64 {
+        self.counts[..=self.bounds.len()]
+            .iter()
+            .map(|c| c.load(Relaxed))
+            .sum()
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, b) in self.bounds.iter().enumerate() {
+            cumulative += self.counts[i].load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
+        }
+        cumulative += self.counts[self.bounds.len()].load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let _ = writeln!(out, "{name}_sum {}", f64::from_bits(self.sum.load(Relaxed)));
+        let _ = writeln!(out, "{name}_count {cumulative}");
+    }
+}
+
+fn counter(out: &mut String, name: &str, help: &str, labelled: &[(&str, &AtomicU64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (labels, v) in labelled {
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}{braces} {}", v.load(Relaxed));
+    }
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, v: f64) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+}
+
+/// Live values only the executor knows.
+pub struct RingGauges {
+    pub points: usize,
+    pub bytes: usize,
+    pub capacity_bytes: usize,
+}
+
+/// The whole exposition.
+pub fn render(s: &Stats, ring: &RingGauges, now_ms: i64) -> String {
+    let mut o = String::with_capacity(8 * 1024);
+    counter(
+        &mut o,
+        "hissrv_http_requests_total",
+        "HTTP requests handled.",
+        &[("", &s.http_requests)],
+    );
+    counter(
+        &mut o,
+        "hissrv_points_received_total",
+        "Points parsed from producers (HTTP and UDP).",
+        &[("", &s.points_received)],
+    );
+    counter(
+        &mut o,
+        "hissrv_points_accepted_total",
+        "Points committed to the write-ahead buffer.",
+        &[("", &s.points_committed)],
+    );
+    counter(
+        &mut o,
+        "hissrv_points_written_total",
+        "Points the upstream accepted.",
+        &[("", &s.points_written)],
+    );
+    counter(
+        &mut o,
+        "hissrv_points_dropped_total",
+        "UDP points dropped, by reason.",
+        &[
+            ("reason=\"ring_full\"", &s.udp_dropped_ring_full),
+            ("reason=\"unparseable\"", &s.udp_lines_unparseable),
+        ],
+    );
+    counter(
+        &mut o,
+        "hissrv_lines_rejected_total",
+        "Lines refused by the parser (HTTP and UDP).",
+        &[("", &s.lines_rejected)],
+    );
+    counter(
+        &mut o,
+        "hissrv_write_requests_refused_total",
+        "HTTP write requests refused whole, by reason.",
+        &[
+            ("reason=\"ring_full\"", &s.ring_full_refusals),
+            ("reason=\"storage_full\"", &s.storage_full_refusals),
+            ("reason=\"shutting_down\"", &s.shutdown_refusals),
+        ],
+    );
+    counter(
+        &mut o,
+        "hissrv_batches_committed_total",
+        "Batches committed to the write-ahead buffer.",
+        &[("", &s.batches_committed)],
+    );
+    counter(
+        &mut o,
+        "hissrv_batches_written_total",
+        "Batches delivered upstream.",
+        &[("", &s.batches_written)],
+    );
+    counter(
+        &mut o,
+        "hissrv_dead_letter_lines_total",
+        "Lines the upstream refused for good (kept as dead letters).",
+        &[("", &s.dead_letter_lines)],
+    );
+    counter(
+        &mut o,
+        "hissrv_upstream_write_failures_total",
+        "Failed upstream writes, by status class.",
+        &[
+            ("class=\"4xx\"", &s.upstream_failures_4xx),
+            ("class=\"5xx\"", &s.upstream_failures_5xx),
+            ("class=\"network\"", &s.upstream_failures_network),
+        ],
+    );
+    counter(
+        &mut o,
+        "hissrv_upstream_retries_total",
+        "Deliveries of a batch that had failed before.",
+        &[("", &s.retries)],
+    );
+    gauge(
+        &mut o,
+        "hissrv_ring_points",
+        "Points in memory awaiting a commit (queue depth).",
+        ring.points as f64,
+    );
+    gauge(
+        &mut o,
+        "hissrv_ring_bytes",
+        "Bytes in memory awaiting a commit.",
+        ring.bytes as f64,
+    );
+    gauge(
+        &mut o,
+        "hissrv_ring_capacity_bytes",
+        "Configured ring capacity.",
+        ring.capacity_bytes as f64,
+    );
+    gauge(
+        &mut o,
+        "hissrv_buffer_bytes",
+        "Bytes of live data in the buffer file.",
+        s.buffer_bytes.load(Relaxed) as f64,
+    );
+    gauge(
+        &mut o,
+        "hissrv_backlog_points",
+        "Points stored and not yet delivered.",
+        s.backlog_points.load(Relaxed) as f64,
+    );
+    gauge(
+        &mut o,
+        "hissrv_backlog_batches",
+        "Batches stored and not yet delivered.",
+        s.backlog_batches.load(Relaxed) as f64,
+    );
+    let oldest = s.oldest_unsent_ms.load(Relaxed) as i64;
+    let age = if oldest > 0 {
+        (now_ms - oldest).max(0) as f64 / 1e3
+    } else {
+        0.0
+    };
+    gauge(
+        &mut o,
+        "hissrv_oldest_unsent_age_seconds",
+        "How long the oldest undelivered point has waited in the buffer.",
+        age,
+    );
+    gauge(
+        &mut o,
+        "hissrv_dead_letters",
+        "Dead-letter lines stored in the buffer.",
+        s.dead_letters_stored.load(Relaxed) as f64,
+    );
+    gauge(
+        &mut o,
+        "hissrv_upstream_up",
+        "1 if the last upstream write reached the server.",
+        if s.upstream_up.load(Relaxed) {
+            1.0
+        } else {
+            0.0
+        },
+    );
+    s.write_duration.render(
+        &mut o,
+        "hissrv_write_duration_seconds",
+        "Duration of upstream write requests.",
+    );
+    s.batch_size.render(
+        &mut o,
+        "hissrv_batch_size_points",
+        "Points per committed batch.",
+    );
+    s.ack_latency.render(
+        &mut o,
+        "hissrv_ack_latency_seconds",
+        "From a write request's arrival to its durable acknowledgement.",
+    );
+    s.commit_duration.render(
+        &mut o,
+        "hissrv_commit_duration_seconds",
+        "Duration of write-ahead buffer commits.",
+    );
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_histogram_counts_into_cumulative_buckets_and_sums() {
+        static H: Histogram = Histogram::new(&[1.0, 10.0]);
+        for v in [0.5, 1.0, 5.0, 50.0] {
+            H.observe(v);
+        }
+        let mut out = String::new();
+        H.render(&mut out, "x", "help");
+        assert!(out.contains("x_bucket{le=\"1\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"10\"} 3\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"+Inf\"} 4\n"), "{out}");
+        assert!(
+            out.contains("x_sum 56.5\n") && out.contains("x_count 4\n"),
+            "{out}"
+        );
+        assert_eq!(H.count(), 4);
+    }
+
+    #[test]
+    fn every_bucket_list_fits() {
+        assert!(SECONDS_BUCKETS.len() <= MAX_BUCKETS && POINTS_BUCKETS.len() <= MAX_BUCKETS);
+    }
+}

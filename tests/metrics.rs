@@ -1,0 +1,117 @@
+//! `/metrics`: values match a known workload, and the exposition is read by
+//! the reference Prometheus text parser (Python's `prometheus_client`).
+
+mod common;
+use common::*;
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+/// Samples as the reference parser reads them: `name{labels}` → value.
+fn parse_with_prometheus_client(text: &str) -> HashMap<String, f64> {
+    let mut child = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/parse_metrics.py"
+        ))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "prometheus_client refused the exposition: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (k, v) = l.rsplit_once(' ').unwrap();
+            (k.to_string(), v.parse().unwrap())
+        })
+        .collect()
+}
+
+fn scrape(h: &Hissrv) -> HashMap<String, f64> {
+    let text = agent()
+        .get(format!("{}/metrics", h.url()))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    parse_with_prometheus_client(&text)
+}
+
+#[test]
+fn metric_values_match_a_known_workload_and_parse_with_prometheus_client() {
+    let influx = Influx::start();
+    influx.create_db("plant");
+    let h = Hissrv::start(&influx.url(), "  database: plant\n");
+    const BODIES: usize = 7;
+    const LINES: usize = 300;
+    for b in 0..BODIES {
+        let body: String = (0..LINES)
+            .map(|l| format!("m v={l}i {}\n", b * LINES + l))
+            .collect();
+        assert_eq!(h.post("/write?db=plant", &body).0, 204);
+    }
+    let (s, _) = h.post("/write?db=plant", "m v=1i 99999999\nm v=oops 2\n");
+    assert_eq!(s, 400);
+    let n = (BODIES * LINES + 1) as f64;
+    let mut m = HashMap::new();
+    wait_for("every point written and counted", DELIVERY_TIMEOUT, || {
+        m = scrape(&h);
+        m["hissrv_points_written_total{}"] == n && m["hissrv_backlog_points{}"] == 0.0
+    });
+    assert_eq!(m["hissrv_points_received_total{}"], n);
+    assert_eq!(m["hissrv_points_accepted_total{}"], n);
+    assert_eq!(m["hissrv_lines_rejected_total{}"], 1.0);
+    assert!(m["hissrv_http_requests_total{}"] as usize >= BODIES + 1);
+    assert_eq!(m["hissrv_ack_latency_seconds_count{}"], (BODIES + 1) as f64);
+    assert_eq!(m["hissrv_batch_size_points_sum{}"], n);
+    assert_eq!(
+        m["hissrv_batch_size_points_count{}"],
+        m["hissrv_batches_committed_total{}"]
+    );
+    assert_eq!(
+        m["hissrv_write_duration_seconds_count{}"], m["hissrv_batches_written_total{}"],
+        "one request per batch when nothing fails"
+    );
+    assert_eq!(m["hissrv_upstream_up{}"], 1.0);
+    assert_eq!(m["hissrv_ring_points{}"], 0.0);
+    assert_eq!(
+        m["hissrv_upstream_write_failures_total{class=\"network\"}"],
+        0.0
+    );
+    assert_eq!(influx.count("plant", "m"), BODIES * LINES + 1);
+}
+
+#[test]
+fn an_unreachable_upstream_shows_as_down_with_a_growing_backlog() {
+    let h = Hissrv::start(&format!("http://127.0.0.1:{}", free_port()), "");
+    assert_eq!(h.post("/write?db=d", "m v=1 1\nm v=2 2\n").0, 204);
+    let mut m = HashMap::new();
+    wait_for(
+        "a failed write and the backlog gauge",
+        DELIVERY_TIMEOUT,
+        || {
+            m = scrape(&h);
+            m["hissrv_upstream_write_failures_total{class=\"network\"}"] >= 2.0
+                && m["hissrv_backlog_points{}"] == 2.0
+        },
+    );
+    assert_eq!(m["hissrv_upstream_up{}"], 0.0);
+    assert!(m["hissrv_upstream_retries_total{}"] >= 1.0);
+    assert!(m["hissrv_buffer_bytes{}"] > 0.0);
+    assert_eq!(m["hissrv_points_written_total{}"], 0.0);
+}
