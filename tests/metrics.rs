@@ -76,7 +76,7 @@ fn metric_values_match_a_known_workload_and_parse_with_prometheus_client() {
     assert_eq!(m["hissrv_points_received_total{}"], n);
     assert_eq!(m["hissrv_points_accepted_total{}"], n);
     assert_eq!(m["hissrv_lines_rejected_total{}"], 1.0);
-    assert!(m["hissrv_http_requests_total{}"] as usize >= BODIES + 1);
+    assert!(m["hissrv_http_requests_total{}"] as usize > BODIES);
     assert_eq!(m["hissrv_ack_latency_seconds_count{}"], (BODIES + 1) as f64);
     assert_eq!(m["hissrv_batch_size_points_sum{}"], n);
     assert_eq!(
