@@ -22,6 +22,7 @@ use crate::http::{Request, Response};
 use crate::lineproto::{self, ParseOptions, Parsed, Precision};
 use crate::ring::{Entry, Refusal};
 use crate::stats::Stats;
+use crate::status::Health;
 use crate::wal::WalError;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -83,31 +84,6 @@ fn error(api: Api, status: u16, message: String) -> Response {
     Response::json(status, body).header("X-Influxdb-Error", "see body")
 }
 
-#[derive(miniserde::Serialize)]
-struct Health {
-    name: String,
-    status: String,
-    message: String,
-    version: String,
-    upstream_up: bool,
-    points_received: u64,
-    points_committed: u64,
-    points_written: u64,
-    lines_rejected: u64,
-    dead_letter_lines: u64,
-    backlog_batches: u64,
-    backlog_points: u64,
-    backlog_bytes: u64,
-    dead_letters_stored: u64,
-    ring_points: u64,
-    ring_bytes: u64,
-    refused_ring_full: u64,
-    refused_storage_full: u64,
-    udp_points_dropped: u64,
-    upstream_failures: u64,
-    last_error: String,
-}
-
 impl Ingest {
     pub async fn route(&self, req: &Request) -> Response {
         Stats::add(&self.stats.http_requests, 1);
@@ -143,11 +119,13 @@ impl Ingest {
     fn health(&self) -> Response {
         let s = &self.stats;
         let ring = self.intake.ring.borrow();
+        let oldest = Stats::get(&s.oldest_unsent_ms) as i64;
         let h = Health {
             name: self.config.service.name.clone(),
             status: "pass".into(),
             message: "ready for writes".into(),
             version: env!("CARGO_PKG_VERSION").into(),
+            upstream_url: self.config.influxdb.url.clone(),
             upstream_up: s.upstream_up.load(Relaxed),
             points_received: Stats::get(&s.points_received),
             points_committed: Stats::get(&s.points_committed),
@@ -157,9 +135,15 @@ impl Ingest {
             backlog_batches: Stats::get(&s.backlog_batches),
             backlog_points: Stats::get(&s.backlog_points),
             backlog_bytes: Stats::get(&s.backlog_bytes),
+            oldest_unsent_age_ms: if oldest > 0 {
+                (crate::wal::now_ms() - oldest).max(0) as u64
+            } else {
+                0
+            },
             dead_letters_stored: Stats::get(&s.dead_letters_stored),
             ring_points: ring.points() as u64,
             ring_bytes: ring.bytes() as u64,
+            ring_capacity_bytes: ring.capacity_bytes() as u64,
             refused_ring_full: Stats::get(&s.ring_full_refusals),
             refused_storage_full: Stats::get(&s.storage_full_refusals),
             udp_points_dropped: Stats::get(&s.udp_points_dropped),

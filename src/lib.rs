@@ -19,6 +19,7 @@
 //! - [`signals`]: SIGTERM/SIGINT as the shutdown signal.
 //! - [`stats`]: counters, gauges and histograms shared by all threads.
 //! - [`metrics`]: histograms and the Prometheus exposition at `/metrics`.
+//! - [`status`]: the `/health` document and `hissrv status`.
 //! - [`app`]: wiring and the stop sequence.
 #![forbid(unsafe_code)]
 
@@ -36,5 +37,6 @@ pub mod ring;
 pub mod server;
 pub mod signals;
 pub mod stats;
+pub mod status;
 pub mod upstream;
 pub mod wal;

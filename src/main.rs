@@ -7,6 +7,8 @@ use std::process::ExitCode;
 const USAGE: &str = "\
 usage: hissrv run [--config PATH]      run the agent (embedded defaults without --config)
        hissrv check-config PATH        validate a config and print the effective one
+       hissrv status [--url URL | --config PATH]
+                                       summary of a running agent (default: the embedded listen address)
        hissrv --version";
 
 fn main() -> ExitCode {
@@ -28,6 +30,9 @@ fn main() -> ExitCode {
             }
         },
         ["run"] | [] => run(None),
+        ["status"] => status(None, None),
+        ["status", "--url", url] => status(Some(url), None),
+        ["status", "--config" | "-c", path] => status(None, Some(PathBuf::from(path))),
         ["run", "--config" | "-c", path] => run(Some(PathBuf::from(path))),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
@@ -85,6 +90,35 @@ fn run(path: Option<PathBuf>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");
+            eprintln!("hissrv: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn status(url: Option<&str>, config: Option<PathBuf>) -> ExitCode {
+    let url = match (url, config) {
+        (Some(u), _) => u.to_string(),
+        (None, path) => {
+            let cfg = match &path {
+                Some(p) => Config::load(p),
+                None => Config::embedded(),
+            };
+            match cfg {
+                Ok(c) => format!("http://{}", c.service.http_listen),
+                Err(e) => {
+                    eprintln!("hissrv: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
+    match hissrv::status::status(&url) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
             eprintln!("hissrv: {e}");
             ExitCode::FAILURE
         }

@@ -97,3 +97,34 @@ fn run_on_embedded_defaults_starts_and_buffers_with_no_influxdb_reachable() {
         .unwrap();
     assert_eq!((db.as_str(), points), ("hissrv", 1));
 }
+
+#[test]
+fn status_summarises_a_running_agent_and_fails_clearly_without_one() {
+    let h = Hissrv::start(&format!("http://127.0.0.1:{}", free_port()), "");
+    assert_eq!(h.post("/write?db=d", "m v=1 1\nm v=2 2\nm v=x 3\n").0, 400);
+    let mut text = String::new();
+    wait_for("the backlog in the summary", DELIVERY_TIMEOUT, || {
+        let out = hissrv(&["status", "--url", &h.url()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains("backlog      2 points in 1 batches")
+    });
+    assert!(text.contains("DOWN"), "{text}");
+    assert!(
+        text.contains("2 received, 2 stored, 0 delivered, 1 lines rejected"),
+        "{text}"
+    );
+    assert!(text.contains("last error   "), "{text}");
+
+    let out = hissrv(&[
+        "status",
+        "--url",
+        &format!("http://127.0.0.1:{}", free_port()),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach hissrv"));
+}

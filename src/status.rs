@@ -1,0 +1,164 @@
+//! `hissrv status`: a human summary read from a running agent's `/health`.
+//!
+//! Two samples a second apart give the throughput; the rest is the agent's
+//! own counters and gauges. The same [`Health`] document is what `/health`
+//! serves, so the two cannot drift apart.
+
+use std::fmt::Write;
+use std::time::{Duration, Instant};
+
+/// Between the two samples that give the throughput.
+const SAMPLE_INTERVAL_MS: u64 = 1_000;
+
+/// The `/health` document.
+#[derive(Debug, Clone, miniserde::Serialize, miniserde::Deserialize)]
+pub struct Health {
+    pub name: String,
+    pub status: String,
+    pub message: String,
+    pub version: String,
+    pub upstream_url: String,
+    pub upstream_up: bool,
+    pub points_received: u64,
+    pub points_committed: u64,
+    pub points_written: u64,
+    pub lines_rejected: u64,
+    pub dead_letter_lines: u64,
+    pub backlog_batches: u64,
+    pub backlog_points: u64,
+    pub backlog_bytes: u64,
+    pub oldest_unsent_age_ms: u64,
+    pub dead_letters_stored: u64,
+    pub ring_points: u64,
+    pub ring_bytes: u64,
+    pub ring_capacity_bytes: u64,
+    pub refused_ring_full: u64,
+    pub refused_storage_full: u64,
+    pub udp_points_dropped: u64,
+    pub upstream_failures: u64,
+    pub last_error: String,
+}
+
+fn fetch(url: &str) -> Result<Health, String> {
+    let agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .new_agent();
+    let body = agent
+        .get(format!("{url}/health"))
+        .call()
+        .map_err(|e| format!("cannot reach hissrv at {url}: {e}"))?
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| format!("cannot read {url}/health: {e}"))?;
+    miniserde::json::from_str(&body)
+        .map_err(|_| format!("{url}/health is not a hissrv health document"))
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+fn age(ms: u64) -> String {
+    match ms / 1000 {
+        s if s >= 86_400 => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
+        s if s >= 3600 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{}m {}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// Renders the summary from two samples taken `secs` apart.
+pub fn render(url: &str, a: &Health, b: &Health, secs: f64) -> String {
+    let rate = |x: u64, y: u64| (y.saturating_sub(x)) as f64 / secs.max(1e-3);
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{} {} at {url}: {} ({})",
+        b.name, b.version, b.message, b.status
+    );
+    let _ = writeln!(
+        o,
+        "upstream     {} {}",
+        b.upstream_url,
+        if b.upstream_up {
+            "up"
+        } else {
+            "DOWN or not reached yet"
+        }
+    );
+    let _ = writeln!(
+        o,
+        "throughput   {:.0} points/s in, {:.0} points/s delivered (over {secs:.1} s)",
+        rate(a.points_received, b.points_received),
+        rate(a.points_written, b.points_written)
+    );
+    let oldest = if b.backlog_points > 0 {
+        format!("; oldest unsent waited {}", age(b.oldest_unsent_age_ms))
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        o,
+        "backlog      {} points in {} batches, {}{oldest}",
+        b.backlog_points,
+        b.backlog_batches,
+        bytes(b.backlog_bytes)
+    );
+    let _ = writeln!(
+        o,
+        "memory ring  {} points, {} of {}",
+        b.ring_points,
+        bytes(b.ring_bytes),
+        bytes(b.ring_capacity_bytes)
+    );
+    let _ = writeln!(
+        o,
+        "totals       {} received, {} stored, {} delivered, {} lines rejected, {} dead letters",
+        b.points_received,
+        b.points_committed,
+        b.points_written,
+        b.lines_rejected,
+        b.dead_letters_stored
+    );
+    let _ = writeln!(
+        o,
+        "refused      {} writes (rings full), {} writes (storage full), {} UDP points dropped, {} failed upstream writes",
+        b.refused_ring_full, b.refused_storage_full, b.udp_points_dropped, b.upstream_failures
+    );
+    let last = if b.last_error.is_empty() {
+        "none"
+    } else {
+        &b.last_error
+    };
+    let _ = writeln!(o, "last error   {last}");
+    o
+}
+
+/// Samples the agent at `url` twice and returns the summary.
+pub fn status(url: &str) -> Result<String, String> {
+    let url = url.trim_end_matches('/');
+    let first = fetch(url)?;
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_millis(SAMPLE_INTERVAL_MS));
+    let second = fetch(url)?;
+    Ok(render(url, &first, &second, t.elapsed().as_secs_f64()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_ages_read_like_a_person_would_write_them() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(3 << 20), "3.0 MiB");
+        assert_eq!(age(90_000), "1m 30s");
+        assert_eq!(age(2 * 86_400_000 + 3_600_000), "2d 1h");
+    }
+}
