@@ -14,7 +14,7 @@
 
 use crate::batch::{CutPolicy, Intake, run_batcher, spawn_committer};
 use crate::config::Config;
-use crate::forward::{Doorbell, Forwarder};
+use crate::forward::{Doorbell, DrainPolicy, Forwarder};
 use crate::ingest::Ingest;
 use crate::server::{InFlight, serve_http, serve_udp};
 use crate::stats::Stats;
@@ -53,6 +53,7 @@ pub fn run(cfg: Config, shutdown: smol::channel::Receiver<()>) -> Result<(), Box
         reader,
         Upstream::new(&cfg.influxdb),
         cfg.retry.clone(),
+        DrainPolicy::from_config(&cfg.performance),
         stats.clone(),
         stop_forwarder.clone(),
         bell.clone(),

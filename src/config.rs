@@ -141,6 +141,10 @@ pub struct Performance {
     pub adaptive_batching: AdaptiveBatching,
     /// Memory for points accepted but not yet committed. Full → 503 / UDP drop.
     pub ring_buffer_mb: u64,
+    /// Largest upstream request payload (before gzip); stored batches are
+    /// packed into requests up to this and `max_batch_size` points.
+    pub max_request_mb: u64,
+    pub backlog_replay: BacklogReplay,
 }
 
 impl Default for Performance {
@@ -148,6 +152,27 @@ impl Default for Performance {
         Performance {
             adaptive_batching: AdaptiveBatching::default(),
             ring_buffer_mb: 16,
+            max_request_mb: 8,
+            backlog_replay: BacklogReplay::default(),
+        }
+    }
+}
+
+/// How a backlog drains while fresh points keep arriving.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BacklogReplay {
+    /// Share of upstream requests given to live data while a backlog drains.
+    pub live_share_percent: u8,
+    /// Batches committed within this window count as live.
+    pub live_window_ms: u64,
+}
+
+impl Default for BacklogReplay {
+    fn default() -> Self {
+        BacklogReplay {
+            live_share_percent: 25,
+            live_window_ms: 60_000,
         }
     }
 }
@@ -360,6 +385,15 @@ impl Config {
                     "must be at least service.max_body_mb ({}) so the largest body fits",
                     s.max_body_mb
                 ),
+            ));
+        }
+        if self.performance.max_request_mb == 0 || self.performance.max_request_mb > 256 {
+            return Err(invalid("performance.max_request_mb", "must be 1..=256"));
+        }
+        if self.performance.backlog_replay.live_share_percent > 50 {
+            return Err(invalid(
+                "performance.backlog_replay.live_share_percent",
+                "must be 0..=50: live data may not starve the backlog",
             ));
         }
         if self.buffer.path.as_os_str().is_empty() {

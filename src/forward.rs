@@ -1,32 +1,36 @@
 //! The forwarder: a worker thread that drains the write-ahead buffer upstream.
 //!
-//! It reads with its own connection, picks the oldest batch of a destination
-//! that is not backing off, sends it, and acts on the answer (DESIGN's status
-//! policy):
+//! It reads with its own connection. Each turn it picks a destination that is
+//! not backing off, packs consecutive stored batches of it into one request
+//! (up to `max_batch_size` points and `max_request_mb`), and hands the pack to
+//! [`crate::deliver`], which applies the status policy. A delivered pack is
+//! deleted, with its dead letters, in one transaction.
 //!
-//! | answer                     | action                                                   |
-//! |----------------------------|----------------------------------------------------------|
-//! | 2xx                        | delete the batch                                         |
-//! | 400/422 (partial or whole) | split in halves until the refused lines are isolated; the rest is delivered, those lines go to dead letters with the server's message |
-//! | 413                        | split in halves, and send smaller requests from then on  |
-//! | 401/403/404                | keep, back off, log an error                             |
-//! | 429/503                    | keep, wait `Retry-After` (capped) or back off            |
-//! | other 5xx, network         | keep, exponential back-off with full jitter, capped      |
+//! # Backlog replay
+//! After an outage a destination holds a backlog (batches committed more than
+//! `backlog_replay.live_window_ms` ago) and live data (committed since). The
+//! backlog drains in commit order in the largest requests allowed, back to
+//! back, as fast as the upstream answers; but one request in
+//! `100 / live_share_percent` (default: every 4th) carries the oldest *live*
+//! batches instead, so fresh points keep reaching the server during a long
+//! drain. With `live_share_percent: 0` everything goes strictly oldest-first.
 //!
-//! Contracts: within a destination batches go in commit order and a failed
-//! batch is retried before anything after it (order); a batch is deleted only
-//! after the server took every line of it, or those it refused are stored as
-//! dead letters in the same transaction (delete). Delivery is at-least-once: a
-//! crash between the 2xx and the delete, or a retry after half a split went
-//! through, re-sends lines; InfluxDB overwrites a point with the same series and
-//! timestamp, so the replay is harmless.
+//! # Contracts
+//! - **Order:** within a destination, the backlog goes in commit order and so
+//!   does live data; a failed pack is retried before anything after it in its
+//!   lane. The two lanes interleave only while a backlog drains.
+//! - **Delete:** a batch is deleted only after the server took every line of
+//!   it, or those it refused are stored as dead letters in the same transaction.
+//! - **At-least-once:** a crash between the 2xx and the delete, or a retry after
+//!   half a split went through, re-sends lines; InfluxDB overwrites a point with
+//!   the same series and timestamp, so the replay is harmless.
 
-use crate::config::Retry;
+use crate::config::{Performance, Retry};
+use crate::deliver::{Deferred, Delivery};
 use crate::dest::Destination;
-use crate::lineproto;
 use crate::stats::Stats;
-use crate::upstream::{Outcome, Upstream};
-use crate::wal::{DeadLetter, StoredBatch, Wal};
+use crate::upstream::Upstream;
+use crate::wal::{StoredBatch, Wal, now_ms};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -66,27 +70,45 @@ impl Doorbell {
     }
 }
 
-/// Why a batch stays for a later attempt.
-struct Deferred {
-    delay: Option<Duration>,
-    reason: String,
-}
-
 struct Backoff {
     ready_at: Instant,
     failures: u32,
+}
+
+/// Packing and replay settings, from `performance`.
+#[derive(Debug, Clone, Copy)]
+pub struct DrainPolicy {
+    pub max_points: usize,
+    pub max_bytes: usize,
+    /// Every `live_every`-th request serves live data during a backlog; 0 = never.
+    pub live_every: u32,
+    pub live_window_ms: i64,
+}
+
+impl DrainPolicy {
+    pub fn from_config(p: &Performance) -> DrainPolicy {
+        let share = p.backlog_replay.live_share_percent as u32;
+        DrainPolicy {
+            max_points: p.adaptive_batching.max_batch_size,
+            max_bytes: (p.max_request_mb * 1024 * 1024) as usize,
+            live_every: 100u32.checked_div(share).map_or(0, |n| n.max(1)),
+            live_window_ms: p.backlog_replay.live_window_ms as i64,
+        }
+    }
 }
 
 pub struct Forwarder {
     wal: Wal,
     upstream: Upstream,
     retry: Retry,
+    policy: DrainPolicy,
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
     bell: Arc<Doorbell>,
     backoff: HashMap<Destination, Backoff>,
-    /// Lowered after a 413, so we stop sending what the server cannot take.
     max_lines_per_request: usize,
+    /// Requests since the live lane last had its turn.
+    since_live: u32,
     rng: u64,
 }
 
@@ -95,6 +117,7 @@ impl Forwarder {
         wal: Wal,
         upstream: Upstream,
         retry: Retry,
+        policy: DrainPolicy,
         stats: Arc<Stats>,
         stop: Arc<AtomicBool>,
         bell: Arc<Doorbell>,
@@ -107,11 +130,13 @@ impl Forwarder {
             wal,
             upstream,
             retry,
+            policy,
             stats,
             stop,
             bell,
             backoff: HashMap::new(),
             max_lines_per_request: usize::MAX,
+            since_live: 0,
             rng: seed,
         }
     }
@@ -127,9 +152,9 @@ impl Forwarder {
     }
 
     fn refresh_backlog(&self) {
+        let s = &self.stats;
         match self.wal.backlog() {
             Ok(b) => {
-                let s = &self.stats;
                 s.backlog_batches.store(b.batches, Ordering::Relaxed);
                 s.backlog_points.store(b.points, Ordering::Relaxed);
                 s.backlog_bytes.store(b.payload_bytes, Ordering::Relaxed);
@@ -137,11 +162,11 @@ impl Forwarder {
                     .store(b.dead_letters, Ordering::Relaxed);
                 let oldest = b.oldest_created_ms.unwrap_or(0).max(0) as u64;
                 s.oldest_unsent_ms.store(oldest, Ordering::Relaxed);
-                if let Ok(used) = self.wal.used_bytes() {
-                    s.buffer_bytes.store(used, Ordering::Relaxed);
-                }
             }
             Err(e) => log::warn!("cannot read the backlog: {e}"),
+        }
+        if let Ok(used) = self.wal.used_bytes() {
+            s.buffer_bytes.store(used, Ordering::Relaxed);
         }
     }
 
@@ -161,13 +186,17 @@ impl Forwarder {
                 }
             };
             if heads.is_empty() {
+                self.refresh_backlog();
                 self.bell.wait(Duration::from_millis(IDLE_POLL_MS));
                 continue;
             }
             let now = Instant::now();
             let ready_at = |d: &Destination| self.backoff.get(d).map_or(now, |b| b.ready_at);
-            match heads.iter().find(|(_, d)| ready_at(d) <= now) {
-                Some((id, _)) => self.deliver(*id),
+            match heads.iter().find(|(_, d)| ready_at(d) <= now).cloned() {
+                Some((head, dest)) => {
+                    let from = self.choose_lane(&dest, head);
+                    self.deliver(&dest, from);
+                }
                 None => {
                     let next = heads.iter().map(|(_, d)| ready_at(d)).min().unwrap_or(now);
                     // Wake for the gauges too, during a long back-off.
@@ -176,6 +205,28 @@ impl Forwarder {
             }
         }
         log::debug!("forwarder done");
+    }
+
+    /// Where this request starts: the backlog's head, or on the live lane's
+    /// turn the first live batch (when there is a backlog before it).
+    fn choose_lane(&mut self, dest: &Destination, head: i64) -> i64 {
+        if self.policy.live_every == 0 {
+            return head;
+        }
+        self.since_live += 1;
+        if self.since_live < self.policy.live_every {
+            return head;
+        }
+        match self
+            .wal
+            .first_since(dest, now_ms() - self.policy.live_window_ms)
+        {
+            Ok(Some(live)) if live > head => {
+                self.since_live = 0;
+                live
+            }
+            _ => head,
+        }
     }
 
     /// Sleeps until `deadline`, waking early only to stop.
@@ -189,70 +240,93 @@ impl Forwarder {
         }
     }
 
-    fn deliver(&mut self, id: i64) {
-        let batch = match self.wal.load(id) {
-            Ok(Some(b)) => b,
-            Ok(None) => return,
+    fn deliver(&mut self, dest: &Destination, from: i64) {
+        let pack = match self
+            .wal
+            .pack(dest, from, self.policy.max_points, self.policy.max_bytes)
+        {
+            Ok(p) if !p.is_empty() => p,
+            Ok(_) => return,
             Err(e) => {
-                log::error!("cannot load batch {id}: {e}");
+                log::error!("cannot load batches from {from}: {e}");
                 return;
             }
         };
-        if batch.attempts > 0 {
+        if pack.iter().any(|b| b.attempts > 0) {
             Stats::add(&self.stats.retries, 1);
         }
-        match self.send_batch(&batch) {
-            Ok(dead) => {
-                if let Err(e) = self.wal.finish(&batch, &dead) {
-                    log::error!(
-                        "batch {id} was delivered but cannot be deleted ({e}); it will be re-sent"
-                    );
-                    return;
-                }
-                Stats::add(&self.stats.points_written, batch.points - dead.len());
-                Stats::add(&self.stats.batches_written, 1);
-                Stats::add(&self.stats.dead_letter_lines, dead.len());
-                self.stats.upstream_up.store(true, Ordering::Relaxed);
-                if self.backoff.remove(&batch.dest).is_some() {
-                    log::info!("upstream accepts writes to {:?} again", batch.dest.bucket());
-                }
-                for d in &dead {
-                    log::warn!(
-                        "upstream refused a line of {:?} for good (dead letter): {} ({})",
-                        batch.dest.bucket(),
-                        String::from_utf8_lossy(&d.line),
-                        d.reason
-                    );
-                }
-            }
-            Err(deferred) => {
-                Stats::add(&self.stats.upstream_failures, 1);
-                self.stats.set_error(deferred.reason.clone());
-                if let Err(e) = self.wal.record_failure(id, &deferred.reason) {
-                    log::warn!("cannot record the failure of batch {id}: {e}");
-                }
-                let b = self.backoff.entry(batch.dest.clone()).or_insert(Backoff {
-                    ready_at: Instant::now(),
-                    failures: 0,
-                });
-                b.failures = b.failures.saturating_add(1);
-                let failures = b.failures;
-                let delay = match deferred.delay {
-                    Some(d) => d.min(Duration::from_secs(self.retry.max_retry_after_s)),
-                    None => self.jittered_backoff(failures),
-                };
-                if let Some(b) = self.backoff.get_mut(&batch.dest) {
-                    b.ready_at = Instant::now() + delay;
-                }
-                log::warn!(
-                    "delivery of batch {id} ({} points to {:?}) failed: {}; retry in {} ms",
-                    batch.points,
-                    batch.dest.bucket(),
-                    deferred.reason,
-                    delay.as_millis()
-                );
-            }
+        let points: usize = pack.iter().map(|b| b.points).sum();
+        let result = Delivery {
+            upstream: &self.upstream,
+            stats: &self.stats,
+            stop: &self.stop,
+            max_lines_per_request: &mut self.max_lines_per_request,
         }
+        .send(&pack);
+        match result {
+            Ok(dead) => self.delivered(dest, &pack, points, dead),
+            Err(deferred) => self.deferred(dest, &pack, points, deferred),
+        }
+    }
+
+    fn delivered(
+        &mut self,
+        dest: &Destination,
+        pack: &[StoredBatch],
+        points: usize,
+        dead: Vec<crate::wal::DeadLetter>,
+    ) {
+        if let Err(e) = self.wal.finish(pack, &dead) {
+            log::error!(
+                "batches {}.. were delivered but cannot be deleted ({e}); they will be re-sent",
+                pack[0].id
+            );
+            return;
+        }
+        Stats::add(&self.stats.points_written, points - dead.len());
+        Stats::add(&self.stats.batches_written, pack.len());
+        Stats::add(&self.stats.dead_letter_lines, dead.len());
+        self.stats.upstream_up.store(true, Ordering::Relaxed);
+        if self.backoff.remove(dest).is_some() {
+            log::info!("upstream accepts writes to {:?} again", dest.bucket());
+        }
+        for d in &dead {
+            log::warn!(
+                "upstream refused a line of {:?} for good (dead letter): {} ({})",
+                dest.bucket(),
+                String::from_utf8_lossy(&d.line),
+                d.reason
+            );
+        }
+    }
+
+    fn deferred(&mut self, dest: &Destination, pack: &[StoredBatch], points: usize, d: Deferred) {
+        Stats::add(&self.stats.upstream_failures, 1);
+        self.stats.set_error(d.reason.clone());
+        if let Err(e) = self.wal.record_failure(pack[0].id, &d.reason) {
+            log::warn!("cannot record the failure of batch {}: {e}", pack[0].id);
+        }
+        let failures = {
+            let b = self.backoff.entry(dest.clone()).or_insert(Backoff {
+                ready_at: Instant::now(),
+                failures: 0,
+            });
+            b.failures = b.failures.saturating_add(1);
+            b.failures
+        };
+        let delay = match d.delay {
+            Some(ra) => ra.min(Duration::from_secs(self.retry.max_retry_after_s)),
+            None => self.jittered_backoff(failures),
+        };
+        if let Some(b) = self.backoff.get_mut(dest) {
+            b.ready_at = Instant::now() + delay;
+        }
+        log::warn!(
+            "delivery of {points} points to {:?} failed: {}; retry in {} ms",
+            dest.bucket(),
+            d.reason,
+            delay.as_millis()
+        );
     }
 
     /// Exponential back-off with full jitter: uniform in [0, min(cap, base·2^n)].
@@ -267,116 +341,5 @@ impl Forwarder {
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
         Duration::from_millis((self.rng % (ceiling + 1)).max(MIN_RETRY_DELAY_MS))
-    }
-
-    /// Sends a batch, splitting where the server asks; returns the dead letters.
-    fn send_batch(&mut self, batch: &StoredBatch) -> Result<Vec<DeadLetter>, Deferred> {
-        let lines: Vec<&[u8]> = lineproto::lines(&batch.payload).collect();
-        let mut dead = Vec::new();
-        // Ranges still to send, the next on top: halves are pushed right first.
-        let mut todo = vec![(0, lines.len())];
-        let mut body = Vec::new();
-        while let Some((a, b)) = todo.pop() {
-            if b - a > self.max_lines_per_request {
-                let mid = a + (b - a) / 2;
-                todo.extend([(mid, b), (a, mid)]);
-                continue;
-            }
-            if self.stopping() {
-                return Err(Deferred {
-                    delay: None,
-                    reason: "shutting down".into(),
-                });
-            }
-            // The whole batch is its payload as stored: send it without a copy.
-            let request: &[u8] = if (a, b) == (0, lines.len()) {
-                &batch.payload
-            } else {
-                body.clear();
-                for l in &lines[a..b] {
-                    body.extend_from_slice(l);
-                    body.push(b'\n');
-                }
-                &body
-            };
-            let started = Instant::now();
-            let outcome = self.upstream.write(&batch.dest, request);
-            self.stats
-                .write_duration
-                .observe(started.elapsed().as_secs_f64());
-            let class = match &outcome {
-                Outcome::Written | Outcome::Refused { .. } | Outcome::TooLarge => None,
-                Outcome::Misconfigured { .. } => Some(&self.stats.upstream_failures_4xx),
-                Outcome::Throttled { status, .. } if *status < 500 => {
-                    Some(&self.stats.upstream_failures_4xx)
-                }
-                Outcome::Throttled { .. } | Outcome::ServerError { .. } => {
-                    Some(&self.stats.upstream_failures_5xx)
-                }
-                Outcome::Network(_) => Some(&self.stats.upstream_failures_network),
-            };
-            if let Some(c) = class {
-                Stats::add(c, 1);
-            }
-            match outcome {
-                Outcome::Written => {}
-                Outcome::Refused { status, message } if b - a == 1 => dead.push(DeadLetter {
-                    status,
-                    reason: message,
-                    line: lines[a].to_vec(),
-                }),
-                Outcome::TooLarge if b - a == 1 => dead.push(DeadLetter {
-                    status: 413,
-                    reason: "a single line is larger than the server accepts".into(),
-                    line: lines[a].to_vec(),
-                }),
-                Outcome::Refused { .. } => {
-                    let mid = a + (b - a) / 2;
-                    todo.extend([(mid, b), (a, mid)]);
-                }
-                Outcome::TooLarge => {
-                    self.max_lines_per_request = ((b - a) / 2).max(1);
-                    log::info!(
-                        "upstream said 413: requests are now at most {} lines",
-                        self.max_lines_per_request
-                    );
-                    let mid = a + (b - a) / 2;
-                    todo.extend([(mid, b), (a, mid)]);
-                }
-                Outcome::Misconfigured { status, message } => {
-                    log::error!(
-                        "upstream refuses writes to {:?} with {status}: {message} — check influxdb credentials and that the database exists; data is kept",
-                        batch.dest.bucket()
-                    );
-                    return Err(Deferred {
-                        delay: None,
-                        reason: format!("{status}: {message}"),
-                    });
-                }
-                Outcome::Throttled {
-                    status,
-                    retry_after,
-                } => {
-                    return Err(Deferred {
-                        delay: retry_after,
-                        reason: format!("{status}: upstream overloaded"),
-                    });
-                }
-                Outcome::ServerError { status, message } => {
-                    return Err(Deferred {
-                        delay: None,
-                        reason: format!("{status}: {message}"),
-                    });
-                }
-                Outcome::Network(e) => {
-                    self.stats.upstream_up.store(false, Ordering::Relaxed);
-                    return Err(Deferred {
-                        delay: None,
-                        reason: e,
-                    });
-                }
-            }
-        }
-        Ok(dead)
     }
 }

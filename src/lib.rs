@@ -15,7 +15,8 @@
 //! - [`batch`]: the batcher (group commit) and the commit thread.
 //! - [`wal`]: the SQLite write-ahead buffer and its durability contract.
 //! - [`upstream`]: one write to InfluxDB and what its answer means.
-//! - [`forward`]: the forwarder thread and the upstream status policy.
+//! - [`forward`]: the forwarder thread: packing, backlog replay, back-off.
+//! - [`deliver`]: one upstream request's worth of batches under the status policy.
 //! - [`signals`]: SIGTERM/SIGINT as the shutdown signal.
 //! - [`stats`]: counters, gauges and histograms shared by all threads.
 //! - [`metrics`]: histograms and the Prometheus exposition at `/metrics`.
@@ -27,6 +28,7 @@ pub mod app;
 pub mod auth;
 pub mod batch;
 pub mod config;
+pub mod deliver;
 pub mod dest;
 pub mod forward;
 pub mod http;

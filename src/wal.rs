@@ -50,7 +50,7 @@
 //!   line        BLOB NOT NULL)         -- the refused line (line protocol, ns)
 //! ```
 
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, ErrorCode, OpenFlags, params};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -170,6 +170,8 @@ pub struct StoredBatch {
 /// A line the upstream refused for good, with its reason.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
+    /// The batch the line came from.
+    pub batch_id: i64,
     pub status: u16,
     pub reason: String,
     pub line: Vec<u8>,
@@ -328,30 +330,73 @@ impl Wal {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn load(&self, id: i64) -> Result<Option<StoredBatch>, WalError> {
+    /// Consecutive batches of `dest` from `from_id` on, in commit order, up
+    /// to `max_points` points and `max_bytes` of payload (at least one batch).
+    /// Several small batches then travel upstream as one request.
+    pub fn pack(
+        &self,
+        dest: &Destination,
+        from_id: i64,
+        max_points: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<StoredBatch>, WalError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, db, rp, points, format, attempts, payload FROM batches WHERE id = ?1",
+            "SELECT id, points, bytes, format, attempts FROM batches
+             WHERE db = ?1 AND rp = ?2 AND id >= ?3 ORDER BY id LIMIT ?4",
         )?;
-        Ok(stmt
-            .query_row([id], |r| {
-                Ok(StoredBatch {
-                    id: r.get(0)?,
-                    dest: Destination {
-                        db: r.get(1)?,
-                        rp: r.get(2)?,
-                    },
-                    points: r.get::<_, i64>(3)? as usize,
-                    format: r.get(4)?,
-                    attempts: r.get(5)?,
-                    payload: r.get(6)?,
-                })
-            })
-            .optional()?)
+        let rows = stmt.query_map(
+            params![dest.db, dest.rp, from_id, max_points.max(1) as i64],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)? as usize,
+                    r.get::<_, i64>(2)? as usize,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            },
+        )?;
+        let (mut points, mut bytes) = (0, 0);
+        let mut chosen = Vec::new();
+        for row in rows {
+            let (id, p, b, format, attempts) = row?;
+            if !chosen.is_empty() && (points + p > max_points || bytes + b > max_bytes) {
+                break;
+            }
+            points += p;
+            bytes += b;
+            chosen.push((id, p, format, attempts));
+        }
+        let mut load = self
+            .conn
+            .prepare_cached("SELECT payload FROM batches WHERE id = ?1")?;
+        let mut out = Vec::with_capacity(chosen.len());
+        for (id, points, format, attempts) in chosen {
+            let payload: Vec<u8> = load.query_row([id], |r| r.get(0))?;
+            out.push(StoredBatch {
+                id,
+                dest: dest.clone(),
+                points,
+                format,
+                attempts,
+                payload,
+            });
+        }
+        Ok(out)
     }
 
-    /// The upstream took the batch: delete it, and keep the lines it refused
-    /// for good as dead letters, in one transaction.
-    pub fn finish(&mut self, batch: &StoredBatch, dead: &[DeadLetter]) -> Result<(), WalError> {
+    /// The first batch of `dest` committed at or after `since_ms`, if any:
+    /// where live data starts while an older backlog drains.
+    pub fn first_since(&self, dest: &Destination, since_ms: i64) -> Result<Option<i64>, WalError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT min(id) FROM batches WHERE db = ?1 AND rp = ?2 AND created_ms >= ?3",
+        )?;
+        Ok(stmt.query_row(params![dest.db, dest.rp, since_ms], |r| r.get(0))?)
+    }
+
+    /// The upstream took these batches: delete them, and keep the lines it
+    /// refused for good as dead letters, in one transaction.
+    pub fn finish(&mut self, batches: &[StoredBatch], dead: &[DeadLetter]) -> Result<(), WalError> {
         let tx = self.conn.transaction()?;
         {
             let mut insert = tx.prepare_cached(
@@ -360,18 +405,17 @@ impl Wal {
             )?;
             let now = now_ms();
             for d in dead {
-                insert.execute(params![
-                    batch.id,
-                    batch.dest.db,
-                    batch.dest.rp,
-                    now,
-                    d.status,
-                    d.reason,
-                    d.line
-                ])?;
+                let (db, rp) = batches
+                    .iter()
+                    .find(|b| b.id == d.batch_id)
+                    .map_or(("", ""), |b| (b.dest.db.as_str(), b.dest.rp.as_str()));
+                insert.execute(params![d.batch_id, db, rp, now, d.status, d.reason, d.line])?;
+            }
+            let mut delete = tx.prepare_cached("DELETE FROM batches WHERE id = ?1")?;
+            for b in batches {
+                delete.execute([b.id])?;
             }
         }
-        tx.execute("DELETE FROM batches WHERE id = ?1", [batch.id])?;
         tx.commit()?;
         Ok(())
     }

@@ -66,8 +66,9 @@ fn committed_batches_survive_reopening_in_commit_order() {
     let heads = w.heads().unwrap();
     assert_eq!(heads.len(), 2);
     assert_eq!(heads[0].1, dest("a"));
-    let first = w.load(heads[0].0).unwrap().unwrap();
-    assert_eq!(first.payload, b"m v=1 1\n");
+    let first = w.pack(&dest("a"), heads[0].0, 1, usize::MAX).unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].payload, b"m v=1 1\n");
     assert_eq!(w.backlog().unwrap().batches, 3);
 }
 
@@ -77,8 +78,9 @@ fn finish_deletes_the_batch_and_keeps_refused_lines_as_dead_letters() {
     let mut w = open(&p);
     w.commit(&[batch("a", "m v=1 1\nm v=x 2\n")]).unwrap();
     let (id, _) = w.heads().unwrap()[0].clone();
-    let b = w.load(id).unwrap().unwrap();
+    let b = w.pack(&dest("a"), id, 100, usize::MAX).unwrap();
     let dead = DeadLetter {
+        batch_id: id,
         status: 400,
         reason: "field type conflict".into(),
         line: b"m v=x 2".to_vec(),
@@ -86,7 +88,7 @@ fn finish_deletes_the_batch_and_keeps_refused_lines_as_dead_letters() {
     w.finish(&b, &[dead]).unwrap();
     let bl = w.backlog().unwrap();
     assert_eq!((bl.batches, bl.dead_letters), (0, 1));
-    assert!(w.load(id).unwrap().is_none());
+    assert!(w.pack(&dest("a"), id, 100, usize::MAX).unwrap().is_empty());
 }
 
 #[test]
@@ -136,5 +138,48 @@ fn record_failure_counts_attempts_without_reordering() {
     let (id, _) = w.heads().unwrap()[0].clone();
     w.record_failure(id, "503").unwrap();
     assert_eq!(w.heads().unwrap()[0].0, id);
-    assert_eq!(w.load(id).unwrap().unwrap().attempts, 1);
+    assert_eq!(
+        w.pack(&dest("a"), id, 1, usize::MAX).unwrap()[0].attempts,
+        1
+    );
+}
+
+#[test]
+fn a_pack_takes_consecutive_batches_of_one_destination_within_the_limits() {
+    let (_d, p) = tmp();
+    let mut w = open(&p);
+    for i in 0..5 {
+        w.commit(&[
+            batch("a", &format!("m v={i} {i}\n")),
+            batch("b", "m v=9 9\n"),
+        ])
+        .unwrap();
+    }
+    let (head, _) = w.heads().unwrap()[0].clone();
+    let pack = w.pack(&dest("a"), head, 3, usize::MAX).unwrap();
+    assert_eq!(pack.len(), 3);
+    assert!(pack.iter().all(|b| b.dest == dest("a")));
+    assert!(pack.windows(2).all(|w| w[0].id < w[1].id));
+    assert_eq!(
+        w.pack(&dest("a"), head, 100, 20).unwrap().len(),
+        2,
+        "byte limit"
+    );
+    assert_eq!(
+        w.pack(&dest("a"), head, 0, 0).unwrap().len(),
+        1,
+        "always one"
+    );
+    w.finish(&pack, &[]).unwrap();
+    assert_eq!(w.backlog().unwrap().batches, 7);
+}
+
+#[test]
+fn first_since_finds_where_live_data_starts() {
+    let (_d, p) = tmp();
+    let mut w = open(&p);
+    w.commit(&[batch("a", "m v=1 1\n")]).unwrap();
+    let ids = w.commit(&[batch("a", "m v=2 2\n")]).unwrap();
+    assert_eq!(w.first_since(&dest("a"), 0).unwrap(), Some(ids[0] - 1));
+    assert_eq!(w.first_since(&dest("a"), i64::MAX).unwrap(), None);
 }
