@@ -83,9 +83,10 @@ fn metric_values_match_a_known_workload_and_parse_with_prometheus_client() {
         m["hissrv_batch_size_points_count{}"],
         m["hissrv_batches_committed_total{}"]
     );
-    assert_eq!(
-        m["hissrv_write_duration_seconds_count{}"], m["hissrv_batches_written_total{}"],
-        "one request per batch when nothing fails"
+    let requests = m["hissrv_write_duration_seconds_count{}"];
+    assert!(
+        requests >= 1.0 && requests <= m["hissrv_batches_written_total{}"],
+        "at most one request per batch when nothing fails (packing may join batches): {requests}"
     );
     assert_eq!(m["hissrv_upstream_up{}"], 1.0);
     assert_eq!(m["hissrv_ring_points{}"], 0.0);
