@@ -1,0 +1,134 @@
+//! Draining a backlog after an outage: small batches travel packed into few
+//! requests, and live points keep flowing while the backlog drains.
+
+mod common;
+use common::*;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Write requests influxd itself has answered (its own `httpd` statistics).
+fn influx_write_requests(influx: &Influx) -> u64 {
+    use miniserde::json::{Number, Value};
+    let v = influx.query("_internal", "SHOW STATS FOR 'httpd'");
+    let series = |v: &Value| -> Option<(Vec<String>, Vec<Value>)> {
+        let Value::Object(top) = v else { return None };
+        let Value::Array(results) = top.get("results")? else {
+            return None;
+        };
+        let Value::Object(r) = results.first()? else {
+            return None;
+        };
+        let Value::Array(series) = r.get("series")? else {
+            return None;
+        };
+        let Value::Object(s) = series.first()? else {
+            return None;
+        };
+        let Value::Array(cols) = s.get("columns")? else {
+            return None;
+        };
+        let Value::Array(values) = s.get("values")? else {
+            return None;
+        };
+        let Value::Array(row) = values.first()? else {
+            return None;
+        };
+        let cols = cols
+            .iter()
+            .map(|c| match c {
+                Value::String(s) => s.clone(),
+                _ => String::new(),
+            })
+            .collect();
+        Some((cols, row.clone()))
+    };
+    let (cols, row) = series(&v).expect("influxd answers SHOW STATS");
+    let i = cols
+        .iter()
+        .position(|c| c == "writeReq")
+        .expect("a writeReq column");
+    match &row[i] {
+        Value::Number(Number::U64(n)) => *n,
+        Value::Number(Number::I64(n)) => *n as u64,
+        other => panic!("writeReq is {other:?}"),
+    }
+}
+
+#[test]
+fn small_batches_from_an_outage_travel_packed_into_one_request() {
+    let mut influx = Influx::start();
+    influx.create_db("plant");
+    influx.stop();
+    let h = Hissrv::start(&influx.url(), "  database: plant\n");
+    for t in 0..50 {
+        assert_eq!(h.post("/write?db=plant", &format!("m v={t} {t}")).0, 204);
+    }
+    assert_eq!(h.buffered_points(), 50);
+    influx.restart();
+    wait_for("the backlog delivered", DELIVERY_TIMEOUT, || {
+        influx.count("plant", "m") == 50 && h.buffered_points() == 0
+    });
+    assert_eq!(
+        influx_write_requests(&influx),
+        1,
+        "50 stored batches, one request"
+    );
+}
+
+#[test]
+fn live_points_arrive_while_a_large_backlog_still_drains() {
+    let mut influx = Influx::start();
+    influx.create_db("plant");
+    influx.stop();
+    let h = Arc::new(Hissrv::start_with(
+        &influx.url(),
+        Sections {
+            influxdb: "  database: plant\n",
+            other: "performance:\n  adaptive_batching:\n    max_batch_size: 1000\n  backlog_replay:\n    live_share_percent: 25\n    live_window_ms: 200\n",
+            ..Sections::default()
+        },
+    ));
+    const BODIES: i64 = 100;
+    const LINES: i64 = 2_000;
+    for b in 0..BODIES {
+        let body: String = (b * LINES..(b + 1) * LINES)
+            .map(|t| format!("backlog v={t}i {t}\n"))
+            .collect();
+        assert_eq!(h.post("/write?db=plant", &body).0, 204);
+    }
+    // Let the whole backlog age past the live window (the window is the condition).
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    influx.restart();
+    let stop = Arc::new(AtomicBool::new(false));
+    let live_acked = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let (h, stop, acked) = (h.clone(), stop.clone(), live_acked.clone());
+        std::thread::spawn(move || {
+            let mut t = 0;
+            while !stop.load(Ordering::SeqCst) {
+                assert_eq!(
+                    h.post("/write?db=plant", &format!("live v={t}i {t}")).0,
+                    204
+                );
+                acked.fetch_add(1, Ordering::SeqCst);
+                t += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        })
+    };
+    wait_for("a live point upstream", DELIVERY_TIMEOUT, || {
+        influx.count("plant", "live") > 0
+    });
+    let backlog_then = influx.count("plant", "backlog");
+    assert!(
+        backlog_then < (BODIES * LINES) as usize,
+        "live data arrived only after the whole backlog ({backlog_then} points)"
+    );
+    stop.store(true, Ordering::SeqCst);
+    writer.join().unwrap();
+    let live = live_acked.load(Ordering::SeqCst);
+    wait_for("everything, backlog and live", DELIVERY_TIMEOUT, || {
+        influx.count("plant", "backlog") == (BODIES * LINES) as usize
+            && influx.count("plant", "live") == live
+    });
+}
