@@ -40,7 +40,7 @@ fn influx_write_requests(influx: &Influx) -> u64 {
                 _ => String::new(),
             })
             .collect();
-        Some((cols, row.clone()))
+        Some((cols, row.iter().cloned().collect()))
     };
     let (cols, row) = series(&v).expect("influxd answers SHOW STATS");
     let i = cols
