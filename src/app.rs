@@ -12,7 +12,8 @@
 //! 4. return. Anything past the deadline is abandoned, never half-stored: a
 //!    point is either committed (and acknowledged) or its producer got no 204.
 
-use crate::batch::{CutPolicy, Intake, run_batcher, spawn_committer};
+use crate::adaptive::CutPolicy;
+use crate::batch::{Intake, run_batcher, spawn_committer};
 use crate::config::Config;
 use crate::forward::{Doorbell, DrainPolicy, Forwarder};
 use crate::ingest::Ingest;
@@ -93,7 +94,7 @@ pub fn run(cfg: Config, shutdown: smol::channel::Receiver<()>) -> Result<(), Box
                 cfg.influxdb.api
             );
             let ring_bytes = (cfg.performance.ring_buffer_mb * 1024 * 1024) as usize;
-            let intake = Rc::new(Intake::new(ring_bytes));
+            let intake = Rc::new(Intake::new(ring_bytes, stats.clone()));
             let ingest = Rc::new(Ingest {
                 intake: intake.clone(),
                 config: cfg.clone(),

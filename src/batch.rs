@@ -17,6 +17,7 @@
 //! the cut holding all of its points; a refused commit refuses every request in
 //! it, and nothing of a refused commit is stored.
 
+use crate::adaptive::{CutPolicy, Decision, Load, RateMeter, decide};
 use crate::forward::Doorbell;
 use crate::ring::{AckSender, Entry, Refusal, Ring};
 use crate::stats::Stats;
@@ -26,7 +27,7 @@ use smol::lock::{Semaphore, SemaphoreGuardArc};
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Cuts that may be queued or committing at once: one committing while the
 /// next is cut keeps the commit thread busy; more would only hold memory.
@@ -89,20 +90,26 @@ pub struct Intake {
     pub ring: RefCell<Ring>,
     doorbell: (Sender<()>, Receiver<()>),
     stopping: Cell<bool>,
+    rate: RefCell<RateMeter>,
+    stats: Arc<Stats>,
 }
 
 impl Intake {
-    pub fn new(ring_bytes: usize) -> Intake {
+    pub fn new(ring_bytes: usize, stats: Arc<Stats>) -> Intake {
         Intake {
             ring: RefCell::new(Ring::new(ring_bytes)),
             doorbell: smol::channel::bounded(1),
             stopping: Cell::new(false),
+            rate: RefCell::new(RateMeter::new(Instant::now())),
+            stats,
         }
     }
 
     /// Offers an entry to the ring; gives it back if the ring is full.
     pub fn push(&self, entry: Entry) -> Result<(), Entry> {
+        let points = entry.points;
         self.ring.borrow_mut().push(entry)?;
+        self.rate.borrow_mut().record(points, Instant::now());
         let _ = self.doorbell.0.try_send(());
         Ok(())
     }
@@ -116,25 +123,20 @@ impl Intake {
     pub fn is_stopping(&self) -> bool {
         self.stopping.get()
     }
-}
 
-/// When to cut, from `performance.adaptive_batching`.
-#[derive(Debug, Clone, Copy)]
-pub struct CutPolicy {
-    /// Group commit: cut whenever the pipeline has room.
-    pub adaptive: bool,
-    pub min_points: usize,
-    pub max_points: usize,
-    pub max_wait: Duration,
-}
-
-impl CutPolicy {
-    pub fn from_config(b: &crate::config::AdaptiveBatching) -> CutPolicy {
-        CutPolicy {
-            adaptive: b.enabled,
-            min_points: b.min_batch_size,
-            max_points: b.max_batch_size,
-            max_wait: Duration::from_millis(b.max_wait_ms),
+    /// The load the batcher decides on, also published for `/metrics`.
+    fn load(&self) -> Load {
+        let rate = self.rate.borrow().rate(Instant::now());
+        self.stats
+            .ingest_rate
+            .store(rate as u64, std::sync::atomic::Ordering::Relaxed);
+        Load {
+            rate_points_per_s: rate,
+            commit_latency: Duration::from_micros(
+                self.stats
+                    .commit_latency_ewma_us
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            ),
         }
     }
 }
@@ -153,17 +155,17 @@ pub async fn run_batcher(intake: &Intake, to_commit: Sender<Cut>, policy: CutPol
             }
             continue;
         }
-        if !policy.adaptive && !intake.stopping.get() {
+        if !intake.stopping.get() {
             let (points, age) = {
                 let ring = intake.ring.borrow();
                 (ring.points(), ring.oldest_age())
             };
-            if points < policy.min_points && age < policy.max_wait {
+            if let Decision::Wait(d) = decide(&policy, &intake.load(), points, age) {
                 let more = async {
                     let _ = intake.doorbell.1.recv().await;
                 };
                 let due = async {
-                    smol::Timer::after(policy.max_wait - age).await;
+                    smol::Timer::after(d).await;
                 };
                 smol::future::or(more, due).await;
                 continue;
@@ -197,9 +199,9 @@ pub fn spawn_committer(
                     stats.set_error(e.to_string());
                     Refusal::Storage(e)
                 });
-                stats
-                    .commit_duration
-                    .observe(started.elapsed().as_secs_f64());
+                let took = started.elapsed();
+                stats.commit_duration.observe(took.as_secs_f64());
+                stats.observe_commit_latency(took);
                 if result.is_ok() {
                     for b in &cut.batches {
                         stats.batch_size.observe(b.points as f64);

@@ -13,6 +13,7 @@
 //! - [`server`]: listeners and connection loops on the executor.
 //! - [`ring`]: fixed-capacity memory for points awaiting commit.
 //! - [`batch`]: the batcher (group commit) and the commit thread.
+//! - [`adaptive`]: load measurement and the batcher's cut-or-wait decision.
 //! - [`wal`]: the SQLite write-ahead buffer and its durability contract.
 //! - [`upstream`]: one write to InfluxDB and what its answer means.
 //! - [`forward`]: the forwarder thread: packing, backlog replay, back-off.
@@ -24,6 +25,7 @@
 //! - [`app`]: wiring and the stop sequence.
 #![forbid(unsafe_code)]
 
+pub mod adaptive;
 pub mod app;
 pub mod auth;
 pub mod batch;

@@ -192,6 +192,18 @@ pub fn render(s: &Stats, ring: &RingGauges, now_ms: i64) -> String {
     );
     gauge(
         &mut o,
+        "hissrv_ingest_rate_points_per_second",
+        "Ingest rate measured by the adaptive batcher.",
+        s.ingest_rate.load(Relaxed) as f64,
+    );
+    gauge(
+        &mut o,
+        "hissrv_commit_latency_ewma_seconds",
+        "Moving average of commit durations, as the batcher sees it.",
+        s.commit_latency_ewma_us.load(Relaxed) as f64 / 1e6,
+    );
+    gauge(
+        &mut o,
         "hissrv_ring_points",
         "Points in memory awaiting a commit (queue depth).",
         ring.points as f64,

@@ -44,6 +44,10 @@ pub struct Stats {
     pub buffer_bytes: AtomicU64,
     /// Commit time (ms since epoch) of the oldest undelivered batch; 0 = none.
     pub oldest_unsent_ms: AtomicU64,
+    /// Ingest rate the batcher last measured (points/s).
+    pub ingest_rate: AtomicU64,
+    /// EWMA of commit durations (µs), for the batcher.
+    pub commit_latency_ewma_us: AtomicU64,
     pub write_duration: Histogram,
     pub batch_size: Histogram,
     pub ack_latency: Histogram,
@@ -80,6 +84,8 @@ impl Default for Stats {
             dead_letters_stored: AtomicU64::new(0),
             buffer_bytes: AtomicU64::new(0),
             oldest_unsent_ms: AtomicU64::new(0),
+            ingest_rate: AtomicU64::new(0),
+            commit_latency_ewma_us: AtomicU64::new(0),
             write_duration: Histogram::new(SECONDS_BUCKETS),
             batch_size: Histogram::new(POINTS_BUCKETS),
             ack_latency: Histogram::new(SECONDS_BUCKETS),
@@ -96,6 +102,16 @@ impl Stats {
 
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Relaxed)
+    }
+
+    /// Folds one commit's duration into the EWMA (weight 1/4 for the new one).
+    pub fn observe_commit_latency(&self, took: std::time::Duration) {
+        let us = took.as_micros().min(u64::MAX as u128) as u64;
+        let _ = self
+            .commit_latency_ewma_us
+            .fetch_update(Relaxed, Relaxed, |old| {
+                Some(if old == 0 { us } else { (old * 3 + us) / 4 })
+            });
     }
 
     pub fn set_error(&self, e: impl Into<String>) {

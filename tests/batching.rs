@@ -63,3 +63,65 @@ fn group_commit_commits_a_lone_write_at_once() {
     assert_eq!(h.post("/write?db=d", &lines(0, 3)).0, 204);
     assert_eq!(batches(&h), vec![3]);
 }
+
+#[test]
+fn batch_sizes_follow_load_small_when_trickling_large_when_saturated() {
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let h = std::sync::Arc::new(Hissrv::start_with(
+        &nowhere,
+        Sections {
+            other: "performance:\n  adaptive_batching:\n    max_batch_size: 5000\n    max_wait_ms: 1000\n",
+            ..Sections::default()
+        },
+    ));
+    // A trickle: one point at a time, each committed on its own, promptly.
+    for t in 0..20 {
+        assert_eq!(h.post("/write?db=d", &lines(t, 1)).0, 204);
+    }
+    assert_eq!(batches(&h), vec![1; 20]);
+    // Saturation: 12 writers keep 1,000-point bodies coming (more than a batch in flight).
+    let writers: Vec<_> = (0..12)
+        .map(|w| {
+            let h = h.clone();
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    let first = 1_000_000 * (w + 1) + i * 1000;
+                    assert_eq!(h.post("/write?db=d", &lines(first, 1000)).0, 204);
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let sizes: Vec<i64> = batches(&h).into_iter().skip(20).collect();
+    assert_eq!(sizes.iter().sum::<i64>(), 300_000);
+    assert!(sizes.iter().all(|&s| s <= 5000), "{sizes:?}");
+    // Under saturation batches reach max_batch_size and average at least half of it
+    // (closed-loop writers: a batch holds what arrived during one commit).
+    let mean = sizes.iter().sum::<i64>() / sizes.len() as i64;
+    assert!(
+        sizes.contains(&5000) && mean >= 2500,
+        "mean {mean}: {sizes:?}"
+    );
+    // Every acknowledged write waited at most max_wait_ms for its commit.
+    let text = agent()
+        .get(format!("{}/metrics", h.url()))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let count = |pat: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(pat))
+            .and_then(|l| l.rsplit(' ').next())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        count("hissrv_ack_latency_seconds_bucket{le=\"1\"}"),
+        count("hissrv_ack_latency_seconds_count")
+    );
+}
