@@ -109,6 +109,14 @@ pub fn run(cfg: Config, shutdown: smol::channel::Receiver<()>) -> Result<(), Box
                 in_flight.clone(),
                 listeners_closed.clone(),
             ));
+            let selfmon = &cfg.service.self_monitoring;
+            let selfmon = selfmon.enabled.then(|| {
+                ex.spawn(crate::selfmon::run(
+                    ingest.clone(),
+                    Duration::from_millis(selfmon.interval_ms),
+                    listeners_closed.clone(),
+                ))
+            });
             let udp = udp.map(|u| ex.spawn(serve_udp(u, ingest.clone(), listeners_closed)));
             let policy = CutPolicy::from_config(&cfg.performance.adaptive_batching);
             let batcher = ex.spawn({
@@ -124,6 +132,9 @@ pub fn run(cfg: Config, shutdown: smol::channel::Receiver<()>) -> Result<(), Box
             http.await;
             if let Some(u) = udp {
                 u.await;
+            }
+            if let Some(m) = selfmon {
+                m.await;
             }
             intake.stop();
             let timeout = async {

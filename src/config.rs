@@ -47,6 +47,25 @@ pub struct Service {
     /// Bound on the graceful stop after SIGTERM.
     pub shutdown_timeout_ms: u64,
     pub auth: Auth,
+    pub self_monitoring: SelfMonitoring,
+}
+
+/// The agent's own metrics written upstream as `hissrv_internal`, through the
+/// same durable path as producers' points (like Telegraf's internal plugin).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SelfMonitoring {
+    pub enabled: bool,
+    pub interval_ms: u64,
+}
+
+impl Default for SelfMonitoring {
+    fn default() -> Self {
+        SelfMonitoring {
+            enabled: false,
+            interval_ms: 10_000,
+        }
+    }
 }
 
 impl Default for Service {
@@ -60,6 +79,7 @@ impl Default for Service {
             max_connections: 64,
             shutdown_timeout_ms: 10_000,
             auth: Auth::default(),
+            self_monitoring: SelfMonitoring::default(),
         }
     }
 }
@@ -341,6 +361,12 @@ impl Config {
             return Err(invalid(
                 "service.max_body_mb",
                 format!("must be 1..={MAX_BODY_LIMIT_MB}"),
+            ));
+        }
+        if s.self_monitoring.enabled && s.self_monitoring.interval_ms < 100 {
+            return Err(invalid(
+                "service.self_monitoring.interval_ms",
+                "must be at least 100",
             ));
         }
         if s.max_connections == 0 {

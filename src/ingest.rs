@@ -234,6 +234,18 @@ impl Ingest {
         self.intake.push(entry).map_err(|_| Refusal::RingFull)
     }
 
+    /// Stores the agent's own line (self-monitoring) with no ack; false if
+    /// the ring had no room.
+    pub fn store_internal(&self, data: &[u8]) -> bool {
+        let mut out = Vec::with_capacity(data.len() + 1);
+        let parsed = lineproto::parse_into(data, &self.options(Precision::Nanos), &mut out);
+        if parsed.points == 0 {
+            return true;
+        }
+        let dest = Destination::configured(&self.config.influxdb);
+        self.store(dest, &parsed, out, None).is_ok()
+    }
+
     /// One UDP datagram: parse, store, never answer. Drops are counted.
     pub fn datagram(&self, data: &[u8]) {
         if self.intake.is_stopping() {

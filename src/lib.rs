@@ -19,6 +19,7 @@
 //! - [`forward`]: the forwarder thread: packing, backlog replay, back-off.
 //! - [`deliver`]: one upstream request's worth of batches under the status policy.
 //! - [`signals`]: SIGTERM/SIGINT as the shutdown signal.
+//! - [`selfmon`]: the agent's own metrics written upstream (`hissrv_internal`).
 //! - [`stats`]: counters, gauges and histograms shared by all threads.
 //! - [`metrics`]: histograms and the Prometheus exposition at `/metrics`.
 //! - [`status`]: the `/health` document and `hissrv status`.
@@ -38,6 +39,7 @@ pub mod ingest;
 pub mod lineproto;
 pub mod metrics;
 pub mod ring;
+pub mod selfmon;
 pub mod server;
 pub mod signals;
 pub mod stats;

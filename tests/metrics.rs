@@ -116,3 +116,30 @@ fn an_unreachable_upstream_shows_as_down_with_a_growing_backlog() {
     assert!(m["hissrv_buffer_bytes{}"] > 0.0);
     assert_eq!(m["hissrv_points_written_total{}"], 0.0);
 }
+
+#[test]
+fn self_monitoring_writes_hissrv_internal_upstream_through_the_buffer() {
+    let influx = Influx::start();
+    influx.create_db("gw");
+    let h = Hissrv::start_with(
+        &influx.url(),
+        Sections {
+            influxdb: "  database: gw\n",
+            service: "  name: gateway-7\n  self_monitoring:\n    enabled: true\n    interval_ms: 100\n",
+            ..Sections::default()
+        },
+    );
+    assert_eq!(h.post("/write?db=gw", "m v=1 1\nm v=2 2").0, 204);
+    let mut rows = Vec::new();
+    wait_for(
+        "an internal point that saw the 2 points",
+        DELIVERY_TIMEOUT,
+        || {
+            rows = influx.rows(
+            "gw",
+            "SELECT points_accepted FROM hissrv_internal WHERE agent = 'gateway-7' ORDER BY time DESC LIMIT 1",
+        );
+            rows.first().is_some_and(|r| r.ends_with(",2]"))
+        },
+    );
+}
