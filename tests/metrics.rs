@@ -130,16 +130,34 @@ fn self_monitoring_writes_hissrv_internal_upstream_through_the_buffer() {
         },
     );
     assert_eq!(h.post("/write?db=gw", "m v=1 1\nm v=2 2").0, 204);
-    let mut rows = Vec::new();
+    // Internal points count themselves too: the first one after the write saw
+    // at least the producer's 2 points accepted.
     wait_for(
         "an internal point that saw the 2 points",
         DELIVERY_TIMEOUT,
         || {
-            rows = influx.rows(
-            "gw",
-            "SELECT points_accepted FROM hissrv_internal WHERE agent = 'gateway-7' ORDER BY time DESC LIMIT 1",
-        );
-            rows.first().is_some_and(|r| r.ends_with(",2]"))
+            let rows = influx.rows(
+                "gw",
+                "SELECT max(points_accepted) FROM hissrv_internal WHERE agent = 'gateway-7'",
+            );
+            rows.first()
+                .and_then(|r| {
+                    r.trim_end_matches(']')
+                        .rsplit(',')
+                        .next()?
+                        .parse::<i64>()
+                        .ok()
+                })
+                .is_some_and(|n| n >= 2)
         },
+    );
+    let types = influx.rows("gw", "SHOW FIELD KEYS FROM hissrv_internal");
+    assert!(
+        types.contains(&r#"["upstream_up","boolean"]"#.to_string()),
+        "{types:?}"
+    );
+    assert!(
+        types.contains(&r#"["backlog_points","integer"]"#.to_string()),
+        "{types:?}"
     );
 }
