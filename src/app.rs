@@ -60,8 +60,10 @@ pub fn run(cfg: Config, shutdown: smol::channel::Receiver<()>) -> Result<(), Box
         bell.clone(),
     )
     .spawn()?;
+    let ring_bytes = (cfg.performance.ring_buffer_mb * 1024 * 1024) as usize;
+    let intake = Rc::new(Intake::new(ring_bytes, stats.clone()));
     let (to_commit, cuts) = smol::channel::bounded(1);
-    let committer = spawn_committer(writer, cuts, stats.clone(), bell.clone())?;
+    let committer = spawn_committer(writer, cuts, stats.clone(), bell.clone(), intake.waker())?;
     let deadline = Rc::new(std::cell::Cell::new(None));
 
     let ex = Rc::new(LocalExecutor::new());
@@ -93,8 +95,6 @@ pub fn run(cfg: Config, shutdown: smol::channel::Receiver<()>) -> Result<(), Box
                 cfg.influxdb.url,
                 cfg.influxdb.api
             );
-            let ring_bytes = (cfg.performance.ring_buffer_mb * 1024 * 1024) as usize;
-            let intake = Rc::new(Intake::new(ring_bytes, stats.clone()));
             let ingest = Rc::new(Ingest {
                 intake: intake.clone(),
                 config: cfg.clone(),

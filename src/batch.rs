@@ -114,6 +114,12 @@ impl Intake {
         Ok(())
     }
 
+    /// Wakes the batcher from another thread (the commit thread, when a
+    /// commit ends).
+    pub fn waker(&self) -> Sender<()> {
+        self.doorbell.0.clone()
+    }
+
     /// Stop: the batcher drains what the ring holds, then ends.
     pub fn stop(&self) {
         self.stopping.set(true);
@@ -131,6 +137,11 @@ impl Intake {
             .ingest_rate
             .store(rate as u64, std::sync::atomic::Ordering::Relaxed);
         Load {
+            committing: self
+                .stats
+                .commits_in_flight
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0,
             rate_points_per_s: rate,
             commit_latency: Duration::from_micros(
                 self.stats
@@ -173,6 +184,10 @@ pub async fn run_batcher(intake: &Intake, to_commit: Sender<Cut>, policy: CutPol
         }
         let permit = permits.acquire_arc().await;
         let entries = intake.ring.borrow_mut().take(policy.max_points);
+        intake
+            .stats
+            .commits_in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if to_commit.send(cut(entries, permit)).await.is_err() {
             log::error!("commit thread is gone; refusing further writes");
             break;
@@ -186,6 +201,7 @@ pub fn spawn_committer(
     cuts: Receiver<Cut>,
     stats: Arc<Stats>,
     forwarder: Arc<Doorbell>,
+    batcher: Sender<()>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("hissrv-commit".into())
@@ -213,6 +229,12 @@ pub fn spawn_committer(
                 for ack in &cut.acks {
                     let _ = ack.try_send(result.clone());
                 }
+                drop(cut);
+                stats
+                    .commits_in_flight
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                // The batcher may be gathering until this commit ended.
+                let _ = batcher.try_send(());
             }
             log::debug!("commit thread done");
         })

@@ -48,6 +48,8 @@ pub struct Stats {
     pub ingest_rate: AtomicU64,
     /// EWMA of commit durations (µs), for the batcher.
     pub commit_latency_ewma_us: AtomicU64,
+    /// Cuts handed to the commit thread and not yet committed.
+    pub commits_in_flight: std::sync::atomic::AtomicUsize,
     pub write_duration: Histogram,
     pub batch_size: Histogram,
     pub ack_latency: Histogram,
@@ -86,6 +88,7 @@ impl Default for Stats {
             oldest_unsent_ms: AtomicU64::new(0),
             ingest_rate: AtomicU64::new(0),
             commit_latency_ewma_us: AtomicU64::new(0),
+            commits_in_flight: std::sync::atomic::AtomicUsize::new(0),
             write_duration: Histogram::new(SECONDS_BUCKETS),
             batch_size: Histogram::new(POINTS_BUCKETS),
             ack_latency: Histogram::new(SECONDS_BUCKETS),

@@ -1,0 +1,150 @@
+//! Shared by the benchmarks: telemetry generation, a closed-loop HTTP load
+//! driver, percentiles, and readings of the agent under test.
+#![allow(dead_code)]
+
+use super::common::agent;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Series in the generated telemetry (meters × sites).
+pub const SERIES: usize = 1_000;
+/// Fields per line: voltage-like floats quantised to 0.01, every fourth an integer.
+pub const FIELDS: usize = 10;
+const BASE_TS_NS: i64 = 1_700_000_000_000_000_000;
+
+pub fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Energy-meter-like telemetry: `n_bodies` bodies of `lines` lines, point
+/// numbers from `first` on (each series advances 1 s per point).
+pub fn telemetry(first: usize, n_bodies: usize, lines: usize) -> Vec<Arc<Vec<u8>>> {
+    (0..n_bodies)
+        .map(|b| {
+            let mut s = String::with_capacity(lines * 220);
+            for l in 0..lines {
+                let n = first + b * lines + l;
+                let series = n % SERIES;
+                let ts = BASE_TS_NS + (n / SERIES) as i64 * 1_000_000_000;
+                s.push_str(&format!(
+                    "meter,site=plant{},meter_id=m{series:04}",
+                    series % 10
+                ));
+                for f in 0..FIELDS {
+                    let sep = if f == 0 { ' ' } else { ',' };
+                    if f % 4 == 3 {
+                        s.push_str(&format!("{sep}f{f}={}i", (n * 7 + f) % 100_000));
+                    } else {
+                        let v = 230.0 + ((n + f * 13) % 200) as f64 * 0.01;
+                        s.push_str(&format!("{sep}f{f}={v:.2}"));
+                    }
+                }
+                s.push_str(&format!(" {ts}\n"));
+            }
+            Arc::new(s.into_bytes())
+        })
+        .collect()
+}
+
+pub struct Load {
+    pub points: u64,
+    pub elapsed: Duration,
+    /// Sorted request latencies.
+    pub latencies: Vec<Duration>,
+    pub refused: u64,
+}
+
+/// `conns` keep-alive connections post `bodies` (cycled) to `url` for `dur`,
+/// each waiting for its answer before the next (closed loop).
+pub fn drive(
+    url: &str,
+    bodies: &[Arc<Vec<u8>>],
+    lines_per_body: u64,
+    conns: usize,
+    dur: Duration,
+) -> Load {
+    let stop = Arc::new(AtomicBool::new(false));
+    let lat = Arc::new(Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..conns)
+        .map(|c| {
+            let (url, stop, lat) = (url.to_string(), stop.clone(), lat.clone());
+            let bodies: Vec<_> = bodies.to_vec();
+            std::thread::spawn(move || {
+                let agent = agent();
+                let (mut ok, mut refused, mut mine) = (0u64, 0u64, Vec::new());
+                let mut i = c;
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    let r = agent.post(&url).send(&bodies[i % bodies.len()][..]);
+                    mine.push(t.elapsed());
+                    match r.map(|r| r.status().as_u16()) {
+                        Ok(204) => ok += lines_per_body,
+                        _ => refused += 1,
+                    }
+                    i += conns;
+                }
+                lat.lock().unwrap().extend(mine);
+                (ok, refused)
+            })
+        })
+        .collect();
+    std::thread::sleep(dur);
+    stop.store(true, Ordering::Relaxed);
+    let (mut points, mut refused) = (0, 0);
+    for h in handles {
+        let (o, r) = h.join().unwrap();
+        points += o;
+        refused += r;
+    }
+    let elapsed = start.elapsed();
+    let mut latencies = std::mem::take(&mut *lat.lock().unwrap());
+    latencies.sort();
+    Load {
+        points,
+        elapsed,
+        latencies,
+        refused,
+    }
+}
+
+pub fn pct(v: &[Duration], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[((v.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e3
+}
+
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+pub fn health_counter(url: &str, key: &str) -> u64 {
+    let body = agent()
+        .get(format!("{url}/health"))
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_to_string().ok())
+        .unwrap_or_default();
+    let pat = format!("\"{key}\":");
+    body.find(&pat)
+        .map(|i| &body[i + pat.len()..])
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn vm_hwm_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
