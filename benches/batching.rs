@@ -16,7 +16,8 @@
 //!    10,000-point requests.
 //!
 //! Run: `cargo bench --bench batching` (env: HISSRV_BENCH_SECS=10,
-//! HISSRV_BENCH_BACKLOG_POINTS=10000000). Needs `influxd` on the PATH.
+//! HISSRV_BENCH_BACKLOG_POINTS=10000000, HISSRV_BENCH_PARTS=123 to pick parts,
+//! HISSRV_BENCH_GZIP=1 for gzip upstream). Needs `influxd` on the PATH.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -244,8 +245,11 @@ fn write_all(url: &str, total: usize, conns: usize) -> f64 {
     total as f64 / t0.elapsed().as_secs_f64()
 }
 
-fn backlog(total: usize) {
-    println!("\n3. backlog drain: {total} points (10 fields) buffered while influxd is down");
+fn backlog(total: usize, gzip: bool) {
+    println!(
+        "\n3. backlog drain: {total} points (10 fields) buffered while influxd is down (gzip {})",
+        if gzip { "on" } else { "off" }
+    );
     let mut influx = Influx::start();
     influx.create_db("direct");
     let direct1 = write_all(&format!("{}/write?db=direct", influx.url()), total, 1);
@@ -259,7 +263,7 @@ fn backlog(total: usize) {
         &influx.url(),
         Sections {
             service: "  log_level: warn\n",
-            influxdb: "  database: drain\n",
+            influxdb: &format!("  database: drain\n  gzip: {gzip}\n"),
             buffer: "  max_size_mb: 16384\n",
             ..Sections::default()
         },
@@ -286,9 +290,17 @@ fn backlog(total: usize) {
 fn main() {
     let secs = env_or("HISSRV_BENCH_SECS", 10);
     let total = env_or("HISSRV_BENCH_BACKLOG_POINTS", 10_000_000) as usize;
+    let parts = std::env::var("HISSRV_BENCH_PARTS").unwrap_or_else(|_| "123".into());
+    let gzip = env_or("HISSRV_BENCH_GZIP", 1) == 1;
     let influx = Influx::start();
-    saturation(&influx, secs);
-    low_rate(&influx, secs);
+    if parts.contains('1') {
+        saturation(&influx, secs);
+    }
+    if parts.contains('2') {
+        low_rate(&influx, secs);
+    }
     drop(influx);
-    backlog(total);
+    if parts.contains('3') {
+        backlog(total, gzip);
+    }
 }

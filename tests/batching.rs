@@ -35,17 +35,7 @@ fn a_fixed_batcher_holds_points_until_min_batch_size_is_reached() {
     wait_for(
         "the first write to wait in memory",
         DELIVERY_TIMEOUT,
-        || {
-            agent()
-                .get(format!("{}/health", h.url()))
-                .call()
-                .is_ok_and(|mut r| {
-                    r.body_mut()
-                        .read_to_string()
-                        .unwrap_or_default()
-                        .contains("\"ring_points\":300")
-                })
-        },
+        || h.get("/health").contains("\"ring_points\":300"),
     );
     assert!(
         batches(&h).is_empty(),
@@ -105,13 +95,7 @@ fn batch_sizes_follow_load_small_when_trickling_large_when_saturated() {
         "mean {mean}: {sizes:?}"
     );
     // Every acknowledged write waited at most max_wait_ms for its commit.
-    let text = agent()
-        .get(format!("{}/metrics", h.url()))
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_to_string()
-        .unwrap();
+    let text = h.get("/metrics");
     let count = |pat: &str| -> f64 {
         text.lines()
             .find(|l| l.starts_with(pat))

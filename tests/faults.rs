@@ -171,13 +171,7 @@ fn a_full_quota_answers_507_keeps_what_is_stored_and_recovers_after_draining() {
     );
     // Still refusing what does not fit, still alive, and it says so.
     assert_eq!(h.post("/write?db=plant", &body(0, LINES)).0, 507);
-    let health = agent()
-        .get(format!("{}/health", h.url()))
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_to_string()
-        .unwrap();
+    let health = h.get("/health");
     assert!(health.contains("\"refused_storage_full\":2"), "{health}");
     influx.restart();
     wait_for("the backlog upstream", DELIVERY_TIMEOUT, || {
@@ -204,13 +198,7 @@ fn sigterm_commits_what_is_in_memory_answers_the_waiting_request_and_exits_clean
             .as_u16()
     });
     wait_for("the write to be in memory", DELIVERY_TIMEOUT, || {
-        let health = agent().get(format!("{}/health", h.url())).call();
-        health.is_ok_and(|mut r| {
-            r.body_mut()
-                .read_to_string()
-                .unwrap_or_default()
-                .contains("\"points_received\":500")
-        })
+        h.get("/health").contains("\"points_received\":500")
     });
     // Stop while the points wait for their commit, then let the commit through.
     let term = std::thread::scope(|s| {

@@ -86,13 +86,7 @@ fn udp_datagrams_reach_the_configured_database() {
     wait_for("udp points upstream", DELIVERY_TIMEOUT, || {
         influx.count("udpdb", "u") == 2
     });
-    let health = agent()
-        .get(format!("{}/health", h.url()))
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_to_string()
-        .unwrap();
+    let health = h.get("/health");
     assert!(health.contains("\"udp_points_dropped\":1"), "{health}");
 }
 

@@ -42,13 +42,7 @@ fn parse_with_prometheus_client(text: &str) -> HashMap<String, f64> {
 }
 
 fn scrape(h: &Hissrv) -> HashMap<String, f64> {
-    let text = agent()
-        .get(format!("{}/metrics", h.url()))
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_to_string()
-        .unwrap();
+    let text = h.get("/metrics");
     parse_with_prometheus_client(&text)
 }
 

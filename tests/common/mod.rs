@@ -389,6 +389,16 @@ impl Hissrv {
         c.wait().expect("exit status")
     }
 
+    /// GETs `path` (e.g. `/health`, `/metrics`); the body text, "" if unreachable.
+    pub fn get(&self, path: &str) -> String {
+        agent()
+            .get(format!("{}{path}", self.url()))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .unwrap_or_default()
+    }
+
     /// POSTs a body to `path` (with query), returning status and body text.
     pub fn post(&self, path_and_query: &str, body: &str) -> (u16, String) {
         let mut r = agent()
