@@ -14,6 +14,7 @@
 //! - [`ring`]: fixed-capacity memory for points awaiting commit.
 //! - [`batch`]: the batcher (group commit) and the commit thread.
 //! - [`adaptive`]: load measurement and the batcher's cut-or-wait decision.
+//! - [`codec`]: batch payload encodings (delta/columns + lz4), decoding back to line protocol.
 //! - [`wal`]: the SQLite write-ahead buffer and its durability contract.
 //! - [`upstream`]: one write to InfluxDB and what its answer means.
 //! - [`forward`]: the forwarder thread: packing, backlog replay, back-off.
@@ -30,6 +31,7 @@ pub mod adaptive;
 pub mod app;
 pub mod auth;
 pub mod batch;
+pub mod codec;
 pub mod config;
 pub mod deliver;
 pub mod dest;

@@ -1,0 +1,124 @@
+//! Taking a normalised line (as `lineproto::parse_into` writes it) apart:
+//! series key, fields with their types, timestamp. The parser has already
+//! judged the line, so this scanner only needs InfluxDB's escaping rules, and
+//! still refuses rather than guesses when something is off.
+
+/// A field value, as its text says.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    Float(f64),
+    Int(i64),
+    Uint(u64),
+    Bool(bool),
+    /// The text between the quotes, escapes kept.
+    Str(&'a [u8]),
+}
+
+impl Value<'_> {
+    pub fn kind(&self) -> u8 {
+        match self {
+            Value::Float(_) => 0,
+            Value::Int(_) => 1,
+            Value::Uint(_) => 2,
+            Value::Bool(_) => 3,
+            Value::Str(_) => 4,
+        }
+    }
+}
+
+pub struct Line<'a> {
+    /// Measurement and tags, escapes kept.
+    pub key: &'a [u8],
+    pub fields: Vec<(&'a [u8], Value<'a>)>,
+    pub ts: i64,
+}
+
+fn number<T: std::str::FromStr>(b: &[u8]) -> Option<T> {
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+fn value(v: &[u8]) -> Option<Value<'_>> {
+    match v.first()? {
+        b'"' => Some(Value::Str(v.get(1..v.len() - 1)?)),
+        b't' | b'T' => Some(Value::Bool(true)),
+        b'f' | b'F' => Some(Value::Bool(false)),
+        _ => match v.last()? {
+            b'i' => number(&v[..v.len() - 1]).map(Value::Int),
+            b'u' => number(&v[..v.len() - 1]).map(Value::Uint),
+            _ => number(v).map(Value::Float),
+        },
+    }
+}
+
+/// Splits one line (without its newline). `None` if it is not a normalised line.
+pub fn split(line: &[u8]) -> Option<Line<'_>> {
+    // The key ends at the first space not escaped (InfluxDB's rule: the byte
+    // before it is not a backslash).
+    let key_end = (1..line.len()).find(|&i| line[i] == b' ' && line[i - 1] != b'\\')?;
+    let ts_start = line.iter().rposition(|&b| b == b' ')? + 1;
+    let ts = number(&line[ts_start..])?;
+    let body = line.get(key_end + 1..ts_start.checked_sub(1)?)?;
+    let mut fields = Vec::with_capacity(8);
+    let mut i = 0;
+    while i < body.len() {
+        let k_start = i;
+        while i < body.len() && !(body[i] == b'=' && (i == k_start || body[i - 1] != b'\\')) {
+            i += if body[i] == b'\\' { 2 } else { 1 };
+        }
+        let key = body.get(k_start..i)?;
+        i += 1;
+        let v_start = i;
+        if body.get(i) == Some(&b'"') {
+            i += 1;
+            while i < body.len() && body[i] != b'"' {
+                i += if body[i] == b'\\' { 2 } else { 1 };
+            }
+            i += 1;
+        } else {
+            while i < body.len() && body[i] != b',' {
+                i += 1;
+            }
+        }
+        fields.push((key, value(body.get(v_start..i)?)?));
+        if i < body.len() && body[i] != b',' {
+            return None;
+        }
+        i += 1;
+    }
+    (!fields.is_empty()).then_some(Line {
+        key: &line[..key_end],
+        fields,
+        ts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_comes_apart_into_key_typed_fields_and_timestamp() {
+        let l = split(br#"m\ x,t=a\ b f=1.5,i=-3i,u=4u,b=T,s="a \"q\", b",k\=y=2 -7"#).unwrap();
+        assert_eq!(l.key, br"m\ x,t=a\ b");
+        assert_eq!(l.ts, -7);
+        let f: Vec<_> = l.fields.iter().map(|(k, v)| (*k, *v)).collect();
+        assert_eq!(
+            f,
+            vec![
+                (&b"f"[..], Value::Float(1.5)),
+                (b"i", Value::Int(-3)),
+                (b"u", Value::Uint(4)),
+                (b"b", Value::Bool(true)),
+                (b"s", Value::Str(br#"a \"q\", b"#)),
+                (br"k\=y", Value::Float(2.0)),
+            ]
+        );
+    }
+
+    #[test]
+    fn text_that_is_not_a_normalised_line_is_refused() {
+        assert!(split(b"m v=1").is_none());
+        assert!(split(b"m v=x 1").is_none());
+        assert!(split(b"").is_none());
+    }
+}
