@@ -35,7 +35,8 @@ const STOP_POLL_MS: u64 = 10;
 /// Runs the agent until `shutdown` yields (or its sender is dropped).
 pub fn run(cfg: Config, shutdown: smol::channel::Receiver<()>) -> Result<(), Box<dyn Error>> {
     let quota = cfg.buffer.max_size_mb * 1024 * 1024;
-    let writer = Wal::open(&cfg.buffer.path, cfg.buffer.synchronous, quota)?;
+    let mut writer = Wal::open(&cfg.buffer.path, cfg.buffer.synchronous, quota)?;
+    writer.set_format(cfg.performance.compression.format());
     let reader = Wal::open(&cfg.buffer.path, cfg.buffer.synchronous, quota)?;
     match reader.backlog() {
         Ok(b) if b.batches > 0 => log::info!(

@@ -165,6 +165,36 @@ pub struct Performance {
     /// packed into requests up to this and `max_batch_size` points.
     pub max_request_mb: u64,
     pub backlog_replay: BacklogReplay,
+    pub compression: Compression,
+}
+
+/// How batches are stored in the buffer (see `codec`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Compression {
+    pub enabled: bool,
+    /// delta | lz4 | none
+    pub algorithm: String,
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Compression {
+            enabled: true,
+            algorithm: "delta".into(),
+        }
+    }
+}
+
+impl Compression {
+    /// The stored format this selects (`codec::FORMAT_*`).
+    pub fn format(&self) -> i64 {
+        match (self.enabled, self.algorithm.as_str()) {
+            (true, "delta") => crate::codec::FORMAT_DELTA,
+            (true, "lz4") => crate::codec::FORMAT_LZ4,
+            _ => crate::codec::FORMAT_NONE,
+        }
+    }
 }
 
 impl Default for Performance {
@@ -174,6 +204,7 @@ impl Default for Performance {
             ring_buffer_mb: 16,
             max_request_mb: 8,
             backlog_replay: BacklogReplay::default(),
+            compression: Compression::default(),
         }
     }
 }
@@ -422,6 +453,23 @@ impl Config {
                 "must be 0..=50: live data may not starve the backlog",
             ));
         }
+        match self.performance.compression.algorithm.as_str() {
+            "delta" | "lz4" | "none" => {}
+            a @ ("zstd" | "snappy") => {
+                return Err(invalid(
+                    "performance.compression.algorithm",
+                    format!(
+                        "{a:?} is not supported: \"delta\" (columns + lz4) stores telemetry several times smaller than a general-purpose compressor, and \"lz4\" covers the general case without another C library in the agent; use delta, lz4 or none"
+                    ),
+                ));
+            }
+            a => {
+                return Err(invalid(
+                    "performance.compression.algorithm",
+                    format!("{a:?} is not one of delta, lz4, none"),
+                ));
+            }
+        }
         if self.buffer.path.as_os_str().is_empty() {
             return Err(invalid("buffer.path", "must not be empty"));
         }
@@ -490,6 +538,23 @@ mod tests {
         );
         let e = Config::from_yaml("influxdb:\n  api: v3\n").unwrap_err();
         assert!(e.to_string().contains("v3"), "{e}");
+    }
+
+    #[test]
+    fn zstd_and_snappy_are_refused_with_the_reason() {
+        for a in ["zstd", "snappy"] {
+            let e = Config::from_yaml(&format!(
+                "performance:\n  compression:\n    algorithm: {a}\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("not supported") && e.contains("delta"), "{e}");
+        }
+        let c = Config::from_yaml("performance:\n  compression:\n    enabled: false\n").unwrap();
+        assert_eq!(
+            c.performance.compression.format(),
+            crate::codec::FORMAT_NONE
+        );
     }
 
     #[test]

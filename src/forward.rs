@@ -30,7 +30,7 @@ use crate::deliver::{Deferred, Delivery};
 use crate::dest::Destination;
 use crate::stats::Stats;
 use crate::upstream::Upstream;
-use crate::wal::{StoredBatch, Wal, now_ms};
+use crate::wal::{StoredBatch, Wal, WalError, now_ms};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -247,6 +247,13 @@ impl Forwarder {
         {
             Ok(p) if !p.is_empty() => p,
             Ok(_) => return,
+            Err(WalError::Undecodable { id, why }) => {
+                log::error!("batch {id} cannot be decoded ({why}); kept as a dead letter");
+                if let Err(e) = self.wal.quarantine(id, &why) {
+                    log::error!("cannot set batch {id} aside: {e}");
+                }
+                return;
+            }
             Err(e) => {
                 log::error!("cannot load batches from {from}: {e}");
                 return;

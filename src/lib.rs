@@ -23,6 +23,8 @@
 //! - [`selfmon`]: the agent's own metrics written upstream (`hissrv_internal`).
 //! - [`stats`]: counters, gauges and histograms shared by all threads.
 //! - [`metrics`]: histograms and the Prometheus exposition at `/metrics`.
+//! - [`inspect`]: `hissrv inspect` / `export`, and the buffer's SQLite views.
+//! - [`cli`]: the command line.
 //! - [`status`]: the `/health` document and `hissrv status`.
 //! - [`app`]: wiring and the stop sequence.
 #![forbid(unsafe_code)]
@@ -31,6 +33,7 @@ pub mod adaptive;
 pub mod app;
 pub mod auth;
 pub mod batch;
+pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod deliver;
@@ -38,6 +41,7 @@ pub mod dest;
 pub mod forward;
 pub mod http;
 pub mod ingest;
+pub mod inspect;
 pub mod lineproto;
 pub mod metrics;
 pub mod ring;

@@ -1,63 +1,79 @@
 //! `hissrv`: parse the command line, load the config, run.
 
+use hissrv::cli::{self, Command};
 use hissrv::config::Config;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-
-const USAGE: &str = "\
-usage: hissrv run [--config PATH]      run the agent (embedded defaults without --config)
-       hissrv check-config PATH        validate a config and print the effective one
-       hissrv status [--url URL | --config PATH]
-                                       summary of a running agent (default: the embedded listen address)
-       hissrv --version";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let words: Vec<&str> = args.iter().map(String::as_str).collect();
-    match words.as_slice() {
-        ["--version" | "-V" | "version"] => {
+    let cmd = match cli::parse(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hissrv: {e}\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cmd {
+        Command::Version => {
             println!("hissrv {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
+            Ok(())
         }
-        ["check-config", path] => match Config::load(&PathBuf::from(path)) {
-            Ok(cfg) => {
-                print!("{}", cfg.to_redacted_yaml());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("hissrv: {path}: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        ["run"] | [] => run(None),
-        ["status"] => status(None, None),
-        ["status", "--url", url] => status(Some(url), None),
-        ["status", "--config" | "-c", path] => status(None, Some(PathBuf::from(path))),
-        ["run", "--config" | "-c", path] => run(Some(PathBuf::from(path))),
-        ["help" | "--help" | "-h"] => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
+        Command::Help => {
+            println!("{}", cli::USAGE);
+            Ok(())
         }
-        _ => {
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
+        Command::CheckConfig(path) => Config::load(&path)
+            .map(|cfg| print!("{}", cfg.to_redacted_yaml()))
+            .map_err(|e| format!("{}: {e}", path.display())),
+        Command::Run { config } => run(config),
+        Command::Status { url, config } => load(config.as_deref()).and_then(|cfg| {
+            let url = url.unwrap_or_else(|| format!("http://{}", cfg.service.http_listen));
+            hissrv::status::status(&url).map(|text| print!("{text}"))
+        }),
+        Command::Inspect { buffer, config } => buffer_path(buffer, config).and_then(|p| {
+            hissrv::inspect::inspect(&p, hissrv::wal::now_ms()).map(|text| print!("{text}"))
+        }),
+        Command::Export {
+            buffer,
+            config,
+            filter,
+        } => buffer_path(buffer, config).and_then(|p| {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            hissrv::inspect::export(&p, &filter, &mut out).and_then(|n| {
+                use std::io::Write;
+                out.flush().map_err(|e| e.to_string())?;
+                eprintln!("hissrv: exported {n} lines");
+                Ok(())
+            })
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hissrv: {e}");
+            ExitCode::FAILURE
         }
     }
 }
 
-fn run(path: Option<PathBuf>) -> ExitCode {
-    let cfg = match &path {
-        Some(p) => Config::load(p),
-        None => Config::embedded(),
-    };
-    let cfg = match cfg {
-        Ok(c) => c,
-        Err(e) => {
-            let from = path.map_or("embedded defaults".into(), |p| p.display().to_string());
-            eprintln!("hissrv: {from}: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+/// The config file, or the embedded defaults.
+fn load(path: Option<&Path>) -> Result<Config, String> {
+    match path {
+        Some(p) => Config::load(p).map_err(|e| format!("{}: {e}", p.display())),
+        None => Config::embedded().map_err(|e| format!("embedded defaults: {e}")),
+    }
+}
+
+fn buffer_path(buffer: Option<PathBuf>, config: Option<PathBuf>) -> Result<PathBuf, String> {
+    match buffer {
+        Some(b) => Ok(b),
+        None => load(config.as_deref()).map(|c| c.buffer.path),
+    }
+}
+
+fn run(path: Option<PathBuf>) -> Result<(), String> {
+    let cfg = load(path.as_deref())?;
     let level = cfg
         .service
         .log_level
@@ -79,48 +95,10 @@ fn run(path: Option<PathBuf>) -> ExitCode {
         log::error!("panic: {info}");
         default_hook(info);
     }));
-    let shutdown = match hissrv::signals::on_stop_signal() {
-        Ok(rx) => rx,
-        Err(e) => {
-            log::error!("cannot install signal handlers: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match hissrv::app::run(cfg, shutdown) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            log::error!("{e}");
-            eprintln!("hissrv: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn status(url: Option<&str>, config: Option<PathBuf>) -> ExitCode {
-    let url = match (url, config) {
-        (Some(u), _) => u.to_string(),
-        (None, path) => {
-            let cfg = match &path {
-                Some(p) => Config::load(p),
-                None => Config::embedded(),
-            };
-            match cfg {
-                Ok(c) => format!("http://{}", c.service.http_listen),
-                Err(e) => {
-                    eprintln!("hissrv: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
-    };
-    match hissrv::status::status(&url) {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("hissrv: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let shutdown = hissrv::signals::on_stop_signal()
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    hissrv::app::run(cfg, shutdown).map_err(|e| {
+        log::error!("{e}");
+        e.to_string()
+    })
 }

@@ -33,12 +33,13 @@
 //!   first_ts    INTEGER NOT NULL,      -- smallest point timestamp, ns since epoch
 //!   last_ts     INTEGER NOT NULL,      -- largest point timestamp, ns
 //!   bytes       INTEGER NOT NULL,      -- payload length
-//!   format      INTEGER NOT NULL,      -- payload encoding, see FORMAT_*
+//!   format      INTEGER NOT NULL,      -- payload encoding: 1 none, 2 delta, 3 lz4 (see codec)
 //!   created_ms  INTEGER NOT NULL,      -- commit time, ms since epoch
 //!   attempts    INTEGER NOT NULL DEFAULT 0,  -- failed delivery attempts
 //!   last_error  TEXT,                  -- the last failure, for operators
 //!   payload     BLOB NOT NULL)
 //! INDEX batches_by_destination ON batches(db, rp, id)
+//! VIEW backlog_summary, VIEW dead_letter_lines   -- for the sqlite3 CLI (inspect.rs)
 //!
 //! dead_letters(                        -- lines the upstream refused for good
 //!   id          INTEGER PRIMARY KEY,
@@ -55,14 +56,13 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::codec;
 use crate::config::Synchronous;
 use crate::dest::Destination;
 
 /// 'HISS': marks a file as ours so we never adopt someone else's database.
 const APPLICATION_ID: i64 = 0x4849_5353;
 const SCHEMA_VERSION: i64 = 1;
-/// Payload format 1: line protocol, one point per line, explicit ns timestamps.
-pub const FORMAT_LINE_PROTOCOL: i64 = 1;
 /// How long a writer waits for the other connection's lock; commits are short.
 const BUSY_TIMEOUT_MS: u64 = 10_000;
 /// Keeps the WAL file from staying large after a burst (bytes).
@@ -111,6 +111,11 @@ pub enum WalError {
     },
     /// The file system is full.
     DiskFull,
+    /// A stored payload cannot be decoded (damaged on disk).
+    Undecodable {
+        id: i64,
+        why: String,
+    },
     Sqlite(String),
 }
 
@@ -130,6 +135,7 @@ impl fmt::Display for WalError {
                 "buffer quota reached: {used_bytes} of {quota_bytes} bytes used; new writes are refused until the upstream drains the backlog"
             ),
             WalError::DiskFull => write!(f, "disk full: the buffer cannot grow"),
+            WalError::Undecodable { id, why } => write!(f, "batch {id}: {why}"),
             WalError::Sqlite(e) => write!(f, "buffer error: {e}"),
         }
     }
@@ -193,6 +199,8 @@ pub struct Backlog {
 pub struct Wal {
     conn: Connection,
     quota_bytes: u64,
+    /// How new batches are encoded (`codec::FORMAT_*`).
+    format: i64,
 }
 
 pub fn now_ms() -> i64 {
@@ -262,7 +270,18 @@ impl Wal {
                  COMMIT;"
             ))?;
         }
-        Ok(Wal { conn, quota_bytes })
+        // Views for operators with only the sqlite3 CLI (see `inspect`).
+        conn.execute_batch(crate::inspect::VIEWS)?;
+        Ok(Wal {
+            conn,
+            quota_bytes,
+            format: codec::FORMAT_DELTA,
+        })
+    }
+
+    /// Encoding for batches committed from now on; stored batches keep theirs.
+    pub fn set_format(&mut self, format: i64) {
+        self.format = format;
     }
 
     /// Bytes held by live pages (free pages left by deletes are reused first).
@@ -278,7 +297,18 @@ impl Wal {
     /// Commits `batches` in one transaction (group commit: many requests'
     /// points share it). Returns the new batch ids in order.
     pub fn commit(&mut self, batches: &[NewBatch]) -> Result<Vec<i64>, WalError> {
-        let incoming: u64 = batches.iter().map(|b| b.payload.len() as u64).sum();
+        let encoded: Vec<(i64, Vec<u8>)> = batches
+            .iter()
+            .map(|b| match codec::encode(self.format, &b.payload) {
+                Ok(blob) => (self.format, blob),
+                Err(e) => {
+                    // Never lose points to an encoder's refusal: keep the text.
+                    log::warn!("storing a batch unencoded: {e}");
+                    (codec::FORMAT_NONE, b.payload.clone())
+                }
+            })
+            .collect();
+        let incoming: u64 = encoded.iter().map(|(_, b)| b.len() as u64).sum();
         let used = self.used_bytes()?;
         if used + incoming > self.quota_bytes {
             return Err(WalError::QuotaFull {
@@ -294,17 +324,17 @@ impl Wal {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
             let now = now_ms();
-            for b in batches {
+            for (b, (format, blob)) in batches.iter().zip(&encoded) {
                 insert.execute(params![
                     b.dest.db,
                     b.dest.rp,
                     b.points as i64,
                     b.first_ts,
                     b.last_ts,
-                    b.payload.len() as i64,
-                    FORMAT_LINE_PROTOCOL,
+                    blob.len() as i64,
+                    format,
                     now,
-                    b.payload
+                    blob
                 ])?;
                 ids.push(tx.last_insert_rowid());
             }
@@ -372,7 +402,11 @@ impl Wal {
             .prepare_cached("SELECT payload FROM batches WHERE id = ?1")?;
         let mut out = Vec::with_capacity(chosen.len());
         for (id, points, format, attempts) in chosen {
-            let payload: Vec<u8> = load.query_row([id], |r| r.get(0))?;
+            let blob: Vec<u8> = load.query_row([id], |r| r.get(0))?;
+            let payload = codec::decode(format, &blob).map_err(|e| WalError::Undecodable {
+                id,
+                why: e.to_string(),
+            })?;
             out.push(StoredBatch {
                 id,
                 dest: dest.clone(),
@@ -416,6 +450,20 @@ impl Wal {
                 delete.execute([b.id])?;
             }
         }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A batch that cannot be decoded leaves the queue so it cannot block its
+    /// destination, but is kept, whole and raw, as a dead letter (status 0).
+    pub fn quarantine(&mut self, id: i64, why: &str) -> Result<(), WalError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO dead_letters (batch_id, db, rp, failed_ms, status, reason, line)
+             SELECT id, db, rp, ?2, 0, ?3, payload FROM batches WHERE id = ?1",
+            params![id, now_ms(), format!("undecodable batch: {why}")],
+        )?;
+        tx.execute("DELETE FROM batches WHERE id = ?1", [id])?;
         tx.commit()?;
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Tests of the write-ahead buffer's contract (see the module doc).
 
 use super::*;
+use crate::codec;
 
 fn dest(db: &str) -> Destination {
     Destination {
@@ -19,8 +20,12 @@ fn batch(db: &str, payload: &str) -> NewBatch {
     }
 }
 
+/// Stores plain line protocol, so payloads compare byte for byte here; the
+/// encodings have their own tests (and one below).
 fn open(path: &Path) -> Wal {
-    Wal::open(path, Synchronous::Full, 1 << 30).unwrap()
+    let mut w = Wal::open(path, Synchronous::Full, 1 << 30).unwrap();
+    w.set_format(codec::FORMAT_NONE);
+    w
 }
 
 fn tmp() -> (tempdir::Dir, PathBuf) {
@@ -95,6 +100,7 @@ fn finish_deletes_the_batch_and_keeps_refused_lines_as_dead_letters() {
 fn a_commit_past_the_quota_is_refused_and_stored_data_is_kept() {
     let (_d, p) = tmp();
     let mut w = Wal::open(&p, Synchronous::Full, 200_000).unwrap();
+    w.set_format(codec::FORMAT_NONE);
     let big = "m v=1 1\n".repeat(10_000); // 80 kB
     w.commit(&[batch("a", &big)]).unwrap();
     w.commit(&[batch("a", &big)]).unwrap();
@@ -182,4 +188,56 @@ fn first_since_finds_where_live_data_starts() {
     let ids = w.commit(&[batch("a", "m v=2 2\n")]).unwrap();
     assert_eq!(w.first_since(&dest("a"), 0).unwrap(), Some(ids[0] - 1));
     assert_eq!(w.first_since(&dest("a"), i64::MAX).unwrap(), None);
+}
+
+#[test]
+fn delta_encoded_batches_and_older_plain_ones_both_read_back() {
+    let (_d, p) = tmp();
+    let mut w = open(&p);
+    w.commit(&[batch("a", "m v=1.5 1\n")]).unwrap(); // format 1, as older agents stored
+    w.set_format(codec::FORMAT_DELTA);
+    let lp: String = (0..1000)
+        .map(|t| format!("m,s=x v={}.25,n={t}i {t}\n", t % 7))
+        .collect();
+    w.commit(&[batch("a", &lp)]).unwrap();
+    let (head, _) = w.heads().unwrap()[0].clone();
+    let pack = w.pack(&dest("a"), head, usize::MAX, usize::MAX).unwrap();
+    assert_eq!(
+        (pack[0].format, pack[1].format),
+        (codec::FORMAT_NONE, codec::FORMAT_DELTA)
+    );
+    assert_eq!(pack[0].payload, b"m v=1.5 1\n");
+    assert_eq!(String::from_utf8(pack[1].payload.clone()).unwrap(), lp);
+    let stored: i64 = w
+        .conn
+        .query_row(
+            "SELECT bytes FROM batches WHERE id = ?1",
+            [pack[1].id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        (stored as usize) * 10 < lp.len(),
+        "{stored} bytes stored for {}",
+        lp.len()
+    );
+}
+
+#[test]
+fn an_undecodable_batch_is_set_aside_as_a_dead_letter_not_deleted() {
+    let (_d, p) = tmp();
+    let mut w = open(&p);
+    w.commit(&[batch("a", "m v=1 1\n")]).unwrap();
+    let (id, _) = w.heads().unwrap()[0].clone();
+    w.conn
+        .execute(
+            "UPDATE batches SET format = 2, payload = x'00010203' WHERE id = ?1",
+            [id],
+        )
+        .unwrap();
+    let err = w.pack(&dest("a"), id, 10, usize::MAX).unwrap_err();
+    assert!(matches!(err, WalError::Undecodable { .. }), "{err}");
+    w.quarantine(id, "test").unwrap();
+    let bl = w.backlog().unwrap();
+    assert_eq!((bl.batches, bl.dead_letters), (0, 1));
 }
