@@ -309,7 +309,19 @@ impl Hissrv {
     pub fn start_with(upstream: &str, extra: Sections) -> Hissrv {
         let dir = TempDir::new("hissrv");
         let port = free_port();
-        let config = format!(
+        let config = Hissrv::config_text(port, dir.path(), upstream, &extra);
+        let mut h = Hissrv {
+            port,
+            dir,
+            config,
+            child: None,
+        };
+        h.spawn();
+        h
+    }
+
+    fn config_text(port: u16, dir: &Path, upstream: &str, extra: &Sections) -> String {
+        format!(
             "service:\n  http_listen: \"127.0.0.1:{port}\"\n  udp_listen: \"127.0.0.1:{port}\"\n  shutdown_timeout_ms: 10000\n{}{}\
              buffer:\n  path: \"{}\"\n{}\
              retry:\n  initial_backoff_ms: 50\n  max_backoff_ms: 500\n\
@@ -320,19 +332,21 @@ impl Hissrv {
                 "  log_level: debug\n"
             },
             extra.service,
-            dir.path().join("buffer.db").display(),
+            dir.join("buffer.db").display(),
             extra.buffer,
             extra.influxdb,
             extra.other,
-        );
-        let mut h = Hissrv {
-            port,
-            dir,
-            config,
-            child: None,
-        };
-        h.spawn();
-        h
+        )
+    }
+
+    /// Stops this agent (SIGTERM) and starts it again on the same port and
+    /// buffer with another config: an upgrade or a reconfiguration.
+    pub fn restart_with(&mut self, upstream: &str, extra: Sections) {
+        if self.child.is_some() {
+            assert!(self.terminate().success());
+        }
+        self.config = Hissrv::config_text(self.port, self.dir.path(), upstream, &extra);
+        self.spawn();
     }
 
     pub fn spawn(&mut self) {
