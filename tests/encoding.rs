@@ -121,7 +121,7 @@ fn inspect_export_and_the_sqlite_views_read_a_live_agents_buffer() {
     );
 
     let c = rusqlite::Connection::open_with_flags(
-        &h.buffer_path(),
+        h.buffer_path(),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
     )
     .unwrap();
