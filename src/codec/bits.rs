@@ -86,25 +86,42 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Appends bits, most significant first.
+/// Appends bits, most significant first (whole bytes at a time: this is on
+/// the encoder's hot path for every XOR-coded float).
 #[derive(Default)]
 pub struct BitWriter {
-    pub bytes: Vec<u8>,
-    used: u32,
+    bytes: Vec<u8>,
+    /// Pending bits, right-aligned; fewer than 8 between calls.
+    acc: u128,
+    pending: u32,
 }
 
 impl BitWriter {
+    /// Writes the low `bits` bits of `value` (`bits` ≤ 64).
     pub fn put(&mut self, value: u64, bits: u32) {
-        for i in (0..bits).rev() {
-            if self.used == 0 {
-                self.bytes.push(0);
-            }
-            let bit = ((value >> i) & 1) as u8;
-            if let Some(last) = self.bytes.last_mut() {
-                *last |= bit << (7 - self.used);
-            }
-            self.used = (self.used + 1) % 8;
+        if bits == 0 {
+            return;
         }
+        let masked = if bits >= 64 {
+            value
+        } else {
+            value & ((1u64 << bits) - 1)
+        };
+        self.acc = (self.acc << bits) | masked as u128;
+        self.pending += bits;
+        while self.pending >= 8 {
+            self.pending -= 8;
+            self.bytes.push((self.acc >> self.pending) as u8);
+        }
+        self.acc &= (1u128 << self.pending) - 1;
+    }
+
+    /// The bytes, the last one padded with zero bits.
+    pub fn finish(mut self) -> Vec<u8> {
+        if self.pending > 0 {
+            self.bytes.push((self.acc << (8 - self.pending)) as u8);
+        }
+        self.bytes
     }
 }
 
@@ -118,14 +135,82 @@ impl<'a> BitReader<'a> {
         BitReader { bytes, pos: 0 }
     }
 
+    /// Reads `bits` bits (≤ 64), a byte's worth at a time.
     pub fn get(&mut self, bits: u32) -> Result<u64, Short> {
         let mut v = 0u64;
-        for _ in 0..bits {
+        let mut left = bits;
+        while left > 0 {
             let byte = *self.bytes.get(self.pos / 8).ok_or(Short)?;
-            v = (v << 1) | ((byte >> (7 - self.pos % 8)) & 1) as u64;
-            self.pos += 1;
+            let avail = 8 - (self.pos % 8) as u32;
+            let take = avail.min(left);
+            let chunk = (byte as u16 >> (avail - take)) & ((1u16 << take) - 1);
+            v = (v << take) | chunk as u64;
+            self.pos += take as usize;
+            left -= take;
         }
         Ok(v)
+    }
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - v.leading_zeros() as usize).div_ceil(7).max(1)
+}
+
+const INTS_VARINT: u8 = 0;
+const INTS_PACKED: u8 = 1;
+
+/// A run of unsigned integers (zig-zagged deltas, mostly): as varints, or
+/// bit-packed at the width of the largest — whichever is smaller. Noisy
+/// sensor deltas fill most of their bits; varints would waste one in eight.
+pub fn put_ints(out: &mut Vec<u8>, values: &[u64]) {
+    let max = values.iter().copied().max().unwrap_or(0);
+    let width = 64 - max.leading_zeros();
+    let packed = (values.len() * width as usize).div_ceil(8) + 1;
+    let varints: usize = values.iter().map(|&v| varint_len(v)).sum();
+    if packed < varints {
+        out.push(INTS_PACKED);
+        out.push(width as u8);
+        let mut w = BitWriter::default();
+        for &v in values {
+            w.put(v, width);
+        }
+        out.extend_from_slice(&w.finish());
+    } else {
+        out.push(INTS_VARINT);
+        for &v in values {
+            put_varint(out, v);
+        }
+    }
+}
+
+/// Reads `n` integers written by [`put_ints`].
+pub fn get_ints(r: &mut Reader, n: usize) -> Result<Vec<u64>, Short> {
+    match r.u8()? {
+        INTS_VARINT => {
+            let mut v = Vec::with_capacity(n.min(r.remaining()));
+            for _ in 0..n {
+                v.push(r.varint()?);
+            }
+            Ok(v)
+        }
+        INTS_PACKED => {
+            let width = r.u8()? as u32;
+            if width > 64 {
+                return Err(Short);
+            }
+            let len = n.checked_mul(width as usize).ok_or(Short)?.div_ceil(8);
+            let mut b = BitReader::new(r.take(len)?);
+            if width == 0 {
+                // Zero-width values carry no bytes: bound n by what a
+                // column could hold before allocating.
+                if n > super::MAX_DECODED_BYTES {
+                    return Err(Short);
+                }
+                return Ok(vec![0; n]);
+            }
+            (0..n).map(|_| b.get(width)).collect()
+        }
+        _ => Err(Short),
     }
 }
 
@@ -151,12 +236,30 @@ mod tests {
     }
 
     #[test]
+    fn integer_runs_pick_the_smaller_of_varints_and_packing() {
+        for values in [
+            vec![],
+            vec![0; 100],
+            vec![300, 5, 70_000, 1],
+            (0..1000).collect::<Vec<u64>>(),
+            vec![u64::MAX, 0],
+        ] {
+            let mut out = Vec::new();
+            put_ints(&mut out, &values);
+            let mut r = Reader::new(&out);
+            assert_eq!(get_ints(&mut r, values.len()).unwrap(), values);
+            assert_eq!(r.remaining(), 0);
+        }
+    }
+
+    #[test]
     fn bits_round_trip() {
         let mut w = BitWriter::default();
         w.put(0b101, 3);
         w.put(u64::MAX, 64);
         w.put(0, 1);
-        let mut r = BitReader::new(&w.bytes);
+        let bytes = w.finish();
+        let mut r = BitReader::new(&bytes);
         assert_eq!(
             (r.get(3), r.get(64), r.get(1)),
             (Ok(0b101), Ok(u64::MAX), Ok(0))

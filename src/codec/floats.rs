@@ -8,7 +8,7 @@
 //! not (−0.0, subnormals, noisy sensor values) the whole column falls back to
 //! Gorilla XOR coding (Pelkonen et al., VLDB 2015).
 
-use super::bits::{BitReader, BitWriter, Reader, Short, put_varint, unzigzag, zigzag};
+use super::bits::{BitReader, BitWriter, Reader, Short, get_ints, put_ints, unzigzag, zigzag};
 
 const DECIMAL: u8 = 0;
 const GORILLA: u8 = 1;
@@ -51,11 +51,16 @@ pub fn encode(values: &[f64], out: &mut Vec<u8>) {
         out.push(DECIMAL);
         out.push(e as u8);
         let mut prev = 0i64;
-        for &v in values {
-            let n = decimal_n(v, e).unwrap_or(0);
-            put_varint(out, zigzag(n.wrapping_sub(prev)));
-            prev = n;
-        }
+        let deltas: Vec<u64> = values
+            .iter()
+            .map(|&v| {
+                let n = decimal_n(v, e).unwrap_or(0);
+                let d = zigzag(n.wrapping_sub(prev));
+                prev = n;
+                d
+            })
+            .collect();
+        put_ints(out, &deltas);
         return;
     }
     out.push(GORILLA);
@@ -90,7 +95,7 @@ pub fn encode(values: &[f64], out: &mut Vec<u8>) {
             (prev_lz, prev_tz) = (lz, tz);
         }
     }
-    out.extend_from_slice(&w.bytes);
+    out.extend_from_slice(&w.finish());
 }
 
 pub fn decode(r: &mut Reader, n: usize, out: &mut Vec<f64>) -> Result<(), Short> {
@@ -102,8 +107,8 @@ pub fn decode(r: &mut Reader, n: usize, out: &mut Vec<f64>) -> Result<(), Short>
             }
             let p = 10f64.powi(e);
             let mut prev = 0i64;
-            for _ in 0..n {
-                prev = prev.wrapping_add(unzigzag(r.varint()?));
+            for d in get_ints(r, n)? {
+                prev = prev.wrapping_add(unzigzag(d));
                 out.push(prev as f64 / p);
             }
             Ok(())

@@ -19,17 +19,20 @@
 //!            varint n_fkeys,  n_fkeys  × bytes             -- field keys
 //!            varint n_shapes, n_shapes × shape
 //!            n_lines × varint shape id                     -- line order is kept
-//!            n_lines × varint zigzag(delta of delta of ts) -- first: ts, second: delta
+//!            u8 k, bytes(ints(zigzag(delta of delta of ts / 10^k)))
+//!                                                          -- k: coarsest shared power of ten (≤ 9)
 //!            per shape, per field of the shape: column      -- one column per series × field key
 //! shape    = varint key id, varint n_fields, n_fields × (varint fkey id, u8 type)
 //! column   = varint byte length, bytes:
-//!   float  : u8 0, u8 e, varint zigzag(delta of n) each    -- v = n / 10^e exactly
+//!   float  : u8 0, u8 e, ints(zigzag(delta of n))       -- v = n / 10^e exactly
 //!          | u8 1, Gorilla XOR bit stream                  -- otherwise
-//!   int    : varint zigzag(wrapping delta) each
-//!   uint   : varint zigzag(wrapping delta as i64) each
+//!   int    : ints(zigzag(wrapping delta))
+//!   uint   : ints(zigzag(wrapping delta as i64))
 //!   bool   : bits, 8 a byte, first value in the high bit
 //!   string : varint n_distinct, n_distinct × bytes, then varint index each
 //! bytes    = varint length, raw bytes (escapes kept as written)
+//! ints     = u8 0, varint each                            -- whichever is smaller:
+//!          | u8 1, u8 width, each in `width` bits, MSB first, zero-padded
 //! type     = 0 float, 1 int, 2 uint, 3 bool, 4 string
 //! ```
 //! Decoding gives back every point exactly: the same key and field text,
@@ -46,7 +49,7 @@ mod bits;
 mod floats;
 mod split;
 
-use bits::{BitWriter, Reader, Short, put_bytes, put_varint, unzigzag, zigzag};
+use bits::{BitWriter, Reader, Short, get_ints, put_bytes, put_ints, put_varint, unzigzag, zigzag};
 use split::Value;
 use std::collections::HashMap;
 use std::fmt;
@@ -55,6 +58,8 @@ pub const FORMAT_NONE: i64 = 1;
 pub const FORMAT_DELTA: i64 = 2;
 pub const FORMAT_LZ4: i64 = 3;
 const VERSION: u8 = 2;
+/// Timestamps are stored in units of 10^k ns, k ≤ 9 (whole seconds).
+const MAX_TS_SCALE_EXP: u32 = 9;
 /// A stored batch never decodes to more than this: batches are at most
 /// `MAX_BATCH_POINTS_LIMIT` points, and a larger claim is a damaged blob.
 pub const MAX_DECODED_BYTES: usize = 512 * 1024 * 1024;
@@ -145,24 +150,26 @@ impl<'a> Column<'a> {
             Column::Float(v) => floats::encode(v, &mut b),
             Column::Int(v) => {
                 let mut prev = 0i64;
-                for &x in v {
-                    put_varint(&mut b, zigzag(x.wrapping_sub(prev)));
-                    prev = x;
-                }
+                let d: Vec<u64> = v
+                    .iter()
+                    .map(|&x| (zigzag(x.wrapping_sub(prev)), prev = x).0)
+                    .collect();
+                put_ints(&mut b, &d);
             }
             Column::Uint(v) => {
                 let mut prev = 0u64;
-                for &x in v {
-                    put_varint(&mut b, zigzag(x.wrapping_sub(prev) as i64));
-                    prev = x;
-                }
+                let d: Vec<u64> = v
+                    .iter()
+                    .map(|&x| (zigzag(x.wrapping_sub(prev) as i64), prev = x).0)
+                    .collect();
+                put_ints(&mut b, &d);
             }
             Column::Bool(v) => {
                 let mut w = BitWriter::default();
                 for &x in v {
                     w.put(x as u64, 1);
                 }
-                b = w.bytes;
+                b = w.finish();
             }
             Column::Str(v) => {
                 let mut dict: HashMap<&[u8], u64> = HashMap::new();
@@ -274,12 +281,28 @@ fn columns(lp: &[u8]) -> Result<Vec<u8>, CodecError> {
     for s in &line_shapes {
         put_varint(&mut out, *s);
     }
+    // Timestamps in the coarsest power-of-ten unit they all share (a
+    // producer writing at ms precision stores ms), then delta-of-delta.
+    let scale = (0..=MAX_TS_SCALE_EXP)
+        .rev()
+        .find(|&k| ts.iter().all(|t| t.rem_euclid(10i64.pow(k)) == 0))
+        .unwrap_or(0);
+    out.push(scale as u8);
+    let unit = 10i64.pow(scale);
     let (mut prev, mut prev_delta) = (0i64, 0i64);
-    for &t in &ts {
-        let delta = t.wrapping_sub(prev);
-        put_varint(&mut out, zigzag(delta.wrapping_sub(prev_delta)));
-        (prev, prev_delta) = (t, delta);
-    }
+    let dod: Vec<u64> = ts
+        .iter()
+        .map(|&t| {
+            let t = t / unit;
+            let delta = t.wrapping_sub(prev);
+            let d = zigzag(delta.wrapping_sub(prev_delta));
+            (prev, prev_delta) = (t, delta);
+            d
+        })
+        .collect();
+    let mut packed = Vec::new();
+    put_ints(&mut packed, &dod);
+    put_bytes(&mut out, &packed);
     for shape_cols in &cols {
         for c in shape_cols {
             c.write(&mut out);
@@ -307,11 +330,13 @@ fn read_column(bytes: &[u8], kind: u8, n: usize) -> Result<Decoded, Short> {
         }
         1 | 2 => {
             let mut prev = 0i64;
-            let mut v = Vec::with_capacity(n.min(bytes.len()));
-            for _ in 0..n {
-                prev = prev.wrapping_add(unzigzag(r.varint()?));
-                v.push(prev);
-            }
+            let v: Vec<i64> = get_ints(&mut r, n)?
+                .into_iter()
+                .map(|d| {
+                    prev = prev.wrapping_add(unzigzag(d));
+                    prev
+                })
+                .collect();
             if kind == 1 {
                 Decoded::Int(v)
             } else {
@@ -389,12 +414,18 @@ fn lines(body: &[u8]) -> Result<Vec<u8>, CodecError> {
         line_shapes.push(s);
     }
     let mut ts = Vec::with_capacity(n);
+    let scale = r.u8()? as u32;
+    if scale > MAX_TS_SCALE_EXP {
+        return Err(Short.into());
+    }
+    let unit = 10i64.pow(scale);
     let (mut prev, mut prev_delta) = (0i64, 0i64);
-    for _ in 0..n {
-        let delta = prev_delta.wrapping_add(unzigzag(r.varint()?));
+    let mut tr = Reader::new(r.bytes()?);
+    for d in get_ints(&mut tr, n)? {
+        let delta = prev_delta.wrapping_add(unzigzag(d));
         prev = prev.wrapping_add(delta);
         prev_delta = delta;
-        ts.push(prev);
+        ts.push(prev.wrapping_mul(unit));
     }
     let mut cols: Vec<Vec<Decoded>> = Vec::with_capacity(n_shapes);
     for (s, (_, fields)) in shapes.iter().enumerate() {
