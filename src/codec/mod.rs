@@ -384,7 +384,7 @@ fn lines(body: &[u8]) -> Result<Vec<u8>, CodecError> {
     if r.u8()? != VERSION {
         return Err(CodecError("unknown format 2 version".into()));
     }
-    let n = r.count(2)?; // each line costs at least a shape id and a timestamp
+    let n = r.count(1)?; // each line costs at least its shape id
     let keys = read_dict(&mut r)?;
     let fkeys = read_dict(&mut r)?;
     let n_shapes = r.count(2)?;

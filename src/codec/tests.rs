@@ -187,3 +187,10 @@ fn a_huge_claimed_size_is_refused_before_allocating() {
     assert!(decode(FORMAT_DELTA, &blob).is_err());
     assert!(decode(FORMAT_LZ4, &blob).is_err());
 }
+
+#[test]
+fn integer_series_with_small_timestamps_round_trip() {
+    let lp: String = (0..100).map(|t| format!("m,src=t v={t}i {t}\n")).collect();
+    let back = decode(FORMAT_DELTA, &encode(FORMAT_DELTA, lp.as_bytes()).unwrap()).unwrap();
+    assert_eq!(String::from_utf8(back).unwrap(), lp);
+}
