@@ -40,6 +40,8 @@ pub struct Service {
     pub http_listen: String,
     /// UDP line protocol; empty disables it.
     pub udp_listen: String,
+    /// Timestamp precision of UDP datagrams (ns, us, ms, s, m, h).
+    pub udp_precision: String,
     /// Bodies over this get 413.
     pub max_body_mb: u64,
     /// Connections over this wait in the listen backlog.
@@ -75,6 +77,7 @@ impl Default for Service {
             log_level: "info".into(),
             http_listen: "127.0.0.1:8186".into(),
             udp_listen: "127.0.0.1:8186".into(),
+            udp_precision: "ns".into(),
             max_body_mb: 8,
             max_connections: 64,
             shutdown_timeout_ms: 10_000,
@@ -387,6 +390,12 @@ impl Config {
             s.udp_listen
                 .parse::<SocketAddr>()
                 .map_err(|e| invalid("service.udp_listen", format!("{:?}: {e}", s.udp_listen)))?;
+        }
+        if crate::lineproto::Precision::from_param(&s.udp_precision).is_none() {
+            return Err(invalid(
+                "service.udp_precision",
+                format!("{:?} is not one of ns, us, ms, s, m, h", s.udp_precision),
+            ));
         }
         if s.max_body_mb == 0 || s.max_body_mb > MAX_BODY_LIMIT_MB {
             return Err(invalid(

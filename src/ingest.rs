@@ -252,7 +252,9 @@ impl Ingest {
             return;
         }
         let mut out = Vec::with_capacity(data.len() + data.len() / 8);
-        let parsed = lineproto::parse_into(data, &self.options(Precision::Nanos), &mut out);
+        let precision =
+            Precision::from_param(&self.config.service.udp_precision).unwrap_or(Precision::Nanos);
+        let parsed = lineproto::parse_into(data, &self.options(precision), &mut out);
         Stats::add(&self.stats.lines_rejected, parsed.rejected);
         Stats::add(&self.stats.udp_points_dropped, parsed.rejected);
         Stats::add(&self.stats.udp_lines_unparseable, parsed.rejected);

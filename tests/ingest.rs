@@ -76,7 +76,14 @@ fn gzip_bodies_are_accepted_and_oversized_bodies_get_413() {
 fn udp_datagrams_reach_the_configured_database() {
     let influx = Influx::start();
     influx.create_db("udpdb");
-    let h = Hissrv::start(&influx.url(), "  database: udpdb\n");
+    let h = Hissrv::start_with(
+        &influx.url(),
+        Sections {
+            influxdb: "  database: udpdb\n",
+            service: "  udp_precision: s\n",
+            ..Sections::default()
+        },
+    );
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.send_to(
         b"u,src=udp v=1 1\nu,src=udp v=2 2\nbad line\n",
@@ -86,6 +93,11 @@ fn udp_datagrams_reach_the_configured_database() {
     wait_for("udp points upstream", DELIVERY_TIMEOUT, || {
         influx.count("udpdb", "u") == 2
     });
+    assert_eq!(
+        influx.rows("udpdb", "SELECT v FROM u"),
+        vec!["[1000000000,1]", "[2000000000,2]"],
+        "timestamps read at udp_precision: s"
+    );
     let health = h.get("/health");
     assert!(health.contains("\"udp_points_dropped\":1"), "{health}");
 }
