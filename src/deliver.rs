@@ -12,6 +12,15 @@
 //!
 //! A deferred pack is sent again whole later: lines that went through before
 //! the failure are re-sent, which InfluxDB absorbs as an overwrite.
+//!
+//! **Poison lines.** A line can make the server fail every time (influxd 1.6.7
+//! answers 500 to a line with exactly 100 tags): retried as is, its pack would
+//! block the destination forever. After the same pack met
+//! `POISON_PROBE_AFTER_FAILURES` server errors in a row the forwarder delivers it
+//! in *probe* mode: a 5xx splits the request like a 400 does, and a single line
+//! that still fails becomes a dead letter — but only if some other part of the
+//! pack was written in the same attempt. If nothing got through, the server is
+//! what is failing: the pack is deferred whole and nothing is set aside.
 
 use crate::lineproto;
 use crate::stats::Stats;
@@ -26,7 +35,12 @@ pub struct Deferred {
     /// The server's `Retry-After`, if it gave one.
     pub delay: Option<Duration>,
     pub reason: String,
+    /// A 5xx other than 503 (counts towards probe mode).
+    pub server_error: bool,
 }
+
+/// Server errors in a row on the same pack before it is probed for a poison line.
+pub const POISON_PROBE_AFTER_FAILURES: u32 = 5;
 
 pub struct Delivery<'a> {
     pub upstream: &'a Upstream,
@@ -34,6 +48,8 @@ pub struct Delivery<'a> {
     pub stop: &'a AtomicBool,
     /// Lowered after a 413, so we stop sending what the server cannot take.
     pub max_lines_per_request: &'a mut usize,
+    /// Split on 5xx to isolate a poison line (see the module doc).
+    pub probe: bool,
 }
 
 impl Delivery<'_> {
@@ -65,6 +81,8 @@ impl Delivery<'_> {
             }
         }
         let mut dead = Vec::new();
+        let mut suspects = Vec::new();
+        let mut any_written = false;
         // Ranges still to send, the next on top: halves are pushed right first.
         let mut todo = vec![(0, lines.len())];
         let mut body = Vec::new();
@@ -78,6 +96,7 @@ impl Delivery<'_> {
                 return Err(Deferred {
                     delay: None,
                     reason: "shutting down".into(),
+                    server_error: false,
                 });
             }
             // A whole single batch is its payload as stored: no copy.
@@ -99,7 +118,21 @@ impl Delivery<'_> {
                 todo.extend([(mid, b), (a, mid)]);
             };
             match outcome {
-                Outcome::Written => {}
+                Outcome::Written => any_written = true,
+                Outcome::ServerError { status, message } if self.probe => {
+                    if b - a == 1 {
+                        suspects.push(DeadLetter {
+                            batch_id: owners[a],
+                            status,
+                            reason: format!(
+                                "server error on this line alone, {POISON_PROBE_AFTER_FAILURES}+ times, while its neighbours were written: {message}"
+                            ),
+                            line: lines[a].to_vec(),
+                        });
+                    } else {
+                        split(&mut todo);
+                    }
+                }
                 Outcome::Refused { status, message } if b - a == 1 => dead.push(DeadLetter {
                     batch_id: owners[a],
                     status,
@@ -129,6 +162,7 @@ impl Delivery<'_> {
                     return Err(Deferred {
                         delay: None,
                         reason: format!("{status}: {message}"),
+                        server_error: false,
                     });
                 }
                 Outcome::Throttled {
@@ -138,12 +172,14 @@ impl Delivery<'_> {
                     return Err(Deferred {
                         delay: retry_after,
                         reason: format!("{status}: upstream overloaded"),
+                        server_error: false,
                     });
                 }
                 Outcome::ServerError { status, message } => {
                     return Err(Deferred {
                         delay: None,
                         reason: format!("{status}: {message}"),
+                        server_error: true,
                     });
                 }
                 Outcome::Network(e) => {
@@ -151,9 +187,20 @@ impl Delivery<'_> {
                     return Err(Deferred {
                         delay: None,
                         reason: e,
+                        server_error: false,
                     });
                 }
             }
+        }
+        if !suspects.is_empty() {
+            if !any_written {
+                return Err(Deferred {
+                    delay: None,
+                    reason: "server errors on every part of the batch".into(),
+                    server_error: true,
+                });
+            }
+            dead.extend(suspects);
         }
         Ok(dead)
     }

@@ -26,7 +26,7 @@
 //!   the same series and timestamp, so the replay is harmless.
 
 use crate::config::{Performance, Retry};
-use crate::deliver::{Deferred, Delivery};
+use crate::deliver::{Deferred, Delivery, POISON_PROBE_AFTER_FAILURES};
 use crate::dest::Destination;
 use crate::stats::Stats;
 use crate::upstream::Upstream;
@@ -109,6 +109,8 @@ pub struct Forwarder {
     max_lines_per_request: usize,
     /// Requests since the live lane last had its turn.
     since_live: u32,
+    /// Server errors in a row per destination, with the pack head they hit.
+    server_errors: HashMap<Destination, (i64, u32)>,
     rng: u64,
 }
 
@@ -137,6 +139,7 @@ impl Forwarder {
             backoff: HashMap::new(),
             max_lines_per_request: usize::MAX,
             since_live: 0,
+            server_errors: HashMap::new(),
             rng: seed,
         }
     }
@@ -263,13 +266,39 @@ impl Forwarder {
             Stats::add(&self.stats.retries, 1);
         }
         let points: usize = pack.iter().map(|b| b.points).sum();
+        let probe = self
+            .server_errors
+            .get(dest)
+            .is_some_and(|&(id, n)| id == pack[0].id && n >= POISON_PROBE_AFTER_FAILURES);
+        if probe {
+            log::warn!(
+                "batch {} failed with server errors {POISON_PROBE_AFTER_FAILURES}+ times: probing it for a poison line",
+                pack[0].id
+            );
+        }
         let result = Delivery {
             upstream: &self.upstream,
             stats: &self.stats,
             stop: &self.stop,
             max_lines_per_request: &mut self.max_lines_per_request,
+            probe,
         }
         .send(&pack);
+        match &result {
+            Err(d) if d.server_error => {
+                let e = self
+                    .server_errors
+                    .entry(dest.clone())
+                    .or_insert((pack[0].id, 0));
+                if e.0 != pack[0].id {
+                    *e = (pack[0].id, 0);
+                }
+                e.1 += 1;
+            }
+            _ => {
+                self.server_errors.remove(dest);
+            }
+        }
         match result {
             Ok(dead) => self.delivered(dest, &pack, points, dead),
             Err(deferred) => self.deferred(dest, &pack, points, deferred),

@@ -233,3 +233,27 @@ fn connections_cut_between_hissrv_and_influxdb_lose_nothing() {
         || influx.count("plant", "m") == 6_000 && h.buffered_points() == 0,
     );
 }
+
+#[test]
+fn a_line_the_server_fails_on_every_time_is_isolated_and_the_rest_delivered() {
+    // influxd 1.6.7 answers 500 (an internal panic) to a line with exactly
+    // 100 tags; our parser, like later InfluxDB versions, accepts it.
+    let influx = Influx::start();
+    influx.create_db("plant");
+    let h = Hissrv::start(&influx.url(), "  database: plant\n");
+    let tags: String = (1..=100).map(|i| format!(",t{i}=x")).collect();
+    let poison = format!("m{tags} v=99.5 99");
+    let body = format!("{}{poison}\n{}", body(0, 5), body(5, 5));
+    assert_eq!(h.post("/write?db=plant", &body).0, 204);
+    wait_for("the good lines upstream", DELIVERY_TIMEOUT, || {
+        influx.count("plant", "m") == 10 && h.buffered_points() == 0
+    });
+    let c = rusqlite::Connection::open(h.buffer_path()).unwrap();
+    let (line, status, reason): (Vec<u8>, i64, String) = c
+        .query_row("SELECT line, status, reason FROM dead_letters", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!((String::from_utf8(line).unwrap(), status), (poison, 500));
+    assert!(reason.contains("neighbours were written"), "{reason}");
+}
