@@ -44,6 +44,8 @@ pub struct Service {
     pub udp_precision: String,
     /// Bodies over this get 413.
     pub max_body_mb: u64,
+    /// Request bodies held in memory at once, all connections together.
+    pub max_inflight_body_mb: u64,
     /// Connections over this wait in the listen backlog.
     pub max_connections: usize,
     /// Bound on the graceful stop after SIGTERM.
@@ -79,6 +81,7 @@ impl Default for Service {
             udp_listen: "127.0.0.1:8186".into(),
             udp_precision: "ns".into(),
             max_body_mb: 8,
+            max_inflight_body_mb: 32,
             max_connections: 64,
             shutdown_timeout_ms: 10_000,
             auth: Auth::default(),
@@ -407,6 +410,12 @@ impl Config {
             return Err(invalid(
                 "service.self_monitoring.interval_ms",
                 "must be at least 100",
+            ));
+        }
+        if s.max_inflight_body_mb < s.max_body_mb {
+            return Err(invalid(
+                "service.max_inflight_body_mb",
+                format!("must be at least service.max_body_mb ({})", s.max_body_mb),
             ));
         }
         if s.max_connections == 0 {

@@ -135,10 +135,63 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
+/// How often a request waiting for body budget looks again.
+const BUDGET_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Bytes of request bodies held at once across all connections
+/// (`service.max_inflight_body_mb`): with it, memory for bodies is bounded by
+/// configuration whatever the number of connections. A request that does not
+/// fit waits (TCP backpressure on its producer) until others finish.
+pub struct BodyBudget {
+    free: std::cell::Cell<usize>,
+    total: usize,
+}
+
+impl BodyBudget {
+    pub fn new(total: usize) -> std::rc::Rc<BodyBudget> {
+        std::rc::Rc::new(BodyBudget {
+            free: std::cell::Cell::new(total),
+            total,
+        })
+    }
+
+    async fn reserve(self: &std::rc::Rc<Self>, n: usize) -> BodyGuard {
+        let n = n.min(self.total);
+        while self.free.get() < n {
+            smol::Timer::after(BUDGET_POLL).await;
+        }
+        self.free.set(self.free.get() - n);
+        BodyGuard {
+            budget: self.clone(),
+            n,
+        }
+    }
+
+    pub fn free(&self) -> usize {
+        self.free.get()
+    }
+}
+
+/// Returns its bytes to the budget when dropped.
+pub struct BodyGuard {
+    budget: std::rc::Rc<BodyBudget>,
+    n: usize,
+}
+
+impl Drop for BodyGuard {
+    fn drop(&mut self) {
+        self.budget.free.set(self.budget.free.get() + self.n);
+    }
+}
+
 /// One client connection: a stream and the bytes read past the last request.
 pub struct Conn<S> {
     pub stream: S,
     buf: Vec<u8>,
+    budget: Option<std::rc::Rc<BodyBudget>>,
+    /// The budget held for the request being handled; released when the
+    /// next request starts or the connection ends.
+    held: Option<BodyGuard>,
 }
 
 impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
@@ -146,6 +199,15 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
         Conn {
             stream,
             buf: Vec::new(),
+            budget: None,
+            held: None,
+        }
+    }
+
+    pub fn with_budget(stream: S, budget: std::rc::Rc<BodyBudget>) -> Conn<S> {
+        Conn {
+            budget: Some(budget),
+            ..Conn::new(stream)
         }
     }
 
@@ -165,6 +227,7 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
 
     /// Reads the next request. `max_body` bounds the body before and after gzip.
     pub async fn read_request(&mut self, max_body: usize) -> Result<Request, ReadError> {
+        self.held = None;
         let (head_len, mut req, content_length, chunked) = loop {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut parsed = httparse::Request::new(&mut headers);
@@ -197,6 +260,14 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
                 self.discard(n).await?;
             }
             return Err(ReadError::TooLarge);
+        }
+        if let Some(budget) = &self.budget {
+            let gzip = req
+                .header("content-encoding")
+                .is_some_and(|e| e.eq_ignore_ascii_case("gzip"));
+            let raw = content_length.unwrap_or(max_body);
+            let need = raw + if gzip { max_body } else { 0 };
+            self.held = Some(budget.reserve(need).await);
         }
         if expects_continue {
             self.stream
@@ -417,6 +488,28 @@ mod tests {
     fn an_oversized_body_is_refused_before_it_is_read() {
         let r = read(b"POST /write HTTP/1.1\r\nContent-Length: 101\r\n\r\n", 100);
         assert!(matches!(r, Err(ReadError::TooLarge)));
+    }
+
+    #[test]
+    fn the_body_budget_makes_a_request_wait_until_another_releases_its_bytes() {
+        smol::block_on(async {
+            let budget = BodyBudget::new(10);
+            let first = budget.reserve(6).await;
+            let mut second = Box::pin(budget.reserve(6));
+            assert!(
+                smol::future::poll_once(&mut second).await.is_none(),
+                "must wait"
+            );
+            drop(first);
+            let second = second.await;
+            assert_eq!(budget.free(), 4);
+            drop(second);
+            assert_eq!(budget.free(), 10);
+            // More than the whole budget is capped to it, never a deadlock.
+            let all = budget.reserve(1_000).await;
+            assert_eq!(budget.free(), 0);
+            drop(all);
+        });
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! closed after `IDLE_TIMEOUT_SECS`; every request is read under the body
 //! limit (see `http`).
 
-use crate::http::{Conn, ReadError};
+use crate::http::{BodyBudget, Conn, ReadError};
 use crate::ingest::Ingest;
 use crate::ingest::json_error;
 use smol::net::{TcpListener, UdpSocket};
@@ -56,6 +56,8 @@ pub async fn serve_http(
     let max = ingest.config.service.max_connections;
     let permits = std::sync::Arc::new(smol::lock::Semaphore::new(max));
     let max_body = (ingest.config.service.max_body_mb * 1024 * 1024) as usize;
+    let budget =
+        BodyBudget::new((ingest.config.service.max_inflight_body_mb * 1024 * 1024) as usize);
     loop {
         let accept = async {
             let permit = permits.acquire_arc().await;
@@ -79,8 +81,15 @@ pub async fn serve_http(
         let _ = stream.set_nodelay(true);
         let ingest = ingest.clone();
         let in_flight = in_flight.clone();
+        let budget = budget.clone();
         ex.spawn(async move {
-            serve_conn(Conn::new(stream), &ingest, &in_flight, max_body).await;
+            serve_conn(
+                Conn::with_budget(stream, budget),
+                &ingest,
+                &in_flight,
+                max_body,
+            )
+            .await;
             log::trace!("connection from {peer} closed");
             drop(permit);
         })
