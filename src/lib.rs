@@ -9,6 +9,7 @@
 //! - [`dest`]: destinations, and the db/rp ⇄ bucket mapping.
 //! - [`auth`]: ingest credentials.
 //! - [`http`]: the HTTP/1.1 server side (framing, limits, gzip).
+//! - [`budget`]: the shared memory budget for request bodies.
 //! - [`ingest`]: the InfluxDB-compatible endpoints and UDP datagrams.
 //! - [`server`]: listeners and connection loops on the executor.
 //! - [`ring`]: fixed-capacity memory for points awaiting commit.
@@ -33,6 +34,7 @@ pub mod adaptive;
 pub mod app;
 pub mod auth;
 pub mod batch;
+pub mod budget;
 pub mod cli;
 pub mod codec;
 pub mod config;

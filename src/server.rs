@@ -6,7 +6,8 @@
 //! closed after `IDLE_TIMEOUT_SECS`; every request is read under the body
 //! limit (see `http`).
 
-use crate::http::{BodyBudget, Conn, ReadError};
+use crate::budget::BodyBudget;
+use crate::http::{Conn, ReadError};
 use crate::ingest::Ingest;
 use crate::ingest::json_error;
 use smol::net::{TcpListener, UdpSocket};

@@ -1,0 +1,64 @@
+//! Config: defaults, errors that name the key, secrets.
+
+use super::*;
+
+#[test]
+fn an_empty_file_gives_the_embedded_defaults() {
+    let c = Config::from_yaml("").unwrap();
+    assert_eq!(c.service.http_listen, "127.0.0.1:8186");
+    assert_eq!(c.buffer.path, PathBuf::from("./hissrv-data/buffer.db"));
+    assert_eq!(c.influxdb.database, "hissrv");
+    assert_eq!(c.buffer.synchronous, Synchronous::Full);
+}
+
+#[test]
+fn an_unknown_key_is_an_error_that_names_it() {
+    let e = Config::from_yaml("service:\n  colour: red\n").unwrap_err();
+    assert!(e.to_string().contains("colour"), "{e}");
+}
+
+#[test]
+fn a_bad_value_names_the_key_and_the_reason() {
+    let e = Config::from_yaml(
+        "performance:\n  adaptive_batching:\n    min_batch_size: 10\n    max_batch_size: 5\n",
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("performance.adaptive_batching.max_batch_size"),
+        "{e}"
+    );
+    let e = Config::from_yaml("influxdb:\n  api: v3\n").unwrap_err();
+    assert!(e.to_string().contains("v3"), "{e}");
+}
+
+#[test]
+fn zstd_and_snappy_are_refused_with_the_reason() {
+    for a in ["zstd", "snappy"] {
+        let e = Config::from_yaml(&format!(
+            "performance:\n  compression:\n    algorithm: {a}\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("not supported") && e.contains("delta"), "{e}");
+    }
+    let c = Config::from_yaml("performance:\n  compression:\n    enabled: false\n").unwrap();
+    assert_eq!(
+        c.performance.compression.format(),
+        crate::codec::FORMAT_NONE
+    );
+}
+
+#[test]
+fn the_shipped_example_config_is_valid() {
+    let text = include_str!("../config/hissrv.yaml");
+    Config::from_yaml(text).unwrap();
+}
+
+#[test]
+fn secrets_come_from_the_environment_and_are_redacted_when_printed() {
+    let mut c = Config::default();
+    c.apply_env(|k| (k == "HISSRV_INFLUXDB_TOKEN").then(|| "s3cret".to_string()));
+    assert_eq!(c.influxdb.token, "s3cret");
+    assert!(!c.to_redacted_yaml().contains("s3cret"));
+}

@@ -1,0 +1,139 @@
+//! Validation of a whole config: every bad value is an error that names its
+//! key and says why, before anything starts.
+
+use super::{Config, ConfigError, MAX_BATCH_POINTS_LIMIT, MAX_BODY_LIMIT_MB, invalid};
+use std::net::SocketAddr;
+
+impl Config {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.service;
+        if !matches!(
+            s.log_level.as_str(),
+            "error" | "warn" | "info" | "debug" | "trace"
+        ) {
+            return Err(invalid(
+                "service.log_level",
+                format!(
+                    "{:?} is not one of error, warn, info, debug, trace",
+                    s.log_level
+                ),
+            ));
+        }
+        s.http_listen
+            .parse::<SocketAddr>()
+            .map_err(|e| invalid("service.http_listen", format!("{:?}: {e}", s.http_listen)))?;
+        if !s.udp_listen.is_empty() {
+            s.udp_listen
+                .parse::<SocketAddr>()
+                .map_err(|e| invalid("service.udp_listen", format!("{:?}: {e}", s.udp_listen)))?;
+        }
+        if crate::lineproto::Precision::from_param(&s.udp_precision).is_none() {
+            return Err(invalid(
+                "service.udp_precision",
+                format!("{:?} is not one of ns, us, ms, s, m, h", s.udp_precision),
+            ));
+        }
+        if s.max_body_mb == 0 || s.max_body_mb > MAX_BODY_LIMIT_MB {
+            return Err(invalid(
+                "service.max_body_mb",
+                format!("must be 1..={MAX_BODY_LIMIT_MB}"),
+            ));
+        }
+        if s.self_monitoring.enabled && s.self_monitoring.interval_ms < 100 {
+            return Err(invalid(
+                "service.self_monitoring.interval_ms",
+                "must be at least 100",
+            ));
+        }
+        if s.max_inflight_body_mb < s.max_body_mb {
+            return Err(invalid(
+                "service.max_inflight_body_mb",
+                format!("must be at least service.max_body_mb ({})", s.max_body_mb),
+            ));
+        }
+        if s.max_connections == 0 {
+            return Err(invalid("service.max_connections", "must be at least 1"));
+        }
+        let db = &self.influxdb;
+        if !(db.url.starts_with("http://") || db.url.starts_with("https://")) {
+            return Err(invalid(
+                "influxdb.url",
+                format!("{:?} must start with http:// or https://", db.url),
+            ));
+        }
+        if db.database.is_empty() {
+            return Err(invalid("influxdb.database", "must not be empty"));
+        }
+        if db.timeout_ms == 0 {
+            return Err(invalid("influxdb.timeout_ms", "must be positive"));
+        }
+        let b = &self.performance.adaptive_batching;
+        if b.min_batch_size == 0 {
+            return Err(invalid(
+                "performance.adaptive_batching.min_batch_size",
+                "must be at least 1",
+            ));
+        }
+        if b.max_batch_size < b.min_batch_size || b.max_batch_size > MAX_BATCH_POINTS_LIMIT {
+            return Err(invalid(
+                "performance.adaptive_batching.max_batch_size",
+                format!(
+                    "must be between min_batch_size ({}) and {MAX_BATCH_POINTS_LIMIT}",
+                    b.min_batch_size
+                ),
+            ));
+        }
+        if self.performance.ring_buffer_mb == 0 || self.performance.ring_buffer_mb > 1024 {
+            return Err(invalid("performance.ring_buffer_mb", "must be 1..=1024"));
+        }
+        if self.performance.ring_buffer_mb < s.max_body_mb {
+            return Err(invalid(
+                "performance.ring_buffer_mb",
+                format!(
+                    "must be at least service.max_body_mb ({}) so the largest body fits",
+                    s.max_body_mb
+                ),
+            ));
+        }
+        if self.performance.max_request_mb == 0 || self.performance.max_request_mb > 256 {
+            return Err(invalid("performance.max_request_mb", "must be 1..=256"));
+        }
+        if self.performance.backlog_replay.live_share_percent > 50 {
+            return Err(invalid(
+                "performance.backlog_replay.live_share_percent",
+                "must be 0..=50: live data may not starve the backlog",
+            ));
+        }
+        match self.performance.compression.algorithm.as_str() {
+            "delta" | "lz4" | "none" => {}
+            a @ ("zstd" | "snappy") => {
+                return Err(invalid(
+                    "performance.compression.algorithm",
+                    format!(
+                        "{a:?} is not supported: \"delta\" (columns + lz4) stores telemetry several times smaller than a general-purpose compressor, and \"lz4\" covers the general case without another C library in the agent; use delta, lz4 or none"
+                    ),
+                ));
+            }
+            a => {
+                return Err(invalid(
+                    "performance.compression.algorithm",
+                    format!("{a:?} is not one of delta, lz4, none"),
+                ));
+            }
+        }
+        if self.buffer.path.as_os_str().is_empty() {
+            return Err(invalid("buffer.path", "must not be empty"));
+        }
+        if self.buffer.max_size_mb == 0 {
+            return Err(invalid("buffer.max_size_mb", "must be positive"));
+        }
+        let r = &self.retry;
+        if r.initial_backoff_ms == 0 || r.max_backoff_ms < r.initial_backoff_ms {
+            return Err(invalid(
+                "retry.max_backoff_ms",
+                "need 0 < initial_backoff_ms <= max_backoff_ms",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,126 @@
+//! Field values and timestamps of a line: numbers and booleans checked the
+//! way InfluxDB 1.6's scanner checks them (`scanNumber`, `scanBoolean`), and
+//! an allocation-free integer formatter for the normalised output.
+
+use super::ErrorKind;
+
+/// Scans and range-checks a numeric field value starting at `start`.
+pub(super) fn scan_number(
+    buf: &[u8],
+    start: usize,
+    allow_unsigned: bool,
+) -> Result<usize, (ErrorKind, usize)> {
+    let invalid = |at| Err((ErrorKind::InvalidNumber, at));
+    let mut i = start;
+    if buf[i] == b'-' {
+        i += 1;
+        if i == buf.len() {
+            return invalid(i);
+        }
+    }
+    let (mut is_int, mut is_uint, mut decimal, mut scientific) = (false, false, false, false);
+    while i < buf.len() && !matches!(buf[i], b',' | b' ') {
+        let b = buf[i];
+        if (b == b'i' || b == b'u') && i > start && !(is_int || is_uint) {
+            if b == b'i' {
+                is_int = true
+            } else {
+                is_uint = true
+            }
+            i += 1;
+            continue;
+        }
+        if b == b'.' {
+            if decimal {
+                return invalid(i);
+            }
+            decimal = true;
+        }
+        if i > start && (b == b'e' || b == b'E') {
+            scientific = true;
+            i += 1;
+            continue;
+        }
+        if (b == b'+' || b == b'-') && matches!(buf[i - 1], b'e' | b'E') {
+            i += 1;
+            continue;
+        }
+        if !(b.is_ascii_digit() || b == b'.') {
+            return invalid(i);
+        }
+        i += 1;
+    }
+    let text = &buf[start..i];
+    if (is_int || is_uint) && (decimal || scientific) {
+        return invalid(i);
+    }
+    // Safe: the scanner admitted only ASCII.
+    let s = std::str::from_utf8(text).map_err(|_| (ErrorKind::InvalidNumber, start))?;
+    if is_int || is_uint {
+        if !text.ends_with(if is_int { b"i" } else { b"u" }) {
+            return invalid(i);
+        }
+        let digits = &s[..s.len() - 1];
+        if digits.is_empty() || digits == "-" {
+            return invalid(i);
+        }
+        let ok = if is_int {
+            digits.parse::<i64>().is_ok()
+        } else {
+            if !allow_unsigned {
+                return invalid(i);
+            }
+            digits.parse::<u64>().is_ok()
+        };
+        if !ok {
+            return Err((ErrorKind::IntegerOutOfRange, start));
+        }
+    } else {
+        let digits = text.iter().filter(|b| b.is_ascii_digit()).count();
+        if digits == 0 {
+            return invalid(i);
+        }
+        match s.parse::<f64>() {
+            Ok(v) if v.is_finite() => {}
+            _ => return Err((ErrorKind::InvalidFloat, start)),
+        }
+    }
+    Ok(i)
+}
+
+pub(super) fn scan_boolean(buf: &[u8], start: usize) -> Result<usize, (ErrorKind, usize)> {
+    let mut i = start;
+    while i < buf.len() && !matches!(buf[i], b',' | b' ') {
+        i += 1;
+    }
+    match &buf[start..i] {
+        b"t" | b"T" | b"true" | b"True" | b"TRUE" | b"f" | b"F" | b"false" | b"False"
+        | b"FALSE" => Ok(i),
+        _ => Err((ErrorKind::InvalidBoolean, start)),
+    }
+}
+
+pub(super) fn itoa_buf() -> [u8; 20] {
+    [0; 20]
+}
+
+/// Formats an i64 without allocating (this runs once per accepted line).
+pub(super) fn fmt_i64(v: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let neg = v < 0;
+    let mut n = v.unsigned_abs();
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if neg {
+        // i64::MIN has 19 digits: the sign always fits in the 20-byte buffer.
+        i -= 1;
+        buf[i] = b'-';
+    }
+    &buf[i..]
+}
