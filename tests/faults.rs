@@ -203,9 +203,13 @@ fn sigterm_commits_what_is_in_memory_answers_the_waiting_request_and_exits_clean
         h.get("/health").contains("\"points_received\":500")
     });
     // Stop while the points wait for their commit, then let the commit through.
+    let port = h.port;
     let term = std::thread::scope(|s| {
         let t = s.spawn(|| h.terminate());
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        // Stopping closes the listener first; the commit is still held back.
+        wait_for("the listener to close", DELIVERY_TIMEOUT, || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+        });
         drop(lock);
         t.join().unwrap()
     });
