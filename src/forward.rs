@@ -42,6 +42,9 @@ use std::time::{Duration, Instant};
 const IDLE_POLL_MS: u64 = 1_000;
 /// How often the backlog gauges are refreshed (a scan of the batch table).
 const BACKLOG_REFRESH_MS: u64 = 1_000;
+/// The scan may take at most 1/this of the forwarder's time: with millions
+/// of batches it is spaced out instead of slowing delivery.
+const BACKLOG_REFRESH_COST_FACTOR: u32 = 20;
 /// Floor on a retry delay, so full jitter never turns into a busy loop.
 const MIN_RETRY_DELAY_MS: u64 = 50;
 
@@ -174,11 +177,13 @@ impl Forwarder {
     }
 
     fn run(mut self) {
-        let mut refreshed = Instant::now() - Duration::from_millis(BACKLOG_REFRESH_MS);
+        let mut next_refresh = Instant::now();
         while !self.stopping() {
-            if refreshed.elapsed() >= Duration::from_millis(BACKLOG_REFRESH_MS) {
+            if Instant::now() >= next_refresh {
+                let started = Instant::now();
                 self.refresh_backlog();
-                refreshed = Instant::now();
+                let cost = started.elapsed() * BACKLOG_REFRESH_COST_FACTOR;
+                next_refresh = Instant::now() + cost.max(Duration::from_millis(BACKLOG_REFRESH_MS));
             }
             let heads = match self.wal.heads() {
                 Ok(h) => h,

