@@ -15,15 +15,17 @@
 use crate::adaptive::CutPolicy;
 use crate::batch::{Intake, run_batcher, spawn_committer};
 use crate::config::Config;
-use crate::forward::{Doorbell, DrainPolicy, Forwarder};
-use crate::ingest::Ingest;
+use crate::forward::{Doorbell, Forwarder, Mailbox};
+use crate::ingest::{Ingest, Settings};
+use crate::reload::Reloader;
 use crate::server::{InFlight, serve_http, serve_udp};
 use crate::stats::Stats;
-use crate::upstream::Upstream;
 use crate::wal::Wal;
 use smol::LocalExecutor;
+use smol::channel::Receiver;
 use smol::net::{TcpListener, UdpSocket};
 use std::error::Error;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,8 +34,14 @@ use std::time::{Duration, Instant};
 /// How often the stop sequence looks at what is still running.
 const STOP_POLL_MS: u64 = 10;
 
-/// Runs the agent until `shutdown` yields (or its sender is dropped).
-pub fn run(cfg: Config, shutdown: smol::channel::Receiver<()>) -> Result<(), Box<dyn Error>> {
+/// Runs the agent until `shutdown` yields (or its sender is dropped). With a
+/// config file, `path` is watched and `hup` (SIGHUP) reloads it.
+pub fn run(
+    cfg: Config,
+    path: Option<PathBuf>,
+    shutdown: Receiver<()>,
+    hup: Receiver<()>,
+) -> Result<(), Box<dyn Error>> {
     let quota = cfg.buffer.max_size_mb * 1024 * 1024;
     let mut writer = Wal::open(&cfg.buffer.path, cfg.buffer.synchronous, quota)?;
     writer.set_format(cfg.performance.compression.format());
@@ -51,18 +59,19 @@ pub fn run(cfg: Config, shutdown: smol::channel::Receiver<()>) -> Result<(), Box
     let stats = Arc::new(Stats::default());
     let bell = Arc::new(Doorbell::default());
     let stop_forwarder = Arc::new(AtomicBool::new(false));
+    let mailbox = Mailbox::default();
     let forwarder = Forwarder::new(
         reader,
-        Upstream::new(&cfg.influxdb),
-        cfg.retry.clone(),
-        DrainPolicy::from_config(&cfg.performance),
+        &cfg,
         stats.clone(),
         stop_forwarder.clone(),
         bell.clone(),
+        mailbox.clone(),
     )
     .spawn()?;
     let ring_bytes = (cfg.performance.ring_buffer_mb * 1024 * 1024) as usize;
-    let intake = Rc::new(Intake::new(ring_bytes, stats.clone()));
+    let policy = CutPolicy::from_config(&cfg.performance.adaptive_batching);
+    let intake = Rc::new(Intake::new(ring_bytes, policy, stats.clone()));
     let (to_commit, cuts) = smol::channel::bounded(1);
     let committer = spawn_committer(writer, cuts, stats.clone(), bell.clone(), intake.waker())?;
     let deadline = Rc::new(std::cell::Cell::new(None));
@@ -73,6 +82,7 @@ pub fn run(cfg: Config, shutdown: smol::channel::Receiver<()>) -> Result<(), Box
         let ex = ex.clone();
         let deadline = deadline.clone();
         let stats = stats.clone();
+        let bell = bell.clone();
         async move {
             let s = &cfg.service;
             let listener = TcpListener::bind(s.http_listen.as_str())
@@ -96,11 +106,11 @@ pub fn run(cfg: Config, shutdown: smol::channel::Receiver<()>) -> Result<(), Box
                 cfg.influxdb.url,
                 cfg.influxdb.api
             );
-            let ingest = Rc::new(Ingest {
-                intake: intake.clone(),
-                config: cfg.clone(),
-                stats: stats.clone(),
-            });
+            let ingest = Rc::new(Ingest::new(
+                intake.clone(),
+                Settings::new((*cfg).clone()),
+                stats.clone(),
+            ));
             let in_flight = Rc::new(InFlight::default());
             let (close_listeners, listeners_closed) = smol::channel::bounded::<()>(1);
             let http = ex.spawn(serve_http(
@@ -118,11 +128,22 @@ pub fn run(cfg: Config, shutdown: smol::channel::Receiver<()>) -> Result<(), Box
                     listeners_closed.clone(),
                 ))
             });
+            let reloader = path.map(|path| {
+                let r = Reloader {
+                    path,
+                    started: (*cfg).clone(),
+                    ingest: ingest.clone(),
+                    intake: intake.clone(),
+                    mailbox,
+                    bell: bell.clone(),
+                    stats: stats.clone(),
+                };
+                ex.spawn(r.run(hup, listeners_closed.clone()))
+            });
             let udp = udp.map(|u| ex.spawn(serve_udp(u, ingest.clone(), listeners_closed)));
-            let policy = CutPolicy::from_config(&cfg.performance.adaptive_batching);
             let batcher = ex.spawn({
                 let intake = intake.clone();
-                async move { run_batcher(&intake, to_commit, policy).await }
+                async move { run_batcher(&intake, to_commit).await }
             });
 
             let _ = shutdown.recv().await;
@@ -136,6 +157,9 @@ pub fn run(cfg: Config, shutdown: smol::channel::Receiver<()>) -> Result<(), Box
             }
             if let Some(m) = selfmon {
                 m.await;
+            }
+            if let Some(r) = reloader {
+                r.await;
             }
             intake.stop();
             let timeout = async {

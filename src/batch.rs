@@ -91,24 +91,28 @@ pub struct Intake {
     doorbell: (Sender<()>, Receiver<()>),
     stopping: Cell<bool>,
     rate: RefCell<RateMeter>,
+    /// When to cut; a reload may change it.
+    policy: Cell<CutPolicy>,
     stats: Arc<Stats>,
 }
 
 impl Intake {
-    pub fn new(ring_bytes: usize, stats: Arc<Stats>) -> Intake {
+    pub fn new(ring_bytes: usize, policy: CutPolicy, stats: Arc<Stats>) -> Intake {
         Intake {
             ring: RefCell::new(Ring::new(ring_bytes)),
             doorbell: smol::channel::bounded(1),
             stopping: Cell::new(false),
             rate: RefCell::new(RateMeter::new(Instant::now())),
+            policy: Cell::new(policy),
             stats,
         }
     }
 
-    /// Offers an entry to the ring; gives it back if the ring is full.
-    pub fn push(&self, entry: Entry) -> Result<(), Entry> {
-        let points = entry.points;
-        self.ring.borrow_mut().push(entry)?;
+    /// Offers the entries of one write to the ring, all or none; gives them
+    /// back if the ring is full.
+    pub fn push(&self, entries: Vec<Entry>) -> Result<(), Vec<Entry>> {
+        let points = entries.iter().map(|e| e.points).sum();
+        self.ring.borrow_mut().push_all(entries)?;
         self.rate.borrow_mut().record(points, Instant::now());
         let _ = self.doorbell.0.try_send(());
         Ok(())
@@ -118,6 +122,12 @@ impl Intake {
     /// commit ends).
     pub fn waker(&self) -> Sender<()> {
         self.doorbell.0.clone()
+    }
+
+    /// New batching knobs, from the next cut on.
+    pub fn set_policy(&self, policy: CutPolicy) {
+        self.policy.set(policy);
+        let _ = self.doorbell.0.try_send(());
     }
 
     /// Stop: the batcher drains what the ring holds, then ends.
@@ -154,9 +164,10 @@ impl Intake {
 
 /// Runs until stopped and the ring is empty. Dropping `to_commit` at the end
 /// lets the commit thread finish.
-pub async fn run_batcher(intake: &Intake, to_commit: Sender<Cut>, policy: CutPolicy) {
+pub async fn run_batcher(intake: &Intake, to_commit: Sender<Cut>) {
     let permits = Arc::new(Semaphore::new(COMMIT_PIPELINE_DEPTH));
     loop {
+        let policy = intake.policy.get();
         if intake.ring.borrow().is_empty() {
             if intake.stopping.get() {
                 break;

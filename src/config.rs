@@ -49,6 +49,8 @@ pub struct Service {
     pub max_connections: usize,
     /// Bound on the graceful stop after SIGTERM.
     pub shutdown_timeout_ms: u64,
+    /// How often the config file is checked for changes (0: only on SIGHUP).
+    pub config_poll_ms: u64,
     pub auth: Auth,
     pub self_monitoring: SelfMonitoring,
 }
@@ -83,6 +85,7 @@ impl Default for Service {
             max_inflight_body_mb: 32,
             max_connections: 64,
             shutdown_timeout_ms: 10_000,
+            config_poll_ms: 2_000,
             auth: Auth::default(),
             self_monitoring: SelfMonitoring::default(),
         }
@@ -140,6 +143,11 @@ pub struct Influxdb {
     pub timeout_ms: u64,
     /// gzip request bodies upstream.
     pub gzip: bool,
+    /// Create the buckets' databases and retention policies (1.x) or buckets
+    /// (2.x) upstream, with their retention, at start and after each reload.
+    pub manage_retention: bool,
+    /// Routing of points into buckets (none when `buckets` is empty).
+    pub sharding: Sharding,
 }
 
 impl Default for Influxdb {
@@ -156,6 +164,8 @@ impl Default for Influxdb {
             password: String::new(),
             timeout_ms: 10_000,
             gzip: true,
+            manage_retention: false,
+            sharding: Sharding::default(),
         }
     }
 }
@@ -313,7 +323,7 @@ impl Default for Retry {
 pub enum ConfigError {
     Read(PathBuf, std::io::Error),
     Syntax(String),
-    Invalid { key: &'static str, why: String },
+    Invalid { key: String, why: String },
 }
 
 impl fmt::Display for ConfigError {
@@ -328,9 +338,9 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-fn invalid(key: &'static str, why: impl Into<String>) -> ConfigError {
+fn invalid(key: impl Into<String>, why: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
-        key,
+        key: key.into(),
         why: why.into(),
     }
 }
@@ -390,6 +400,10 @@ impl Config {
         serde_norway::to_string(&c).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 }
+
+#[path = "config_sharding.rs"]
+mod sharding;
+pub use sharding::{Bucket, Sharding, Strategy, parse_duration_s, parse_id_range};
 
 #[path = "config_validate.rs"]
 mod validate;

@@ -67,6 +67,13 @@ impl Config {
         if db.timeout_ms == 0 {
             return Err(invalid("influxdb.timeout_ms", "must be positive"));
         }
+        if db.manage_retention && db.api == super::ApiVersion::V2 && db.org.is_empty() {
+            return Err(invalid(
+                "influxdb.org",
+                "manage_retention on 2.x creates buckets in an organization: name it",
+            ));
+        }
+        db.sharding.validate(db)?;
         let b = &self.performance.adaptive_batching;
         if b.min_batch_size == 0 {
             return Err(invalid(

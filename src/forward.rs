@@ -25,9 +25,11 @@
 //!   half a split went through, re-sends lines; InfluxDB overwrites a point with
 //!   the same series and timestamp, so the replay is harmless.
 
-use crate::config::{Performance, Retry};
+use crate::config::{Config, Influxdb, Retry};
 use crate::deliver::{Deferred, Delivery, POISON_PROBE_AFTER_FAILURES};
 use crate::dest::Destination;
+use crate::drain::{DrainPolicy, Plan, Scheduler};
+use crate::provision::ProvisionError;
 use crate::stats::Stats;
 use crate::upstream::Upstream;
 use crate::wal::{StoredBatch, Wal, WalError, now_ms};
@@ -78,33 +80,22 @@ struct Backoff {
     failures: u32,
 }
 
-/// Packing and replay settings, from `performance`.
-#[derive(Debug, Clone, Copy)]
-pub struct DrainPolicy {
-    pub max_points: usize,
-    pub max_bytes: usize,
-    /// Every `live_every`-th request serves live data during a backlog; 0 = never.
-    pub live_every: u32,
-    pub live_window_ms: i64,
-}
-
-impl DrainPolicy {
-    pub fn from_config(p: &Performance) -> DrainPolicy {
-        let share = p.backlog_replay.live_share_percent as u32;
-        DrainPolicy {
-            max_points: p.adaptive_batching.max_batch_size,
-            max_bytes: (p.max_request_mb * 1024 * 1024) as usize,
-            live_every: 100u32.checked_div(share).map_or(0, |n| n.max(1)),
-            live_window_ms: p.backlog_replay.live_window_ms as i64,
-        }
-    }
-}
+/// A new config for the forwarder, left by a reload; taken at its next turn.
+pub type Mailbox = Arc<Mutex<Option<Config>>>;
 
 pub struct Forwarder {
     wal: Wal,
     upstream: Upstream,
+    influxdb: Influxdb,
     retry: Retry,
     policy: DrainPolicy,
+    plan: Plan,
+    scheduler: Scheduler,
+    mailbox: Mailbox,
+    /// When to (re)check the buckets upstream (`manage_retention`); failures
+    /// in a row so far.
+    provision_at: Option<Instant>,
+    provision_failures: u32,
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
     bell: Arc<Doorbell>,
@@ -120,12 +111,11 @@ pub struct Forwarder {
 impl Forwarder {
     pub fn new(
         wal: Wal,
-        upstream: Upstream,
-        retry: Retry,
-        policy: DrainPolicy,
+        cfg: &Config,
         stats: Arc<Stats>,
         stop: Arc<AtomicBool>,
         bell: Arc<Doorbell>,
+        mailbox: Mailbox,
     ) -> Forwarder {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -133,9 +123,15 @@ impl Forwarder {
             | 1;
         Forwarder {
             wal,
-            upstream,
-            retry,
-            policy,
+            upstream: Upstream::new(&cfg.influxdb),
+            influxdb: cfg.influxdb.clone(),
+            retry: cfg.retry.clone(),
+            policy: DrainPolicy::from_config(&cfg.performance),
+            plan: Plan::from_config(&cfg.influxdb),
+            scheduler: Scheduler::default(),
+            mailbox,
+            provision_at: cfg.influxdb.manage_retention.then(Instant::now),
+            provision_failures: 0,
             stats,
             stop,
             bell,
@@ -176,9 +172,69 @@ impl Forwarder {
         }
     }
 
+    /// Takes a config a reload left: upstream, credentials, packing, drain
+    /// order and retention apply from the next request on.
+    fn reconfigure(&mut self) {
+        let Some(cfg) = self.mailbox.lock().ok().and_then(|mut m| m.take()) else {
+            return;
+        };
+        self.upstream = Upstream::new(&cfg.influxdb);
+        self.retry = cfg.retry.clone();
+        self.policy = DrainPolicy::from_config(&cfg.performance);
+        self.plan = Plan::from_config(&cfg.influxdb);
+        self.provision_at = cfg.influxdb.manage_retention.then(Instant::now);
+        self.provision_failures = 0;
+        self.influxdb = cfg.influxdb;
+        // New address or credentials deserve a try now, not after the old
+        // ones' back-off.
+        self.backoff.clear();
+        self.max_lines_per_request = usize::MAX;
+        log::info!(
+            "forwarder: new upstream settings in force ({})",
+            self.influxdb.url
+        );
+    }
+
+    /// `manage_retention`: creates or adjusts the buckets upstream when due.
+    fn provision(&mut self) {
+        if self.provision_at.is_none_or(|t| t > Instant::now()) {
+            return;
+        }
+        match crate::provision::ensure(&self.upstream, &self.influxdb) {
+            Ok(changes) => {
+                for c in &changes {
+                    log::info!("upstream: {c}");
+                }
+                self.provision_at = None;
+                self.provision_failures = 0;
+            }
+            Err(e) => {
+                Stats::add(&self.stats.provision_failures, 1);
+                self.stats.set_error(format!("manage_retention: {e}"));
+                self.provision_failures = self.provision_failures.saturating_add(1);
+                let delay = match e {
+                    // The operator must grant rights: ask again at the slowest pace.
+                    ProvisionError::Forbidden(_) | ProvisionError::Failed(_) => {
+                        log::error!(
+                            "manage_retention: {e}; delivering to what exists, retrying later"
+                        );
+                        Duration::from_millis(self.retry.max_backoff_ms)
+                    }
+                    ProvisionError::Unreachable(_) => {
+                        log::warn!("manage_retention: {e}");
+                        self.jittered_backoff(self.provision_failures)
+                    }
+                };
+                self.provision_at = Some(Instant::now() + delay);
+            }
+        }
+    }
+
     fn run(mut self) {
         let mut next_refresh = Instant::now();
         while !self.stopping() {
+            self.reconfigure();
+            self.provision();
             if Instant::now() >= next_refresh {
                 let started = Instant::now();
                 self.refresh_backlog();
@@ -200,7 +256,11 @@ impl Forwarder {
             }
             let now = Instant::now();
             let ready_at = |d: &Destination| self.backoff.get(d).map_or(now, |b| b.ready_at);
-            match heads.iter().find(|(_, d)| ready_at(d) <= now).cloned() {
+            let pick = self
+                .scheduler
+                .pick(&self.plan, &heads, |d| ready_at(d) <= now)
+                .cloned();
+            match pick {
                 Some((head, dest)) => {
                     let from = self.choose_lane(&dest, head);
                     self.deliver(&dest, from);
@@ -249,24 +309,41 @@ impl Forwarder {
     }
 
     fn deliver(&mut self, dest: &Destination, from: i64) {
-        let pack = match self
-            .wal
-            .pack(dest, from, self.policy.max_points, self.policy.max_bytes)
-        {
-            Ok(p) if !p.is_empty() => p,
-            Ok(_) => return,
-            Err(WalError::Undecodable { id, why }) => {
-                log::error!("batch {id} cannot be decoded ({why}); kept as a dead letter");
-                if let Err(e) = self.wal.quarantine(id, &why) {
-                    log::error!("cannot set batch {id} aside: {e}");
+        let mut pack =
+            match self
+                .wal
+                .pack(dest, from, self.policy.max_points, self.policy.max_bytes)
+            {
+                Ok(p) if !p.is_empty() => p,
+                Ok(_) => return,
+                Err(WalError::Undecodable { id, why }) => {
+                    log::error!("batch {id} cannot be decoded ({why}); kept as a dead letter");
+                    if let Err(e) = self.wal.quarantine(id, &why) {
+                        log::error!("cannot set batch {id} aside: {e}");
+                    }
+                    return;
                 }
-                return;
-            }
-            Err(e) => {
-                log::error!("cannot load batches from {from}: {e}");
-                return;
-            }
+                Err(e) => {
+                    log::error!("cannot load batches from {from}: {e}");
+                    return;
+                }
+            };
+        let expired = match self.plan.bucket(dest) {
+            Some(b) => crate::drain::expire(&mut pack, b, crate::ingest::now_ns()),
+            None => Vec::new(),
         };
+        if !expired.is_empty() {
+            Stats::add(&self.stats.points_expired, expired.len());
+            log::warn!(
+                "{} points for {:?} are older than its retention: not sent, kept as dead letters",
+                expired.len(),
+                dest.bucket()
+            );
+            if pack.iter().all(|b| b.points == 0) {
+                self.delivered(dest, &pack, 0, expired);
+                return;
+            }
+        }
         if pack.iter().any(|b| b.attempts > 0) {
             Stats::add(&self.stats.retries, 1);
         }
@@ -305,16 +382,22 @@ impl Forwarder {
             }
         }
         match result {
-            Ok(dead) => self.delivered(dest, &pack, points, dead),
+            Ok(mut dead) => {
+                let refused = dead.len();
+                dead.extend(expired);
+                self.delivered(dest, &pack, points - refused, dead);
+            }
             Err(deferred) => self.deferred(dest, &pack, points, deferred),
         }
     }
 
+    /// `written`: points the server took; `dead`: lines it refused or that
+    /// had outlived their retention.
     fn delivered(
         &mut self,
         dest: &Destination,
         pack: &[StoredBatch],
-        points: usize,
+        written: usize,
         dead: Vec<crate::wal::DeadLetter>,
     ) {
         if let Err(e) = self.wal.finish(pack, &dead) {
@@ -324,14 +407,15 @@ impl Forwarder {
             );
             return;
         }
-        Stats::add(&self.stats.points_written, points - dead.len());
+        Stats::add(&self.stats.points_written, written);
         Stats::add(&self.stats.batches_written, pack.len());
         Stats::add(&self.stats.dead_letter_lines, dead.len());
         self.stats.upstream_up.store(true, Ordering::Relaxed);
         if self.backoff.remove(dest).is_some() {
             log::info!("upstream accepts writes to {:?} again", dest.bucket());
         }
-        for d in &dead {
+        // Expired lines (status 0) were summed up when they were set aside.
+        for d in dead.iter().filter(|d| d.status != 0) {
             log::warn!(
                 "upstream refused a line of {:?} for good (dead letter): {} ({})",
                 dest.bucket(),

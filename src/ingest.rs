@@ -21,9 +21,11 @@ use crate::dest::Destination;
 use crate::http::{Request, Response};
 use crate::lineproto::{self, ParseOptions, Parsed, Precision};
 use crate::ring::{Entry, Refusal};
+use crate::route::Router;
 use crate::stats::Stats;
 use crate::status::Health;
 use crate::wal::WalError;
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -38,9 +40,25 @@ enum Api {
     V2,
 }
 
+/// The settings in force on the executor; a reload swaps them whole, and a
+/// request uses the ones it started with from its first line to its ack.
+pub struct Settings {
+    pub config: Config,
+    pub router: Option<Router>,
+}
+
+impl Settings {
+    pub fn new(config: Config) -> Settings {
+        Settings {
+            router: Router::from_config(&config.influxdb),
+            config,
+        }
+    }
+}
+
 pub struct Ingest {
     pub intake: Rc<Intake>,
-    pub config: Rc<Config>,
+    settings: RefCell<Rc<Settings>>,
     pub stats: Arc<Stats>,
 }
 
@@ -85,6 +103,24 @@ fn error(api: Api, status: u16, message: String) -> Response {
 }
 
 impl Ingest {
+    pub fn new(intake: Rc<Intake>, settings: Settings, stats: Arc<Stats>) -> Ingest {
+        Ingest {
+            intake,
+            settings: RefCell::new(Rc::new(settings)),
+            stats,
+        }
+    }
+
+    /// The settings in force now.
+    pub fn settings(&self) -> Rc<Settings> {
+        self.settings.borrow().clone()
+    }
+
+    /// Puts new settings in force for the requests that start from now on.
+    pub fn apply(&self, settings: Settings) {
+        *self.settings.borrow_mut() = Rc::new(settings);
+    }
+
     pub async fn route(&self, req: &Request) -> Response {
         Stats::add(&self.stats.http_requests, 1);
         match (req.method.as_str(), req.path.as_str()) {
@@ -118,14 +154,15 @@ impl Ingest {
 
     fn health(&self) -> Response {
         let s = &self.stats;
+        let live = self.settings();
         let ring = self.intake.ring.borrow();
         let oldest = Stats::get(&s.oldest_unsent_ms) as i64;
         let h = Health {
-            name: self.config.service.name.clone(),
+            name: live.config.service.name.clone(),
             status: "pass".into(),
             message: "ready for writes".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            upstream_url: self.config.influxdb.url.clone(),
+            upstream_url: live.config.influxdb.url.clone(),
             upstream_up: s.upstream_up.load(Relaxed),
             points_received: Stats::get(&s.points_received),
             points_committed: Stats::get(&s.points_committed),
@@ -148,22 +185,33 @@ impl Ingest {
             refused_storage_full: Stats::get(&s.storage_full_refusals),
             udp_points_dropped: Stats::get(&s.udp_points_dropped),
             upstream_failures: Stats::get(&s.upstream_failures),
+            points_expired: Stats::get(&s.points_expired),
+            retention_failures: Stats::get(&s.provision_failures),
             last_error: s.last_error(),
+            config_reloads: Stats::get(&s.config_reloads),
+            config_reloads_refused: Stats::get(&s.config_reload_failures),
+            config_error: s.config_error.lock().map(|e| e.clone()).unwrap_or_default(),
+            restart_needed: s
+                .restart_needed
+                .lock()
+                .map(|r| r.clone())
+                .unwrap_or_default(),
         };
         Response::json(200, miniserde::json::to_string(&h))
     }
 
-    fn options(&self, precision: Precision) -> ParseOptions {
+    fn options(live: &Settings, precision: Precision) -> ParseOptions {
         ParseOptions {
             precision,
             now_ns: now_ns(),
             // 1.x upstreams refuse unsigned fields; refuse them at the door too.
-            allow_unsigned: self.config.influxdb.api == ApiVersion::V2,
+            allow_unsigned: live.config.influxdb.api == ApiVersion::V2,
         }
     }
 
     async fn write(&self, req: &Request, api: Api) -> Response {
-        if !self.config.service.auth.allows(req) {
+        let live = self.settings();
+        if !live.config.service.auth.allows(req) {
             return error(api, 401, "authorization failed".into());
         }
         if self.intake.is_stopping() {
@@ -179,7 +227,7 @@ impl Ingest {
                 format!("invalid precision {precision_param:?}: use ns, us, ms, s, m or h"),
             );
         };
-        let cfg = &self.config.influxdb;
+        let cfg = &live.config.influxdb;
         let dest = match api {
             Api::V1 => {
                 Destination::from_v1(req.param("db").as_deref(), req.param("rp").as_deref(), cfg)
@@ -187,25 +235,31 @@ impl Ingest {
             Api::V2 => Destination::from_bucket(req.param("bucket").as_deref(), cfg),
         };
         let mut out = Vec::with_capacity(req.body.len() + req.body.len() / 8);
-        let parsed = lineproto::parse_into(&req.body, &self.options(precision), &mut out);
+        let parsed = lineproto::parse_into(&req.body, &Self::options(&live, precision), &mut out);
         Stats::add(&self.stats.lines_rejected, parsed.rejected);
         if parsed.points > 0 {
-            let (ack, acked) = smol::channel::bounded(1);
-            if let Err(refusal) = self.store(dest, &parsed, out, Some(ack)) {
-                Stats::add(&self.stats.ring_full_refusals, 1);
-                return refused(api, &refusal);
-            }
-            match acked.recv().await {
-                Ok(Ok(())) => self
-                    .stats
-                    .ack_latency
-                    .observe(arrived.elapsed().as_secs_f64()),
-                Ok(Err(refusal)) => return refused(api, &refusal),
-                Err(_) => {
-                    Stats::add(&self.stats.shutdown_refusals, 1);
-                    return refused(api, &Refusal::ShuttingDown);
+            let (ack, acked) = smol::channel::unbounded();
+            let parts = match self.store(live.router.as_ref(), dest, &parsed, out, Some(ack)) {
+                Ok(n) => n,
+                Err(refusal) => {
+                    Stats::add(&self.stats.ring_full_refusals, 1);
+                    return refused(api, &refusal);
+                }
+            };
+            // One ack per bucket the write was routed to; all must commit.
+            for _ in 0..parts {
+                match acked.recv().await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(refusal)) => return refused(api, &refusal),
+                    Err(_) => {
+                        Stats::add(&self.stats.shutdown_refusals, 1);
+                        return refused(api, &Refusal::ShuttingDown);
+                    }
                 }
             }
+            self.stats
+                .ack_latency
+                .observe(arrived.elapsed().as_secs_f64());
         }
         if parsed.rejected > 0 {
             return error(api, 400, parse_failure(&parsed));
@@ -213,37 +267,59 @@ impl Ingest {
         Response::new(204)
     }
 
-    /// Offers parsed points to the ring.
+    /// Routes parsed points to their buckets and offers them to the ring, all
+    /// or none; returns how many entries (acks to wait for) that made.
     fn store(
         &self,
+        router: Option<&Router>,
         dest: Destination,
         parsed: &Parsed,
         payload: Vec<u8>,
         ack: Option<crate::ring::AckSender>,
-    ) -> Result<(), Refusal> {
+    ) -> Result<usize, Refusal> {
         Stats::add(&self.stats.points_received, parsed.points);
-        let entry = Entry {
-            dest,
-            points: parsed.points,
-            min_ts: parsed.min_ts.unwrap_or(0),
-            max_ts: parsed.max_ts.unwrap_or(0),
-            payload,
-            ack,
-            arrived: std::time::Instant::now(),
+        let arrived = std::time::Instant::now();
+        let entries: Vec<Entry> = match router {
+            None => vec![Entry {
+                dest,
+                points: parsed.points,
+                min_ts: parsed.min_ts.unwrap_or(0),
+                max_ts: parsed.max_ts.unwrap_or(0),
+                payload,
+                ack,
+                arrived,
+            }],
+            Some(router) => router
+                .route(&dest, &payload)
+                .into_iter()
+                .map(|r| Entry {
+                    dest: r.dest,
+                    points: r.points,
+                    min_ts: r.min_ts,
+                    max_ts: r.max_ts,
+                    payload: r.payload,
+                    ack: ack.clone(),
+                    arrived,
+                })
+                .collect(),
         };
-        self.intake.push(entry).map_err(|_| Refusal::RingFull)
+        let n = entries.len();
+        self.intake.push(entries).map_err(|_| Refusal::RingFull)?;
+        Ok(n)
     }
 
     /// Stores the agent's own line (self-monitoring) with no ack; false if
     /// the ring had no room.
     pub fn store_internal(&self, data: &[u8]) -> bool {
+        let live = self.settings();
         let mut out = Vec::with_capacity(data.len() + 1);
-        let parsed = lineproto::parse_into(data, &self.options(Precision::Nanos), &mut out);
+        let parsed = lineproto::parse_into(data, &Self::options(&live, Precision::Nanos), &mut out);
         if parsed.points == 0 {
             return true;
         }
-        let dest = Destination::configured(&self.config.influxdb);
-        self.store(dest, &parsed, out, None).is_ok()
+        // The agent's own points go to the configured database, unrouted.
+        let dest = Destination::configured(&live.config.influxdb);
+        self.store(None, dest, &parsed, out, None).is_ok()
     }
 
     /// One UDP datagram: parse, store, never answer. Drops are counted.
@@ -251,10 +327,11 @@ impl Ingest {
         if self.intake.is_stopping() {
             return;
         }
+        let live = self.settings();
         let mut out = Vec::with_capacity(data.len() + data.len() / 8);
         let precision =
-            Precision::from_param(&self.config.service.udp_precision).unwrap_or(Precision::Nanos);
-        let parsed = lineproto::parse_into(data, &self.options(precision), &mut out);
+            Precision::from_param(&live.config.service.udp_precision).unwrap_or(Precision::Nanos);
+        let parsed = lineproto::parse_into(data, &Self::options(&live, precision), &mut out);
         Stats::add(&self.stats.lines_rejected, parsed.rejected);
         Stats::add(&self.stats.udp_points_dropped, parsed.rejected);
         Stats::add(&self.stats.udp_lines_unparseable, parsed.rejected);
@@ -264,8 +341,11 @@ impl Ingest {
         if parsed.points == 0 {
             return;
         }
-        let dest = Destination::configured(&self.config.influxdb);
-        if self.store(dest, &parsed, out, None).is_err() {
+        let dest = Destination::configured(&live.config.influxdb);
+        if self
+            .store(live.router.as_ref(), dest, &parsed, out, None)
+            .is_err()
+        {
             Stats::add(&self.stats.udp_points_dropped, parsed.points);
             Stats::add(&self.stats.udp_dropped_ring_full, parsed.points);
         }

@@ -7,6 +7,7 @@
 //! - [`config`]: the YAML config, embedded defaults, validation.
 //! - [`lineproto`]: line-protocol validation and normalisation (InfluxDB 1.6's rules).
 //! - [`dest`]: destinations, and the db/rp ⇄ bucket mapping.
+//! - [`route`]: bucket routing rules (tag-based, range, hash) applied to each write.
 //! - [`auth`]: ingest credentials.
 //! - [`http`]: the HTTP/1.1 server side (framing, limits, gzip).
 //! - [`budget`]: the shared memory budget for request bodies.
@@ -19,8 +20,11 @@
 //! - [`wal`]: the SQLite write-ahead buffer and its durability contract.
 //! - [`upstream`]: one write to InfluxDB and what its answer means.
 //! - [`forward`]: the forwarder thread: packing, backlog replay, back-off.
+//! - [`drain`]: drain order: bucket priority with a fair share, request packing.
+//! - [`provision`]: `manage_retention`: databases, retention policies, buckets upstream.
 //! - [`deliver`]: one upstream request's worth of batches under the status policy.
-//! - [`signals`]: SIGTERM/SIGINT as the shutdown signal.
+//! - [`signals`]: SIGTERM/SIGINT as the shutdown signal, SIGHUP as reload.
+//! - [`reload`]: config hot reload: watch, validate, apply live or report restart-needed.
 //! - [`selfmon`]: the agent's own metrics written upstream (`hissrv_internal`).
 //! - [`stats`]: counters, gauges and histograms shared by all threads.
 //! - [`metrics`]: histograms and the Prometheus exposition at `/metrics`.
@@ -40,13 +44,17 @@ pub mod codec;
 pub mod config;
 pub mod deliver;
 pub mod dest;
+pub mod drain;
 pub mod forward;
 pub mod http;
 pub mod ingest;
 pub mod inspect;
 pub mod lineproto;
 pub mod metrics;
+pub mod provision;
+pub mod reload;
 pub mod ring;
+pub mod route;
 pub mod selfmon;
 pub mod server;
 pub mod signals;

@@ -74,13 +74,10 @@ fn buffer_path(buffer: Option<PathBuf>, config: Option<PathBuf>) -> Result<PathB
 
 fn run(path: Option<PathBuf>) -> Result<(), String> {
     let cfg = load(path.as_deref())?;
-    let level = cfg
-        .service
-        .log_level
-        .parse()
-        .unwrap_or(log::LevelFilter::Info);
+    // The logger passes everything; the level in force is log's max level,
+    // which a config reload can change.
     let _ = simplelog::TermLogger::init(
-        level,
+        log::LevelFilter::Trace,
         simplelog::ConfigBuilder::new()
             .set_time_format_rfc3339()
             // Their debug output is per request; ours says what matters.
@@ -90,14 +87,15 @@ fn run(path: Option<PathBuf>) -> Result<(), String> {
         simplelog::TerminalMode::Stderr,
         simplelog::ColorChoice::Never,
     );
+    hissrv::reload::set_log_level(&cfg.service.log_level);
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         log::error!("panic: {info}");
         default_hook(info);
     }));
-    let shutdown = hissrv::signals::on_stop_signal()
-        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    hissrv::app::run(cfg, shutdown).map_err(|e| {
+    let (shutdown, hup) =
+        hissrv::signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    hissrv::app::run(cfg, path, shutdown, hup).map_err(|e| {
         log::error!("{e}");
         e.to_string()
     })

@@ -186,6 +186,43 @@ pub fn render(s: &Stats, ring: &RingGauges, now_ms: i64) -> String {
     );
     counter(
         &mut o,
+        "hissrv_points_expired_total",
+        "Points not sent because they outlived their bucket's retention (kept as dead letters).",
+        &[("", &s.points_expired)],
+    );
+    counter(
+        &mut o,
+        "hissrv_retention_management_failures_total",
+        "Failed attempts to create or adjust buckets upstream (manage_retention).",
+        &[("", &s.provision_failures)],
+    );
+    counter(
+        &mut o,
+        "hissrv_config_reloads_total",
+        "Config reloads, by result (refused: the file was invalid; the old config runs on).",
+        &[
+            ("result=\"applied\"", &s.config_reloads),
+            ("result=\"refused\"", &s.config_reload_failures),
+        ],
+    );
+    gauge(
+        &mut o,
+        "hissrv_config_file_valid",
+        "1 if the config file in force is the one on disk, 0 after a refused reload.",
+        if s.config_error.lock().is_ok_and(|e| e.is_empty()) {
+            1.0
+        } else {
+            0.0
+        },
+    );
+    gauge(
+        &mut o,
+        "hissrv_config_restart_needed",
+        "Changed settings that take effect only after a restart.",
+        s.restart_needed.lock().map_or(0, |r| r.len()) as f64,
+    );
+    counter(
+        &mut o,
         "hissrv_upstream_retries_total",
         "Deliveries of a batch that had failed before.",
         &[("", &s.retries)],

@@ -68,6 +68,27 @@ impl Ring {
         Ok(())
     }
 
+    /// Adds the entries of one write together, or none of them: a write
+    /// routed to several buckets is stored whole or refused whole.
+    pub fn push_all(&mut self, entries: Vec<Entry>) -> Result<(), Vec<Entry>> {
+        let bytes: usize = entries.iter().map(|e| e.payload.len()).sum();
+        if self.bytes + bytes > self.capacity_bytes
+            || self.entries.len() + entries.len() > self.entries.capacity()
+        {
+            return Err(entries);
+        }
+        for e in entries {
+            // Cannot fail: room was checked above.
+            if let Err(e) = self.push(e) {
+                log::error!(
+                    "ring refused an entry it had room for ({} points)",
+                    e.points
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Takes whole entries from the front until `max_points` would be passed
     /// (at least one entry, so an oversized request still moves).
     pub fn take(&mut self, max_points: usize) -> Vec<Entry> {
@@ -148,6 +169,16 @@ mod tests {
             r.push(entry(1, 1)).ok().unwrap();
         }
         assert!(r.push(entry(1, 1)).is_err());
+    }
+
+    #[test]
+    fn a_routed_write_goes_in_whole_or_not_at_all() {
+        let mut r = Ring::new(100);
+        r.push(entry(1, 50)).ok().unwrap();
+        assert!(r.push_all(vec![entry(1, 30), entry(1, 30)]).is_err());
+        assert_eq!((r.bytes(), r.points()), (50, 1));
+        r.push_all(vec![entry(1, 25), entry(2, 25)]).ok().unwrap();
+        assert_eq!((r.bytes(), r.points()), (100, 4));
     }
 
     #[test]

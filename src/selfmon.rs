@@ -71,7 +71,7 @@ pub async fn run(ingest: Rc<Ingest>, interval: Duration, stop: smol::channel::Re
         }
         let ring_points = ingest.intake.ring.borrow().points();
         let l = line(
-            &ingest.config.service.name,
+            &ingest.settings().config.service.name,
             &ingest.stats,
             ring_points,
             now_ns(),

@@ -54,11 +54,12 @@ pub async fn serve_http(
     in_flight: Rc<InFlight>,
     stop: smol::channel::Receiver<()>,
 ) {
-    let max = ingest.config.service.max_connections;
+    // Read once: these take effect at the next start (reload reports that).
+    let config = &ingest.settings().config;
+    let max = config.service.max_connections;
     let permits = std::sync::Arc::new(smol::lock::Semaphore::new(max));
-    let max_body = (ingest.config.service.max_body_mb * 1024 * 1024) as usize;
-    let budget =
-        BodyBudget::new((ingest.config.service.max_inflight_body_mb * 1024 * 1024) as usize);
+    let max_body = (config.service.max_body_mb * 1024 * 1024) as usize;
+    let budget = BodyBudget::new((config.service.max_inflight_body_mb * 1024 * 1024) as usize);
     loop {
         let accept = async {
             let permit = permits.acquire_arc().await;

@@ -28,6 +28,17 @@ pub struct Stats {
     pub points_written: AtomicU64,
     pub batches_written: AtomicU64,
     pub dead_letter_lines: AtomicU64,
+    /// Points not sent because they outlived their bucket's retention.
+    pub points_expired: AtomicU64,
+    /// `manage_retention` attempts that failed (rights, network, refusals).
+    pub provision_failures: AtomicU64,
+    /// Config reloads put in force / refused (invalid file).
+    pub config_reloads: AtomicU64,
+    pub config_reload_failures: AtomicU64,
+    /// Why the last reload was refused; empty once one succeeds.
+    pub config_error: Mutex<String>,
+    /// Changed settings that only a restart puts in force.
+    pub restart_needed: Mutex<Vec<String>>,
     pub upstream_failures: AtomicU64,
     pub upstream_failures_4xx: AtomicU64,
     pub upstream_failures_5xx: AtomicU64,
@@ -74,6 +85,12 @@ impl Default for Stats {
             points_written: AtomicU64::new(0),
             batches_written: AtomicU64::new(0),
             dead_letter_lines: AtomicU64::new(0),
+            points_expired: AtomicU64::new(0),
+            provision_failures: AtomicU64::new(0),
+            config_reloads: AtomicU64::new(0),
+            config_reload_failures: AtomicU64::new(0),
+            config_error: Mutex::new(String::new()),
+            restart_needed: Mutex::new(Vec::new()),
             upstream_failures: AtomicU64::new(0),
             upstream_failures_4xx: AtomicU64::new(0),
             upstream_failures_5xx: AtomicU64::new(0),

@@ -36,7 +36,15 @@ pub struct Health {
     pub refused_storage_full: u64,
     pub udp_points_dropped: u64,
     pub upstream_failures: u64,
+    pub points_expired: u64,
+    pub retention_failures: u64,
     pub last_error: String,
+    pub config_reloads: u64,
+    pub config_reloads_refused: u64,
+    /// Why the last reload was refused; empty when the file in force is valid.
+    pub config_error: String,
+    /// Changed settings waiting for a restart.
+    pub restart_needed: Vec<String>,
 }
 
 fn fetch(url: &str) -> Result<Health, String> {
@@ -137,6 +145,32 @@ pub fn render(url: &str, a: &Health, b: &Health, secs: f64) -> String {
         &b.last_error
     };
     let _ = writeln!(o, "last error   {last}");
+    if b.points_expired > 0 || b.retention_failures > 0 {
+        let _ = writeln!(
+            o,
+            "retention    {} points older than their bucket's retention (dead letters), {} failed attempts to manage retention",
+            b.points_expired, b.retention_failures
+        );
+    }
+    let mut config = format!(
+        "{} reloads applied, {} refused",
+        b.config_reloads, b.config_reloads_refused
+    );
+    if !b.config_error.is_empty() {
+        let _ = write!(
+            config,
+            "; FILE REFUSED, old config running: {}",
+            b.config_error
+        );
+    }
+    if !b.restart_needed.is_empty() {
+        let _ = write!(
+            config,
+            "; restart needed for {}",
+            b.restart_needed.join(", ")
+        );
+    }
+    let _ = writeln!(o, "config       {config}");
     o
 }
 

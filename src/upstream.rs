@@ -12,6 +12,9 @@ use std::time::Duration;
 
 /// Enough of an error body to explain it in logs and dead letters.
 const MAX_ERROR_BODY_BYTES: u64 = 4096;
+/// Answers to management requests (retention policies, bucket lists) are small;
+/// this bounds a misbehaving server.
+const MAX_MANAGEMENT_BODY_BYTES: u64 = 1024 * 1024;
 
 /// What the server said about one request.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +59,67 @@ impl Upstream {
         }
     }
 
+    /// The `Authorization` header our credentials give, if any.
+    fn authorization(&self) -> Option<String> {
+        match self.cfg.api {
+            ApiVersion::V1 if !self.cfg.username.is_empty() => Some(crate::auth::basic_header(
+                &self.cfg.username,
+                &self.cfg.password,
+            )),
+            ApiVersion::V2 if !self.cfg.token.is_empty() => {
+                Some(format!("Token {}", self.cfg.token))
+            }
+            _ => None,
+        }
+    }
+
+    /// A management request (1.x `/query`, 2.x `/api/v2/buckets`): the status
+    /// and body of the answer, or why there was none.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        json: Option<&str>,
+    ) -> Result<(u16, String), String> {
+        let url = format!("{}{path}", self.cfg.url.trim_end_matches('/'));
+        let auth = self.authorization();
+        let result = match method {
+            "GET" => {
+                let mut r = self.agent.get(&url).query_pairs(query.iter().copied());
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.call()
+            }
+            _ => {
+                let mut r = match method {
+                    "PATCH" => self.agent.patch(&url),
+                    _ => self.agent.post(&url),
+                }
+                .query_pairs(query.iter().copied());
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                match json {
+                    Some(body) => r
+                        .header("Content-Type", "application/json")
+                        .send(body.as_bytes()),
+                    None => r.send_empty(),
+                }
+            }
+        };
+        let mut resp = result.map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_MANAGEMENT_BODY_BYTES)
+            .read_to_string()
+            .map_err(|e| e.to_string())?;
+        Ok((status, body))
+    }
+
     /// Sends `lines` (line protocol, ns timestamps) to `dest`.
     pub fn write(&self, dest: &Destination, lines: &[u8]) -> Outcome {
         let base = self.cfg.url.trim_end_matches('/');
@@ -69,11 +133,8 @@ impl Upstream {
                 if !dest.rp.is_empty() {
                     r = r.query("rp", &dest.rp);
                 }
-                if !self.cfg.username.is_empty() {
-                    r = r.header(
-                        "Authorization",
-                        crate::auth::basic_header(&self.cfg.username, &self.cfg.password),
-                    );
+                if let Some(a) = self.authorization() {
+                    r = r.header("Authorization", a);
                 }
                 r
             }
@@ -84,8 +145,8 @@ impl Upstream {
                     .query("org", &self.cfg.org)
                     .query("bucket", dest.bucket())
                     .query("precision", "ns");
-                if !self.cfg.token.is_empty() {
-                    r = r.header("Authorization", format!("Token {}", self.cfg.token));
+                if let Some(a) = self.authorization() {
+                    r = r.header("Authorization", a);
                 }
                 r
             }

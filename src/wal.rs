@@ -46,7 +46,8 @@
 //!   batch_id    INTEGER NOT NULL,      -- the batch they came from
 //!   db TEXT NOT NULL, rp TEXT NOT NULL,
 //!   failed_ms   INTEGER NOT NULL,
-//!   status      INTEGER NOT NULL,      -- HTTP status of the refusal
+//!   status      INTEGER NOT NULL,      -- HTTP status of the refusal; 0 = never sent
+//!                                      --   (undecodable, or older than its bucket's retention)
 //!   reason      TEXT NOT NULL,         -- the server's message
 //!   line        BLOB NOT NULL)         -- the refused line (line protocol, ns)
 //! ```
@@ -170,6 +171,8 @@ pub struct StoredBatch {
     pub points: usize,
     pub format: i64,
     pub attempts: i64,
+    /// Smallest point timestamp (ns): retention checks skip young batches.
+    pub first_ts: i64,
     pub payload: Vec<u8>,
 }
 
@@ -408,7 +411,7 @@ impl Wal {
         max_bytes: usize,
     ) -> Result<Vec<StoredBatch>, WalError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, points, bytes, format, attempts FROM batches
+            "SELECT id, points, bytes, format, attempts, first_ts FROM batches
              WHERE db = ?1 AND rp = ?2 AND id >= ?3 ORDER BY id LIMIT ?4",
         )?;
         let rows = stmt.query_map(
@@ -420,25 +423,26 @@ impl Wal {
                     r.get::<_, i64>(2)? as usize,
                     r.get::<_, i64>(3)?,
                     r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
                 ))
             },
         )?;
         let (mut points, mut bytes) = (0, 0);
         let mut chosen = Vec::new();
         for row in rows {
-            let (id, p, b, format, attempts) = row?;
+            let (id, p, b, format, attempts, first_ts) = row?;
             if !chosen.is_empty() && (points + p > max_points || bytes + b > max_bytes) {
                 break;
             }
             points += p;
             bytes += b;
-            chosen.push((id, p, format, attempts));
+            chosen.push((id, p, format, attempts, first_ts));
         }
         let mut load = self
             .conn
             .prepare_cached("SELECT payload FROM batches WHERE id = ?1")?;
         let mut out = Vec::with_capacity(chosen.len());
-        for (id, points, format, attempts) in chosen {
+        for (id, points, format, attempts, first_ts) in chosen {
             let blob: Vec<u8> = load.query_row([id], |r| r.get(0))?;
             let payload = codec::decode(format, &blob).map_err(|e| WalError::Undecodable {
                 id,
@@ -450,6 +454,7 @@ impl Wal {
                 points,
                 format,
                 attempts,
+                first_ts,
                 payload,
             });
         }

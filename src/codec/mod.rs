@@ -47,7 +47,7 @@
 
 mod bits;
 mod floats;
-mod split;
+pub mod split;
 
 use bits::{BitWriter, Reader, Short, get_ints, put_bytes, put_ints, put_varint, unzigzag, zigzag};
 use split::Value;

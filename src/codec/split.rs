@@ -50,13 +50,25 @@ fn value(v: &[u8]) -> Option<Value<'_>> {
     }
 }
 
-/// Splits one line (without its newline). `None` if it is not a normalised line.
-pub fn split(line: &[u8]) -> Option<Line<'_>> {
+/// A line's pieces as text: what routing needs to cut a line by field.
+pub struct Parts<'a> {
+    /// Measurement and tags, escapes kept.
+    pub key: &'a [u8],
+    /// Each field's key and its whole `key=value` text.
+    pub fields: Vec<(&'a [u8], &'a [u8])>,
+    pub ts: i64,
+    pub ts_text: &'a [u8],
+}
+
+/// Cuts one line (without its newline) into text pieces. `None` if it is not
+/// a normalised line.
+pub fn parts(line: &[u8]) -> Option<Parts<'_>> {
     // The key ends at the first space not escaped (InfluxDB's rule: the byte
     // before it is not a backslash).
     let key_end = (1..line.len()).find(|&i| line[i] == b' ' && line[i - 1] != b'\\')?;
     let ts_start = line.iter().rposition(|&b| b == b' ')? + 1;
-    let ts = number(&line[ts_start..])?;
+    let ts_text = &line[ts_start..];
+    let ts = number(ts_text)?;
     let body = line.get(key_end + 1..ts_start.checked_sub(1)?)?;
     let mut fields = Vec::with_capacity(8);
     let mut i = 0;
@@ -67,7 +79,6 @@ pub fn split(line: &[u8]) -> Option<Line<'_>> {
         }
         let key = body.get(k_start..i)?;
         i += 1;
-        let v_start = i;
         if body.get(i) == Some(&b'"') {
             i += 1;
             while i < body.len() && body[i] != b'"' {
@@ -79,16 +90,31 @@ pub fn split(line: &[u8]) -> Option<Line<'_>> {
                 i += 1;
             }
         }
-        fields.push((key, value(body.get(v_start..i)?)?));
+        fields.push((key, body.get(k_start..i)?));
         if i < body.len() && body[i] != b',' {
             return None;
         }
         i += 1;
     }
-    (!fields.is_empty()).then_some(Line {
+    (!fields.is_empty()).then_some(Parts {
         key: &line[..key_end],
         fields,
         ts,
+        ts_text,
+    })
+}
+
+/// Splits one line (without its newline). `None` if it is not a normalised line.
+pub fn split(line: &[u8]) -> Option<Line<'_>> {
+    let p = parts(line)?;
+    let mut fields = Vec::with_capacity(p.fields.len());
+    for (key, text) in p.fields {
+        fields.push((key, value(text.get(key.len() + 1..)?)?));
+    }
+    Some(Line {
+        key: p.key,
+        fields,
+        ts: p.ts,
     })
 }
 
