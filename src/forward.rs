@@ -427,6 +427,14 @@ impl Forwarder {
 
     fn deferred(&mut self, dest: &Destination, pack: &[StoredBatch], points: usize, d: Deferred) {
         Stats::add(&self.stats.upstream_failures, 1);
+        // Someone dropped a database or policy we manage: put it back.
+        if self.influxdb.manage_retention
+            && self.provision_at.is_none()
+            && (d.reason.contains("database not found")
+                || d.reason.contains("retention policy not found"))
+        {
+            self.provision_at = Some(Instant::now());
+        }
         self.stats.set_error(d.reason.clone());
         if let Err(e) = self.wal.record_failure(pack[0].id, &d.reason) {
             log::warn!("cannot record the failure of batch {}: {e}", pack[0].id);

@@ -194,6 +194,11 @@ pub fn classify(status: u16, message: String, retry_after: Option<Duration>) -> 
         400 | 422 => Outcome::Refused { status, message },
         413 => Outcome::TooLarge,
         401 | 403 | 404 => Outcome::Misconfigured { status, message },
+        // InfluxDB 1.x answers a write to a missing retention policy with 500;
+        // it is a missing place, like a missing database, not a server fault.
+        500 if message.contains("retention policy not found") => {
+            Outcome::Misconfigured { status, message }
+        }
         429 | 503 => Outcome::Throttled {
             status,
             retry_after,
@@ -228,6 +233,14 @@ mod tests {
         assert!(matches!(
             classify(500, String::new(), None),
             Outcome::ServerError { .. }
+        ));
+        assert!(matches!(
+            classify(
+                500,
+                "{\"error\":\"retention policy not found: events\"}".into(),
+                None
+            ),
+            Outcome::Misconfigured { status: 500, .. }
         ));
     }
 }

@@ -374,6 +374,26 @@ impl Hissrv {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Rewrites the config file in place (write + rename, as editors and
+    /// config managers do) without restarting: the agent's watch sees it.
+    pub fn rewrite_config(&mut self, upstream: &str, extra: Sections) {
+        self.config = Hissrv::config_text(self.port, self.dir.path(), upstream, &extra);
+        self.rewrite_raw(&self.config.clone());
+    }
+
+    /// Writes any text as the config file (an operator's typo included).
+    pub fn rewrite_raw(&self, text: &str) {
+        let tmp = self.dir.path().join("hissrv.yaml.tmp");
+        std::fs::write(&tmp, text).expect("config");
+        std::fs::rename(&tmp, self.dir.path().join("hissrv.yaml")).expect("rename config");
+    }
+
+    /// The `/health` document.
+    pub fn health(&self) -> hissrv::status::Health {
+        let body = self.get("/health");
+        miniserde::json::from_str(&body).unwrap_or_else(|_| panic!("bad /health: {body}"))
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, |c| c.id())
     }
@@ -456,6 +476,8 @@ impl Drop for Hissrv {
 /// upstream link going down and up under a running agent.
 pub struct CuttingProxy {
     pub port: u16,
+    /// Every byte clients sent through the proxy, in order (when recording).
+    pub sent: Option<std::sync::Arc<std::sync::Mutex<Vec<u8>>>>,
     cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pub connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -463,6 +485,33 @@ pub struct CuttingProxy {
 
 impl CuttingProxy {
     pub fn start(target_port: u16) -> CuttingProxy {
+        CuttingProxy::start_with(target_port, false)
+    }
+
+    /// A proxy that also keeps what clients send, to see the order of requests.
+    pub fn recording(target_port: u16) -> CuttingProxy {
+        CuttingProxy::start_with(target_port, true)
+    }
+
+    /// The request lines clients sent (`POST /write?db=… HTTP/1.1`), in order.
+    pub fn request_lines(&self) -> Vec<String> {
+        let sent = self.sent.as_ref().expect("a recording proxy");
+        let bytes = sent.lock().expect("lock").clone();
+        let text = String::from_utf8_lossy(&bytes);
+        // Bodies (line protocol) end in a bare newline, so split on that.
+        text.split('\n')
+            .map(|l| l.trim_end_matches('\r'))
+            .filter(|l| {
+                ["GET /", "POST /", "PATCH /"]
+                    .iter()
+                    .any(|m| l.starts_with(m))
+                    && l.ends_with(" HTTP/1.1")
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn start_with(target_port: u16, record: bool) -> CuttingProxy {
         use std::sync::Arc;
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         let listener = TcpListener::bind("127.0.0.1:0").expect("proxy port");
@@ -471,7 +520,9 @@ impl CuttingProxy {
         let cut = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(AtomicUsize::new(0));
+        let sent = record.then(|| Arc::new(std::sync::Mutex::new(Vec::new())));
         let (c, s, n) = (cut.clone(), stop.clone(), connections.clone());
+        let log = sent.clone();
         std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 let Ok((client, _)) = listener.accept() else {
@@ -487,14 +538,18 @@ impl CuttingProxy {
                 let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", target_port)) else {
                     continue;
                 };
-                for (mut from, mut to) in [
+                for (i, (mut from, mut to)) in [
                     (
                         client.try_clone().expect("clone"),
                         server.try_clone().expect("clone"),
                     ),
                     (server, client),
-                ] {
+                ]
+                .into_iter()
+                .enumerate()
+                {
                     let c = c.clone();
+                    let log = if i == 0 { log.clone() } else { None };
                     std::thread::spawn(move || {
                         let mut buf = [0u8; 16384];
                         use std::io::{Read, Write};
@@ -503,6 +558,9 @@ impl CuttingProxy {
                             match from.read(&mut buf) {
                                 Ok(0) => break,
                                 Ok(k) => {
+                                    if let Some(log) = &log {
+                                        log.lock().expect("lock").extend_from_slice(&buf[..k]);
+                                    }
                                     if c.load(Ordering::Relaxed) || to.write_all(&buf[..k]).is_err()
                                     {
                                         break;
@@ -527,6 +585,7 @@ impl CuttingProxy {
         });
         CuttingProxy {
             port,
+            sent,
             cut,
             stop,
             connections,
