@@ -17,7 +17,7 @@
 
 use crate::config::{Influxdb, Performance};
 use crate::dest::Destination;
-use crate::wal::{DeadLetter, StoredBatch};
+use crate::wal::{DeadLetter, STATUS_EXPIRED, StoredBatch};
 use std::collections::HashMap;
 
 /// Packing and replay settings, from `performance`.
@@ -127,7 +127,7 @@ impl Scheduler {
 
 /// Takes out of `pack` the lines older than the bucket's retention (the
 /// server would drop them: "points beyond retention policy") and returns them
-/// as dead letters (status 0: never sent), for `hissrv export --dead-letters`.
+/// as dead letters ([`STATUS_EXPIRED`]: never sent), for `hissrv export --dead-letters`.
 /// A batch may end up empty; it is deleted with the rest of the pack.
 pub fn expire(pack: &mut [StoredBatch], bucket: &BucketInfo, now_ns: i64) -> Vec<DeadLetter> {
     let Some(keep_ns) = bucket.retention_ns else {
@@ -146,7 +146,7 @@ pub fn expire(pack: &mut [StoredBatch], bucket: &BucketInfo, now_ns: i64) -> Vec
             if ts.is_some_and(|t| t < cutoff) {
                 dead.push(DeadLetter {
                     batch_id: b.id,
-                    status: 0,
+                    status: STATUS_EXPIRED,
                     reason: format!(
                         "older than the retention of bucket {:?}: not sent",
                         bucket.name
@@ -240,7 +240,7 @@ influxdb:
         let dead = expire(&mut pack, info, now);
         assert_eq!(dead.len(), 1);
         assert_eq!(dead[0].line, format!("alarms v=1 {old}").into_bytes());
-        assert_eq!((dead[0].batch_id, dead[0].status), (7, 0));
+        assert_eq!((dead[0].batch_id, dead[0].status), (7, STATUS_EXPIRED));
         assert_eq!(pack[0].points, 1);
         assert_eq!(
             pack[0].payload,

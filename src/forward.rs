@@ -414,8 +414,11 @@ impl Forwarder {
         if self.backoff.remove(dest).is_some() {
             log::info!("upstream accepts writes to {:?} again", dest.bucket());
         }
-        // Expired lines (status 0) were summed up when they were set aside.
-        for d in dead.iter().filter(|d| d.status != 0) {
+        // Expired lines were summed up when they were set aside.
+        for d in dead
+            .iter()
+            .filter(|d| d.status != crate::wal::STATUS_EXPIRED)
+        {
             log::warn!(
                 "upstream refused a line of {:?} for good (dead letter): {} ({})",
                 dest.bucket(),

@@ -248,7 +248,10 @@ pub fn export(path: &Path, f: &ExportFilter, out: &mut impl Write) -> Result<u64
             );
             let line: Vec<u8> = r.get(3).map_err(|e| e.to_string())?;
             // Status 0: a whole undecodable batch, kept raw; not line protocol.
-            if status == 0 || !f.dest_matches(&db, &rp) || !f.time_matches(&line) {
+            if status == crate::wal::STATUS_UNDECODABLE as i64
+                || !f.dest_matches(&db, &rp)
+                || !f.time_matches(&line)
+            {
                 continue;
             }
             out.write_all(&line).map_err(io)?;

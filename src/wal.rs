@@ -46,8 +46,9 @@
 //!   batch_id    INTEGER NOT NULL,      -- the batch they came from
 //!   db TEXT NOT NULL, rp TEXT NOT NULL,
 //!   failed_ms   INTEGER NOT NULL,
-//!   status      INTEGER NOT NULL,      -- HTTP status of the refusal; 0 = never sent
-//!                                      --   (undecodable, or older than its bucket's retention)
+//!   status      INTEGER NOT NULL,      -- HTTP status of the refusal; 0 = an undecodable
+//!                                      --   batch kept raw; 1 = a line never sent, older
+//!                                      --   than its bucket's retention
 //!   reason      TEXT NOT NULL,         -- the server's message
 //!   line        BLOB NOT NULL)         -- the refused line (line protocol, ns)
 //! ```
@@ -175,6 +176,11 @@ pub struct StoredBatch {
     pub first_ts: i64,
     pub payload: Vec<u8>,
 }
+
+/// Dead-letter status of a whole batch that could not be decoded (kept raw).
+pub const STATUS_UNDECODABLE: u16 = 0;
+/// Dead-letter status of a line not sent: older than its bucket's retention.
+pub const STATUS_EXPIRED: u16 = 1;
 
 /// A line the upstream refused for good, with its reason.
 #[derive(Debug, Clone)]
@@ -497,13 +503,18 @@ impl Wal {
     }
 
     /// A batch that cannot be decoded leaves the queue so it cannot block its
-    /// destination, but is kept, whole and raw, as a dead letter (status 0).
+    /// destination, but is kept, whole and raw, as a dead letter ([`STATUS_UNDECODABLE`]).
     pub fn quarantine(&mut self, id: i64, why: &str) -> Result<(), WalError> {
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO dead_letters (batch_id, db, rp, failed_ms, status, reason, line)
-             SELECT id, db, rp, ?2, 0, ?3, payload FROM batches WHERE id = ?1",
-            params![id, now_ms(), format!("undecodable batch: {why}")],
+             SELECT id, db, rp, ?2, ?4, ?3, payload FROM batches WHERE id = ?1",
+            params![
+                id,
+                now_ms(),
+                format!("undecodable batch: {why}"),
+                STATUS_UNDECODABLE
+            ],
         )?;
         tx.execute("DELETE FROM batches WHERE id = ?1", [id])?;
         tx.commit()?;

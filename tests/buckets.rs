@@ -406,3 +406,143 @@ fn a_reload_under_streaming_writes_loses_nothing_and_an_invalid_file_is_refused(
         "still on its old port"
     );
 }
+
+#[test]
+fn a_point_older_than_its_bucket_retention_is_not_sent_but_kept_as_a_dead_letter() {
+    let influx = Influx::start();
+    influx.create_db("hissrv");
+    let agent = Hissrv::start(&influx.url(), SEED_BUCKETS);
+    let t = now_ns();
+    let ten_days_ago = t - 10 * 86_400 * 1_000_000_000;
+    let body = format!("voltage,meter=old l1=1.5 {ten_days_ago}\nvoltage,meter=new l1=2 {t}\n");
+    assert_eq!(agent.post("/write?db=hissrv", &body).0, 204);
+    wait_for("the young point upstream", Duration::from_secs(20), || {
+        rows_in(&influx, "high_frequency", "voltage").len() == 1 && agent.buffered_points() == 0
+    });
+    assert!(rows_in(&influx, "high_frequency", "voltage")[0].contains("new"));
+    assert!(
+        agent
+            .get("/metrics")
+            .contains("hissrv_points_expired_total 1")
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hissrv"))
+        .args(["export", "--dead-letters", "--buffer"])
+        .arg(agent.buffer_path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("voltage,meter=old l1=1.5 {ten_days_ago}")),
+        "{text}"
+    );
+}
+
+/// A query to an influxd with auth on, as `user`.
+fn query_as(influx: &Influx, user: &str, password: &str, q: &str) -> String {
+    let mut r = common::agent()
+        .post(format!("{}/query", influx.url()))
+        .query("u", user)
+        .query("p", password)
+        .query("q", q)
+        .send_empty()
+        .expect("influxd answers");
+    r.body_mut().read_to_string().unwrap()
+}
+
+#[test]
+fn without_admin_rights_manage_retention_is_a_visible_error_and_delivery_goes_on() {
+    let influx = Influx::start_with("  auth-enabled = true\n");
+    // The first user of an auth-enabled influxd must be an admin.
+    query_as(
+        &influx,
+        "",
+        "",
+        "CREATE USER admin WITH PASSWORD 'adminpw' WITH ALL PRIVILEGES",
+    );
+    for q in [
+        "CREATE DATABASE hissrv",
+        "CREATE USER writer WITH PASSWORD 'writerpw'",
+        "GRANT WRITE ON hissrv TO writer",
+    ] {
+        let answer = query_as(&influx, "admin", "adminpw", q);
+        assert!(!answer.contains("error"), "{q}: {answer}");
+    }
+    let settings = format!("  username: writer\n  password: writerpw\n{SEED_BUCKETS}");
+    let agent = Hissrv::start(&influx.url(), &settings);
+    let t = now_ns();
+    let body = format!("unrouted,site=s1 v=1 {t}\nalarms,site=s1 active=true {t}\n");
+    assert_eq!(agent.post("/write?db=hissrv", &body).0, 204);
+    wait_for(
+        "a clear error about rights",
+        Duration::from_secs(20),
+        || {
+            agent
+                .health()
+                .last_error
+                .contains("not allowed to manage retention")
+                || agent.log().contains("not allowed to manage retention")
+        },
+    );
+    assert!(
+        agent.log().contains("admin privilege"),
+        "the server's reason is logged"
+    );
+    assert!(agent.get("/metrics").lines().any(|l| {
+        l.starts_with("hissrv_retention_management_failures_total ") && !l.ends_with(" 0")
+    }));
+    // Points for places that exist still go; the alarm waits for its policy.
+    wait_for("unrouted point delivered", Duration::from_secs(20), || {
+        query_as(
+            &influx,
+            "admin",
+            "adminpw",
+            "SELECT * FROM hissrv.autogen.unrouted",
+        )
+        .contains("values")
+    });
+    wait_for("only the alarm waits", Duration::from_secs(20), || {
+        agent.buffered_points() == 1
+    });
+    // Once an admin creates it, the alarm is delivered too.
+    query_as(
+        &influx,
+        "admin",
+        "adminpw",
+        "CREATE RETENTION POLICY events ON hissrv DURATION 365d REPLICATION 1",
+    );
+    wait_for("alarm delivered", Duration::from_secs(20), || {
+        agent.buffered_points() == 0
+    });
+}
+
+#[test]
+fn sighup_reloads_at_once_even_with_the_file_watch_off() {
+    let influx = Influx::start();
+    influx.create_db("hissrv");
+    let sections = |influxdb| Sections {
+        service: "  config_poll_ms: 0\n",
+        influxdb,
+        ..Sections::default()
+    };
+    let mut agent = Hissrv::start_with(&influx.url(), sections(""));
+    agent.rewrite_config(&influx.url(), sections(SEED_BUCKETS));
+    assert_eq!(agent.health().config_reloads, 0, "no watch: nothing yet");
+    let kill = std::process::Command::new("kill")
+        .args(["-HUP", &agent.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    wait_for("reload on SIGHUP", Duration::from_secs(10), || {
+        agent.health().config_reloads == 1
+    });
+    let t = now_ns();
+    assert_eq!(
+        agent
+            .post("/write?db=hissrv", &format!("alarms active=true {t}\n"))
+            .0,
+        204
+    );
+    wait_for("routed by the new rules", Duration::from_secs(20), || {
+        rows_in(&influx, "events", "alarms").len() == 1
+    });
+}
