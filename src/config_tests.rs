@@ -53,6 +53,45 @@ fn zstd_and_snappy_are_refused_with_the_reason() {
 fn the_shipped_example_config_is_valid() {
     let text = include_str!("../config/hissrv.yaml");
     Config::from_yaml(text).unwrap();
+    let buckets = Config::from_yaml(include_str!("../config/hissrv-buckets.yaml")).unwrap();
+    assert_eq!(buckets.influxdb.sharding.buckets.len(), 3);
+}
+
+#[test]
+fn bucket_rules_that_cannot_work_are_refused_with_the_key() {
+    for (yaml, key) in [
+        (
+            "influxdb: {sharding: {buckets: [{name: a}]}}",
+            "buckets[0].points",
+        ),
+        (
+            "influxdb: {sharding: {buckets: [{name: a, points: [x]}, {name: a, points: [y]}]}}",
+            "buckets[1].name",
+        ),
+        (
+            "influxdb: {sharding: {buckets: [{name: a, points: [x], retention: 30m}]}}",
+            "buckets[0].retention",
+        ),
+        (
+            "influxdb: {sharding: {strategy: range, buckets: [{name: a, ids: ['9-1']}]}}",
+            "buckets[0].ids",
+        ),
+        (
+            "influxdb: {sharding: {strategy: hash, buckets: [{name: a, points: [x]}]}}",
+            "buckets[0].points",
+        ),
+        (
+            "influxdb: {sharding: {default_bucket: b, buckets: [{name: a, points: [x]}]}}",
+            "default_bucket",
+        ),
+        (
+            "influxdb: {api: v2, manage_retention: true}",
+            "influxdb.org",
+        ),
+    ] {
+        let err = Config::from_yaml(yaml).unwrap_err().to_string();
+        assert!(err.contains(key), "{yaml}: {err}");
+    }
 }
 
 #[test]
