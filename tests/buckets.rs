@@ -546,3 +546,57 @@ fn sighup_reloads_at_once_even_with_the_file_watch_off() {
         rows_in(&influx, "events", "alarms").len() == 1
     });
 }
+
+#[test]
+fn a_reload_that_fixes_the_upstream_url_and_credentials_delivers_the_buffer() {
+    let influx = Influx::start_with("  auth-enabled = true\n");
+    query_as(
+        &influx,
+        "",
+        "",
+        "CREATE USER admin WITH PASSWORD 'adminpw' WITH ALL PRIVILEGES",
+    );
+    query_as(&influx, "admin", "adminpw", "CREATE DATABASE hissrv");
+    let mut agent = Hissrv::start(
+        "http://127.0.0.1:9",
+        "  username: admin\n  password: wrong\n",
+    );
+    let t = now_ns();
+    assert_eq!(
+        agent.post("/write?db=hissrv", &format!("m v=1 {t}\n")).0,
+        204
+    );
+    let creds = |password| format!("  username: admin\n  password: {password}\n");
+    let wrong = creds("wrong");
+    agent.rewrite_config(
+        &influx.url(),
+        Sections {
+            influxdb: &wrong,
+            ..Sections::default()
+        },
+    );
+    wait_for(
+        "the server refuses the wrong password",
+        Duration::from_secs(20),
+        || agent.health().last_error.contains("401"),
+    );
+    let right = creds("adminpw");
+    agent.rewrite_config(
+        &influx.url(),
+        Sections {
+            influxdb: &right,
+            ..Sections::default()
+        },
+    );
+    wait_for("buffer delivered", Duration::from_secs(20), || {
+        agent.buffered_points() == 0
+    });
+    let rows = query_as(
+        &influx,
+        "admin",
+        "adminpw",
+        "SELECT * FROM hissrv.autogen.m",
+    );
+    assert!(rows.contains("values"), "{rows}");
+    assert_eq!(agent.health().config_reloads, 2);
+}
