@@ -63,6 +63,9 @@ const MAX_TS_SCALE_EXP: u32 = 9;
 /// A stored batch never decodes to more than this: batches are at most
 /// `MAX_BATCH_POINTS_LIMIT` points, and a larger claim is a damaged blob.
 pub const MAX_DECODED_BYTES: usize = 512 * 1024 * 1024;
+/// LZ4's block format turns one input byte into at most 255 output bytes (a
+/// match length is extended 255 at a time), so a larger claim is damage.
+const LZ4_MAX_EXPANSION: usize = 255;
 
 /// A stored payload that cannot be read back (damaged or foreign).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,8 +110,16 @@ fn unlz4(blob: &[u8]) -> Result<Vec<u8>, CodecError> {
         .get(..4)
         .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
         .ok_or(Short)?;
-    if size > MAX_DECODED_BYTES {
-        return Err(CodecError(format!("claims {size} bytes decoded")));
+    // A damaged header must not make us allocate hundreds of MiB on a 256 MB
+    // gateway: LZ4 cannot expand more than LZ4_MAX_EXPANSION times.
+    let possible = (blob.len() - 4)
+        .saturating_mul(LZ4_MAX_EXPANSION)
+        .saturating_add(LZ4_MAX_EXPANSION);
+    if size > MAX_DECODED_BYTES || size > possible {
+        return Err(CodecError(format!(
+            "claims {size} bytes decoded from {} stored",
+            blob.len()
+        )));
     }
     lz4_flex::decompress(&blob[4..], size).map_err(|e| CodecError(format!("lz4: {e}")))
 }

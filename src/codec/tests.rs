@@ -189,6 +189,19 @@ fn a_huge_claimed_size_is_refused_before_allocating() {
 }
 
 #[test]
+fn a_size_claim_beyond_what_lz4_can_expand_to_is_refused() {
+    let lp = b"m v=1 1\n".repeat(10_000);
+    let blob = encode(FORMAT_LZ4, &lp).unwrap();
+    assert_eq!(decode(FORMAT_LZ4, &blob).unwrap(), lp);
+    // The same blob claiming 256 times its stored size: damage, not data.
+    let mut lying = blob.clone();
+    let claim = (blob.len() * 256) as u32;
+    lying[..4].copy_from_slice(&claim.to_le_bytes());
+    let err = decode(FORMAT_LZ4, &lying).unwrap_err().to_string();
+    assert!(err.contains("claims"), "{err}");
+}
+
+#[test]
 fn integer_series_with_small_timestamps_round_trip() {
     let lp: String = (0..100).map(|t| format!("m,src=t v={t}i {t}\n")).collect();
     let back = decode(FORMAT_DELTA, &encode(FORMAT_DELTA, lp.as_bytes()).unwrap()).unwrap();

@@ -284,6 +284,35 @@ pub struct Sections<'a> {
     pub other: &'a str,
 }
 
+/// A binary and runner chosen by the program itself (the edge benchmark
+/// compares builds in one run); takes precedence over the environment.
+pub static BINARY: std::sync::Mutex<Option<(String, String)>> = std::sync::Mutex::new(None);
+
+/// The agent binary the tests run: this build's, or another build given as
+/// `HISSRV_TEST_BIN` and started through `HISSRV_TEST_RUNNER` (an emulator
+/// such as `qemu-aarch64`): how CI runs the ARM builds end to end against the
+/// host's real influxd (cross/test-arm.sh).
+pub fn hissrv_command() -> Command {
+    let chosen = BINARY.lock().ok().and_then(|b| b.clone());
+    let (bin, runner) = match chosen {
+        Some((bin, runner)) => (Ok(bin), Ok(runner)),
+        None => (
+            std::env::var("HISSRV_TEST_BIN"),
+            std::env::var("HISSRV_TEST_RUNNER"),
+        ),
+    };
+    match (bin, runner) {
+        (Ok(bin), Ok(runner)) if !runner.is_empty() => {
+            let mut words = runner.split_whitespace();
+            let mut c = Command::new(words.next().expect("a runner"));
+            c.args(words).arg(bin);
+            c
+        }
+        (Ok(bin), _) => Command::new(bin),
+        _ => Command::new(env!("CARGO_BIN_EXE_hissrv")),
+    }
+}
+
 /// The hissrv binary under test, with a config of the test's making.
 pub struct Hissrv {
     pub port: u16,
@@ -357,7 +386,7 @@ impl Hissrv {
             .append(true)
             .open(self.dir.path().join("hissrv.log"))
             .expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_hissrv"))
+        let child = hissrv_command()
             .args(["run", "--config"])
             .arg(&path)
             .stdin(Stdio::null())

@@ -1,0 +1,39 @@
+SUMMARY = "Edge historian agent: durable InfluxDB write buffer and forwarder"
+DESCRIPTION = "hissrv takes InfluxDB writes (HTTP /write, /api/v2/write, UDP line \
+protocol) on the gateway, commits them to a SQLite write-ahead buffer before it \
+answers, and delivers them to the real InfluxDB upstream in order, through \
+outages and power cuts."
+HOMEPAGE = "https://github.com/hissrv/hissrv"
+SECTION = "net"
+LICENSE = "MIT | Apache-2.0"
+LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
+                    file://LICENSE-APACHE;md5=3b83ef96387f14655fc854ddc3c6bd57"
+
+# A release: set SRCREV to its commit (or tag's commit). A local checkout
+# instead: INHERIT += "externalsrc" and EXTERNALSRC:pn-hissrv = "/path/to/hissrv"
+# in local.conf (cross/README.md).
+SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
+SRCREV ?= "${AUTOREV}"
+S = "${WORKDIR}/git"
+
+# cargo: offline build from the crates listed in hissrv-crates.inc (regenerate
+# with cross/yocto/update-crates.py or `bitbake -c update_crates hissrv`).
+# SQLite is compiled from the bundled amalgamation with the target's CC.
+inherit cargo cargo-update-recipe-crates systemd
+require ${BPN}-crates.inc
+
+SYSTEMD_SERVICE:${PN} = "hissrv.service"
+SYSTEMD_AUTO_ENABLE:${PN} = "enable"
+
+do_install:append() {
+    install -d ${D}${sysconfdir}/hissrv
+    install -m 0644 ${S}/cross/debian/hissrv.yaml ${D}${sysconfdir}/hissrv/hissrv.yaml
+    install -d ${D}${systemd_system_unitdir}
+    install -m 0644 ${S}/cross/debian/hissrv.service ${D}${systemd_system_unitdir}/hissrv.service
+    install -d ${D}${docdir}/${BPN}
+    install -m 0644 ${S}/config/hissrv.yaml ${D}${docdir}/${BPN}/hissrv.yaml
+    install -m 0644 ${S}/README.md ${D}${docdir}/${BPN}/README.md
+}
+
+CONFFILES:${PN} = "${sysconfdir}/hissrv/hissrv.yaml"
+FILES:${PN} += "${systemd_system_unitdir}/hissrv.service"

@@ -1,0 +1,102 @@
+//! The package recipes stay true to the crate: versions, the Yocto crate list,
+//! the configs they install, and the service settings the README promises.
+
+use hissrv::config::Config;
+use std::path::Path;
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn the_yocto_crate_list_matches_cargo_lock() {
+    let lock = read("Cargo.lock");
+    let inc = read("cross/yocto/hissrv-crates.inc");
+    let mut registry = 0;
+    for pkg in lock.split("[[package]]").skip(1) {
+        let field = |k: &str| {
+            pkg.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k} = \"")))
+                .map(|v| v.trim_end_matches('"').to_string())
+        };
+        if !field("source").is_some_and(|s| s.starts_with("registry+")) {
+            continue;
+        }
+        registry += 1;
+        let (name, version) = (field("name").unwrap(), field("version").unwrap());
+        let checksum = field("checksum").unwrap();
+        assert!(
+            inc.contains(&format!("crate://crates.io/{name}/{version} \\")),
+            "{name} {version} missing: run cross/yocto/update-crates.py"
+        );
+        assert!(
+            inc.contains(&format!(
+                "SRC_URI[{name}-{version}.sha256sum] = \"{checksum}\""
+            )),
+            "{name} {version} checksum differs: run cross/yocto/update-crates.py"
+        );
+    }
+    assert_eq!(inc.matches("crate://crates.io/").count(), registry);
+}
+
+#[test]
+fn every_package_recipe_carries_the_crate_version() {
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(read("cross/openwrt/hissrv/Makefile").contains(&format!("PKG_VERSION:={version}\n")));
+    assert!(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("cross/yocto/hissrv_{version}.bb"))
+            .exists(),
+        "the Yocto recipe is named after the version"
+    );
+}
+
+#[test]
+fn packaged_configs_are_valid_and_keep_the_buffer_where_it_survives_a_reboot() {
+    let debian = Config::from_yaml(&read("cross/debian/hissrv.yaml")).unwrap();
+    // systemd's StateDirectory=hissrv is /var/lib/hissrv, the only writable place.
+    assert!(read("cross/debian/hissrv.service").contains("StateDirectory=hissrv\n"));
+    assert!(debian.buffer.path.starts_with("/var/lib/hissrv/"));
+    let openwrt = Config::from_yaml(&read("cross/openwrt/hissrv/files/hissrv.yaml")).unwrap();
+    // /tmp and /var are RAM on OpenWrt.
+    assert!(!openwrt.buffer.path.starts_with("/tmp") && !openwrt.buffer.path.starts_with("/var"));
+    assert!(
+        read("cross/openwrt/hissrv/files/hissrv.init").contains("/srv/hissrv/buffer.db")
+    );
+}
+
+#[test]
+fn the_services_restart_reload_with_sighup_and_give_the_stop_its_time() {
+    let unit = read("cross/debian/hissrv.service");
+    for line in [
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "Restart=on-failure",
+        "DynamicUser=yes",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "unit lacks {line}");
+    }
+    let stop_s: u64 = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("TimeoutStopSec="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let shutdown_ms = Config::default().service.shutdown_timeout_ms;
+    assert!(
+        stop_s * 1000 > shutdown_ms,
+        "SIGKILL must wait for the bounded stop"
+    );
+    let init = read("cross/openwrt/hissrv/files/hissrv.init");
+    assert!(init.contains("procd_set_param respawn"));
+    assert!(init.contains("procd_send_signal hissrv '*' HUP"));
+    let term: u64 = init
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("procd_set_param term_timeout "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(term * 1000 > shutdown_ms);
+}
