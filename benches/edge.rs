@@ -38,16 +38,6 @@ const IDLE_SETTLE_MS: u64 = 2_000;
 const SATURATE_CONNS: usize = 4;
 const SATURATE_LINES_PER_BODY: usize = 5_000;
 
-fn vm_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
 /// `RATE_LINES_PER_S` lines/s for `dur`, open loop; returns lines acked.
 fn steady_rate(url: &str, dur: Duration) -> u64 {
     let bodies = telemetry(0, 50, RATE_LINES_PER_BODY);
@@ -108,7 +98,7 @@ fn measure(influx: &Influx, secs: u64) -> Row {
         },
     );
     std::thread::sleep(Duration::from_millis(IDLE_SETTLE_MS));
-    let idle_mib = vm_rss_kib(h.pid()) as f64 / 1024.0;
+    let idle_mib = proc_status_kib(h.pid(), "VmRSS") as f64 / 1024.0;
     let started = Instant::now();
     let lines = steady_rate(&h.url(), Duration::from_secs(secs));
     let rate_lines_s = lines as f64 / started.elapsed().as_secs_f64();
@@ -176,7 +166,11 @@ fn main() {
             "  {name:<8} {:>9} bytes ({:.2} MiB){}  idle {:.2} MiB  @10k lines/s {:.2} MiB  saturated {:.0} points/s ({:.2}x)",
             size,
             size as f64 / (1 << 20) as f64,
-            if runner.is_empty() { String::new() } else { format!(" under {runner}") },
+            if runner.is_empty() {
+                String::new()
+            } else {
+                format!(" under {runner}")
+            },
             med(r, |r| r.idle_mib),
             med(r, |r| r.rate_mib),
             med(r, |r| r.saturated_s),

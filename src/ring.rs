@@ -40,7 +40,10 @@ pub struct Entry {
 }
 
 pub struct Ring {
-    entries: Deque<Entry, RING_ENTRIES>,
+    /// Boxed: the deque is stored inline wherever the ring is, and 4096 inline
+    /// entries (~480 KiB) were copied through the stack on construction at
+    /// size-optimised levels, resident for good (measured: +1 MiB idle RSS).
+    entries: Deque<Box<Entry>, RING_ENTRIES>,
     bytes: usize,
     capacity_bytes: usize,
     points: usize,
@@ -62,7 +65,7 @@ impl Ring {
             return Err(entry);
         }
         let (len, points) = (entry.payload.len(), entry.points);
-        self.entries.push_back(entry)?;
+        self.entries.push_back(Box::new(entry)).map_err(|e| *e)?;
         self.bytes += len;
         self.points += points;
         Ok(())
@@ -104,7 +107,7 @@ impl Ring {
             points += e.points;
             self.bytes -= e.payload.len();
             self.points -= e.points;
-            out.push(e);
+            out.push(*e);
         }
         out
     }

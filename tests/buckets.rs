@@ -212,13 +212,7 @@ fn manage_retention_creates_policies_and_alters_them_after_a_reload() {
     assert_eq!(duration_of(&influx, "autogen").as_deref(), Some("0s"));
 
     let changed = SEED_BUCKETS.replace("retention: 7d", "retention: 14d");
-    agent.rewrite_config(
-        &influx.url(),
-        Sections {
-            influxdb: &changed,
-            ..Sections::default()
-        },
-    );
+    agent.rewrite_config(&influx.url(), Sections::influxdb(&changed));
     wait_for("altered policy", Duration::from_secs(20), || {
         duration_of(&influx, "high_frequency").as_deref() == Some("336h0m0s")
     });
@@ -255,13 +249,7 @@ fn after_an_outage_the_high_priority_bucket_drains_first_and_the_rest_follows() 
 
     // The uplink comes back (the agent restarts towards it, as after a power cut).
     let settings = settings.clone();
-    agent.restart_with(
-        &proxy.url(),
-        Sections {
-            influxdb: &settings,
-            ..Sections::default()
-        },
-    );
+    agent.restart_with(&proxy.url(), Sections::influxdb(&settings));
     wait_for("backlog delivered", Duration::from_secs(30), || {
         rows_in(&influx, "high_frequency", "voltage").len() == 2000
             && rows_in(&influx, "events", "alarms").len() == 2
@@ -318,13 +306,7 @@ fn a_reload_under_streaming_writes_loses_nothing_and_an_invalid_file_is_refused(
         || sent.load(Ordering::Relaxed) > 200,
     );
     let second = rules("second");
-    agent.rewrite_config(
-        &influx.url(),
-        Sections {
-            influxdb: &second,
-            ..Sections::default()
-        },
-    );
+    agent.rewrite_config(&influx.url(), Sections::influxdb(&second));
     wait_for("reload applied", Duration::from_secs(10), || {
         agent.health().config_reloads == 1
     });
@@ -382,13 +364,7 @@ fn a_reload_under_streaming_writes_loses_nothing_and_an_invalid_file_is_refused(
     assert!(a.iter().max() < b.iter().min());
 
     // A setting that cannot change live is reported, not applied.
-    agent.rewrite_config(
-        &influx.url(),
-        Sections {
-            influxdb: &second,
-            ..Sections::default()
-        },
-    );
+    agent.rewrite_config(&influx.url(), Sections::influxdb(&second));
     let path = agent.dir.path().join("hissrv.yaml");
     let text = std::fs::read_to_string(&path).unwrap().replacen(
         &format!("\"127.0.0.1:{}\"", agent.port),
@@ -568,26 +544,14 @@ fn a_reload_that_fixes_the_upstream_url_and_credentials_delivers_the_buffer() {
     );
     let creds = |password| format!("  username: admin\n  password: {password}\n");
     let wrong = creds("wrong");
-    agent.rewrite_config(
-        &influx.url(),
-        Sections {
-            influxdb: &wrong,
-            ..Sections::default()
-        },
-    );
+    agent.rewrite_config(&influx.url(), Sections::influxdb(&wrong));
     wait_for(
         "the server refuses the wrong password",
         Duration::from_secs(20),
         || agent.health().last_error.contains("401"),
     );
     let right = creds("adminpw");
-    agent.rewrite_config(
-        &influx.url(),
-        Sections {
-            influxdb: &right,
-            ..Sections::default()
-        },
-    );
+    agent.rewrite_config(&influx.url(), Sections::influxdb(&right));
     wait_for("buffer delivered", Duration::from_secs(20), || {
         agent.buffered_points() == 0
     });

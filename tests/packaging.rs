@@ -61,9 +61,7 @@ fn packaged_configs_are_valid_and_keep_the_buffer_where_it_survives_a_reboot() {
     let openwrt = Config::from_yaml(&read("cross/openwrt/hissrv/files/hissrv.yaml")).unwrap();
     // /tmp and /var are RAM on OpenWrt.
     assert!(!openwrt.buffer.path.starts_with("/tmp") && !openwrt.buffer.path.starts_with("/var"));
-    assert!(
-        read("cross/openwrt/hissrv/files/hissrv.init").contains("/srv/hissrv/buffer.db")
-    );
+    assert!(read("cross/openwrt/hissrv/files/hissrv.init").contains("/srv/hissrv/buffer.db"));
 }
 
 #[test]

@@ -140,10 +140,15 @@ pub fn health_counter(url: &str, key: &str) -> u64 {
 }
 
 pub fn vm_hwm_kib(pid: u32) -> u64 {
+    proc_status_kib(pid, "VmHWM")
+}
+
+/// A `/proc/PID/status` memory line (`VmRSS`, `VmHWM`) in KiB; 0 if gone.
+pub fn proc_status_kib(pid: u32, key: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.strip_prefix(key).is_some_and(|r| r.starts_with(':')))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)

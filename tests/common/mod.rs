@@ -313,6 +313,16 @@ pub fn hissrv_command() -> Command {
     }
 }
 
+impl<'a> Sections<'a> {
+    /// Only `influxdb:` lines of the test's own.
+    pub fn influxdb(lines: &'a str) -> Sections<'a> {
+        Sections {
+            influxdb: lines,
+            ..Sections::default()
+        }
+    }
+}
+
 /// The hissrv binary under test, with a config of the test's making.
 pub struct Hissrv {
     pub port: u16,
