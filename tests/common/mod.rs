@@ -13,11 +13,22 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a test waits for points to show up upstream.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A free loopback port, never one handed out before in this process: a
+/// test that stops a server and restarts it on its port later must not find
+/// that port taken by a parallel test's new server meanwhile.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 pub struct TempDir(pub PathBuf);
