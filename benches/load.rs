@@ -9,7 +9,8 @@
 //! real InfluxDB (drain of everything acknowledged).
 //!
 //! Run: `cargo bench --bench load` (env: HISSRV_BENCH_SECS=10, HISSRV_BENCH_RUNS=3,
-//! HISSRV_BENCH_CONNS=4). Needs `influxd` on the PATH.
+//! HISSRV_BENCH_CONNS=4, HISSRV_BENCH_ROUTING=1 to route by bucket rules). Needs
+//! `influxd` on the PATH.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -23,6 +24,10 @@ const LINES_PER_BODY: usize = 5_000;
 /// Distinct bodies generated up front (then cycled: a re-sent point overwrites
 /// itself upstream, and counting uses hissrv's own counters).
 const BODIES: usize = 40;
+
+/// `HISSRV_BENCH_ROUTING=1`: every line is split by field into two buckets
+/// and the producer's database (the tag-based rule's worst case).
+const ROUTING: &str = "  database: bench\n  manage_retention: true\n  sharding:\n    buckets:\n      - {name: electrical, points: [f0, f1, f2]}\n      - {name: energy, points: [f3, f7]}\n";
 
 /// One run's figures.
 struct Row {
@@ -39,6 +44,7 @@ fn main() {
     let secs = env_or("HISSRV_BENCH_SECS", 10);
     let runs = env_or("HISSRV_BENCH_RUNS", 3) as usize;
     let conns = env_or("HISSRV_BENCH_CONNS", 4) as usize;
+    let routing = env_or("HISSRV_BENCH_ROUTING", 0) == 1;
     let dur = Duration::from_secs(secs);
     let bodies = telemetry(0, BODIES, LINES_PER_BODY);
     let body_kb = bodies[0].len() / 1024;
@@ -64,7 +70,11 @@ fn main() {
             &influx.url(),
             Sections {
                 service: "  log_level: info\n",
-                influxdb: "  database: bench\n",
+                influxdb: if routing {
+                    ROUTING
+                } else {
+                    "  database: bench\n"
+                },
                 ..Sections::default()
             },
         );
