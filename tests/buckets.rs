@@ -425,18 +425,25 @@ fn query_as(influx: &Influx, user: &str, password: &str, q: &str) -> String {
     r.body_mut().read_to_string().unwrap()
 }
 
-#[test]
-fn without_admin_rights_manage_retention_is_a_visible_error_and_delivery_goes_on() {
+/// An influxd with authentication on, an admin `admin`/`adminpw` (its first
+/// user must be one) and the database `hissrv`.
+fn influx_with_auth() -> Influx {
     let influx = Influx::start_with("  auth-enabled = true\n");
-    // The first user of an auth-enabled influxd must be an admin.
     query_as(
         &influx,
         "",
         "",
         "CREATE USER admin WITH PASSWORD 'adminpw' WITH ALL PRIVILEGES",
     );
+    let answer = query_as(&influx, "admin", "adminpw", "CREATE DATABASE hissrv");
+    assert!(!answer.contains("error"), "{answer}");
+    influx
+}
+
+#[test]
+fn without_admin_rights_manage_retention_is_a_visible_error_and_delivery_goes_on() {
+    let influx = influx_with_auth();
     for q in [
-        "CREATE DATABASE hissrv",
         "CREATE USER writer WITH PASSWORD 'writerpw'",
         "GRANT WRITE ON hissrv TO writer",
     ] {
@@ -525,14 +532,7 @@ fn sighup_reloads_at_once_even_with_the_file_watch_off() {
 
 #[test]
 fn a_reload_that_fixes_the_upstream_url_and_credentials_delivers_the_buffer() {
-    let influx = Influx::start_with("  auth-enabled = true\n");
-    query_as(
-        &influx,
-        "",
-        "",
-        "CREATE USER admin WITH PASSWORD 'adminpw' WITH ALL PRIVILEGES",
-    );
-    query_as(&influx, "admin", "adminpw", "CREATE DATABASE hissrv");
+    let influx = influx_with_auth();
     let mut agent = Hissrv::start(
         "http://127.0.0.1:9",
         "  username: admin\n  password: wrong\n",
