@@ -9,49 +9,33 @@
 use crate::config::Auth;
 use crate::http::Request;
 
-/// Base64 (RFC 4648, standard alphabet), for Basic credentials.
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 
-pub fn base64_encode(input: &[u8]) -> String {
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+/// Equal without an early exit: the time taken does not depend on where
+/// `a` and `b` first differ (only on their lengths), so a remote producer
+/// cannot guess a token byte by byte from answer times.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let len_differs = u8::from(a.len() != b.len());
+    let diff = a
+        .iter()
+        .zip(b.iter().chain(std::iter::repeat(&0u8)))
+        .fold(len_differs, |acc, (x, y)| acc | (x ^ y));
+    diff == 0
 }
 
-pub fn base64_decode(input: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(input.len() / 4 * 3);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in input.trim_end_matches('=').bytes() {
-        let v = ALPHABET.iter().position(|&a| a == c)? as u32;
-        acc = acc << 6 | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
+/// Any of `candidates` equal to `given`, every candidate compared in full.
+fn any_equal<'a>(candidates: impl Iterator<Item = &'a String>, given: &str) -> bool {
+    candidates.fold(false, |found, c| {
+        found | constant_time_eq(c.as_bytes(), given.as_bytes())
+    })
 }
 
 /// The `Authorization: Basic` value for a user and password.
 pub fn basic_header(user: &str, pass: &str) -> String {
     format!(
         "Basic {}",
-        base64_encode(format!("{user}:{pass}").as_bytes())
+        BASE64.encode(format!("{user}:{pass}"))
     )
 }
 
@@ -61,10 +45,12 @@ impl Auth {
     }
 
     fn user_ok(&self, user: &str, pass: &str) -> bool {
-        self.users
-            .iter()
-            .any(|u| u.username == user && u.password == pass)
-            || self.tokens.iter().any(|t| t == pass)
+        let user_match = self.users.iter().fold(false, |found, u| {
+            found
+                | (constant_time_eq(u.username.as_bytes(), user.as_bytes())
+                    & constant_time_eq(u.password.as_bytes(), pass.as_bytes()))
+        });
+        user_match | any_equal(self.tokens.iter(), pass)
     }
 
     /// Does this request carry credentials we know?
@@ -76,10 +62,13 @@ impl Auth {
             let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
             let rest = rest.trim();
             if scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer") {
-                return self.tokens.iter().any(|t| t == rest);
+                return any_equal(self.tokens.iter(), rest);
             }
             if scheme.eq_ignore_ascii_case("basic") {
-                let decoded = base64_decode(rest).map(|b| String::from_utf8_lossy(&b).into_owned());
+                let decoded = BASE64
+                    .decode(rest)
+                    .ok()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned());
                 return decoded
                     .as_deref()
                     .and_then(|d| d.split_once(':'))
@@ -89,7 +78,7 @@ impl Auth {
         }
         match (req.param("u"), req.param("p")) {
             (Some(u), Some(p)) => self.user_ok(&u, &p),
-            (None, Some(p)) => self.tokens.contains(&p),
+            (None, Some(p)) => any_equal(self.tokens.iter(), &p),
             _ => false,
         }
     }
@@ -114,16 +103,20 @@ mod tests {
     }
 
     #[test]
-    fn base64_round_trips_and_matches_rfc_7617() {
+    fn basic_credentials_match_rfc_7617() {
         assert_eq!(
             basic_header("Aladdin", "open sesame"),
             "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
         );
-        for s in ["", "a", "ab", "abc", "abcd"] {
-            assert_eq!(
-                base64_decode(&base64_encode(s.as_bytes())).unwrap(),
-                s.as_bytes()
-            );
+    }
+
+    #[test]
+    fn constant_time_equality_is_equality() {
+        for (a, b) in [("", ""), ("a", "a"), ("tok", "tok")] {
+            assert!(constant_time_eq(a.as_bytes(), b.as_bytes()));
+        }
+        for (a, b) in [("", "a"), ("a", ""), ("tok", "toK"), ("tok", "tok\0"), ("tok\0", "tok")] {
+            assert!(!constant_time_eq(a.as_bytes(), b.as_bytes()), "{a:?} {b:?}");
         }
     }
 

@@ -41,6 +41,13 @@ pub struct Service {
     pub udp_listen: String,
     /// Timestamp precision of UDP datagrams (ns, us, ms, s, m, h).
     pub udp_precision: String,
+    /// UDP carries no credentials: with `auth` set, UDP must be off unless
+    /// the operator accepts unauthenticated datagrams with this.
+    pub udp_allow_unauthenticated: bool,
+    /// Distinct destinations (db + rp, or bucket) buffered at once; a write
+    /// naming one more gets 400, so made-up names cannot exhaust the buffer
+    /// or slow delivery for everyone.
+    pub max_destinations: usize,
     /// Bodies over this get 413.
     pub max_body_mb: u64,
     /// Request bodies held in memory at once, all connections together.
@@ -81,6 +88,8 @@ impl Default for Service {
             http_listen: "127.0.0.1:8186".into(),
             udp_listen: "127.0.0.1:8186".into(),
             udp_precision: "ns".into(),
+            udp_allow_unauthenticated: false,
+            max_destinations: 256,
             max_body_mb: 8,
             max_inflight_body_mb: 32,
             max_connections: 64,

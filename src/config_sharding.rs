@@ -130,11 +130,14 @@ pub fn parse_duration_s(text: &str) -> Result<Option<u64>, String> {
         .ok_or_else(|| format!("{text:?} is too long"))
 }
 
-/// `10001-10099` or `10100` → inclusive range.
+/// `10001-10099`, `10100` or `-5--1` → inclusive range. The separator is the
+/// first `-` after the first character (which may be a minus sign); anything
+/// that is not two integers, Unicode included, is `None`, never a panic.
 pub fn parse_id_range(text: &str) -> Option<(i64, i64)> {
     let t = text.trim();
-    let (lo, hi) = match t[1.min(t.len())..].find('-') {
-        Some(i) => (&t[..i + 1], &t[i + 2..]),
+    let first = t.chars().next()?.len_utf8();
+    let (lo, hi) = match t.get(first..)?.find('-') {
+        Some(i) => (t.get(..first + i)?, t.get(first + i + 1..)?),
         None => (t, t),
     };
     let (lo, hi) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
@@ -251,5 +254,13 @@ mod tests {
         assert_eq!(parse_id_range("-5--1"), Some((-5, -1)));
         assert_eq!(parse_id_range("9-1"), None);
         assert_eq!(parse_id_range("a-b"), None);
+    }
+
+    #[test]
+    fn id_ranges_with_unicode_where_ascii_was_assumed_are_refused_not_a_panic() {
+        for text in ["\u{2212}5-10", "é", "5-\u{2212}1", "\u{2212}", "-", "", "--", "5-", "\u{1F600}-9"] {
+            assert_eq!(parse_id_range(text), None, "{text:?}");
+        }
+        assert_eq!(parse_id_range(" 3 - 4 "), Some((3, 4)));
     }
 }

@@ -27,6 +27,17 @@ impl Config {
                 .parse::<SocketAddr>()
                 .map_err(|e| invalid("service.udp_listen", format!("{:?}: {e}", s.udp_listen)))?;
         }
+        if !s.udp_listen.is_empty() && !s.auth.is_open() && !s.udp_allow_unauthenticated {
+            return Err(invalid(
+                "service.udp_listen",
+                "UDP datagrams carry no credentials: with service.auth set, turn UDP off \
+                 (udp_listen: \"\") or accept unauthenticated datagrams with \
+                 service.udp_allow_unauthenticated: true",
+            ));
+        }
+        if s.max_destinations == 0 {
+            return Err(invalid("service.max_destinations", "must be at least 1"));
+        }
         if crate::lineproto::Precision::from_param(&s.udp_precision).is_none() {
             return Err(invalid(
                 "service.udp_precision",

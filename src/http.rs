@@ -1,13 +1,30 @@
 //! HTTP/1.1 server side, just what a write endpoint needs: requests parsed by
 //! `httparse`, bodies by `Content-Length` or chunked, `Expect: 100-continue`,
-//! gzip bodies, keep-alive, and hard limits on headers and bodies.
+//! gzip bodies (every member, as InfluxDB reads them), keep-alive, and hard
+//! limits on time, headers and bodies.
 //!
-//! Invariant: no request can make us hold more than `MAX_HEADER_BYTES` of
-//! headers plus the configured body limit (compressed and decompressed).
+//! A request is read in two steps so that nothing of a body is read before the
+//! caller has looked at the head (authentication, size): [`Conn::read_head`],
+//! then [`Conn::read_body`].
+//!
+//! # Invariants (each has a test in `http_tests.rs` and a fuzz target)
+//! - Memory: a connection's read buffer holds at most `MAX_HEADER_BYTES` plus
+//!   one `READ_CHUNK_BYTES` read; a body, compressed and decompressed, is at
+//!   most the body limit, and grows only as its bytes arrive, each growth
+//!   taken from the shared [`BodyBudget`] first.
+//! - Time: a head must be complete `HEAD_TIMEOUT_SECS` after its first byte,
+//!   a body `BODY_TIMEOUT_SECS` after its head; no peer holds a connection
+//!   (or budget) longer by sending slowly.
+//! - Work: every byte received is looked at a bounded number of times (no
+//!   re-parse of a head per byte, no shift of the buffer per chunk), so 1-byte
+//!   chunks or 1-byte segments cost linear time.
+//! - Arithmetic on peer-given sizes is checked: a size that does not fit is
+//!   413 or 400, never a wrap.
 
 use crate::budget::{BodyBudget, BodyGuard};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use std::io::Read;
+use std::time::{Duration, Instant};
 
 /// Headers larger than this are refused (431); InfluxDB clients send < 1 kB.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
@@ -18,6 +35,20 @@ const MAX_HEADERS: usize = 48;
 const MAX_DISCARD_BYTES: usize = 64 * 1024 * 1024;
 /// Bytes read from the socket at a time.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// A chunk-size line (hex size plus extensions); clients send under 20 bytes.
+const MAX_CHUNK_LINE_BYTES: usize = 1024;
+/// Hex digits of a chunk size: 16 already exceed any body limit.
+const MAX_CHUNK_SIZE_DIGITS: usize = 16;
+/// Decimal digits of a Content-Length: 20 hold u64::MAX.
+const MAX_CONTENT_LENGTH_DIGITS: usize = 20;
+/// First allocation for a body whose length is not known (chunked, gzip).
+const MIN_BODY_ALLOC_BYTES: usize = 16 * 1024;
+/// Once a request's first byte arrived its head must be whole within this
+/// (slowloris): a real client sends its head in one segment.
+pub const HEAD_TIMEOUT_SECS: u64 = 10;
+/// A body must arrive whole within this after its head: the default 8 MiB
+/// limit at ~140 kB/s, far below any producer on the gateway or its LAN.
+pub const BODY_TIMEOUT_SECS: u64 = 60;
 
 #[derive(Debug)]
 pub struct Request {
@@ -26,7 +57,7 @@ pub struct Request {
     pub query: String,
     /// Names lower-cased.
     pub headers: Vec<(String, String)>,
-    /// Decoded (un-chunked, gunzipped) body.
+    /// Decoded (un-chunked, gunzipped) body; empty until [`Conn::read_body`].
     pub body: Vec<u8>,
     pub keep_alive: bool,
 }
@@ -52,27 +83,25 @@ pub fn percent_decode(s: &str) -> String {
     fn hex(c: u8) -> Option<u8> {
         (c as char).to_digit(16).map(|d| d as u8)
     }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+    let mut out = Vec::with_capacity(s.len());
+    let mut rest = s.as_bytes();
+    while let Some((&c, tail)) = rest.split_first() {
+        if let (b'%', [h, l, after @ ..]) = (c, tail)
+            && let (Some(h), Some(l)) = (hex(*h), hex(*l))
         {
             out.push(h << 4 | l);
-            i += 3;
+            rest = after;
             continue;
         }
-        out.push(if b[i] == b'+' { b' ' } else { b[i] });
-        i += 1;
+        out.push(if c == b'+' { b' ' } else { c });
+        rest = tail;
     }
     String::from_utf8_lossy(&out).into_owned()
 }
 
 #[derive(Debug)]
 pub enum ReadError {
-    /// The peer closed the connection between requests.
+    /// The peer closed the connection, or stayed idle, between requests.
     Closed,
     Io(std::io::Error),
     /// Malformed request: 400 and close.
@@ -81,12 +110,30 @@ pub enum ReadError {
     HeadersTooLarge,
     /// Body over the limit: 413 and close.
     TooLarge,
+    /// Head or body not complete in time: 408 and close.
+    Timeout,
+    /// No body budget came free in time: 503 and close.
+    Busy,
 }
 
 impl From<std::io::Error> for ReadError {
     fn from(e: std::io::Error) -> Self {
         ReadError::Io(e)
     }
+}
+
+/// How the body of a request is framed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Framing {
+    Length(usize),
+    Chunked,
+}
+
+/// A request whose head is read and whose body is not.
+#[derive(Debug)]
+pub struct Head {
+    pub req: Request,
+    pub framing: Framing,
 }
 
 pub struct Response {
@@ -127,6 +174,7 @@ fn reason(status: u16) -> &'static str {
         401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
         413 => "Payload Too Large",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
@@ -139,11 +187,21 @@ fn reason(status: u16) -> &'static str {
 /// One client connection: a stream and the bytes read past the last request.
 pub struct Conn<S> {
     pub stream: S,
+    /// `buf[start..end]` is read and not yet consumed; `buf.len()` is its
+    /// allocated (zeroed once) size.
     buf: Vec<u8>,
+    start: usize,
+    end: usize,
     budget: Option<std::rc::Rc<BodyBudget>>,
     /// The budget held for the request being handled; released when the
     /// next request starts or the connection ends.
     held: Option<BodyGuard>,
+    /// Reads fail with `Timeout` past this.
+    deadline: Option<Instant>,
+    head_timeout: Duration,
+    body_timeout: Duration,
+    /// Bytes moved to the front of the buffer so far (the work bound's witness).
+    moved_bytes: usize,
 }
 
 impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
@@ -151,9 +209,29 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
         Conn {
             stream,
             buf: Vec::new(),
+            start: 0,
+            end: 0,
             budget: None,
             held: None,
+            deadline: None,
+            head_timeout: Duration::from_secs(HEAD_TIMEOUT_SECS),
+            body_timeout: Duration::from_secs(BODY_TIMEOUT_SECS),
+            moved_bytes: 0,
         }
+    }
+
+    /// Other head and body deadlines than `HEAD_TIMEOUT_SECS` and
+    /// `BODY_TIMEOUT_SECS` (tests).
+    pub fn with_timeouts(mut self, head: Duration, body: Duration) -> Conn<S> {
+        self.head_timeout = head;
+        self.body_timeout = body;
+        self
+    }
+
+    /// Bytes moved inside the read buffer so far: at most a small multiple
+    /// of the bytes received, whatever the peer's segment sizes.
+    pub fn moved_bytes(&self) -> usize {
+        self.moved_bytes
     }
 
     pub fn with_budget(stream: S, budget: std::rc::Rc<BodyBudget>) -> Conn<S> {
@@ -163,100 +241,157 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
         }
     }
 
-    async fn fill(&mut self) -> std::io::Result<usize> {
-        self.fill_up_to(READ_CHUNK_BYTES).await
+    fn pending(&self) -> &[u8] {
+        self.buf.get(self.start..self.end).unwrap_or_default()
     }
 
-    /// Reads at most `want` more bytes (so a body of known length is read
-    /// into a buffer of exactly its size, not a doubled one).
-    async fn fill_up_to(&mut self, want: usize) -> std::io::Result<usize> {
-        let old = self.buf.len();
-        self.buf.resize(old + want.clamp(1, READ_CHUNK_BYTES), 0);
-        let n = self.stream.read(&mut self.buf[old..]).await;
-        self.buf.truncate(old + *n.as_ref().unwrap_or(&0));
-        n
-    }
-
-    /// Reads the next request. `max_body` bounds the body before and after gzip.
-    pub async fn read_request(&mut self, max_body: usize) -> Result<Request, ReadError> {
-        self.held = None;
-        let (head_len, mut req, content_length, chunked) = loop {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut parsed = httparse::Request::new(&mut headers);
-            match parsed.parse(&self.buf) {
-                Ok(httparse::Status::Complete(n)) => {
-                    let (req, cl, chunked) = head(&parsed)?;
-                    break (n, req, cl, chunked);
-                }
-                Ok(httparse::Status::Partial) => {}
-                Err(httparse::Error::TooManyHeaders) => return Err(ReadError::HeadersTooLarge),
-                Err(e) => return Err(ReadError::Bad(format!("malformed request: {e}"))),
+    /// Reads once from the socket (at most `READ_CHUNK_BYTES`) behind the
+    /// pending bytes; 0 at end of stream. Moves the pending bytes to the front
+    /// only when the free tail is too short, so each byte moves at most a
+    /// bounded number of times.
+    async fn fill(&mut self) -> Result<usize, ReadError> {
+        if self.start == self.end {
+            (self.start, self.end) = (0, 0);
+        }
+        if self.buf.len() - self.end < READ_CHUNK_BYTES {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.moved_bytes += self.end - self.start;
+                self.end -= self.start;
+                self.start = 0;
             }
-            if self.buf.len() > MAX_HEADER_BYTES {
-                return Err(ReadError::HeadersTooLarge);
+            if self.buf.len() - self.end < READ_CHUNK_BYTES {
+                self.buf.resize(self.end + READ_CHUNK_BYTES, 0);
             }
-            if self.fill().await? == 0 {
-                return if self.buf.is_empty() {
-                    Err(ReadError::Closed)
-                } else {
-                    Err(ReadError::Bad("connection closed mid-request".into()))
+        }
+        let end = self.end;
+        let Some(space) = self.buf.get_mut(end..end + READ_CHUNK_BYTES) else {
+            return Err(ReadError::Bad("read buffer".into()));
+        };
+        let read = self.stream.read(space);
+        let n = match self.deadline {
+            None => read.await?,
+            Some(at) => {
+                let late = async {
+                    smol::Timer::at(at).await;
+                    Err(std::io::Error::from(std::io::ErrorKind::TimedOut))
                 };
+                match smol::future::or(read, late).await {
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                        return Err(ReadError::Timeout);
+                    }
+                    r => r?,
+                }
             }
         };
-        self.buf.drain(..head_len);
+        self.end += n;
+        Ok(n)
+    }
+
+    /// Reads the next request's head. Waits at most `idle` for its first byte
+    /// (then `Closed`), and `HEAD_TIMEOUT_SECS` from there for the rest.
+    pub async fn read_head(&mut self, idle: Duration) -> Result<Head, ReadError> {
+        self.held = None;
+        self.deadline = Some(Instant::now() + idle);
+        let mut first_byte = self.start < self.end;
+        if first_byte {
+            self.deadline = Some(Instant::now() + self.head_timeout);
+        }
+        // Parse when the bytes may hold the blank line that ends a head:
+        // at first, and after a read that brought a newline.
+        let mut may_be_whole = first_byte;
+        loop {
+            if may_be_whole {
+                let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                let mut parsed = httparse::Request::new(&mut headers);
+                match parsed.parse(self.pending()) {
+                    Ok(httparse::Status::Complete(n)) => {
+                        let head = head(&parsed)?;
+                        self.start += n;
+                        self.deadline = None;
+                        return Ok(head);
+                    }
+                    Ok(httparse::Status::Partial) => {}
+                    Err(httparse::Error::TooManyHeaders) => return Err(ReadError::HeadersTooLarge),
+                    Err(e) => return Err(ReadError::Bad(format!("malformed request: {e}"))),
+                }
+            }
+            if self.end - self.start > MAX_HEADER_BYTES {
+                return Err(ReadError::HeadersTooLarge);
+            }
+            let n = match self.fill().await {
+                Err(ReadError::Timeout) if !first_byte => return Err(ReadError::Closed),
+                r => r?,
+            };
+            if n == 0 {
+                return if first_byte {
+                    Err(ReadError::Bad("connection closed mid-request".into()))
+                } else {
+                    Err(ReadError::Closed)
+                };
+            }
+            if !first_byte {
+                first_byte = true;
+                self.deadline = Some(Instant::now() + self.head_timeout);
+            }
+            may_be_whole = self
+                .buf
+                .get(self.end - n..self.end)
+                .is_some_and(|new| new.contains(&b'\n'));
+        }
+    }
+
+    /// Reads the body of `head` (at most `max_body` bytes before and after
+    /// gzip), answering `Expect: 100-continue` first.
+    pub async fn read_body(&mut self, head: &Head, max_body: usize) -> Result<Vec<u8>, ReadError> {
+        let req = &head.req;
         let expects_continue = req
             .header("expect")
             .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
-        if let Some(n) = content_length.filter(|&n| n > max_body) {
+        self.deadline = Some(Instant::now() + self.body_timeout);
+        if let Framing::Length(n) = head.framing
+            && n > max_body
+        {
             if !expects_continue && n <= MAX_DISCARD_BYTES {
                 self.discard(n).await?;
             }
             return Err(ReadError::TooLarge);
         }
-        if let Some(budget) = &self.budget {
-            let gzip = req
-                .header("content-encoding")
-                .is_some_and(|e| e.eq_ignore_ascii_case("gzip"));
-            let raw = content_length.unwrap_or(max_body);
-            let need = raw + if gzip { max_body } else { 0 };
-            self.held = Some(budget.reserve(need).await);
-        }
-        if expects_continue {
-            self.stream
-                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                .await?;
-        }
-        let raw = if chunked {
-            self.read_chunked(max_body).await?
-        } else {
-            let n = content_length.unwrap_or(0);
-            self.buf.reserve_exact(n.saturating_sub(self.buf.len()));
-            while self.buf.len() < n {
-                if self.fill_up_to(n - self.buf.len()).await? == 0 {
-                    return Err(ReadError::Bad("connection closed mid-body".into()));
-                }
-            }
-            let rest = self.buf.split_off(n);
-            std::mem::replace(&mut self.buf, rest)
-        };
-        req.body = match req.header("content-encoding").map(str::to_ascii_lowercase) {
-            None => raw,
-            Some(e) if e == "identity" => raw,
-            Some(e) if e == "gzip" => gunzip(&raw, max_body)?,
+        let gzip = match req.header("content-encoding").map(str::to_ascii_lowercase) {
+            None => false,
+            Some(e) if e.is_empty() || e == "identity" => false,
+            Some(e) if e == "gzip" => true,
             Some(e) => {
                 return Err(ReadError::Bad(format!(
                     "unsupported Content-Encoding {e:?}"
                 )));
             }
         };
-        Ok(req)
+        if expects_continue {
+            self.stream
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await?;
+        }
+        let mut guard = self.budget.as_ref().map(|b| b.guard());
+        let raw = match head.framing {
+            Framing::Length(n) => self.read_length(n, &mut guard).await?,
+            Framing::Chunked => self.read_chunked(max_body, &mut guard).await?,
+        };
+        let body = if gzip {
+            gunzip(&raw, raw.capacity(), max_body, &mut guard).await?
+        } else {
+            raw
+        };
+        self.held = guard;
+        self.deadline = None;
+        Ok(body)
     }
 
     /// Reads and drops `n` body bytes.
-    async fn discard(&mut self, mut n: usize) -> std::io::Result<()> {
+    async fn discard(&mut self, mut n: usize) -> Result<(), ReadError> {
         loop {
-            let take = n.min(self.buf.len());
-            self.buf.drain(..take);
+            let take = n.min(self.end - self.start);
+            self.start += take;
             n -= take;
             if n == 0 || self.fill().await? == 0 {
                 return Ok(());
@@ -264,15 +399,41 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
         }
     }
 
+    async fn read_length(
+        &mut self,
+        n: usize,
+        guard: &mut Option<BodyGuard>,
+    ) -> Result<Vec<u8>, ReadError> {
+        let mut body = Vec::new();
+        while body.len() < n {
+            if self.start == self.end && self.fill().await? == 0 {
+                return Err(ReadError::Bad("connection closed mid-body".into()));
+            }
+            let take = (n - body.len()).min(self.end - self.start);
+            let data = self.buf.get(self.start..self.start + take).unwrap_or_default();
+            append(&mut body, data, n, guard, 0).await?;
+            self.start += take;
+        }
+        Ok(body)
+    }
+
+    /// One line of the chunked framing, without its CRLF (or bare LF).
     async fn read_line(&mut self) -> Result<Vec<u8>, ReadError> {
+        let mut searched = 0;
         loop {
-            if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                let rest = self.buf.split_off(i + 2);
-                let mut line = std::mem::replace(&mut self.buf, rest);
-                line.truncate(i);
+            let pending = self.pending();
+            if let Some(i) = pending
+                .get(searched..)
+                .and_then(|p| p.iter().position(|&b| b == b'\n'))
+            {
+                let i = searched + i;
+                let line = pending.get(..i).unwrap_or_default();
+                let line = line.strip_suffix(b"\r").unwrap_or(line).to_vec();
+                self.start += i + 1;
                 return Ok(line);
             }
-            if self.buf.len() > MAX_HEADER_BYTES {
+            searched = pending.len();
+            if searched > MAX_CHUNK_LINE_BYTES {
                 return Err(ReadError::Bad("chunk header too long".into()));
             }
             if self.fill().await? == 0 {
@@ -281,29 +442,46 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
         }
     }
 
-    async fn read_chunked(&mut self, max_body: usize) -> Result<Vec<u8>, ReadError> {
+    async fn read_chunked(
+        &mut self,
+        max_body: usize,
+        guard: &mut Option<BodyGuard>,
+    ) -> Result<Vec<u8>, ReadError> {
         let mut body = Vec::new();
         loop {
             let line = self.read_line().await?;
-            let size_text = String::from_utf8_lossy(&line);
-            let size_text = size_text.split(';').next().unwrap_or("").trim();
-            let size = usize::from_str_radix(size_text, 16)
-                .map_err(|_| ReadError::Bad(format!("bad chunk size {size_text:?}")))?;
+            let size = chunk_size(&line)?;
             if size == 0 {
-                // Trailers, up to the empty line.
-                while !self.read_line().await?.is_empty() {}
-                return Ok(body);
-            }
-            if body.len() + size > max_body {
-                return Err(ReadError::TooLarge);
-            }
-            while self.buf.len() < size + 2 {
-                if self.fill().await? == 0 {
-                    return Err(ReadError::Bad("connection closed mid-chunk".into()));
+                // Trailers, up to the empty line, within a head's size.
+                let mut trailers = 0usize;
+                loop {
+                    let t = self.read_line().await?;
+                    if t.is_empty() {
+                        return Ok(body);
+                    }
+                    trailers = trailers.saturating_add(t.len());
+                    if trailers > MAX_HEADER_BYTES {
+                        return Err(ReadError::HeadersTooLarge);
+                    }
                 }
             }
-            body.extend_from_slice(&self.buf[..size]);
-            self.buf.drain(..size + 2);
+            if size > max_body - body.len() {
+                return Err(ReadError::TooLarge);
+            }
+            let mut left = size;
+            while left > 0 {
+                if self.start == self.end && self.fill().await? == 0 {
+                    return Err(ReadError::Bad("connection closed mid-chunk".into()));
+                }
+                let take = left.min(self.end - self.start);
+                let data = self.buf.get(self.start..self.start + take).unwrap_or_default();
+                append(&mut body, data, max_body, guard, 0).await?;
+                self.start += take;
+                left -= take;
+            }
+            if !self.read_line().await?.is_empty() {
+                return Err(ReadError::Bad("chunk data longer than its size".into()));
+            }
         }
     }
 
@@ -331,24 +509,85 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
     }
 }
 
-/// Method, target, headers; and Content-Length / chunked framing.
-fn head(p: &httparse::Request) -> Result<(Request, Option<usize>, bool), ReadError> {
+/// Appends `data` to `body` (at most `limit` bytes), growing its allocation
+/// geometrically and taking each growth from the budget first; `other` is
+/// what this request already holds in other buffers.
+async fn append(
+    body: &mut Vec<u8>,
+    data: &[u8],
+    limit: usize,
+    guard: &mut Option<BodyGuard>,
+    other: usize,
+) -> Result<(), ReadError> {
+    let need = body.len().checked_add(data.len()).ok_or(ReadError::TooLarge)?;
+    if need > limit {
+        return Err(ReadError::TooLarge);
+    }
+    if need > body.capacity() {
+        let cap = need
+            .max(body.capacity().saturating_mul(2))
+            .max(MIN_BODY_ALLOC_BYTES)
+            .min(limit);
+        if let Some(g) = guard
+            && !g.grow_to(cap.saturating_add(other)).await
+        {
+            return Err(ReadError::Busy);
+        }
+        body.reserve_exact(cap - body.len());
+    }
+    body.extend_from_slice(data);
+    Ok(())
+}
+
+/// The size of a chunk from its line (`1a;ext=x`): hex digits only, checked.
+fn chunk_size(line: &[u8]) -> Result<usize, ReadError> {
+    let digits = line.split(|&b| b == b';').next().unwrap_or_default();
+    let digits = digits.trim_ascii();
+    let bad = || ReadError::Bad(format!("bad chunk size {:?}", String::from_utf8_lossy(line)));
+    if digits.is_empty() || digits.len() > MAX_CHUNK_SIZE_DIGITS {
+        return Err(bad());
+    }
+    let mut size: u64 = 0;
+    for &d in digits {
+        let v = (d as char).to_digit(16).ok_or_else(bad)?;
+        size = size.checked_mul(16).ok_or_else(bad)? | u64::from(v);
+    }
+    // A size past the address space is past any body limit.
+    usize::try_from(size).map_err(|_| ReadError::TooLarge)
+}
+
+/// Method, target, headers; and the body's framing.
+fn head(p: &httparse::Request) -> Result<Head, ReadError> {
     let target = p.path.unwrap_or("/");
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let mut headers = Vec::with_capacity(p.headers.len());
-    let mut content_length = None;
+    let mut content_length: Option<usize> = None;
     let mut chunked = false;
     for h in p.headers.iter() {
         let name = h.name.to_ascii_lowercase();
         let value = String::from_utf8_lossy(h.value).trim().to_string();
         if name == "content-length" {
-            content_length = Some(
-                value
-                    .parse::<usize>()
-                    .map_err(|_| ReadError::Bad(format!("bad Content-Length {value:?}")))?,
-            );
+            let bad = || ReadError::Bad(format!("bad Content-Length {value:?}"));
+            if value.is_empty()
+                || value.len() > MAX_CONTENT_LENGTH_DIGITS
+                || !value.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(bad());
+            }
+            // Past the address space is past any body limit: 413, not a wrap.
+            let n = value.parse::<usize>().unwrap_or(usize::MAX);
+            if content_length.is_some_and(|c| c != n) {
+                return Err(ReadError::Bad("conflicting Content-Length headers".into()));
+            }
+            content_length = Some(n);
         }
-        if name == "transfer-encoding" && value.to_ascii_lowercase().contains("chunked") {
+        if name == "transfer-encoding" {
+            // Only plain chunked framing; anything else cannot be framed safely.
+            if !value.eq_ignore_ascii_case("chunked") {
+                return Err(ReadError::Bad(format!(
+                    "unsupported Transfer-Encoding {value:?}"
+                )));
+            }
             chunked = true;
         }
         headers.push((name, value));
@@ -363,8 +602,14 @@ fn head(p: &httparse::Request) -> Result<(Request, Option<usize>, bool), ReadErr
         Some(v) if v.contains("keep-alive") => true,
         _ => version == 1,
     };
-    Ok((
-        Request {
+    // RFC 9112 §6.3: chunked framing wins over a Content-Length.
+    let framing = if chunked {
+        Framing::Chunked
+    } else {
+        Framing::Length(content_length.unwrap_or(0))
+    };
+    Ok(Head {
+        req: Request {
             method: p.method.unwrap_or("").to_string(),
             path: path.to_string(),
             query: query.to_string(),
@@ -372,78 +617,33 @@ fn head(p: &httparse::Request) -> Result<(Request, Option<usize>, bool), ReadErr
             body: Vec::new(),
             keep_alive,
         },
-        content_length,
-        chunked,
-    ))
+        framing,
+    })
 }
 
-fn gunzip(raw: &[u8], max_body: usize) -> Result<Vec<u8>, ReadError> {
-    let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(max_body));
-    flate2::read::GzDecoder::new(raw)
-        .take(max_body as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| ReadError::Bad(format!("bad gzip body: {e}")))?;
-    if out.len() > max_body {
-        return Err(ReadError::TooLarge);
+/// Every gzip member of `raw`, as InfluxDB reads them, at most `max_body`
+/// bytes out; the output grows from the budget like a body does.
+async fn gunzip(
+    raw: &[u8],
+    raw_capacity: usize,
+    max_body: usize,
+    guard: &mut Option<BodyGuard>,
+) -> Result<Vec<u8>, ReadError> {
+    let mut decoder = flate2::read::MultiGzDecoder::new(raw);
+    let mut out = Vec::new();
+    let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+    loop {
+        let n = decoder
+            .read(&mut chunk)
+            .map_err(|e| ReadError::Bad(format!("bad gzip body: {e}")))?;
+        if n == 0 {
+            return Ok(out);
+        }
+        let data = chunk.get(..n).unwrap_or_default();
+        append(&mut out, data, max_body, guard, raw_capacity).await?;
     }
-    Ok(out)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn read(raw: &[u8], max: usize) -> Result<Request, ReadError> {
-        let mut c = Conn::new(smol::io::Cursor::new(raw.to_vec()));
-        smol::block_on(c.read_request(max))
-    }
-
-    #[test]
-    fn a_content_length_body_and_query_are_read() {
-        let r = read(
-            b"POST /write?db=my%20db&precision=s HTTP/1.1\r\nContent-Length: 5\r\n\r\nm v=1",
-            100,
-        )
-        .unwrap();
-        assert_eq!(
-            (r.path.as_str(), r.body.as_slice()),
-            ("/write", &b"m v=1"[..])
-        );
-        assert_eq!(r.param("db").as_deref(), Some("my db"));
-        assert_eq!(r.param("precision").as_deref(), Some("s"));
-        assert!(r.keep_alive);
-    }
-
-    #[test]
-    fn a_chunked_body_is_reassembled() {
-        let r = read(b"POST /write HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nm v\r\n2\r\n=1\r\n0\r\n\r\n", 100).unwrap();
-        assert_eq!(r.body, b"m v=1");
-    }
-
-    #[test]
-    fn a_gzip_body_is_decompressed_and_bounded() {
-        use std::io::Write;
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        e.write_all(&vec![b'a'; 1000]).unwrap();
-        let gz = e.finish().unwrap();
-        let mut raw = format!(
-            "POST /write HTTP/1.1\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
-            gz.len()
-        )
-        .into_bytes();
-        raw.extend_from_slice(&gz);
-        assert_eq!(read(&raw, 1000).unwrap().body.len(), 1000);
-        assert!(matches!(read(&raw, 999), Err(ReadError::TooLarge)));
-    }
-
-    #[test]
-    fn an_oversized_body_is_refused_before_it_is_read() {
-        let r = read(b"POST /write HTTP/1.1\r\nContent-Length: 101\r\n\r\n", 100);
-        assert!(matches!(r, Err(ReadError::TooLarge)));
-    }
-
-    #[test]
-    fn a_closed_connection_between_requests_is_not_an_error() {
-        assert!(matches!(read(b"", 100), Err(ReadError::Closed)));
-    }
-}
+#[path = "http_tests.rs"]
+mod tests;

@@ -121,6 +121,21 @@ impl Ingest {
         *self.settings.borrow_mut() = Rc::new(settings);
     }
 
+    /// The answer for a request that must not have its body read: a write
+    /// without credentials we know (401). `None`: read the body and route.
+    pub fn before_body(&self, req: &Request) -> Option<Response> {
+        let api = match (req.method.as_str(), req.path.as_str()) {
+            ("POST", "/write") => Api::V1,
+            ("POST", "/api/v2/write") => Api::V2,
+            _ => return None,
+        };
+        if self.settings().config.service.auth.allows(req) {
+            return None;
+        }
+        Stats::add(&self.stats.http_requests, 1);
+        Some(error(api, 401, "authorization failed".into()))
+    }
+
     pub async fn route(&self, req: &Request) -> Response {
         Stats::add(&self.stats.http_requests, 1);
         match (req.method.as_str(), req.path.as_str()) {

@@ -4,10 +4,10 @@
 //! Bounds: at most `service.max_connections` connections are served at once
 //! (the rest wait in the kernel's backlog); an idle keep-alive connection is
 //! closed after `IDLE_TIMEOUT_SECS`; every request is read under the body
-//! limit (see `http`).
+//! limit and deadlines (see `http`), its credentials checked before its body.
 
 use crate::budget::BodyBudget;
-use crate::http::{Conn, ReadError};
+use crate::http::{Conn, ReadError, Request};
 use crate::ingest::Ingest;
 use crate::ingest::json_error;
 use smol::net::{TcpListener, UdpSocket};
@@ -107,42 +107,57 @@ async fn serve_conn(
     max_body: usize,
 ) {
     loop {
-        let read = async { Some(conn.read_request(max_body).await) };
-        let idle = async {
-            Timer::after(Duration::from_secs(IDLE_TIMEOUT_SECS)).await;
-            None
-        };
-        let Some(read) = smol::future::or(read, idle).await else {
-            return;
-        };
-        let req = match read {
-            Ok(r) => r,
+        let head = match conn.read_head(Duration::from_secs(IDLE_TIMEOUT_SECS)).await {
+            Ok(h) => h,
             Err(ReadError::Closed) | Err(ReadError::Io(_)) => return,
-            Err(e) => {
-                let (status, msg) = match e {
-                    ReadError::TooLarge => (
-                        413,
-                        format!(
-                            "request body exceeds service.max_body_mb ({} bytes)",
-                            max_body
-                        ),
-                    ),
-                    ReadError::HeadersTooLarge => (431, "request headers too large".to_string()),
-                    ReadError::Bad(m) => (400, m),
-                    _ => (400, "bad request".to_string()),
-                };
-                let _ = conn.respond(&json_error(status, msg), false).await;
-                return;
-            }
+            Err(e) => return refuse(&mut conn, e, max_body).await,
         };
+        // Credentials are checked before a byte of the body is read: an
+        // unauthenticated peer never gets body memory or parser time.
+        if let Some(denied) = ingest.before_body(&head.req) {
+            let _ = conn.respond(&denied, false).await;
+            return;
+        }
+        let body = match conn.read_body(&head, max_body).await {
+            Ok(b) => b,
+            Err(ReadError::Closed) | Err(ReadError::Io(_)) => return,
+            Err(e) => return refuse(&mut conn, e, max_body).await,
+        };
+        let req = Request { body, ..head.req };
         let guard = Guard::new(in_flight);
         let resp = ingest.route(&req).await;
-        drop(guard);
         let keep = req.keep_alive && !ingest.intake.is_stopping();
-        if conn.respond(&resp, keep).await.is_err() || !keep {
+        let sent = conn.respond(&resp, keep).await;
+        // Counted until the answer is written: shutdown waits for it.
+        drop(guard);
+        if sent.is_err() || !keep {
             return;
         }
     }
+}
+
+/// Answers a request that could not be read, and closes.
+async fn refuse(conn: &mut Conn<smol::net::TcpStream>, e: ReadError, max_body: usize) {
+    let (status, msg) = match e {
+        ReadError::TooLarge => (
+            413,
+            format!("request body exceeds service.max_body_mb ({max_body} bytes)"),
+        ),
+        ReadError::HeadersTooLarge => (431, "request headers too large".to_string()),
+        ReadError::Timeout => (408, "request not received in time".to_string()),
+        ReadError::Busy => (
+            503,
+            "hissrv is busy: request body memory (service.max_inflight_body_mb) is in use; retry"
+                .to_string(),
+        ),
+        ReadError::Bad(m) => (400, m),
+        ReadError::Closed | ReadError::Io(_) => return,
+    };
+    let mut resp = json_error(status, msg);
+    if status == 503 {
+        resp = resp.header("Retry-After", "1");
+    }
+    let _ = conn.respond(&resp, false).await;
 }
 
 /// Receives datagrams until `stop` fires.

@@ -372,10 +372,16 @@ impl Hissrv {
 
     fn config_text(port: u16, dir: &Path, upstream: &str, extra: &Sections) -> String {
         format!(
-            "service:\n  http_listen: \"127.0.0.1:{port}\"\n  udp_listen: \"127.0.0.1:{port}\"\n  shutdown_timeout_ms: 10000\n{}{}\
+            "service:\n  http_listen: \"127.0.0.1:{port}\"\n  udp_listen: \"{}\"\n  shutdown_timeout_ms: 10000\n{}{}\
              buffer:\n  path: \"{}\"\n{}\
              retry:\n  initial_backoff_ms: 50\n  max_backoff_ms: 500\n\
              influxdb:\n  url: \"{upstream}\"\n{}{}",
+            // UDP carries no credentials: off when the test sets auth.
+            if extra.service.contains("auth:") {
+                String::new()
+            } else {
+                format!("127.0.0.1:{port}")
+            },
             if extra.service.contains("log_level") {
                 ""
             } else {
