@@ -385,7 +385,7 @@ impl Forwarder {
             Ok(mut dead) => {
                 let refused = dead.len();
                 dead.extend(expired);
-                self.delivered(dest, &pack, points - refused, dead);
+                self.delivered(dest, &pack, points.saturating_sub(refused), dead);
             }
             Err(deferred) => self.deferred(dest, &pack, points, deferred),
         }

@@ -101,6 +101,8 @@ pub enum ErrorKind {
     TimeOutOfRange,
     InvalidPoint,
     KeyTooLong,
+    /// Ours, not InfluxDB's: a line whose stored form would split differently.
+    AmbiguousLine,
 }
 
 impl fmt::Display for ErrorKind {
@@ -126,6 +128,9 @@ impl fmt::Display for ErrorKind {
             ErrorKind::TimeOutOfRange => "time outside range",
             ErrorKind::InvalidPoint => "point is invalid",
             ErrorKind::KeyTooLong => "max key length exceeded",
+            ErrorKind::AmbiguousLine => {
+                "quotes and newlines after leading whitespace make this line split differently once stored"
+            }
         })
     }
 }
@@ -187,11 +192,29 @@ pub fn parse_into(body: &[u8], opts: &ParseOptions, out: &mut Vec<u8>) -> Parsed
         match parse_line(line, opts, &mut tags) {
             Ok((key_and_fields, ts)) => {
                 let ts = ts.unwrap_or(default_ts);
+                let line_start = out.len();
                 out.extend_from_slice(key_and_fields);
                 out.push(b' ');
                 let mut buf = itoa_buf();
                 out.extend_from_slice(fmt_i64(ts, &mut buf));
                 out.push(b'\n');
+                // Invariant: a stored line re-splits as the line it was. The
+                // body's split saw the leading whitespace the stored form
+                // lacks; with quotes or newlines that can change where the
+                // line ends (and the upstream would split it so too).
+                if start > 0 && scan_line(out, line_start) != out.len() - 1 {
+                    out.truncate(line_start);
+                    parsed.rejected += 1;
+                    if parsed.errors.len() < MAX_REPORTED_ERRORS {
+                        parsed.errors.push(ParseError {
+                            line: this_line,
+                            column: start + 1,
+                            kind: ErrorKind::AmbiguousLine,
+                            text: quote_line(line),
+                        });
+                    }
+                    continue;
+                }
                 parsed.points += 1;
                 parsed.min_ts = Some(parsed.min_ts.map_or(ts, |m| m.min(ts)));
                 parsed.max_ts = Some(parsed.max_ts.map_or(ts, |m| m.max(ts)));

@@ -188,3 +188,31 @@ fn fmt_i64_handles_the_extremes() {
     let mut b = itoa_buf();
     assert_eq!(fmt_i64(0, &mut b), b"0");
 }
+
+/// Every accepted line, re-split from the stored payload, is one stored line.
+fn stored_lines_resplit_as_accepted(body: &str) -> (usize, usize) {
+    let (out, p) = parse(body);
+    (p.points, lines(out.as_bytes()).count())
+}
+
+#[test]
+fn a_line_that_would_split_differently_once_stored_is_rejected_not_acknowledged() {
+    // Leading whitespace, then a newline inside a quoted field key: the body's
+    // split (which saw the whitespace) keeps it one line; stored without the
+    // whitespace it would be two unparseable ones.
+    let body = " m=x f=1,\"k\n\"=2 5\nok v=1 1\n";
+    let (points, stored) = stored_lines_resplit_as_accepted(body);
+    assert_eq!(points, stored, "{body:?}");
+    let (_, p) = parse(body);
+    assert_eq!(p.points, 1, "the good line is kept");
+    assert_eq!(p.errors[0].kind, ErrorKind::AmbiguousLine);
+    assert_eq!(p.errors[0].line, 1);
+}
+
+#[test]
+fn leading_whitespace_alone_still_parses() {
+    for body in ["  m v=1 1\n", "\tm,t=a s=\"x y\" 2\n", " m s=\"a\nb\" 3\n"] {
+        let (points, stored) = stored_lines_resplit_as_accepted(body);
+        assert_eq!((points, stored), (1, 1), "{body:?}");
+    }
+}

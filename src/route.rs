@@ -105,7 +105,7 @@ impl Router {
             let (measurement, tags) = key_parts(parts.key);
             match self.strategy {
                 Strategy::Hash => {
-                    let i = (fnv1a64(parts.key) % self.rules.len() as u64) as usize;
+                    let i = (series_hash(parts.key) % self.rules.len() as u64) as usize;
                     self.emit(&mut out, Target::Bucket(i), fallback, line, None, parts.ts);
                 }
                 Strategy::Range => {
@@ -312,8 +312,28 @@ pub fn glob(pattern: &[u8], text: &[u8]) -> bool {
 
 /// FNV-1a, 64 bit: stable across builds and platforms, unlike std's hasher.
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+    fnv1a64_more(FNV_OFFSET, bytes)
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn fnv1a64_more(h: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(h, |h, &b| {
         (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The hash of a series key with its tags in InfluxDB's order (sorted by
+/// their raw `k=v` text), whatever order the producer sent them in: one
+/// series, one bucket. For a key already sorted (what most clients send)
+/// this is `fnv1a64(key)`, so buckets chosen before this rule stay put.
+pub fn series_hash(key: &[u8]) -> u64 {
+    let mut parts = split_unescaped(key, b',');
+    let measurement = parts.next().unwrap_or_default();
+    let mut tags: Vec<&[u8]> = parts.collect();
+    tags.sort_unstable();
+    tags.iter().fold(fnv1a64(measurement), |h, tag| {
+        fnv1a64_more(fnv1a64_more(h, b","), tag)
     })
 }
 

@@ -184,3 +184,29 @@ influxdb:
     let got = route(&r, "grid\\ power v=1 1\n");
     assert_eq!(got[0].0, "hissrv/spaced");
 }
+
+#[test]
+fn hash_puts_a_series_in_one_bucket_whatever_order_its_tags_come_in() {
+    let r = router(
+        r#"
+influxdb:
+  sharding:
+    strategy: hash
+    buckets: [{name: s0}, {name: s1}, {name: s2}, {name: s3}, {name: s4}, {name: s5}, {name: s6}]
+"#,
+    );
+    for i in 0..200 {
+        let sorted = format!("m,a=x{i},b=y{i},c=z v=1 1\n");
+        let shuffled = [
+            format!("m,c=z,b=y{i},a=x{i} v=2 2\n"),
+            format!("m,b=y{i},a=x{i},c=z v=3 3\n"),
+        ];
+        let want = route(&r, &sorted)[0].0.clone();
+        for s in &shuffled {
+            assert_eq!(route(&r, s)[0].0, want, "{s}");
+        }
+        // Sorted keys hash as before the canonical order was introduced.
+        let idx = fnv1a64(sorted.split(' ').next().unwrap().as_bytes()) % 7;
+        assert_eq!(want, format!("hissrv/s{idx}"));
+    }
+}
