@@ -45,7 +45,8 @@ pub fn run(
     let quota = cfg.buffer.max_size_mb * 1024 * 1024;
     let mut writer = Wal::open(&cfg.buffer.path, cfg.buffer.synchronous, quota)?;
     writer.set_format(cfg.performance.compression.format());
-    let reader = Wal::open(&cfg.buffer.path, cfg.buffer.synchronous, quota)?;
+    let mut reader = Wal::open(&cfg.buffer.path, cfg.buffer.synchronous, quota)?;
+    reader.set_dead_letter_share(cfg.buffer.max_dead_letters_percent);
     match reader.backlog() {
         Ok(b) if b.batches > 0 => log::info!(
             "buffer {} holds {} points in {} batches from before; delivering them first",
@@ -57,6 +58,7 @@ pub fn run(
         Err(e) => log::warn!("cannot read the backlog: {e}"),
     }
     let stats = Arc::new(Stats::default());
+    let destinations = Arc::new(crate::dest::Destinations::default());
     let bell = Arc::new(Doorbell::default());
     let stop_forwarder = Arc::new(AtomicBool::new(false));
     let mailbox = Mailbox::default();
@@ -68,6 +70,7 @@ pub fn run(
         bell.clone(),
         mailbox.clone(),
     )
+    .with_destinations(destinations.clone())
     .spawn()?;
     let ring_bytes = (cfg.performance.ring_buffer_mb * 1024 * 1024) as usize;
     let policy = CutPolicy::from_config(&cfg.performance.adaptive_batching);
@@ -110,7 +113,8 @@ pub fn run(
                 intake.clone(),
                 Settings::new((*cfg).clone()),
                 stats.clone(),
-            ));
+            )
+            .with_destinations(destinations.clone()));
             let in_flight = Rc::new(InFlight::default());
             let (close_listeners, listeners_closed) = smol::channel::bounded::<()>(1);
             let http = ex.spawn(serve_http(

@@ -294,6 +294,9 @@ pub struct Buffer {
     pub synchronous: Synchronous,
     /// Quota for the buffer file (stored batches + dead letters).
     pub max_size_mb: u64,
+    /// Dead letters may use at most this share of `max_size_mb`; past it the
+    /// oldest are removed (counted), so refused lines never fill the buffer.
+    pub max_dead_letters_percent: u8,
     pub when_full: WhenFull,
 }
 
@@ -303,6 +306,7 @@ impl Default for Buffer {
             path: PathBuf::from("./hissrv-data/buffer.db"),
             synchronous: Synchronous::Full,
             max_size_mb: 1024,
+            max_dead_letters_percent: 10,
             when_full: WhenFull::Reject,
         }
     }

@@ -35,6 +35,9 @@ impl Config {
                  service.udp_allow_unauthenticated: true",
             ));
         }
+        if !(1..=50).contains(&self.buffer.max_dead_letters_percent) {
+            return Err(invalid("buffer.max_dead_letters_percent", "must be 1..=50"));
+        }
         if s.max_destinations == 0 {
             return Err(invalid("service.max_destinations", "must be at least 1"));
         }

@@ -18,13 +18,19 @@
 //! block the destination forever. After the same pack met
 //! `POISON_PROBE_AFTER_FAILURES` server errors in a row the forwarder delivers it
 //! in *probe* mode: a 5xx splits the request like a 400 does, and a single line
-//! that still fails becomes a dead letter — but only if some other part of the
-//! pack was written in the same attempt. If nothing got through, the server is
-//! what is failing: the pack is deferred whole and nothing is set aside.
+//! that still fails is a *suspect*. If nothing of the pack got through, the
+//! server is what is failing: the pack is deferred whole. Otherwise each
+//! suspect must confirm, `SUSPECT_CONFIRMATIONS` times in a row: sent alone it
+//! fails with a 5xx, and a *canary* (a line of the pack already written; a
+//! re-send is an overwrite) sent right after is written. Only then is it a
+//! dead letter. A suspect that is written on a re-send is simply delivered; a
+//! canary that fails means the server is failing (a restart, a 502 storm from
+//! a proxy): the pack is deferred whole, and no good line is ever condemned
+//! for a fault of the server.
 
 use crate::lineproto;
 use crate::stats::Stats;
-use crate::upstream::{Outcome, Upstream};
+use crate::upstream::{Outcome, Sink};
 use crate::wal::{DeadLetter, StoredBatch};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -41,9 +47,12 @@ pub struct Deferred {
 
 /// Server errors in a row on the same pack before it is probed for a poison line.
 pub const POISON_PROBE_AFTER_FAILURES: u32 = 5;
+/// Rounds of (suspect fails alone, canary written right after) before a
+/// suspect is a dead letter: a flapping server must fool us this many times.
+pub const SUSPECT_CONFIRMATIONS: u32 = 2;
 
 pub struct Delivery<'a> {
-    pub upstream: &'a Upstream,
+    pub upstream: &'a dyn Sink,
     pub stats: &'a Stats,
     pub stop: &'a AtomicBool,
     /// Lowered after a 413, so we stop sending what the server cannot take.
@@ -81,8 +90,10 @@ impl Delivery<'_> {
             }
         }
         let mut dead = Vec::new();
-        let mut suspects = Vec::new();
-        let mut any_written = false;
+        // Lines that failed alone with a 5xx in probe mode.
+        let mut suspects: Vec<usize> = Vec::new();
+        // A line the server took in this attempt: the canary for suspects.
+        let mut written_line: Option<usize> = None;
         // Ranges still to send, the next on top: halves are pushed right first.
         let mut todo = vec![(0, lines.len())];
         let mut body = Vec::new();
@@ -93,11 +104,7 @@ impl Delivery<'_> {
                 continue;
             }
             if self.stop.load(Ordering::Relaxed) {
-                return Err(Deferred {
-                    delay: None,
-                    reason: "shutting down".into(),
-                    server_error: false,
-                });
+                return Err(shutting_down());
             }
             // A whole single batch is its payload as stored: no copy.
             let request: &[u8] = if pack.len() == 1 && (a, b) == (0, lines.len()) {
@@ -110,25 +117,16 @@ impl Delivery<'_> {
                 }
                 &body
             };
-            let started = Instant::now();
-            let outcome = self.upstream.write(dest, request);
-            self.observe(&outcome, started);
+            let outcome = self.attempt(dest, request);
             let split = |todo: &mut Vec<(usize, usize)>| {
                 let mid = a + (b - a) / 2;
                 todo.extend([(mid, b), (a, mid)]);
             };
             match outcome {
-                Outcome::Written => any_written = true,
-                Outcome::ServerError { status, message } if self.probe => {
+                Outcome::Written => written_line = written_line.or(Some(a)),
+                Outcome::ServerError { .. } if self.probe => {
                     if b - a == 1 {
-                        suspects.push(DeadLetter {
-                            batch_id: owners[a],
-                            status,
-                            reason: format!(
-                                "server error on this line alone, {POISON_PROBE_AFTER_FAILURES}+ times, while its neighbours were written: {message}"
-                            ),
-                            line: lines[a].to_vec(),
-                        });
+                        suspects.push(a);
                     } else {
                         split(&mut todo);
                     }
@@ -154,54 +152,145 @@ impl Delivery<'_> {
                     );
                     split(&mut todo);
                 }
-                Outcome::Misconfigured { status, message } => {
-                    log::error!(
-                        "upstream refuses writes to {:?} with {status}: {message} — check influxdb credentials and that the database exists; data is kept",
-                        dest.bucket()
-                    );
-                    return Err(Deferred {
-                        delay: None,
-                        reason: format!("{status}: {message}"),
-                        server_error: false,
-                    });
+                other => return Err(self.deferral(dest, other)),
+            }
+        }
+        if suspects.is_empty() {
+            return Ok(dead);
+        }
+        let Some(canary) = written_line else {
+            return Err(Deferred {
+                delay: None,
+                reason: "server errors on every part of the batch".into(),
+                server_error: true,
+            });
+        };
+        for i in suspects {
+            if let Some(d) = self.confirm(dest, &lines, &owners, i, canary)? {
+                dead.push(d);
+            }
+        }
+        Ok(dead)
+    }
+
+    /// Sends one request and records its outcome.
+    fn attempt(&self, dest: &crate::dest::Destination, body: &[u8]) -> Outcome {
+        let started = Instant::now();
+        let outcome = self.upstream.write(dest, body);
+        self.observe(&outcome, started);
+        outcome
+    }
+
+    /// A suspect line, sent alone again: a dead letter only if it fails with
+    /// a 5xx while the canary sent right after is written, every round.
+    fn confirm(
+        &self,
+        dest: &crate::dest::Destination,
+        lines: &[&[u8]],
+        owners: &[i64],
+        suspect: usize,
+        canary: usize,
+    ) -> Result<Option<DeadLetter>, Deferred> {
+        let alone = |i: usize| {
+            let mut body = lines.get(i).map_or_else(Vec::new, |l| l.to_vec());
+            body.push(b'\n');
+            body
+        };
+        let batch_id = owners.get(suspect).copied().unwrap_or_default();
+        let line = lines.get(suspect).map_or_else(Vec::new, |l| l.to_vec());
+        let mut last = (0, String::new());
+        for _ in 0..SUSPECT_CONFIRMATIONS {
+            if self.stop.load(Ordering::Relaxed) {
+                return Err(shutting_down());
+            }
+            match self.attempt(dest, &alone(suspect)) {
+                Outcome::Written => return Ok(None),
+                Outcome::Refused { status, message } => {
+                    return Ok(Some(DeadLetter {
+                        batch_id,
+                        status,
+                        reason: message,
+                        line,
+                    }));
                 }
-                Outcome::Throttled {
-                    status,
-                    retry_after,
-                } => {
-                    return Err(Deferred {
-                        delay: retry_after,
-                        reason: format!("{status}: upstream overloaded"),
-                        server_error: false,
-                    });
-                }
+                Outcome::ServerError { status, message } => last = (status, message),
+                other => return Err(self.deferral(dest, other)),
+            }
+            match self.attempt(dest, &alone(canary)) {
+                Outcome::Written => {}
                 Outcome::ServerError { status, message } => {
                     return Err(Deferred {
                         delay: None,
-                        reason: format!("{status}: {message}"),
+                        reason: format!(
+                            "{status}: {message} (on a line already written: the server is failing)"
+                        ),
                         server_error: true,
                     });
                 }
-                Outcome::Network(e) => {
-                    self.stats.upstream_up.store(false, Ordering::Relaxed);
-                    return Err(Deferred {
-                        delay: None,
-                        reason: e,
-                        server_error: false,
-                    });
+                other => return Err(self.deferral(dest, other)),
+            }
+        }
+        let (status, message) = last;
+        Ok(Some(DeadLetter {
+            batch_id,
+            status,
+            reason: format!(
+                "server error on this line alone, {POISON_PROBE_AFTER_FAILURES}+ times, while a neighbour line was written right after each of {SUSPECT_CONFIRMATIONS} re-sends: {message}"
+            ),
+            line,
+        }))
+    }
+
+    /// Why a pack waits, for an answer that does not move it forward.
+    fn deferral(&self, dest: &crate::dest::Destination, outcome: Outcome) -> Deferred {
+        match outcome {
+            Outcome::Misconfigured { status, message } => {
+                log::error!(
+                    "upstream refuses writes to {:?} with {status}: {message} — check influxdb credentials and that the database exists; data is kept",
+                    dest.bucket()
+                );
+                Deferred {
+                    delay: None,
+                    reason: format!("{status}: {message}"),
+                    server_error: false,
                 }
             }
-        }
-        if !suspects.is_empty() {
-            if !any_written {
-                return Err(Deferred {
+            Outcome::Throttled {
+                status,
+                retry_after,
+            } => Deferred {
+                delay: retry_after,
+                reason: format!("{status}: upstream overloaded"),
+                server_error: false,
+            },
+            Outcome::ServerError { status, message } => Deferred {
+                delay: None,
+                reason: format!("{status}: {message}"),
+                server_error: true,
+            },
+            Outcome::Network(e) => {
+                self.stats.upstream_up.store(false, Ordering::Relaxed);
+                Deferred {
                     delay: None,
-                    reason: "server errors on every part of the batch".into(),
-                    server_error: true,
-                });
+                    reason: e,
+                    server_error: false,
+                }
             }
-            dead.extend(suspects);
+            // Progress answers are handled by the caller; here they only
+            // mean the request must be tried again later.
+            Outcome::Written | Outcome::Refused { .. } | Outcome::TooLarge => Deferred {
+                delay: None,
+                reason: "unexpected answer".into(),
+                server_error: false,
+            },
         }
-        Ok(dead)
+    }
+}
+
+fn shutting_down() -> Deferred {
+    Deferred {
+        delay: None,
+        reason: "shutting down".into(),
+        server_error: false,
     }
 }

@@ -91,3 +91,83 @@ mod tests {
         assert_eq!(Destination::from_bucket(Some("x/y"), &cfg).db, "pinned");
     }
 }
+
+/// The destinations buffered now (in the rings, the commit pipeline or the
+/// write-ahead buffer), shared by the executor and the forwarder, so that
+/// `service.max_destinations` bounds how many exist at once: made-up
+/// database names cannot multiply the forwarder's per-destination work or the
+/// buffer's queues.
+///
+/// Ingest admits a destination (new ones only while under the cap); the
+/// forwarder adds every destination a commit reached and releases one when
+/// its queue is empty. A release racing a new write can at worst drop a
+/// destination the next commit puts back: the count converges, never leaks.
+#[derive(Debug, Default)]
+pub struct Destinations {
+    set: std::sync::Mutex<std::collections::HashSet<Destination>>,
+}
+
+impl Destinations {
+    /// True if `dest` is known, or new and there is room for it under `max`.
+    pub fn admit(&self, dest: &Destination, max: usize) -> bool {
+        let Ok(mut set) = self.set.lock() else {
+            return true;
+        };
+        if set.contains(dest) {
+            return true;
+        }
+        if set.len() >= max {
+            return false;
+        }
+        set.insert(dest.clone());
+        true
+    }
+
+    /// Known whatever the cap (it holds data already).
+    pub fn insert(&self, dest: &Destination) {
+        if let Ok(mut set) = self.set.lock()
+            && !set.contains(dest)
+        {
+            set.insert(dest.clone());
+        }
+    }
+
+    pub fn release(&self, dest: &Destination) {
+        if let Ok(mut set) = self.set.lock() {
+            set.remove(dest);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.set.lock().map_or(0, |s| s.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod destinations_tests {
+    use super::*;
+
+    fn d(db: &str) -> Destination {
+        Destination {
+            db: db.into(),
+            rp: String::new(),
+        }
+    }
+
+    #[test]
+    fn no_new_destination_is_admitted_past_the_cap_but_known_ones_are() {
+        let set = Destinations::default();
+        assert!(set.admit(&d("a"), 2));
+        assert!(set.admit(&d("b"), 2));
+        assert!(!set.admit(&d("c"), 2), "a third is refused");
+        assert!(set.admit(&d("a"), 2), "a known one still writes");
+        set.release(&d("a"));
+        assert!(set.admit(&d("c"), 2), "room again once one drained");
+        set.insert(&d("z"));
+        assert_eq!(set.len(), 3, "data already buffered is counted whatever the cap");
+    }
+}

@@ -235,6 +235,7 @@ influxdb:
             format: 1,
             attempts: 0,
             first_ts: old,
+            stored_bytes: 0,
             payload: format!("alarms v=1 {old}\nalarms v=2 {young}\n").into_bytes(),
         }];
         let dead = expire(&mut pack, info, now);

@@ -1,10 +1,10 @@
 //! The forwarder: a worker thread that drains the write-ahead buffer upstream.
 //!
-//! It reads with its own connection. Each turn it picks a destination that is
-//! not backing off, packs consecutive stored batches of it into one request
-//! (up to `max_batch_size` points and `max_request_mb`), and hands the pack to
-//! [`crate::deliver`], which applies the status policy. A delivered pack is
-//! deleted, with its dead letters, in one transaction.
+//! It reads with its own connection. Each turn ([`Forwarder::step`]) it picks
+//! a destination that is not backing off, packs consecutive stored batches of
+//! it into one request (up to `max_batch_size` points and `max_request_mb`),
+//! and hands the pack to [`crate::deliver`], which applies the status policy.
+//! A delivered pack is deleted, with its dead letters, in one transaction.
 //!
 //! # Backlog replay
 //! After an outage a destination holds a backlog (batches committed more than
@@ -24,16 +24,29 @@
 //! - **At-least-once:** a crash between the 2xx and the delete, or a retry after
 //!   half a split went through, re-sends lines; InfluxDB overwrites a point with
 //!   the same series and timestamp, so the replay is harmless.
+//! - **No busy loop:** every failure — an upstream answer, a buffer read or
+//!   delete that fails — puts its destination in back-off (at least
+//!   `MIN_RETRY_DELAY_MS`, growing to `retry.max_backoff_ms`).
+//! - **Poison counting per pack head:** server errors are counted per
+//!   (destination, first batch of the pack), so the live lane's requests
+//!   neither reset nor share the backlog's count.
+//! - **Cost per turn independent of the number of destinations:** the heads
+//!   are cached and updated from what commits reached (the doorbell's list)
+//!   and what a delivery removed, one index lookup each
+//!   ([`crate::forward_heads`]).
+//!
+//! Time comes from a [`Clock`], so the simulation in `tests/forward_sim.rs`
+//! runs the real forwarder against a scripted upstream in virtual time.
 
 use crate::config::{Config, Influxdb, Retry};
 use crate::deliver::{Deferred, Delivery, POISON_PROBE_AFTER_FAILURES};
-use crate::dest::Destination;
+use crate::dest::{Destination, Destinations};
 use crate::drain::{DrainPolicy, Plan, Scheduler};
 use crate::provision::ProvisionError;
 use crate::stats::Stats;
-use crate::upstream::Upstream;
-use crate::wal::{StoredBatch, Wal, WalError, now_ms};
-use std::collections::HashMap;
+use crate::upstream::{Sink, Upstream};
+use crate::wal::{StoredBatch, Wal, WalError};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -41,20 +54,35 @@ use std::time::{Duration, Instant};
 
 /// How often an idle forwarder looks at the buffer even unprompted (a commit
 /// rings the doorbell; this only bounds a missed ring).
-const IDLE_POLL_MS: u64 = 1_000;
-/// How often the backlog gauges are refreshed (a scan of the batch table).
-const BACKLOG_REFRESH_MS: u64 = 1_000;
-/// The scan may take at most 1/this of the forwarder's time: with millions
-/// of batches it is spaced out instead of slowing delivery.
-const BACKLOG_REFRESH_COST_FACTOR: u32 = 20;
+pub const IDLE_POLL_MS: u64 = 1_000;
 /// Floor on a retry delay, so full jitter never turns into a busy loop.
-const MIN_RETRY_DELAY_MS: u64 = 50;
+pub const MIN_RETRY_DELAY_MS: u64 = 50;
 
-/// Wakes the forwarder: a commit happened, or it is time to stop.
+/// Where time comes from: the system, or the simulation's virtual clock.
+pub trait Clock: Send {
+    fn now(&self) -> Instant;
+    /// Wall-clock time, ns since the epoch (retention, the live window).
+    fn wall_ns(&self) -> i64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+    fn wall_ns(&self) -> i64 {
+        crate::ingest::now_ns()
+    }
+}
+
+/// Wakes the forwarder: a commit happened (to these destinations), or it is
+/// time to stop.
 #[derive(Default)]
 pub struct Doorbell {
     rung: Mutex<bool>,
     cv: Condvar,
+    committed: Mutex<HashSet<Destination>>,
 }
 
 impl Doorbell {
@@ -63,6 +91,26 @@ impl Doorbell {
             *r = true;
             self.cv.notify_all();
         }
+    }
+
+    /// A commit reached these destinations.
+    pub fn ring_for<'a>(&self, dests: impl Iterator<Item = &'a Destination>) {
+        if let Ok(mut c) = self.committed.lock() {
+            for d in dests {
+                if !c.contains(d) {
+                    c.insert(d.clone());
+                }
+            }
+        }
+        self.ring();
+    }
+
+    /// The destinations commits reached since the last call.
+    pub fn take_committed(&self) -> HashSet<Destination> {
+        self.committed
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default()
     }
 
     /// Waits until rung or `timeout`; clears the bell.
@@ -75,17 +123,34 @@ impl Doorbell {
     }
 }
 
-struct Backoff {
-    ready_at: Instant,
-    failures: u32,
+pub(crate) struct Backoff {
+    pub(crate) ready_at: Instant,
+    pub(crate) failures: u32,
 }
 
 /// A new config for the forwarder, left by a reload; taken at its next turn.
 pub type Mailbox = Arc<Mutex<Option<Config>>>;
 
+/// Makes the sink for an `influxdb` section (a reload makes a new one).
+pub type MakeSink = Box<dyn Fn(&Influxdb) -> Box<dyn Sink> + Send>;
+
+/// What a turn did, and when the next is due.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Step {
+    /// A request went out (or a pack was set aside): go on at once.
+    Worked,
+    /// Nothing to send: wait for a commit's ring, at most until then.
+    Idle(Instant),
+    /// Everything is backing off: sleep until then (a ring does not cut it
+    /// short, or a commit would defeat the back-off).
+    Backoff(Instant),
+}
+
 pub struct Forwarder {
-    wal: Wal,
-    upstream: Upstream,
+    pub(crate) wal: Wal,
+    sink: Box<dyn Sink>,
+    make_sink: MakeSink,
+    pub(crate) clock: Box<dyn Clock>,
     influxdb: Influxdb,
     retry: Retry,
     policy: DrainPolicy,
@@ -96,15 +161,21 @@ pub struct Forwarder {
     /// in a row so far.
     provision_at: Option<Instant>,
     provision_failures: u32,
-    stats: Arc<Stats>,
+    pub(crate) stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
-    bell: Arc<Doorbell>,
+    pub(crate) bell: Arc<Doorbell>,
+    pub(crate) destinations: Arc<Destinations>,
     backoff: HashMap<Destination, Backoff>,
     max_lines_per_request: usize,
     /// Requests since the live lane last had its turn.
     since_live: u32,
-    /// Server errors in a row per destination, with the pack head they hit.
-    server_errors: HashMap<Destination, (i64, u32)>,
+    /// Server errors in a row per (destination, pack head).
+    server_errors: HashMap<(Destination, i64), u32>,
+    /// Each destination's oldest batch id (see `forward_heads`).
+    pub(crate) heads: BTreeMap<Destination, i64>,
+    pub(crate) heads_loaded: bool,
+    pub(crate) heads_reload_at: Instant,
+    pub(crate) next_gauges: Instant,
     rng: u64,
 }
 
@@ -119,28 +190,67 @@ impl Forwarder {
     ) -> Forwarder {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64)
-            | 1;
+            .map_or(1, |d| d.as_nanos() as u64);
+        Forwarder::with_parts(
+            wal,
+            cfg,
+            stats,
+            stop,
+            bell,
+            mailbox,
+            Box::new(|db: &Influxdb| Box::new(Upstream::new(db)) as Box<dyn Sink>),
+            Box::new(SystemClock),
+            seed,
+        )
+    }
+
+    /// A forwarder with its sink, clock and jitter seed given (the simulation).
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_parts(
+        wal: Wal,
+        cfg: &Config,
+        stats: Arc<Stats>,
+        stop: Arc<AtomicBool>,
+        bell: Arc<Doorbell>,
+        mailbox: Mailbox,
+        make_sink: MakeSink,
+        clock: Box<dyn Clock>,
+        seed: u64,
+    ) -> Forwarder {
+        let now = clock.now();
         Forwarder {
             wal,
-            upstream: Upstream::new(&cfg.influxdb),
+            sink: make_sink(&cfg.influxdb),
+            make_sink,
             influxdb: cfg.influxdb.clone(),
             retry: cfg.retry.clone(),
             policy: DrainPolicy::from_config(&cfg.performance),
             plan: Plan::from_config(&cfg.influxdb),
             scheduler: Scheduler::default(),
             mailbox,
-            provision_at: cfg.influxdb.manage_retention.then(Instant::now),
+            provision_at: cfg.influxdb.manage_retention.then_some(now),
             provision_failures: 0,
             stats,
             stop,
             bell,
+            destinations: Arc::new(Destinations::default()),
             backoff: HashMap::new(),
             max_lines_per_request: usize::MAX,
             since_live: 0,
             server_errors: HashMap::new(),
-            rng: seed,
+            heads: BTreeMap::new(),
+            heads_loaded: false,
+            heads_reload_at: now,
+            next_gauges: now,
+            clock,
+            rng: seed | 1,
         }
+    }
+
+    /// Shares the set of buffered destinations with ingest.
+    pub fn with_destinations(mut self, d: Arc<Destinations>) -> Forwarder {
+        self.destinations = d;
+        self
     }
 
     pub fn spawn(self) -> std::io::Result<JoinHandle<()>> {
@@ -153,36 +263,17 @@ impl Forwarder {
         self.stop.load(Ordering::Relaxed)
     }
 
-    fn refresh_backlog(&self) {
-        let s = &self.stats;
-        match self.wal.backlog() {
-            Ok(b) => {
-                s.backlog_batches.store(b.batches, Ordering::Relaxed);
-                s.backlog_points.store(b.points, Ordering::Relaxed);
-                s.backlog_bytes.store(b.payload_bytes, Ordering::Relaxed);
-                s.dead_letters_stored
-                    .store(b.dead_letters, Ordering::Relaxed);
-                let oldest = b.oldest_created_ms.unwrap_or(0).max(0) as u64;
-                s.oldest_unsent_ms.store(oldest, Ordering::Relaxed);
-            }
-            Err(e) => log::warn!("cannot read the backlog: {e}"),
-        }
-        if let Ok(used) = self.wal.used_bytes() {
-            s.buffer_bytes.store(used, Ordering::Relaxed);
-        }
-    }
-
     /// Takes a config a reload left: upstream, credentials, packing, drain
     /// order and retention apply from the next request on.
     fn reconfigure(&mut self) {
         let Some(cfg) = self.mailbox.lock().ok().and_then(|mut m| m.take()) else {
             return;
         };
-        self.upstream = Upstream::new(&cfg.influxdb);
+        self.sink = (self.make_sink)(&cfg.influxdb);
         self.retry = cfg.retry.clone();
         self.policy = DrainPolicy::from_config(&cfg.performance);
         self.plan = Plan::from_config(&cfg.influxdb);
-        self.provision_at = cfg.influxdb.manage_retention.then(Instant::now);
+        self.provision_at = cfg.influxdb.manage_retention.then(|| self.clock.now());
         self.provision_failures = 0;
         self.influxdb = cfg.influxdb;
         // New address or credentials deserve a try now, not after the old
@@ -197,10 +288,10 @@ impl Forwarder {
 
     /// `manage_retention`: creates or adjusts the buckets upstream when due.
     fn provision(&mut self) {
-        if self.provision_at.is_none_or(|t| t > Instant::now()) {
+        if self.provision_at.is_none_or(|t| t > self.clock.now()) {
             return;
         }
-        match crate::provision::ensure(&self.upstream, &self.influxdb) {
+        match self.sink.ensure_retention(&self.influxdb) {
             Ok(changes) => {
                 for c in &changes {
                     log::info!("upstream: {c}");
@@ -225,54 +316,63 @@ impl Forwarder {
                         self.jittered_backoff(self.provision_failures)
                     }
                 };
-                self.provision_at = Some(Instant::now() + delay);
+                self.provision_at = Some(self.clock.now() + delay);
             }
         }
     }
 
     fn run(mut self) {
-        let mut next_refresh = Instant::now();
         while !self.stopping() {
-            self.reconfigure();
-            self.provision();
-            if Instant::now() >= next_refresh {
-                let started = Instant::now();
-                self.refresh_backlog();
-                let cost = started.elapsed() * BACKLOG_REFRESH_COST_FACTOR;
-                next_refresh = Instant::now() + cost.max(Duration::from_millis(BACKLOG_REFRESH_MS));
-            }
-            let heads = match self.wal.heads() {
-                Ok(h) => h,
-                Err(e) => {
-                    log::error!("forwarder cannot read the buffer: {e}");
-                    self.bell.wait(Duration::from_millis(IDLE_POLL_MS));
-                    continue;
+            match self.step() {
+                Step::Worked => {}
+                Step::Idle(until) => {
+                    let now = Instant::now();
+                    if until > now {
+                        self.bell.wait(until - now);
+                    }
                 }
-            };
-            if heads.is_empty() {
-                self.refresh_backlog();
-                self.bell.wait(Duration::from_millis(IDLE_POLL_MS));
-                continue;
-            }
-            let now = Instant::now();
-            let ready_at = |d: &Destination| self.backoff.get(d).map_or(now, |b| b.ready_at);
-            let pick = self
-                .scheduler
-                .pick(&self.plan, &heads, |d| ready_at(d) <= now)
-                .cloned();
-            match pick {
-                Some((head, dest)) => {
-                    let from = self.choose_lane(&dest, head);
-                    self.deliver(&dest, from);
-                }
-                None => {
-                    let next = heads.iter().map(|(_, d)| ready_at(d)).min().unwrap_or(now);
-                    // Wake for the gauges too, during a long back-off.
-                    self.sleep_until(next.min(now + Duration::from_millis(BACKLOG_REFRESH_MS)));
-                }
+                Step::Backoff(until) => self.sleep_until(until),
             }
         }
         log::debug!("forwarder done");
+    }
+
+    /// One turn: reconfigure, provision, refresh gauges, then at most one
+    /// pack delivered.
+    pub fn step(&mut self) -> Step {
+        self.reconfigure();
+        self.provision();
+        let now = self.clock.now();
+        if now >= self.next_gauges {
+            self.refresh_gauges();
+        }
+        if let Err(e) = self.update_heads() {
+            log::error!("forwarder cannot read the buffer: {e}");
+            self.stats.set_error(format!("cannot read the buffer: {e}"));
+            return Step::Backoff(now + Duration::from_millis(IDLE_POLL_MS));
+        }
+        if self.heads.is_empty() {
+            self.refresh_gauges();
+            return Step::Idle(now + Duration::from_millis(IDLE_POLL_MS));
+        }
+        let heads: Vec<(i64, Destination)> = self.sorted_heads();
+        let ready_at = |d: &Destination| self.backoff.get(d).map_or(now, |b| b.ready_at);
+        let pick = self
+            .scheduler
+            .pick(&self.plan, &heads, |d| ready_at(d) <= now)
+            .cloned();
+        match pick {
+            Some((head, dest)) => {
+                let from = self.choose_lane(&dest, head);
+                self.deliver(&dest, from);
+                Step::Worked
+            }
+            None => {
+                let next = heads.iter().map(|(_, d)| ready_at(d)).min().unwrap_or(now);
+                // Wake for the gauges too, during a long back-off.
+                Step::Backoff(next.min(self.next_gauges.max(now + Duration::from_millis(MIN_RETRY_DELAY_MS))))
+            }
+        }
     }
 
     /// Where this request starts: the backlog's head, or on the live lane's
@@ -285,10 +385,8 @@ impl Forwarder {
         if self.since_live < self.policy.live_every {
             return head;
         }
-        match self
-            .wal
-            .first_since(dest, now_ms() - self.policy.live_window_ms)
-        {
+        let since_ms = self.clock.wall_ns() / 1_000_000 - self.policy.live_window_ms;
+        match self.wal.first_since(dest, since_ms) {
             Ok(Some(live)) if live > head => {
                 self.since_live = 0;
                 live
@@ -315,21 +413,28 @@ impl Forwarder {
                 .pack(dest, from, self.policy.max_points, self.policy.max_bytes)
             {
                 Ok(p) if !p.is_empty() => p,
-                Ok(_) => return,
+                Ok(_) => {
+                    // The cached head is gone (deleted elsewhere): look again.
+                    self.reload_head(dest);
+                    return;
+                }
                 Err(WalError::Undecodable { id, why }) => {
                     log::error!("batch {id} cannot be decoded ({why}); kept as a dead letter");
-                    if let Err(e) = self.wal.quarantine(id, &why) {
-                        log::error!("cannot set batch {id} aside: {e}");
+                    match self.wal.quarantine(id, &why) {
+                        Ok(pruned) => {
+                            Stats::add(&self.stats.dead_letters_pruned, pruned as usize);
+                            self.reload_head(dest);
+                        }
+                        Err(e) => self.failed(dest, format!("cannot set batch {id} aside: {e}")),
                     }
                     return;
                 }
                 Err(e) => {
-                    log::error!("cannot load batches from {from}: {e}");
-                    return;
+                    return self.failed(dest, format!("cannot load batches from {from}: {e}"));
                 }
             };
         let expired = match self.plan.bucket(dest) {
-            Some(b) => crate::drain::expire(&mut pack, b, crate::ingest::now_ns()),
+            Some(b) => crate::drain::expire(&mut pack, b, self.clock.wall_ns()),
             None => Vec::new(),
         };
         if !expired.is_empty() {
@@ -348,18 +453,19 @@ impl Forwarder {
             Stats::add(&self.stats.retries, 1);
         }
         let points: usize = pack.iter().map(|b| b.points).sum();
+        let key = (dest.clone(), pack.first().map_or(from, |b| b.id));
         let probe = self
             .server_errors
-            .get(dest)
-            .is_some_and(|&(id, n)| id == pack[0].id && n >= POISON_PROBE_AFTER_FAILURES);
+            .get(&key)
+            .is_some_and(|&n| n >= POISON_PROBE_AFTER_FAILURES);
         if probe {
             log::warn!(
                 "batch {} failed with server errors {POISON_PROBE_AFTER_FAILURES}+ times: probing it for a poison line",
-                pack[0].id
+                key.1
             );
         }
         let result = Delivery {
-            upstream: &self.upstream,
+            upstream: self.sink.as_ref(),
             stats: &self.stats,
             stop: &self.stop,
             max_lines_per_request: &mut self.max_lines_per_request,
@@ -368,17 +474,11 @@ impl Forwarder {
         .send(&pack);
         match &result {
             Err(d) if d.server_error => {
-                let e = self
-                    .server_errors
-                    .entry(dest.clone())
-                    .or_insert((pack[0].id, 0));
-                if e.0 != pack[0].id {
-                    *e = (pack[0].id, 0);
-                }
-                e.1 += 1;
+                let n = self.server_errors.entry(key).or_insert(0);
+                *n = n.saturating_add(1);
             }
             _ => {
-                self.server_errors.remove(dest);
+                self.server_errors.remove(&key);
             }
         }
         match result {
@@ -400,13 +500,23 @@ impl Forwarder {
         written: usize,
         dead: Vec<crate::wal::DeadLetter>,
     ) {
-        if let Err(e) = self.wal.finish(pack, &dead) {
-            log::error!(
-                "batches {}.. were delivered but cannot be deleted ({e}); they will be re-sent",
-                pack[0].id
-            );
-            return;
-        }
+        let pruned = match self.wal.finish(pack, &dead) {
+            Ok(pruned) => pruned,
+            Err(e) => {
+                return self.failed(
+                    dest,
+                    format!(
+                        "batches {}.. were delivered but cannot be deleted ({e}); they will be re-sent",
+                        pack.first().map_or(0, |b| b.id)
+                    ),
+                );
+            }
+        };
+        Stats::add(&self.stats.dead_letters_pruned, pruned as usize);
+        let last = pack.last().map_or(0, |b| b.id);
+        self.server_errors.retain(|(d, id), _| d != dest || *id > last);
+        self.deleted(pack);
+        self.reload_head(dest);
         Stats::add(&self.stats.points_written, written);
         Stats::add(&self.stats.batches_written, pack.len());
         Stats::add(&self.stats.dead_letter_lines, dead.len());
@@ -436,33 +546,53 @@ impl Forwarder {
             && (d.reason.contains("database not found")
                 || d.reason.contains("retention policy not found"))
         {
-            self.provision_at = Some(Instant::now());
+            self.provision_at = Some(self.clock.now());
         }
         self.stats.set_error(d.reason.clone());
-        if let Err(e) = self.wal.record_failure(pack[0].id, &d.reason) {
-            log::warn!("cannot record the failure of batch {}: {e}", pack[0].id);
+        if let Some(first) = pack.first()
+            && let Err(e) = self.wal.record_failure(first.id, &d.reason)
+        {
+            log::warn!("cannot record the failure of batch {}: {e}", first.id);
         }
-        let failures = {
-            let b = self.backoff.entry(dest.clone()).or_insert(Backoff {
-                ready_at: Instant::now(),
-                failures: 0,
-            });
-            b.failures = b.failures.saturating_add(1);
-            b.failures
-        };
-        let delay = match d.delay {
-            Some(ra) => ra.min(Duration::from_secs(self.retry.max_retry_after_s)),
-            None => self.jittered_backoff(failures),
-        };
-        if let Some(b) = self.backoff.get_mut(dest) {
-            b.ready_at = Instant::now() + delay;
-        }
+        let delay = self.back_off(dest, d.delay);
         log::warn!(
             "delivery of {points} points to {:?} failed: {}; retry in {} ms",
             dest.bucket(),
             d.reason,
             delay.as_millis()
         );
+    }
+
+    /// A failure of our own (buffer read or delete): logged, shown, and the
+    /// destination backs off like after a failed request.
+    fn failed(&mut self, dest: &Destination, why: String) {
+        let delay = self.back_off(dest, None);
+        log::error!("{why}; retry in {} ms", delay.as_millis());
+        self.stats.set_error(why);
+    }
+
+    /// Puts `dest` in back-off: `given` (a server's Retry-After, capped) or
+    /// exponential with full jitter.
+    fn back_off(&mut self, dest: &Destination, given: Option<Duration>) -> Duration {
+        let now = self.clock.now();
+        let failures = {
+            let b = self.backoff.entry(dest.clone()).or_insert(Backoff {
+                ready_at: now,
+                failures: 0,
+            });
+            b.failures = b.failures.saturating_add(1);
+            b.failures
+        };
+        let delay = match given {
+            Some(ra) => ra
+                .min(Duration::from_secs(self.retry.max_retry_after_s))
+                .max(Duration::from_millis(MIN_RETRY_DELAY_MS)),
+            None => self.jittered_backoff(failures),
+        };
+        if let Some(b) = self.backoff.get_mut(dest) {
+            b.ready_at = now + delay;
+        }
+        delay
     }
 
     /// Exponential back-off with full jitter: uniform in [0, min(cap, base·2^n)].

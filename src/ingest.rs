@@ -60,6 +60,8 @@ pub struct Ingest {
     pub intake: Rc<Intake>,
     settings: RefCell<Rc<Settings>>,
     pub stats: Arc<Stats>,
+    /// The destinations buffered now, shared with the forwarder.
+    destinations: Arc<crate::dest::Destinations>,
 }
 
 pub fn now_ns() -> i64 {
@@ -108,7 +110,14 @@ impl Ingest {
             intake,
             settings: RefCell::new(Rc::new(settings)),
             stats,
+            destinations: Arc::default(),
         }
+    }
+
+    /// Shares the set of buffered destinations with the forwarder.
+    pub fn with_destinations(mut self, d: Arc<crate::dest::Destinations>) -> Ingest {
+        self.destinations = d;
+        self
     }
 
     /// The settings in force now.
@@ -254,10 +263,23 @@ impl Ingest {
         Stats::add(&self.stats.lines_rejected, parsed.rejected);
         if parsed.points > 0 {
             let (ack, acked) = smol::channel::unbounded();
-            let parts = match self.store(live.router.as_ref(), dest, &parsed, out, Some(ack)) {
+            let max_destinations = live.config.service.max_destinations;
+            let stored = self.store(
+                live.router.as_ref(),
+                dest,
+                &parsed,
+                out,
+                Some(ack),
+                Some(max_destinations),
+            );
+            let parts = match stored {
                 Ok(n) => n,
                 Err(refusal) => {
-                    Stats::add(&self.stats.ring_full_refusals, 1);
+                    let counter = match refusal {
+                        Refusal::TooManyDestinations { .. } => &self.stats.destination_refusals,
+                        _ => &self.stats.ring_full_refusals,
+                    };
+                    Stats::add(counter, 1);
                     return refused(api, &refusal);
                 }
             };
@@ -291,6 +313,7 @@ impl Ingest {
         parsed: &Parsed,
         payload: Vec<u8>,
         ack: Option<crate::ring::AckSender>,
+        max_destinations: Option<usize>,
     ) -> Result<usize, Refusal> {
         Stats::add(&self.stats.points_received, parsed.points);
         let arrived = std::time::Instant::now();
@@ -318,6 +341,17 @@ impl Ingest {
                 })
                 .collect(),
         };
+        // A new destination only while under the cap (producers' writes);
+        // the agent's own points and UDP go where the config says.
+        for e in &entries {
+            match max_destinations {
+                Some(max) if !self.destinations.admit(&e.dest, max) => {
+                    return Err(Refusal::TooManyDestinations { max });
+                }
+                Some(_) => {}
+                None => self.destinations.insert(&e.dest),
+            }
+        }
         let n = entries.len();
         self.intake.push(entries).map_err(|_| Refusal::RingFull)?;
         Ok(n)
@@ -334,7 +368,7 @@ impl Ingest {
         }
         // The agent's own points go to the configured database, unrouted.
         let dest = Destination::configured(&live.config.influxdb);
-        self.store(None, dest, &parsed, out, None).is_ok()
+        self.store(None, dest, &parsed, out, None, None).is_ok()
     }
 
     /// One UDP datagram: parse, store, never answer. Drops are counted.
@@ -358,7 +392,7 @@ impl Ingest {
         }
         let dest = Destination::configured(&live.config.influxdb);
         if self
-            .store(live.router.as_ref(), dest, &parsed, out, None)
+            .store(live.router.as_ref(), dest, &parsed, out, None, None)
             .is_err()
         {
             Stats::add(&self.stats.udp_points_dropped, parsed.points);
@@ -398,6 +432,16 @@ fn refused(api: Api, refusal: &Refusal) -> Response {
             "hissrv is busy: its memory rings are full; retry".to_string(),
         ),
         Refusal::ShuttingDown => (503, 5, "hissrv is shutting down; retry".to_string()),
+        Refusal::TooManyDestinations { max } => {
+            return error(
+                api,
+                400,
+                format!(
+                    "too many destinations buffered: service.max_destinations is {max}; \
+                     this write names a database/retention policy (or bucket) beyond them"
+                ),
+            );
+        }
         Refusal::Storage(e @ (WalError::QuotaFull { .. } | WalError::DiskFull)) => {
             (507, 30, e.to_string())
         }

@@ -19,7 +19,8 @@
 //! - [`codec`]: batch payload encodings (delta/columns + lz4), decoding back to line protocol.
 //! - [`wal`]: the SQLite write-ahead buffer and its durability contract.
 //! - [`upstream`]: one write to InfluxDB and what its answer means.
-//! - [`forward`]: the forwarder thread: packing, backlog replay, back-off.
+//! - [`forward`]: the forwarder thread: packing, backlog replay, back-off
+//!   (`forward_heads`: its cached heads and the backlog gauges).
 //! - [`drain`]: drain order: bucket priority with a fair share, request packing.
 //! - [`provision`]: `manage_retention`: databases, retention policies, buckets upstream.
 //! - [`deliver`]: one upstream request's worth of batches under the status policy.
@@ -46,6 +47,7 @@ pub mod deliver;
 pub mod dest;
 pub mod drain;
 pub mod forward;
+mod forward_heads;
 pub mod http;
 pub mod ingest;
 pub mod inspect;

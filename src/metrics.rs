@@ -154,6 +154,7 @@ pub fn render(s: &Stats, ring: &RingGauges, now_ms: i64) -> String {
             ("reason=\"ring_full\"", &s.ring_full_refusals),
             ("reason=\"storage_full\"", &s.storage_full_refusals),
             ("reason=\"shutting_down\"", &s.shutdown_refusals),
+            ("reason=\"too_many_destinations\"", &s.destination_refusals),
         ],
     );
     counter(
@@ -183,6 +184,12 @@ pub fn render(s: &Stats, ring: &RingGauges, now_ms: i64) -> String {
             ("class=\"5xx\"", &s.upstream_failures_5xx),
             ("class=\"network\"", &s.upstream_failures_network),
         ],
+    );
+    counter(
+        &mut o,
+        "hissrv_dead_letters_pruned_total",
+        "Oldest dead letters removed to keep them under buffer.max_dead_letters_mb.",
+        &[("", &s.dead_letters_pruned)],
     );
     counter(
         &mut o,

@@ -22,6 +22,8 @@ pub const RING_ENTRIES: usize = 4096;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Refusal {
     RingFull,
+    /// The write names one destination more than `service.max_destinations`.
+    TooManyDestinations { max: usize },
     Storage(WalError),
     ShuttingDown,
 }

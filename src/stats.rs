@@ -28,6 +28,11 @@ pub struct Stats {
     pub points_written: AtomicU64,
     pub batches_written: AtomicU64,
     pub dead_letter_lines: AtomicU64,
+    /// Oldest dead letters removed to keep them under `buffer.max_dead_letters_mb`.
+    pub dead_letters_pruned: AtomicU64,
+    /// Writes refused because they named one destination more than
+    /// `service.max_destinations`.
+    pub destination_refusals: AtomicU64,
     /// Points not sent because they outlived their bucket's retention.
     pub points_expired: AtomicU64,
     /// `manage_retention` attempts that failed (rights, network, refusals).
@@ -46,7 +51,9 @@ pub struct Stats {
     /// Deliveries of a batch that had failed before.
     pub retries: AtomicU64,
     pub upstream_up: AtomicBool,
-    /// Backlog in the buffer (gauges, refreshed by the forwarder).
+    /// Backlog in the buffer (gauges): the commit thread adds what it
+    /// commits, the forwarder subtracts what it deletes, and re-reads the
+    /// totals from the buffer when no commit ran meanwhile (`backlog_seq`).
     pub backlog_batches: AtomicU64,
     pub backlog_points: AtomicU64,
     pub backlog_bytes: AtomicU64,
@@ -55,6 +62,9 @@ pub struct Stats {
     pub buffer_bytes: AtomicU64,
     /// Commit time (ms since epoch) of the oldest undelivered batch; 0 = none.
     pub oldest_unsent_ms: AtomicU64,
+    /// Odd while a commit is between its transaction and its gauge update: a
+    /// full re-read of the gauges is kept only if this did not move.
+    pub backlog_seq: AtomicU64,
     /// Ingest rate the batcher last measured (points/s).
     pub ingest_rate: AtomicU64,
     /// EWMA of commit durations (µs), for the batcher.
@@ -85,6 +95,8 @@ impl Default for Stats {
             points_written: AtomicU64::new(0),
             batches_written: AtomicU64::new(0),
             dead_letter_lines: AtomicU64::new(0),
+            dead_letters_pruned: AtomicU64::new(0),
+            destination_refusals: AtomicU64::new(0),
             points_expired: AtomicU64::new(0),
             provision_failures: AtomicU64::new(0),
             config_reloads: AtomicU64::new(0),
@@ -103,6 +115,7 @@ impl Default for Stats {
             dead_letters_stored: AtomicU64::new(0),
             buffer_bytes: AtomicU64::new(0),
             oldest_unsent_ms: AtomicU64::new(0),
+            backlog_seq: AtomicU64::new(0),
             ingest_rate: AtomicU64::new(0),
             commit_latency_ewma_us: AtomicU64::new(0),
             commits_in_flight: std::sync::atomic::AtomicUsize::new(0),
@@ -118,6 +131,11 @@ impl Default for Stats {
 impl Stats {
     pub fn add(counter: &AtomicU64, n: usize) {
         counter.fetch_add(n as u64, Relaxed);
+    }
+
+    /// Lowers a gauge, never below zero.
+    pub fn sub(gauge: &AtomicU64, n: u64) {
+        let _ = gauge.fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(n)));
     }
 
     pub fn get(counter: &AtomicU64) -> u64 {

@@ -39,6 +39,31 @@ pub enum Outcome {
     Network(String),
 }
 
+/// Where the forwarder sends packs: the real [`Upstream`], or in the
+/// forwarder's simulation a scripted server.
+pub trait Sink: Send {
+    /// Sends `lines` (line protocol, ns timestamps) to `dest`.
+    fn write(&self, dest: &Destination, lines: &[u8]) -> Outcome;
+    /// `manage_retention`: creates or adjusts the buckets upstream.
+    fn ensure_retention(
+        &self,
+        db: &Influxdb,
+    ) -> Result<Vec<String>, crate::provision::ProvisionError>;
+}
+
+impl Sink for Upstream {
+    fn write(&self, dest: &Destination, lines: &[u8]) -> Outcome {
+        Upstream::write(self, dest, lines)
+    }
+
+    fn ensure_retention(
+        &self,
+        db: &Influxdb,
+    ) -> Result<Vec<String>, crate::provision::ProvisionError> {
+        crate::provision::ensure(self, db)
+    }
+}
+
 pub struct Upstream {
     agent: ureq::Agent,
     cfg: Influxdb,

@@ -15,7 +15,9 @@
 //!   lowest id of a destination first.
 //! - **Bounds:** the quota is checked *before* a commit: a commit that would take
 //!   the live data past `buffer.max_size_mb` is refused whole (nothing stored is
-//!   dropped to make room), and so is one that meets a full disk.
+//!   dropped to make room), and so is one that meets a full disk. Dead letters
+//!   are kept within `buffer.max_dead_letters_percent` of the quota by removing
+//!   the oldest (counted), the only data the buffer ever drops on its own.
 //! - **Foreign files:** a file that is not a hissrv buffer (other
 //!   `application_id`, unreadable header) is an error; it is never deleted or
 //!   rewritten.
@@ -65,6 +67,8 @@ use crate::dest::Destination;
 /// 'HISS': marks a file as ours so we never adopt someone else's database.
 const APPLICATION_ID: i64 = 0x4849_5353;
 const SCHEMA_VERSION: i64 = 1;
+/// Share of the quota dead letters may use unless the config says otherwise.
+const DEFAULT_DEAD_LETTERS_PERCENT: u8 = 10;
 /// How long a writer waits for the other connection's lock; commits are short.
 const BUSY_TIMEOUT_MS: u64 = 10_000;
 /// Keeps the WAL file from staying large after a burst (bytes).
@@ -174,6 +178,8 @@ pub struct StoredBatch {
     pub attempts: i64,
     /// Smallest point timestamp (ns): retention checks skip young batches.
     pub first_ts: i64,
+    /// Bytes of the payload as stored (encoded).
+    pub stored_bytes: usize,
     pub payload: Vec<u8>,
 }
 
@@ -208,6 +214,10 @@ pub struct Backlog {
 pub struct Wal {
     conn: Connection,
     quota_bytes: u64,
+    /// Dead letters (line + reason bytes) kept at most; the oldest go first.
+    dead_letter_quota_bytes: u64,
+    /// Encoded bytes the last successful commit stored (for the gauges).
+    last_commit_bytes: u64,
     /// How new batches are encoded (`codec::FORMAT_*`).
     format: i64,
 }
@@ -284,8 +294,20 @@ impl Wal {
         Ok(Wal {
             conn,
             quota_bytes,
+            dead_letter_quota_bytes: quota_bytes / 100 * u64::from(DEFAULT_DEAD_LETTERS_PERCENT),
+            last_commit_bytes: 0,
             format: codec::FORMAT_DELTA,
         })
+    }
+
+    /// Dead letters may take at most `percent` of the quota.
+    pub fn set_dead_letter_share(&mut self, percent: u8) {
+        self.dead_letter_quota_bytes = self.quota_bytes / 100 * u64::from(percent);
+    }
+
+    /// Encoded bytes stored by the last successful commit.
+    pub fn last_commit_bytes(&self) -> u64 {
+        self.last_commit_bytes
     }
 
     /// Encoding for batches committed from now on; stored batches keep theirs.
@@ -349,12 +371,15 @@ impl Wal {
             }
         }
         tx.commit()?;
+        self.last_commit_bytes = incoming;
         Ok(ids)
     }
 
     /// The upstream took these batches: delete them, and keep the lines it
-    /// refused for good as dead letters, in one transaction.
-    pub fn finish(&mut self, batches: &[StoredBatch], dead: &[DeadLetter]) -> Result<(), WalError> {
+    /// refused for good as dead letters, in one transaction. Returns how
+    /// many old dead letters were pruned to stay within their quota.
+    pub fn finish(&mut self, batches: &[StoredBatch], dead: &[DeadLetter]) -> Result<u64, WalError> {
+        let quota = self.dead_letter_quota_bytes;
         let tx = self.conn.transaction()?;
         {
             let mut insert = tx.prepare_cached(
@@ -374,13 +399,19 @@ impl Wal {
                 delete.execute([b.id])?;
             }
         }
+        let pruned = if dead.is_empty() {
+            0
+        } else {
+            prune_dead_letters(&tx, quota)?
+        };
         tx.commit()?;
-        Ok(())
+        Ok(pruned)
     }
 
     /// A batch that cannot be decoded leaves the queue so it cannot block its
     /// destination, but is kept, whole and raw, as a dead letter ([`STATUS_UNDECODABLE`]).
-    pub fn quarantine(&mut self, id: i64, why: &str) -> Result<(), WalError> {
+    pub fn quarantine(&mut self, id: i64, why: &str) -> Result<u64, WalError> {
+        let quota = self.dead_letter_quota_bytes;
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO dead_letters (batch_id, db, rp, failed_ms, status, reason, line)
@@ -393,8 +424,9 @@ impl Wal {
             ],
         )?;
         tx.execute("DELETE FROM batches WHERE id = ?1", [id])?;
+        let pruned = prune_dead_letters(&tx, quota)?;
         tx.commit()?;
-        Ok(())
+        Ok(pruned)
     }
 
     /// Notes a failed attempt on the batch (for operators; order is unchanged).
@@ -423,6 +455,49 @@ impl Wal {
             },
         )?)
     }
+}
+
+/// Dead letters past `quota_bytes` (line + reason) are removed oldest first;
+/// the newest always stays, whatever its size. Returns how many went.
+///
+/// Invariant: dead letters never hold more than their share of the buffer
+/// after a transaction that added one, so refused lines cannot fill the
+/// quota and turn every later write into a 507.
+fn prune_dead_letters(tx: &rusqlite::Transaction, quota_bytes: u64) -> Result<u64, WalError> {
+    let total: i64 = tx.query_row(
+        "SELECT coalesce(sum(length(line) + length(reason)), 0) FROM dead_letters",
+        [],
+        |r| r.get(0),
+    )?;
+    let mut excess = (total.max(0) as u64).saturating_sub(quota_bytes);
+    if excess == 0 {
+        return Ok(0);
+    }
+    let mut last_id = None;
+    let mut count = 0u64;
+    {
+        let mut oldest = tx.prepare(
+            "SELECT id, length(line) + length(reason) FROM dead_letters
+             WHERE id < (SELECT max(id) FROM dead_letters) ORDER BY id",
+        )?;
+        let mut rows = oldest.query([])?;
+        while let Some(row) = rows.next()? {
+            let (id, size): (i64, i64) = (row.get(0)?, row.get(1)?);
+            last_id = Some(id);
+            count += 1;
+            excess = excess.saturating_sub(size.max(0) as u64);
+            if excess == 0 {
+                break;
+            }
+        }
+    }
+    if let Some(id) = last_id {
+        tx.execute("DELETE FROM dead_letters WHERE id <= ?1", [id])?;
+        log::warn!(
+            "dead letters over their share of the buffer: the {count} oldest were removed"
+        );
+    }
+    Ok(count)
 }
 
 #[path = "wal_read.rs"]

@@ -98,13 +98,13 @@ impl Wal {
             }
             points += p;
             bytes += b;
-            chosen.push((id, p, format, attempts, first_ts));
+            chosen.push((id, p, b, format, attempts, first_ts));
         }
         let mut load = self
             .conn
             .prepare_cached("SELECT payload FROM batches WHERE id = ?1")?;
         let mut out = Vec::with_capacity(chosen.len());
-        for (id, points, format, attempts, first_ts) in chosen {
+        for (id, points, stored_bytes, format, attempts, first_ts) in chosen {
             let blob: Vec<u8> = load.query_row([id], |r| r.get(0))?;
             let payload = codec::decode(format, &blob).map_err(|e| WalError::Undecodable {
                 id,
@@ -117,6 +117,7 @@ impl Wal {
                 format,
                 attempts,
                 first_ts,
+                stored_bytes,
                 payload,
             });
         }
@@ -130,5 +131,16 @@ impl Wal {
             "SELECT min(id) FROM batches WHERE db = ?1 AND rp = ?2 AND created_ms >= ?3",
         )?;
         Ok(stmt.query_row(params![dest.db, dest.rp, since_ms], |r| r.get(0))?)
+    }
+}
+
+impl Wal {
+    /// The oldest batch id of one destination, if it has any: one index
+    /// lookup, whatever the number of destinations.
+    pub fn head_of(&self, dest: &Destination) -> Result<Option<i64>, WalError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT min(id) FROM batches WHERE db = ?1 AND rp = ?2")?;
+        Ok(stmt.query_row(params![dest.db, dest.rp], |r| r.get(0))?)
     }
 }
