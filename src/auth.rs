@@ -33,10 +33,7 @@ fn any_equal<'a>(candidates: impl Iterator<Item = &'a String>, given: &str) -> b
 
 /// The `Authorization: Basic` value for a user and password.
 pub fn basic_header(user: &str, pass: &str) -> String {
-    format!(
-        "Basic {}",
-        BASE64.encode(format!("{user}:{pass}"))
-    )
+    format!("Basic {}", BASE64.encode(format!("{user}:{pass}")))
 }
 
 impl Auth {
@@ -115,7 +112,13 @@ mod tests {
         for (a, b) in [("", ""), ("a", "a"), ("tok", "tok")] {
             assert!(constant_time_eq(a.as_bytes(), b.as_bytes()));
         }
-        for (a, b) in [("", "a"), ("a", ""), ("tok", "toK"), ("tok", "tok\0"), ("tok\0", "tok")] {
+        for (a, b) in [
+            ("", "a"),
+            ("a", ""),
+            ("tok", "toK"),
+            ("tok", "tok\0"),
+            ("tok\0", "tok"),
+        ] {
             assert!(!constant_time_eq(a.as_bytes(), b.as_bytes()), "{a:?} {b:?}");
         }
     }

@@ -221,7 +221,9 @@ pub fn spawn_committer(
                 let points: usize = cut.batches.iter().map(|b| b.points).sum();
                 let started = std::time::Instant::now();
                 // Odd while the gauges lag the buffer (see `forward_heads`).
-                stats.backlog_seq.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                stats
+                    .backlog_seq
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 let result = wal.commit(&cut.batches).map(|_| ()).map_err(|e| {
                     log::warn!("commit of {points} points refused: {e}");
                     Stats::add(&stats.storage_full_refusals, 1);
@@ -249,7 +251,9 @@ pub fn spawn_committer(
                         std::sync::atomic::Ordering::Relaxed,
                     );
                 }
-                stats.backlog_seq.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                stats
+                    .backlog_seq
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 if result.is_ok() {
                     forwarder.ring_for(cut.batches.iter().map(|b| &b.dest));
                 }

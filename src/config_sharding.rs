@@ -258,7 +258,17 @@ mod tests {
 
     #[test]
     fn id_ranges_with_unicode_where_ascii_was_assumed_are_refused_not_a_panic() {
-        for text in ["\u{2212}5-10", "é", "5-\u{2212}1", "\u{2212}", "-", "", "--", "5-", "\u{1F600}-9"] {
+        for text in [
+            "\u{2212}5-10",
+            "é",
+            "5-\u{2212}1",
+            "\u{2212}",
+            "-",
+            "",
+            "--",
+            "5-",
+            "\u{1F600}-9",
+        ] {
             assert_eq!(parse_id_range(text), None, "{text:?}");
         }
         assert_eq!(parse_id_range(" 3 - 4 "), Some((3, 4)));

@@ -23,11 +23,14 @@
 //! suspect must confirm, `SUSPECT_CONFIRMATIONS` times in a row: sent alone it
 //! fails with a 5xx, and a *canary* (a line of the pack already written; a
 //! re-send is an overwrite) sent right after is written. Only then is it a
-//! dead letter. A suspect that is written on a re-send is simply delivered; a
+//! dead letter (a pack of one line borrows the last line the server took,
+//! from any destination, as its canary; with none yet it waits for a
+//! neighbour). A suspect that is written on a re-send is simply delivered; a
 //! canary that fails means the server is failing (a restart, a 502 storm from
 //! a proxy): the pack is deferred whole, and no good line is ever condemned
 //! for a fault of the server.
 
+use crate::dest::Destination;
 use crate::lineproto;
 use crate::stats::Stats;
 use crate::upstream::{Outcome, Sink};
@@ -59,6 +62,9 @@ pub struct Delivery<'a> {
     pub max_lines_per_request: &'a mut usize,
     /// Split on 5xx to isolate a poison line (see the module doc).
     pub probe: bool,
+    /// A line the server took lately, and its destination: the canary when
+    /// nothing else of the pack was written (a pack of one line).
+    pub canary: &'a mut Option<(Destination, Vec<u8>)>,
 }
 
 impl Delivery<'_> {
@@ -123,7 +129,14 @@ impl Delivery<'_> {
                 todo.extend([(mid, b), (a, mid)]);
             };
             match outcome {
-                Outcome::Written => written_line = written_line.or(Some(a)),
+                Outcome::Written => {
+                    written_line = written_line.or(Some(a));
+                    if self.canary.as_ref().is_none_or(|(d, _)| d != dest)
+                        && let Some(l) = lines.get(a)
+                    {
+                        *self.canary = Some((dest.clone(), l.to_vec()));
+                    }
+                }
                 Outcome::ServerError { .. } if self.probe => {
                     if b - a == 1 {
                         suspects.push(a);
@@ -158,15 +171,22 @@ impl Delivery<'_> {
         if suspects.is_empty() {
             return Ok(dead);
         }
-        let Some(canary) = written_line else {
-            return Err(Deferred {
-                delay: None,
-                reason: "server errors on every part of the batch".into(),
-                server_error: true,
-            });
+        let canary = match (
+            written_line.and_then(|i| lines.get(i)),
+            self.canary.as_ref(),
+        ) {
+            (Some(l), _) => (dest.clone(), l.to_vec()),
+            (None, Some(c)) => c.clone(),
+            (None, None) => {
+                return Err(Deferred {
+                    delay: None,
+                    reason: "server errors on every part of the batch".into(),
+                    server_error: true,
+                });
+            }
         };
         for i in suspects {
-            if let Some(d) = self.confirm(dest, &lines, &owners, i, canary)? {
+            if let Some(d) = self.confirm(dest, &lines, &owners, i, &canary)? {
                 dead.push(d);
             }
         }
@@ -174,7 +194,7 @@ impl Delivery<'_> {
     }
 
     /// Sends one request and records its outcome.
-    fn attempt(&self, dest: &crate::dest::Destination, body: &[u8]) -> Outcome {
+    fn attempt(&self, dest: &Destination, body: &[u8]) -> Outcome {
         let started = Instant::now();
         let outcome = self.upstream.write(dest, body);
         self.observe(&outcome, started);
@@ -185,14 +205,14 @@ impl Delivery<'_> {
     /// a 5xx while the canary sent right after is written, every round.
     fn confirm(
         &self,
-        dest: &crate::dest::Destination,
+        dest: &Destination,
         lines: &[&[u8]],
         owners: &[i64],
         suspect: usize,
-        canary: usize,
+        canary: &(Destination, Vec<u8>),
     ) -> Result<Option<DeadLetter>, Deferred> {
-        let alone = |i: usize| {
-            let mut body = lines.get(i).map_or_else(Vec::new, |l| l.to_vec());
+        let alone = |line: &[u8]| {
+            let mut body = line.to_vec();
             body.push(b'\n');
             body
         };
@@ -203,7 +223,7 @@ impl Delivery<'_> {
             if self.stop.load(Ordering::Relaxed) {
                 return Err(shutting_down());
             }
-            match self.attempt(dest, &alone(suspect)) {
+            match self.attempt(dest, &alone(&line)) {
                 Outcome::Written => return Ok(None),
                 Outcome::Refused { status, message } => {
                     return Ok(Some(DeadLetter {
@@ -216,7 +236,7 @@ impl Delivery<'_> {
                 Outcome::ServerError { status, message } => last = (status, message),
                 other => return Err(self.deferral(dest, other)),
             }
-            match self.attempt(dest, &alone(canary)) {
+            match self.attempt(&canary.0, &alone(&canary.1)) {
                 Outcome::Written => {}
                 Outcome::ServerError { status, message } => {
                     return Err(Deferred {
@@ -235,14 +255,14 @@ impl Delivery<'_> {
             batch_id,
             status,
             reason: format!(
-                "server error on this line alone, {POISON_PROBE_AFTER_FAILURES}+ times, while a neighbour line was written right after each of {SUSPECT_CONFIRMATIONS} re-sends: {message}"
+                "server error on this line alone, {POISON_PROBE_AFTER_FAILURES}+ times, while its neighbours were written (one right after each of {SUSPECT_CONFIRMATIONS} re-sends): {message}"
             ),
             line,
         }))
     }
 
     /// Why a pack waits, for an answer that does not move it forward.
-    fn deferral(&self, dest: &crate::dest::Destination, outcome: Outcome) -> Deferred {
+    fn deferral(&self, dest: &Destination, outcome: Outcome) -> Deferred {
         match outcome {
             Outcome::Misconfigured { status, message } => {
                 log::error!(

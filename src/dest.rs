@@ -168,6 +168,10 @@ mod destinations_tests {
         set.release(&d("a"));
         assert!(set.admit(&d("c"), 2), "room again once one drained");
         set.insert(&d("z"));
-        assert_eq!(set.len(), 3, "data already buffered is counted whatever the cap");
+        assert_eq!(
+            set.len(),
+            3,
+            "data already buffered is counted whatever the cap"
+        );
     }
 }

@@ -171,6 +171,9 @@ pub struct Forwarder {
     since_live: u32,
     /// Server errors in a row per (destination, pack head).
     server_errors: HashMap<(Destination, i64), u32>,
+    /// A line the server took lately, and where: re-sent (an overwrite) to
+    /// tell a failing server from a poison line when a pack has no other.
+    canary: Option<(Destination, Vec<u8>)>,
     /// Each destination's oldest batch id (see `forward_heads`).
     pub(crate) heads: BTreeMap<Destination, i64>,
     pub(crate) heads_loaded: bool,
@@ -238,6 +241,7 @@ impl Forwarder {
             max_lines_per_request: usize::MAX,
             since_live: 0,
             server_errors: HashMap::new(),
+            canary: None,
             heads: BTreeMap::new(),
             heads_loaded: false,
             heads_reload_at: now,
@@ -370,7 +374,12 @@ impl Forwarder {
             None => {
                 let next = heads.iter().map(|(_, d)| ready_at(d)).min().unwrap_or(now);
                 // Wake for the gauges too, during a long back-off.
-                Step::Backoff(next.min(self.next_gauges.max(now + Duration::from_millis(MIN_RETRY_DELAY_MS))))
+                Step::Backoff(
+                    next.min(
+                        self.next_gauges
+                            .max(now + Duration::from_millis(MIN_RETRY_DELAY_MS)),
+                    ),
+                )
             }
         }
     }
@@ -407,32 +416,41 @@ impl Forwarder {
     }
 
     fn deliver(&mut self, dest: &Destination, from: i64) {
-        let mut pack =
-            match self
-                .wal
-                .pack(dest, from, self.policy.max_points, self.policy.max_bytes)
-            {
-                Ok(p) if !p.is_empty() => p,
-                Ok(_) => {
-                    // The cached head is gone (deleted elsewhere): look again.
-                    self.reload_head(dest);
-                    return;
-                }
-                Err(WalError::Undecodable { id, why }) => {
-                    log::error!("batch {id} cannot be decoded ({why}); kept as a dead letter");
-                    match self.wal.quarantine(id, &why) {
-                        Ok(pruned) => {
-                            Stats::add(&self.stats.dead_letters_pruned, pruned as usize);
-                            self.reload_head(dest);
-                        }
-                        Err(e) => self.failed(dest, format!("cannot set batch {id} aside: {e}")),
+        let key = (dest.clone(), from);
+        let probe = self
+            .server_errors
+            .get(&key)
+            .is_some_and(|&n| n >= POISON_PROBE_AFTER_FAILURES);
+        // A probe needs a neighbour line: two batches at least.
+        let min_batches = if probe { 2 } else { 1 };
+        let mut pack = match self.wal.pack_at_least(
+            dest,
+            from,
+            self.policy.max_points,
+            self.policy.max_bytes,
+            min_batches,
+        ) {
+            Ok(p) if !p.is_empty() => p,
+            Ok(_) => {
+                // The cached head is gone (deleted elsewhere): look again.
+                self.reload_head(dest);
+                return;
+            }
+            Err(WalError::Undecodable { id, why }) => {
+                log::error!("batch {id} cannot be decoded ({why}); kept as a dead letter");
+                match self.wal.quarantine(id, &why) {
+                    Ok(pruned) => {
+                        Stats::add(&self.stats.dead_letters_pruned, pruned as usize);
+                        self.reload_head(dest);
                     }
-                    return;
+                    Err(e) => self.failed(dest, format!("cannot set batch {id} aside: {e}")),
                 }
-                Err(e) => {
-                    return self.failed(dest, format!("cannot load batches from {from}: {e}"));
-                }
-            };
+                return;
+            }
+            Err(e) => {
+                return self.failed(dest, format!("cannot load batches from {from}: {e}"));
+            }
+        };
         let expired = match self.plan.bucket(dest) {
             Some(b) => crate::drain::expire(&mut pack, b, self.clock.wall_ns()),
             None => Vec::new(),
@@ -453,11 +471,6 @@ impl Forwarder {
             Stats::add(&self.stats.retries, 1);
         }
         let points: usize = pack.iter().map(|b| b.points).sum();
-        let key = (dest.clone(), pack.first().map_or(from, |b| b.id));
-        let probe = self
-            .server_errors
-            .get(&key)
-            .is_some_and(|&n| n >= POISON_PROBE_AFTER_FAILURES);
         if probe {
             log::warn!(
                 "batch {} failed with server errors {POISON_PROBE_AFTER_FAILURES}+ times: probing it for a poison line",
@@ -470,6 +483,7 @@ impl Forwarder {
             stop: &self.stop,
             max_lines_per_request: &mut self.max_lines_per_request,
             probe,
+            canary: &mut self.canary,
         }
         .send(&pack);
         match &result {
@@ -513,8 +527,13 @@ impl Forwarder {
             }
         };
         Stats::add(&self.stats.dead_letters_pruned, pruned as usize);
-        let last = pack.last().map_or(0, |b| b.id);
-        self.server_errors.retain(|(d, id), _| d != dest || *id > last);
+        // The counts of heads now deleted go; another lane's head keeps its count.
+        let (first, last) = (
+            pack.first().map_or(0, |b| b.id),
+            pack.last().map_or(0, |b| b.id),
+        );
+        self.server_errors
+            .retain(|(d, id), _| d != dest || !(first..=last).contains(id));
         self.deleted(pack);
         self.reload_head(dest);
         Stats::add(&self.stats.points_written, written);

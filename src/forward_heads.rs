@@ -38,7 +38,10 @@ impl Forwarder {
         if !self.heads_loaded || now >= self.heads_reload_at {
             // Taken first: a commit after the full read rings again.
             drop(self.bell.take_committed());
-            let all = self.wal.heads().inspect_err(|_| self.heads_loaded = false)?;
+            let all = self
+                .wal
+                .heads()
+                .inspect_err(|_| self.heads_loaded = false)?;
             self.heads = all.into_iter().map(|(id, d)| (d, id)).collect();
             for d in self.heads.keys() {
                 self.destinations.insert(d);
@@ -108,7 +111,7 @@ impl Forwarder {
         let seq = s.backlog_seq.load(Ordering::Acquire);
         match self.wal.backlog() {
             Ok(b) => {
-                let unchanged = seq % 2 == 0 && s.backlog_seq.load(Ordering::Acquire) == seq;
+                let unchanged = seq.is_multiple_of(2) && s.backlog_seq.load(Ordering::Acquire) == seq;
                 if unchanged {
                     s.backlog_batches.store(b.batches, Ordering::Relaxed);
                     s.backlog_points.store(b.points, Ordering::Relaxed);
@@ -125,7 +128,6 @@ impl Forwarder {
             s.buffer_bytes.store(used, Ordering::Relaxed);
         }
         let cost = started.elapsed() * BACKLOG_REFRESH_COST_FACTOR;
-        self.next_gauges =
-            self.clock.now() + cost.max(Duration::from_millis(BACKLOG_REFRESH_MS));
+        self.next_gauges = self.clock.now() + cost.max(Duration::from_millis(BACKLOG_REFRESH_MS));
     }
 }

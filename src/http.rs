@@ -410,7 +410,10 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
                 return Err(ReadError::Bad("connection closed mid-body".into()));
             }
             let take = (n - body.len()).min(self.end - self.start);
-            let data = self.buf.get(self.start..self.start + take).unwrap_or_default();
+            let data = self
+                .buf
+                .get(self.start..self.start + take)
+                .unwrap_or_default();
             append(&mut body, data, n, guard, 0).await?;
             self.start += take;
         }
@@ -474,7 +477,10 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
                     return Err(ReadError::Bad("connection closed mid-chunk".into()));
                 }
                 let take = left.min(self.end - self.start);
-                let data = self.buf.get(self.start..self.start + take).unwrap_or_default();
+                let data = self
+                    .buf
+                    .get(self.start..self.start + take)
+                    .unwrap_or_default();
                 append(&mut body, data, max_body, guard, 0).await?;
                 self.start += take;
                 left -= take;
@@ -519,7 +525,10 @@ async fn append(
     guard: &mut Option<BodyGuard>,
     other: usize,
 ) -> Result<(), ReadError> {
-    let need = body.len().checked_add(data.len()).ok_or(ReadError::TooLarge)?;
+    let need = body
+        .len()
+        .checked_add(data.len())
+        .ok_or(ReadError::TooLarge)?;
     if need > limit {
         return Err(ReadError::TooLarge);
     }
@@ -543,7 +552,12 @@ async fn append(
 fn chunk_size(line: &[u8]) -> Result<usize, ReadError> {
     let digits = line.split(|&b| b == b';').next().unwrap_or_default();
     let digits = digits.trim_ascii();
-    let bad = || ReadError::Bad(format!("bad chunk size {:?}", String::from_utf8_lossy(line)));
+    let bad = || {
+        ReadError::Bad(format!(
+            "bad chunk size {:?}",
+            String::from_utf8_lossy(line)
+        ))
+    };
     if digits.is_empty() || digits.len() > MAX_CHUNK_SIZE_DIGITS {
         return Err(bad());
     }

@@ -57,8 +57,15 @@ fn a_chunked_body_is_reassembled() {
 
 #[test]
 fn a_chunk_size_that_overflows_is_refused_not_a_panic() {
-    for size in ["ffffffffffffffff", "fffffffffffffffff", "10000000000000000", "7fffffffffffffff"] {
-        let raw = format!("POST /write HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n{size}\r\nxyz");
+    for size in [
+        "ffffffffffffffff",
+        "fffffffffffffffff",
+        "10000000000000000",
+        "7fffffffffffffff",
+    ] {
+        let raw = format!(
+            "POST /write HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n{size}\r\nxyz"
+        );
         let r = read(raw.as_bytes(), 100);
         assert!(
             matches!(r, Err(ReadError::TooLarge) | Err(ReadError::Bad(_))),
@@ -70,8 +77,13 @@ fn a_chunk_size_that_overflows_is_refused_not_a_panic() {
 #[test]
 fn chunk_sizes_with_signs_spaces_or_junk_are_malformed() {
     for size in ["+5", "-1", "", "0x5", "5 5", "g"] {
-        let raw = format!("POST /write HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{size}\r\nhello\r\n0\r\n\r\n");
-        assert!(matches!(read(raw.as_bytes(), 100), Err(ReadError::Bad(_))), "{size:?}");
+        let raw = format!(
+            "POST /write HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{size}\r\nhello\r\n0\r\n\r\n"
+        );
+        assert!(
+            matches!(read(raw.as_bytes(), 100), Err(ReadError::Bad(_))),
+            "{size:?}"
+        );
     }
 }
 
@@ -93,7 +105,10 @@ fn a_content_length_past_the_address_space_is_too_large_not_a_wrap() {
     assert!(matches!(read(raw, 100), Err(ReadError::TooLarge)));
     for bad in ["+5", "-1", "5 5", "0x10", "1e3"] {
         let raw = format!("POST /write HTTP/1.1\r\nContent-Length: {bad}\r\n\r\nhello");
-        assert!(matches!(read(raw.as_bytes(), 100), Err(ReadError::Bad(_))), "{bad}");
+        assert!(
+            matches!(read(raw.as_bytes(), 100), Err(ReadError::Bad(_))),
+            "{bad}"
+        );
     }
 }
 
@@ -210,7 +225,8 @@ fn a_declared_length_with_no_bytes_holds_no_budget_and_stalls_no_one() {
                 .unwrap();
             let mut conn = Conn::with_budget(ours, budget.clone());
             let head = conn.read_head(IDLE).await.unwrap();
-            let mut body = Box::pin(async move { conn.read_body(&head, 1 << 20).await.map(|b| b.len()) });
+            let mut body =
+                Box::pin(async move { conn.read_body(&head, 1 << 20).await.map(|b| b.len()) });
             assert!(smol::future::poll_once(&mut body).await.is_none());
             idle.push((body, peer));
         }
@@ -237,7 +253,9 @@ fn a_declared_length_with_no_bytes_holds_no_budget_and_stalls_no_one() {
 fn a_chunked_body_takes_its_bytes_from_the_budget_whatever_its_content_length() {
     smol::block_on(async {
         let budget = BodyBudget::new(64 * 1024);
-        let mut raw = b"POST /write HTTP/1.1\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        let mut raw =
+            b"POST /write HTTP/1.1\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .to_vec();
         raw.extend_from_slice(format!("{:x}\r\n", 40_000).as_bytes());
         raw.extend(std::iter::repeat_n(b'x', 40_000));
         raw.extend_from_slice(b"\r\n0\r\n\r\n");
@@ -261,10 +279,14 @@ fn a_chunked_body_takes_its_bytes_from_the_budget_whatever_its_content_length() 
 fn a_head_sent_too_slowly_times_out() {
     smol::block_on(async {
         let (ours, mut peer) = pair();
-        peer.write_all(b"POST /write HTTP/1.1\r\nHost: x\r\n").unwrap();
+        peer.write_all(b"POST /write HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
         let mut conn =
             Conn::new(ours).with_timeouts(Duration::from_millis(200), Duration::from_secs(5));
-        assert!(matches!(conn.read_head(IDLE).await, Err(ReadError::Timeout)));
+        assert!(matches!(
+            conn.read_head(IDLE).await,
+            Err(ReadError::Timeout)
+        ));
     });
 }
 
@@ -272,11 +294,15 @@ fn a_head_sent_too_slowly_times_out() {
 fn a_body_sent_too_slowly_times_out() {
     smol::block_on(async {
         let (ours, mut peer) = pair();
-        peer.write_all(b"POST /write HTTP/1.1\r\nContent-Length: 10\r\n\r\nm v").unwrap();
+        peer.write_all(b"POST /write HTTP/1.1\r\nContent-Length: 10\r\n\r\nm v")
+            .unwrap();
         let mut conn =
             Conn::new(ours).with_timeouts(Duration::from_secs(5), Duration::from_millis(200));
         let head = conn.read_head(IDLE).await.unwrap();
-        assert!(matches!(conn.read_body(&head, 100).await, Err(ReadError::Timeout)));
+        assert!(matches!(
+            conn.read_body(&head, 100).await,
+            Err(ReadError::Timeout)
+        ));
     });
 }
 
@@ -305,7 +331,10 @@ fn a_head_sent_one_byte_at_a_time_is_read() {
         let mut conn = Conn::new(ours);
         let head = conn.read_head(IDLE).await.unwrap();
         let body = conn.read_body(&head, 100).await.unwrap();
-        assert_eq!((head.req.param("db").as_deref(), body.as_slice()), (Some("x"), &b"m v=1"[..]));
+        assert_eq!(
+            (head.req.param("db").as_deref(), body.as_slice()),
+            (Some("x"), &b"m v=1"[..])
+        );
         drop(writer.join());
     });
 }

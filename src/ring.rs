@@ -23,7 +23,9 @@ pub const RING_ENTRIES: usize = 4096;
 pub enum Refusal {
     RingFull,
     /// The write names one destination more than `service.max_destinations`.
-    TooManyDestinations { max: usize },
+    TooManyDestinations {
+        max: usize,
+    },
     Storage(WalError),
     ShuttingDown,
 }

@@ -328,6 +328,12 @@ impl Wal {
     /// Commits `batches` in one transaction (group commit: many requests'
     /// points share it). Returns the new batch ids in order.
     pub fn commit(&mut self, batches: &[NewBatch]) -> Result<Vec<i64>, WalError> {
+        self.commit_at(batches, now_ms())
+    }
+
+    /// [`Wal::commit`] with the commit time given (ms since the epoch): the
+    /// forwarder's simulation runs in virtual time.
+    pub fn commit_at(&mut self, batches: &[NewBatch], now: i64) -> Result<Vec<i64>, WalError> {
         let encoded: Vec<(i64, Vec<u8>)> = batches
             .iter()
             .map(|b| match codec::encode(self.format, &b.payload) {
@@ -354,7 +360,6 @@ impl Wal {
                 "INSERT INTO batches (db, rp, points, first_ts, last_ts, bytes, format, created_ms, payload)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
-            let now = now_ms();
             for (b, (format, blob)) in batches.iter().zip(&encoded) {
                 insert.execute(params![
                     b.dest.db,
@@ -378,7 +383,11 @@ impl Wal {
     /// The upstream took these batches: delete them, and keep the lines it
     /// refused for good as dead letters, in one transaction. Returns how
     /// many old dead letters were pruned to stay within their quota.
-    pub fn finish(&mut self, batches: &[StoredBatch], dead: &[DeadLetter]) -> Result<u64, WalError> {
+    pub fn finish(
+        &mut self,
+        batches: &[StoredBatch],
+        dead: &[DeadLetter],
+    ) -> Result<u64, WalError> {
         let quota = self.dead_letter_quota_bytes;
         let tx = self.conn.transaction()?;
         {
@@ -493,9 +502,7 @@ fn prune_dead_letters(tx: &rusqlite::Transaction, quota_bytes: u64) -> Result<u6
     }
     if let Some(id) = last_id {
         tx.execute("DELETE FROM dead_letters WHERE id <= ?1", [id])?;
-        log::warn!(
-            "dead letters over their share of the buffer: the {count} oldest were removed"
-        );
+        log::warn!("dead letters over their share of the buffer: the {count} oldest were removed");
     }
     Ok(count)
 }

@@ -72,12 +72,31 @@ impl Wal {
         max_points: usize,
         max_bytes: usize,
     ) -> Result<Vec<StoredBatch>, WalError> {
+        self.pack_at_least(dest, from_id, max_points, max_bytes, 1)
+    }
+
+    /// [`Wal::pack`], with at least `min_batches` batches when there are that
+    /// many, whatever their size: probing for a poison line needs a
+    /// neighbour line to tell a failing line from a failing server.
+    pub fn pack_at_least(
+        &self,
+        dest: &Destination,
+        from_id: i64,
+        max_points: usize,
+        max_bytes: usize,
+        min_batches: usize,
+    ) -> Result<Vec<StoredBatch>, WalError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, points, bytes, format, attempts, first_ts FROM batches
              WHERE db = ?1 AND rp = ?2 AND id >= ?3 ORDER BY id LIMIT ?4",
         )?;
         let rows = stmt.query_map(
-            params![dest.db, dest.rp, from_id, max_points.max(1) as i64],
+            params![
+                dest.db,
+                dest.rp,
+                from_id,
+                max_points.max(min_batches).max(1) as i64
+            ],
             |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
@@ -93,7 +112,9 @@ impl Wal {
         let mut chosen = Vec::new();
         for row in rows {
             let (id, p, b, format, attempts, first_ts) = row?;
-            if !chosen.is_empty() && (points + p > max_points || bytes + b > max_bytes) {
+            if chosen.len() >= min_batches.max(1)
+                && (points + p > max_points || bytes + b > max_bytes)
+            {
                 break;
             }
             points += p;
