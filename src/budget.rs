@@ -14,6 +14,17 @@
 //! one body is a configuration the validator refuses; gzip's second copy is
 //! the only way past it, and then only up to `total`).
 
+// Input-facing: no panicking index, unchecked arithmetic or unwrap (tests exempt).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used
+    )
+)]
+
 use std::time::Duration;
 
 /// How often a request waiting for body budget looks again.
@@ -64,15 +75,20 @@ impl BodyGuard {
         if want <= self.n {
             return true;
         }
-        let extra = want - self.n;
-        let give_up = std::time::Instant::now() + Duration::from_secs(BUDGET_WAIT_SECS);
+        let extra = want.saturating_sub(self.n);
+        let now = std::time::Instant::now();
+        let give_up = now
+            .checked_add(Duration::from_secs(BUDGET_WAIT_SECS))
+            .unwrap_or(now);
         while self.budget.free.get() < extra {
             if std::time::Instant::now() >= give_up {
                 return false;
             }
             smol::Timer::after(BUDGET_POLL).await;
         }
-        self.budget.free.set(self.budget.free.get() - extra);
+        self.budget
+            .free
+            .set(self.budget.free.get().saturating_sub(extra));
         self.n = want;
         true
     }
@@ -84,7 +100,9 @@ impl BodyGuard {
 
 impl Drop for BodyGuard {
     fn drop(&mut self) {
-        self.budget.free.set(self.budget.free.get() + self.n);
+        self.budget
+            .free
+            .set(self.budget.free.get().saturating_add(self.n));
     }
 }
 

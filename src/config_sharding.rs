@@ -6,6 +6,17 @@
 //! `influxdb.database`) with the retention policy `retention_policy` (default:
 //! the bucket's name); on 2.x the bucket called `name`.
 
+// Input-facing: no panicking index, unchecked arithmetic or unwrap (tests exempt).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used
+    )
+)]
+
 use super::{ApiVersion, ConfigError, Influxdb, invalid};
 use crate::dest::Destination;
 use serde::{Deserialize, Serialize};
@@ -137,7 +148,10 @@ pub fn parse_id_range(text: &str) -> Option<(i64, i64)> {
     let t = text.trim();
     let first = t.chars().next()?.len_utf8();
     let (lo, hi) = match t.get(first..)?.find('-') {
-        Some(i) => (t.get(..first + i)?, t.get(first + i + 1..)?),
+        Some(i) => {
+            let sep = first.checked_add(i)?;
+            (t.get(..sep)?, t.get(sep.checked_add(1)?..)?)
+        }
         None => (t, t),
     };
     let (lo, hi) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);

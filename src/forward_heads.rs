@@ -111,7 +111,8 @@ impl Forwarder {
         let seq = s.backlog_seq.load(Ordering::Acquire);
         match self.wal.backlog() {
             Ok(b) => {
-                let unchanged = seq.is_multiple_of(2) && s.backlog_seq.load(Ordering::Acquire) == seq;
+                let unchanged =
+                    seq.is_multiple_of(2) && s.backlog_seq.load(Ordering::Acquire) == seq;
                 if unchanged {
                     s.backlog_batches.store(b.batches, Ordering::Relaxed);
                     s.backlog_points.store(b.points, Ordering::Relaxed);

@@ -21,6 +21,17 @@
 //! - Arithmetic on peer-given sizes is checked: a size that does not fit is
 //!   413 or 400, never a wrap.
 
+// Input-facing: no panicking index, unchecked arithmetic or unwrap (tests exempt).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used
+    )
+)]
+
 use crate::budget::{BodyBudget, BodyGuard};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use std::io::Read;
@@ -253,19 +264,22 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
         if self.start == self.end {
             (self.start, self.end) = (0, 0);
         }
-        if self.buf.len() - self.end < READ_CHUNK_BYTES {
+        if self.buf.len().saturating_sub(self.end) < READ_CHUNK_BYTES {
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
-                self.moved_bytes += self.end - self.start;
-                self.end -= self.start;
+                self.moved_bytes = self
+                    .moved_bytes
+                    .saturating_add(self.end.saturating_sub(self.start));
+                self.end = self.end.saturating_sub(self.start);
                 self.start = 0;
             }
-            if self.buf.len() - self.end < READ_CHUNK_BYTES {
-                self.buf.resize(self.end + READ_CHUNK_BYTES, 0);
+            if self.buf.len().saturating_sub(self.end) < READ_CHUNK_BYTES {
+                self.buf
+                    .resize(self.end.saturating_add(READ_CHUNK_BYTES), 0);
             }
         }
         let end = self.end;
-        let Some(space) = self.buf.get_mut(end..end + READ_CHUNK_BYTES) else {
+        let Some(space) = self.buf.get_mut(end..end.saturating_add(READ_CHUNK_BYTES)) else {
             return Err(ReadError::Bad("read buffer".into()));
         };
         let read = self.stream.read(space);
@@ -284,7 +298,7 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
                 }
             }
         };
-        self.end += n;
+        self.end = self.end.saturating_add(n);
         Ok(n)
     }
 
@@ -292,10 +306,10 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
     /// (then `Closed`), and `HEAD_TIMEOUT_SECS` from there for the rest.
     pub async fn read_head(&mut self, idle: Duration) -> Result<Head, ReadError> {
         self.held = None;
-        self.deadline = Some(Instant::now() + idle);
+        self.deadline = Some(after(idle));
         let mut first_byte = self.start < self.end;
         if first_byte {
-            self.deadline = Some(Instant::now() + self.head_timeout);
+            self.deadline = Some(after(self.head_timeout));
         }
         // Parse when the bytes may hold the blank line that ends a head:
         // at first, and after a read that brought a newline.
@@ -307,7 +321,7 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
                 match parsed.parse(self.pending()) {
                     Ok(httparse::Status::Complete(n)) => {
                         let head = head(&parsed)?;
-                        self.start += n;
+                        self.start = self.start.saturating_add(n);
                         self.deadline = None;
                         return Ok(head);
                     }
@@ -316,7 +330,7 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
                     Err(e) => return Err(ReadError::Bad(format!("malformed request: {e}"))),
                 }
             }
-            if self.end - self.start > MAX_HEADER_BYTES {
+            if self.end.saturating_sub(self.start) > MAX_HEADER_BYTES {
                 return Err(ReadError::HeadersTooLarge);
             }
             let n = match self.fill().await {
@@ -332,11 +346,11 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
             }
             if !first_byte {
                 first_byte = true;
-                self.deadline = Some(Instant::now() + self.head_timeout);
+                self.deadline = Some(after(self.head_timeout));
             }
             may_be_whole = self
                 .buf
-                .get(self.end - n..self.end)
+                .get(self.end.saturating_sub(n)..self.end)
                 .is_some_and(|new| new.contains(&b'\n'));
         }
     }
@@ -348,7 +362,7 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
         let expects_continue = req
             .header("expect")
             .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
-        self.deadline = Some(Instant::now() + self.body_timeout);
+        self.deadline = Some(after(self.body_timeout));
         if let Framing::Length(n) = head.framing
             && n > max_body
         {
@@ -390,9 +404,9 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
     /// Reads and drops `n` body bytes.
     async fn discard(&mut self, mut n: usize) -> Result<(), ReadError> {
         loop {
-            let take = n.min(self.end - self.start);
-            self.start += take;
-            n -= take;
+            let take = n.min(self.end.saturating_sub(self.start));
+            self.start = self.start.saturating_add(take);
+            n = n.saturating_sub(take);
             if n == 0 || self.fill().await? == 0 {
                 return Ok(());
             }
@@ -409,13 +423,15 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
             if self.start == self.end && self.fill().await? == 0 {
                 return Err(ReadError::Bad("connection closed mid-body".into()));
             }
-            let take = (n - body.len()).min(self.end - self.start);
+            let take = n
+                .saturating_sub(body.len())
+                .min(self.end.saturating_sub(self.start));
             let data = self
                 .buf
-                .get(self.start..self.start + take)
+                .get(self.start..self.start.saturating_add(take))
                 .unwrap_or_default();
             append(&mut body, data, n, guard, 0).await?;
-            self.start += take;
+            self.start = self.start.saturating_add(take);
         }
         Ok(body)
     }
@@ -429,10 +445,10 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
                 .get(searched..)
                 .and_then(|p| p.iter().position(|&b| b == b'\n'))
             {
-                let i = searched + i;
+                let i = searched.saturating_add(i);
                 let line = pending.get(..i).unwrap_or_default();
                 let line = line.strip_suffix(b"\r").unwrap_or(line).to_vec();
-                self.start += i + 1;
+                self.start = self.start.saturating_add(i).saturating_add(1);
                 return Ok(line);
             }
             searched = pending.len();
@@ -468,7 +484,7 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
                     }
                 }
             }
-            if size > max_body - body.len() {
+            if size > max_body.saturating_sub(body.len()) {
                 return Err(ReadError::TooLarge);
             }
             let mut left = size;
@@ -476,14 +492,14 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
                 if self.start == self.end && self.fill().await? == 0 {
                     return Err(ReadError::Bad("connection closed mid-chunk".into()));
                 }
-                let take = left.min(self.end - self.start);
+                let take = left.min(self.end.saturating_sub(self.start));
                 let data = self
                     .buf
-                    .get(self.start..self.start + take)
+                    .get(self.start..self.start.saturating_add(take))
                     .unwrap_or_default();
                 append(&mut body, data, max_body, guard, 0).await?;
-                self.start += take;
-                left -= take;
+                self.start = self.start.saturating_add(take);
+                left = left.saturating_sub(take);
             }
             if !self.read_line().await?.is_empty() {
                 return Err(ReadError::Bad("chunk data longer than its size".into()));
@@ -515,6 +531,12 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
     }
 }
 
+/// `d` from now (now itself if that is past what an `Instant` holds).
+fn after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d).unwrap_or(now)
+}
+
 /// Appends `data` to `body` (at most `limit` bytes), growing its allocation
 /// geometrically and taking each growth from the budget first; `other` is
 /// what this request already holds in other buffers.
@@ -542,7 +564,7 @@ async fn append(
         {
             return Err(ReadError::Busy);
         }
-        body.reserve_exact(cap - body.len());
+        body.reserve_exact(cap.saturating_sub(body.len()));
     }
     body.extend_from_slice(data);
     Ok(())

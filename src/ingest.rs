@@ -15,6 +15,17 @@
 //! | buffer quota or disk full          | 507 + `Retry-After: 30`, nothing stored |
 //! | shutting down                      | 503 + `Retry-After: 5`                  |
 
+// Input-facing: no panicking index, unchecked arithmetic or unwrap (tests exempt).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used
+    )
+)]
+
 use crate::batch::Intake;
 use crate::config::{ApiVersion, Config};
 use crate::dest::Destination;
@@ -197,7 +208,7 @@ impl Ingest {
             backlog_points: Stats::get(&s.backlog_points),
             backlog_bytes: Stats::get(&s.backlog_bytes),
             oldest_unsent_age_ms: if oldest > 0 {
-                (crate::wal::now_ms() - oldest).max(0) as u64
+                crate::wal::now_ms().saturating_sub(oldest).max(0) as u64
             } else {
                 0
             },
@@ -258,7 +269,8 @@ impl Ingest {
             }
             Api::V2 => Destination::from_bucket(req.param("bucket").as_deref(), cfg),
         };
-        let mut out = Vec::with_capacity(req.body.len() + req.body.len() / 8);
+        // The normalised form can be longer (timestamps added).
+        let mut out = Vec::with_capacity(req.body.len().saturating_add(req.body.len() / 8));
         let parsed = lineproto::parse_into(&req.body, &Self::options(&live, precision), &mut out);
         Stats::add(&self.stats.lines_rejected, parsed.rejected);
         if parsed.points > 0 {
@@ -361,7 +373,7 @@ impl Ingest {
     /// the ring had no room.
     pub fn store_internal(&self, data: &[u8]) -> bool {
         let live = self.settings();
-        let mut out = Vec::with_capacity(data.len() + 1);
+        let mut out = Vec::with_capacity(data.len().saturating_add(1));
         let parsed = lineproto::parse_into(data, &Self::options(&live, Precision::Nanos), &mut out);
         if parsed.points == 0 {
             return true;
@@ -377,7 +389,7 @@ impl Ingest {
             return;
         }
         let live = self.settings();
-        let mut out = Vec::with_capacity(data.len() + data.len() / 8);
+        let mut out = Vec::with_capacity(data.len().saturating_add(data.len() / 8));
         let precision =
             Precision::from_param(&live.config.service.udp_precision).unwrap_or(Precision::Nanos);
         let parsed = lineproto::parse_into(data, &Self::options(&live, precision), &mut out);
@@ -416,7 +428,7 @@ fn parse_failure(parsed: &Parsed) -> String {
             e.text, e.kind, e.column, e.line
         ));
     }
-    let more = parsed.rejected - parsed.errors.len();
+    let more = parsed.rejected.saturating_sub(parsed.errors.len());
     if more > 0 {
         msg.push_str(&format!("\n… and {more} more bad lines"));
     }

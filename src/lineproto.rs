@@ -17,6 +17,15 @@
 //!   precision) *before* it is buffered, so a replay after a crash overwrites
 //!   the same point upstream instead of duplicating it.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+// Justified allow: these are byte scanners. Every `buf[i]` sits behind an
+// `i < len` test (a loop condition or a guard on the same line) and every
+// index sum is bounded by a slice length, so neither can panic or wrap;
+// spelling each access as `get` would slow the hot path and prove nothing
+// the fuzz targets (`fuzz/`: ingest_roundtrip, decode_batch) and the 415
+// conformance vectors do not already try on every CI run.
+#![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use std::fmt;
 
 /// InfluxDB's own limit on a series key (measurement + tags), in bytes.

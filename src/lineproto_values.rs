@@ -2,6 +2,15 @@
 //! way InfluxDB 1.6's scanner checks them (`scanNumber`, `scanBoolean`), and
 //! an allocation-free integer formatter for the normalised output.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+// Justified allow: these are byte scanners. Every `buf[i]` sits behind an
+// `i < len` test (a loop condition or a guard on the same line) and every
+// index sum is bounded by a slice length, so neither can panic or wrap;
+// spelling each access as `get` would slow the hot path and prove nothing
+// the fuzz targets (`fuzz/`: ingest_roundtrip, decode_batch) and the 415
+// conformance vectors do not already try on every CI run.
+#![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use super::ErrorKind;
 
 /// Scans and range-checks a numeric field value starting at `start`.

@@ -6,6 +6,17 @@
 //! closed after `IDLE_TIMEOUT_SECS`; every request is read under the body
 //! limit and deadlines (see `http`), its credentials checked before its body.
 
+// Input-facing: no panicking index, unchecked arithmetic or unwrap (tests exempt).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used
+    )
+)]
+
 use crate::budget::BodyBudget;
 use crate::http::{Conn, ReadError, Request};
 use crate::ingest::Ingest;
@@ -35,14 +46,14 @@ struct Guard<'a>(&'a InFlight);
 
 impl<'a> Guard<'a> {
     fn new(f: &'a InFlight) -> Self {
-        f.0.set(f.0.get() + 1);
+        f.0.set(f.0.get().saturating_add(1));
         Guard(f)
     }
 }
 
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
-        self.0.0.set(self.0.0.get() - 1);
+        self.0.0.set(self.0.0.get().saturating_sub(1));
     }
 }
 
@@ -58,8 +69,10 @@ pub async fn serve_http(
     let config = &ingest.settings().config;
     let max = config.service.max_connections;
     let permits = std::sync::Arc::new(smol::lock::Semaphore::new(max));
-    let max_body = (config.service.max_body_mb * 1024 * 1024) as usize;
-    let budget = BodyBudget::new((config.service.max_inflight_body_mb * 1024 * 1024) as usize);
+    // Validated: at most MAX_BODY_LIMIT_MB; the budget saturates, never wraps.
+    let mib = |mb: u64| usize::try_from(mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
+    let max_body = mib(config.service.max_body_mb);
+    let budget = BodyBudget::new(mib(config.service.max_inflight_body_mb));
     loop {
         let accept = async {
             let permit = permits.acquire_arc().await;
@@ -171,7 +184,7 @@ pub async fn serve_udp(socket: UdpSocket, ingest: Rc<Ingest>, stop: smol::channe
         };
         match smol::future::or(stopped, recv).await {
             None => break,
-            Some(Ok((n, _))) => ingest.datagram(&buf[..n]),
+            Some(Ok((n, _))) => ingest.datagram(buf.get(..n).unwrap_or_default()),
             Some(Err(e)) => log::warn!("udp receive failed: {e}"),
         }
     }
