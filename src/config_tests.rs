@@ -101,3 +101,35 @@ fn secrets_come_from_the_environment_and_are_redacted_when_printed() {
     assert_eq!(c.influxdb.token, "s3cret");
     assert!(!c.to_redacted_yaml().contains("s3cret"));
 }
+
+#[test]
+fn udp_with_auth_is_refused_unless_the_operator_accepts_unauthenticated_datagrams() {
+    let auth = "  auth:\n    tokens: [t]\n";
+    let e = Config::from_yaml(&format!("service:\n{auth}"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("service.udp_listen") && e.contains("udp_allow_unauthenticated"),
+        "{e}"
+    );
+    let off = Config::from_yaml(&format!("service:\n  udp_listen: \"\"\n{auth}")).unwrap();
+    assert!(off.service.udp_listen.is_empty());
+    let opted = Config::from_yaml(&format!(
+        "service:\n  udp_allow_unauthenticated: true\n{auth}"
+    ))
+    .unwrap();
+    assert!(!opted.service.udp_listen.is_empty());
+}
+
+#[test]
+fn the_destination_cap_and_the_dead_letter_share_are_checked() {
+    let e = Config::from_yaml("service:\n  max_destinations: 0\n").unwrap_err();
+    assert!(e.to_string().starts_with("service.max_destinations"), "{e}");
+    let e = Config::from_yaml("buffer:\n  max_dead_letters_percent: 90\n").unwrap_err();
+    assert!(e.to_string().starts_with("buffer.max_dead_letters_percent"), "{e}");
+    let c = Config::from_yaml("").unwrap();
+    assert_eq!(
+        (c.service.max_destinations, c.buffer.max_dead_letters_percent),
+        (256, 10)
+    );
+}

@@ -241,3 +241,45 @@ fn an_undecodable_batch_is_set_aside_as_a_dead_letter_not_deleted() {
     let bl = w.backlog().unwrap();
     assert_eq!((bl.batches, bl.dead_letters), (0, 1));
 }
+
+#[test]
+fn dead_letters_past_their_share_of_the_quota_are_pruned_oldest_first_and_counted() {
+    let (_d, p) = tmp();
+    // 100 kB quota, 10 %: 10 kB of dead letters at most.
+    let mut w = Wal::open(&p, Synchronous::Full, 100_000).unwrap();
+    w.set_format(codec::FORMAT_NONE);
+    w.set_dead_letter_share(10);
+    let mut pruned_total = 0;
+    for i in 0..40 {
+        w.commit(&[batch("a", &format!("m v={i} {i}\n"))]).unwrap();
+        let (id, _) = w.heads().unwrap()[0].clone();
+        let b = w.pack(&dest("a"), id, 100, usize::MAX).unwrap();
+        let dead = DeadLetter {
+            batch_id: id,
+            status: 400,
+            reason: "refused".into(),
+            line: format!("m v={i} {i} {}", "x".repeat(1_000)).into_bytes(),
+        };
+        pruned_total += w.finish(&b, &[dead]).unwrap();
+    }
+    let c = rusqlite::Connection::open(&p).unwrap();
+    let (rows, bytes, oldest): (i64, i64, String) = c
+        .query_row(
+            "SELECT count(*), sum(length(line) + length(reason)),
+                    (SELECT CAST(line AS TEXT) FROM dead_letters ORDER BY id LIMIT 1)
+             FROM dead_letters",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert!(bytes <= 10_000, "{bytes} bytes of dead letters kept");
+    assert_eq!(rows + pruned_total as i64, 40, "every pruned one counted");
+    assert!(rows >= 8, "as many as fit are kept ({rows})");
+    assert!(
+        oldest.starts_with(&format!("m v={} ", 40 - rows)),
+        "the newest are kept: {}",
+        &oldest[..12]
+    );
+    // Commits still fit: dead letters never take the live data's room.
+    w.commit(&[batch("a", "m v=1 1\n")]).unwrap();
+}

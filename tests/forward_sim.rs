@@ -528,3 +528,96 @@ fn the_forwarder_keeps_its_status_policy_over_thousands_of_random_fault_sequence
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A forwarder on a fresh buffer, in virtual time, against a fault-free
+/// scripted server: (forwarder, producer's connection, server, clock, dir).
+fn quiet_forwarder(tag: &str) -> (Forwarder, Wal, Arc<Mutex<Server>>, VirtualClock, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("hissrv-sim-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("buffer.db");
+    let producer = Wal::open(&path, Synchronous::Off, 1 << 30).unwrap();
+    let reader = Wal::open(&path, Synchronous::Off, 1 << 30).unwrap();
+    let start = Instant::now();
+    let clock = VirtualClock {
+        now: Arc::new(Mutex::new(start)),
+        wall_start_ns: hissrv::ingest::now_ns(),
+        start,
+    };
+    let server = Arc::new(Mutex::new(Server {
+        rng: Rng(7),
+        clock: clock.clone(),
+        kinds: HashMap::new(),
+        stored: HashSet::new(),
+        max_lines: 1_000,
+        faults_on: false,
+        outage: None,
+        calm_until: start,
+        log: Vec::new(),
+    }));
+    let sink = SimSink(server.clone());
+    let fw = Forwarder::with_parts(
+        reader,
+        &Config::default(),
+        Arc::new(Stats::default()),
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(Doorbell::default()),
+        Default::default(),
+        Box::new(move |_: &Influxdb| Box::new(sink.clone()) as Box<dyn Sink>),
+        Box::new(clock.clone()),
+        1,
+    );
+    (fw, producer, server, clock, dir)
+}
+
+fn one_line_batch(v: u64) -> NewBatch {
+    NewBatch {
+        dest: dest(0),
+        points: 1,
+        first_ts: 0,
+        last_ts: 0,
+        payload: format!("m v={v}i {v}\n").into_bytes(),
+    }
+}
+
+#[test]
+fn a_damaged_row_backs_off_instead_of_spinning() {
+    let (mut fw, mut producer, server, clock, dir) = quiet_forwarder("damaged");
+    producer.commit(&[one_line_batch(1)]).unwrap();
+    let c = rusqlite::Connection::open(dir.join("buffer.db")).unwrap();
+    c.execute("UPDATE batches SET points = 'not a number'", []).unwrap();
+    assert_eq!(fw.step(), Step::Worked, "the failed read is a turn");
+    let now = clock.get();
+    match fw.step() {
+        Step::Backoff(until) => assert!(
+            until >= now + Duration::from_millis(MIN_RETRY_DELAY_MS),
+            "backs off at least {MIN_RETRY_DELAY_MS} ms"
+        ),
+        other => panic!("{other:?}: the next turn must wait"),
+    }
+    // Repaired, it is delivered once the back-off is over.
+    c.execute("UPDATE batches SET points = 1", []).unwrap();
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(fw.step(), Step::Worked);
+    assert_eq!(server.lock().unwrap().stored.len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_delete_that_fails_backs_off_instead_of_resending_at_once() {
+    let (mut fw, mut producer, server, clock, dir) = quiet_forwarder("nodelete");
+    producer.commit(&[one_line_batch(1)]).unwrap();
+    let c = rusqlite::Connection::open(dir.join("buffer.db")).unwrap();
+    c.execute_batch(
+        "CREATE TRIGGER no_delete BEFORE DELETE ON batches BEGIN SELECT RAISE(FAIL, 'disk I/O error'); END;",
+    )
+    .unwrap();
+    assert_eq!(fw.step(), Step::Worked);
+    assert_eq!(server.lock().unwrap().log.len(), 1, "delivered once");
+    assert!(matches!(fw.step(), Step::Backoff(_)), "not re-sent at once");
+    assert_eq!(server.lock().unwrap().log.len(), 1);
+    c.execute_batch("DROP TRIGGER no_delete").unwrap();
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(fw.step(), Step::Worked, "re-sent (at least once), then deleted");
+    assert!(matches!(fw.step(), Step::Idle(_)), "nothing left");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -117,3 +117,115 @@ fn ping_and_health_answer_like_influxdb_and_bad_precision_is_a_clear_400() {
     assert!(b.contains("invalid precision"), "{b}");
     assert_eq!(h.post("/nowhere", "").0, 404);
 }
+
+/// Reads one HTTP answer's status line from a raw socket (5 s at most).
+fn status_of(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while !got.windows(2).any(|w| w == b"\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&got).lines().next().unwrap_or("").to_string()
+}
+
+#[test]
+fn a_write_without_credentials_is_refused_before_its_body_is_read() {
+    let h = Hissrv::start_with(
+        &format!("http://127.0.0.1:{}", free_port()),
+        Sections {
+            service: "  auth:\n    tokens: [\"t0ken\"]\n  max_inflight_body_mb: 8\n",
+            ..Sections::default()
+        },
+    );
+    // Announces the whole body budget and sends none of it: answered at
+    // once, and holding nothing.
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", h.port)).unwrap();
+        s.write_all(b"POST /write?db=x HTTP/1.1\r\nContent-Length: 8388608\r\n\r\n")
+            .unwrap();
+        assert_eq!(status_of(&mut s), "HTTP/1.1 401 Unauthorized");
+        idle.push(s);
+    }
+    // A producer with the token is not held up by them.
+    let r = agent()
+        .post(format!("{}/write?db=x", h.url()))
+        .header("Authorization", "Token t0ken")
+        .send("m v=1 1")
+        .unwrap();
+    assert_eq!(r.status(), 204);
+}
+
+#[test]
+fn peers_that_announce_bodies_and_stall_hold_no_budget_from_writers() {
+    let h = Hissrv::start_with(
+        &format!("http://127.0.0.1:{}", free_port()),
+        Sections {
+            service: "  max_body_mb: 8\n  max_inflight_body_mb: 8\n",
+            ..Sections::default()
+        },
+    );
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", h.port)).unwrap();
+        s.write_all(b"POST /write?db=x HTTP/1.1\r\nContent-Length: 8388608\r\n\r\nm v=1")
+            .unwrap();
+        stalled.push(s);
+    }
+    // Before: each announced length reserved the whole budget, and this
+    // write waited 60 s. The agent's ureq client times out after 5 s.
+    let r = agent()
+        .post(format!("{}/write?db=x", h.url()))
+        .send("m v=2 2")
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(h.health().points_committed, 1);
+}
+
+#[test]
+fn a_write_naming_one_destination_too_many_gets_400_and_known_ones_flow() {
+    let h = Hissrv::start_with(
+        &format!("http://127.0.0.1:{}", free_port()),
+        Sections {
+            service: "  max_destinations: 2\n",
+            ..Sections::default()
+        },
+    );
+    assert_eq!(h.post("/write?db=a", "m v=1 1").0, 204);
+    assert_eq!(h.post("/write?db=b", "m v=1 1").0, 204);
+    let (status, body) = h.post("/write?db=c", "m v=1 1");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("service.max_destinations is 2"), "{body}");
+    assert_eq!(h.post("/write?db=a&rp=other", "m v=1 1").0, 400, "db+rp is a destination");
+    assert_eq!(h.post("/write?db=b", "m v=2 2").0, 204, "known ones still write");
+    let metrics = h.get("/metrics");
+    assert!(
+        metrics.contains("hissrv_write_requests_refused_total{reason=\"too_many_destinations\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn health_counts_a_point_as_buffered_the_moment_it_is_acknowledged() {
+    let h = Hissrv::start(&format!("http://127.0.0.1:{}", free_port()), "");
+    for i in 1..=3u64 {
+        assert_eq!(h.post("/write?db=x", &format!("m v={i} {i}")).0, 204);
+        // No wait: the 204 came after the commit, and so did the gauges.
+        let health = h.health();
+        assert_eq!(
+            (health.backlog_points, health.backlog_batches),
+            (i, i),
+            "after write {i}"
+        );
+        assert!(health.oldest_unsent_age_ms < 60_000);
+        assert!(health.backlog_bytes > 0);
+    }
+    assert_eq!(h.buffered_points(), 3, "the buffer agrees");
+}
