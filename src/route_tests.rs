@@ -210,3 +210,45 @@ influxdb:
         assert_eq!(want, format!("hissrv/s{idx}"));
     }
 }
+
+#[test]
+fn points_no_rule_takes_go_to_the_default_bucket_when_one_is_set() {
+    // The default bucket's own rule matches nothing here: only the fallback
+    // can put points there.
+    let tagged = router(
+        r#"
+influxdb:
+  sharding:
+    default_bucket: archive
+    buckets:
+      - name: north
+        tags: {site: ["north-*"]}
+      - name: archive
+        points: ["never_written"]
+"#,
+    );
+    let got = route(&tagged, "m,site=north-1 v=1 1\nm,site=south-1 v=2 2\n");
+    assert_eq!(
+        got.iter().map(|g| (g.0.as_str(), g.2)).collect::<Vec<_>>(),
+        vec![("hissrv/north", 1), ("hissrv/archive", 1)]
+    );
+    let ranged = router(
+        r#"
+influxdb:
+  sharding:
+    strategy: range
+    id_tag: id
+    default_bucket: spare
+    buckets:
+      - name: low
+        ids: ["1-10"]
+      - name: spare
+        ids: ["1000-1000"]
+"#,
+    );
+    let got = route(&ranged, "m,id=5 v=1 1\nm,id=99 v=2 2\nm v=3 3\n");
+    assert_eq!(
+        got.iter().map(|g| (g.0.as_str(), g.2)).collect::<Vec<_>>(),
+        vec![("hissrv/low", 1), ("hissrv/spare", 2)]
+    );
+}

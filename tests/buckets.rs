@@ -234,7 +234,7 @@ fn after_an_outage_the_high_priority_bucket_drains_first_and_the_rest_follows() 
         ..Sections::default()
     };
     // Upstream unreachable: everything is buffered.
-    let mut agent = Hissrv::start_with("http://127.0.0.1:9", sections);
+    let mut agent = Hissrv::start_with(&format!("http://127.0.0.1:{}", free_port()), sections);
     let t = now_ns();
     for r in 0..40 {
         let mut body = String::new();
@@ -509,7 +509,18 @@ fn sighup_reloads_at_once_even_with_the_file_watch_off() {
     };
     let mut agent = Hissrv::start_with(&influx.url(), sections(""));
     agent.rewrite_config(&influx.url(), sections(SEED_BUCKETS));
-    assert_eq!(agent.health().config_reloads, 0, "no watch: nothing yet");
+    // An absence can only be shown over time: three of the default poll
+    // periods (2 s) pass without a reload, so the watch is really off and the
+    // reload below is SIGHUP's.
+    let quiet_until = std::time::Instant::now() + Duration::from_secs(6);
+    while std::time::Instant::now() < quiet_until {
+        assert_eq!(
+            agent.health().config_reloads,
+            0,
+            "config_poll_ms: 0 still watches"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let kill = std::process::Command::new("kill")
         .args(["-HUP", &agent.pid().to_string()])
         .status()
@@ -534,7 +545,7 @@ fn sighup_reloads_at_once_even_with_the_file_watch_off() {
 fn a_reload_that_fixes_the_upstream_url_and_credentials_delivers_the_buffer() {
     let influx = influx_with_auth();
     let mut agent = Hissrv::start(
-        "http://127.0.0.1:9",
+        &format!("http://127.0.0.1:{}", free_port()),
         "  username: admin\n  password: wrong\n",
     );
     let t = now_ns();

@@ -60,7 +60,14 @@ fn check_config_exits_1_naming_the_bad_key_and_hides_secrets() {
     std::fs::write(&secret, "influxdb:\n  api: v2\n  token: sup3rsecret\n").unwrap();
     let out = hissrv(&["check-config", secret.to_str().unwrap()]);
     assert!(out.status.success());
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("sup3rsecret"));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(!printed.contains("sup3rsecret"), "{printed}");
+    // Redacted, not dropped: the operator sees a token is set.
+    assert!(printed.contains("token: <redacted>"), "{printed}");
+    assert!(
+        printed.contains("api: v2"),
+        "the rest is printed: {printed}"
+    );
 }
 
 #[test]
@@ -68,6 +75,12 @@ fn run_on_embedded_defaults_starts_and_buffers_with_no_influxdb_reachable() {
     // The embedded defaults listen on 127.0.0.1:8186 and buffer in ./hissrv-data;
     // run from a temp dir so the buffer lands there.
     let dir = TempDir::new("defaults");
+    // The defaults' port is fixed by definition: make sure it is ours to
+    // take, so nothing else can answer in the agent's place.
+    drop(
+        std::net::TcpListener::bind("127.0.0.1:8186")
+            .expect("127.0.0.1:8186 (the default port) must be free for this test"),
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_hissrv"))
         .arg("run")
         .current_dir(dir.path())
@@ -118,7 +131,16 @@ fn status_summarises_a_running_agent_and_fails_clearly_without_one() {
         text.contains("2 received, 2 stored, 0 delivered, 1 lines rejected"),
         "{text}"
     );
-    assert!(text.contains("last error   "), "{text}");
+    let last_error = text
+        .lines()
+        .find_map(|l| l.strip_prefix("last error"))
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(
+        last_error.contains("refused") || last_error.contains("connect"),
+        "the last error names the unreachable upstream: {text}"
+    );
 
     let out = hissrv(&[
         "status",

@@ -106,6 +106,8 @@ struct Seen {
     at: Instant,
     dest: Destination,
     retry_after: Option<Duration>,
+    /// The request's first line.
+    first: Vec<u8>,
 }
 
 struct Server {
@@ -218,6 +220,11 @@ impl Sink for SimSink {
             at,
             dest: dest.clone(),
             retry_after,
+            first: lines
+                .split(|&b| b == b'\n')
+                .next()
+                .unwrap_or_default()
+                .to_vec(),
         });
         outcome
     }
@@ -531,7 +538,16 @@ fn the_forwarder_keeps_its_status_policy_over_thousands_of_random_fault_sequence
 
 /// A forwarder on a fresh buffer, in virtual time, against a fault-free
 /// scripted server: (forwarder, producer's connection, server, clock, dir).
-fn quiet_forwarder(tag: &str) -> (Forwarder, Wal, Arc<Mutex<Server>>, VirtualClock, std::path::PathBuf) {
+fn quiet_forwarder(
+    tag: &str,
+    cfg: &Config,
+) -> (
+    Forwarder,
+    Wal,
+    Arc<Mutex<Server>>,
+    VirtualClock,
+    std::path::PathBuf,
+) {
     let dir = std::env::temp_dir().join(format!("hissrv-sim-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let path = dir.join("buffer.db");
@@ -557,7 +573,7 @@ fn quiet_forwarder(tag: &str) -> (Forwarder, Wal, Arc<Mutex<Server>>, VirtualClo
     let sink = SimSink(server.clone());
     let fw = Forwarder::with_parts(
         reader,
-        &Config::default(),
+        cfg,
         Arc::new(Stats::default()),
         Arc::new(AtomicBool::new(false)),
         Arc::new(Doorbell::default()),
@@ -581,10 +597,11 @@ fn one_line_batch(v: u64) -> NewBatch {
 
 #[test]
 fn a_damaged_row_backs_off_instead_of_spinning() {
-    let (mut fw, mut producer, server, clock, dir) = quiet_forwarder("damaged");
+    let (mut fw, mut producer, server, clock, dir) = quiet_forwarder("damaged", &Config::default());
     producer.commit(&[one_line_batch(1)]).unwrap();
     let c = rusqlite::Connection::open(dir.join("buffer.db")).unwrap();
-    c.execute("UPDATE batches SET points = 'not a number'", []).unwrap();
+    c.execute("UPDATE batches SET points = 'not a number'", [])
+        .unwrap();
     assert_eq!(fw.step(), Step::Worked, "the failed read is a turn");
     let now = clock.get();
     match fw.step() {
@@ -604,7 +621,8 @@ fn a_damaged_row_backs_off_instead_of_spinning() {
 
 #[test]
 fn a_delete_that_fails_backs_off_instead_of_resending_at_once() {
-    let (mut fw, mut producer, server, clock, dir) = quiet_forwarder("nodelete");
+    let (mut fw, mut producer, server, clock, dir) =
+        quiet_forwarder("nodelete", &Config::default());
     producer.commit(&[one_line_batch(1)]).unwrap();
     let c = rusqlite::Connection::open(dir.join("buffer.db")).unwrap();
     c.execute_batch(
@@ -617,7 +635,67 @@ fn a_delete_that_fails_backs_off_instead_of_resending_at_once() {
     assert_eq!(server.lock().unwrap().log.len(), 1);
     c.execute_batch("DROP TRIGGER no_delete").unwrap();
     clock.advance(Duration::from_secs(60));
-    assert_eq!(fw.step(), Step::Worked, "re-sent (at least once), then deleted");
+    assert_eq!(
+        fw.step(),
+        Step::Worked,
+        "re-sent (at least once), then deleted"
+    );
     assert!(matches!(fw.step(), Step::Idle(_)), "nothing left");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Serves a 12-batch backlog and 3 live batches, one batch a request, and
+/// returns which lane each request carried ('B' or 'L').
+fn lanes_served(live_share_percent: u8) -> String {
+    let mut cfg = Config::default();
+    cfg.performance.adaptive_batching.max_batch_size = 1;
+    cfg.performance.backlog_replay.live_share_percent = live_share_percent;
+    cfg.performance.backlog_replay.live_window_ms = 60_000;
+    let tag = format!("lanes{live_share_percent}");
+    let (mut fw, mut producer, server, clock, dir) = quiet_forwarder(&tag, &cfg);
+    let batch = |m: &str, v: u64| NewBatch {
+        payload: format!("{m} v={v}i {v}\n").into_bytes(),
+        ..one_line_batch(v)
+    };
+    for v in 0..12 {
+        producer
+            .commit_at(&[batch("backlog", v)], clock.wall_ns() / 1_000_000)
+            .unwrap();
+    }
+    clock.advance(Duration::from_secs(120));
+    for v in 100..103 {
+        producer
+            .commit_at(&[batch("live", v)], clock.wall_ns() / 1_000_000)
+            .unwrap();
+    }
+    while fw.step() == Step::Worked {}
+    let lanes: String = server
+        .lock()
+        .unwrap()
+        .log
+        .iter()
+        .map(|r| {
+            if r.first.starts_with(b"live") {
+                'L'
+            } else {
+                'B'
+            }
+        })
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    lanes
+}
+
+#[test]
+fn during_a_backlog_every_fourth_request_carries_live_data() {
+    // 25 %: three backlog requests, then the oldest live batch; in order
+    // within each lane.
+    assert_eq!(lanes_served(25), "BBBLBBBLBBBLBBB");
+    // 50 %: every other request.
+    assert_eq!(lanes_served(50), "BLBLBLBBBBBBBBB");
+}
+
+#[test]
+fn a_live_share_of_zero_sends_strictly_oldest_first() {
+    assert_eq!(lanes_served(0), "BBBBBBBBBBBBLLL");
 }

@@ -132,7 +132,11 @@ fn status_of(stream: &mut std::net::TcpStream) -> String {
             Ok(n) => got.extend_from_slice(&buf[..n]),
         }
     }
-    String::from_utf8_lossy(&got).lines().next().unwrap_or("").to_string()
+    String::from_utf8_lossy(&got)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
 }
 
 #[test]
@@ -203,8 +207,16 @@ fn a_write_naming_one_destination_too_many_gets_400_and_known_ones_flow() {
     let (status, body) = h.post("/write?db=c", "m v=1 1");
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("service.max_destinations is 2"), "{body}");
-    assert_eq!(h.post("/write?db=a&rp=other", "m v=1 1").0, 400, "db+rp is a destination");
-    assert_eq!(h.post("/write?db=b", "m v=2 2").0, 204, "known ones still write");
+    assert_eq!(
+        h.post("/write?db=a&rp=other", "m v=1 1").0,
+        400,
+        "db+rp is a destination"
+    );
+    assert_eq!(
+        h.post("/write?db=b", "m v=2 2").0,
+        204,
+        "known ones still write"
+    );
     let metrics = h.get("/metrics");
     assert!(
         metrics.contains("hissrv_write_requests_refused_total{reason=\"too_many_destinations\"} 2"),

@@ -155,9 +155,24 @@ fn a_missing_database_keeps_the_data_until_it_is_created() {
     let influx = Influx::start();
     let h = Hissrv::start(&influx.url(), &v1("later"));
     assert_eq!(h.post("/write?db=later", "m v=1 1\nm v=2 2").0, 204);
-    wait_for("a 404 from influxd", DELIVERY_TIMEOUT, || {
-        h.log().contains("404")
-    });
+    // The buffer records each failed attempt with the server's answer.
+    let last_error = || -> String {
+        let c = rusqlite::Connection::open(h.buffer_path()).unwrap();
+        c.query_row("SELECT coalesce(last_error, '') FROM batches", [], |r| {
+            r.get(0)
+        })
+        .unwrap_or_default()
+    };
+    wait_for(
+        "a 404 from influxd recorded on the batch",
+        DELIVERY_TIMEOUT,
+        || last_error().starts_with("404: "),
+    );
+    assert!(
+        last_error().contains("database not found"),
+        "{}",
+        last_error()
+    );
     assert_eq!(h.buffered_points(), 2);
     influx.create_db("later");
     wait_for("delivery after CREATE DATABASE", DELIVERY_TIMEOUT, || {
@@ -197,7 +212,11 @@ fn a_413_from_influxdb_splits_the_batch_and_every_point_arrives() {
     wait_for("all 2000 points after splitting", DELIVERY_TIMEOUT, || {
         influx.count("plant", "m") == 2_000
     });
-    assert!(h.log().contains("413"), "the split was driven by a 413");
+    assert!(
+        h.log()
+            .contains("upstream said 413: requests are now at most"),
+        "the split was driven by a 413"
+    );
     wait_for("buffer drained", DELIVERY_TIMEOUT, || {
         h.buffered_points() == 0
     });

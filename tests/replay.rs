@@ -96,9 +96,19 @@ fn live_points_arrive_while_a_large_backlog_still_drains() {
             .collect();
         assert_eq!(h.post("/write?db=plant", &body).0, 204);
     }
-    // Let the whole backlog age past the live window (the window is the condition).
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    influx.restart();
+    // The whole backlog ages past the live window (polled on the buffer's
+    // own commit times).
+    let newest_ms = || -> i64 {
+        let c = rusqlite::Connection::open(h.buffer_path()).unwrap();
+        c.query_row("SELECT max(created_ms) FROM batches", [], |r| r.get(0))
+            .unwrap()
+    };
+    let backlog_newest = newest_ms();
+    wait_for(
+        "the backlog to age past the live window",
+        DELIVERY_TIMEOUT,
+        || hissrv::wal::now_ms() > backlog_newest + 200,
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let live_acked = Arc::new(AtomicUsize::new(0));
     let writer = {
@@ -116,6 +126,12 @@ fn live_points_arrive_while_a_large_backlog_still_drains() {
             }
         })
     };
+    // Live data is in the buffer before the upstream comes back: the drain
+    // then owes it every 4th request, long before the 200 the backlog takes.
+    wait_for("live points in the buffer", DELIVERY_TIMEOUT, || {
+        live_acked.load(Ordering::SeqCst) > 0
+    });
+    influx.restart();
     wait_for("a live point upstream", DELIVERY_TIMEOUT, || {
         influx.count("plant", "live") > 0
     });

@@ -175,16 +175,30 @@ impl Influx {
     }
 
     /// Rows of `SELECT * FROM m`, each as its JSON text (columns sorted by influx).
+    /// A query influxd refuses panics (a broken query must not read as "no
+    /// rows"); only a database that does not exist yet reads as empty.
     pub fn rows(&self, db: &str, q: &str) -> Vec<String> {
         use miniserde::json::Value;
         let v = self.query(db, q);
         let mut out = Vec::new();
-        let Value::Object(top) = v else { return out };
+        let text = miniserde::json::to_string(&v);
+        let Value::Object(top) = v else {
+            panic!("query {q:?}: not an object: {text}")
+        };
+        if let Some(Value::String(e)) = top.get("error") {
+            panic!("query {q:?} refused: {e}");
+        }
         let Some(Value::Array(results)) = top.get("results") else {
-            return out;
+            panic!("query {q:?}: no results: {text}");
         };
         for r in results {
             let Value::Object(r) = r else { continue };
+            if let Some(Value::String(e)) = r.get("error") {
+                if e.starts_with("database not found") {
+                    continue;
+                }
+                panic!("query {q:?} refused: {e}");
+            }
             let Some(Value::Array(series)) = r.get("series") else {
                 continue;
             };
