@@ -413,33 +413,6 @@ fn a_point_older_than_its_bucket_retention_is_not_sent_but_kept_as_a_dead_letter
     );
 }
 
-/// A query to an influxd with auth on, as `user`.
-fn query_as(influx: &Influx, user: &str, password: &str, q: &str) -> String {
-    let mut r = common::agent()
-        .post(format!("{}/query", influx.url()))
-        .query("u", user)
-        .query("p", password)
-        .query("q", q)
-        .send_empty()
-        .expect("influxd answers");
-    r.body_mut().read_to_string().unwrap()
-}
-
-/// An influxd with authentication on, an admin `admin`/`adminpw` (its first
-/// user must be one) and the database `hissrv`.
-fn influx_with_auth() -> Influx {
-    let influx = Influx::start_with("  auth-enabled = true\n");
-    query_as(
-        &influx,
-        "",
-        "",
-        "CREATE USER admin WITH PASSWORD 'adminpw' WITH ALL PRIVILEGES",
-    );
-    let answer = query_as(&influx, "admin", "adminpw", "CREATE DATABASE hissrv");
-    assert!(!answer.contains("error"), "{answer}");
-    influx
-}
-
 #[test]
 fn without_admin_rights_manage_retention_is_a_visible_error_and_delivery_goes_on() {
     let influx = influx_with_auth();

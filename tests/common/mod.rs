@@ -3,6 +3,8 @@
 //! hissrv binary itself. Everything started here is stopped on drop.
 #![allow(dead_code)]
 
+pub mod scripted;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -230,6 +232,33 @@ impl Influx {
     }
 }
 
+/// A query to an influxd with auth on, as `user`.
+pub fn query_as(influx: &Influx, user: &str, password: &str, q: &str) -> String {
+    let mut r = agent()
+        .post(format!("{}/query", influx.url()))
+        .query("u", user)
+        .query("p", password)
+        .query("q", q)
+        .send_empty()
+        .expect("influxd answers");
+    r.body_mut().read_to_string().unwrap()
+}
+
+/// An influxd with authentication on, an admin `admin`/`adminpw` (its first
+/// user must be one) and the database `hissrv`.
+pub fn influx_with_auth() -> Influx {
+    let influx = Influx::start_with("  auth-enabled = true\n");
+    query_as(
+        &influx,
+        "",
+        "",
+        "CREATE USER admin WITH PASSWORD 'adminpw' WITH ALL PRIVILEGES",
+    );
+    let answer = query_as(&influx, "admin", "adminpw", "CREATE DATABASE hissrv");
+    assert!(!answer.contains("error"), "{answer}");
+    influx
+}
+
 impl Drop for Influx {
     fn drop(&mut self) {
         self.stop();
@@ -306,6 +335,8 @@ pub struct Sections<'a> {
     pub service: &'a str,
     pub buffer: &'a str,
     pub influxdb: &'a str,
+    /// Lines for `retry:` after the tests' fast back-off (50..500 ms).
+    pub retry: &'a str,
     pub other: &'a str,
 }
 
@@ -388,7 +419,7 @@ impl Hissrv {
         format!(
             "service:\n  http_listen: \"127.0.0.1:{port}\"\n  udp_listen: \"{}\"\n  shutdown_timeout_ms: 10000\n{}{}\
              buffer:\n  path: \"{}\"\n{}\
-             retry:\n  initial_backoff_ms: 50\n  max_backoff_ms: 500\n\
+             retry:\n  initial_backoff_ms: 50\n  max_backoff_ms: 500\n{}\
              influxdb:\n  url: \"{upstream}\"\n{}{}",
             // UDP carries no credentials: off when the test sets auth.
             if extra.service.contains("auth:") {
@@ -404,6 +435,7 @@ impl Hissrv {
             extra.service,
             dir.join("buffer.db").display(),
             extra.buffer,
+            extra.retry,
             extra.influxdb,
             extra.other,
         )

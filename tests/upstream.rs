@@ -1,0 +1,197 @@
+//! The upstream status policy end to end, the real agent against a scripted
+//! server for the answers a real influxd never gives on demand (429 and 503
+//! with Retry-After, 422, a 500 that never ends), and against a real influxd
+//! with authentication for 403. The simulation (tests/forward_sim.rs) proves
+//! the policy's logic over random fault sequences; these prove the wiring.
+
+mod common;
+use common::scripted::{Answer, Scripted};
+use common::*;
+use std::time::Duration;
+
+fn agent_for(up: &Scripted, retry: &str) -> Hissrv {
+    Hissrv::start_with(
+        &up.url(),
+        Sections {
+            influxdb: "  database: plant\n  gzip: false\n",
+            retry,
+            ..Sections::default()
+        },
+    )
+}
+
+fn dead_letters(h: &Hissrv) -> Vec<(String, i64, String)> {
+    let c = rusqlite::Connection::open(h.buffer_path()).unwrap();
+    let mut stmt = c
+        .prepare("SELECT CAST(line AS TEXT), status, reason FROM dead_letters ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[test]
+fn a_429_retry_after_is_waited_out_and_capped_by_max_retry_after_s() {
+    // The server asks for 1 s, then for 3,600 s (capped to 2 s).
+    let up = Scripted::with_script(vec![
+        Answer::status(429).header("Retry-After", "1"),
+        Answer::status(429).header("Retry-After", "3600"),
+    ]);
+    let h = agent_for(&up, "  max_retry_after_s: 2\n");
+    assert_eq!(h.post("/write?db=plant", "m v=1 1").0, 204);
+    wait_for("delivery after two 429s", DELIVERY_TIMEOUT, || {
+        up.seen().len() == 3 && h.buffered_points() == 0
+    });
+    let seen = up.seen();
+    assert_eq!(
+        seen.iter().map(|s| s.status).collect::<Vec<_>>(),
+        vec![429, 429, 204]
+    );
+    // Lower bounds only: a slow machine only waits longer.
+    assert!(
+        seen[1].at - seen[0].at >= Duration::from_secs(1),
+        "Retry-After: 1 honoured"
+    );
+    assert!(
+        seen[2].at - seen[1].at >= Duration::from_secs(2),
+        "capped wait honoured"
+    );
+    // The cap is what let it through: 3,600 s could not have passed.
+    let failures = h.get("/metrics");
+    assert!(
+        failures.contains("hissrv_upstream_write_failures_total{class=\"4xx\"} 2"),
+        "{failures}"
+    );
+}
+
+#[test]
+fn a_503_without_retry_after_backs_off_and_delivers() {
+    let up = Scripted::with_script(vec![Answer::status(503), Answer::status(503)]);
+    let h = agent_for(&up, "");
+    assert_eq!(h.post("/write?db=plant", "m v=1i 1\nm v=2i 2").0, 204);
+    wait_for("delivery after two 503s", DELIVERY_TIMEOUT, || {
+        h.buffered_points() == 0
+    });
+    let seen = up.seen();
+    assert_eq!(
+        seen.iter().map(|s| s.status).collect::<Vec<_>>(),
+        vec![503, 503, 204]
+    );
+    assert_eq!(
+        seen[2].body, "m v=1i 1\nm v=2i 2\n",
+        "the whole batch, in order"
+    );
+    for w in seen.windows(2) {
+        assert!(w[1].at - w[0].at >= Duration::from_millis(50), "backed off");
+    }
+    assert!(dead_letters(&h).is_empty());
+}
+
+#[test]
+fn a_422_isolates_the_refused_line_as_a_dead_letter_and_delivers_the_rest() {
+    let up = Scripted::start(
+        Vec::new(),
+        Box::new(|body| {
+            if body.contains("v=13i") {
+                Answer::status(422).body("{\"error\":\"unprocessable: v=13\"}")
+            } else {
+                Answer::status(204)
+            }
+        }),
+    );
+    let h = agent_for(&up, "");
+    let body: String = (10..16).map(|t| format!("m v={t}i {t}\n")).collect();
+    assert_eq!(h.post("/write?db=plant", &body).0, 204);
+    wait_for("the batch settled", DELIVERY_TIMEOUT, || {
+        h.buffered_points() == 0
+    });
+    let dead = dead_letters(&h);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!((dead[0].0.as_str(), dead[0].1), ("m v=13i 13", 422));
+    assert!(dead[0].2.contains("unprocessable"), "{dead:?}");
+    let delivered: Vec<String> = up
+        .seen()
+        .iter()
+        .filter(|s| s.status == 204)
+        .flat_map(|s| s.body.lines().map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    for t in [10, 11, 12, 14, 15] {
+        assert!(
+            delivered.contains(&format!("m v={t}i {t}")),
+            "v={t}: {delivered:?}"
+        );
+    }
+}
+
+#[test]
+fn a_server_failing_every_request_keeps_the_batch_whole_with_no_dead_letter() {
+    let up = Scripted::start(
+        Vec::new(),
+        Box::new(|_| Answer::status(500).body("{\"error\":\"internal\"}")),
+    );
+    let h = agent_for(&up, "");
+    assert_eq!(
+        h.post("/write?db=plant", "m v=1 1\nm v=2 2\nm v=3 3").0,
+        204
+    );
+    // Past the probe threshold (5 in a row), probing splits down to lines,
+    // finds nothing written, and defers: several rounds of it.
+    wait_for("probing rounds", DELIVERY_TIMEOUT, || {
+        up.seen()
+            .iter()
+            .filter(|s| s.body.lines().count() == 1)
+            .count()
+            >= 9
+    });
+    assert!(
+        dead_letters(&h).is_empty(),
+        "nothing condemned: the server is at fault"
+    );
+    assert_eq!(h.buffered_points(), 3, "the batch waits whole");
+}
+
+#[test]
+fn a_user_without_write_rights_gets_403_and_the_data_waits_for_the_grant() {
+    let influx = influx_with_auth();
+    let answer = query_as(
+        &influx,
+        "admin",
+        "adminpw",
+        "CREATE USER reader WITH PASSWORD 'readerpw'; GRANT READ ON hissrv TO reader",
+    );
+    assert!(!answer.contains("error"), "{answer}");
+    let h = Hissrv::start(
+        &influx.url(),
+        "  database: hissrv\n  username: reader\n  password: readerpw\n",
+    );
+    assert_eq!(h.post("/write?db=hissrv", "m v=1 1\nm v=2 2").0, 204);
+    let last_error = || -> String {
+        let c = rusqlite::Connection::open(h.buffer_path()).unwrap();
+        c.query_row("SELECT coalesce(last_error, '') FROM batches", [], |r| {
+            r.get(0)
+        })
+        .unwrap_or_default()
+    };
+    wait_for("a 403 recorded on the batch", DELIVERY_TIMEOUT, || {
+        last_error().starts_with("403: ")
+    });
+    assert_eq!(h.buffered_points(), 2);
+    let answer = query_as(
+        &influx,
+        "admin",
+        "adminpw",
+        "GRANT WRITE ON hissrv TO reader",
+    );
+    assert!(!answer.contains("error"), "{answer}");
+    wait_for("delivery after the grant", DELIVERY_TIMEOUT, || {
+        h.buffered_points() == 0
+    });
+    let rows = query_as(
+        &influx,
+        "admin",
+        "adminpw",
+        "SELECT count(v) FROM hissrv..m",
+    );
+    assert!(rows.contains("[0,2]") || rows.contains(",2]"), "{rows}");
+}
