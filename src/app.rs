@@ -175,7 +175,8 @@ pub fn run(
             }
             if !intake.ring.borrow().is_empty() || in_flight.count() > 0 {
                 log::warn!(
-                    "shutdown deadline passed with {} points uncommitted; their producers got no 204",
+                    "shutdown deadline passed: {} write requests get no answer ({} points still in the rings, the rest in a commit that did not finish); their producers got no 204 and will retry",
+                    in_flight.count(),
                     intake.ring.borrow().points()
                 );
             }

@@ -251,3 +251,102 @@ fn a_foreign_buffer_file_is_a_clear_error_and_is_left_untouched() {
         b"this is not an sqlite database, but someone's notes"
     );
 }
+
+/// One request on a raw connection: the answer's head (status line and headers).
+fn raw_request(s: &mut std::net::TcpStream, request: &str) -> String {
+    use std::io::{Read, Write};
+    s.write_all(request.as_bytes()).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Stops the agent with `signal` while a write waits for its commit;
+/// returns the agent and the waiting writer.
+fn stop_while_a_write_waits(
+    signal: &str,
+    service: &'static str,
+) -> (Hissrv, rusqlite::Connection, std::thread::JoinHandle<Option<u16>>, std::net::TcpStream) {
+    let h = Hissrv::start_with(
+        &format!("http://127.0.0.1:{}", free_port()),
+        Sections {
+            influxdb: "  database: plant\n",
+            service,
+            ..Sections::default()
+        },
+    );
+    // An idle keep-alive connection, open before the stop.
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", h.port)).unwrap();
+    let head = raw_request(&mut idle, "GET /ping HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 204"), "{head}");
+    let lock = lock_buffer(&h.buffer_path());
+    let url = h.url();
+    let writer = std::thread::spawn(move || {
+        agent()
+            .post(format!("{url}/write?db=plant"))
+            .send(body(0, 10))
+            .ok()
+            .map(|r| r.status().as_u16())
+    });
+    wait_for("the write to be in memory", DELIVERY_TIMEOUT, || {
+        h.get("/health").contains("\"points_received\":10")
+    });
+    h.signal(signal);
+    let port = h.port;
+    wait_for("the listener to close", DELIVERY_TIMEOUT, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    });
+    (h, lock, writer, idle)
+}
+
+#[test]
+fn while_stopping_a_write_on_an_open_connection_gets_503_retry_after_5_and_sigint_stops_cleanly() {
+    let (mut h, lock, writer, mut idle) = stop_while_a_write_waits("INT", "");
+    let head = raw_request(
+        &mut idle,
+        "POST /write?db=plant HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\nm v=1 1",
+    );
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    assert!(head.contains("Retry-After: 5\r\n"), "{head}");
+    drop(lock);
+    assert_eq!(writer.join().unwrap(), Some(204), "the waiting write is answered");
+    assert!(h.wait().success(), "SIGINT stops like SIGTERM");
+    assert_eq!(h.buffered_points(), 10);
+    assert!(h.log().contains("signal 2: stopping"), "{}", h.log());
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    let (mut h, lock, writer, _idle) = stop_while_a_write_waits("TERM", "");
+    h.signal("TERM");
+    let status = h.wait();
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert!(h.log().contains("second signal 15: exiting now"));
+    drop(lock);
+    assert_ne!(writer.join().unwrap(), Some(204), "nothing was acknowledged");
+}
+
+#[test]
+fn the_stop_is_bounded_by_shutdown_timeout_ms() {
+    let (mut h, lock, writer, _idle) =
+        stop_while_a_write_waits("TERM", "  shutdown_timeout_ms: 500\n");
+    // The buffer stays locked: the commit can never happen.
+    let status = h.wait();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        h.log().contains("shutdown deadline passed: 1 write requests get no answer"),
+        "{}",
+        h.log()
+    );
+    assert_ne!(writer.join().unwrap(), Some(204), "no 204 for what was not stored");
+    drop(lock);
+    assert_eq!(h.buffered_points(), 0);
+}

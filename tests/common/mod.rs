@@ -417,7 +417,7 @@ impl Hissrv {
 
     fn config_text(port: u16, dir: &Path, upstream: &str, extra: &Sections) -> String {
         format!(
-            "service:\n  http_listen: \"127.0.0.1:{port}\"\n  udp_listen: \"{}\"\n  shutdown_timeout_ms: 10000\n{}{}\
+            "service:\n  http_listen: \"127.0.0.1:{port}\"\n  udp_listen: \"{}\"\n{}{}{}\
              buffer:\n  path: \"{}\"\n{}\
              retry:\n  initial_backoff_ms: 50\n  max_backoff_ms: 500\n{}\
              influxdb:\n  url: \"{upstream}\"\n{}{}",
@@ -426,6 +426,11 @@ impl Hissrv {
                 String::new()
             } else {
                 format!("127.0.0.1:{port}")
+            },
+            if extra.service.contains("shutdown_timeout_ms") {
+                ""
+            } else {
+                "  shutdown_timeout_ms: 10000\n"
             },
             if extra.service.contains("log_level") {
                 ""
@@ -513,6 +518,22 @@ impl Hissrv {
             let _ = c.kill(); // SIGKILL
             let _ = c.wait();
         }
+    }
+
+    /// Sends `signal` (`TERM`, `INT`, `HUP`) to the agent.
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill");
+        assert!(ok.success(), "kill -{signal}");
+    }
+
+    /// Waits for the agent to exit; its status.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        c.wait().expect("exit status")
     }
 
     /// SIGTERM, and the exit status once it stopped.
