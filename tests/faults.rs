@@ -274,7 +274,12 @@ fn raw_request(s: &mut std::net::TcpStream, request: &str) -> String {
 fn stop_while_a_write_waits(
     signal: &str,
     service: &'static str,
-) -> (Hissrv, rusqlite::Connection, std::thread::JoinHandle<Option<u16>>, std::net::TcpStream) {
+) -> (
+    Hissrv,
+    rusqlite::Connection,
+    std::thread::JoinHandle<Option<u16>>,
+    std::net::TcpStream,
+) {
     let h = Hissrv::start_with(
         &format!("http://127.0.0.1:{}", free_port()),
         Sections {
@@ -317,7 +322,11 @@ fn while_stopping_a_write_on_an_open_connection_gets_503_retry_after_5_and_sigin
     assert!(head.starts_with("HTTP/1.1 503"), "{head}");
     assert!(head.contains("Retry-After: 5\r\n"), "{head}");
     drop(lock);
-    assert_eq!(writer.join().unwrap(), Some(204), "the waiting write is answered");
+    assert_eq!(
+        writer.join().unwrap(),
+        Some(204),
+        "the waiting write is answered"
+    );
     assert!(h.wait().success(), "SIGINT stops like SIGTERM");
     assert_eq!(h.buffered_points(), 10);
     assert!(h.log().contains("signal 2: stopping"), "{}", h.log());
@@ -331,7 +340,11 @@ fn a_second_signal_exits_at_once() {
     assert_eq!(status.code(), Some(130), "{status:?}");
     assert!(h.log().contains("second signal 15: exiting now"));
     drop(lock);
-    assert_ne!(writer.join().unwrap(), Some(204), "nothing was acknowledged");
+    assert_ne!(
+        writer.join().unwrap(),
+        Some(204),
+        "nothing was acknowledged"
+    );
 }
 
 #[test]
@@ -342,11 +355,16 @@ fn the_stop_is_bounded_by_shutdown_timeout_ms() {
     let status = h.wait();
     assert!(status.success(), "{status:?}");
     assert!(
-        h.log().contains("shutdown deadline passed: 1 write requests get no answer"),
+        h.log()
+            .contains("shutdown deadline passed: 1 write requests get no answer"),
         "{}",
         h.log()
     );
-    assert_ne!(writer.join().unwrap(), Some(204), "no 204 for what was not stored");
+    assert_ne!(
+        writer.join().unwrap(),
+        Some(204),
+        "no 204 for what was not stored"
+    );
     drop(lock);
     assert_eq!(h.buffered_points(), 0);
 }

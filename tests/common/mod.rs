@@ -385,6 +385,8 @@ pub struct Hissrv {
     pub dir: TempDir,
     config: String,
     child: Option<Child>,
+    /// Extra environment for the agent process.
+    env: Vec<(String, String)>,
 }
 
 impl Hissrv {
@@ -410,6 +412,26 @@ impl Hissrv {
             dir,
             config,
             child: None,
+            env: Vec::new(),
+        };
+        h.spawn();
+        h
+    }
+
+    /// [`Hissrv::start_with`], with variables set in the agent's environment.
+    pub fn start_with_env(upstream: &str, extra: Sections, env: &[(&str, &str)]) -> Hissrv {
+        let dir = TempDir::new("hissrv");
+        let port = free_port();
+        let config = Hissrv::config_text(port, dir.path(), upstream, &extra);
+        let mut h = Hissrv {
+            port,
+            dir,
+            config,
+            child: None,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         h.spawn();
         h
@@ -465,6 +487,7 @@ impl Hissrv {
             .open(self.dir.path().join("hissrv.log"))
             .expect("log");
         let child = hissrv_command()
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .args(["run", "--config"])
             .arg(&path)
             .stdin(Stdio::null())

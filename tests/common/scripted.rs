@@ -46,6 +46,7 @@ pub struct Seen {
     /// Decompressed body.
     pub body: String,
     pub status: u16,
+    pub authorization: Option<String>,
 }
 
 /// Decides the answer from the request's body (after the script ran out).
@@ -128,6 +129,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
         }
         let target = line.split(' ').nth(1).unwrap_or("").to_string();
         let (mut length, mut gzip) = (0usize, false);
+        let mut authorization = None;
         loop {
             let mut h = String::new();
             if reader.read_line(&mut h).unwrap_or(0) == 0 {
@@ -141,6 +143,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
             match name.to_ascii_lowercase().as_str() {
                 "content-length" => length = value.trim().parse().unwrap_or(0),
                 "content-encoding" => gzip = value.trim().eq_ignore_ascii_case("gzip"),
+                "authorization" => authorization = Some(value.trim().to_string()),
                 _ => {}
             }
         }
@@ -166,6 +169,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
                 target,
                 body,
                 status: a.status,
+                authorization,
             });
             a
         };
