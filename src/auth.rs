@@ -23,16 +23,13 @@ use crate::http::Request;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-/// Equal without an early exit: the time taken does not depend on where
-/// `a` and `b` first differ (only on their lengths), so a remote producer
-/// cannot guess a token byte by byte from answer times.
+/// Equal in constant time (`subtle`, already in the tree through rustls): the
+/// time taken does not depend on where `a` and `b` first differ, so a remote
+/// producer cannot guess a token byte by byte from answer times. (Lengths
+/// are compared first; a token's length is not its secret.)
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let len_differs = u8::from(a.len() != b.len());
-    let diff = a
-        .iter()
-        .zip(b.iter().chain(std::iter::repeat(&0u8)))
-        .fold(len_differs, |acc, (x, y)| acc | (x ^ y));
-    diff == 0
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
 
 /// Any of `candidates` equal to `given`, every candidate compared in full.

@@ -90,24 +90,14 @@ impl Request {
     }
 }
 
+/// A query component, decoded as HTML forms and InfluxDB's clients encode
+/// it: `+` is a space, `%XX` a byte (`percent-encoding`, already in the tree
+/// through ureq); a malformed escape stays as sent.
 pub fn percent_decode(s: &str) -> String {
-    fn hex(c: u8) -> Option<u8> {
-        (c as char).to_digit(16).map(|d| d as u8)
-    }
-    let mut out = Vec::with_capacity(s.len());
-    let mut rest = s.as_bytes();
-    while let Some((&c, tail)) = rest.split_first() {
-        if let (b'%', [h, l, after @ ..]) = (c, tail)
-            && let (Some(h), Some(l)) = (hex(*h), hex(*l))
-        {
-            out.push(h << 4 | l);
-            rest = after;
-            continue;
-        }
-        out.push(if c == b'+' { b' ' } else { c });
-        rest = tail;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[derive(Debug)]

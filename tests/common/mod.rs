@@ -178,7 +178,8 @@ impl Influx {
 
     /// Rows of `SELECT * FROM m`, each as its JSON text (columns sorted by influx).
     /// A query influxd refuses panics (a broken query must not read as "no
-    /// rows"); only a database that does not exist yet reads as empty.
+    /// rows"); only a database or retention policy that does not exist yet
+    /// reads as empty.
     pub fn rows(&self, db: &str, q: &str) -> Vec<String> {
         use miniserde::json::Value;
         let v = self.query(db, q);
@@ -196,7 +197,9 @@ impl Influx {
         for r in results {
             let Value::Object(r) = r else { continue };
             if let Some(Value::String(e)) = r.get("error") {
-                if e.starts_with("database not found") {
+                if e.starts_with("database not found")
+                    || e.starts_with("retention policy not found")
+                {
                     continue;
                 }
                 panic!("query {q:?} refused: {e}");
