@@ -389,6 +389,13 @@ impl Ingest {
             return;
         }
         let live = self.settings();
+        // A reload can add auth while the UDP listener (restart-only) stays
+        // open: datagrams carry no credentials, so they are refused then.
+        let service = &live.config.service;
+        if !service.auth.is_open() && !service.udp_allow_unauthenticated {
+            Stats::add(&self.stats.udp_datagrams_unauthenticated, 1);
+            return;
+        }
         let mut out = Vec::with_capacity(data.len().saturating_add(data.len() / 8));
         let precision =
             Precision::from_param(&live.config.service.udp_precision).unwrap_or(Precision::Nanos);

@@ -20,7 +20,8 @@
 //! - [`wal`]: the SQLite write-ahead buffer and its durability contract.
 //! - [`upstream`]: one write to InfluxDB and what its answer means.
 //! - [`forward`]: the forwarder thread: packing, backlog replay, back-off
-//!   (`forward_heads`: its cached heads and the backlog gauges).
+//!   (`forward_heads`: its cached heads and the backlog gauges;
+//!   `forward_deliver`: one delivery turn).
 //! - [`drain`]: drain order: bucket priority with a fair share, request packing.
 //! - [`provision`]: `manage_retention`: databases, retention policies, buckets upstream.
 //! - [`deliver`]: one upstream request's worth of batches under the status policy.

@@ -26,8 +26,6 @@
 // conformance vectors do not already try on every CI run.
 #![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
-use std::fmt;
-
 /// InfluxDB's own limit on a series key (measurement + tags), in bytes.
 pub const MAX_KEY_BYTES: usize = 65_535;
 /// How much of an offending line an error quotes: enough to recognise it, and
@@ -86,86 +84,6 @@ pub struct ParseOptions {
     /// Unsigned fields (`42u`) are InfluxDB 2.x only; 1.x rejects them.
     pub allow_unsigned: bool,
 }
-
-/// Why a line was rejected. The `Display` texts are InfluxDB's own reasons.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ErrorKind {
-    MissingMeasurement,
-    MissingFields,
-    MissingTagKey,
-    MissingTagValue,
-    InvalidTagFormat,
-    DuplicateTags,
-    InvalidTagKeyTime,
-    MissingFieldKey,
-    MissingFieldValue,
-    InvalidFieldFormat,
-    InvalidValue,
-    InvalidNumber,
-    InvalidFloat,
-    IntegerOutOfRange,
-    InvalidBoolean,
-    UnbalancedQuotes,
-    BadTimestamp,
-    TimeOutOfRange,
-    InvalidPoint,
-    KeyTooLong,
-    /// Ours, not InfluxDB's: a line whose stored form would split differently.
-    AmbiguousLine,
-}
-
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ErrorKind::MissingMeasurement => "missing measurement",
-            ErrorKind::MissingFields => "missing fields",
-            ErrorKind::MissingTagKey => "missing tag key",
-            ErrorKind::MissingTagValue => "missing tag value",
-            ErrorKind::InvalidTagFormat => "invalid tag format",
-            ErrorKind::DuplicateTags => "duplicate tags",
-            ErrorKind::InvalidTagKeyTime => "invalid tag key \"time\"",
-            ErrorKind::MissingFieldKey => "missing field key",
-            ErrorKind::MissingFieldValue => "missing field value",
-            ErrorKind::InvalidFieldFormat => "invalid field format",
-            ErrorKind::InvalidValue => "invalid field value",
-            ErrorKind::InvalidNumber => "invalid number",
-            ErrorKind::InvalidFloat => "invalid float",
-            ErrorKind::IntegerOutOfRange => "integer out of range",
-            ErrorKind::InvalidBoolean => "invalid boolean",
-            ErrorKind::UnbalancedQuotes => "unbalanced quotes",
-            ErrorKind::BadTimestamp => "bad timestamp",
-            ErrorKind::TimeOutOfRange => "time outside range",
-            ErrorKind::InvalidPoint => "point is invalid",
-            ErrorKind::KeyTooLong => "max key length exceeded",
-            ErrorKind::AmbiguousLine => {
-                "quotes and newlines after leading whitespace make this line split differently once stored"
-            }
-        })
-    }
-}
-
-/// One rejected line: where, why, and the line itself (cut short).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseError {
-    /// 1-based physical line number in the request body.
-    pub line: usize,
-    /// 1-based byte column within that line where the scanner stopped.
-    pub column: usize,
-    pub kind: ErrorKind,
-    pub text: String,
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unable to parse '{}': {} (line {}, column {})",
-            self.text, self.kind, self.line, self.column
-        )
-    }
-}
-
-impl std::error::Error for ParseError {}
 
 /// What came out of one body.
 #[derive(Debug, Default)]
@@ -515,6 +433,10 @@ fn scan_fields(
     }
     Ok((start, i))
 }
+
+#[path = "lineproto_errors.rs"]
+mod errors;
+pub use errors::{ErrorKind, ParseError};
 
 #[path = "lineproto_values.rs"]
 mod values;

@@ -142,6 +142,12 @@ pub fn render(s: &Stats, ring: &RingGauges, now_ms: i64) -> String {
     );
     counter(
         &mut o,
+        "hissrv_udp_datagrams_refused_total",
+        "UDP datagrams refused: auth is on and service.udp_allow_unauthenticated is not.",
+        &[("", &s.udp_datagrams_unauthenticated)],
+    );
+    counter(
+        &mut o,
         "hissrv_lines_rejected_total",
         "Lines refused by the parser (HTTP and UDP).",
         &[("", &s.lines_rejected)],

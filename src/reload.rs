@@ -76,6 +76,7 @@ pub fn keep_restart_only(started: &Config, new: &mut Config) -> Vec<String> {
         "buffer.path" => buffer.path;
         "buffer.synchronous" => buffer.synchronous;
         "buffer.max_size_mb" => buffer.max_size_mb;
+        "buffer.max_dead_letters_percent" => buffer.max_dead_letters_percent;
         "buffer.when_full" => buffer.when_full;
     }
     changed

@@ -21,6 +21,9 @@ pub struct Stats {
     pub udp_points_dropped: AtomicU64,
     pub udp_dropped_ring_full: AtomicU64,
     pub udp_lines_unparseable: AtomicU64,
+    /// UDP datagrams refused because auth is on (set by a reload) and
+    /// `udp_allow_unauthenticated` is not.
+    pub udp_datagrams_unauthenticated: AtomicU64,
     /// HTTP writes refused because hissrv was stopping (503).
     pub shutdown_refusals: AtomicU64,
     /// Writes refused because the buffer quota or the disk was full (507).
@@ -90,6 +93,7 @@ impl Default for Stats {
             udp_points_dropped: AtomicU64::new(0),
             udp_dropped_ring_full: AtomicU64::new(0),
             udp_lines_unparseable: AtomicU64::new(0),
+            udp_datagrams_unauthenticated: AtomicU64::new(0),
             shutdown_refusals: AtomicU64::new(0),
             storage_full_refusals: AtomicU64::new(0),
             points_written: AtomicU64::new(0),

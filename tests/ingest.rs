@@ -241,3 +241,39 @@ fn health_counts_a_point_as_buffered_the_moment_it_is_acknowledged() {
     }
     assert_eq!(h.buffered_points(), 3, "the buffer agrees");
 }
+
+#[test]
+fn udp_datagrams_are_refused_once_a_reload_turns_auth_on() {
+    let upstream = format!("http://127.0.0.1:{}", free_port());
+    let mut h = Hissrv::start(&upstream, "");
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.send_to(b"u v=1 1\n", ("127.0.0.1", h.port)).unwrap();
+    wait_for("the open datagram stored", DELIVERY_TIMEOUT, || {
+        h.health().points_committed == 1
+    });
+    // Auth on; the file also turns UDP off, which needs a restart: until
+    // then the listener is open, and must not store what it cannot check.
+    h.rewrite_config(
+        &upstream,
+        Sections {
+            service: "  auth:\n    tokens: [\"t0ken\"]\n",
+            ..Sections::default()
+        },
+    );
+    wait_for("the reload", DELIVERY_TIMEOUT, || {
+        h.health().config_reloads == 1
+    });
+    assert!(
+        h.health()
+            .restart_needed
+            .contains(&"service.udp_listen".to_string()),
+        "{:?}",
+        h.health().restart_needed
+    );
+    sock.send_to(b"u v=2 2\n", ("127.0.0.1", h.port)).unwrap();
+    wait_for("the datagram refused and counted", DELIVERY_TIMEOUT, || {
+        h.get("/metrics")
+            .contains("hissrv_udp_datagrams_refused_total 1")
+    });
+    assert_eq!(h.health().points_committed, 1);
+}
