@@ -1,0 +1,115 @@
+//! The forwarder turn by turn, in virtual time against a scripted server:
+//! failure paths back off instead of spinning, and the live lane's share
+//! during a backlog is exactly what `live_share_percent` says.
+
+mod common;
+use common::sim::*;
+use hissrv::config::Config;
+use hissrv::forward::{Clock, MIN_RETRY_DELAY_MS, Step};
+use hissrv::wal::NewBatch;
+use std::time::Duration;
+
+#[test]
+fn a_damaged_row_backs_off_instead_of_spinning() {
+    let (mut fw, mut producer, server, clock, dir) = quiet_forwarder("damaged", &Config::default());
+    producer.commit(&[one_line_batch(1)]).unwrap();
+    let c = rusqlite::Connection::open(dir.join("buffer.db")).unwrap();
+    c.execute("UPDATE batches SET points = 'not a number'", [])
+        .unwrap();
+    assert_eq!(fw.step(), Step::Worked, "the failed read is a turn");
+    let now = clock.get();
+    match fw.step() {
+        Step::Backoff(until) => assert!(
+            until >= now + Duration::from_millis(MIN_RETRY_DELAY_MS),
+            "backs off at least {MIN_RETRY_DELAY_MS} ms"
+        ),
+        other => panic!("{other:?}: the next turn must wait"),
+    }
+    // Repaired, it is delivered once the back-off is over.
+    c.execute("UPDATE batches SET points = 1", []).unwrap();
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(fw.step(), Step::Worked);
+    assert_eq!(server.lock().unwrap().stored.len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_delete_that_fails_backs_off_instead_of_resending_at_once() {
+    let (mut fw, mut producer, server, clock, dir) =
+        quiet_forwarder("nodelete", &Config::default());
+    producer.commit(&[one_line_batch(1)]).unwrap();
+    let c = rusqlite::Connection::open(dir.join("buffer.db")).unwrap();
+    c.execute_batch(
+        "CREATE TRIGGER no_delete BEFORE DELETE ON batches BEGIN SELECT RAISE(FAIL, 'disk I/O error'); END;",
+    )
+    .unwrap();
+    assert_eq!(fw.step(), Step::Worked);
+    assert_eq!(server.lock().unwrap().log.len(), 1, "delivered once");
+    assert!(matches!(fw.step(), Step::Backoff(_)), "not re-sent at once");
+    assert_eq!(server.lock().unwrap().log.len(), 1);
+    c.execute_batch("DROP TRIGGER no_delete").unwrap();
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(
+        fw.step(),
+        Step::Worked,
+        "re-sent (at least once), then deleted"
+    );
+    assert!(matches!(fw.step(), Step::Idle(_)), "nothing left");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Serves a 12-batch backlog and 3 live batches, one batch a request, and
+/// returns which lane each request carried ('B' or 'L').
+fn lanes_served(live_share_percent: u8) -> String {
+    let mut cfg = Config::default();
+    cfg.performance.adaptive_batching.max_batch_size = 1;
+    cfg.performance.backlog_replay.live_share_percent = live_share_percent;
+    cfg.performance.backlog_replay.live_window_ms = 60_000;
+    let tag = format!("lanes{live_share_percent}");
+    let (mut fw, mut producer, server, clock, dir) = quiet_forwarder(&tag, &cfg);
+    let batch = |m: &str, v: u64| NewBatch {
+        payload: format!("{m} v={v}i {v}\n").into_bytes(),
+        ..one_line_batch(v)
+    };
+    for v in 0..12 {
+        producer
+            .commit_at(&[batch("backlog", v)], clock.wall_ns() / 1_000_000)
+            .unwrap();
+    }
+    clock.advance(Duration::from_secs(120));
+    for v in 100..103 {
+        producer
+            .commit_at(&[batch("live", v)], clock.wall_ns() / 1_000_000)
+            .unwrap();
+    }
+    while fw.step() == Step::Worked {}
+    let lanes: String = server
+        .lock()
+        .unwrap()
+        .log
+        .iter()
+        .map(|r| {
+            if r.first.starts_with(b"live") {
+                'L'
+            } else {
+                'B'
+            }
+        })
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    lanes
+}
+
+#[test]
+fn during_a_backlog_every_fourth_request_carries_live_data() {
+    // 25 %: three backlog requests, then the oldest live batch; in order
+    // within each lane.
+    assert_eq!(lanes_served(25), "BBBLBBBLBBBLBBB");
+    // 50 %: every other request.
+    assert_eq!(lanes_served(50), "BLBLBLBBBBBBBBB");
+}
+
+#[test]
+fn a_live_share_of_zero_sends_strictly_oldest_first() {
+    assert_eq!(lanes_served(0), "BBBBBBBBBBBBLLL");
+}
