@@ -30,5 +30,5 @@ for t in "${targets[@]}"; do
   esac
   echo "== $t: end to end under ${runner%% *} (kill -9, restart, delivery to influxd)"
   HISSRV_TEST_BIN="$PWD/dist/hissrv-${version}-${t}" HISSRV_TEST_RUNNER="$runner" \
-    cargo test --locked --test faults kill_minus_nine_loses_no_acknowledged_point
+    cargo test --locked --test faults -- --exact kill_minus_nine_loses_no_acknowledged_point
 done

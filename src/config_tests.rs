@@ -150,3 +150,17 @@ fn the_destination_cap_and_the_dead_letter_share_are_checked() {
         (256, 10)
     );
 }
+
+#[test]
+fn a_live_share_over_50_percent_is_refused_so_live_data_cannot_starve_the_backlog() {
+    let e = Config::from_yaml("performance:\n  backlog_replay:\n    live_share_percent: 51\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("performance.backlog_replay.live_share_percent"),
+        "{e}"
+    );
+    assert!(
+        Config::from_yaml("performance:\n  backlog_replay:\n    live_share_percent: 50\n").is_ok()
+    );
+}

@@ -63,7 +63,8 @@ impl Wal {
     }
 
     /// Consecutive batches of `dest` from `from_id` on, in commit order, up
-    /// to `max_points` points and `max_bytes` of payload (at least one batch).
+    /// to `max_points` points and `max_bytes` of line protocol (decoded: what
+    /// the request carries), at least one batch.
     /// Several small batches then travel upstream as one request.
     pub fn pack(
         &self,
@@ -108,33 +109,32 @@ impl Wal {
                 ))
             },
         )?;
-        let (mut points, mut bytes) = (0, 0);
-        let mut chosen = Vec::new();
-        for row in rows {
-            let (id, p, b, format, attempts, first_ts) = row?;
-            if chosen.len() >= min_batches.max(1)
-                && (points + p > max_points || bytes + b > max_bytes)
-            {
-                break;
-            }
-            points += p;
-            bytes += b;
-            chosen.push((id, p, b, format, attempts, first_ts));
-        }
+        let candidates: Vec<_> = rows.collect::<Result<_, _>>()?;
         let mut load = self
             .conn
             .prepare_cached("SELECT payload FROM batches WHERE id = ?1")?;
-        let mut out = Vec::with_capacity(chosen.len());
-        for (id, points, stored_bytes, format, attempts, first_ts) in chosen {
+        // `max_bytes` bounds the request, so it counts decoded line protocol:
+        // an encoded batch can be 10x smaller than what it sends.
+        let (mut points, mut bytes) = (0usize, 0usize);
+        let mut out: Vec<StoredBatch> = Vec::new();
+        for (id, p, stored_bytes, format, attempts, first_ts) in candidates {
+            if out.len() >= min_batches.max(1) && points.saturating_add(p) > max_points {
+                break;
+            }
             let blob: Vec<u8> = load.query_row([id], |r| r.get(0))?;
             let payload = codec::decode(format, &blob).map_err(|e| WalError::Undecodable {
                 id,
                 why: e.to_string(),
             })?;
+            if out.len() >= min_batches.max(1) && bytes.saturating_add(payload.len()) > max_bytes {
+                break;
+            }
+            points = points.saturating_add(p);
+            bytes = bytes.saturating_add(payload.len());
             out.push(StoredBatch {
                 id,
                 dest: dest.clone(),
-                points,
+                points: p,
                 format,
                 attempts,
                 first_ts,

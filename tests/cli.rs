@@ -150,3 +150,46 @@ fn status_summarises_a_running_agent_and_fails_clearly_without_one() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach hissrv"));
 }
+
+#[test]
+fn status_inspect_and_export_find_the_agent_and_its_buffer_through_its_config_file() {
+    let h = Hissrv::start(
+        &format!("http://127.0.0.1:{}", free_port()),
+        "  database: plant\n",
+    );
+    assert_eq!(
+        h.post("/write?db=plant", "m,k=a v=1i 1\nm,k=b v=2i 2\n").0,
+        204
+    );
+    let config = h.dir.path().join("hissrv.yaml");
+    let config = config.to_str().unwrap();
+    let status = hissrv(&["status", "--config", config]);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("backlog      2 points in 1 batches"),
+        "{text}"
+    );
+    let inspect = hissrv(&["inspect", "--config", config]);
+    assert!(
+        inspect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    assert!(text.contains("plant"), "the destination: {text}");
+    let export = hissrv(&["export", "--config", config]);
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&export.stdout),
+        "m,k=a v=1i 1\nm,k=b v=2i 2\n"
+    );
+}

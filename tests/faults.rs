@@ -23,9 +23,29 @@ fn lock_buffer(path: &std::path::Path) -> rusqlite::Connection {
 
 #[test]
 fn kill_minus_nine_loses_no_acknowledged_point() {
+    kill_minus_nine_under_load(""); // synchronous: full
+}
+
+#[test]
+fn kill_minus_nine_loses_no_acknowledged_point_with_synchronous_normal_or_off() {
+    // A crash of the process (not of the machine): the OS keeps what the
+    // lighter levels wrote, README's loss window is for power cuts only.
+    kill_minus_nine_under_load("  synchronous: normal\n");
+    kill_minus_nine_under_load("  synchronous: off\n");
+}
+
+/// A steady producer, kill -9, restart: every acknowledged point arrives.
+fn kill_minus_nine_under_load(buffer: &str) {
     let influx = Influx::start();
     influx.create_db("plant");
-    let mut h = Hissrv::start(&influx.url(), "  database: plant\n");
+    let mut h = Hissrv::start_with(
+        &influx.url(),
+        Sections {
+            influxdb: "  database: plant\n",
+            buffer,
+            ..Sections::default()
+        },
+    );
     let url = h.url();
     const LINES: i64 = 100;
     let acked = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -367,4 +387,54 @@ fn the_stop_is_bounded_by_shutdown_timeout_ms() {
     );
     drop(lock);
     assert_eq!(h.buffered_points(), 0);
+}
+
+#[test]
+fn udp_datagrams_are_dropped_and_counted_when_the_rings_are_full() {
+    let h = Hissrv::start_with(
+        &format!("http://127.0.0.1:{}", free_port()),
+        Sections {
+            influxdb: "  database: plant\n",
+            service: "  max_body_mb: 1\n",
+            other: "performance:\n  ring_buffer_mb: 1\n",
+            ..Sections::default()
+        },
+    );
+    let lock = lock_buffer(&h.buffer_path());
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut t = 0u64;
+    let mut datagram = || {
+        let d: String = (0..500)
+            .map(|_| {
+                t += 1;
+                format!("u,src=udp,pad=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx v={t}i {t}\n")
+            })
+            .collect();
+        sock.send_to(d.as_bytes(), ("127.0.0.1", h.port)).unwrap();
+    };
+    // Commits are stalled: the rings fill, then datagrams are dropped.
+    wait_for(
+        "UDP points dropped for a full ring",
+        DELIVERY_TIMEOUT,
+        || {
+            datagram();
+            h.health().udp_points_dropped > 0
+        },
+    );
+    let metrics = h.get("/metrics");
+    let dropped = h.health().udp_points_dropped;
+    assert!(
+        metrics.contains(&format!(
+            "hissrv_points_dropped_total{{reason=\"ring_full\"}} {dropped}"
+        )),
+        "{metrics}"
+    );
+    drop(lock);
+    // Everything not dropped is stored; nothing is counted twice.
+    wait_for("the rings committed", DELIVERY_TIMEOUT, || {
+        let health = h.health();
+        health.points_committed + health.udp_points_dropped == health.points_received
+            && health.ring_points == 0
+    });
+    assert_eq!(h.buffered_points() as u64, h.health().points_committed);
 }

@@ -84,6 +84,42 @@ fn metric_values_match_a_known_workload_and_parse_with_prometheus_client() {
     );
     assert_eq!(m["hissrv_upstream_up{}"], 1.0);
     assert_eq!(m["hissrv_ring_points{}"], 0.0);
+    assert_eq!(m["hissrv_ring_bytes{}"], 0.0);
+    assert_eq!(
+        m["hissrv_ring_capacity_bytes{}"],
+        16.0 * 1024.0 * 1024.0,
+        "performance.ring_buffer_mb's default"
+    );
+    // One observation per commit; a commit holds a batch per destination.
+    let commits = m["hissrv_commit_duration_seconds_count{}"];
+    assert!(
+        commits >= 1.0 && commits <= m["hissrv_batches_committed_total{}"],
+        "{commits} commits"
+    );
+    assert!(
+        m["hissrv_commit_latency_ewma_seconds{}"] > 0.0,
+        "commits take time"
+    );
+    assert!(
+        m["hissrv_ingest_rate_points_per_second{}"] > 0.0,
+        "the batcher measured the writes"
+    );
+    assert_eq!(
+        m["hissrv_oldest_unsent_age_seconds{}"], 0.0,
+        "nothing unsent"
+    );
+    assert_eq!(m["hissrv_dead_letters{}"], 0.0);
+    assert_eq!(
+        m["hissrv_write_requests_refused_total{reason=\"ring_full\"}"]
+            + m["hissrv_write_requests_refused_total{reason=\"storage_full\"}"]
+            + m["hissrv_write_requests_refused_total{reason=\"shutting_down\"}"]
+            + m["hissrv_write_requests_refused_total{reason=\"too_many_destinations\"}"],
+        0.0
+    );
+    assert_eq!(
+        m["hissrv_points_dropped_total{reason=\"unparseable\"}"],
+        0.0
+    );
     assert_eq!(
         m["hissrv_upstream_write_failures_total{class=\"network\"}"],
         0.0
@@ -107,6 +143,12 @@ fn an_unreachable_upstream_shows_as_down_with_a_growing_backlog() {
     );
     assert_eq!(m["hissrv_upstream_up{}"], 0.0);
     assert!(m["hissrv_upstream_retries_total{}"] >= 1.0);
+    // The unsent point ages: polled until a full second shows.
+    wait_for("the oldest unsent point to age", DELIVERY_TIMEOUT, || {
+        scrape(&h)["hissrv_oldest_unsent_age_seconds{}"] >= 1.0
+    });
+    let age = scrape(&h)["hissrv_oldest_unsent_age_seconds{}"];
+    assert!(age < DELIVERY_TIMEOUT.as_secs_f64() + 5.0, "{age}");
     assert!(m["hissrv_buffer_bytes{}"] > 0.0);
     assert_eq!(m["hissrv_points_written_total{}"], 0.0);
 }
@@ -153,5 +195,90 @@ fn self_monitoring_writes_hissrv_internal_upstream_through_the_buffer() {
     assert!(
         types.contains(&r#"["backlog_points","integer"]"#.to_string()),
         "{types:?}"
+    );
+}
+
+#[test]
+fn reload_metrics_count_applied_and_refused_files_and_what_needs_a_restart() {
+    let upstream = format!("http://127.0.0.1:{}", free_port());
+    let mut h = Hissrv::start(&upstream, "");
+    let m = scrape(&h);
+    assert_eq!(m["hissrv_config_file_valid{}"], 1.0);
+    assert_eq!(m["hissrv_config_restart_needed{}"], 0.0);
+    // A live change and a restart-only one.
+    h.rewrite_config(
+        &upstream,
+        Sections {
+            service: "  max_connections: 9\n",
+            other: "performance:\n  adaptive_batching:\n    max_wait_ms: 77\n",
+            ..Sections::default()
+        },
+    );
+    wait_for("the reload applied", DELIVERY_TIMEOUT, || {
+        scrape(&h)["hissrv_config_reloads_total{result=\"applied\"}"] == 1.0
+    });
+    let m = scrape(&h);
+    assert_eq!(
+        m["hissrv_config_restart_needed{}"], 1.0,
+        "service.max_connections"
+    );
+    assert_eq!(
+        h.health().restart_needed,
+        vec!["service.max_connections".to_string()]
+    );
+    // An invalid file is refused whole; status says why.
+    h.rewrite_raw("service:\n  max_connections: 0\n");
+    wait_for("the reload refused", DELIVERY_TIMEOUT, || {
+        scrape(&h)["hissrv_config_reloads_total{result=\"refused\"}"] == 1.0
+    });
+    let m = scrape(&h);
+    assert_eq!(m["hissrv_config_file_valid{}"], 0.0);
+    assert_eq!(m["hissrv_config_reloads_total{result=\"applied\"}"], 1.0);
+    let out = Command::new(env!("CARGO_BIN_EXE_hissrv"))
+        .args(["status", "--url", &h.url()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("service.max_connections"),
+        "status shows the config error: {text}"
+    );
+}
+
+#[test]
+fn the_agents_own_points_are_not_routed_to_buckets() {
+    let influx = Influx::start();
+    influx.create_db("hissrv");
+    let h = Hissrv::start_with(
+        &influx.url(),
+        Sections {
+            influxdb: "  manage_retention: true\n  sharding:\n    buckets:\n      - name: everything\n        retention: 7d\n        points: [\"*\"]\n",
+            service: "  self_monitoring:\n    enabled: true\n    interval_ms: 100\n",
+            ..Sections::default()
+        },
+    );
+    assert_eq!(h.post("/write?db=hissrv", "m v=1i").0, 204);
+    let q = |rp: &str, m: &str| {
+        influx
+            .rows(
+                "hissrv",
+                &format!("SELECT * FROM \"hissrv\".\"{rp}\".\"{m}\""),
+            )
+            .len()
+    };
+    wait_for(
+        "the producer's point routed, the agent's not",
+        DELIVERY_TIMEOUT,
+        || q("everything", "m") == 1 && q("autogen", "hissrv_internal") > 0,
+    );
+    assert_eq!(
+        q("everything", "hissrv_internal"),
+        0,
+        "no internal point in the bucket"
+    );
+    assert_eq!(
+        q("autogen", "m"),
+        0,
+        "the producer's point only in its bucket"
     );
 }

@@ -148,3 +148,44 @@ fn live_points_arrive_while_a_large_backlog_still_drains() {
             && influx.count("plant", "live") == live
     });
 }
+
+#[test]
+fn a_backlog_travels_in_requests_no_larger_than_max_request_mb() {
+    // The backlog builds up with the upstream unreachable...
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let sections = || Sections {
+        influxdb: "  database: plant\n",
+        other: "performance:\n  max_request_mb: 1\n  adaptive_batching:\n    max_batch_size: 5000\n",
+        ..Sections::default()
+    };
+    let mut h = Hissrv::start_with(&dead, sections());
+    const BODIES: usize = 40;
+    const LINES: usize = 100;
+    let pad = "x".repeat(1_000);
+    for b in 0..BODIES {
+        let body: String = (0..LINES)
+            .map(|l| format!("m s=\"{pad}\" {}\n", b * LINES + l))
+            .collect();
+        assert_eq!(h.post("/write?db=plant", &body).0, 204);
+    }
+    // ...then drains to a server that records each request.
+    let up = common::scripted::Scripted::with_script(Vec::new());
+    h.restart_with(&up.url(), sections());
+    wait_for("the backlog drained", DELIVERY_TIMEOUT, || {
+        h.buffered_points() == 0
+    });
+    let seen = up.seen();
+    let lines: usize = seen.iter().map(|s| s.body.lines().count()).sum();
+    assert_eq!(lines, BODIES * LINES);
+    let largest = seen.iter().map(|s| s.body.len()).max().unwrap_or(0);
+    assert!(largest <= 1024 * 1024, "a {largest}-byte request");
+    assert!(
+        seen.len() >= 4,
+        "~4 MB in requests of at most 1 MiB: {} requests",
+        seen.len()
+    );
+    assert!(
+        seen.iter().any(|s| s.body.lines().count() > LINES),
+        "stored batches are packed together up to the limit"
+    );
+}
