@@ -250,6 +250,12 @@ impl Forwarder {
         }
     }
 
+    /// Read statements the forwarder has run on the buffer: its per-turn
+    /// cost, which must not grow with the number of destinations.
+    pub fn buffer_reads(&self) -> u64 {
+        self.wal.reads()
+    }
+
     /// Shares the set of buffered destinations with ingest.
     pub fn with_destinations(mut self, d: Arc<Destinations>) -> Forwarder {
         self.destinations = d;

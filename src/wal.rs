@@ -220,6 +220,9 @@ pub struct Wal {
     last_commit_bytes: u64,
     /// How new batches are encoded (`codec::FORMAT_*`).
     format: i64,
+    /// Read statements run so far by this connection's reads (`wal_read`):
+    /// the forwarder's per-turn cost, observable by tests.
+    reads: std::cell::Cell<u64>,
 }
 
 pub fn now_ms() -> i64 {
@@ -297,12 +300,22 @@ impl Wal {
             dead_letter_quota_bytes: quota_bytes / 100 * u64::from(DEFAULT_DEAD_LETTERS_PERCENT),
             last_commit_bytes: 0,
             format: codec::FORMAT_DELTA,
+            reads: std::cell::Cell::new(0),
         })
     }
 
     /// Dead letters may take at most `percent` of the quota.
     pub fn set_dead_letter_share(&mut self, percent: u8) {
         self.dead_letter_quota_bytes = self.quota_bytes / 100 * u64::from(percent);
+    }
+
+    /// Read statements this connection has run (see `reads`).
+    pub fn reads(&self) -> u64 {
+        self.reads.get()
+    }
+
+    fn count_read(&self) {
+        self.reads.set(self.reads.get().saturating_add(1));
     }
 
     /// Encoded bytes stored by the last successful commit.

@@ -18,6 +18,7 @@ impl Wal {
         let mut heads = Vec::new();
         let mut db: Option<String> = None;
         loop {
+            self.count_read();
             db = match &db {
                 None => self
                     .conn
@@ -31,6 +32,7 @@ impl Wal {
             let Some(d) = &db else { break };
             let mut rp: Option<String> = None;
             loop {
+                self.count_read();
                 rp = match &rp {
                     None => self.conn.query_row(
                         "SELECT min(rp) FROM batches WHERE db = ?1",
@@ -44,6 +46,7 @@ impl Wal {
                     )?,
                 };
                 let Some(r) = &rp else { break };
+                self.count_read();
                 let head: i64 = self.conn.query_row(
                     "SELECT min(id) FROM batches WHERE db = ?1 AND rp = ?2",
                     [d, r],
@@ -109,6 +112,7 @@ impl Wal {
                 ))
             },
         )?;
+        self.count_read();
         let candidates: Vec<_> = rows.collect::<Result<_, _>>()?;
         let mut load = self
             .conn
@@ -121,6 +125,7 @@ impl Wal {
             if out.len() >= min_batches.max(1) && points.saturating_add(p) > max_points {
                 break;
             }
+            self.count_read();
             let blob: Vec<u8> = load.query_row([id], |r| r.get(0))?;
             let payload = codec::decode(format, &blob).map_err(|e| WalError::Undecodable {
                 id,
@@ -151,6 +156,7 @@ impl Wal {
         let mut stmt = self.conn.prepare_cached(
             "SELECT min(id) FROM batches WHERE db = ?1 AND rp = ?2 AND created_ms >= ?3",
         )?;
+        self.count_read();
         Ok(stmt.query_row(params![dest.db, dest.rp, since_ms], |r| r.get(0))?)
     }
 }
@@ -162,6 +168,7 @@ impl Wal {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT min(id) FROM batches WHERE db = ?1 AND rp = ?2")?;
+        self.count_read();
         Ok(stmt.query_row(params![dest.db, dest.rp], |r| r.get(0))?)
     }
 }

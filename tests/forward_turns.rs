@@ -113,3 +113,37 @@ fn during_a_backlog_every_fourth_request_carries_live_data() {
 fn a_live_share_of_zero_sends_strictly_oldest_first() {
     assert_eq!(lanes_served(0), "BBBBBBBBBBBBLLL");
 }
+
+#[test]
+fn a_turn_reads_the_buffer_a_bounded_number_of_times_however_many_destinations_exist() {
+    let mut per_turn = Vec::new();
+    for n in [20u64, 2_000] {
+        let (mut fw, mut producer, server, _clock, dir) =
+            quiet_forwarder(&format!("dests{n}"), &Config::default());
+        let batches: Vec<NewBatch> = (0..n)
+            .map(|i| NewBatch {
+                dest: hissrv::dest::Destination {
+                    db: format!("made_up_{i}"),
+                    rp: String::new(),
+                },
+                ..one_line_batch(i)
+            })
+            .collect();
+        producer.commit(&batches).unwrap();
+        // The first turn reads every head once (and delivers one).
+        assert_eq!(fw.step(), Step::Worked);
+        let before = fw.buffer_reads();
+        for _ in 0..10 {
+            assert_eq!(fw.step(), Step::Worked);
+        }
+        per_turn.push((fw.buffer_reads() - before) / 10);
+        assert_eq!(server.lock().unwrap().log.len(), 11, "one request a turn");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    // Before the heads were cached: 3 reads per destination per turn.
+    assert!(per_turn[1] <= 6, "reads a turn: {per_turn:?}");
+    assert_eq!(
+        per_turn[0], per_turn[1],
+        "independent of the number of destinations"
+    );
+}
