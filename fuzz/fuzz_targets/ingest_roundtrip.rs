@@ -70,7 +70,10 @@ fuzz_target!(|body: &[u8]| {
                 continue;
             };
             let Some(y) = split(b) else {
-                panic!("format {format}: decoded line unsplittable: {:?}", String::from_utf8_lossy(b));
+                panic!(
+                    "format {format}: decoded line unsplittable: {:?}",
+                    String::from_utf8_lossy(b)
+                );
             };
             assert_eq!(x.key, y.key, "format {format}: series key");
             assert_eq!(x.ts, y.ts, "format {format}: timestamp");
