@@ -277,3 +277,21 @@ fn udp_datagrams_are_refused_once_a_reload_turns_auth_on() {
     });
     assert_eq!(h.health().points_committed, 1);
 }
+
+#[test]
+fn a_reload_puts_auth_in_force_for_the_next_request() {
+    let upstream = format!("http://127.0.0.1:{}", free_port());
+    let mut h = Hissrv::start(&upstream, "");
+    assert_eq!(h.post("/write?db=x", "m v=1 1").0, 204, "open before");
+    h.rewrite_config(
+        &upstream,
+        Sections {
+            service: "  auth:\n    tokens: [\"t0ken\"]\n",
+            ..Sections::default()
+        },
+    );
+    wait_for("the reload", DELIVERY_TIMEOUT, || h.health().config_reloads == 1);
+    assert_eq!(h.post("/write?db=x", "m v=2 2").0, 401, "closed after");
+    assert_eq!(h.post("/write?db=x&p=t0ken", "m v=3 3").0, 204);
+    assert_eq!(h.health().points_committed, 2);
+}
