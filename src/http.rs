@@ -228,6 +228,13 @@ impl<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin> Conn<S> {
         self
     }
 
+    /// Gives back the body budget of the request being answered: once its
+    /// body has been handled, its answer must not hold memory (a peer that
+    /// never reads answers would keep it).
+    pub fn release_body_budget(&mut self) {
+        self.held = None;
+    }
+
     /// Bytes moved inside the read buffer so far: at most a small multiple
     /// of the bytes received, whatever the peer's segment sizes.
     pub fn moved_bytes(&self) -> usize {

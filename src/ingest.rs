@@ -142,12 +142,23 @@ impl Ingest {
     }
 
     /// The answer for a request that must not have its body read: a write
-    /// without credentials we know (401). `None`: read the body and route.
-    pub fn before_body(&self, req: &Request) -> Option<Response> {
+    /// without credentials we know (401), or a body sent where none is
+    /// expected (every other endpoint: 400, so no unauthenticated peer gets
+    /// body memory). `None`: read the body and route.
+    pub fn before_body(&self, head: &crate::http::Head) -> Option<Response> {
+        let req = &head.req;
         let api = match (req.method.as_str(), req.path.as_str()) {
             ("POST", "/write") => Api::V1,
             ("POST", "/api/v2/write") => Api::V2,
-            _ => return None,
+            _ if head.framing == crate::http::Framing::Length(0) => return None,
+            _ => {
+                Stats::add(&self.stats.http_requests, 1);
+                return Some(error(
+                    Api::V1,
+                    400,
+                    format!("{} {} takes no request body", req.method, req.path),
+                ));
+            }
         };
         if self.settings().config.service.auth.allows(req) {
             return None;

@@ -29,6 +29,9 @@ use std::time::Duration;
 
 /// An idle keep-alive connection (or a stalled request) is closed after this.
 const IDLE_TIMEOUT_SECS: u64 = 60;
+/// An answer not taken by its peer in this long closes the connection: a
+/// peer that pipelines requests and never reads must not hold a slot.
+const WRITE_TIMEOUT_SECS: u64 = 10;
 /// Largest UDP datagram (the IPv4 maximum payload).
 const MAX_DATAGRAM_BYTES: usize = 65_507;
 
@@ -127,8 +130,8 @@ async fn serve_conn(
         };
         // Credentials are checked before a byte of the body is read: an
         // unauthenticated peer never gets body memory or parser time.
-        if let Some(denied) = ingest.before_body(&head.req) {
-            let _ = conn.respond(&denied, false).await;
+        if let Some(denied) = ingest.before_body(&head) {
+            let _ = respond_in_time(&mut conn, &denied, false).await;
             return;
         }
         let body = match conn.read_body(&head, max_body).await {
@@ -140,13 +143,33 @@ async fn serve_conn(
         let guard = Guard::new(in_flight);
         let resp = ingest.route(&req).await;
         let keep = req.keep_alive && !ingest.intake.is_stopping();
-        let sent = conn.respond(&resp, keep).await;
+        // The body is handled: its memory goes back before the answer is
+        // written, and the answer has a deadline, so a peer that never reads
+        // holds neither budget nor its connection slot for long.
+        drop(req);
+        conn.release_body_budget();
+        let sent = respond_in_time(&mut conn, &resp, keep).await;
         // Counted until the answer is written: shutdown waits for it.
         drop(guard);
         if sent.is_err() || !keep {
             return;
         }
     }
+}
+
+/// Writes an answer within `WRITE_TIMEOUT_SECS`; an error or a peer that
+/// does not read in time is an `Err` (the caller closes the connection).
+async fn respond_in_time(
+    conn: &mut Conn<smol::net::TcpStream>,
+    resp: &crate::http::Response,
+    keep_alive: bool,
+) -> std::io::Result<()> {
+    let write = conn.respond(resp, keep_alive);
+    let late = async {
+        Timer::after(Duration::from_secs(WRITE_TIMEOUT_SECS)).await;
+        Err(std::io::Error::from(std::io::ErrorKind::TimedOut))
+    };
+    smol::future::or(write, late).await
 }
 
 /// Answers a request that could not be read, and closes.
@@ -170,7 +193,7 @@ async fn refuse(conn: &mut Conn<smol::net::TcpStream>, e: ReadError, max_body: u
     if status == 503 {
         resp = resp.header("Retry-After", "1");
     }
-    let _ = conn.respond(&resp, false).await;
+    let _ = respond_in_time(conn, &resp, false).await;
 }
 
 /// Receives datagrams until `stop` fires.

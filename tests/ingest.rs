@@ -290,8 +290,71 @@ fn a_reload_puts_auth_in_force_for_the_next_request() {
             ..Sections::default()
         },
     );
-    wait_for("the reload", DELIVERY_TIMEOUT, || h.health().config_reloads == 1);
+    wait_for("the reload", DELIVERY_TIMEOUT, || {
+        h.health().config_reloads == 1
+    });
     assert_eq!(h.post("/write?db=x", "m v=2 2").0, 401, "closed after");
     assert_eq!(h.post("/write?db=x&p=t0ken", "m v=3 3").0, 204);
     assert_eq!(h.health().points_committed, 2);
+}
+
+#[test]
+fn peers_that_never_read_their_answers_are_cut_off_and_free_their_slots() {
+    let h = Hissrv::start_with(
+        &format!("http://127.0.0.1:{}", free_port()),
+        Sections {
+            service: "  max_connections: 2\n",
+            ..Sections::default()
+        },
+    );
+    // Both slots taken by peers that pipeline requests and never read the
+    // answers: the server's writes block once the socket buffers are full.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hogs: Vec<_> = (0..2)
+        .map(|_| {
+            let (port, stop) = (h.port, stop.clone());
+            std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                s.set_write_timeout(Some(std::time::Duration::from_secs(1)))
+                    .unwrap();
+                let req = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(64);
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) && s.write_all(&req).is_ok() {
+                }
+                // Keep the connection open, unread, until the test ends.
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            })
+        })
+        .collect();
+    // Before: the slots were held for good. Now each blocked answer is
+    // given up after 10 s and its connection closed.
+    wait_for("a writer served despite the hogs", DELIVERY_TIMEOUT, || {
+        agent()
+            .post(format!("{}/write?db=x", h.url()))
+            .send("m v=1 1")
+            .is_ok_and(|r| r.status() == 204)
+    });
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for t in hogs {
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn a_body_sent_to_an_endpoint_that_takes_none_is_refused_unread() {
+    let h = Hissrv::start_with(
+        &format!("http://127.0.0.1:{}", free_port()),
+        Sections {
+            service: "  auth:\n    tokens: [\"t0ken\"]\n",
+            ..Sections::default()
+        },
+    );
+    // No credentials, a body announced to /health: refused from the head.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", h.port)).unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nContent-Length: 1000000\r\n\r\nxx")
+        .unwrap();
+    assert_eq!(status_of(&mut s), "HTTP/1.1 400 Bad Request");
+    // Without a body it still answers.
+    assert!(h.get("/health").contains("\"status\":\"pass\""));
 }
