@@ -98,48 +98,93 @@ mod tests {
 /// database names cannot multiply the forwarder's per-destination work or the
 /// buffer's queues.
 ///
-/// Ingest admits a destination (new ones only while under the cap); the
-/// forwarder adds every destination a commit reached and releases one when
-/// its queue is empty. A release racing a new write can at worst drop a
-/// destination the next commit puts back: the count converges, never leaks.
+/// Ingest admits a destination (new ones only while under the cap) and takes
+/// a new one back when its write is refused; the forwarder adds every
+/// destination a commit reached, releases one when its queue is empty, and at
+/// each full re-read of the buffer's heads drops what was admitted before the
+/// re-read began and is not in the buffer (a write refused later, at commit).
+/// So the set converges to what is buffered: nothing admitted leaks for good.
 #[derive(Debug, Default)]
 pub struct Destinations {
-    set: std::sync::Mutex<std::collections::HashSet<Destination>>,
+    /// Each destination with the generation it was last admitted or seen in.
+    set: std::sync::Mutex<(std::collections::HashMap<Destination, u64>, u64)>,
+}
+
+/// What [`Destinations::admit`] did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Admission {
+    Known,
+    /// New, counted from now: give it back if the write is refused.
+    Added,
+    /// New, and the cap is reached.
+    Refused,
 }
 
 impl Destinations {
-    /// True if `dest` is known, or new and there is room for it under `max`.
-    pub fn admit(&self, dest: &Destination, max: usize) -> bool {
-        let Ok(mut set) = self.set.lock() else {
-            return true;
+    /// Known, or new and under `max`.
+    pub fn admit(&self, dest: &Destination, max: usize) -> Admission {
+        let Ok(mut guard) = self.set.lock() else {
+            return Admission::Known;
         };
-        if set.contains(dest) {
-            return true;
+        let (set, generation) = &mut *guard;
+        if let Some(g) = set.get_mut(dest) {
+            *g = *generation;
+            return Admission::Known;
         }
         if set.len() >= max {
-            return false;
+            return Admission::Refused;
         }
-        set.insert(dest.clone());
-        true
+        set.insert(dest.clone(), *generation);
+        Admission::Added
     }
 
     /// Known whatever the cap (it holds data already).
     pub fn insert(&self, dest: &Destination) {
-        if let Ok(mut set) = self.set.lock()
-            && !set.contains(dest)
-        {
-            set.insert(dest.clone());
+        if let Ok(mut guard) = self.set.lock() {
+            let (set, generation) = &mut *guard;
+            match set.get_mut(dest) {
+                Some(g) => *g = *generation,
+                None => {
+                    set.insert(dest.clone(), *generation);
+                }
+            }
         }
     }
 
     pub fn release(&self, dest: &Destination) {
-        if let Ok(mut set) = self.set.lock() {
-            set.remove(dest);
+        if let Ok(mut guard) = self.set.lock() {
+            guard.0.remove(dest);
+        }
+    }
+
+    /// Starts a full re-read of the buffer: what is admitted from now on is
+    /// kept by the [`Destinations::reconcile`] that ends it.
+    pub fn mark(&self) -> u64 {
+        self.set.lock().map_or(0, |mut guard| {
+            guard.1 = guard.1.saturating_add(1);
+            guard.1
+        })
+    }
+
+    /// Ends a re-read begun at `mark`: the set becomes what the buffer
+    /// holds plus what was admitted since.
+    pub fn reconcile<'a>(&self, buffered: impl Iterator<Item = &'a Destination>, mark: u64) {
+        if let Ok(mut guard) = self.set.lock() {
+            let (set, _) = &mut *guard;
+            for d in buffered {
+                match set.get_mut(d) {
+                    Some(g) => *g = (*g).max(mark),
+                    None => {
+                        set.insert(d.clone(), mark);
+                    }
+                }
+            }
+            set.retain(|_, g| *g >= mark);
         }
     }
 
     pub fn len(&self) -> usize {
-        self.set.lock().map_or(0, |s| s.len())
+        self.set.lock().map_or(0, |s| s.0.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -161,17 +206,47 @@ mod destinations_tests {
     #[test]
     fn no_new_destination_is_admitted_past_the_cap_but_known_ones_are() {
         let set = Destinations::default();
-        assert!(set.admit(&d("a"), 2));
-        assert!(set.admit(&d("b"), 2));
-        assert!(!set.admit(&d("c"), 2), "a third is refused");
-        assert!(set.admit(&d("a"), 2), "a known one still writes");
+        assert_eq!(set.admit(&d("a"), 2), Admission::Added);
+        assert_eq!(set.admit(&d("b"), 2), Admission::Added);
+        assert_eq!(
+            set.admit(&d("c"), 2),
+            Admission::Refused,
+            "a third is refused"
+        );
+        assert_eq!(
+            set.admit(&d("a"), 2),
+            Admission::Known,
+            "a known one still writes"
+        );
         set.release(&d("a"));
-        assert!(set.admit(&d("c"), 2), "room again once one drained");
+        assert_eq!(
+            set.admit(&d("c"), 2),
+            Admission::Added,
+            "room again once one drained"
+        );
         set.insert(&d("z"));
         assert_eq!(
             set.len(),
             3,
             "data already buffered is counted whatever the cap"
         );
+    }
+
+    #[test]
+    fn a_full_reread_drops_what_was_admitted_before_it_and_is_not_buffered() {
+        let set = Destinations::default();
+        set.admit(&d("refused_at_commit"), 10);
+        set.admit(&d("buffered"), 10);
+        let mark = set.mark();
+        // Admitted while the buffer is read: its write may be in the pipeline.
+        set.admit(&d("in_flight"), 10);
+        set.reconcile([d("buffered"), d("only_on_disk")].iter(), mark);
+        let mut left: Vec<String> = ["buffered", "in_flight", "only_on_disk", "refused_at_commit"]
+            .into_iter()
+            .filter(|n| set.admit(&d(n), 0) == Admission::Known)
+            .map(String::from)
+            .collect();
+        left.sort();
+        assert_eq!(left, vec!["buffered", "in_flight", "only_on_disk"]);
     }
 }

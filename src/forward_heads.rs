@@ -23,7 +23,8 @@ use crate::wal::{StoredBatch, WalError};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-/// A full re-read of the heads this often, in case a ring was missed.
+/// A full re-read of the heads this often, in case a ring was missed (and
+/// to let go of destinations admitted for writes refused at commit).
 const HEADS_FULL_RELOAD_MS: u64 = 60_000;
 /// How often the backlog gauges are re-read from the buffer.
 const BACKLOG_REFRESH_MS: u64 = 1_000;
@@ -38,14 +39,14 @@ impl Forwarder {
         if !self.heads_loaded || now >= self.heads_reload_at {
             // Taken first: a commit after the full read rings again.
             drop(self.bell.take_committed());
+            let mark = self.destinations.mark();
             let all = self
                 .wal
                 .heads()
                 .inspect_err(|_| self.heads_loaded = false)?;
             self.heads = all.into_iter().map(|(id, d)| (d, id)).collect();
-            for d in self.heads.keys() {
-                self.destinations.insert(d);
-            }
+            // Admitted before this read and not buffered: refused later.
+            self.destinations.reconcile(self.heads.keys(), mark);
             self.heads_loaded = true;
             self.heads_reload_at = now + Duration::from_millis(HEADS_FULL_RELOAD_MS);
         }

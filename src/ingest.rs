@@ -299,10 +299,15 @@ impl Ingest {
                 Ok(n) => n,
                 Err(refusal) => {
                     let counter = match refusal {
-                        Refusal::TooManyDestinations { .. } => &self.stats.destination_refusals,
-                        _ => &self.stats.ring_full_refusals,
+                        Refusal::TooManyDestinations { .. } => {
+                            Some(&self.stats.destination_refusals)
+                        }
+                        Refusal::LargerThanRing { .. } => None,
+                        _ => Some(&self.stats.ring_full_refusals),
                     };
-                    Stats::add(counter, 1);
+                    if let Some(c) = counter {
+                        Stats::add(c, 1);
+                    }
                     return refused(api, &refusal);
                 }
             };
@@ -366,17 +371,36 @@ impl Ingest {
         };
         // A new destination only while under the cap (producers' writes);
         // the agent's own points and UDP go where the config says.
+        // A write whose stored form (timestamps added) exceeds the whole
+        // ring could never be taken: refuse it for good, not with a 503.
+        let bytes: usize = entries.iter().map(|e| e.payload.len()).sum();
+        let capacity = self.intake.ring.borrow().capacity_bytes();
+        if bytes > capacity {
+            return Err(Refusal::LargerThanRing { bytes, capacity });
+        }
+        let mut added = Vec::new();
+        let give_back = |added: &[Destination]| {
+            for d in added {
+                self.destinations.release(d);
+            }
+        };
         for e in &entries {
-            match max_destinations {
-                Some(max) if !self.destinations.admit(&e.dest, max) => {
+            match max_destinations.map(|max| (max, self.destinations.admit(&e.dest, max))) {
+                Some((max, crate::dest::Admission::Refused)) => {
+                    give_back(&added);
                     return Err(Refusal::TooManyDestinations { max });
                 }
-                Some(_) => {}
+                Some((_, crate::dest::Admission::Added)) => added.push(e.dest.clone()),
+                Some((_, crate::dest::Admission::Known)) => {}
                 None => self.destinations.insert(&e.dest),
             }
         }
         let n = entries.len();
-        self.intake.push(entries).map_err(|_| Refusal::RingFull)?;
+        if self.intake.push(entries).is_err() {
+            // Refused whole: what this write added is not buffered.
+            give_back(&added);
+            return Err(Refusal::RingFull);
+        }
         Ok(n)
     }
 
@@ -462,6 +486,15 @@ fn refused(api: Api, refusal: &Refusal) -> Response {
             "hissrv is busy: its memory rings are full; retry".to_string(),
         ),
         Refusal::ShuttingDown => (503, 5, "hissrv is shutting down; retry".to_string()),
+        Refusal::LargerThanRing { bytes, capacity } => {
+            return error(
+                api,
+                413,
+                format!(
+                    "this write takes {bytes} bytes once normalised, more than performance.ring_buffer_mb ({capacity} bytes) holds; send smaller bodies"
+                ),
+            );
+        }
         Refusal::TooManyDestinations { max } => {
             return error(
                 api,

@@ -26,6 +26,12 @@ pub enum Refusal {
     TooManyDestinations {
         max: usize,
     },
+    /// The write's stored form is larger than the whole ring: it can never
+    /// fit, so 413 rather than a 503 to retry for ever.
+    LargerThanRing {
+        bytes: usize,
+        capacity: usize,
+    },
     Storage(WalError),
     ShuttingDown,
 }

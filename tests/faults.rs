@@ -438,3 +438,75 @@ fn udp_datagrams_are_dropped_and_counted_when_the_rings_are_full() {
     });
     assert_eq!(h.buffered_points() as u64, h.health().points_committed);
 }
+
+#[test]
+fn destinations_of_refused_writes_are_not_counted_against_the_cap() {
+    let h = Hissrv::start_with(
+        &format!("http://127.0.0.1:{}", free_port()),
+        Sections {
+            service: "  max_destinations: 3\n  max_body_mb: 1\n",
+            other: "performance:\n  ring_buffer_mb: 1\n",
+            ..Sections::default()
+        },
+    );
+    let lock = lock_buffer(&h.buffer_path());
+    let chunk: String = (0..3_000)
+        .map(|t| format!("m,pad=xxxxxxxxxxxxxxxxxxxxxxxxxxxx v={t}i {t}\n"))
+        .collect();
+    // Commits stalled: writes to `a` fill the rings, then get 503.
+    let url = h.url();
+    let fillers: Vec<_> = (0..20)
+        .map(|_| {
+            let (url, chunk) = (url.clone(), chunk.clone());
+            std::thread::spawn(move || {
+                agent()
+                    .post(format!("{url}/write?db=a"))
+                    .send(&chunk)
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            })
+        })
+        .collect();
+    // (Commits wait at most 10 s for the lock: the checks below run well
+    // within that.)
+    wait_for("the rings full", DELIVERY_TIMEOUT, || {
+        let health = h.health();
+        health.ring_bytes + (chunk.len() as u64) * 2 > health.ring_capacity_bytes
+    });
+    // Writes to new destinations are refused (503): they must not take
+    // the two remaining places.
+    for db in ["junk1", "junk2", "junk3"] {
+        assert_eq!(h.post(&format!("/write?db={db}"), &chunk).0, 503);
+    }
+    let (status, body) = h.post("/write?db=legit", &chunk);
+    assert_eq!(status, 503, "busy, not 'too many destinations': {body}");
+    drop(lock);
+    wait_for("the new destination accepted", DELIVERY_TIMEOUT, || {
+        h.post("/write?db=legit", "m v=1i 1").0 == 204
+    });
+    for f in fillers {
+        f.join().unwrap();
+    }
+}
+
+#[test]
+fn a_write_larger_than_the_rings_once_normalised_gets_413_not_an_endless_503() {
+    let h = Hissrv::start_with(
+        &format!("http://127.0.0.1:{}", free_port()),
+        Sections {
+            service: "  max_body_mb: 1\n",
+            other: "performance:\n  ring_buffer_mb: 1\n",
+            ..Sections::default()
+        },
+    );
+    // 1 MB of short lines without timestamps: ~4 MB once timestamped.
+    let body = "a b=1\n".repeat(170_000);
+    let (status, text) = h.post("/write?db=x", &body);
+    assert_eq!(status, 413, "{text}");
+    assert!(text.contains("performance.ring_buffer_mb"), "{text}");
+    assert_eq!(
+        h.post("/write?db=x", "a b=1 1").0,
+        204,
+        "smaller writes go on"
+    );
+}
