@@ -19,16 +19,21 @@
 //! `POISON_PROBE_AFTER_FAILURES` server errors in a row the forwarder delivers it
 //! in *probe* mode: a 5xx splits the request like a 400 does, and a single line
 //! that still fails is a *suspect*. If nothing of the pack got through, the
-//! server is what is failing: the pack is deferred whole. Otherwise each
-//! suspect must confirm, `SUSPECT_CONFIRMATIONS` times in a row: sent alone it
-//! fails with a 5xx, and a *canary* (a line of the pack already written; a
-//! re-send is an overwrite) sent right after is written. Only then is it a
-//! dead letter (a pack of one line borrows the last line the server took,
-//! from any destination, as its canary; with none yet it waits for a
-//! neighbour). A suspect that is written on a re-send is simply delivered; a
-//! canary that fails means the server is failing (a restart, a 502 storm from
-//! a proxy): the pack is deferred whole, and no good line is ever condemned
-//! for a fault of the server.
+//! server (or this destination on it) is what is failing: the pack is
+//! deferred whole. Otherwise each suspect must confirm,
+//! `SUSPECT_CONFIRMATIONS` times in a row: sent alone it fails with a 5xx
+//! between two sends of a *canary* that are both written. The canary is the
+//! latest line of this pack the server took in this attempt, or else the last
+//! line of the newest request this destination's server took (either way a
+//! re-send writes the value the server already holds; an older line could
+//! overwrite a newer value, another destination's proves nothing about this
+//! one). Only then is the suspect a dead letter. A suspect written on a
+//! re-send is simply delivered; a canary that fails means the server is
+//! failing (a restart, a 502 storm, a backend in a round-robin): the pack is
+//! deferred whole, and no good line is condemned for a fault of the server.
+//! A probe cut short (429, reset, timeout) resumes: the lines it got written
+//! and the suspects it found are kept per pack, by (batch, line). A probe of
+//! a failing server stops after 2·log2(n)+2 failures in a row.
 
 use crate::dest::Destination;
 use crate::lineproto;
@@ -62,9 +67,25 @@ pub struct Delivery<'a> {
     pub max_lines_per_request: &'a mut usize,
     /// Split on 5xx to isolate a poison line (see the module doc).
     pub probe: bool,
-    /// A line the server took lately, and its destination: the canary when
-    /// nothing else of the pack was written (a pack of one line).
-    pub canary: &'a mut Option<(Destination, Vec<u8>)>,
+    /// In probe mode: what earlier probes of this pack found (skipped and
+    /// resumed); this probe adds to it.
+    pub probed: &'a mut ProbeState,
+    /// The last line of the latest request this destination's server took:
+    /// the canary when this attempt wrote nothing. Always the newest
+    /// delivery, so re-sending it writes what the server already holds.
+    pub latest: &'a mut Option<Vec<u8>>,
+}
+
+/// A line of a pack: its batch and its place in that batch.
+pub type LineId = (i64, usize);
+
+/// What probes of one pack have found so far.
+#[derive(Debug, Default)]
+pub struct ProbeState {
+    /// Lines the server took.
+    pub written: std::collections::BTreeSet<LineId>,
+    /// Lines that failed alone with a 5xx, awaiting confirmation.
+    pub suspects: std::collections::BTreeSet<LineId>,
 }
 
 impl Delivery<'_> {
@@ -87,21 +108,63 @@ impl Delivery<'_> {
             return Ok(Vec::new());
         };
         let dest = &head.dest;
-        let mut lines: Vec<&[u8]> = Vec::with_capacity(pack.iter().map(|b| b.points).sum());
-        let mut owners: Vec<i64> = Vec::with_capacity(lines.capacity());
+        // Every line of the pack with its batch and its place in it: the
+        // probe state names lines by (batch, line), which stays true while
+        // other batches of the pack come and go (the live lane).
+        let mut all: Vec<(&[u8], LineId)> = Vec::with_capacity(pack.iter().map(|b| b.points).sum());
         for b in pack {
-            for l in lineproto::lines(&b.payload) {
-                lines.push(l);
-                owners.push(b.id);
-            }
+            all.extend(
+                lineproto::lines(&b.payload)
+                    .enumerate()
+                    .map(|(n, l)| (l, (b.id, n))),
+            );
         }
+        let id = |i: usize| all.get(i).map_or((0, 0), |(_, id)| *id);
+        // The lines this attempt sends: a probe skips what earlier probes of
+        // this pack got written and the suspects they found, so a probe cut
+        // short by a 429, a reset or a timeout resumes instead of starting
+        // over (and sends the good remainder at once).
+        let index: Vec<usize> = (0..all.len())
+            .filter(|&i| {
+                !(self.probe
+                    && (self.probed.written.contains(&id(i))
+                        || self.probed.suspects.contains(&id(i))))
+            })
+            .collect();
+        let line = |i: usize| all.get(i).map_or(&b""[..], |(l, _)| *l);
+        let owner = |i: usize| id(i).0;
+        let whole = index.len() == all.len();
         let mut dead = Vec::new();
-        // Lines that failed alone with a 5xx in probe mode.
-        let mut suspects: Vec<usize> = Vec::new();
-        // A line the server took in this attempt: the canary for suspects.
+        // The latest line of the pack the server took in this attempt (by
+        // pack index): the canary for suspects. A line of this very pack,
+        // and its latest taken one: re-sending it cannot overwrite a newer
+        // value of its point (a later line of the pack was not written, or
+        // is a suspect re-sent before it).
         let mut written_line: Option<usize> = None;
-        // Ranges still to send, the next on top: halves are pushed right first.
-        let mut todo = vec![(0, lines.len())];
+        // Ranges (of positions in `index`) still to send, the next on top:
+        // halves are pushed right first.
+        // A probe of a failing server must not split the pack down to every
+        // line in one burst: isolating one poison line takes at most about
+        // log2(n) failures in a row, so more than twice that (plus two)
+        // without a line written means the server is failing: stop.
+        let bits = usize::BITS - index.len().leading_zeros();
+        let give_up_after = 2 * bits as usize + 2;
+        let mut failures_in_a_row = 0usize;
+        // A failing server makes every suspicion void: the suspects are
+        // probed again next time, from scratch.
+        let server_failing = |probed: &mut ProbeState| {
+            probed.suspects.clear();
+            Deferred {
+                delay: None,
+                reason: "server errors on every part of the batch".into(),
+                server_error: true,
+            }
+        };
+        let mut todo = if index.is_empty() {
+            Vec::new()
+        } else {
+            vec![(0, index.len())]
+        };
         let mut body = Vec::new();
         while let Some((a, b)) = todo.pop() {
             if b - a > *self.max_lines_per_request {
@@ -112,13 +175,14 @@ impl Delivery<'_> {
             if self.stop.load(Ordering::Relaxed) {
                 return Err(shutting_down());
             }
+            let range = index.get(a..b).unwrap_or_default();
             // A whole single batch is its payload as stored: no copy.
-            let request: &[u8] = if pack.len() == 1 && (a, b) == (0, lines.len()) {
+            let request: &[u8] = if whole && pack.len() == 1 && (a, b) == (0, index.len()) {
                 &head.payload
             } else {
                 body.clear();
-                for l in &lines[a..b] {
-                    body.extend_from_slice(l);
+                for &i in range {
+                    body.extend_from_slice(line(i));
                     body.push(b'\n');
                 }
                 &body
@@ -128,36 +192,45 @@ impl Delivery<'_> {
                 let mid = a + (b - a) / 2;
                 todo.extend([(mid, b), (a, mid)]);
             };
-            match outcome {
-                Outcome::Written => {
-                    written_line = written_line.or(Some(a));
-                    if self.canary.as_ref().is_none_or(|(d, _)| d != dest)
-                        && let Some(l) = lines.get(a)
-                    {
-                        *self.canary = Some((dest.clone(), l.to_vec()));
+            let single = (b - a == 1).then(|| range.first().copied()).flatten();
+            match (outcome, single) {
+                (Outcome::Written, _) => {
+                    failures_in_a_row = 0;
+                    // Ranges go left to right: the last is the latest line.
+                    written_line = range.last().copied();
+                    if let Some(&last) = range.last() {
+                        *self.latest = Some(line(last).to_vec());
+                    }
+                    if self.probe {
+                        self.probed.written.extend(range.iter().map(|&i| id(i)));
                     }
                 }
-                Outcome::ServerError { .. } if self.probe => {
-                    if b - a == 1 {
-                        suspects.push(a);
-                    } else {
-                        split(&mut todo);
+                (Outcome::ServerError { .. }, single) if self.probe => {
+                    failures_in_a_row = failures_in_a_row.saturating_add(1);
+                    if failures_in_a_row > give_up_after {
+                        return Err(server_failing(self.probed));
+                    }
+                    match single {
+                        Some(i) => {
+                            self.probed.suspects.insert(id(i));
+                        }
+                        None => split(&mut todo),
                     }
                 }
-                Outcome::Refused { status, message } if b - a == 1 => dead.push(DeadLetter {
-                    batch_id: owners[a],
+                (Outcome::Refused { status, message }, Some(i)) => dead.push(DeadLetter {
+                    batch_id: owner(i),
                     status,
                     reason: message,
-                    line: lines[a].to_vec(),
+                    line: line(i).to_vec(),
                 }),
-                Outcome::TooLarge if b - a == 1 => dead.push(DeadLetter {
-                    batch_id: owners[a],
+                (Outcome::TooLarge, Some(i)) => dead.push(DeadLetter {
+                    batch_id: owner(i),
                     status: 413,
                     reason: "a single line is larger than the server accepts".into(),
-                    line: lines[a].to_vec(),
+                    line: line(i).to_vec(),
                 }),
-                Outcome::Refused { .. } => split(&mut todo),
-                Outcome::TooLarge => {
+                (Outcome::Refused { .. }, None) => split(&mut todo),
+                (Outcome::TooLarge, None) => {
                     *self.max_lines_per_request = ((b - a) / 2).max(1);
                     log::info!(
                         "upstream said 413: requests are now at most {} lines",
@@ -165,30 +238,35 @@ impl Delivery<'_> {
                     );
                     split(&mut todo);
                 }
-                other => return Err(self.deferral(dest, other)),
+                (other, _) => return Err(self.deferral(dest, other)),
             }
         }
-        if suspects.is_empty() {
+        if !self.probe || self.probed.suspects.is_empty() {
             return Ok(dead);
         }
-        let canary = match (
-            written_line.and_then(|i| lines.get(i)),
-            self.canary.as_ref(),
-        ) {
-            (Some(l), _) => (dest.clone(), l.to_vec()),
-            (None, Some(c)) => c.clone(),
-            (None, None) => {
-                return Err(Deferred {
-                    delay: None,
-                    reason: "server errors on every part of the batch".into(),
-                    server_error: true,
-                });
-            }
+        // A canary from this attempt; else the last line of the newest
+        // request this destination's server took (a resumed probe may have
+        // only its suspects left; a poison line may be alone in its pack).
+        let position = |want: LineId| (0..all.len()).rev().find(|&i| id(i) == want);
+        let latest = self.latest.clone();
+        let canary = written_line.map(line).or(latest.as_deref());
+        let Some(canary) = canary else {
+            // Nothing of the pack got through: the server (or this
+            // destination on it) is failing, not a line.
+            return Err(server_failing(self.probed));
         };
-        for i in suspects {
-            if let Some(d) = self.confirm(dest, &lines, &owners, i, &canary)? {
-                dead.push(d);
+        let suspects: Vec<LineId> = self.probed.suspects.iter().copied().collect();
+        for s in suspects {
+            // A suspect whose batch left the pack is no longer ours to judge.
+            if let Some(i) = position(s) {
+                match self.confirm(dest, line(i), owner(i), canary)? {
+                    Some(d) => dead.push(d),
+                    None => {
+                        self.probed.written.insert(s);
+                    }
+                }
             }
+            self.probed.suspects.remove(&s);
         }
         Ok(dead)
     }
@@ -201,28 +279,42 @@ impl Delivery<'_> {
         outcome
     }
 
-    /// A suspect line, sent alone again: a dead letter only if it fails with
-    /// a 5xx while the canary sent right after is written, every round.
+    /// A suspect line, sent alone again: a dead letter only if, every round,
+    /// it fails with a 5xx between two sends of the canary that are both
+    /// written (canary, suspect, canary: a server failing every other
+    /// request, or restarting, cannot line up with that twice).
     fn confirm(
         &self,
         dest: &Destination,
-        lines: &[&[u8]],
-        owners: &[i64],
-        suspect: usize,
-        canary: &(Destination, Vec<u8>),
+        suspect: &[u8],
+        batch_id: i64,
+        canary: &[u8],
     ) -> Result<Option<DeadLetter>, Deferred> {
         let alone = |line: &[u8]| {
             let mut body = line.to_vec();
             body.push(b'\n');
             body
         };
-        let batch_id = owners.get(suspect).copied().unwrap_or_default();
-        let line = lines.get(suspect).map_or_else(Vec::new, |l| l.to_vec());
+        let line = suspect.to_vec();
+        let canary_written = |this: &Self| -> Result<(), Deferred> {
+            match this.attempt(dest, &alone(canary)) {
+                Outcome::Written => Ok(()),
+                Outcome::ServerError { status, message } => Err(Deferred {
+                    delay: None,
+                    reason: format!(
+                        "{status}: {message} (on a line already written: the server is failing)"
+                    ),
+                    server_error: true,
+                }),
+                other => Err(this.deferral(dest, other)),
+            }
+        };
         let mut last = (0, String::new());
         for _ in 0..SUSPECT_CONFIRMATIONS {
             if self.stop.load(Ordering::Relaxed) {
                 return Err(shutting_down());
             }
+            canary_written(self)?;
             match self.attempt(dest, &alone(&line)) {
                 Outcome::Written => return Ok(None),
                 Outcome::Refused { status, message } => {
@@ -236,26 +328,14 @@ impl Delivery<'_> {
                 Outcome::ServerError { status, message } => last = (status, message),
                 other => return Err(self.deferral(dest, other)),
             }
-            match self.attempt(&canary.0, &alone(&canary.1)) {
-                Outcome::Written => {}
-                Outcome::ServerError { status, message } => {
-                    return Err(Deferred {
-                        delay: None,
-                        reason: format!(
-                            "{status}: {message} (on a line already written: the server is failing)"
-                        ),
-                        server_error: true,
-                    });
-                }
-                other => return Err(self.deferral(dest, other)),
-            }
+            canary_written(self)?;
         }
         let (status, message) = last;
         Ok(Some(DeadLetter {
             batch_id,
             status,
             reason: format!(
-                "server error on this line alone, {POISON_PROBE_AFTER_FAILURES}+ times, while its neighbours were written (one right after each of {SUSPECT_CONFIRMATIONS} re-sends): {message}"
+                "server error on this line alone, {POISON_PROBE_AFTER_FAILURES}+ times, while its neighbours were written (one before and after each of {SUSPECT_CONFIRMATIONS} re-sends): {message}"
             ),
             line,
         }))

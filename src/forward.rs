@@ -170,9 +170,11 @@ pub struct Forwarder {
     since_live: u32,
     /// Server errors in a row per (destination, pack head).
     server_errors: HashMap<(Destination, i64), u32>,
-    /// A line the server took lately, and where: re-sent (an overwrite) to
-    /// tell a failing server from a poison line when a pack has no other.
-    canary: Option<(Destination, Vec<u8>)>,
+    /// Per destination: the last line of the newest request its server took
+    /// (a probe's canary when its pack has none).
+    latest_written: HashMap<Destination, Option<Vec<u8>>>,
+    /// Per (destination, pack head) being probed: its lines already written.
+    probed: HashMap<(Destination, i64), crate::deliver::ProbeState>,
     /// Each destination's oldest batch id (see `forward_heads`).
     pub(crate) heads: BTreeMap<Destination, i64>,
     pub(crate) heads_loaded: bool,
@@ -240,7 +242,8 @@ impl Forwarder {
             max_lines_per_request: usize::MAX,
             since_live: 0,
             server_errors: HashMap::new(),
-            canary: None,
+            probed: HashMap::new(),
+            latest_written: HashMap::new(),
             heads: BTreeMap::new(),
             heads_loaded: false,
             heads_reload_at: now,

@@ -38,6 +38,7 @@ impl Forwarder {
                 match self.wal.quarantine(id, &why) {
                     Ok(pruned) => {
                         Stats::add(&self.stats.dead_letters_pruned, pruned as usize);
+                        self.forget_batches(std::iter::once(id));
                         self.reload_head(dest);
                     }
                     Err(e) => self.failed(dest, format!("cannot set batch {id} aside: {e}")),
@@ -74,23 +75,30 @@ impl Forwarder {
                 key.1
             );
         }
+        let mut unused = crate::deliver::ProbeState::default();
+        let probed = if probe {
+            self.probed.entry(key.clone()).or_default()
+        } else {
+            &mut unused
+        };
         let result = Delivery {
             upstream: self.sink.as_ref(),
             stats: &self.stats,
             stop: &self.stop,
             max_lines_per_request: &mut self.max_lines_per_request,
             probe,
-            canary: &mut self.canary,
+            probed,
+            latest: self.latest_written.entry(dest.clone()).or_default(),
         }
         .send(&pack);
-        match &result {
-            Err(d) if d.server_error => {
-                let n = self.server_errors.entry(key).or_insert(0);
-                *n = n.saturating_add(1);
-            }
-            _ => {
-                self.server_errors.remove(&key);
-            }
+        // The count survives throttling, network errors and the like (a
+        // rate-limited upstream must not keep a probe from ever finishing);
+        // only a delivery of this head ends it (in `delivered`).
+        if let Err(d) = &result
+            && d.server_error
+        {
+            let n = self.server_errors.entry(key).or_insert(0);
+            *n = n.saturating_add(1);
         }
         match result {
             Ok(mut dead) => {
@@ -131,6 +139,9 @@ impl Forwarder {
         );
         self.server_errors
             .retain(|(d, id), _| d != dest || !(first..=last).contains(id));
+        self.probed
+            .retain(|(d, id), _| d != dest || !(first..=last).contains(id));
+        self.forget_batches(pack.iter().map(|b| b.id));
         self.deleted(pack);
         self.reload_head(dest);
         Stats::add(&self.stats.points_written, written);
@@ -209,6 +220,20 @@ impl Forwarder {
             b.ready_at = now + delay;
         }
         delay
+    }
+
+    /// Batches deleted: what any probe knew of their lines goes. SQLite
+    /// reuses the id of a deleted last row, so a mark left behind would
+    /// name a line of a later batch (and skip it as written: a loss).
+    fn forget_batches(&mut self, ids: impl Iterator<Item = i64>) {
+        let ids: std::collections::HashSet<i64> = ids.collect();
+        for state in self.probed.values_mut() {
+            state.written.retain(|(b, _)| !ids.contains(b));
+            state.suspects.retain(|(b, _)| !ids.contains(b));
+        }
+        self.server_errors
+            .retain(|(_, head), _| !ids.contains(head));
+        self.probed.retain(|(_, head), _| !ids.contains(head));
     }
 
     /// Exponential back-off with full jitter: uniform in [0, min(cap, base·2^n)].
