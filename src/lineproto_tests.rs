@@ -216,3 +216,28 @@ fn leading_whitespace_alone_still_parses() {
         assert_eq!((points, stored), (1, 1), "{body:?}");
     }
 }
+
+#[test]
+fn a_line_whose_added_timestamp_would_change_how_it_parses_is_rejected_not_acknowledged() {
+    // Found by the ingest_roundtrip fuzz target: escapes, NULs and a quote,
+    // no timestamp. Accepted as is, its stored form (timestamp appended) no
+    // longer parsed: it would have been acknowledged and then refused upstream.
+    let body = b"cRase\xb7tag1\\\"\\\\ \0\0=\"\0\0av a=1i,t492e=5";
+    let opts = opts(Precision::Nanos);
+    let mut out = Vec::new();
+    let p = parse_into(body, &opts, &mut out);
+    for line in lines(&out) {
+        let mut again = Vec::new();
+        let mut one = line.to_vec();
+        one.push(b'\n');
+        let q = parse_into(&one, &opts, &mut again);
+        assert_eq!(
+            (q.points, q.rejected),
+            (1, 0),
+            "{:?}",
+            String::from_utf8_lossy(line)
+        );
+        assert_eq!(again, one);
+    }
+    assert_eq!(p.points + p.rejected, 1);
+}
