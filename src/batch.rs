@@ -220,11 +220,9 @@ pub fn spawn_committer(
             while let Ok(cut) = cuts.recv_blocking() {
                 let points: usize = cut.batches.iter().map(|b| b.points).sum();
                 let started = std::time::Instant::now();
-                // Odd while the gauges lag the buffer (see `forward_heads`).
-                stats
-                    .backlog_seq
-                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-                let result = wal.commit(&cut.batches).map(|_| ()).map_err(|e| {
+                let committed = wal.commit(&cut.batches);
+                let seq = committed.as_ref().ok().map(|_| wal.last_commit_seq());
+                let result = committed.map(|_| ()).map_err(|e| {
                     log::warn!("commit of {points} points refused: {e}");
                     Stats::add(&stats.storage_full_refusals, 1);
                     stats.set_error(e.to_string());
@@ -233,28 +231,22 @@ pub fn spawn_committer(
                 let took = started.elapsed();
                 stats.commit_duration.observe(took.as_secs_f64());
                 stats.observe_commit_latency(took);
-                if result.is_ok() {
+                if let Some(seq) = seq {
                     for b in &cut.batches {
                         stats.batch_size.observe(b.points as f64);
                     }
                     Stats::add(&stats.points_committed, points);
                     Stats::add(&stats.batches_committed, cut.batches.len());
                     // The backlog shows the commit before its producers hear of it.
-                    Stats::add(&stats.backlog_points, points);
-                    Stats::add(&stats.backlog_batches, cut.batches.len());
-                    Stats::add(&stats.backlog_bytes, wal.last_commit_bytes() as usize);
-                    let now = crate::wal::now_ms().max(1) as u64;
-                    let _ = stats.oldest_unsent_ms.compare_exchange(
-                        0,
-                        now,
-                        std::sync::atomic::Ordering::Relaxed,
-                        std::sync::atomic::Ordering::Relaxed,
+                    stats.backlog.committed(
+                        seq,
+                        crate::backlog::Delta {
+                            points: points as i64,
+                            batches: cut.batches.len() as i64,
+                            bytes: wal.last_commit_bytes() as i64,
+                        },
+                        crate::wal::now_ms().max(1),
                     );
-                }
-                stats
-                    .backlog_seq
-                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-                if result.is_ok() {
                     forwarder.ring_for(cut.batches.iter().map(|b| &b.dest));
                 }
                 for ack in &cut.acks {

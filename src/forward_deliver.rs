@@ -142,7 +142,13 @@ impl Forwarder {
         self.probed
             .retain(|(d, id), _| d != dest || !(first..=last).contains(id));
         self.forget_batches(pack.iter().map(|b| b.id));
-        self.deleted(pack);
+        // Expired lines left the pack's counts when they were set aside.
+        let expired = dead
+            .iter()
+            .filter(|d| d.status == crate::wal::STATUS_EXPIRED)
+            .count();
+        let points = pack.iter().map(|b| b.points).sum::<usize>() + expired;
+        self.deleted(pack, points);
         self.reload_head(dest);
         Stats::add(&self.stats.points_written, written);
         Stats::add(&self.stats.batches_written, pack.len());

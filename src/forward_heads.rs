@@ -11,14 +11,11 @@
 //! after a read error, and every `HEADS_FULL_RELOAD_MS` as a safety net.
 //!
 //! # Gauges
-//! `/health` must show a point as buffered as soon as its producer has its
-//! 204: the commit thread adds each commit to the gauges, the forwarder
-//! subtracts each delete. The full re-read (a scan, spaced out by its cost)
-//! only corrects drift, and is kept only if no commit ran during it
-//! (`Stats::backlog_seq`), so it never erases a commit's addition.
+//! Exact at every moment (`backlog`): commits add, deletes subtract, and the
+//! re-read (a scan, spaced out by its cost) corrects drift without erasing or
+//! double-counting a commit.
 
 use crate::forward::Forwarder;
-use crate::stats::Stats;
 use crate::wal::{StoredBatch, WalError};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -95,32 +92,32 @@ impl Forwarder {
         }
     }
 
-    /// Lowers the gauges by what a delete removed.
-    pub(crate) fn deleted(&self, pack: &[StoredBatch]) {
-        let s = &self.stats;
-        let points: usize = pack.iter().map(|b| b.points).sum();
+    /// Lowers the gauges by what a delete removed (`points`: before any
+    /// expired line was set aside).
+    pub(crate) fn deleted(&self, pack: &[StoredBatch], points: usize) {
         let bytes: usize = pack.iter().map(|b| b.stored_bytes).sum();
-        Stats::sub(&s.backlog_points, points as u64);
-        Stats::sub(&s.backlog_batches, pack.len() as u64);
-        Stats::sub(&s.backlog_bytes, bytes as u64);
+        self.stats.backlog.deleted(crate::backlog::Delta {
+            points: points as i64,
+            batches: pack.len() as i64,
+            bytes: bytes as i64,
+        });
     }
 
-    /// Re-reads the backlog totals from the buffer (see the module doc).
+    /// Re-reads the backlog totals from the buffer (see `backlog`).
     pub(crate) fn refresh_gauges(&mut self) {
         let started = Instant::now();
         let s = &self.stats;
-        let seq = s.backlog_seq.load(Ordering::Acquire);
         match self.wal.backlog() {
             Ok(b) => {
-                let unchanged =
-                    seq.is_multiple_of(2) && s.backlog_seq.load(Ordering::Acquire) == seq;
-                if unchanged {
-                    s.backlog_batches.store(b.batches, Ordering::Relaxed);
-                    s.backlog_points.store(b.points, Ordering::Relaxed);
-                    s.backlog_bytes.store(b.payload_bytes, Ordering::Relaxed);
-                    let oldest = b.oldest_created_ms.unwrap_or(0).max(0) as u64;
-                    s.oldest_unsent_ms.store(oldest, Ordering::Relaxed);
-                }
+                s.backlog.reread(crate::backlog::Snapshot {
+                    totals: crate::backlog::Delta {
+                        points: b.points as i64,
+                        batches: b.batches as i64,
+                        bytes: b.payload_bytes as i64,
+                    },
+                    seq: b.commit_seq,
+                    oldest_ms: b.oldest_created_ms,
+                });
                 s.dead_letters_stored
                     .store(b.dead_letters, Ordering::Relaxed);
             }

@@ -202,7 +202,7 @@ impl Ingest {
         let s = &self.stats;
         let live = self.settings();
         let ring = self.intake.ring.borrow();
-        let oldest = Stats::get(&s.oldest_unsent_ms) as i64;
+        let oldest = Stats::get(&s.backlog.oldest_ms) as i64;
         let h = Health {
             name: live.config.service.name.clone(),
             status: "pass".into(),
@@ -215,9 +215,9 @@ impl Ingest {
             points_written: Stats::get(&s.points_written),
             lines_rejected: Stats::get(&s.lines_rejected),
             dead_letter_lines: Stats::get(&s.dead_letter_lines),
-            backlog_batches: Stats::get(&s.backlog_batches),
-            backlog_points: Stats::get(&s.backlog_points),
-            backlog_bytes: Stats::get(&s.backlog_bytes),
+            backlog_batches: Stats::get(&s.backlog.batches),
+            backlog_points: Stats::get(&s.backlog.points),
+            backlog_bytes: Stats::get(&s.backlog.bytes),
             oldest_unsent_age_ms: if oldest > 0 {
                 crate::wal::now_ms().saturating_sub(oldest).max(0) as u64
             } else {

@@ -28,7 +28,8 @@
 //! - [`signals`]: SIGTERM/SIGINT as the shutdown signal, SIGHUP as reload.
 //! - [`reload`]: config hot reload: watch, validate, apply live or report restart-needed.
 //! - [`selfmon`]: the agent's own metrics written upstream (`hissrv_internal`).
-//! - [`stats`]: counters, gauges and histograms shared by all threads.
+//! - [`stats`]: counters, gauges and histograms shared by all threads
+//!   ([`backlog`]: the exact backlog gauges).
 //! - [`metrics`]: histograms and the Prometheus exposition at `/metrics`.
 //! - [`inspect`]: `hissrv inspect` / `export`, and the buffer's SQLite views.
 //! - [`cli`]: the command line.
@@ -39,6 +40,7 @@
 pub mod adaptive;
 pub mod app;
 pub mod auth;
+pub mod backlog;
 pub mod batch;
 pub mod budget;
 pub mod cli;

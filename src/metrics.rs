@@ -280,15 +280,15 @@ pub fn render(s: &Stats, ring: &RingGauges, now_ms: i64) -> String {
         &mut o,
         "hissrv_backlog_points",
         "Points stored and not yet delivered.",
-        s.backlog_points.load(Relaxed) as f64,
+        s.backlog.points.load(Relaxed) as f64,
     );
     gauge(
         &mut o,
         "hissrv_backlog_batches",
         "Batches stored and not yet delivered.",
-        s.backlog_batches.load(Relaxed) as f64,
+        s.backlog.batches.load(Relaxed) as f64,
     );
-    let oldest = s.oldest_unsent_ms.load(Relaxed) as i64;
+    let oldest = s.backlog.oldest_ms.load(Relaxed) as i64;
     let age = if oldest > 0 {
         (now_ms - oldest).max(0) as f64 / 1e3
     } else {

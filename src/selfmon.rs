@@ -38,8 +38,8 @@ pub fn line(agent: &str, s: &Stats, ring_points: usize, ts_ns: i64) -> String {
         ("refused_ring_full", Stats::get(&s.ring_full_refusals)),
         ("refused_storage_full", Stats::get(&s.storage_full_refusals)),
         ("upstream_failures", Stats::get(&s.upstream_failures)),
-        ("backlog_points", Stats::get(&s.backlog_points)),
-        ("backlog_batches", Stats::get(&s.backlog_batches)),
+        ("backlog_points", Stats::get(&s.backlog.points)),
+        ("backlog_batches", Stats::get(&s.backlog.batches)),
         ("buffer_bytes", Stats::get(&s.buffer_bytes)),
         ("dead_letters", Stats::get(&s.dead_letters_stored)),
     ];

@@ -54,20 +54,11 @@ pub struct Stats {
     /// Deliveries of a batch that had failed before.
     pub retries: AtomicU64,
     pub upstream_up: AtomicBool,
-    /// Backlog in the buffer (gauges): the commit thread adds what it
-    /// commits, the forwarder subtracts what it deletes, and re-reads the
-    /// totals from the buffer when no commit ran meanwhile (`backlog_seq`).
-    pub backlog_batches: AtomicU64,
-    pub backlog_points: AtomicU64,
-    pub backlog_bytes: AtomicU64,
+    /// Backlog in the buffer: exact gauges (see `backlog`).
+    pub backlog: crate::backlog::BacklogGauges,
     pub dead_letters_stored: AtomicU64,
     /// Live bytes in the buffer file.
     pub buffer_bytes: AtomicU64,
-    /// Commit time (ms since epoch) of the oldest undelivered batch; 0 = none.
-    pub oldest_unsent_ms: AtomicU64,
-    /// Odd while a commit is between its transaction and its gauge update: a
-    /// full re-read of the gauges is kept only if this did not move.
-    pub backlog_seq: AtomicU64,
     /// Ingest rate the batcher last measured (points/s).
     pub ingest_rate: AtomicU64,
     /// EWMA of commit durations (µs), for the batcher.
@@ -113,13 +104,9 @@ impl Default for Stats {
             upstream_failures_network: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             upstream_up: AtomicBool::new(false),
-            backlog_batches: AtomicU64::new(0),
-            backlog_points: AtomicU64::new(0),
-            backlog_bytes: AtomicU64::new(0),
+            backlog: Default::default(),
             dead_letters_stored: AtomicU64::new(0),
             buffer_bytes: AtomicU64::new(0),
-            oldest_unsent_ms: AtomicU64::new(0),
-            backlog_seq: AtomicU64::new(0),
             ingest_rate: AtomicU64::new(0),
             commit_latency_ewma_us: AtomicU64::new(0),
             commits_in_flight: std::sync::atomic::AtomicUsize::new(0),
@@ -135,11 +122,6 @@ impl Default for Stats {
 impl Stats {
     pub fn add(counter: &AtomicU64, n: usize) {
         counter.fetch_add(n as u64, Relaxed);
-    }
-
-    /// Lowers a gauge, never below zero.
-    pub fn sub(gauge: &AtomicU64, n: u64) {
-        let _ = gauge.fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(n)));
     }
 
     pub fn get(counter: &AtomicU64) -> u64 {

@@ -43,6 +43,9 @@
 //! INDEX batches_by_destination ON batches(db, rp, id)
 //! VIEW backlog_summary, VIEW dead_letter_lines   -- for the sqlite3 CLI (inspect.rs)
 //!
+//! commit_seq(n)                        -- commits so far (only grows; the gauges'
+//!                                      --   re-read tells which commits it saw)
+//!
 //! dead_letters(                        -- lines the upstream refused for good
 //!   id          INTEGER PRIMARY KEY,
 //!   batch_id    INTEGER NOT NULL,      -- the batch they came from
@@ -100,6 +103,15 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   reason TEXT NOT NULL,
   line BLOB NOT NULL
 );
+";
+
+/// Commits so far, kept with the data (`commit_seq`): a number that only
+/// grows, unlike batch ids (SQLite reuses the id of a deleted last row), so
+/// a reader can tell which commits one consistent read already saw. Created
+/// at open, so buffers from before it gain it without a migration.
+const COMMIT_SEQ: &str = "
+CREATE TABLE IF NOT EXISTS commit_seq (n INTEGER NOT NULL);
+INSERT INTO commit_seq (n) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM commit_seq);
 ";
 
 /// Why the buffer could not do what was asked.
@@ -207,6 +219,8 @@ pub struct Backlog {
     pub dead_letters: u64,
     /// Commit time of the oldest batch (ms since epoch), if any.
     pub oldest_created_ms: Option<i64>,
+    /// The commits this (consistent, one-statement) read saw (`commit_seq`).
+    pub commit_seq: i64,
 }
 
 /// One connection to the buffer file. The commit thread and the forwarder
@@ -218,6 +232,8 @@ pub struct Wal {
     dead_letter_quota_bytes: u64,
     /// Encoded bytes the last successful commit stored (for the gauges).
     last_commit_bytes: u64,
+    /// `commit_seq` after the last successful commit.
+    last_commit_seq: i64,
     /// How new batches are encoded (`codec::FORMAT_*`).
     format: i64,
     /// Read statements run so far by this connection's reads (`wal_read`):
@@ -293,12 +309,14 @@ impl Wal {
             ))?;
         }
         // Views for operators with only the sqlite3 CLI (see `inspect`).
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; {COMMIT_SEQ} COMMIT;"))?;
         conn.execute_batch(crate::inspect::VIEWS)?;
         Ok(Wal {
             conn,
             quota_bytes,
             dead_letter_quota_bytes: quota_bytes / 100 * u64::from(DEFAULT_DEAD_LETTERS_PERCENT),
             last_commit_bytes: 0,
+            last_commit_seq: 0,
             format: codec::FORMAT_DELTA,
             reads: std::cell::Cell::new(0),
         })
@@ -316,6 +334,11 @@ impl Wal {
 
     fn count_read(&self) {
         self.reads.set(self.reads.get().saturating_add(1));
+    }
+
+    /// The commit sequence number of the last successful commit.
+    pub fn last_commit_seq(&self) -> i64 {
+        self.last_commit_seq
     }
 
     /// Encoded bytes stored by the last successful commit.
@@ -388,8 +411,12 @@ impl Wal {
                 ids.push(tx.last_insert_rowid());
             }
         }
+        let seq: i64 = tx.query_row("UPDATE commit_seq SET n = n + 1 RETURNING n", [], |r| {
+            r.get(0)
+        })?;
         tx.commit()?;
         self.last_commit_bytes = incoming;
+        self.last_commit_seq = seq;
         Ok(ids)
     }
 
@@ -443,7 +470,8 @@ impl Wal {
         Ok(self.conn.query_row(
             "SELECT count(*), coalesce(sum(points), 0), coalesce(sum(bytes), 0),
                     (SELECT count(*) FROM dead_letters),
-                    (SELECT created_ms FROM batches ORDER BY id LIMIT 1) FROM batches",
+                    (SELECT created_ms FROM batches ORDER BY id LIMIT 1),
+                    (SELECT n FROM commit_seq) FROM batches",
             [],
             |r| {
                 Ok(Backlog {
@@ -452,6 +480,7 @@ impl Wal {
                     payload_bytes: r.get::<_, i64>(2)? as u64,
                     dead_letters: r.get::<_, i64>(3)? as u64,
                     oldest_created_ms: r.get(4)?,
+                    commit_seq: r.get::<_, Option<i64>>(5)?.unwrap_or(0),
                 })
             },
         )?)

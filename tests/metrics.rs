@@ -282,3 +282,61 @@ fn the_agents_own_points_are_not_routed_to_buckets() {
         "the producer's point only in its bucket"
     );
 }
+
+#[test]
+fn backlog_gauges_correct_their_drift_under_continuous_ingest() {
+    let h = std::sync::Arc::new(Hissrv::start(
+        &format!("http://127.0.0.1:{}", free_port()),
+        "",
+    ));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (h, stop) = (h.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut t = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let body: String = (0..200)
+                        .map(|_| {
+                            t += 1;
+                            format!("m,w={w} v={t}i {t}\n")
+                        })
+                        .collect();
+                    assert_eq!(h.post("/write?db=d", &body).0, 204);
+                }
+            })
+        })
+        .collect();
+    wait_for("a backlog of 20,000 points", DELIVERY_TIMEOUT, || {
+        h.health().backlog_points >= 20_000
+    });
+    // Drift from outside the agent's own accounting (an operator's delete,
+    // a damaged batch set aside): the gauges must follow the buffer even
+    // though commits never stop.
+    let c = rusqlite::Connection::open(h.buffer_path()).unwrap();
+    c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    let removed: i64 = c
+        .query_row("SELECT coalesce(sum(points), 0) FROM batches", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    c.execute("DELETE FROM batches", []).unwrap();
+    // Before: the re-read was skipped while commits ran, so the gauge kept
+    // the removed points on top of what the buffer holds.
+    wait_for(
+        "the gauge to lose what was removed",
+        DELIVERY_TIMEOUT,
+        || {
+            let gauge = h.health().backlog_points as i64;
+            let buffered = h.buffered_points(); // read after: it only grows
+            gauge < buffered + removed / 2
+        },
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for w in writers {
+        w.join().unwrap();
+    }
+    wait_for("the gauge to match the buffer", DELIVERY_TIMEOUT, || {
+        h.health().backlog_points as i64 == h.buffered_points()
+    });
+}
