@@ -164,3 +164,20 @@ fn a_live_share_over_50_percent_is_refused_so_live_data_cannot_starve_the_backlo
         Config::from_yaml("performance:\n  backlog_replay:\n    live_share_percent: 50\n").is_ok()
     );
 }
+
+#[test]
+fn empty_credentials_are_refused_so_no_request_gets_in_without_any() {
+    let e = Config::from_yaml("service:\n  udp_listen: \"\"\n  auth:\n    tokens: [\"\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("service.auth.tokens"), "{e}");
+    let e = Config::from_yaml(
+        "service:\n  udp_listen: \"\"\n  auth:\n    users: [{username: meter, password: \"\"}]\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("service.auth.users") && e.contains("meter"),
+        "{e}"
+    );
+}

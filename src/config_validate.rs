@@ -27,6 +27,26 @@ impl Config {
                 .parse::<SocketAddr>()
                 .map_err(|e| invalid("service.udp_listen", format!("{:?}: {e}", s.udp_listen)))?;
         }
+        if s.auth.tokens.iter().any(|t| t.is_empty()) {
+            return Err(invalid(
+                "service.auth.tokens",
+                "an empty token would let a request with no credentials in",
+            ));
+        }
+        if let Some(u) = s
+            .auth
+            .users
+            .iter()
+            .find(|u| u.username.is_empty() || u.password.is_empty())
+        {
+            return Err(invalid(
+                "service.auth.users",
+                format!(
+                    "user {:?}: an empty user name or password would let a request with no credentials in",
+                    u.username
+                ),
+            ));
+        }
         if !s.udp_listen.is_empty() && !s.auth.is_open() && !s.udp_allow_unauthenticated {
             return Err(invalid(
                 "service.udp_listen",

@@ -333,14 +333,22 @@ fn fnv1a64_more(h: u64, bytes: &[u8]) -> u64 {
 }
 
 /// The hash of a series key with its tags in InfluxDB's order (sorted by
-/// their raw `k=v` text), whatever order the producer sent them in: one
+/// key), whatever order the producer sent them in: one
 /// series, one bucket. For a key already sorted (what most clients send)
 /// this is `fnv1a64(key)`, so buckets chosen before this rule stay put.
 pub fn series_hash(key: &[u8]) -> u64 {
     let mut parts = split_unescaped(key, b',');
     let measurement = parts.next().unwrap_or_default();
     let mut tags: Vec<&[u8]> = parts.collect();
-    tags.sort_unstable();
+    // InfluxDB's order: by tag key (`host` before `host-id`, though `-`
+    // sorts before `=` as text), then value.
+    let key = |t: &&[u8]| -> (Vec<u8>, Vec<u8>) {
+        let mut kv = split_unescaped(t, b'=');
+        let k = kv.next().unwrap_or_default().to_vec();
+        let v = kv.next().unwrap_or_default().to_vec();
+        (k, v)
+    };
+    tags.sort_by_cached_key(key);
     tags.iter().fold(fnv1a64(measurement), |h, tag| {
         fnv1a64_more(fnv1a64_more(h, b","), tag)
     })

@@ -252,3 +252,20 @@ influxdb:
         vec![("hissrv/low", 1), ("hissrv/spare", 2)]
     );
 }
+
+#[test]
+fn a_key_already_in_influxdbs_tag_order_keeps_its_hash() {
+    // "host" sorts before "host-id" as a key, after it as `k=v` text.
+    for key in [&b"cpu,host=a,host-id=b"[..], b"m,a=1,a-b=2,ab=3", b"m,t=x"] {
+        assert_eq!(
+            series_hash(key),
+            fnv1a64(key),
+            "{}",
+            String::from_utf8_lossy(key)
+        );
+    }
+    assert_eq!(
+        series_hash(b"cpu,host-id=b,host=a"),
+        fnv1a64(b"cpu,host=a,host-id=b")
+    );
+}
