@@ -234,6 +234,9 @@ pub struct Wal {
     last_commit_bytes: u64,
     /// `commit_seq` after the last successful commit.
     last_commit_seq: i64,
+    /// Bytes (line + reason) the dead letters hold, once counted: kept up to
+    /// date here so adding one does not sum the whole table again.
+    dead_letter_bytes: Option<u64>,
     /// How new batches are encoded (`codec::FORMAT_*`).
     format: i64,
     /// Read statements run so far by this connection's reads (`wal_read`):
@@ -317,6 +320,7 @@ impl Wal {
             dead_letter_quota_bytes: quota_bytes / 100 * u64::from(DEFAULT_DEAD_LETTERS_PERCENT),
             last_commit_bytes: 0,
             last_commit_seq: 0,
+            dead_letter_bytes: None,
             format: codec::FORMAT_DELTA,
             reads: std::cell::Cell::new(0),
         })
@@ -448,12 +452,22 @@ impl Wal {
                 delete.execute([b.id])?;
             }
         }
-        let pruned = if dead.is_empty() {
-            0
+        let (pruned, kept) = if dead.is_empty() {
+            (0, self.dead_letter_bytes)
         } else {
-            dead_letters::prune_dead_letters(&tx, quota)?
+            let added: u64 = dead
+                .iter()
+                .map(|d| (d.line.len() + d.reason.len()) as u64)
+                .sum();
+            let total = match self.dead_letter_bytes {
+                Some(before) => before.saturating_add(added),
+                None => dead_letters::total_bytes(&tx)?,
+            };
+            let (count, removed) = dead_letters::prune_dead_letters(&tx, quota, total)?;
+            (count, Some(total.saturating_sub(removed)))
         };
         tx.commit()?;
+        self.dead_letter_bytes = kept;
         Ok(pruned)
     }
 

@@ -23,14 +23,28 @@ impl Wal {
             ],
         )?;
         tx.execute("DELETE FROM batches WHERE id = ?1", [id])?;
-        let pruned = prune_dead_letters(&tx, quota)?;
+        let total = total_bytes(&tx)?;
+        let (pruned, removed) = prune_dead_letters(&tx, quota, total)?;
         tx.commit()?;
+        self.dead_letter_bytes = Some(total.saturating_sub(removed));
         Ok(pruned)
     }
 }
 
-/// Dead letters past `quota_bytes` (line + reason) are removed oldest first;
-/// the newest always stays, whatever its size. Returns how many went.
+/// Bytes the dead letters hold (line + reason, as bytes): a full count,
+/// run once per connection and after a quarantine.
+pub(super) fn total_bytes(tx: &rusqlite::Transaction) -> Result<u64, WalError> {
+    let total: i64 = tx.query_row(
+        "SELECT coalesce(sum(length(line) + length(CAST(reason AS BLOB))), 0) FROM dead_letters",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(total.max(0) as u64)
+}
+
+/// Dead letters past `quota_bytes` (line + reason) are removed oldest first,
+/// reading only as many rows as go; the newest always stays, whatever its
+/// size. `total` is what they hold now. Returns how many went and their bytes.
 ///
 /// Invariant: dead letters never hold more than their share of the buffer
 /// after a transaction that added one, so refused lines cannot fill the
@@ -38,29 +52,27 @@ impl Wal {
 pub(super) fn prune_dead_letters(
     tx: &rusqlite::Transaction,
     quota_bytes: u64,
-) -> Result<u64, WalError> {
-    let total: i64 = tx.query_row(
-        "SELECT coalesce(sum(length(line) + length(reason)), 0) FROM dead_letters",
-        [],
-        |r| r.get(0),
-    )?;
-    let mut excess = (total.max(0) as u64).saturating_sub(quota_bytes);
+    total: u64,
+) -> Result<(u64, u64), WalError> {
+    let mut excess = total.saturating_sub(quota_bytes);
     if excess == 0 {
-        return Ok(0);
+        return Ok((0, 0));
     }
     let mut last_id = None;
-    let mut count = 0u64;
+    let (mut count, mut removed) = (0u64, 0u64);
     {
         let mut oldest = tx.prepare(
-            "SELECT id, length(line) + length(reason) FROM dead_letters
+            "SELECT id, length(line) + length(CAST(reason AS BLOB)) FROM dead_letters
              WHERE id < (SELECT max(id) FROM dead_letters) ORDER BY id",
         )?;
         let mut rows = oldest.query([])?;
         while let Some(row) = rows.next()? {
             let (id, size): (i64, i64) = (row.get(0)?, row.get(1)?);
+            let size = size.max(0) as u64;
             last_id = Some(id);
             count += 1;
-            excess = excess.saturating_sub(size.max(0) as u64);
+            removed = removed.saturating_add(size);
+            excess = excess.saturating_sub(size);
             if excess == 0 {
                 break;
             }
@@ -70,5 +82,5 @@ pub(super) fn prune_dead_letters(
         tx.execute("DELETE FROM dead_letters WHERE id <= ?1", [id])?;
         log::warn!("dead letters over their share of the buffer: the {count} oldest were removed");
     }
-    Ok(count)
+    Ok((count, removed))
 }
