@@ -204,4 +204,20 @@ mod tests {
         assert_eq!(new.buffer.path, started.buffer.path);
         assert_eq!(new.service.log_level, "debug", "live settings change");
     }
+
+    #[test]
+    fn the_destination_cap_is_live_and_the_dead_letter_share_needs_a_restart() {
+        let started = Config::default();
+        let mut new = Config::from_yaml(
+            "service: {max_destinations: 9, udp_allow_unauthenticated: true}
+buffer: {max_dead_letters_percent: 20}
+",
+        )
+        .unwrap();
+        let changed = keep_restart_only(&started, &mut new);
+        assert_eq!(changed, vec!["buffer.max_dead_letters_percent"]);
+        assert_eq!(new.service.max_destinations, 9);
+        assert!(new.service.udp_allow_unauthenticated);
+        assert_eq!(new.buffer.max_dead_letters_percent, 10);
+    }
 }
