@@ -32,7 +32,7 @@
 //! failing (a restart, a 502 storm, a backend in a round-robin): the pack is
 //! deferred whole, and no good line is condemned for a fault of the server.
 //! A probe cut short (429, reset, timeout) resumes: the lines it got written
-//! and the suspects it found are kept per pack, by (batch, line). A probe of
+//! and the suspects it found are kept per pack, by (batch, text). A probe of
 //! a failing server stops after 2·log2(n)+2 failures in a row.
 
 use crate::dest::Destination;
@@ -76,8 +76,11 @@ pub struct Delivery<'a> {
     pub latest: &'a mut Option<Vec<u8>>,
 }
 
-/// A line of a pack: its batch and its place in that batch.
-pub type LineId = (i64, usize);
+/// A line of a pack: its batch and its text. Not its place: retention
+/// expiry removes lines from a batch between attempts, which would shift
+/// every later line's index (and a mark would name another line). Two equal
+/// lines of a batch are one point to the server, so one mark serves both.
+pub type LineId = (i64, Vec<u8>);
 
 /// What probes of one pack have found so far.
 #[derive(Debug, Default)]
@@ -108,18 +111,18 @@ impl Delivery<'_> {
             return Ok(Vec::new());
         };
         let dest = &head.dest;
-        // Every line of the pack with its batch and its place in it: the
-        // probe state names lines by (batch, line), which stays true while
-        // other batches of the pack come and go (the live lane).
-        let mut all: Vec<(&[u8], LineId)> = Vec::with_capacity(pack.iter().map(|b| b.points).sum());
+        // Every line of the pack with its batch: the probe state names lines
+        // by (batch, text), which stays true while other batches of the
+        // pack come and go (the live lane) and lines expire out of it.
+        let mut all: Vec<(&[u8], i64)> = Vec::with_capacity(pack.iter().map(|b| b.points).sum());
         for b in pack {
-            all.extend(
-                lineproto::lines(&b.payload)
-                    .enumerate()
-                    .map(|(n, l)| (l, (b.id, n))),
-            );
+            all.extend(lineproto::lines(&b.payload).map(|l| (l, b.id)));
         }
-        let id = |i: usize| all.get(i).map_or((0, 0), |(_, id)| *id);
+        // (Allocates: used in probe mode only, which is rare.)
+        let id = |i: usize| -> LineId {
+            all.get(i)
+                .map_or((0, Vec::new()), |(l, b)| (*b, l.to_vec()))
+        };
         // The lines this attempt sends: a probe skips what earlier probes of
         // this pack got written and the suspects they found, so a probe cut
         // short by a 429, a reset or a timeout resumes instead of starting
@@ -132,7 +135,7 @@ impl Delivery<'_> {
             })
             .collect();
         let line = |i: usize| all.get(i).map_or(&b""[..], |(l, _)| *l);
-        let owner = |i: usize| id(i).0;
+        let owner = |i: usize| all.get(i).map_or(0, |(_, b)| *b);
         let whole = index.len() == all.len();
         let mut dead = Vec::new();
         // The latest line of the pack the server took in this attempt (by
@@ -247,7 +250,12 @@ impl Delivery<'_> {
         // A canary from this attempt; else the last line of the newest
         // request this destination's server took (a resumed probe may have
         // only its suspects left; a poison line may be alone in its pack).
-        let position = |want: LineId| (0..all.len()).rev().find(|&i| id(i) == want);
+        let position = |want: &LineId| {
+            (0..all.len()).rev().find(|&i| {
+                all.get(i)
+                    .is_some_and(|(l, b)| *b == want.0 && *l == want.1.as_slice())
+            })
+        };
         let latest = self.latest.clone();
         let canary = written_line.map(line).or(latest.as_deref());
         let Some(canary) = canary else {
@@ -255,14 +263,14 @@ impl Delivery<'_> {
             // destination on it) is failing, not a line.
             return Err(server_failing(self.probed));
         };
-        let suspects: Vec<LineId> = self.probed.suspects.iter().copied().collect();
+        let suspects: Vec<LineId> = self.probed.suspects.iter().cloned().collect();
         for s in suspects {
             // A suspect whose batch left the pack is no longer ours to judge.
-            if let Some(i) = position(s) {
+            if let Some(i) = position(&s) {
                 match self.confirm(dest, line(i), owner(i), canary)? {
                     Some(d) => dead.push(d),
                     None => {
-                        self.probed.written.insert(s);
+                        self.probed.written.insert(s.clone());
                     }
                 }
             }

@@ -7,7 +7,7 @@ mod common;
 use common::sim::{VirtualClock, dest};
 use hissrv::config::{Config, Influxdb, Synchronous};
 use hissrv::dest::Destination;
-use hissrv::forward::{Doorbell, Forwarder, Step};
+use hissrv::forward::{Clock, Doorbell, Forwarder, Step};
 use hissrv::provision::ProvisionError;
 use hissrv::stats::Stats;
 use hissrv::upstream::{Outcome, Sink};
@@ -326,4 +326,111 @@ fn a_backend_failing_every_other_request_condemns_no_good_line() {
     run(&mut fw, &clock, 3000);
     let dl = dead_letters(&dir);
     assert!(dl.is_empty(), "{dl:?}");
+}
+
+/// Retention expiry removes lines from a batch between two probes of it:
+/// the marks of the first probe must still name the same lines (they are
+/// kept by text, not by place), or a line would be skipped as written.
+#[test]
+fn lines_expiring_between_probes_do_not_shift_what_was_marked_written() {
+    #[derive(Clone)]
+    struct Limited(S, VirtualClock, Arc<Mutex<Vec<Instant>>>);
+    impl Sink for Limited {
+        fn write(&self, d: &Destination, body: &[u8]) -> Outcome {
+            let now = self.1.get();
+            self.1.advance(Duration::from_millis(5));
+            let mut w = self.2.lock().unwrap();
+            w.retain(|t| now.duration_since(*t) < Duration::from_secs(60));
+            if w.len() >= 6 {
+                return Outcome::Throttled {
+                    status: 429,
+                    retry_after: Some(Duration::from_secs(30)),
+                };
+            }
+            w.push(now);
+            drop(w);
+            self.0.write(d, body)
+        }
+        fn ensure_retention(&self, _: &Influxdb) -> Result<Vec<String>, ProvisionError> {
+            Ok(Vec::new())
+        }
+    }
+    let cfg = Config::from_yaml(
+        "influxdb:\n  sharding:\n    buckets:\n      - name: b\n        retention: 1h\n        points: [\"*\"]\n",
+    )
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("hissrv-canary-exp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("buffer.db");
+    let mut p = Wal::open(&path, Synchronous::Off, 1 << 30).unwrap();
+    let reader = Wal::open(&path, Synchronous::Off, 1 << 30).unwrap();
+    let start = Instant::now();
+    let clock = VirtualClock {
+        now: Arc::new(Mutex::new(start)),
+        wall_start_ns: hissrv::ingest::now_ns(),
+        start,
+    };
+    let up = Arc::new(Mutex::new(Upstream::default()));
+    let sink = Limited(S(up.clone()), clock.clone(), Arc::default());
+    let mut fw = Forwarder::with_parts(
+        reader,
+        &cfg,
+        Arc::new(Stats::default()),
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(Doorbell::default()),
+        Default::default(),
+        Box::new(move |_: &Influxdb| Box::new(sink.clone()) as Box<dyn Sink>),
+        Box::new(clock.clone()),
+        1,
+    );
+    let now = clock.wall_ns();
+    let minute = 60_000_000_000i64;
+    // Ten lines that expire one minute apart over the probes, then fresh ones.
+    let mut payload = String::new();
+    for i in 0..10 {
+        payload.push_str(&format!(
+            "m v={i}i {}\n",
+            now - 60 * minute + (i + 1) * minute
+        ));
+    }
+    for i in 10..40 {
+        payload.push_str(&format!("m v={i}i {}\n", now + i));
+    }
+    let poison = format!("m v=25i {}", now + 25);
+    up.lock()
+        .unwrap()
+        .poison
+        .insert(poison.clone().into_bytes());
+    let dest = Destination {
+        db: "hissrv".into(),
+        rp: "b".into(),
+    };
+    p.commit(&[
+        NewBatch {
+            dest: dest.clone(),
+            points: 40,
+            first_ts: now - 60 * minute,
+            last_ts: now + 40,
+            payload: payload.into_bytes(),
+        },
+        NewBatch {
+            dest,
+            points: 1,
+            first_ts: now + 100,
+            last_ts: now + 100,
+            payload: format!("m v=100i {}\n", now + 100).into_bytes(),
+        },
+    ])
+    .unwrap();
+    run(&mut fw, &clock, 20_000);
+    let u = up.lock().unwrap();
+    for i in (10..40).filter(|&i| i != 25) {
+        assert!(
+            u.points
+                .contains_key(&("hissrv".into(), format!("m {}", now + i))),
+            "fresh line v={i} never delivered"
+        );
+    }
+    let dl = dead_letters(&dir);
+    assert!(dl.iter().any(|(_, l)| *l == poison), "{dl:?}");
 }
