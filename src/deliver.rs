@@ -32,8 +32,9 @@
 //! failing (a restart, a 502 storm, a backend in a round-robin): the pack is
 //! deferred whole, and no good line is condemned for a fault of the server.
 //! A probe cut short (429, reset, timeout) resumes: the lines it got written
-//! and the suspects it found are kept per pack, by (batch, text). A probe of
-//! a failing server stops after 2·log2(n)+2 failures in a row.
+//! and the suspects it found are kept per pack, by (batch, text). After
+//! 2·log2(n)+2 failures in a row a probe sends the canary: written (a long
+//! run of poison lines), it goes on; not (a failing server), it stops.
 
 use crate::dest::Destination;
 use crate::lineproto;
@@ -211,7 +212,19 @@ impl Delivery<'_> {
                 (Outcome::ServerError { .. }, single) if self.probe => {
                     failures_in_a_row = failures_in_a_row.saturating_add(1);
                     if failures_in_a_row > give_up_after {
-                        return Err(server_failing(self.probed));
+                        // Many failures in a row: a failing server, or a long
+                        // run of poison lines. The canary tells them apart:
+                        // written, go on probing; not, stop.
+                        let canary = written_line.map(line).or(self.latest.as_deref());
+                        let alive = canary.is_some_and(|c| {
+                            let mut body = c.to_vec();
+                            body.push(b'\n');
+                            matches!(self.attempt(dest, &body), Outcome::Written)
+                        });
+                        if !alive {
+                            return Err(server_failing(self.probed));
+                        }
+                        failures_in_a_row = 0;
                     }
                     match single {
                         Some(i) => {

@@ -434,3 +434,36 @@ fn lines_expiring_between_probes_do_not_shift_what_was_marked_written() {
     let dl = dead_letters(&dir);
     assert!(dl.iter().any(|(_, l)| *l == poison), "{dl:?}");
 }
+
+/// A run of adjacent poison lines takes more failures in a row than a probe
+/// of a failing server is allowed; the canary tells the two apart, and every
+/// poison line is isolated (found by a second review).
+#[test]
+fn a_run_of_adjacent_poison_lines_is_isolated_whole() {
+    let (mut fw, mut p, up, clock, dir) = setup("adjpoison");
+    let mut a = String::new();
+    for i in 0..4 {
+        a.push_str(&format!("g v={i}i {}\n", 100 + i));
+    }
+    for i in 0..8 {
+        let l = format!("p v={i}i {}", 200 + i);
+        up.lock().unwrap().poison.insert(l.clone().into_bytes());
+        a.push_str(&l);
+        a.push('\n');
+    }
+    for i in 0..4 {
+        a.push_str(&format!("h v={i}i {}\n", 300 + i));
+    }
+    p.commit(&[batch(0, &a), batch(0, "z v=1i 400\n")]).unwrap();
+    run(&mut fw, &clock, 300);
+    assert_eq!(
+        dead_letters(&dir).len(),
+        8,
+        "every poison line dead-lettered"
+    );
+    assert_eq!(
+        up.lock().unwrap().points.len(),
+        9,
+        "every good line written"
+    );
+}
