@@ -6,17 +6,6 @@
 //! `Authorization: Token T` (2.x), `Authorization: Basic …` (1.x), `u=`/`p=` query
 //! parameters (1.x), and a token given as the 1.x password.
 
-// Input-facing: no panicking index, unchecked arithmetic or unwrap (tests exempt).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::unwrap_used,
-        clippy::expect_used
-    )
-)]
-
 use crate::config::Auth;
 use crate::http::Request;
 

@@ -14,17 +14,6 @@
 //! one body is a configuration the validator refuses; gzip's second copy is
 //! the only way past it, and then only up to `total`).
 
-// Input-facing: no panicking index, unchecked arithmetic or unwrap (tests exempt).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::unwrap_used,
-        clippy::expect_used
-    )
-)]
-
 use std::time::Duration;
 
 /// How often a request waiting for body budget looks again.

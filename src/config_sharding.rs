@@ -6,17 +6,6 @@
 //! `influxdb.database`) with the retention policy `retention_policy` (default:
 //! the bucket's name); on 2.x the bucket called `name`.
 
-// Input-facing: no panicking index, unchecked arithmetic or unwrap (tests exempt).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::unwrap_used,
-        clippy::expect_used
-    )
-)]
-
 use super::{ApiVersion, ConfigError, Influxdb, invalid};
 use crate::dest::Destination;
 use serde::{Deserialize, Serialize};

@@ -15,17 +15,6 @@
 //! | buffer quota or disk full          | 507 + `Retry-After: 30`, nothing stored |
 //! | shutting down                      | 503 + `Retry-After: 5`                  |
 
-// Input-facing: no panicking index, unchecked arithmetic or unwrap (tests exempt).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::unwrap_used,
-        clippy::expect_used
-    )
-)]
-
 use crate::batch::Intake;
 use crate::config::{ApiVersion, Config};
 use crate::dest::Destination;

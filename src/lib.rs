@@ -37,11 +37,35 @@
 //! - [`app`]: wiring and the stop sequence.
 #![forbid(unsafe_code)]
 
+// The input-facing modules (HTTP framing and its body budget, the endpoints,
+// listeners, credentials, config id ranges) deny panicking indexing,
+// unchecked arithmetic and unwrap/expect outside tests: peer-given bytes and
+// sizes reach them. The byte scanners (`lineproto`, `route`) deny unwrap and
+// justify their indexing in their own headers.
+
 pub mod adaptive;
 pub mod app;
+#[cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used
+    )
+)]
 pub mod auth;
 pub mod backlog;
 pub mod batch;
+#[cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used
+    )
+)]
 pub mod budget;
 pub mod cli;
 pub mod codec;
@@ -51,7 +75,25 @@ pub mod dest;
 pub mod drain;
 pub mod forward;
 mod forward_heads;
+#[cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used
+    )
+)]
 pub mod http;
+#[cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used
+    )
+)]
 pub mod ingest;
 pub mod inspect;
 pub mod lineproto;
@@ -61,6 +103,15 @@ pub mod reload;
 pub mod ring;
 pub mod route;
 pub mod selfmon;
+#[cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used
+    )
+)]
 pub mod server;
 pub mod signals;
 pub mod stats;

@@ -6,17 +6,6 @@
 //! closed after `IDLE_TIMEOUT_SECS`; every request is read under the body
 //! limit and deadlines (see `http`), its credentials checked before its body.
 
-// Input-facing: no panicking index, unchecked arithmetic or unwrap (tests exempt).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::unwrap_used,
-        clippy::expect_used
-    )
-)]
-
 use crate::budget::BodyBudget;
 use crate::http::{Conn, ReadError, Request};
 use crate::ingest::Ingest;

@@ -64,15 +64,25 @@ impl Sink for S {
     }
 }
 
-fn setup(
-    tag: &str,
-) -> (
+type Setup = (
     Forwarder,
     Wal,
     Arc<Mutex<Upstream>>,
     VirtualClock,
     std::path::PathBuf,
-) {
+);
+
+fn setup(tag: &str) -> Setup {
+    setup_with(tag, &Config::default(), |s, _| s)
+}
+
+/// A forwarder in virtual time whose upstream is the scripted `S`, wrapped
+/// by `wrap` (a rate limit, a flapping backend).
+fn setup_with<K: Sink + Clone + 'static>(
+    tag: &str,
+    cfg: &Config,
+    wrap: impl FnOnce(S, VirtualClock) -> K,
+) -> Setup {
     let dir = std::env::temp_dir().join(format!("hissrv-canary-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let path = dir.join("buffer.db");
@@ -85,10 +95,10 @@ fn setup(
         start,
     };
     let up = Arc::new(Mutex::new(Upstream::default()));
-    let sink = S(up.clone());
+    let sink = wrap(S(up.clone()), clock.clone());
     let fw = Forwarder::with_parts(
         reader,
-        &Config::default(),
+        cfg,
         Arc::new(Stats::default()),
         Arc::new(AtomicBool::new(false)),
         Arc::new(Doorbell::default()),
@@ -98,6 +108,49 @@ fn setup(
         1,
     );
     (fw, producer, up, clock, dir)
+}
+
+/// At most `per_minute` requests a minute, then 429 with a Retry-After.
+#[derive(Clone)]
+struct Limited {
+    inner: S,
+    clock: VirtualClock,
+    window: Arc<Mutex<Vec<Instant>>>,
+    per_minute: usize,
+    retry_after: Duration,
+}
+
+impl Limited {
+    fn wrap(per_minute: usize, retry_after_s: u64) -> impl FnOnce(S, VirtualClock) -> Limited {
+        move |inner, clock| Limited {
+            inner,
+            clock,
+            window: Arc::default(),
+            per_minute,
+            retry_after: Duration::from_secs(retry_after_s),
+        }
+    }
+}
+
+impl Sink for Limited {
+    fn write(&self, d: &Destination, body: &[u8]) -> Outcome {
+        let now = self.clock.get();
+        self.clock.advance(Duration::from_millis(5));
+        let mut w = self.window.lock().unwrap();
+        w.retain(|t| now.duration_since(*t) < Duration::from_secs(60));
+        if w.len() >= self.per_minute {
+            return Outcome::Throttled {
+                status: 429,
+                retry_after: Some(self.retry_after),
+            };
+        }
+        w.push(now);
+        drop(w);
+        self.inner.write(d, body)
+    }
+    fn ensure_retention(&self, _: &Influxdb) -> Result<Vec<String>, ProvisionError> {
+        Ok(Vec::new())
+    }
 }
 
 fn batch(d: u64, payload: &str) -> NewBatch {
@@ -195,52 +248,9 @@ fn a_probe_never_overwrites_a_corrected_value_with_an_older_line() {
 /// lines written and the suspects found are kept).
 #[test]
 fn a_probe_cut_short_by_a_rate_limit_resumes_and_isolates_the_poison_line() {
-    #[derive(Clone)]
-    struct Limited(S, VirtualClock, Arc<Mutex<Vec<Instant>>>);
-    impl Sink for Limited {
-        fn write(&self, d: &Destination, body: &[u8]) -> Outcome {
-            let now = self.1.get();
-            self.1.advance(Duration::from_millis(5));
-            let mut w = self.2.lock().unwrap();
-            w.retain(|t| now.duration_since(*t) < Duration::from_secs(60));
-            if w.len() >= 8 {
-                return Outcome::Throttled {
-                    status: 429,
-                    retry_after: Some(Duration::from_secs(10)),
-                };
-            }
-            w.push(now);
-            drop(w);
-            self.0.write(d, body)
-        }
-        fn ensure_retention(&self, _: &Influxdb) -> Result<Vec<String>, ProvisionError> {
-            Ok(Vec::new())
-        }
-    }
-    let dir = std::env::temp_dir().join(format!("hissrv-canary-rl-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let (mut fw, mut p, up, clock, dir) =
+        setup_with("rl", &Config::default(), Limited::wrap(8, 10));
     let path = dir.join("buffer.db");
-    let mut p = Wal::open(&path, Synchronous::Off, 1 << 30).unwrap();
-    let reader = Wal::open(&path, Synchronous::Off, 1 << 30).unwrap();
-    let start = Instant::now();
-    let clock = VirtualClock {
-        now: Arc::new(Mutex::new(start)),
-        wall_start_ns: hissrv::ingest::now_ns(),
-        start,
-    };
-    let up = Arc::new(Mutex::new(Upstream::default()));
-    let sink = Limited(S(up.clone()), clock.clone(), Arc::default());
-    let mut fw = Forwarder::with_parts(
-        reader,
-        &Config::default(),
-        Arc::new(Stats::default()),
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(Doorbell::default()),
-        Default::default(),
-        Box::new(move |_: &Influxdb| Box::new(sink.clone()) as Box<dyn Sink>),
-        Box::new(clock.clone()),
-        1,
-    );
     let mut payload = String::new();
     for i in 0..64 {
         payload.push_str(&format!("m v={i}i {}\n", 1000 + i));
@@ -333,56 +343,11 @@ fn a_backend_failing_every_other_request_condemns_no_good_line() {
 /// kept by text, not by place), or a line would be skipped as written.
 #[test]
 fn lines_expiring_between_probes_do_not_shift_what_was_marked_written() {
-    #[derive(Clone)]
-    struct Limited(S, VirtualClock, Arc<Mutex<Vec<Instant>>>);
-    impl Sink for Limited {
-        fn write(&self, d: &Destination, body: &[u8]) -> Outcome {
-            let now = self.1.get();
-            self.1.advance(Duration::from_millis(5));
-            let mut w = self.2.lock().unwrap();
-            w.retain(|t| now.duration_since(*t) < Duration::from_secs(60));
-            if w.len() >= 6 {
-                return Outcome::Throttled {
-                    status: 429,
-                    retry_after: Some(Duration::from_secs(30)),
-                };
-            }
-            w.push(now);
-            drop(w);
-            self.0.write(d, body)
-        }
-        fn ensure_retention(&self, _: &Influxdb) -> Result<Vec<String>, ProvisionError> {
-            Ok(Vec::new())
-        }
-    }
     let cfg = Config::from_yaml(
         "influxdb:\n  sharding:\n    buckets:\n      - name: b\n        retention: 1h\n        points: [\"*\"]\n",
     )
     .unwrap();
-    let dir = std::env::temp_dir().join(format!("hissrv-canary-exp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let path = dir.join("buffer.db");
-    let mut p = Wal::open(&path, Synchronous::Off, 1 << 30).unwrap();
-    let reader = Wal::open(&path, Synchronous::Off, 1 << 30).unwrap();
-    let start = Instant::now();
-    let clock = VirtualClock {
-        now: Arc::new(Mutex::new(start)),
-        wall_start_ns: hissrv::ingest::now_ns(),
-        start,
-    };
-    let up = Arc::new(Mutex::new(Upstream::default()));
-    let sink = Limited(S(up.clone()), clock.clone(), Arc::default());
-    let mut fw = Forwarder::with_parts(
-        reader,
-        &cfg,
-        Arc::new(Stats::default()),
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(Doorbell::default()),
-        Default::default(),
-        Box::new(move |_: &Influxdb| Box::new(sink.clone()) as Box<dyn Sink>),
-        Box::new(clock.clone()),
-        1,
-    );
+    let (mut fw, mut p, up, clock, dir) = setup_with("exp", &cfg, Limited::wrap(6, 30));
     let now = clock.wall_ns();
     let minute = 60_000_000_000i64;
     // Ten lines that expire one minute apart over the probes, then fresh ones.

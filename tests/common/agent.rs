@@ -85,18 +85,7 @@ impl Hissrv {
     /// A config that sets the listen port, the buffer path (in a temp dir) and
     /// the upstream URL, plus the test's own lines in each section.
     pub fn start_with(upstream: &str, extra: Sections) -> Hissrv {
-        let dir = TempDir::new("hissrv");
-        let port = free_port();
-        let config = Hissrv::config_text(port, dir.path(), upstream, &extra);
-        let mut h = Hissrv {
-            port,
-            dir,
-            config,
-            child: None,
-            env: Vec::new(),
-        };
-        h.spawn();
-        h
+        Hissrv::start_with_env(upstream, extra, &[])
     }
 
     /// [`Hissrv::start_with`], with variables set in the agent's environment.
