@@ -414,17 +414,10 @@ impl Config {
     }
 }
 
-#[path = "config_sharding.rs"]
-#[cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::unwrap_used,
-        clippy::expect_used
-    )
-)]
-mod sharding;
+input_facing! {
+    #[path = "config_sharding.rs"]
+    mod sharding;
+}
 pub use sharding::{Bucket, Sharding, Strategy, parse_duration_s, parse_id_range};
 
 #[path = "config_validate.rs"]

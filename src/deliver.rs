@@ -203,7 +203,10 @@ impl Delivery<'_> {
                     // Ranges go left to right: the last is the latest line.
                     written_line = range.last().copied();
                     if let Some(&last) = range.last() {
-                        *self.latest = Some(line(last).to_vec());
+                        // Reuses the buffer: this runs for every request.
+                        let latest = self.latest.get_or_insert_with(Vec::new);
+                        latest.clear();
+                        latest.extend_from_slice(line(last));
                     }
                     if self.probe {
                         self.probed.written.extend(range.iter().map(|&i| id(i)));

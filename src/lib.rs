@@ -42,31 +42,27 @@
 // unchecked arithmetic and unwrap/expect outside tests: peer-given bytes and
 // sizes reach them. The byte scanners (`lineproto`, `route`) deny unwrap and
 // justify their indexing in their own headers.
+macro_rules! input_facing {
+    ($($module:item)*) => {$(
+        #[cfg_attr(
+            not(test),
+            deny(
+                clippy::indexing_slicing,
+                clippy::arithmetic_side_effects,
+                clippy::unwrap_used,
+                clippy::expect_used
+            )
+        )]
+        $module
+    )*};
+}
 
 pub mod adaptive;
 pub mod app;
-#[cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::unwrap_used,
-        clippy::expect_used
-    )
-)]
-pub mod auth;
+input_facing! { pub mod auth; }
 pub mod backlog;
 pub mod batch;
-#[cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::unwrap_used,
-        clippy::expect_used
-    )
-)]
-pub mod budget;
+input_facing! { pub mod budget; }
 pub mod cli;
 pub mod codec;
 pub mod config;
@@ -75,26 +71,8 @@ pub mod dest;
 pub mod drain;
 pub mod forward;
 mod forward_heads;
-#[cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::unwrap_used,
-        clippy::expect_used
-    )
-)]
-pub mod http;
-#[cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::unwrap_used,
-        clippy::expect_used
-    )
-)]
-pub mod ingest;
+input_facing! { pub mod http; }
+input_facing! { pub mod ingest; }
 pub mod inspect;
 pub mod lineproto;
 pub mod metrics;
@@ -103,16 +81,7 @@ pub mod reload;
 pub mod ring;
 pub mod route;
 pub mod selfmon;
-#[cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::unwrap_used,
-        clippy::expect_used
-    )
-)]
-pub mod server;
+input_facing! { pub mod server; }
 pub mod signals;
 pub mod stats;
 pub mod status;

@@ -37,13 +37,7 @@ fn parser_agrees_with_influxdb_1_6_7_on_every_conformance_vector() {
         if server_side_only(&a) {
             continue;
         }
-        let opts = ParseOptions {
-            precision: Precision::Nanos,
-            now_ns: 0,
-            allow_unsigned: false,
-        };
-        let mut out = Vec::new();
-        let parsed = parse_into(a.input.as_bytes(), &opts, &mut out);
+        let (_, parsed) = parse_as_influxdb_1x(&a.input, 0);
         let we_accept_all = parsed.rejected == 0;
         if we_accept_all != (a.status == 204) {
             disagreements.push(format!(
@@ -82,13 +76,7 @@ fn rejected_lines_match_influxdb_1_6_7_line_for_line() {
             error: String,
         }
         let theirs: Body = miniserde::json::from_str(&a.body).expect("influxd's 400 body");
-        let opts = ParseOptions {
-            precision: Precision::Nanos,
-            now_ns: 0,
-            allow_unsigned: false,
-        };
-        let mut out = Vec::new();
-        let parsed = parse_into(a.input.as_bytes(), &opts, &mut out);
+        let (_, parsed) = parse_as_influxdb_1x(&a.input, 0);
         let their_count = theirs.error.matches("unable to parse '").count();
         if their_count == 0 && parsed.rejected > 0 {
             checked += 1;
@@ -125,17 +113,20 @@ fn rejected_lines_match_influxdb_1_6_7_line_for_line() {
 /// Whether any line of `input` lacks a timestamp (it gets the arrival time,
 /// so its time column cannot be compared).
 fn has_untimed_line(input: &str) -> bool {
-    let parse = |now_ns| {
-        let opts = ParseOptions {
-            precision: Precision::Nanos,
-            now_ns,
-            allow_unsigned: false,
-        };
-        let mut out = Vec::new();
-        parse_into(input.as_bytes(), &opts, &mut out);
-        out
+    parse_as_influxdb_1x(input, 0).0 != parse_as_influxdb_1x(input, 1_000_000_000).0
+}
+
+/// Parses as a 1.x write at ns precision, arriving at `now_ns`: the stored
+/// form and the verdict.
+fn parse_as_influxdb_1x(input: &str, now_ns: i64) -> (Vec<u8>, hissrv::lineproto::Parsed) {
+    let opts = ParseOptions {
+        precision: Precision::Nanos,
+        now_ns,
+        allow_unsigned: false,
     };
-    parse(0) != parse(1_000_000_000)
+    let mut out = Vec::new();
+    let parsed = parse_into(input.as_bytes(), &opts, &mut out);
+    (out, parsed)
 }
 
 /// Every row of every measurement in `db`, as JSON, time column dropped when

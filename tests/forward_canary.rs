@@ -4,7 +4,7 @@
 //! that cuts every probe short, a round-robin with one broken backend.
 
 mod common;
-use common::sim::{VirtualClock, dest};
+use common::sim::{VirtualClock, dest, forwarder_on};
 use hissrv::config::{Config, Influxdb, Synchronous};
 use hissrv::dest::Destination;
 use hissrv::forward::{Clock, Doorbell, Forwarder, Step};
@@ -83,30 +83,10 @@ fn setup_with<K: Sink + Clone + 'static>(
     cfg: &Config,
     wrap: impl FnOnce(S, VirtualClock) -> K,
 ) -> Setup {
-    let dir = std::env::temp_dir().join(format!("hissrv-canary-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let path = dir.join("buffer.db");
-    let producer = Wal::open(&path, Synchronous::Off, 1 << 30).unwrap();
-    let reader = Wal::open(&path, Synchronous::Off, 1 << 30).unwrap();
-    let start = Instant::now();
-    let clock = VirtualClock {
-        now: Arc::new(Mutex::new(start)),
-        wall_start_ns: hissrv::ingest::now_ns(),
-        start,
-    };
+    let clock = VirtualClock::starting_now();
     let up = Arc::new(Mutex::new(Upstream::default()));
     let sink = wrap(S(up.clone()), clock.clone());
-    let fw = Forwarder::with_parts(
-        reader,
-        cfg,
-        Arc::new(Stats::default()),
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(Doorbell::default()),
-        Default::default(),
-        Box::new(move |_: &Influxdb| Box::new(sink.clone()) as Box<dyn Sink>),
-        Box::new(clock.clone()),
-        1,
-    );
+    let (fw, producer, dir) = forwarder_on(&format!("canary-{tag}"), cfg, &clock, sink);
     (fw, producer, up, clock, dir)
 }
 

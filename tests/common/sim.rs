@@ -46,6 +46,16 @@ pub struct VirtualClock {
 }
 
 impl VirtualClock {
+    /// Virtual time starting at the real now (wall clock included).
+    pub fn starting_now() -> VirtualClock {
+        let start = Instant::now();
+        VirtualClock {
+            now: Arc::new(Mutex::new(start)),
+            wall_start_ns: hissrv::ingest::now_ns(),
+            start,
+        }
+    }
+
     pub fn get(&self) -> Instant {
         *self.now.lock().unwrap()
     }
@@ -232,17 +242,7 @@ pub fn quiet_forwarder(
     VirtualClock,
     std::path::PathBuf,
 ) {
-    let dir = std::env::temp_dir().join(format!("hissrv-sim-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let path = dir.join("buffer.db");
-    let producer = Wal::open(&path, Synchronous::Off, 1 << 30).unwrap();
-    let reader = Wal::open(&path, Synchronous::Off, 1 << 30).unwrap();
-    let start = Instant::now();
-    let clock = VirtualClock {
-        now: Arc::new(Mutex::new(start)),
-        wall_start_ns: hissrv::ingest::now_ns(),
-        start,
-    };
+    let clock = VirtualClock::starting_now();
     let server = Arc::new(Mutex::new(Server {
         rng: Rng(7),
         clock: clock.clone(),
@@ -251,10 +251,26 @@ pub fn quiet_forwarder(
         max_lines: 1_000,
         faults_on: false,
         outage: None,
-        calm_until: start,
+        calm_until: clock.start,
         log: Vec::new(),
     }));
-    let sink = SimSink(server.clone());
+    let (fw, producer, dir) = forwarder_on(tag, cfg, &clock, SimSink(server.clone()));
+    (fw, producer, server, clock, dir)
+}
+
+/// A forwarder on a fresh buffer in a temp dir, in `clock`'s time, sending
+/// to `sink`: (forwarder, the producer's connection, the dir).
+pub fn forwarder_on<K: Sink + Clone + 'static>(
+    tag: &str,
+    cfg: &Config,
+    clock: &VirtualClock,
+    sink: K,
+) -> (Forwarder, Wal, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("hissrv-sim-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("buffer.db");
+    let producer = Wal::open(&path, Synchronous::Off, 1 << 30).unwrap();
+    let reader = Wal::open(&path, Synchronous::Off, 1 << 30).unwrap();
     let fw = Forwarder::with_parts(
         reader,
         cfg,
@@ -266,7 +282,7 @@ pub fn quiet_forwarder(
         Box::new(clock.clone()),
         1,
     );
-    (fw, producer, server, clock, dir)
+    (fw, producer, dir)
 }
 
 pub fn one_line_batch(v: u64) -> NewBatch {
