@@ -21,6 +21,7 @@ use crate::reload::Reloader;
 use crate::server::{InFlight, serve_http, serve_udp};
 use crate::stats::Stats;
 use crate::wal::Wal;
+use crate::wal::reserve::Reserve;
 use smol::LocalExecutor;
 use smol::channel::Receiver;
 use smol::net::{TcpListener, UdpSocket};
@@ -58,6 +59,14 @@ pub fn run(
         Err(e) => log::warn!("cannot read the backlog: {e}"),
     }
     let stats = Arc::new(Stats::default());
+    let reserve = Reserve::for_buffer(&cfg.buffer.path, quota, stats.disk_reserve_missing.clone());
+    if let Err(e) = reserve.make() {
+        log::error!(
+            "cannot make the {}-byte disk reserve {} ({e}): writes are refused until there is room",
+            reserve.bytes(),
+            reserve.path().display()
+        );
+    }
     let destinations = Arc::new(crate::dest::Destinations::default());
     let bell = Arc::new(Doorbell::default());
     let stop_forwarder = Arc::new(AtomicBool::new(false));
@@ -71,6 +80,7 @@ pub fn run(
         mailbox.clone(),
     )
     .with_destinations(destinations.clone())
+    .with_reserve(reserve)
     .spawn()?;
     let ring_bytes = (cfg.performance.ring_buffer_mb * 1024 * 1024) as usize;
     let policy = CutPolicy::from_config(&cfg.performance.adaptive_batching);

@@ -26,6 +26,7 @@ use smol::channel::{Receiver, Sender};
 use smol::lock::{Semaphore, SemaphoreGuardArc};
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -220,7 +221,12 @@ pub fn spawn_committer(
             while let Ok(cut) = cuts.recv_blocking() {
                 let points: usize = cut.batches.iter().map(|b| b.points).sum();
                 let started = std::time::Instant::now();
-                let committed = wal.commit(&cut.batches);
+                // No reserve, no new data: it could wedge the next full disk.
+                let committed = if stats.disk_reserve_missing.load(Ordering::Acquire) {
+                    Err(crate::wal::WalError::ReserveMissing)
+                } else {
+                    wal.commit(&cut.batches)
+                };
                 let seq = committed.as_ref().ok().map(|_| wal.last_commit_seq());
                 let result = committed.map(|_| ()).map_err(|e| {
                     log::warn!("commit of {points} points refused: {e}");

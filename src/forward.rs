@@ -45,6 +45,7 @@ use crate::provision::ProvisionError;
 use crate::stats::Stats;
 use crate::upstream::{Sink, Upstream};
 use crate::wal::Wal;
+use crate::wal::reserve::{RESERVE_RETRY_SECS, Reserve};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -181,6 +182,10 @@ pub struct Forwarder {
     pub(crate) heads_reload_at: Instant,
     pub(crate) next_gauges: Instant,
     rng: u64,
+    /// The buffer's disk reserve (`wal::reserve`), and when to make it
+    /// again while it is spent.
+    pub(crate) reserve: Option<Reserve>,
+    reserve_retry_at: Instant,
 }
 
 impl Forwarder {
@@ -250,6 +255,8 @@ impl Forwarder {
             next_gauges: now,
             clock,
             rng: seed | 1,
+            reserve: None,
+            reserve_retry_at: now,
         }
     }
 
@@ -257,6 +264,39 @@ impl Forwarder {
     /// cost, which must not grow with the number of destinations.
     pub fn buffer_reads(&self) -> u64 {
         self.wal.reads()
+    }
+
+    /// Gives the forwarder the buffer's disk reserve: spent when a delete
+    /// meets a full disk, made again here.
+    pub fn with_reserve(mut self, r: Reserve) -> Forwarder {
+        self.reserve = Some(r);
+        self
+    }
+
+    /// While the reserve is spent: every `RESERVE_RETRY_SECS`, give the
+    /// WAL's room back and make the reserve again (writes resume then).
+    fn remake_reserve(&mut self) {
+        let now = self.clock.now();
+        let Some(r) = self.reserve.as_ref().filter(|r| r.is_missing()) else {
+            return;
+        };
+        if now < self.reserve_retry_at {
+            return;
+        }
+        self.reserve_retry_at = now + Duration::from_secs(RESERVE_RETRY_SECS);
+        if let Err(e) = self.wal.truncate_wal() {
+            log::debug!("disk reserve: {e}");
+        }
+        match r.make() {
+            Ok(()) => log::info!(
+                "disk reserve made again ({} bytes at {}); writes are accepted again",
+                r.bytes(),
+                r.path().display()
+            ),
+            Err(e) => log::warn!(
+                "disk reserve: cannot make it yet ({e}); writes stay refused, retrying in {RESERVE_RETRY_SECS} s"
+            ),
+        }
     }
 
     /// Shares the set of buffered destinations with ingest.
@@ -354,6 +394,7 @@ impl Forwarder {
     pub fn step(&mut self) -> Step {
         self.reconfigure();
         self.provision();
+        self.remake_reserve();
         let now = self.clock.now();
         if now >= self.next_gauges {
             self.refresh_gauges();

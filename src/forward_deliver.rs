@@ -119,7 +119,11 @@ impl Forwarder {
         written: usize,
         dead: Vec<crate::wal::DeadLetter>,
     ) {
-        let pruned = match self.wal.finish(pack, &dead) {
+        let mut finished = self.wal.finish(pack, &dead);
+        if matches!(finished, Err(WalError::DiskFull)) && self.spend_reserve() {
+            finished = self.wal.finish(pack, &dead);
+        }
+        let pruned = match finished {
             Ok(pruned) => pruned,
             Err(e) => {
                 return self.failed(
@@ -194,6 +198,29 @@ impl Forwarder {
             d.reason,
             delay.as_millis()
         );
+    }
+
+    /// A delete met a full disk: release the disk reserve so the checkpoint
+    /// and the deletes have room (`wal::reserve`). False when none is left.
+    fn spend_reserve(&mut self) -> bool {
+        let Some(r) = self.reserve.as_ref().filter(|r| !r.is_missing()) else {
+            return false;
+        };
+        match r.release() {
+            Ok(()) => {
+                log::warn!(
+                    "disk full: released the {}-byte disk reserve so that delivered batches can be deleted; new writes are refused until it is made again",
+                    r.bytes()
+                );
+                self.stats
+                    .set_error("disk full: the disk reserve was spent to drain the buffer");
+                true
+            }
+            Err(e) => {
+                log::error!("disk full, and the disk reserve cannot be released: {e}");
+                false
+            }
+        }
     }
 
     /// A failure of our own (buffer read or delete): logged, shown, and the

@@ -218,6 +218,7 @@ impl Ingest {
             ring_capacity_bytes: ring.capacity_bytes() as u64,
             refused_ring_full: Stats::get(&s.ring_full_refusals),
             refused_storage_full: Stats::get(&s.storage_full_refusals),
+            disk_reserve_missing: s.disk_reserve_missing.load(Relaxed),
             udp_points_dropped: Stats::get(&s.udp_points_dropped),
             upstream_failures: Stats::get(&s.upstream_failures),
             points_expired: Stats::get(&s.points_expired),
@@ -494,7 +495,9 @@ fn refused(api: Api, refusal: &Refusal) -> Response {
                 ),
             );
         }
-        Refusal::Storage(e @ (WalError::QuotaFull { .. } | WalError::DiskFull)) => {
+        Refusal::Storage(
+            e @ (WalError::QuotaFull { .. } | WalError::DiskFull | WalError::ReserveMissing),
+        ) => {
             (507, 30, e.to_string())
         }
         Refusal::Storage(e) => (500, 5, e.to_string()),

@@ -316,6 +316,16 @@ pub fn render(s: &Stats, ring: &RingGauges, now_ms: i64) -> String {
             0.0
         },
     );
+    gauge(
+        &mut o,
+        "hissrv_buffer_disk_reserve_missing",
+        "1 while the buffer's disk reserve is spent (after draining a full disk): writes get 507.",
+        if s.disk_reserve_missing.load(Relaxed) {
+            1.0
+        } else {
+            0.0
+        },
+    );
     s.write_duration.render(
         &mut o,
         "hissrv_write_duration_seconds",

@@ -54,6 +54,8 @@ pub struct Stats {
     /// Deliveries of a batch that had failed before.
     pub retries: AtomicU64,
     pub upstream_up: AtomicBool,
+    /// The buffer's disk reserve is spent (see `wal::reserve`): writes get 507.
+    pub disk_reserve_missing: std::sync::Arc<AtomicBool>,
     /// Backlog in the buffer: exact gauges (see `backlog`).
     pub backlog: crate::backlog::BacklogGauges,
     pub dead_letters_stored: AtomicU64,
@@ -104,6 +106,7 @@ impl Default for Stats {
             upstream_failures_network: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             upstream_up: AtomicBool::new(false),
+            disk_reserve_missing: Default::default(),
             backlog: Default::default(),
             dead_letters_stored: AtomicU64::new(0),
             buffer_bytes: AtomicU64::new(0),

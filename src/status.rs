@@ -34,6 +34,9 @@ pub struct Health {
     pub ring_capacity_bytes: u64,
     pub refused_ring_full: u64,
     pub refused_storage_full: u64,
+    /// The buffer's disk reserve was spent draining a full disk: writes get
+    /// 507 until it is made again.
+    pub disk_reserve_missing: bool,
     pub udp_points_dropped: u64,
     pub upstream_failures: u64,
     pub points_expired: u64,

@@ -129,6 +129,9 @@ pub enum WalError {
     },
     /// The file system is full.
     DiskFull,
+    /// The disk reserve was spent draining a full disk and is not back yet
+    /// (`reserve`): writes wait for it.
+    ReserveMissing,
     /// A stored payload cannot be decoded (damaged on disk).
     Undecodable {
         id: i64,
@@ -153,6 +156,10 @@ impl fmt::Display for WalError {
                 "buffer quota reached: {used_bytes} of {quota_bytes} bytes used; new writes are refused until the upstream drains the backlog"
             ),
             WalError::DiskFull => write!(f, "disk full: the buffer cannot grow"),
+            WalError::ReserveMissing => write!(
+                f,
+                "disk full: the buffer's disk reserve was spent draining the backlog; new writes are refused until there is room to make it again"
+            ),
             WalError::Undecodable { id, why } => write!(f, "batch {id}: {why}"),
             WalError::Sqlite(e) => write!(f, "buffer error: {e}"),
         }
@@ -424,6 +431,22 @@ impl Wal {
         Ok(ids)
     }
 
+    /// Copies the WAL into the database file and truncates it to zero bytes,
+    /// giving its room back to the file system (for the disk reserve). Busy
+    /// while another connection reads: an error, tried again later.
+    pub fn truncate_wal(&self) -> Result<(), WalError> {
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy == 0 {
+            Ok(())
+        } else {
+            Err(WalError::Sqlite(
+                "the WAL is in use; checkpoint postponed".into(),
+            ))
+        }
+    }
+
     /// The upstream took these batches: delete them, and keep the lines it
     /// refused for good as dead letters, in one transaction. Returns how
     /// many old dead letters were pruned to stay within their quota.
@@ -506,6 +529,8 @@ mod dead_letters;
 
 #[path = "wal_read.rs"]
 mod read;
+#[path = "wal_reserve.rs"]
+pub mod reserve;
 
 #[cfg(test)]
 #[path = "wal_tests.rs"]

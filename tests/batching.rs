@@ -107,3 +107,52 @@ fn batch_sizes_follow_load_small_when_trickling_large_when_saturated() {
         (20 + 12 * 25) as f64
     );
 }
+
+#[test]
+fn a_reload_changes_how_batches_are_cut_from_the_next_write_on() {
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let mut h = std::sync::Arc::new(Hissrv::start(&nowhere, ""));
+    assert_eq!(h.post("/write?db=d", &lines(0, 50)).0, 204);
+    assert_eq!(batches(&h), vec![50], "group commit: a lone write at once");
+
+    // The fixed batcher, live: points wait in memory for min_batch_size.
+    let fixed = "performance:\n  adaptive_batching:\n    enabled: false\n    min_batch_size: 30\n    max_wait_ms: 600000\n";
+    std::sync::Arc::get_mut(&mut h)
+        .expect("one owner")
+        .rewrite_config(
+            &nowhere,
+            Sections {
+                other: fixed,
+                ..Sections::default()
+            },
+        );
+    wait_for("the first reload", DELIVERY_TIMEOUT, || {
+        h.health().config_reloads == 1
+    });
+    assert!(h.health().restart_needed.is_empty(), "batching is live");
+    let first = {
+        let h = h.clone();
+        std::thread::spawn(move || h.post("/write?db=d", &lines(50, 20)).0)
+    };
+    wait_for("20 points to wait in memory", DELIVERY_TIMEOUT, || {
+        h.get("/health").contains("\"ring_points\":20")
+    });
+    assert_eq!(
+        batches(&h),
+        vec![50],
+        "nothing committed below min_batch_size"
+    );
+    assert_eq!(h.post("/write?db=d", &lines(70, 10)).0, 204);
+    assert_eq!(first.join().unwrap(), 204);
+    assert_eq!(batches(&h), vec![50, 30]);
+
+    // And back to group commit: a lone write is committed at once again.
+    std::sync::Arc::get_mut(&mut h)
+        .expect("one owner")
+        .rewrite_config(&nowhere, Sections::default());
+    wait_for("the second reload", DELIVERY_TIMEOUT, || {
+        h.health().config_reloads == 2
+    });
+    assert_eq!(h.post("/write?db=d", &lines(80, 3)).0, 204);
+    assert_eq!(batches(&h), vec![50, 30, 3]);
+}

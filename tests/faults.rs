@@ -520,3 +520,103 @@ fn a_write_larger_than_the_rings_once_normalised_gets_413_not_an_endless_503() {
         "smaller writes go on"
     );
 }
+
+#[test]
+fn a_full_file_system_answers_507_keeps_what_is_stored_and_recovers_after_draining() {
+    let dir = TempDir::new("full-disk");
+    // Smaller than the quota (1 GiB default): the disk, not the quota, fills.
+    let Some(disk) = common::disk::tmpfs_or_skip(dir.path(), 24 * 1024) else {
+        return;
+    };
+    let mut influx = Influx::start();
+    influx.create_db("plant");
+    influx.stop();
+    let buffer = format!("  path: \"{}\"\n", disk.path().join("buffer.db").display());
+    let h = Hissrv::start_with(
+        &influx.url(),
+        Sections {
+            influxdb: "  database: plant\n",
+            buffer: &buffer,
+            other: "performance:\n  compression:\n    enabled: false\n",
+            ..Sections::default()
+        },
+    );
+    const LINES: i64 = 2_000; // ~66 kB a body
+    let mut acked = 0;
+    let mut refusal = None;
+    for i in 0..1_000 {
+        let (s, b) = h.post("/write?db=plant", &body(i * LINES, LINES));
+        match s {
+            204 => acked += 1,
+            507 => {
+                refusal = Some(b);
+                break;
+            }
+            _ => panic!("unexpected {s}: {b}"),
+        }
+    }
+    let refusal = refusal.expect("the file system filled up");
+    assert!(refusal.contains("disk full"), "{refusal}");
+    assert!(acked > 5, "only {acked} bodies fit in 24 MiB");
+    let reserve = disk.path().join("buffer.db-reserve");
+    assert_eq!(
+        std::fs::metadata(&reserve).map(|m| m.len()).ok(),
+        Some(8 << 20),
+        "the disk reserve is untouched by ingest"
+    );
+    assert_eq!(
+        h.buffered_points(),
+        acked * LINES,
+        "stored data was kept whole"
+    );
+    // Still refusing, still alive, and it says so.
+    let (status, _) = h.post("/write?db=plant", &body(0, LINES));
+    assert_eq!(status, 507);
+    let health = h.health();
+    assert_eq!(health.refused_storage_full, 2);
+    assert!(
+        health.last_error.contains("disk full"),
+        "{}",
+        health.last_error
+    );
+    influx.restart();
+    // Deleting on a full disk needs room: the reserve is spent for it (this
+    // wedged, re-sending forever, before the reserve existed)...
+    wait_for("the backlog upstream", DELIVERY_TIMEOUT, || {
+        influx.count_field("plant", "m", "v") == (acked * LINES) as usize
+    });
+    wait_for("the buffer emptied", DELIVERY_TIMEOUT, || {
+        h.buffered_points() == 0
+    });
+    assert!(h.log().contains("released the 8388608-byte disk reserve"));
+    // ... and made again, after which writes are accepted.
+    wait_for("the reserve made again", DELIVERY_TIMEOUT, || {
+        !h.health().disk_reserve_missing
+    });
+    assert_eq!(
+        std::fs::metadata(&reserve).map(|m| m.len()).ok(),
+        Some(8 << 20)
+    );
+    // Writing on against the full disk while it drains: each write is stored
+    // or refused (507), never lost, and the buffer never wedges.
+    let mut more = 0;
+    for i in 0..2 * acked {
+        match h.post("/write?db=plant", &body(1_000_000 + i * LINES, LINES)) {
+            (204, _) => more += 1,
+            (507, _) => {}
+            (s, b) => panic!("unexpected {s}: {b}"),
+        }
+    }
+    assert!(
+        more > 0,
+        "writes are accepted again once the reserve is back"
+    );
+    wait_for("everything acknowledged upstream", DELIVERY_TIMEOUT, || {
+        influx.count_field("plant", "m", "v") == ((acked + more) * LINES) as usize
+    });
+    wait_for("the buffer emptied again", DELIVERY_TIMEOUT, || {
+        h.buffered_points() == 0
+    });
+    drop(h);
+    drop(disk);
+}

@@ -11,7 +11,10 @@
 //! - once faults stop, everything drains within a bounded number of requests;
 //! - no busy loop: a destination whose turn failed is not asked again before
 //!   its back-off (`MIN_RETRY_DELAY_MS`, or the server's Retry-After up to
-//!   `retry.max_retry_after_s`), and one turn sends a bounded number of requests.
+//!   `retry.max_retry_after_s`), and one turn sends a bounded number of requests;
+//! - no over-long wait: with one destination (nothing else to take turns), a
+//!   destination whose turn failed is asked again within `retry.max_backoff_ms`
+//!   (or the capped Retry-After) of the failure.
 //!
 //! `HISSRV_SIM_SEEDS=N` runs N seeds (default 2,000); a failure prints its seed,
 //! and `HISSRV_SIM_SEED=S` replays that one.
@@ -188,7 +191,11 @@ fn simulate(rng: &mut Rng, path: &std::path::Path) -> Result<(), String> {
             if turn.len() > 6 * max_pack + 8 {
                 return Err(format!("one turn sent {} requests", turn.len()));
             }
-            check_backoff(turn, turn_deferred, &mut deferred)?;
+            let ceiling = (dests == 1).then(|| {
+                Duration::from_millis(cfg.retry.max_backoff_ms)
+                    .max(Duration::from_secs(MAX_RETRY_AFTER_S))
+            });
+            check_backoff(turn, turn_deferred, ceiling, &mut deferred)?;
         }
         match step {
             Step::Worked => {}
@@ -276,10 +283,12 @@ fn dead_letters(path: &std::path::Path) -> Result<HashSet<Vec<u8>>, String> {
 }
 
 /// A destination whose turn ended in a failure is not asked again before its
-/// back-off: `MIN_RETRY_DELAY_MS`, or the server's Retry-After (capped).
+/// back-off: `MIN_RETRY_DELAY_MS`, or the server's Retry-After (capped); and,
+/// given a `ceiling`, not after it either.
 fn check_backoff(
     turn: &[Seen],
     turn_deferred: bool,
+    ceiling: Option<Duration>,
     deferred: &mut HashMap<Destination, (Instant, Duration)>,
 ) -> Result<(), String> {
     let (Some(first), Some(last)) = (turn.first(), turn.last()) else {
@@ -290,6 +299,15 @@ fn check_backoff(
         if waited < *owed {
             return Err(format!(
                 "{:?} asked again {waited:?} after a failed turn (back-off owed {owed:?})",
+                first.dest
+            ));
+        }
+        // The failed request may have timed out after it was logged, and
+        // the next one is logged 1 ms into its own turn.
+        let slack = Duration::from_millis(TIMEOUT_MS + 1);
+        if ceiling.is_some_and(|c| waited > c + slack) {
+            return Err(format!(
+                "{:?} waited {waited:?} after a failed turn, past the ceiling {ceiling:?}",
                 first.dest
             ));
         }

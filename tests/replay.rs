@@ -189,3 +189,58 @@ fn a_backlog_travels_in_requests_no_larger_than_max_request_mb() {
         "stored batches are packed together up to the limit"
     );
 }
+
+#[test]
+fn a_reload_reorders_the_drain_of_a_backlog_already_buffered() {
+    let influx = Influx::start();
+    influx.create_db("hissrv");
+    let proxy = CuttingProxy::recording(influx.port);
+    let buckets = |hf: u8, ev: u8| {
+        format!(
+            "  gzip: false\n  manage_retention: true\n  sharding:\n    fair_share_percent: 0\n    buckets:\n      \
+             - {{name: high_frequency, retention: 7d, priority: {hf}, points: [voltage]}}\n      \
+             - {{name: events, retention: 7d, priority: {ev}, points: [alarms]}}\n"
+        )
+    };
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    // Events first, while the upstream is unreachable: the backlog waits.
+    let first = buckets(1, 9);
+    let mut agent = Hissrv::start(&format!("http://127.0.0.1:{}", free_port()), &first);
+    for r in 0..10i64 {
+        let body = format!(
+            "voltage,meter=m l1={r} {}\nalarms,site=s active=true {}\n",
+            t + r,
+            t + r
+        );
+        assert_eq!(agent.post("/write?db=hissrv", &body).0, 204);
+    }
+    assert_eq!(agent.buffered_points(), 20);
+
+    // One reload: the uplink and the opposite priorities.
+    let second = buckets(9, 1);
+    agent.rewrite_config(&proxy.url(), Sections::influxdb(&second));
+    wait_for("the backlog delivered", DELIVERY_TIMEOUT, || {
+        agent.buffered_points() == 0
+    });
+    let writes: Vec<String> = proxy
+        .request_lines()
+        .into_iter()
+        .filter(|l| l.starts_with("POST /write"))
+        .collect();
+    let last_voltage = writes
+        .iter()
+        .rposition(|l| l.contains("rp=high_frequency"))
+        .expect("voltage delivered");
+    let first_alarm = writes
+        .iter()
+        .position(|l| l.contains("rp=events"))
+        .expect("alarms delivered");
+    assert!(
+        last_voltage < first_alarm,
+        "strict priority after the reload: every high_frequency request before any events one: {writes:?}"
+    );
+    assert_eq!(agent.health().config_reloads, 1);
+}

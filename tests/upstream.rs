@@ -195,3 +195,49 @@ fn a_user_without_write_rights_gets_403_and_the_data_waits_for_the_grant() {
     );
     assert!(rows.contains("[0,2]") || rows.contains(",2]"), "{rows}");
 }
+
+#[test]
+fn a_reload_puts_new_back_off_settings_in_force_and_no_delay_exceeds_max_backoff_ms() {
+    let up = Scripted::start(Vec::new(), Box::new(|_| Answer::status(503)));
+    // Ten minutes between attempts, to begin with.
+    let slow = "  initial_backoff_ms: 600000\n  max_backoff_ms: 600000\n";
+    let mut h = Hissrv::start_with(
+        &up.url(),
+        Sections {
+            influxdb: "  database: plant\n  gzip: false\n",
+            retry: slow,
+            ..Sections::default()
+        },
+    );
+    assert_eq!(h.post("/write?db=plant", "m v=1i 1").0, 204);
+    wait_for("the first attempt", DELIVERY_TIMEOUT, || {
+        !up.seen().is_empty()
+    });
+    h.rewrite_config(
+        &up.url(),
+        Sections {
+            influxdb: "  database: plant\n  gzip: false\n",
+            retry: "  initial_backoff_ms: 20\n  max_backoff_ms: 100\n",
+            ..Sections::default()
+        },
+    );
+    wait_for("the reload", DELIVERY_TIMEOUT, || {
+        h.health().config_reloads == 1
+    });
+    // Under the old settings the next attempts would be minutes apart.
+    wait_for("ten attempts on the new settings", DELIVERY_TIMEOUT, || {
+        up.seen().len() >= 11
+    });
+    // The agent's own schedule, as logged: never past the new ceiling.
+    let log = h.log();
+    let after = &log[log.find("config reloaded from").expect("reload logged")..];
+    let delays: Vec<u64> = after
+        .lines()
+        .filter_map(|l| l.split("; retry in ").nth(1))
+        .filter_map(|r| r.strip_suffix(" ms")?.parse().ok())
+        .collect();
+    assert!(delays.len() >= 10, "{delays:?}");
+    assert!(delays.iter().all(|&d| d <= 100), "{delays:?}");
+    assert_eq!(h.buffered_points(), 1, "the point waits");
+    assert!(dead_letters(&h).is_empty());
+}

@@ -110,8 +110,8 @@ impl Hissrv {
     fn config_text(port: u16, dir: &Path, upstream: &str, extra: &Sections) -> String {
         format!(
             "service:\n  http_listen: \"127.0.0.1:{port}\"\n  udp_listen: \"{}\"\n{}{}{}\
-             buffer:\n  path: \"{}\"\n{}\
-             retry:\n  initial_backoff_ms: 50\n  max_backoff_ms: 500\n{}\
+             buffer:\n{}{}\
+             retry:\n{}{}\
              influxdb:\n  url: \"{upstream}\"\n{}{}",
             // UDP carries no credentials: off when the test sets auth.
             if extra.service.contains("auth:") {
@@ -130,8 +130,19 @@ impl Hissrv {
                 "  log_level: debug\n"
             },
             extra.service,
-            dir.join("buffer.db").display(),
+            // The temp dir unless the test puts the buffer elsewhere.
+            if extra.buffer.contains("path:") {
+                String::new()
+            } else {
+                format!("  path: \"{}\"\n", dir.join("buffer.db").display())
+            },
             extra.buffer,
+            // Fast retries unless the test sets its own.
+            if extra.retry.contains("backoff_ms") {
+                ""
+            } else {
+                "  initial_backoff_ms: 50\n  max_backoff_ms: 500\n"
+            },
             extra.retry,
             extra.influxdb,
             extra.other,
@@ -198,8 +209,14 @@ impl Hissrv {
         self.child.as_ref().map_or(0, |c| c.id())
     }
 
+    /// The buffer file: the config's `buffer.path`.
     pub fn buffer_path(&self) -> PathBuf {
-        self.dir.path().join("buffer.db")
+        let buffer = &self.config[self.config.find("\nbuffer:\n").expect("a buffer section")..];
+        let path = buffer
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("path: "))
+            .expect("buffer.path");
+        PathBuf::from(path.trim_matches('"'))
     }
 
     pub fn log(&self) -> String {

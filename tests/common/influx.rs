@@ -152,6 +152,22 @@ impl Influx {
             .len()
     }
 
+    /// Points of `measurement` with `field`, counted by influxd (for
+    /// results too large to list).
+    pub fn count_field(&self, db: &str, measurement: &str, field: &str) -> usize {
+        let rows = self.rows(
+            db,
+            &format!("SELECT count(\"{field}\") FROM \"{measurement}\""),
+        );
+        rows.first().map_or(0, |row| {
+            row.trim_matches(|c| c == '[' || c == ']')
+                .rsplit(',')
+                .next()
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or_else(|| panic!("a count: {row}"))
+        })
+    }
+
     pub fn create_db(&self, db: &str) {
         let r = agent()
             .post(format!("{}/query", self.url()))

@@ -2,11 +2,12 @@
 //! (`influx`: influxd 1.6.7 and VictoriaMetrics), the agent under test
 //! (`agent`), a link-cutting proxy (`proxy`), a scripted server for answers
 //! influxd never gives (`scripted`), and the forwarder's virtual-time harness
-//! (`sim`); here the small shared helpers. Everything started is stopped on
+//! (`sim`), small real file systems for disk faults (`disk`); here the small shared helpers. Everything started is stopped on
 //! drop. Each test binary uses a part of it.
 #![allow(dead_code, unused_imports)]
 
 mod agent;
+pub mod disk;
 mod influx;
 mod proxy;
 pub mod scripted;

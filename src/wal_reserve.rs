@@ -1,0 +1,158 @@
+//! The disk reserve: a file of zeros beside the buffer (`<buffer>-reserve`),
+//! so that a full disk can always be drained.
+//!
+//! Why: on a full file system SQLite cannot even *delete*. Deleting delivered
+//! batches writes pages to the WAL; the WAL only starts over once a
+//! checkpoint has copied it into the database file, and that copy may need
+//! the database file to grow. With no byte free, every delete fails, the
+//! delivered batches are sent again and again, and nothing ever frees room:
+//! a wedge (found by `tests/faults.rs`, on a real full tmpfs).
+//!
+//! Policy:
+//! - at start the writer makes the reserve (real zeros, synced: a sparse file
+//!   would reserve nothing);
+//! - ingest fills the disk as usual and meets `DiskFull` (507), the reserve
+//!   untouched;
+//! - when a delete of delivered batches meets a full disk, the forwarder
+//!   releases the reserve and deletes again: the checkpoint and the deletes
+//!   have room;
+//! - while the reserve is missing, new writes get 507 (`ReserveMissing`): a
+//!   buffer without its reserve could wedge at the next full disk. Every
+//!   `RESERVE_RETRY_SECS` the forwarder truncates the WAL (giving back its
+//!   space) and makes the reserve again; writes resume once it is back.
+//!
+//! Invariant: whenever the buffer accepts writes, the reserve exists whole.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Room for a checkpoint of a full WAL (SQLite checkpoints at 1,000 pages,
+/// 4 MiB) plus the deletes that free space behind it.
+pub const RESERVE_MAX_BYTES: u64 = 8 * 1024 * 1024;
+/// At most this fraction of the quota (1/8): a small quota on a small card
+/// keeps most of its room for data.
+pub const RESERVE_QUOTA_DIVISOR: u64 = 8;
+/// How often a missing reserve is made again.
+pub const RESERVE_RETRY_SECS: u64 = 5;
+/// Zeros written per call while making the reserve.
+const WRITE_CHUNK_BYTES: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub struct Reserve {
+    path: PathBuf,
+    bytes: u64,
+    /// Set while the reserve is not there: the commit thread refuses writes.
+    missing: Arc<AtomicBool>,
+}
+
+impl Reserve {
+    /// The reserve of the buffer at `buffer` with quota `quota_bytes`; not
+    /// made yet (call `make`).
+    /// `missing` is the flag the commit thread and `/health` read.
+    pub fn for_buffer(buffer: &Path, quota_bytes: u64, missing: Arc<AtomicBool>) -> Reserve {
+        let mut name = buffer.as_os_str().to_owned();
+        name.push("-reserve");
+        missing.store(true, Ordering::Release);
+        Reserve {
+            path: PathBuf::from(name),
+            bytes: (quota_bytes / RESERVE_QUOTA_DIVISOR).min(RESERVE_MAX_BYTES),
+            missing,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// True while writes must be refused.
+    pub fn is_missing(&self) -> bool {
+        self.missing.load(Ordering::Acquire)
+    }
+
+    /// Makes the reserve (or finds it whole). On failure nothing partial is
+    /// left behind and the reserve stays missing.
+    pub fn make(&self) -> std::io::Result<()> {
+        if std::fs::metadata(&self.path).is_ok_and(|m| m.len() == self.bytes) {
+            self.missing.store(false, Ordering::Release);
+            return Ok(());
+        }
+        let result = self.write_zeros();
+        match &result {
+            Ok(()) => self.missing.store(false, Ordering::Release),
+            Err(_) => {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
+        result
+    }
+
+    fn write_zeros(&self) -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&self.path)?;
+        let zeros = [0u8; WRITE_CHUNK_BYTES];
+        let mut left = self.bytes;
+        while left > 0 {
+            let n = usize::try_from(left).map_or(WRITE_CHUNK_BYTES, |l| l.min(WRITE_CHUNK_BYTES));
+            f.write_all(&zeros[..n])?;
+            left -= n as u64;
+        }
+        f.sync_all()
+    }
+
+    /// Gives the reserve's room back to the file system; writes are refused
+    /// until `make` succeeds again.
+    pub fn release(&self) -> std::io::Result<()> {
+        self.missing.store(true, Ordering::Release);
+        match std::fs::remove_file(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reserve_is_real_bytes_of_its_size_and_release_refuses_writes_until_made_again() {
+        let dir = std::env::temp_dir().join(format!("hissrv-reserve-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let r = Reserve::for_buffer(
+            &dir.join("buffer.db"),
+            1024 * 1024 * 1024,
+            Default::default(),
+        );
+        assert!(r.is_missing(), "not made yet");
+        r.make().unwrap();
+        assert!(!r.is_missing());
+        let meta = std::fs::metadata(r.path()).unwrap();
+        assert_eq!(meta.len(), RESERVE_MAX_BYTES);
+        {
+            use std::os::unix::fs::MetadataExt;
+            assert!(meta.blocks() * 512 >= RESERVE_MAX_BYTES, "not sparse");
+        }
+        r.release().unwrap();
+        assert!(r.is_missing());
+        assert!(!r.path().exists());
+        r.make().unwrap();
+        assert!(!r.is_missing());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_small_quota_gets_a_small_reserve() {
+        let r = Reserve::for_buffer(
+            Path::new("/x/buffer.db"),
+            16 * 1024 * 1024,
+            Default::default(),
+        );
+        assert_eq!(r.bytes(), 2 * 1024 * 1024);
+        assert_eq!(r.path(), Path::new("/x/buffer.db-reserve"));
+    }
+}
