@@ -11,8 +11,8 @@
 //!
 //! Run: `cargo bench --bench encoding` (HISSRV_BENCH_RUNS=15 timing runs).
 
-use hissrv::codec::{FORMAT_DELTA, FORMAT_LZ4, decode, encode};
 use hissrv::lineproto::{ParseOptions, Precision, parse_into};
+use hissrv::wal::codec::{FORMAT_DELTA, FORMAT_LZ4, decode, encode};
 use std::time::Instant;
 
 const LINES: usize = 10_000;

@@ -29,10 +29,10 @@ fn main() -> ExitCode {
         Command::Run { config } => run(config),
         Command::Status { url, config } => load(config.as_deref()).and_then(|cfg| {
             let url = url.unwrap_or_else(|| format!("http://{}", cfg.service.http_listen));
-            hissrv::status::status(&url).map(|text| print!("{text}"))
+            hissrv::observe::status::status(&url).map(|text| print!("{text}"))
         }),
         Command::Inspect { buffer, config } => buffer_path(buffer, config).and_then(|p| {
-            hissrv::inspect::inspect(&p, hissrv::wal::now_ms()).map(|text| print!("{text}"))
+            hissrv::cli::inspect::inspect(&p, hissrv::clock::now_ms()).map(|text| print!("{text}"))
         }),
         Command::Export {
             buffer,
@@ -40,7 +40,7 @@ fn main() -> ExitCode {
             filter,
         } => buffer_path(buffer, config).and_then(|p| {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            hissrv::inspect::export(&p, &filter, &mut out).and_then(|n| {
+            hissrv::cli::inspect::export(&p, &filter, &mut out).and_then(|n| {
                 use std::io::Write;
                 out.flush().map_err(|e| e.to_string())?;
                 eprintln!("hissrv: exported {n} lines");
@@ -87,14 +87,14 @@ fn run(path: Option<PathBuf>) -> Result<(), String> {
         simplelog::TerminalMode::Stderr,
         simplelog::ColorChoice::Never,
     );
-    hissrv::reload::set_log_level(&cfg.service.log_level);
+    hissrv::app::reload::set_log_level(&cfg.service.log_level);
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         log::error!("panic: {info}");
         default_hook(info);
     }));
-    let (shutdown, hup) =
-        hissrv::signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let (shutdown, hup) = hissrv::app::signals::install()
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     hissrv::app::run(cfg, path, shutdown, hup).map_err(|e| {
         log::error!("{e}");
         e.to_string()

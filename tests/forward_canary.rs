@@ -5,12 +5,14 @@
 
 mod common;
 use common::sim::{VirtualClock, dest, forwarder_on};
+use hissrv::clock::Clock;
 use hissrv::config::{Config, Influxdb, Synchronous};
-use hissrv::dest::Destination;
-use hissrv::forward::{Clock, Doorbell, Forwarder, Step};
-use hissrv::provision::ProvisionError;
-use hissrv::stats::Stats;
-use hissrv::upstream::{Outcome, Sink};
+use hissrv::deliver::provision::ProvisionError;
+use hissrv::deliver::upstream::{Outcome, Sink};
+use hissrv::deliver::{Forwarder, Step};
+use hissrv::observe::stats::Stats;
+use hissrv::route::dest::Destination;
+use hissrv::wal::doorbell::Doorbell;
 use hissrv::wal::{NewBatch, Wal};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::AtomicBool;
@@ -286,7 +288,7 @@ fn a_backend_failing_every_other_request_condemns_no_good_line() {
     let start = Instant::now();
     let clock = VirtualClock {
         now: Arc::new(Mutex::new(start)),
-        wall_start_ns: hissrv::ingest::now_ns(),
+        wall_start_ns: hissrv::clock::now_ns(),
         start,
     };
     let up = Arc::new(Mutex::new(Upstream::default()));

@@ -24,11 +24,13 @@
 //! A server that failed a good line alone twice, each time between two
 //! requests it took, would be indistinguishable from a poison line.
 
+use hissrv::clock::Clock;
 use hissrv::config::{Config, Influxdb, Synchronous};
-use hissrv::dest::Destination;
-use hissrv::forward::{Clock, Doorbell, Forwarder, MIN_RETRY_DELAY_MS, Step};
-use hissrv::stats::Stats;
-use hissrv::upstream::Sink;
+use hissrv::deliver::upstream::Sink;
+use hissrv::deliver::{Forwarder, MIN_RETRY_DELAY_MS, Step};
+use hissrv::observe::stats::Stats;
+use hissrv::route::dest::Destination;
+use hissrv::wal::doorbell::Doorbell;
 use hissrv::wal::{NewBatch, Wal};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
@@ -68,7 +70,7 @@ fn simulate(rng: &mut Rng, path: &std::path::Path) -> Result<(), String> {
     let start = Instant::now();
     let clock = VirtualClock {
         now: Arc::new(Mutex::new(start)),
-        wall_start_ns: hissrv::ingest::now_ns(),
+        wall_start_ns: hissrv::clock::now_ns(),
         start,
     };
     let server = Arc::new(Mutex::new(Server {

@@ -4,8 +4,9 @@
 
 mod common;
 use common::sim::*;
+use hissrv::clock::Clock;
 use hissrv::config::Config;
-use hissrv::forward::{Clock, MIN_RETRY_DELAY_MS, Step};
+use hissrv::deliver::{MIN_RETRY_DELAY_MS, Step};
 use hissrv::wal::NewBatch;
 use std::time::Duration;
 
@@ -122,7 +123,7 @@ fn a_turn_reads_the_buffer_a_bounded_number_of_times_however_many_destinations_e
             quiet_forwarder(&format!("dests{n}"), &Config::default());
         let batches: Vec<NewBatch> = (0..n)
             .map(|i| NewBatch {
-                dest: hissrv::dest::Destination {
+                dest: hissrv::route::dest::Destination {
                     db: format!("made_up_{i}"),
                     rp: String::new(),
                 },

@@ -107,7 +107,7 @@ fn live_points_arrive_while_a_large_backlog_still_drains() {
     wait_for(
         "the backlog to age past the live window",
         DELIVERY_TIMEOUT,
-        || hissrv::wal::now_ms() > backlog_newest + 200,
+        || hissrv::clock::now_ms() > backlog_newest + 200,
     );
     let stop = Arc::new(AtomicBool::new(false));
     let live_acked = Arc::new(AtomicUsize::new(0));

@@ -11,9 +11,9 @@
 //! Run: `cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run http_request -- -max_total_time=60`
 #![no_main]
 
-use hissrv::budget::BodyBudget;
+use hissrv::ingest::budget::BodyBudget;
 use hissrv::config::{Auth, User};
-use hissrv::http::{Conn, Request};
+use hissrv::ingest::http::{Conn, Request};
 use libfuzzer_sys::fuzz_target;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -101,7 +101,7 @@ fuzz_target!(|input: &[u8]| {
                 Ok(body) => {
                     assert!(body.len() <= MAX_BODY_BYTES, "{} byte body", body.len());
                     let req = Request { body, ..head.req };
-                    let _ = hissrv::http::percent_decode(&req.query);
+                    let _ = hissrv::ingest::http::percent_decode(&req.query);
                 }
                 Err(_) => break,
             }

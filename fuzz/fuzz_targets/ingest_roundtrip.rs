@@ -15,8 +15,8 @@
 //! Run: `cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run ingest_roundtrip -- -max_total_time=60`
 #![no_main]
 
-use hissrv::codec::split::{Value, split};
-use hissrv::codec::{FORMAT_DELTA, FORMAT_LZ4, decode, encode};
+use hissrv::lineproto::split::{Value, split};
+use hissrv::wal::codec::{FORMAT_DELTA, FORMAT_LZ4, decode, encode};
 use hissrv::lineproto::{ParseOptions, Precision, lines, parse_into};
 use libfuzzer_sys::fuzz_target;
 
@@ -86,7 +86,7 @@ fuzz_target!(|body: &[u8]| {
     }
     // Hash routing: the series key with its tags reversed hashes the same.
     for line in &stored_lines {
-        let Some(parts) = hissrv::codec::split::parts(line) else {
+        let Some(parts) = hissrv::lineproto::split::parts(line) else {
             continue;
         };
         let key = parts.key;

@@ -4,22 +4,11 @@
 //! test failed).
 #![allow(unused_imports)]
 
+use super::config::*;
 use super::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Test-specific YAML lines per config section (each indented two spaces;
-/// `other` holds whole top-level sections).
-#[derive(Default)]
-pub struct Sections<'a> {
-    pub service: &'a str,
-    pub buffer: &'a str,
-    pub influxdb: &'a str,
-    /// Lines for `retry:` after the tests' fast back-off (50..500 ms).
-    pub retry: &'a str,
-    pub other: &'a str,
-}
 
 /// A binary and runner chosen by the program itself (the edge benchmark
 /// compares builds in one run); takes precedence over the environment.
@@ -47,16 +36,6 @@ pub fn hissrv_command() -> Command {
         }
         (Ok(bin), _) => Command::new(bin),
         _ => Command::new(env!("CARGO_BIN_EXE_hissrv")),
-    }
-}
-
-impl<'a> Sections<'a> {
-    /// Only `influxdb:` lines of the test's own.
-    pub fn influxdb(lines: &'a str) -> Sections<'a> {
-        Sections {
-            influxdb: lines,
-            ..Sections::default()
-        }
     }
 }
 
@@ -92,7 +71,7 @@ impl Hissrv {
     pub fn start_with_env(upstream: &str, extra: Sections, env: &[(&str, &str)]) -> Hissrv {
         let dir = TempDir::new("hissrv");
         let port = free_port();
-        let config = Hissrv::config_text(port, dir.path(), upstream, &extra);
+        let config = config_text(port, dir.path(), upstream, &extra);
         let mut h = Hissrv {
             port,
             dir,
@@ -107,55 +86,13 @@ impl Hissrv {
         h
     }
 
-    fn config_text(port: u16, dir: &Path, upstream: &str, extra: &Sections) -> String {
-        format!(
-            "service:\n  http_listen: \"127.0.0.1:{port}\"\n  udp_listen: \"{}\"\n{}{}{}\
-             buffer:\n{}{}\
-             retry:\n{}{}\
-             influxdb:\n  url: \"{upstream}\"\n{}{}",
-            // UDP carries no credentials: off when the test sets auth.
-            if extra.service.contains("auth:") {
-                String::new()
-            } else {
-                format!("127.0.0.1:{port}")
-            },
-            if extra.service.contains("shutdown_timeout_ms") {
-                ""
-            } else {
-                "  shutdown_timeout_ms: 10000\n"
-            },
-            if extra.service.contains("log_level") {
-                ""
-            } else {
-                "  log_level: debug\n"
-            },
-            extra.service,
-            // The temp dir unless the test puts the buffer elsewhere.
-            if extra.buffer.contains("path:") {
-                String::new()
-            } else {
-                format!("  path: \"{}\"\n", dir.join("buffer.db").display())
-            },
-            extra.buffer,
-            // Fast retries unless the test sets its own.
-            if extra.retry.contains("backoff_ms") {
-                ""
-            } else {
-                "  initial_backoff_ms: 50\n  max_backoff_ms: 500\n"
-            },
-            extra.retry,
-            extra.influxdb,
-            extra.other,
-        )
-    }
-
     /// Stops this agent (SIGTERM) and starts it again on the same port and
     /// buffer with another config: an upgrade or a reconfiguration.
     pub fn restart_with(&mut self, upstream: &str, extra: Sections) {
         if self.child.is_some() {
             assert!(self.terminate().success());
         }
-        self.config = Hissrv::config_text(self.port, self.dir.path(), upstream, &extra);
+        self.config = config_text(self.port, self.dir.path(), upstream, &extra);
         self.spawn();
     }
 
@@ -188,7 +125,7 @@ impl Hissrv {
     /// Rewrites the config file in place (write + rename, as editors and
     /// config managers do) without restarting: the agent's watch sees it.
     pub fn rewrite_config(&mut self, upstream: &str, extra: Sections) {
-        self.config = Hissrv::config_text(self.port, self.dir.path(), upstream, &extra);
+        self.config = config_text(self.port, self.dir.path(), upstream, &extra);
         self.rewrite_raw(&self.config.clone());
     }
 
@@ -200,7 +137,7 @@ impl Hissrv {
     }
 
     /// The `/health` document.
-    pub fn health(&self) -> hissrv::status::Health {
+    pub fn health(&self) -> hissrv::observe::status::Health {
         let body = self.get("/health");
         miniserde::json::from_str(&body).unwrap_or_else(|_| panic!("bad /health: {body}"))
     }

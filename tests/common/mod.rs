@@ -1,18 +1,21 @@
 //! Real parts for the integration tests, one file each: real servers
 //! (`influx`: influxd 1.6.7 and VictoriaMetrics), the agent under test
-//! (`agent`), a link-cutting proxy (`proxy`), a scripted server for answers
-//! influxd never gives (`scripted`), and the forwarder's virtual-time harness
-//! (`sim`), small real file systems for disk faults (`disk`); here the small shared helpers. Everything started is stopped on
-//! drop. Each test binary uses a part of it.
+//! (`agent`; its config file: `config`), a link-cutting proxy (`proxy`), a
+//! scripted server for answers influxd never gives (`scripted`), small real
+//! file systems for disk faults (`disk`), and the forwarder's virtual-time
+//! harness (`sim`); here the small shared helpers. Everything started is
+//! stopped on drop. Each test binary uses a part of it.
 #![allow(dead_code, unused_imports)]
 
 mod agent;
+mod config;
 pub mod disk;
 mod influx;
 mod proxy;
 pub mod scripted;
 pub mod sim;
 pub use agent::*;
+pub use config::Sections;
 pub use influx::*;
 pub use proxy::*;
 
@@ -65,10 +68,14 @@ impl Drop for TempDir {
     }
 }
 
+/// An HTTP client for the tests. Its timeout is a hang detector, not a
+/// speed limit: a write that slips into the rings while commits are stalled
+/// waits for up to three 10 s busy timeouts (two cuts in the pipeline ahead
+/// of its own), longer on a loaded 2-core CI machine.
 pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
+        .timeout_global(Some(Duration::from_secs(90)))
         .build()
         .new_agent()
 }

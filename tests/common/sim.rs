@@ -3,12 +3,14 @@
 //! forwarder wired to them on a fresh buffer. Used by the random simulation
 //! (tests/forward_sim.rs) and the turn-by-turn tests (tests/forward_turns.rs).
 
+use hissrv::clock::Clock;
 use hissrv::config::{Config, Influxdb, Synchronous};
-use hissrv::dest::Destination;
-use hissrv::forward::{Clock, Doorbell, Forwarder};
-use hissrv::provision::ProvisionError;
-use hissrv::stats::Stats;
-use hissrv::upstream::{Outcome, Sink};
+use hissrv::deliver::Forwarder;
+use hissrv::deliver::provision::ProvisionError;
+use hissrv::deliver::upstream::{Outcome, Sink};
+use hissrv::observe::stats::Stats;
+use hissrv::route::dest::Destination;
+use hissrv::wal::doorbell::Doorbell;
 use hissrv::wal::{NewBatch, Wal};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
@@ -51,7 +53,7 @@ impl VirtualClock {
         let start = Instant::now();
         VirtualClock {
             now: Arc::new(Mutex::new(start)),
-            wall_start_ns: hissrv::ingest::now_ns(),
+            wall_start_ns: hissrv::clock::now_ns(),
             start,
         }
     }

@@ -1,6 +1,6 @@
 //! hissrv's HTTP reader (the real files, not a copy) for the comparison with
 //! hyper in BENCHMARKS.md ("HTTP framing").
-#[path = "../../../src/budget.rs"]
+#[path = "../../../src/ingest/budget.rs"]
 pub mod budget;
-#[path = "../../../src/http.rs"]
+#[path = "../../../src/ingest/http.rs"]
 pub mod http;

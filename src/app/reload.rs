@@ -1,0 +1,224 @@
+//! Config hot reload: the file is watched (its mtime and size polled every
+//! `service.config_poll_ms`) and `SIGHUP` reloads it at once.
+//!
+//! A new file is read and validated in full (the same [`Config::load`] as at
+//! start). An invalid one is refused whole: the running config stays, the
+//! error is logged and shown in `/health` (`config_error`), `hissrv status`
+//! and `hissrv_config_reloads_total{result="refused"}`.
+//!
+//! A valid one is put in force at once, for everything that can change live:
+//! - on the executor: routing rules, auth, UDP precision, batching knobs,
+//!   the log level (one [`Settings`] swap: a request in progress finishes
+//!   with the settings it started with, the next one uses the new);
+//! - on the forwarder (through its mailbox, at its next request): upstream
+//!   URL, API and credentials, packing, backlog replay, retry, drain
+//!   priorities, retention (and `manage_retention` runs again).
+//!
+//! Settings read only at start — listen addresses, connection and body
+//! limits, self-monitoring, the ring size, the buffer file and its
+//! durability, storage compression, the shutdown bound — keep their running
+//! values; a changed one is logged and listed in `/health`
+//! (`restart_needed`) until the agent restarts.
+//!
+//! Invariant: a reload never touches what is already buffered. Stored batches
+//! keep the destination they were routed to when they arrived.
+
+use crate::batch::Intake;
+use crate::batch::adaptive::CutPolicy;
+use crate::config::Config;
+use crate::deliver::forward::Mailbox;
+use crate::ingest::{Ingest, Settings};
+use crate::observe::stats::Stats;
+use crate::wal::doorbell::Doorbell;
+use smol::channel::Receiver;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, SystemTime};
+
+/// What the reloader needs from the rest of the agent.
+pub struct Reloader {
+    pub path: PathBuf,
+    /// The config the agent started with: restart-only settings stay as here.
+    pub started: Config,
+    pub ingest: Rc<Ingest>,
+    pub intake: Rc<Intake>,
+    pub mailbox: Mailbox,
+    pub bell: Arc<Doorbell>,
+    pub stats: Arc<Stats>,
+}
+
+/// Copies the restart-only settings of `started` into `new`; returns the keys
+/// that differed (they need a restart).
+pub fn keep_restart_only(started: &Config, new: &mut Config) -> Vec<String> {
+    let mut changed = Vec::new();
+    macro_rules! keep {
+        ($($key:literal => $($f:ident).+;)*) => {$(
+            if new.$($f).+ != started.$($f).+ {
+                changed.push($key.to_string());
+                new.$($f).+ = started.$($f).+.clone();
+            }
+        )*};
+    }
+    keep! {
+        "service.http_listen" => service.http_listen;
+        "service.udp_listen" => service.udp_listen;
+        "service.max_connections" => service.max_connections;
+        "service.max_body_mb" => service.max_body_mb;
+        "service.max_inflight_body_mb" => service.max_inflight_body_mb;
+        "service.shutdown_timeout_ms" => service.shutdown_timeout_ms;
+        "service.config_poll_ms" => service.config_poll_ms;
+        "service.self_monitoring.enabled" => service.self_monitoring.enabled;
+        "service.self_monitoring.interval_ms" => service.self_monitoring.interval_ms;
+        "performance.ring_buffer_mb" => performance.ring_buffer_mb;
+        "performance.compression.enabled" => performance.compression.enabled;
+        "performance.compression.algorithm" => performance.compression.algorithm;
+        "buffer.path" => buffer.path;
+        "buffer.synchronous" => buffer.synchronous;
+        "buffer.max_size_mb" => buffer.max_size_mb;
+        "buffer.max_dead_letters_percent" => buffer.max_dead_letters_percent;
+        "buffer.when_full" => buffer.when_full;
+    }
+    changed
+}
+
+/// The file's identity for the watch: a change of either means "reload".
+fn stamp(path: &PathBuf) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+/// Puts the log level in force (the logger itself passes everything).
+pub fn set_log_level(level: &str) {
+    log::set_max_level(level.parse().unwrap_or(log::LevelFilter::Info));
+}
+
+impl Reloader {
+    /// Watches until `stop` closes.
+    pub async fn run(self, hup: Receiver<()>, stop: Receiver<()>) {
+        let poll = Duration::from_millis(self.started.service.config_poll_ms);
+        let mut seen = stamp(&self.path);
+        // The YAML of what is in force, to tell a real change from a touch.
+        let mut in_force = serde_norway::to_string(&self.started).unwrap_or_default();
+        loop {
+            enum Wake {
+                Poll,
+                Hup,
+                Stop,
+            }
+            let tick = async {
+                if poll.is_zero() {
+                    std::future::pending::<()>().await;
+                }
+                smol::Timer::after(poll).await;
+                Wake::Poll
+            };
+            let hup = async {
+                match hup.recv().await {
+                    Ok(()) => Wake::Hup,
+                    Err(_) => std::future::pending().await,
+                }
+            };
+            let stopped = async {
+                let _ = stop.recv().await;
+                Wake::Stop
+            };
+            match smol::future::or(stopped, smol::future::or(hup, tick)).await {
+                Wake::Stop => return,
+                Wake::Hup => log::info!("SIGHUP: reloading {}", self.path.display()),
+                Wake::Poll => {
+                    let now = stamp(&self.path);
+                    if now.is_none() || now == seen {
+                        continue;
+                    }
+                    log::info!("{} changed: reloading", self.path.display());
+                }
+            }
+            seen = stamp(&self.path);
+            self.reload(&mut in_force);
+        }
+    }
+
+    /// Reads, validates and applies the file (module doc).
+    pub fn reload(&self, in_force: &mut String) {
+        let mut new = match Config::load(&self.path) {
+            Ok(c) => c,
+            Err(e) => {
+                Stats::add(&self.stats.config_reload_failures, 1);
+                log::error!("config reload refused, the running config stays: {e}");
+                if let Ok(mut slot) = self.stats.config_error.lock() {
+                    *slot = e.to_string();
+                }
+                return;
+            }
+        };
+        let restart = keep_restart_only(&self.started, &mut new);
+        if let Ok(mut slot) = self.stats.config_error.lock() {
+            slot.clear();
+        }
+        if !restart.is_empty() {
+            log::warn!(
+                "config: {} changed; in force after a restart",
+                restart.join(", ")
+            );
+        }
+        if let Ok(mut slot) = self.stats.restart_needed.lock() {
+            *slot = restart;
+        }
+        let yaml = serde_norway::to_string(&new).unwrap_or_default();
+        if yaml == *in_force {
+            log::info!("config reloaded: nothing to change");
+            return;
+        }
+        *in_force = yaml;
+        set_log_level(&new.service.log_level);
+        self.intake
+            .set_policy(CutPolicy::from_config(&new.performance.adaptive_batching));
+        if let Ok(mut m) = self.mailbox.lock() {
+            *m = Some(new.clone());
+        }
+        self.bell.ring();
+        self.ingest.apply(Settings::new(new));
+        self.stats.config_reloads.fetch_add(1, Relaxed);
+        log::info!(
+            "config reloaded from {}: new settings in force",
+            self.path.display()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_only_settings_keep_their_running_values_and_are_reported() {
+        let started = Config::default();
+        let mut new = Config::from_yaml(
+            "service: {http_listen: '127.0.0.1:9999', log_level: debug}\nbuffer: {path: /elsewhere.db}\n",
+        )
+        .unwrap();
+        let changed = keep_restart_only(&started, &mut new);
+        assert_eq!(changed, vec!["service.http_listen", "buffer.path"]);
+        assert_eq!(new.service.http_listen, started.service.http_listen);
+        assert_eq!(new.buffer.path, started.buffer.path);
+        assert_eq!(new.service.log_level, "debug", "live settings change");
+    }
+
+    #[test]
+    fn the_destination_cap_is_live_and_the_dead_letter_share_needs_a_restart() {
+        let started = Config::default();
+        let mut new = Config::from_yaml(
+            "service: {max_destinations: 9, udp_allow_unauthenticated: true}
+buffer: {max_dead_letters_percent: 20}
+",
+        )
+        .unwrap();
+        let changed = keep_restart_only(&started, &mut new);
+        assert_eq!(changed, vec!["buffer.max_dead_letters_percent"]);
+        assert_eq!(new.service.max_destinations, 9);
+        assert!(new.service.udp_allow_unauthenticated);
+        assert_eq!(new.buffer.max_dead_letters_percent, 10);
+    }
+}

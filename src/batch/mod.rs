@@ -1,0 +1,24 @@
+//! Stage 2, batch: accepted points wait in fixed-capacity rings until the
+//! batcher cuts them into batches (one per destination) and the commit thread
+//! commits each cut to the write-ahead buffer in one transaction.
+//!
+//! Owns: the rings (memory bounded by `performance.ring_buffer_mb`, never by
+//! load), the cut policy (`adaptive`: group commit, or the fixed batcher for
+//! comparison) and the commit thread with its writing connection.
+//!
+//! Invariants:
+//! - a producer hears 204 only after the commit holding its points returned;
+//!   a failed commit answers every producer of that cut with the refusal;
+//! - a write is never split across batches: one request's points for one
+//!   destination go into one batch;
+//! - at most `COMMIT_PIPELINE_DEPTH` cuts are in flight, so memory stays
+//!   bounded while the disk is slow.
+//!
+//! May use: wal (commit, the doorbell it rings), route, observe, config,
+//! clock. Never the deliver stage: it learns of commits from the doorbell.
+
+pub mod adaptive;
+mod batcher;
+pub mod ring;
+
+pub use batcher::*;

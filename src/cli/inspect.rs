@@ -1,0 +1,295 @@
+//! Looking into a buffer file on the gateway: `hissrv inspect` (what is held,
+//! per destination) and `hissrv export` (the points, decoded to line protocol,
+//! ready for `influx -import` or curl).
+//!
+//! Both open the file read-only; WAL mode lets them run beside a live agent
+//! without blocking it. The same answers are in two SQLite views the agent
+//! creates, for operators with only the `sqlite3` CLI:
+//! `select * from backlog_summary` and `select * from dead_letter_lines`.
+
+use crate::wal::codec;
+use rusqlite::{Connection, OpenFlags, params};
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::Path;
+
+fn open(path: &Path) -> Result<Connection, String> {
+    let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let app: i64 = c
+        .query_row(
+            "SELECT application_id FROM pragma_application_id",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| format!("{} is not a hissrv buffer: {e}", path.display()))?;
+    if app != 0x4849_5353 {
+        return Err(format!("{} is not a hissrv buffer", path.display()));
+    }
+    Ok(c)
+}
+
+/// Days since 1970-01-01 → (year, month, day) (proleptic Gregorian).
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + (m <= 2) as i64, m, d)
+}
+
+/// (year, month, day) → days since 1970-01-01.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Nanoseconds since the epoch as RFC 3339 UTC.
+pub fn rfc3339(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let (y, m, d) = civil(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s % 3600 / 60,
+        s % 60
+    )
+}
+
+/// `--since` / `--until`: RFC 3339 (`2026-11-25T10:00:00Z`, a `+hh:mm` offset,
+/// fractions) or integer nanoseconds.
+pub fn parse_time(t: &str) -> Result<i64, String> {
+    if let Ok(ns) = t.parse::<i64>() {
+        return Ok(ns);
+    }
+    let bad = || format!("{t:?} is neither RFC 3339 (2026-11-25T10:00:00Z) nor nanoseconds");
+    let b = t.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Result<i64, String> {
+        t.get(r).and_then(|s| s.parse().ok()).ok_or_else(bad)
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return Err(bad());
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)? as u32, num(8..10)? as u32);
+    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut i = 19;
+    let mut frac_ns = 0i64;
+    if b.get(i) == Some(&b'.') {
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let digits = &t[start..i.min(start + 9)];
+        frac_ns = format!("{digits:0<9}").parse().map_err(|_| bad())?;
+    }
+    let offset_s = match b.get(i) {
+        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
+        Some(sign @ (b'+' | b'-')) if i + 6 == b.len() => {
+            let o = num(i + 1..i + 3)? * 3600 + num(i + 4..i + 6)? * 60;
+            if *sign == b'+' { o } else { -o }
+        }
+        _ => return Err(bad()),
+    };
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return Err(bad());
+    }
+    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s - offset_s;
+    secs.checked_mul(1_000_000_000)
+        .and_then(|ns| ns.checked_add(frac_ns))
+        .ok_or_else(bad)
+}
+
+/// The `hissrv inspect` report.
+pub fn inspect(path: &Path, now_ms: i64) -> Result<String, String> {
+    let c = open(path)?;
+    let mut o = String::new();
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let _ = writeln!(
+        o,
+        "buffer {} ({} bytes on disk, WAL not counted)",
+        path.display(),
+        size
+    );
+    let mut stmt = c
+        .prepare(
+            "SELECT db, rp, count(*), sum(points), sum(bytes), min(first_ts), max(last_ts),
+                    min(created_ms),
+                    (SELECT count(*) FROM dead_letters d WHERE d.db = b.db AND d.rp = b.rp)
+             FROM batches b GROUP BY db, rp ORDER BY db, rp",
+        )
+        .map_err(|e| e.to_string())?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, i64>(7)?,
+                r.get::<_, i64>(8)?,
+            ))
+        })
+        .map_err(|e| e.to_string())?;
+    let mut any = false;
+    for row in rows {
+        let (db, rp, batches, points, bytes, first, last, created, dead) =
+            row.map_err(|e| e.to_string())?;
+        any = true;
+        let dest = if rp.is_empty() {
+            db
+        } else {
+            format!("{db}/{rp}")
+        };
+        let age_s = (now_ms - created).max(0) / 1000;
+        let _ = writeln!(
+            o,
+            "{dest}: {points} points in {batches} batches, {bytes} bytes ({:.2} bytes/point); points from {} to {}; oldest unsent waited {age_s} s; {dead} dead letters",
+            bytes as f64 / points.max(1) as f64,
+            rfc3339(first),
+            rfc3339(last),
+        );
+    }
+    if !any {
+        let _ = writeln!(o, "no undelivered points");
+    }
+    let dead: i64 = c
+        .query_row("SELECT count(*) FROM dead_letters", [], |r| r.get(0))
+        .map_err(|e| e.to_string())?;
+    let _ = writeln!(
+        o,
+        "dead letters: {dead} (export them with: hissrv export --dead-letters)"
+    );
+    Ok(o)
+}
+
+/// What `hissrv export` writes.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ExportFilter {
+    /// `db` or `db/rp`.
+    pub destination: Option<String>,
+    pub since_ns: Option<i64>,
+    pub until_ns: Option<i64>,
+    pub dead_letters: bool,
+}
+
+impl ExportFilter {
+    fn dest_matches(&self, db: &str, rp: &str) -> bool {
+        match &self.destination {
+            None => true,
+            Some(d) => match d.split_once('/') {
+                Some((fdb, frp)) => fdb == db && frp == rp,
+                None => d == db,
+            },
+        }
+    }
+
+    fn time_matches(&self, line: &[u8]) -> bool {
+        let ts = line.iter().rposition(|&b| b == b' ').and_then(|i| {
+            std::str::from_utf8(&line[i + 1..])
+                .ok()?
+                .parse::<i64>()
+                .ok()
+        });
+        match ts {
+            Some(ts) => {
+                self.since_ns.is_none_or(|s| ts >= s) && self.until_ns.is_none_or(|u| ts < u)
+            }
+            None => true,
+        }
+    }
+}
+
+/// Writes the buffer's points (or dead letters) as line protocol; returns
+/// how many lines were written.
+pub fn export(path: &Path, f: &ExportFilter, out: &mut impl Write) -> Result<u64, String> {
+    let c = open(path)?;
+    let mut n = 0;
+    let io = |e: std::io::Error| format!("cannot write: {e}");
+    if f.dead_letters {
+        let mut stmt = c
+            .prepare("SELECT db, rp, status, line FROM dead_letters ORDER BY id")
+            .map_err(|e| e.to_string())?;
+        let mut rows = stmt.query([]).map_err(|e| e.to_string())?;
+        while let Some(r) = rows.next().map_err(|e| e.to_string())? {
+            let (db, rp, status): (String, String, i64) = (
+                r.get(0).map_err(|e| e.to_string())?,
+                r.get(1).map_err(|e| e.to_string())?,
+                r.get(2).map_err(|e| e.to_string())?,
+            );
+            let line: Vec<u8> = r.get(3).map_err(|e| e.to_string())?;
+            // Status 0: a whole undecodable batch, kept raw; not line protocol.
+            if status == crate::wal::STATUS_UNDECODABLE as i64
+                || !f.dest_matches(&db, &rp)
+                || !f.time_matches(&line)
+            {
+                continue;
+            }
+            out.write_all(&line).map_err(io)?;
+            out.write_all(b"\n").map_err(io)?;
+            n += 1;
+        }
+        return Ok(n);
+    }
+    let mut stmt = c
+        .prepare("SELECT id, db, rp, format, payload FROM batches WHERE (?1 IS NULL OR last_ts >= ?1) AND (?2 IS NULL OR first_ts < ?2) ORDER BY id")
+        .map_err(|e| e.to_string())?;
+    let mut rows = stmt
+        .query(params![f.since_ns, f.until_ns])
+        .map_err(|e| e.to_string())?;
+    while let Some(r) = rows.next().map_err(|e| e.to_string())? {
+        let get = |i| r.get::<_, String>(i).map_err(|e| e.to_string());
+        let (db, rp) = (get(1)?, get(2)?);
+        if !f.dest_matches(&db, &rp) {
+            continue;
+        }
+        let id: i64 = r.get(0).map_err(|e| e.to_string())?;
+        let format: i64 = r.get(3).map_err(|e| e.to_string())?;
+        let blob: Vec<u8> = r.get(4).map_err(|e| e.to_string())?;
+        let lp = codec::decode(format, &blob).map_err(|e| format!("batch {id}: {e}"))?;
+        for line in crate::lineproto::lines(&lp) {
+            if f.time_matches(line) {
+                out.write_all(line).map_err(io)?;
+                out.write_all(b"\n").map_err(io)?;
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_print_and_parse_as_rfc_3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000_000_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(
+            parse_time("2023-11-14T22:13:20Z"),
+            Ok(1_700_000_000_000_000_000)
+        );
+        assert_eq!(
+            parse_time("2023-11-14T23:13:20.5+01:00"),
+            Ok(1_700_000_000_500_000_000)
+        );
+        assert_eq!(parse_time("-5"), Ok(-5));
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+        assert!(parse_time("yesterday").is_err());
+        assert!(parse_time("2023-13-01T00:00:00Z").is_err());
+    }
+}

@@ -1,0 +1,285 @@
+//! One delivery turn of the forwarder: pack, expire, send under the status
+//! policy, then delete (with dead letters) or back off. Every failure path
+//! ends in a back-off (the forwarder's "no busy loop" contract); poison
+//! counts are kept per pack head.
+
+use super::{Backoff, Forwarder, MIN_RETRY_DELAY_MS};
+use crate::deliver::delivery::{Deferred, Delivery, POISON_PROBE_AFTER_FAILURES};
+use crate::observe::stats::Stats;
+use crate::route::dest::Destination;
+use crate::wal::{StoredBatch, WalError};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+impl Forwarder {
+    pub(super) fn deliver(&mut self, dest: &Destination, from: i64) {
+        let key = (dest.clone(), from);
+        let probe = self
+            .server_errors
+            .get(&key)
+            .is_some_and(|&n| n >= POISON_PROBE_AFTER_FAILURES);
+        // A probe needs a neighbour line: two batches at least.
+        let min_batches = if probe { 2 } else { 1 };
+        let mut pack = match self.wal.pack_at_least(
+            dest,
+            from,
+            self.policy.max_points,
+            self.policy.max_bytes,
+            min_batches,
+        ) {
+            Ok(p) if !p.is_empty() => p,
+            Ok(_) => {
+                // The cached head is gone (deleted elsewhere): look again.
+                self.reload_head(dest);
+                return;
+            }
+            Err(WalError::Undecodable { id, why }) => {
+                log::error!("batch {id} cannot be decoded ({why}); kept as a dead letter");
+                match self.wal.quarantine(id, &why) {
+                    Ok(pruned) => {
+                        Stats::add(&self.stats.dead_letters_pruned, pruned as usize);
+                        self.forget_batches(std::iter::once(id));
+                        self.reload_head(dest);
+                    }
+                    Err(e) => self.failed(dest, format!("cannot set batch {id} aside: {e}")),
+                }
+                return;
+            }
+            Err(e) => {
+                return self.failed(dest, format!("cannot load batches from {from}: {e}"));
+            }
+        };
+        let expired = match self.plan.bucket(dest) {
+            Some(b) => crate::deliver::drain::expire(&mut pack, b, self.clock.wall_ns()),
+            None => Vec::new(),
+        };
+        if !expired.is_empty() {
+            Stats::add(&self.stats.points_expired, expired.len());
+            log::warn!(
+                "{} points for {:?} are older than its retention: not sent, kept as dead letters",
+                expired.len(),
+                dest.bucket()
+            );
+            if pack.iter().all(|b| b.points == 0) {
+                self.delivered(dest, &pack, 0, expired);
+                return;
+            }
+        }
+        if pack.iter().any(|b| b.attempts > 0) {
+            Stats::add(&self.stats.retries, 1);
+        }
+        let points: usize = pack.iter().map(|b| b.points).sum();
+        if probe {
+            log::warn!(
+                "batch {} failed with server errors {POISON_PROBE_AFTER_FAILURES}+ times: probing it for a poison line",
+                key.1
+            );
+        }
+        let mut unused = crate::deliver::delivery::ProbeState::default();
+        let probed = if probe {
+            self.probed.entry(key.clone()).or_default()
+        } else {
+            &mut unused
+        };
+        let result = Delivery {
+            upstream: self.sink.as_ref(),
+            stats: &self.stats,
+            stop: &self.stop,
+            max_lines_per_request: &mut self.max_lines_per_request,
+            probe,
+            probed,
+            latest: self.latest_written.entry(dest.clone()).or_default(),
+        }
+        .send(&pack);
+        // The count survives throttling, network errors and the like (a
+        // rate-limited upstream must not keep a probe from ever finishing);
+        // only a delivery of this head ends it (in `delivered`).
+        if let Err(d) = &result
+            && d.server_error
+        {
+            let n = self.server_errors.entry(key).or_insert(0);
+            *n = n.saturating_add(1);
+        }
+        match result {
+            Ok(mut dead) => {
+                let refused = dead.len();
+                dead.extend(expired);
+                self.delivered(dest, &pack, points.saturating_sub(refused), dead);
+            }
+            Err(deferred) => self.deferred(dest, &pack, points, deferred),
+        }
+    }
+
+    /// `written`: points the server took; `dead`: lines it refused or that
+    /// had outlived their retention.
+    fn delivered(
+        &mut self,
+        dest: &Destination,
+        pack: &[StoredBatch],
+        written: usize,
+        dead: Vec<crate::wal::DeadLetter>,
+    ) {
+        let mut finished = self.wal.finish(pack, &dead);
+        if matches!(finished, Err(WalError::DiskFull)) && self.spend_reserve() {
+            finished = self.wal.finish(pack, &dead);
+        }
+        let pruned = match finished {
+            Ok(pruned) => pruned,
+            Err(e) => {
+                return self.failed(
+                    dest,
+                    format!(
+                        "batches {}.. were delivered but cannot be deleted ({e}); they will be re-sent",
+                        pack.first().map_or(0, |b| b.id)
+                    ),
+                );
+            }
+        };
+        Stats::add(&self.stats.dead_letters_pruned, pruned as usize);
+        // The counts of heads now deleted go; another lane's head keeps its count.
+        let (first, last) = (
+            pack.first().map_or(0, |b| b.id),
+            pack.last().map_or(0, |b| b.id),
+        );
+        self.server_errors
+            .retain(|(d, id), _| d != dest || !(first..=last).contains(id));
+        self.probed
+            .retain(|(d, id), _| d != dest || !(first..=last).contains(id));
+        self.forget_batches(pack.iter().map(|b| b.id));
+        // Expired lines left the pack's counts when they were set aside.
+        let expired = dead
+            .iter()
+            .filter(|d| d.status == crate::wal::STATUS_EXPIRED)
+            .count();
+        let points = pack.iter().map(|b| b.points).sum::<usize>() + expired;
+        self.deleted(pack, points);
+        self.reload_head(dest);
+        Stats::add(&self.stats.points_written, written);
+        Stats::add(&self.stats.batches_written, pack.len());
+        Stats::add(&self.stats.dead_letter_lines, dead.len());
+        self.stats.upstream_up.store(true, Ordering::Relaxed);
+        if self.backoff.remove(dest).is_some() {
+            log::info!("upstream accepts writes to {:?} again", dest.bucket());
+        }
+        // Expired lines were summed up when they were set aside.
+        for d in dead
+            .iter()
+            .filter(|d| d.status != crate::wal::STATUS_EXPIRED)
+        {
+            log::warn!(
+                "upstream refused a line of {:?} for good (dead letter): {} ({})",
+                dest.bucket(),
+                String::from_utf8_lossy(&d.line),
+                d.reason
+            );
+        }
+    }
+
+    fn deferred(&mut self, dest: &Destination, pack: &[StoredBatch], points: usize, d: Deferred) {
+        Stats::add(&self.stats.upstream_failures, 1);
+        // Someone dropped a database or policy we manage: put it back.
+        if self.influxdb.manage_retention
+            && self.provision_at.is_none()
+            && (d.reason.contains("database not found")
+                || d.reason.contains("retention policy not found"))
+        {
+            self.provision_at = Some(self.clock.now());
+        }
+        self.stats.set_error(d.reason.clone());
+        if let Some(first) = pack.first()
+            && let Err(e) = self.wal.record_failure(first.id, &d.reason)
+        {
+            log::warn!("cannot record the failure of batch {}: {e}", first.id);
+        }
+        let delay = self.back_off(dest, d.delay);
+        log::warn!(
+            "delivery of {points} points to {:?} failed: {}; retry in {} ms",
+            dest.bucket(),
+            d.reason,
+            delay.as_millis()
+        );
+    }
+
+    /// A delete met a full disk: release the disk reserve so the checkpoint
+    /// and the deletes have room (`wal::reserve`). False when none is left.
+    fn spend_reserve(&mut self) -> bool {
+        let Some(r) = self.reserve.as_ref().filter(|r| !r.is_missing()) else {
+            return false;
+        };
+        match r.release() {
+            Ok(()) => {
+                log::warn!(
+                    "disk full: released the {}-byte disk reserve so that delivered batches can be deleted; new writes are refused until it is made again",
+                    r.bytes()
+                );
+                self.stats
+                    .set_error("disk full: the disk reserve was spent to drain the buffer");
+                true
+            }
+            Err(e) => {
+                log::error!("disk full, and the disk reserve cannot be released: {e}");
+                false
+            }
+        }
+    }
+
+    /// A failure of our own (buffer read or delete): logged, shown, and the
+    /// destination backs off like after a failed request.
+    fn failed(&mut self, dest: &Destination, why: String) {
+        let delay = self.back_off(dest, None);
+        log::error!("{why}; retry in {} ms", delay.as_millis());
+        self.stats.set_error(why);
+    }
+
+    /// Puts `dest` in back-off: `given` (a server's Retry-After, capped) or
+    /// exponential with full jitter.
+    fn back_off(&mut self, dest: &Destination, given: Option<Duration>) -> Duration {
+        let now = self.clock.now();
+        let failures = {
+            let b = self.backoff.entry(dest.clone()).or_insert(Backoff {
+                ready_at: now,
+                failures: 0,
+            });
+            b.failures = b.failures.saturating_add(1);
+            b.failures
+        };
+        let delay = match given {
+            Some(ra) => ra
+                .min(Duration::from_secs(self.retry.max_retry_after_s))
+                .max(Duration::from_millis(MIN_RETRY_DELAY_MS)),
+            None => self.jittered_backoff(failures),
+        };
+        if let Some(b) = self.backoff.get_mut(dest) {
+            b.ready_at = now + delay;
+        }
+        delay
+    }
+
+    /// Batches deleted: what any probe knew of their lines goes. SQLite
+    /// reuses the id of a deleted last row, so a mark left behind would
+    /// name a line of a later batch (and skip it as written: a loss).
+    fn forget_batches(&mut self, ids: impl Iterator<Item = i64>) {
+        let ids: std::collections::HashSet<i64> = ids.collect();
+        for state in self.probed.values_mut() {
+            state.written.retain(|(b, _)| !ids.contains(b));
+            state.suspects.retain(|(b, _)| !ids.contains(b));
+        }
+        self.server_errors
+            .retain(|(_, head), _| !ids.contains(head));
+        self.probed.retain(|(_, head), _| !ids.contains(head));
+    }
+
+    /// Exponential back-off with full jitter: uniform in [0, min(cap, base·2^n)].
+    pub(super) fn jittered_backoff(&mut self, failures: u32) -> Duration {
+        let ceiling = self
+            .retry
+            .initial_backoff_ms
+            .saturating_mul(1u64 << failures.min(32).saturating_sub(1))
+            .min(self.retry.max_backoff_ms);
+        // xorshift64: jitter needs spread, not cryptographic quality.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        Duration::from_millis((self.rng % (ceiling + 1)).max(MIN_RETRY_DELAY_MS))
+    }
+}

@@ -1,0 +1,279 @@
+//! The upstream InfluxDB: one blocking write request, and what its answer means.
+//!
+//! Speaks InfluxDB 1.x (`/write?db=&rp=&precision=ns`, Basic auth) or 2.x
+//! (`/api/v2/write?org=&bucket=&precision=ns`, `Authorization: Token`), with
+//! gzip bodies and a keep-alive agent. Every answer is classified into an
+//! [`Outcome`]; what to do about it is the forwarder's policy.
+
+use crate::config::{ApiVersion, Influxdb};
+use crate::route::dest::Destination;
+use std::io::Write;
+use std::time::Duration;
+
+/// Enough of an error body to explain it in logs and dead letters.
+const MAX_ERROR_BODY_BYTES: u64 = 4096;
+/// Answers to management requests (retention policies, bucket lists) are small;
+/// this bounds a misbehaving server.
+const MAX_MANAGEMENT_BODY_BYTES: u64 = 1024 * 1024;
+
+/// What the server said about one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// 2xx: every line was written.
+    Written,
+    /// 400/422: some or all lines refused for good (parse error, type conflict,
+    /// "partial write"); the server kept whatever it could.
+    Refused { status: u16, message: String },
+    /// 413: the body is too large for the server.
+    TooLarge,
+    /// 401/403/404: credentials or a missing database; keep the data, retry.
+    Misconfigured { status: u16, message: String },
+    /// 429/503 with an optional `Retry-After`.
+    Throttled {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    /// Other 5xx, or anything else unexpected: transient.
+    ServerError { status: u16, message: String },
+    /// Connection refused/reset, timeout, DNS.
+    Network(String),
+}
+
+/// Where the forwarder sends packs: the real [`Upstream`], or in the
+/// forwarder's simulation a scripted server.
+pub trait Sink: Send {
+    /// Sends `lines` (line protocol, ns timestamps) to `dest`.
+    fn write(&self, dest: &Destination, lines: &[u8]) -> Outcome;
+    /// `manage_retention`: creates or adjusts the buckets upstream.
+    fn ensure_retention(
+        &self,
+        db: &Influxdb,
+    ) -> Result<Vec<String>, crate::deliver::provision::ProvisionError>;
+}
+
+impl Sink for Upstream {
+    fn write(&self, dest: &Destination, lines: &[u8]) -> Outcome {
+        Upstream::write(self, dest, lines)
+    }
+
+    fn ensure_retention(
+        &self,
+        db: &Influxdb,
+    ) -> Result<Vec<String>, crate::deliver::provision::ProvisionError> {
+        crate::deliver::provision::ensure(self, db)
+    }
+}
+
+pub struct Upstream {
+    agent: ureq::Agent,
+    cfg: Influxdb,
+}
+
+impl Upstream {
+    pub fn new(cfg: &Influxdb) -> Upstream {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_millis(cfg.timeout_ms)))
+            .max_idle_connections_per_host(2)
+            .user_agent(concat!("hissrv/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent();
+        Upstream {
+            agent,
+            cfg: cfg.clone(),
+        }
+    }
+
+    /// The `Authorization` header our credentials give, if any.
+    fn authorization(&self) -> Option<String> {
+        match self.cfg.api {
+            ApiVersion::V1 if !self.cfg.username.is_empty() => {
+                Some(basic_header(&self.cfg.username, &self.cfg.password))
+            }
+            ApiVersion::V2 if !self.cfg.token.is_empty() => {
+                Some(format!("Token {}", self.cfg.token))
+            }
+            _ => None,
+        }
+    }
+
+    /// A management request (1.x `/query`, 2.x `/api/v2/buckets`): the status
+    /// and body of the answer, or why there was none.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        json: Option<&str>,
+    ) -> Result<(u16, String), String> {
+        let url = format!("{}{path}", self.cfg.url.trim_end_matches('/'));
+        let auth = self.authorization();
+        let result = match method {
+            "GET" => {
+                let mut r = self.agent.get(&url).query_pairs(query.iter().copied());
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.call()
+            }
+            _ => {
+                let mut r = match method {
+                    "PATCH" => self.agent.patch(&url),
+                    _ => self.agent.post(&url),
+                }
+                .query_pairs(query.iter().copied());
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                match json {
+                    Some(body) => r
+                        .header("Content-Type", "application/json")
+                        .send(body.as_bytes()),
+                    None => r.send_empty(),
+                }
+            }
+        };
+        let mut resp = result.map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_MANAGEMENT_BODY_BYTES)
+            .read_to_string()
+            .map_err(|e| e.to_string())?;
+        Ok((status, body))
+    }
+
+    /// Sends `lines` (line protocol, ns timestamps) to `dest`.
+    pub fn write(&self, dest: &Destination, lines: &[u8]) -> Outcome {
+        let base = self.cfg.url.trim_end_matches('/');
+        let mut req = match self.cfg.api {
+            ApiVersion::V1 => {
+                let mut r = self
+                    .agent
+                    .post(format!("{base}/write"))
+                    .query("db", &dest.db)
+                    .query("precision", "ns");
+                if !dest.rp.is_empty() {
+                    r = r.query("rp", &dest.rp);
+                }
+                if let Some(a) = self.authorization() {
+                    r = r.header("Authorization", a);
+                }
+                r
+            }
+            ApiVersion::V2 => {
+                let mut r = self
+                    .agent
+                    .post(format!("{base}/api/v2/write"))
+                    .query("org", &self.cfg.org)
+                    .query("bucket", dest.bucket())
+                    .query("precision", "ns");
+                if let Some(a) = self.authorization() {
+                    r = r.header("Authorization", a);
+                }
+                r
+            }
+        };
+        req = req.header("Content-Type", "text/plain; charset=utf-8");
+        let result = if self.cfg.gzip {
+            let mut enc = flate2::write::GzEncoder::new(
+                Vec::with_capacity(lines.len() / 4),
+                flate2::Compression::fast(),
+            );
+            let body = match enc.write_all(lines).and_then(|_| enc.finish()) {
+                Ok(b) => b,
+                Err(e) => return Outcome::Network(format!("gzip: {e}")),
+            };
+            req.header("Content-Encoding", "gzip").send(&body[..])
+        } else {
+            req.send(lines)
+        };
+        let mut resp = match result {
+            Ok(r) => r,
+            Err(e) => return Outcome::Network(e.to_string()),
+        };
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("Retry-After")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let message = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_ERROR_BODY_BYTES)
+            .read_to_string()
+            .unwrap_or_default();
+        classify(status, message, retry_after)
+    }
+}
+
+/// The status policy's first half: what an answer means (see DESIGN's table).
+pub fn classify(status: u16, message: String, retry_after: Option<Duration>) -> Outcome {
+    let message = message.trim().to_string();
+    match status {
+        200..=299 => Outcome::Written,
+        400 | 422 => Outcome::Refused { status, message },
+        413 => Outcome::TooLarge,
+        401 | 403 | 404 => Outcome::Misconfigured { status, message },
+        // InfluxDB 1.x answers a write to a missing retention policy with 500;
+        // it is a missing place, like a missing database, not a server fault.
+        500 if message.contains("retention policy not found") => {
+            Outcome::Misconfigured { status, message }
+        }
+        429 | 503 => Outcome::Throttled {
+            status,
+            retry_after,
+        },
+        _ => Outcome::ServerError { status, message },
+    }
+}
+
+/// The `Authorization: Basic` value for a user and password.
+pub fn basic_header(user: &str, pass: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_classified_by_the_status_policy() {
+        assert_eq!(classify(204, String::new(), None), Outcome::Written);
+        assert!(matches!(
+            classify(400, "partial write".into(), None),
+            Outcome::Refused { .. }
+        ));
+        assert_eq!(classify(413, String::new(), None), Outcome::TooLarge);
+        assert!(matches!(
+            classify(404, "database not found".into(), None),
+            Outcome::Misconfigured { status: 404, .. }
+        ));
+        assert_eq!(
+            classify(503, String::new(), Some(Duration::from_secs(7))),
+            Outcome::Throttled {
+                status: 503,
+                retry_after: Some(Duration::from_secs(7))
+            }
+        );
+        assert!(matches!(
+            classify(500, String::new(), None),
+            Outcome::ServerError { .. }
+        ));
+        assert!(matches!(
+            classify(
+                500,
+                "{\"error\":\"retention policy not found: events\"}".into(),
+                None
+            ),
+            Outcome::Misconfigured { status: 500, .. }
+        ));
+    }
+}

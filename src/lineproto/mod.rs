@@ -1,0 +1,15 @@
+//! Line protocol, shared by the stages: the parser that judges and
+//! normalises request bodies exactly as InfluxDB 1.6 does (`parse`, with its
+//! `errors` and `values` scanners), and `split`, which takes a normalised
+//! line apart again (routing and the buffer's column codec use it).
+//!
+//! Invariant: a line accepted here is stored and delivered in a form that
+//! parses back to the same point; anything else is rejected with its line,
+//! column and text.
+//!
+//! May use: nothing (a leaf).
+
+mod parse;
+pub mod split;
+
+pub use parse::*;

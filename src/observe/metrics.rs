@@ -1,0 +1,276 @@
+//! Prometheus text exposition (`GET /metrics`) of the agent's statistics.
+//!
+//! Names follow Prometheus conventions: `hissrv_` prefix, base units (seconds,
+//! bytes), `_total` for counters. The histograms are `histogram`'s.
+
+use crate::observe::stats::Stats;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+fn counter(out: &mut String, name: &str, help: &str, labelled: &[(&str, &AtomicU64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (labels, v) in labelled {
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}{braces} {}", v.load(Relaxed));
+    }
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, v: f64) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+}
+
+/// Live values only the executor knows.
+pub struct RingGauges {
+    pub points: usize,
+    pub bytes: usize,
+    pub capacity_bytes: usize,
+}
+
+/// The whole exposition.
+pub fn render(s: &Stats, ring: &RingGauges, now_ms: i64) -> String {
+    let mut o = String::with_capacity(8 * 1024);
+    counter(
+        &mut o,
+        "hissrv_http_requests_total",
+        "HTTP requests handled.",
+        &[("", &s.http_requests)],
+    );
+    counter(
+        &mut o,
+        "hissrv_points_received_total",
+        "Points parsed from producers (HTTP and UDP).",
+        &[("", &s.points_received)],
+    );
+    counter(
+        &mut o,
+        "hissrv_points_accepted_total",
+        "Points committed to the write-ahead buffer.",
+        &[("", &s.points_committed)],
+    );
+    counter(
+        &mut o,
+        "hissrv_points_written_total",
+        "Points the upstream accepted.",
+        &[("", &s.points_written)],
+    );
+    counter(
+        &mut o,
+        "hissrv_points_dropped_total",
+        "UDP points dropped, by reason.",
+        &[
+            ("reason=\"ring_full\"", &s.udp_dropped_ring_full),
+            ("reason=\"unparseable\"", &s.udp_lines_unparseable),
+        ],
+    );
+    counter(
+        &mut o,
+        "hissrv_udp_datagrams_refused_total",
+        "UDP datagrams refused: auth is on and service.udp_allow_unauthenticated is not.",
+        &[("", &s.udp_datagrams_unauthenticated)],
+    );
+    counter(
+        &mut o,
+        "hissrv_lines_rejected_total",
+        "Lines refused by the parser (HTTP and UDP).",
+        &[("", &s.lines_rejected)],
+    );
+    counter(
+        &mut o,
+        "hissrv_write_requests_refused_total",
+        "HTTP write requests refused whole, by reason.",
+        &[
+            ("reason=\"ring_full\"", &s.ring_full_refusals),
+            ("reason=\"storage_full\"", &s.storage_full_refusals),
+            ("reason=\"shutting_down\"", &s.shutdown_refusals),
+            ("reason=\"too_many_destinations\"", &s.destination_refusals),
+        ],
+    );
+    counter(
+        &mut o,
+        "hissrv_batches_committed_total",
+        "Batches committed to the write-ahead buffer.",
+        &[("", &s.batches_committed)],
+    );
+    counter(
+        &mut o,
+        "hissrv_batches_written_total",
+        "Batches delivered upstream.",
+        &[("", &s.batches_written)],
+    );
+    counter(
+        &mut o,
+        "hissrv_dead_letter_lines_total",
+        "Lines the upstream refused for good (kept as dead letters).",
+        &[("", &s.dead_letter_lines)],
+    );
+    counter(
+        &mut o,
+        "hissrv_upstream_write_failures_total",
+        "Failed upstream writes, by status class.",
+        &[
+            ("class=\"4xx\"", &s.upstream_failures_4xx),
+            ("class=\"5xx\"", &s.upstream_failures_5xx),
+            ("class=\"network\"", &s.upstream_failures_network),
+        ],
+    );
+    counter(
+        &mut o,
+        "hissrv_dead_letters_pruned_total",
+        "Oldest dead letters removed to keep them under buffer.max_dead_letters_mb.",
+        &[("", &s.dead_letters_pruned)],
+    );
+    counter(
+        &mut o,
+        "hissrv_points_expired_total",
+        "Points not sent because they outlived their bucket's retention (kept as dead letters).",
+        &[("", &s.points_expired)],
+    );
+    counter(
+        &mut o,
+        "hissrv_retention_management_failures_total",
+        "Failed attempts to create or adjust buckets upstream (manage_retention).",
+        &[("", &s.provision_failures)],
+    );
+    counter(
+        &mut o,
+        "hissrv_config_reloads_total",
+        "Config reloads, by result (refused: the file was invalid; the old config runs on).",
+        &[
+            ("result=\"applied\"", &s.config_reloads),
+            ("result=\"refused\"", &s.config_reload_failures),
+        ],
+    );
+    gauge(
+        &mut o,
+        "hissrv_config_file_valid",
+        "1 if the config file in force is the one on disk, 0 after a refused reload.",
+        if s.config_error.lock().is_ok_and(|e| e.is_empty()) {
+            1.0
+        } else {
+            0.0
+        },
+    );
+    gauge(
+        &mut o,
+        "hissrv_config_restart_needed",
+        "Changed settings that take effect only after a restart.",
+        s.restart_needed.lock().map_or(0, |r| r.len()) as f64,
+    );
+    counter(
+        &mut o,
+        "hissrv_upstream_retries_total",
+        "Deliveries of a batch that had failed before.",
+        &[("", &s.retries)],
+    );
+    gauge(
+        &mut o,
+        "hissrv_ingest_rate_points_per_second",
+        "Ingest rate measured by the adaptive batcher.",
+        s.ingest_rate.load(Relaxed) as f64,
+    );
+    gauge(
+        &mut o,
+        "hissrv_commit_latency_ewma_seconds",
+        "Moving average of commit durations, as the batcher sees it.",
+        s.commit_latency_ewma_us.load(Relaxed) as f64 / 1e6,
+    );
+    gauge(
+        &mut o,
+        "hissrv_ring_points",
+        "Points in memory awaiting a commit (queue depth).",
+        ring.points as f64,
+    );
+    gauge(
+        &mut o,
+        "hissrv_ring_bytes",
+        "Bytes in memory awaiting a commit.",
+        ring.bytes as f64,
+    );
+    gauge(
+        &mut o,
+        "hissrv_ring_capacity_bytes",
+        "Configured ring capacity.",
+        ring.capacity_bytes as f64,
+    );
+    gauge(
+        &mut o,
+        "hissrv_buffer_bytes",
+        "Bytes of live data in the buffer file.",
+        s.buffer_bytes.load(Relaxed) as f64,
+    );
+    gauge(
+        &mut o,
+        "hissrv_backlog_points",
+        "Points stored and not yet delivered.",
+        s.backlog.points.load(Relaxed) as f64,
+    );
+    gauge(
+        &mut o,
+        "hissrv_backlog_batches",
+        "Batches stored and not yet delivered.",
+        s.backlog.batches.load(Relaxed) as f64,
+    );
+    let oldest = s.backlog.oldest_ms.load(Relaxed) as i64;
+    let age = if oldest > 0 {
+        (now_ms - oldest).max(0) as f64 / 1e3
+    } else {
+        0.0
+    };
+    gauge(
+        &mut o,
+        "hissrv_oldest_unsent_age_seconds",
+        "How long the oldest undelivered point has waited in the buffer.",
+        age,
+    );
+    gauge(
+        &mut o,
+        "hissrv_dead_letters",
+        "Dead-letter lines stored in the buffer.",
+        s.dead_letters_stored.load(Relaxed) as f64,
+    );
+    gauge(
+        &mut o,
+        "hissrv_upstream_up",
+        "1 if the last upstream write reached the server.",
+        if s.upstream_up.load(Relaxed) {
+            1.0
+        } else {
+            0.0
+        },
+    );
+    gauge(
+        &mut o,
+        "hissrv_buffer_disk_reserve_missing",
+        "1 while the buffer's disk reserve is spent (after draining a full disk): writes get 507.",
+        if s.disk_reserve_missing.load(Relaxed) {
+            1.0
+        } else {
+            0.0
+        },
+    );
+    s.write_duration.render(
+        &mut o,
+        "hissrv_write_duration_seconds",
+        "Duration of upstream write requests.",
+    );
+    s.batch_size.render(
+        &mut o,
+        "hissrv_batch_size_points",
+        "Points per committed batch.",
+    );
+    s.ack_latency.render(
+        &mut o,
+        "hissrv_ack_latency_seconds",
+        "From a write request's arrival to its durable acknowledgement.",
+    );
+    s.commit_duration.render(
+        &mut o,
+        "hissrv_commit_duration_seconds",
+        "Duration of write-ahead buffer commits.",
+    );
+    o
+}

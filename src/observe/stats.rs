@@ -1,0 +1,156 @@
+//! Counters, gauges and histograms shared by the executor, the commit thread
+//! and the forwarder. Plain atomics: every thread updates them without locks;
+//! `/health` and `/metrics` read them.
+
+use crate::observe::histogram::{Histogram, POINTS_BUCKETS, SECONDS_BUCKETS};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+pub struct Stats {
+    pub http_requests: AtomicU64,
+    /// Points parsed and offered to the rings (HTTP + UDP).
+    pub points_received: AtomicU64,
+    /// Points committed to the write-ahead buffer.
+    pub points_committed: AtomicU64,
+    pub batches_committed: AtomicU64,
+    /// Lines rejected by the parser.
+    pub lines_rejected: AtomicU64,
+    /// HTTP writes refused because the rings were full (503).
+    pub ring_full_refusals: AtomicU64,
+    /// UDP points dropped (rings full, or unparseable).
+    pub udp_points_dropped: AtomicU64,
+    pub udp_dropped_ring_full: AtomicU64,
+    pub udp_lines_unparseable: AtomicU64,
+    /// UDP datagrams refused because auth is on (set by a reload) and
+    /// `udp_allow_unauthenticated` is not.
+    pub udp_datagrams_unauthenticated: AtomicU64,
+    /// HTTP writes refused because hissrv was stopping (503).
+    pub shutdown_refusals: AtomicU64,
+    /// Writes refused because the buffer quota or the disk was full (507).
+    pub storage_full_refusals: AtomicU64,
+    pub points_written: AtomicU64,
+    pub batches_written: AtomicU64,
+    pub dead_letter_lines: AtomicU64,
+    /// Oldest dead letters removed to keep them under `buffer.max_dead_letters_mb`.
+    pub dead_letters_pruned: AtomicU64,
+    /// Writes refused because they named one destination more than
+    /// `service.max_destinations`.
+    pub destination_refusals: AtomicU64,
+    /// Points not sent because they outlived their bucket's retention.
+    pub points_expired: AtomicU64,
+    /// `manage_retention` attempts that failed (rights, network, refusals).
+    pub provision_failures: AtomicU64,
+    /// Config reloads put in force / refused (invalid file).
+    pub config_reloads: AtomicU64,
+    pub config_reload_failures: AtomicU64,
+    /// Why the last reload was refused; empty once one succeeds.
+    pub config_error: Mutex<String>,
+    /// Changed settings that only a restart puts in force.
+    pub restart_needed: Mutex<Vec<String>>,
+    pub upstream_failures: AtomicU64,
+    pub upstream_failures_4xx: AtomicU64,
+    pub upstream_failures_5xx: AtomicU64,
+    pub upstream_failures_network: AtomicU64,
+    /// Deliveries of a batch that had failed before.
+    pub retries: AtomicU64,
+    pub upstream_up: AtomicBool,
+    /// The buffer's disk reserve is spent (see `wal::reserve`): writes get 507.
+    pub disk_reserve_missing: std::sync::Arc<AtomicBool>,
+    /// Backlog in the buffer: exact gauges (see `backlog`).
+    pub backlog: crate::observe::backlog::BacklogGauges,
+    pub dead_letters_stored: AtomicU64,
+    /// Live bytes in the buffer file.
+    pub buffer_bytes: AtomicU64,
+    /// Ingest rate the batcher last measured (points/s).
+    pub ingest_rate: AtomicU64,
+    /// EWMA of commit durations (µs), for the batcher.
+    pub commit_latency_ewma_us: AtomicU64,
+    /// Cuts handed to the commit thread and not yet committed.
+    pub commits_in_flight: std::sync::atomic::AtomicUsize,
+    pub write_duration: Histogram,
+    pub batch_size: Histogram,
+    pub ack_latency: Histogram,
+    pub commit_duration: Histogram,
+    pub last_error: Mutex<String>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            http_requests: AtomicU64::new(0),
+            points_received: AtomicU64::new(0),
+            points_committed: AtomicU64::new(0),
+            batches_committed: AtomicU64::new(0),
+            lines_rejected: AtomicU64::new(0),
+            ring_full_refusals: AtomicU64::new(0),
+            udp_points_dropped: AtomicU64::new(0),
+            udp_dropped_ring_full: AtomicU64::new(0),
+            udp_lines_unparseable: AtomicU64::new(0),
+            udp_datagrams_unauthenticated: AtomicU64::new(0),
+            shutdown_refusals: AtomicU64::new(0),
+            storage_full_refusals: AtomicU64::new(0),
+            points_written: AtomicU64::new(0),
+            batches_written: AtomicU64::new(0),
+            dead_letter_lines: AtomicU64::new(0),
+            dead_letters_pruned: AtomicU64::new(0),
+            destination_refusals: AtomicU64::new(0),
+            points_expired: AtomicU64::new(0),
+            provision_failures: AtomicU64::new(0),
+            config_reloads: AtomicU64::new(0),
+            config_reload_failures: AtomicU64::new(0),
+            config_error: Mutex::new(String::new()),
+            restart_needed: Mutex::new(Vec::new()),
+            upstream_failures: AtomicU64::new(0),
+            upstream_failures_4xx: AtomicU64::new(0),
+            upstream_failures_5xx: AtomicU64::new(0),
+            upstream_failures_network: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            upstream_up: AtomicBool::new(false),
+            disk_reserve_missing: Default::default(),
+            backlog: Default::default(),
+            dead_letters_stored: AtomicU64::new(0),
+            buffer_bytes: AtomicU64::new(0),
+            ingest_rate: AtomicU64::new(0),
+            commit_latency_ewma_us: AtomicU64::new(0),
+            commits_in_flight: std::sync::atomic::AtomicUsize::new(0),
+            write_duration: Histogram::new(SECONDS_BUCKETS),
+            batch_size: Histogram::new(POINTS_BUCKETS),
+            ack_latency: Histogram::new(SECONDS_BUCKETS),
+            commit_duration: Histogram::new(SECONDS_BUCKETS),
+            last_error: Mutex::new(String::new()),
+        }
+    }
+}
+
+impl Stats {
+    pub fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Relaxed)
+    }
+
+    /// Folds one commit's duration into the EWMA (weight 1/4 for the new one).
+    pub fn observe_commit_latency(&self, took: std::time::Duration) {
+        let us = took.as_micros().min(u64::MAX as u128) as u64;
+        let _ = self
+            .commit_latency_ewma_us
+            .fetch_update(Relaxed, Relaxed, |old| {
+                Some(if old == 0 { us } else { (old * 3 + us) / 4 })
+            });
+    }
+
+    pub fn set_error(&self, e: impl Into<String>) {
+        if let Ok(mut s) = self.last_error.lock() {
+            *s = e.into();
+        }
+    }
+
+    pub fn last_error(&self) -> String {
+        self.last_error
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+}

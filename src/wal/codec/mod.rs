@@ -1,0 +1,496 @@
+//! Batch payload encodings: how a batch's points are stored in the buffer.
+//!
+//! Gateways have small SD cards and outages can last days: every byte per
+//! point saved is outage survived. A stored batch carries its `format`, so
+//! encodings can evolve without a flag day — old batches stay readable.
+//!
+//! | format | name  | payload                                              |
+//! |--------|-------|------------------------------------------------------|
+//! | 1      | none  | line protocol, one point per line, ns timestamps     |
+//! | 2      | delta | the column encoding below, then lz4 (default)        |
+//! | 3      | lz4   | lz4 of format 1                                      |
+//!
+//! # Format 2 (`delta`)
+//! ```text
+//! blob     = u32 LE decoded length, lz4 block of `body`     (lz4_flex size-prepended)
+//! body     = u8 version (2)
+//!            varint n_lines
+//!            varint n_keys,   n_keys   × bytes             -- series keys: measurement + tag set
+//!            varint n_fkeys,  n_fkeys  × bytes             -- field keys
+//!            varint n_shapes, n_shapes × shape
+//!            n_lines × varint shape id                     -- line order is kept
+//!            u8 k, bytes(ints(zigzag(delta of delta of ts / 10^k)))
+//!                                                          -- k: coarsest shared power of ten (≤ 9)
+//!            per shape, per field of the shape: column      -- one column per series × field key
+//! shape    = varint key id, varint n_fields, n_fields × (varint fkey id, u8 type)
+//! column   = varint byte length, bytes:
+//!   float  : u8 0, u8 e, ints(zigzag(delta of n))       -- v = n / 10^e exactly
+//!          | u8 1, Gorilla XOR bit stream                  -- otherwise
+//!   int    : ints(zigzag(wrapping delta))
+//!   uint   : ints(zigzag(wrapping delta as i64))
+//!   bool   : bits, 8 a byte, first value in the high bit
+//!   string : varint n_distinct, n_distinct × bytes, then varint index each
+//! bytes    = varint length, raw bytes (escapes kept as written)
+//! ints     = u8 0, varint each                            -- whichever is smaller:
+//!          | u8 1, u8 width, each in `width` bits, MSB first, zero-padded
+//! type     = 0 float, 1 int, 2 uint, 3 bool, 4 string
+//! ```
+//! Decoding gives back every point exactly: the same key and field text,
+//! field types, bit-identical floats (−0.0 and subnormals included), full
+//! i64/u64 range, nanosecond timestamps, and line order. It renders line
+//! protocol that differs from what was written only in spelling (`1.50` comes
+//! back as `1.5`, `T` as `true`), never in value.
+//!
+//! The decoder never panics and never allocates more than the input can
+//! justify: counts are checked against the bytes left, the decoded size is
+//! capped by [`MAX_DECODED_BYTES`], and garbage is a [`CodecError`].
+
+mod bits;
+mod floats;
+
+use crate::lineproto::split::{self, Value};
+use bits::{BitWriter, Reader, Short, get_ints, put_bytes, put_ints, put_varint, unzigzag, zigzag};
+use std::collections::HashMap;
+use std::fmt;
+
+/// The stored format `performance.compression` selects.
+pub fn format_for(c: &crate::config::Compression) -> i64 {
+    match (c.enabled, c.algorithm.as_str()) {
+        (true, "delta") => FORMAT_DELTA,
+        (true, "lz4") => FORMAT_LZ4,
+        _ => FORMAT_NONE,
+    }
+}
+
+pub const FORMAT_NONE: i64 = 1;
+pub const FORMAT_DELTA: i64 = 2;
+pub const FORMAT_LZ4: i64 = 3;
+const VERSION: u8 = 2;
+/// Timestamps are stored in units of 10^k ns, k ≤ 9 (whole seconds).
+const MAX_TS_SCALE_EXP: u32 = 9;
+/// A stored batch never decodes to more than this: batches are at most
+/// `MAX_BATCH_POINTS_LIMIT` points, and a larger claim is a damaged blob.
+pub const MAX_DECODED_BYTES: usize = 512 * 1024 * 1024;
+/// LZ4's block format turns one input byte into at most 255 output bytes (a
+/// match length is extended 255 at a time), so a larger claim is damage.
+const LZ4_MAX_EXPANSION: usize = 255;
+
+/// A stored payload that cannot be read back (damaged or foreign).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodecError(pub String);
+
+impl fmt::Display for CodecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "undecodable batch payload: {}", self.0)
+    }
+}
+
+impl std::error::Error for CodecError {}
+
+impl From<Short> for CodecError {
+    fn from(_: Short) -> Self {
+        CodecError("truncated or inconsistent".into())
+    }
+}
+
+/// Encodes normalised line protocol in `format`.
+pub fn encode(format: i64, lp: &[u8]) -> Result<Vec<u8>, CodecError> {
+    match format {
+        FORMAT_NONE => Ok(lp.to_vec()),
+        FORMAT_LZ4 => Ok(lz4_flex::compress_prepend_size(lp)),
+        FORMAT_DELTA => Ok(lz4_flex::compress_prepend_size(&columns(lp)?)),
+        f => Err(CodecError(format!("unknown format {f}"))),
+    }
+}
+
+/// Decodes a stored payload back to normalised line protocol.
+pub fn decode(format: i64, blob: &[u8]) -> Result<Vec<u8>, CodecError> {
+    match format {
+        FORMAT_NONE => Ok(blob.to_vec()),
+        FORMAT_LZ4 => unlz4(blob),
+        FORMAT_DELTA => lines(&unlz4(blob)?),
+        f => Err(CodecError(format!("unknown format {f}"))),
+    }
+}
+
+fn unlz4(blob: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let size = blob
+        .get(..4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .ok_or(Short)?;
+    // A damaged header must not make us allocate hundreds of MiB on a 256 MB
+    // gateway: LZ4 cannot expand more than LZ4_MAX_EXPANSION times.
+    let possible = (blob.len() - 4)
+        .saturating_mul(LZ4_MAX_EXPANSION)
+        .saturating_add(LZ4_MAX_EXPANSION);
+    if size > MAX_DECODED_BYTES || size > possible {
+        return Err(CodecError(format!(
+            "claims {size} bytes decoded from {} stored",
+            blob.len()
+        )));
+    }
+    lz4_flex::decompress(&blob[4..], size).map_err(|e| CodecError(format!("lz4: {e}")))
+}
+
+/// Values of one column while encoding.
+enum Column<'a> {
+    Float(Vec<f64>),
+    Int(Vec<i64>),
+    Uint(Vec<u64>),
+    Bool(Vec<bool>),
+    Str(Vec<&'a [u8]>),
+}
+
+impl<'a> Column<'a> {
+    fn new(kind: u8) -> Column<'a> {
+        match kind {
+            0 => Column::Float(Vec::new()),
+            1 => Column::Int(Vec::new()),
+            2 => Column::Uint(Vec::new()),
+            3 => Column::Bool(Vec::new()),
+            _ => Column::Str(Vec::new()),
+        }
+    }
+
+    fn push(&mut self, v: Value<'a>) {
+        match (self, v) {
+            (Column::Float(c), Value::Float(x)) => c.push(x),
+            (Column::Int(c), Value::Int(x)) => c.push(x),
+            (Column::Uint(c), Value::Uint(x)) => c.push(x),
+            (Column::Bool(c), Value::Bool(x)) => c.push(x),
+            (Column::Str(c), Value::Str(x)) => c.push(x),
+            _ => {} // a shape fixes each field's type: cannot differ
+        }
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        let mut b = Vec::new();
+        match self {
+            Column::Float(v) => floats::encode(v, &mut b),
+            Column::Int(v) => {
+                let mut prev = 0i64;
+                let d: Vec<u64> = v
+                    .iter()
+                    .map(|&x| (zigzag(x.wrapping_sub(prev)), prev = x).0)
+                    .collect();
+                put_ints(&mut b, &d);
+            }
+            Column::Uint(v) => {
+                let mut prev = 0u64;
+                let d: Vec<u64> = v
+                    .iter()
+                    .map(|&x| (zigzag(x.wrapping_sub(prev) as i64), prev = x).0)
+                    .collect();
+                put_ints(&mut b, &d);
+            }
+            Column::Bool(v) => {
+                let mut w = BitWriter::default();
+                for &x in v {
+                    w.put(x as u64, 1);
+                }
+                b = w.finish();
+            }
+            Column::Str(v) => {
+                let mut dict: HashMap<&[u8], u64> = HashMap::new();
+                let mut order = Vec::new();
+                let ids: Vec<u64> = v
+                    .iter()
+                    .map(|s| {
+                        let n = dict.len() as u64;
+                        *dict.entry(s).or_insert_with(|| {
+                            order.push(*s);
+                            n
+                        })
+                    })
+                    .collect();
+                put_varint(&mut b, order.len() as u64);
+                for s in order {
+                    put_bytes(&mut b, s);
+                }
+                for id in ids {
+                    put_varint(&mut b, id);
+                }
+            }
+        }
+        put_bytes(out, &b);
+    }
+}
+
+/// Interns byte strings in first-seen order.
+#[derive(Default)]
+struct Dict<'a> {
+    ids: HashMap<&'a [u8], u64>,
+    order: Vec<&'a [u8]>,
+}
+
+impl<'a> Dict<'a> {
+    fn id(&mut self, s: &'a [u8]) -> u64 {
+        let next = self.order.len() as u64;
+        *self.ids.entry(s).or_insert_with(|| {
+            self.order.push(s);
+            next
+        })
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        put_varint(out, self.order.len() as u64);
+        for s in &self.order {
+            put_bytes(out, s);
+        }
+    }
+}
+
+/// Line protocol → format 2 body (before lz4).
+fn columns(lp: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let mut keys = Dict::default();
+    let mut fkeys = Dict::default();
+    // shape = key id + (field key id, type) list → shape id
+    let mut shape_ids: HashMap<Vec<u64>, usize> = HashMap::new();
+    let mut shapes: Vec<Vec<u64>> = Vec::new();
+    let mut cols: Vec<Vec<Column>> = Vec::new();
+    let mut line_shapes = Vec::new();
+    let mut ts = Vec::new();
+    let mut sig = Vec::with_capacity(32);
+    for line in crate::lineproto::lines(lp) {
+        let l = split::split(line).ok_or_else(|| {
+            CodecError(format!(
+                "not a normalised line: {}",
+                String::from_utf8_lossy(&line[..line.len().min(200)])
+            ))
+        })?;
+        sig.clear();
+        sig.push(keys.id(l.key));
+        for (k, v) in &l.fields {
+            sig.push(fkeys.id(k) << 3 | v.kind() as u64);
+        }
+        let shape = match shape_ids.get(&sig) {
+            Some(&s) => s,
+            None => {
+                shape_ids.insert(sig.clone(), shapes.len());
+                shapes.push(sig.clone());
+                cols.push(
+                    l.fields
+                        .iter()
+                        .map(|(_, v)| Column::new(v.kind()))
+                        .collect(),
+                );
+                shapes.len() - 1
+            }
+        };
+        for (c, (_, v)) in cols[shape].iter_mut().zip(&l.fields) {
+            c.push(*v);
+        }
+        line_shapes.push(shape as u64);
+        ts.push(l.ts);
+    }
+    let mut out = Vec::with_capacity(lp.len() / 4);
+    out.push(VERSION);
+    put_varint(&mut out, ts.len() as u64);
+    keys.write(&mut out);
+    fkeys.write(&mut out);
+    put_varint(&mut out, shapes.len() as u64);
+    for s in &shapes {
+        put_varint(&mut out, s[0]);
+        put_varint(&mut out, (s.len() - 1) as u64);
+        for f in &s[1..] {
+            put_varint(&mut out, f >> 3);
+            out.push((f & 7) as u8);
+        }
+    }
+    for s in &line_shapes {
+        put_varint(&mut out, *s);
+    }
+    // Timestamps in the coarsest power-of-ten unit they all share (a
+    // producer writing at ms precision stores ms), then delta-of-delta.
+    let scale = (0..=MAX_TS_SCALE_EXP)
+        .rev()
+        .find(|&k| ts.iter().all(|t| t.rem_euclid(10i64.pow(k)) == 0))
+        .unwrap_or(0);
+    out.push(scale as u8);
+    let unit = 10i64.pow(scale);
+    let (mut prev, mut prev_delta) = (0i64, 0i64);
+    let dod: Vec<u64> = ts
+        .iter()
+        .map(|&t| {
+            let t = t / unit;
+            let delta = t.wrapping_sub(prev);
+            let d = zigzag(delta.wrapping_sub(prev_delta));
+            (prev, prev_delta) = (t, delta);
+            d
+        })
+        .collect();
+    let mut packed = Vec::new();
+    put_ints(&mut packed, &dod);
+    put_bytes(&mut out, &packed);
+    for shape_cols in &cols {
+        for c in shape_cols {
+            c.write(&mut out);
+        }
+    }
+    Ok(out)
+}
+
+/// Decoded columns of one shape, with a cursor per column.
+enum Decoded {
+    Float(Vec<f64>),
+    Int(Vec<i64>),
+    Uint(Vec<u64>),
+    Bool(Vec<bool>),
+    Str(Vec<Vec<u8>>, Vec<usize>),
+}
+
+fn read_column(bytes: &[u8], kind: u8, n: usize) -> Result<Decoded, Short> {
+    let mut r = Reader::new(bytes);
+    Ok(match kind {
+        0 => {
+            let mut v = Vec::with_capacity(n.min(bytes.len() * 8));
+            floats::decode(&mut r, n, &mut v)?;
+            Decoded::Float(v)
+        }
+        1 | 2 => {
+            let mut prev = 0i64;
+            let v: Vec<i64> = get_ints(&mut r, n)?
+                .into_iter()
+                .map(|d| {
+                    prev = prev.wrapping_add(unzigzag(d));
+                    prev
+                })
+                .collect();
+            if kind == 1 {
+                Decoded::Int(v)
+            } else {
+                Decoded::Uint(v.into_iter().map(|x| x as u64).collect())
+            }
+        }
+        3 => {
+            if n.div_ceil(8) > bytes.len() {
+                return Err(Short);
+            }
+            Decoded::Bool(
+                (0..n)
+                    .map(|i| bytes[i / 8] >> (7 - i % 8) & 1 == 1)
+                    .collect(),
+            )
+        }
+        4 => {
+            let d = r.count(1)?;
+            let mut dict = Vec::with_capacity(d);
+            for _ in 0..d {
+                dict.push(r.bytes()?.to_vec());
+            }
+            let mut ids = Vec::with_capacity(n.min(bytes.len()));
+            for _ in 0..n {
+                let id = r.varint()? as usize;
+                if id >= dict.len() {
+                    return Err(Short);
+                }
+                ids.push(id);
+            }
+            Decoded::Str(dict, ids)
+        }
+        _ => return Err(Short),
+    })
+}
+
+fn read_dict<'a>(r: &mut Reader<'a>) -> Result<Vec<&'a [u8]>, Short> {
+    let k = r.count(1)?;
+    (0..k).map(|_| r.bytes()).collect()
+}
+
+/// Format 2 body → line protocol.
+fn lines(body: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let mut r = Reader::new(body);
+    if r.u8()? != VERSION {
+        return Err(CodecError("unknown format 2 version".into()));
+    }
+    let n = r.count(1)?; // each line costs at least its shape id
+    let keys = read_dict(&mut r)?;
+    let fkeys = read_dict(&mut r)?;
+    let n_shapes = r.count(2)?;
+    let mut shapes = Vec::with_capacity(n_shapes);
+    for _ in 0..n_shapes {
+        let key = r.varint()? as usize;
+        let nf = r.count(2)?;
+        let mut fields = Vec::with_capacity(nf);
+        for _ in 0..nf {
+            let fk = r.varint()? as usize;
+            let kind = r.u8()?;
+            if fk >= fkeys.len() || kind > 4 {
+                return Err(Short.into());
+            }
+            fields.push((fk, kind));
+        }
+        if key >= keys.len() {
+            return Err(Short.into());
+        }
+        shapes.push((key, fields));
+    }
+    let mut line_shapes = Vec::with_capacity(n);
+    let mut per_shape = vec![0usize; n_shapes];
+    for _ in 0..n {
+        let s = r.varint()? as usize;
+        *per_shape.get_mut(s).ok_or(Short)? += 1;
+        line_shapes.push(s);
+    }
+    let mut ts = Vec::with_capacity(n);
+    let scale = r.u8()? as u32;
+    if scale > MAX_TS_SCALE_EXP {
+        return Err(Short.into());
+    }
+    let unit = 10i64.pow(scale);
+    let (mut prev, mut prev_delta) = (0i64, 0i64);
+    let mut tr = Reader::new(r.bytes()?);
+    for d in get_ints(&mut tr, n)? {
+        let delta = prev_delta.wrapping_add(unzigzag(d));
+        prev = prev.wrapping_add(delta);
+        prev_delta = delta;
+        ts.push(prev.wrapping_mul(unit));
+    }
+    let mut cols: Vec<Vec<Decoded>> = Vec::with_capacity(n_shapes);
+    for (s, (_, fields)) in shapes.iter().enumerate() {
+        let mut c = Vec::with_capacity(fields.len());
+        for &(_, kind) in fields {
+            c.push(read_column(r.bytes()?, kind, per_shape[s])?);
+        }
+        cols.push(c);
+    }
+    let mut cursor = vec![0usize; n_shapes];
+    let mut out = Vec::with_capacity(body.len() * 4);
+    let mut num = Vec::with_capacity(32);
+    for (i, &s) in line_shapes.iter().enumerate() {
+        let (key, fields) = &shapes[s];
+        let at = cursor[s];
+        cursor[s] += 1;
+        out.extend_from_slice(keys[*key]);
+        for (f, ((fk, _), col)) in fields.iter().zip(&cols[s]).enumerate() {
+            out.push(if f == 0 { b' ' } else { b',' });
+            out.extend_from_slice(fkeys[*fk]);
+            out.push(b'=');
+            num.clear();
+            use std::io::Write;
+            let _ = match col {
+                Decoded::Float(v) => write!(num, "{:?}", v.get(at).ok_or(Short)?),
+                Decoded::Int(v) => write!(num, "{}i", v.get(at).ok_or(Short)?),
+                Decoded::Uint(v) => write!(num, "{}u", v.get(at).ok_or(Short)?),
+                Decoded::Bool(v) => write!(num, "{}", v.get(at).ok_or(Short)?),
+                Decoded::Str(dict, ids) => {
+                    num.push(b'"');
+                    num.extend_from_slice(&dict[*ids.get(at).ok_or(Short)?]);
+                    num.push(b'"');
+                    Ok(())
+                }
+            };
+            out.extend_from_slice(&num);
+        }
+        out.push(b' ');
+        let _ = std::io::Write::write_fmt(&mut out, format_args!("{}\n", ts[i]));
+        if out.len() > MAX_DECODED_BYTES {
+            return Err(CodecError("decodes to more than the size cap".into()));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,209 @@
+//! Round-trip properties over random batches, and garbage that must not panic.
+
+use super::*;
+use crate::lineproto::split::{Value, split};
+use crate::lineproto::{ParseOptions, Precision, lines as lp_lines, parse_into};
+
+/// xorshift64*: reproducible randomness without a crate.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[self.below(xs.len() as u64) as usize]
+    }
+}
+
+fn float(r: &mut Rng) -> f64 {
+    let specials = [
+        0.0,
+        -0.0,
+        5e-324,
+        f64::MIN_POSITIVE,
+        f64::MAX,
+        f64::MIN,
+        1e-300,
+        230.01,
+    ];
+    match r.below(4) {
+        0 => specials[r.below(specials.len() as u64) as usize],
+        1 => (r.below(100_000) as f64 - 50_000.0) / 100.0,
+        _ => {
+            let v = f64::from_bits(r.next());
+            if v.is_finite() { v } else { 1.0 }
+        }
+    }
+}
+
+/// A random batch of valid line protocol, normalised by the real parser.
+fn batch(r: &mut Rng) -> Vec<u8> {
+    let names = [r"m", r"cpu\ load", r"a\,b", "温度"];
+    let tagk = [r"host", r"t\ k", r"k\=x"];
+    let tagv = [r"a", r"v\ 1", r"x\,y", r"z\=w", "北"];
+    let fk = [r"v", r"f\ x", r"k\=y", r"c\,d", "ü"];
+    let strs = [
+        r#""""#,
+        r#""plain""#,
+        r#""a \"q\" b""#,
+        "\"new\nline, x\"",
+        r#""back\\slash""#,
+    ];
+    let mut text = String::new();
+    let lines = 1 + r.below(200);
+    for _ in 0..lines {
+        text.push_str(r.pick(&names));
+        if r.below(2) == 0 {
+            text.push_str(&format!(",{}={}", r.pick(&tagk), r.pick(&tagv)));
+        }
+        let nf = 1 + r.below(4);
+        for f in 0..nf {
+            text.push(if f == 0 { ' ' } else { ',' });
+            text.push_str(fk[f as usize]);
+            text.push('=');
+            match r.below(5) {
+                0 => text.push_str(&format!("{:?}", float(r))),
+                1 => text.push_str(&format!("{}i", r.next() as i64)),
+                2 => text.push_str(&format!("{}u", r.next())),
+                3 => text.push_str(r.pick(&["t", "F", "true", "FALSE"])),
+                _ => text.push_str(r.pick(&strs)),
+            }
+        }
+        match r.below(3) {
+            0 => {}
+            1 => text.push_str(&format!(" {}", r.next() as i64 / 4)),
+            _ => text.push_str(&format!(
+                " {}",
+                1_700_000_000_000_000_000i64 + r.below(1000) as i64
+            )),
+        }
+        text.push('\n');
+    }
+    let mut out = Vec::new();
+    let opts = ParseOptions {
+        precision: Precision::Nanos,
+        now_ns: 1_700_000_000_000_000_000,
+        allow_unsigned: true,
+    };
+    let p = parse_into(text.as_bytes(), &opts, &mut out);
+    assert_eq!(
+        p.rejected, 0,
+        "generator wrote bad lines: {:?}\n{text}",
+        p.errors
+    );
+    out
+}
+
+/// Key, fields (key, value with floats by their bits), timestamp.
+type View = (Vec<u8>, Vec<(Vec<u8>, String)>, i64);
+
+/// A comparable view of a line.
+fn view(line: &[u8]) -> View {
+    let l = split(line).expect("normalised line");
+    let fields = l
+        .fields
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Value::Float(x) => format!("f{:x}", x.to_bits()),
+                other => format!("{other:?}"),
+            };
+            (k.to_vec(), v)
+        })
+        .collect();
+    (l.key.to_vec(), fields, l.ts)
+}
+
+#[test]
+fn random_batches_round_trip_exactly_in_every_format() {
+    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..300 {
+        let lp = batch(&mut r);
+        for format in [FORMAT_NONE, FORMAT_LZ4, FORMAT_DELTA] {
+            let back = decode(format, &encode(format, &lp).unwrap()).unwrap();
+            let a: Vec<_> = lp_lines(&lp).map(view).collect();
+            let b: Vec<_> = lp_lines(&back).map(view).collect();
+            assert_eq!(a, b, "format {format}");
+        }
+    }
+}
+
+#[test]
+fn decoded_line_protocol_is_accepted_by_the_parser() {
+    let mut r = Rng(7);
+    let lp = batch(&mut r);
+    let back = decode(FORMAT_DELTA, &encode(FORMAT_DELTA, &lp).unwrap()).unwrap();
+    let opts = ParseOptions {
+        precision: Precision::Nanos,
+        now_ns: 0,
+        allow_unsigned: true,
+    };
+    let p = parse_into(&back, &opts, &mut Vec::new());
+    assert_eq!(p.rejected, 0, "{:?}", p.errors);
+}
+
+#[test]
+fn garbage_is_an_error_never_a_panic() {
+    let mut r = Rng(42);
+    let valid = encode(FORMAT_DELTA, &batch(&mut r)).unwrap();
+    let body = columns(&batch(&mut r)).unwrap();
+    for i in 0..3000 {
+        // Random bytes, truncations and bit flips of valid blobs and bodies.
+        let mut g = match i % 3 {
+            0 => (0..r.below(300))
+                .map(|_| r.next() as u8)
+                .collect::<Vec<u8>>(),
+            1 => valid[..r.below(valid.len() as u64) as usize].to_vec(),
+            _ => {
+                let mut v = if i % 2 == 0 {
+                    valid.clone()
+                } else {
+                    body.clone()
+                };
+                let at = r.below(v.len() as u64) as usize;
+                v[at] ^= 1 << r.below(8);
+                v
+            }
+        };
+        let _ = decode(FORMAT_DELTA, &g);
+        let _ = decode(FORMAT_LZ4, &g);
+        let _ = lines(&g);
+        g.truncate(g.len() / 2);
+        let _ = lines(&g);
+    }
+}
+
+#[test]
+fn a_huge_claimed_size_is_refused_before_allocating() {
+    let mut blob = (u32::MAX).to_le_bytes().to_vec();
+    blob.extend_from_slice(&[0; 16]);
+    assert!(decode(FORMAT_DELTA, &blob).is_err());
+    assert!(decode(FORMAT_LZ4, &blob).is_err());
+}
+
+#[test]
+fn a_size_claim_beyond_what_lz4_can_expand_to_is_refused() {
+    let lp = b"m v=1 1\n".repeat(10_000);
+    let blob = encode(FORMAT_LZ4, &lp).unwrap();
+    assert_eq!(decode(FORMAT_LZ4, &blob).unwrap(), lp);
+    // The same blob claiming 256 times its stored size: damage, not data.
+    let mut lying = blob.clone();
+    let claim = (blob.len() * 256) as u32;
+    lying[..4].copy_from_slice(&claim.to_le_bytes());
+    let err = decode(FORMAT_LZ4, &lying).unwrap_err().to_string();
+    assert!(err.contains("claims"), "{err}");
+}
+
+#[test]
+fn integer_series_with_small_timestamps_round_trip() {
+    let lp: String = (0..100).map(|t| format!("m,src=t v={t}i {t}\n")).collect();
+    let back = decode(FORMAT_DELTA, &encode(FORMAT_DELTA, lp.as_bytes()).unwrap()).unwrap();
+    assert_eq!(String::from_utf8(back).unwrap(), lp);
+}
