@@ -157,6 +157,25 @@ pub struct Influxdb {
     pub manage_retention: bool,
     /// Routing of points into buckets (none when `buckets` is empty).
     pub sharding: Sharding,
+    /// TLS towards an `https://` upstream: private CAs, client certificates.
+    pub tls: Tls,
+}
+
+/// `influxdb.tls`. Empty paths: the built-in Mozilla roots, no client
+/// certificate. Files are read when the upstream client is made (at start
+/// and on each reload), so renewed certificates need a reload, not a restart.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tls {
+    /// PEM bundle of the CAs to trust instead of the built-in roots.
+    pub ca_file: String,
+    /// PEM certificate (chain) presented to the server (mutual TLS).
+    pub client_cert: String,
+    /// The client certificate's PEM private key.
+    pub client_key: String,
+    /// Lab use only: accept any server certificate. Logged as an error at
+    /// start and on each reload while it is on.
+    pub insecure_skip_verify: bool,
 }
 
 impl Default for Influxdb {
@@ -175,6 +194,7 @@ impl Default for Influxdb {
             gzip: true,
             manage_retention: false,
             sharding: Sharding::default(),
+            tls: Tls::default(),
         }
     }
 }

@@ -181,3 +181,61 @@ fn empty_credentials_are_refused_so_no_request_gets_in_without_any() {
         "{e}"
     );
 }
+
+#[test]
+fn tls_files_are_checked_when_the_config_is_loaded_naming_the_key() {
+    let dir = std::env::temp_dir().join(format!("hissrv-tls-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert = dir.join("c.pem");
+    std::fs::write(
+        &cert,
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let key = dir.join("k.pem");
+    std::fs::write(
+        &key,
+        "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let tls = |lines: String| Config::from_yaml(&format!("influxdb:\n  tls:\n{lines}"));
+    let e = tls(format!(
+        "    client_cert: {:?}\n",
+        cert.display().to_string()
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("influxdb.tls.client_key") && e.contains("both"),
+        "{e}"
+    );
+    let e = tls("    ca_file: /nonexistent/ca.pem\n".into())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("influxdb.tls.ca_file") && e.contains("/nonexistent/ca.pem"),
+        "{e}"
+    );
+    let e = tls(format!("    ca_file: {:?}\n", key.display().to_string()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("influxdb.tls.ca_file") && e.contains("no PEM certificate"),
+        "{e}"
+    );
+    let e = tls(format!(
+        "    ca_file: {:?}\n    insecure_skip_verify: true\n",
+        cert.display().to_string()
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("influxdb.tls.insecure_skip_verify"), "{e}");
+    let ok = tls(format!(
+        "    ca_file: {:?}\n    client_cert: {:?}\n    client_key: {:?}\n",
+        cert.display().to_string(),
+        cert.display().to_string(),
+        key.display().to_string()
+    ));
+    assert!(ok.is_ok(), "{:?}", ok.err());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -108,6 +108,7 @@ impl Config {
             ));
         }
         db.sharding.validate(db)?;
+        validate_tls(&db.tls)?;
         let b = &self.performance.adaptive_batching;
         if b.min_batch_size == 0 {
             return Err(invalid(
@@ -177,4 +178,51 @@ impl Config {
         }
         Ok(())
     }
+}
+/// `influxdb.tls`: the files exist, are readable and hold what their key
+/// says (a PEM section of the right kind); the certificates themselves are
+/// parsed when the upstream client is made.
+fn validate_tls(t: &super::Tls) -> Result<(), ConfigError> {
+    let check = |key: &str, path: &str, marker: &str, what: &str| -> Result<(), ConfigError> {
+        if path.is_empty() {
+            return Ok(());
+        }
+        let text =
+            std::fs::read(path).map_err(|e| invalid(key, format!("cannot read {path:?}: {e}")))?;
+        if !text.windows(marker.len()).any(|w| w == marker.as_bytes()) {
+            return Err(invalid(key, format!("{path:?} holds no PEM {what}")));
+        }
+        Ok(())
+    };
+    check(
+        "influxdb.tls.ca_file",
+        &t.ca_file,
+        "-----BEGIN CERTIFICATE-----",
+        "certificate",
+    )?;
+    check(
+        "influxdb.tls.client_cert",
+        &t.client_cert,
+        "-----BEGIN CERTIFICATE-----",
+        "certificate",
+    )?;
+    check(
+        "influxdb.tls.client_key",
+        &t.client_key,
+        "PRIVATE KEY-----",
+        "private key",
+    )?;
+    if t.client_cert.is_empty() != t.client_key.is_empty() {
+        return Err(invalid(
+            "influxdb.tls.client_key",
+            "client_cert and client_key go together: give both or neither",
+        ));
+    }
+    if t.insecure_skip_verify && !t.ca_file.is_empty() {
+        return Err(invalid(
+            "influxdb.tls.insecure_skip_verify",
+            "a ca_file is pointless when nothing is verified: choose one",
+        ));
+    }
+    Ok(())
 }

@@ -9,7 +9,8 @@
 //! - `delivery`: one request's worth of batches under the status policy
 //!   (split on 413, isolate poison lines by probing);
 //! - `upstream`: one write to InfluxDB and what its answer means;
-//! - `provision`: `manage_retention` (databases, retention policies, buckets).
+//! - `provision`: `manage_retention` (databases, retention policies, buckets);
+//! - `tls`: private CAs and client certificates towards the upstream.
 //!
 //! Owns: the reading connection to the buffer, the upstream client, the
 //! back-off state.
@@ -31,6 +32,7 @@ pub mod drain;
 pub mod forward;
 mod heads;
 pub mod provision;
+pub mod tls;
 pub mod upstream;
 
 pub use forward::{Forwarder, IDLE_POLL_MS, MIN_RETRY_DELAY_MS, Mailbox, MakeSink, Step};

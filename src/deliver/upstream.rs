@@ -67,20 +67,35 @@ impl Sink for Upstream {
 pub struct Upstream {
     agent: ureq::Agent,
     cfg: Influxdb,
+    /// Why `influxdb.tls` cannot be used: every request fails with it (the
+    /// data waits) until a reload brings usable files.
+    tls_error: Option<String>,
 }
 
 impl Upstream {
     pub fn new(cfg: &Influxdb) -> Upstream {
+        let (tls, tls_error) = match crate::deliver::tls::tls_config(&cfg.tls) {
+            Ok(t) => (t, None),
+            Err(e) => {
+                log::error!("upstream TLS: {e}; nothing is delivered until it is fixed");
+                (
+                    ureq::tls::TlsConfig::default(),
+                    Some(format!("TLS setup: {e}")),
+                )
+            }
+        };
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_millis(cfg.timeout_ms)))
             .max_idle_connections_per_host(2)
             .user_agent(concat!("hissrv/", env!("CARGO_PKG_VERSION")))
+            .tls_config(tls)
             .build()
             .new_agent();
         Upstream {
             agent,
             cfg: cfg.clone(),
+            tls_error,
         }
     }
 
@@ -106,6 +121,9 @@ impl Upstream {
         query: &[(&str, &str)],
         json: Option<&str>,
     ) -> Result<(u16, String), String> {
+        if let Some(e) = &self.tls_error {
+            return Err(e.clone());
+        }
         let url = format!("{}{path}", self.cfg.url.trim_end_matches('/'));
         let auth = self.authorization();
         let result = match method {
@@ -133,7 +151,7 @@ impl Upstream {
                 }
             }
         };
-        let mut resp = result.map_err(|e| e.to_string())?;
+        let mut resp = result.map_err(|e| crate::deliver::tls::explain(e.to_string()))?;
         let status = resp.status().as_u16();
         let body = resp
             .body_mut()
@@ -146,6 +164,9 @@ impl Upstream {
 
     /// Sends `lines` (line protocol, ns timestamps) to `dest`.
     pub fn write(&self, dest: &Destination, lines: &[u8]) -> Outcome {
+        if let Some(e) = &self.tls_error {
+            return Outcome::Network(e.clone());
+        }
         let base = self.cfg.url.trim_end_matches('/');
         let mut req = match self.cfg.api {
             ApiVersion::V1 => {
@@ -191,7 +212,7 @@ impl Upstream {
         };
         let mut resp = match result {
             Ok(r) => r,
-            Err(e) => return Outcome::Network(e.to_string()),
+            Err(e) => return Outcome::Network(crate::deliver::tls::explain(e.to_string())),
         };
         let status = resp.status().as_u16();
         let retry_after = resp

@@ -12,6 +12,8 @@ pub struct Influx {
     pub port: u16,
     dir: TempDir,
     http_extra: String,
+    /// HTTPS: the CA its certificate chains to (helpers trust only it).
+    ca: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -27,10 +29,37 @@ impl Influx {
             port: free_port(),
             dir,
             http_extra: http_extra.to_string(),
+            ca: None,
             child: None,
         };
         s.spawn();
         s
+    }
+
+    /// Over HTTPS only (`https-enabled`), with the PKI's server certificate.
+    pub fn start_https(pki: &super::tls::Pki) -> Influx {
+        let extra = format!(
+            "  https-enabled = true\n  https-certificate = \"{}\"\n  https-private-key = \"{}\"\n",
+            pki.path_text("server.pem"),
+            pki.path_text("server.key")
+        );
+        let mut s = Influx {
+            port: free_port(),
+            dir: TempDir::new("influxd"),
+            http_extra: extra,
+            ca: Some(pki.file("ca.pem")),
+            child: None,
+        };
+        s.spawn();
+        s
+    }
+
+    /// The client the helpers use: plain, or trusting only the CA.
+    fn client(&self) -> ureq::Agent {
+        match &self.ca {
+            Some(ca) => super::tls::client_trusting(ca),
+            None => agent(),
+        }
     }
 
     fn spawn(&mut self) {
@@ -58,11 +87,18 @@ impl Influx {
             .expect("influxd is installed (apt-get install influxdb)");
         self.child = Some(child);
         let url = format!("{}/ping", self.url());
-        wait_for("influxd /ping", START_TIMEOUT, || ping_ok(&url));
+        let client = self.client();
+        wait_for("influxd /ping", START_TIMEOUT, || {
+            client
+                .get(&url)
+                .call()
+                .is_ok_and(|r| r.status().is_success())
+        });
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Stops influxd as an operator would (SIGTERM), waiting for it to exit.
@@ -90,7 +126,8 @@ impl Influx {
     }
 
     pub fn query(&self, db: &str, q: &str) -> miniserde::json::Value {
-        let body = agent()
+        let body = self
+            .client()
             .get(format!("{}/query", self.url()))
             .query("db", db)
             .query("q", q)
@@ -169,7 +206,8 @@ impl Influx {
     }
 
     pub fn create_db(&self, db: &str) {
-        let r = agent()
+        let r = self
+            .client()
             .post(format!("{}/query", self.url()))
             .query("q", format!("CREATE DATABASE \"{db}\""))
             .send_empty()

@@ -2,7 +2,8 @@
 //! (`influx`: influxd 1.6.7 and VictoriaMetrics), the agent under test
 //! (`agent`; its config file: `config`), a link-cutting proxy (`proxy`), a
 //! scripted server for answers influxd never gives (`scripted`), small real
-//! file systems for disk faults (`disk`), and the forwarder's virtual-time
+//! file systems for disk faults (`disk`), a test PKI and an mTLS front
+//! (`tls`), and the forwarder's virtual-time
 //! harness (`sim`); here the small shared helpers. Everything started is
 //! stopped on drop. Each test binary uses a part of it.
 #![allow(dead_code, unused_imports)]
@@ -14,6 +15,7 @@ mod influx;
 mod proxy;
 pub mod scripted;
 pub mod sim;
+pub mod tls;
 pub use agent::*;
 pub use config::Sections;
 pub use influx::*;
