@@ -156,11 +156,13 @@ impl Delivery<'_> {
         let mut failures_in_a_row = 0usize;
         // A failing server makes every suspicion void: the suspects are
         // probed again next time, from scratch.
-        let server_failing = |probed: &mut ProbeState| {
+        // The server's last error answer, for the operator.
+        let mut last_error = String::new();
+        let server_failing = |probed: &mut ProbeState, last: &str| {
             probed.suspects.clear();
             Deferred {
                 delay: None,
-                reason: "server errors on every part of the batch".into(),
+                reason: format!("server errors on every part of the batch (last: {last})"),
                 server_error: true,
             }
         };
@@ -212,7 +214,8 @@ impl Delivery<'_> {
                         self.probed.written.extend(range.iter().map(|&i| id(i)));
                     }
                 }
-                (Outcome::ServerError { .. }, single) if self.probe => {
+                (Outcome::ServerError { status, message }, single) if self.probe => {
+                    last_error = format!("{status}: {message}");
                     failures_in_a_row = failures_in_a_row.saturating_add(1);
                     if failures_in_a_row > give_up_after {
                         // Many failures in a row: a failing server, or a long
@@ -225,7 +228,7 @@ impl Delivery<'_> {
                             matches!(self.attempt(dest, &body), Outcome::Written)
                         });
                         if !alive {
-                            return Err(server_failing(self.probed));
+                            return Err(server_failing(self.probed, &last_error));
                         }
                         failures_in_a_row = 0;
                     }
@@ -277,7 +280,7 @@ impl Delivery<'_> {
         let Some(canary) = canary else {
             // Nothing of the pack got through: the server (or this
             // destination on it) is failing, not a line.
-            return Err(server_failing(self.probed));
+            return Err(server_failing(self.probed, &last_error));
         };
         let suspects: Vec<LineId> = self.probed.suspects.iter().cloned().collect();
         for s in suspects {

@@ -8,7 +8,6 @@ use crate::deliver::delivery::{Deferred, Delivery, POISON_PROBE_AFTER_FAILURES};
 use crate::observe::stats::Stats;
 use crate::route::dest::Destination;
 use crate::wal::{StoredBatch, WalError};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 impl Forwarder {
@@ -157,7 +156,7 @@ impl Forwarder {
         Stats::add(&self.stats.points_written, written);
         Stats::add(&self.stats.batches_written, pack.len());
         Stats::add(&self.stats.dead_letter_lines, dead.len());
-        self.stats.upstream_up.store(true, Ordering::Relaxed);
+        self.stats.delivery_ok();
         if self.backoff.remove(dest).is_some() {
             log::info!("upstream accepts writes to {:?} again", dest.bucket());
         }
@@ -177,6 +176,7 @@ impl Forwarder {
 
     fn deferred(&mut self, dest: &Destination, pack: &[StoredBatch], points: usize, d: Deferred) {
         Stats::add(&self.stats.upstream_failures, 1);
+        self.stats.delivery_failed();
         // Someone dropped a database or policy we manage: put it back.
         if self.influxdb.manage_retention
             && self.provision_at.is_none()

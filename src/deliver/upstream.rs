@@ -99,6 +99,17 @@ impl Upstream {
         }
     }
 
+    /// A failed request's error in the operator's terms.
+    fn explain(&self, e: ureq::Error) -> String {
+        match e {
+            ureq::Error::Timeout(_) => format!(
+                "no complete answer within influxdb.timeout_ms ({} ms): the upstream or the link is silent or too slow ({e})",
+                self.cfg.timeout_ms
+            ),
+            other => crate::deliver::tls::explain(other.to_string()),
+        }
+    }
+
     /// The `Authorization` header our credentials give, if any.
     fn authorization(&self) -> Option<String> {
         match self.cfg.api {
@@ -151,7 +162,7 @@ impl Upstream {
                 }
             }
         };
-        let mut resp = result.map_err(|e| crate::deliver::tls::explain(e.to_string()))?;
+        let mut resp = result.map_err(|e| self.explain(e))?;
         let status = resp.status().as_u16();
         let body = resp
             .body_mut()
@@ -212,7 +223,7 @@ impl Upstream {
         };
         let mut resp = match result {
             Ok(r) => r,
-            Err(e) => return Outcome::Network(crate::deliver::tls::explain(e.to_string())),
+            Err(e) => return Outcome::Network(self.explain(e)),
         };
         let status = resp.status().as_u16();
         let retry_after = resp

@@ -193,6 +193,7 @@ impl Ingest {
             version: env!("CARGO_PKG_VERSION").into(),
             upstream_url: live.config.influxdb.url.clone(),
             upstream_up: s.upstream_up.load(Relaxed),
+            upstream_failing_for_ms: s.upstream_failing_for_ms(),
             points_received: Stats::get(&s.points_received),
             points_committed: Stats::get(&s.points_committed),
             points_written: Stats::get(&s.points_written),

@@ -244,6 +244,12 @@ pub fn render(s: &Stats, ring: &RingGauges, now_ms: i64) -> String {
     );
     gauge(
         &mut o,
+        "hissrv_upstream_failing_seconds",
+        "How long every delivery has failed, without one success (0 while they succeed).",
+        s.upstream_failing_for_ms() as f64 / 1e3,
+    );
+    gauge(
+        &mut o,
         "hissrv_buffer_disk_reserve_missing",
         "1 while the buffer's disk reserve is spent (after draining a full disk): writes get 507.",
         if s.disk_reserve_missing.load(Relaxed) {

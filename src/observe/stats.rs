@@ -54,6 +54,12 @@ pub struct Stats {
     /// Deliveries of a batch that had failed before.
     pub retries: AtomicU64,
     pub upstream_up: AtomicBool,
+    /// When the current run of failed deliveries began, in ms since `epoch`
+    /// plus one; 0 while deliveries succeed (monotonic: a clock step does
+    /// not fake an outage).
+    pub upstream_failing_since: AtomicU64,
+    /// Origin of the monotonic gauges.
+    pub epoch: std::time::Instant,
     /// The buffer's disk reserve is spent (see `wal::reserve`): writes get 507.
     pub disk_reserve_missing: std::sync::Arc<AtomicBool>,
     /// Backlog in the buffer: exact gauges (see `backlog`).
@@ -106,6 +112,8 @@ impl Default for Stats {
             upstream_failures_network: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             upstream_up: AtomicBool::new(false),
+            upstream_failing_since: AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
             disk_reserve_missing: Default::default(),
             backlog: Default::default(),
             dead_letters_stored: AtomicU64::new(0),
@@ -144,6 +152,29 @@ impl Stats {
     pub fn set_error(&self, e: impl Into<String>) {
         if let Ok(mut s) = self.last_error.lock() {
             *s = e.into();
+        }
+    }
+
+    /// A delivery went through: the upstream is not failing.
+    pub fn delivery_ok(&self) {
+        self.upstream_up.store(true, Relaxed);
+        self.upstream_failing_since.store(0, Relaxed);
+    }
+
+    /// A delivery failed (any reason): starts the failing clock if it is not
+    /// running.
+    pub fn delivery_failed(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64 + 1;
+        let _ = self
+            .upstream_failing_since
+            .compare_exchange(0, now, Relaxed, Relaxed);
+    }
+
+    /// How long deliveries have been failing without one success (0: not).
+    pub fn upstream_failing_for_ms(&self) -> u64 {
+        match self.upstream_failing_since.load(Relaxed) {
+            0 => 0,
+            since => (self.epoch.elapsed().as_millis() as u64 + 1).saturating_sub(since),
         }
     }
 

@@ -19,6 +19,8 @@ pub struct Health {
     pub version: String,
     pub upstream_url: String,
     pub upstream_up: bool,
+    /// How long deliveries have failed without one success (0: they do not).
+    pub upstream_failing_for_ms: u64,
     pub points_received: u64,
     pub points_committed: u64,
     pub points_written: u64,
@@ -97,10 +99,13 @@ pub fn render(url: &str, a: &Health, b: &Health, secs: f64) -> String {
         o,
         "upstream     {} {}",
         b.upstream_url,
-        if b.upstream_up {
-            "up"
-        } else {
-            "DOWN or not reached yet"
+        match (b.upstream_failing_for_ms, b.upstream_up) {
+            (0, true) => "up".to_string(),
+            (0, false) => "not reached yet".to_string(),
+            (ms, _) => format!(
+                "FAILING for {} s (every delivery since; see last error)",
+                ms / 1000
+            ),
         }
     );
     let _ = writeln!(

@@ -11,6 +11,7 @@
 mod agent;
 mod config;
 pub mod disk;
+pub mod fault_proxy;
 mod influx;
 mod proxy;
 pub mod scripted;
