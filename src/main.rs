@@ -40,11 +40,19 @@ fn main() -> ExitCode {
             filter,
         } => buffer_path(buffer, config).and_then(|p| {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            hissrv::cli::inspect::export(&p, &filter, &mut out).and_then(|n| {
+            hissrv::cli::inspect::export(&p, &filter, &mut out).and_then(|done| {
                 use std::io::Write;
                 out.flush().map_err(|e| e.to_string())?;
-                eprintln!("hissrv: exported {n} lines");
-                Ok(())
+                eprintln!("hissrv: exported {} lines", done.lines);
+                for (id, why) in &done.damaged {
+                    eprintln!("hissrv: batch {id} is damaged and was skipped: {why}");
+                }
+                match done.damaged.len() {
+                    0 => Ok(()),
+                    k => Err(format!(
+                        "{k} damaged batches skipped (the forwarder quarantines them as dead letters)"
+                    )),
+                }
             })
         }),
     };

@@ -193,3 +193,45 @@ fn status_inspect_and_export_find_the_agent_and_its_buffer_through_its_config_fi
         "m,k=a v=1i 1\nm,k=b v=2i 2\n"
     );
 }
+
+#[test]
+fn export_goes_on_past_a_damaged_batch_names_it_and_exits_non_zero() {
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let mut h = Hissrv::start(&nowhere, "");
+    for (i, line) in ["m v=1i 1", "m v=2i 2", "m v=3i 3"].iter().enumerate() {
+        assert_eq!(h.post("/write?db=d", line).0, 204, "write {i}");
+    }
+    // Stopped, so its forwarder cannot quarantine the batch first.
+    assert!(h.terminate().success());
+    // The middle batch's payload is damaged on disk.
+    let c = rusqlite::Connection::open(h.buffer_path()).unwrap();
+    let ids: Vec<i64> = c
+        .prepare("SELECT id FROM batches ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(ids.len(), 3);
+    c.execute(
+        "UPDATE batches SET payload = x'ffffffff00', format = 2 WHERE id = ?1",
+        [ids[1]],
+    )
+    .unwrap();
+    let buffer = h.buffer_path().display().to_string();
+    let out = hissrv(&["export", "--buffer", &buffer]);
+    assert!(
+        !out.status.success(),
+        "damage is reported in the exit status"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "m v=1i 1\nm v=3i 3\n",
+        "the batches before and after the damaged one"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("batch {} is damaged and was skipped", ids[1])),
+        "{err}"
+    );
+}

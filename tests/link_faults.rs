@@ -52,7 +52,10 @@ fn survives(fault: Fault, why: &[&str]) {
         .output()
         .expect("hissrv status");
     let text = String::from_utf8_lossy(&status.stdout);
-    assert!(text.contains("FAILING for"), "{text}");
+    assert!(
+        text.contains("DOWN: every delivery has failed for"),
+        "{text}"
+    );
 
     proxy.set(Fault::Pass);
     wait_for("every point delivered", DELIVERY_TIMEOUT, || {

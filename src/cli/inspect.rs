@@ -215,7 +215,20 @@ impl ExportFilter {
 
 /// Writes the buffer's points (or dead letters) as line protocol; returns
 /// how many lines were written.
-pub fn export(path: &Path, f: &ExportFilter, out: &mut impl Write) -> Result<u64, String> {
+/// Batches read per statement by `export`: each statement is a short read
+/// transaction, so the agent's checkpoints can reset the WAL while a slow
+/// consumer (`hissrv export | less`) holds the pipe.
+const EXPORT_CHUNK_BATCHES: i64 = 64;
+
+/// What `export` wrote: lines, and the batches it could not decode (id and
+/// why), which it skipped.
+#[derive(Debug, Default)]
+pub struct Exported {
+    pub lines: u64,
+    pub damaged: Vec<(i64, String)>,
+}
+
+pub fn export(path: &Path, f: &ExportFilter, out: &mut impl Write) -> Result<Exported, String> {
     let c = open(path)?;
     let mut n = 0;
     let io = |e: std::io::Error| format!("cannot write: {e}");
@@ -242,33 +255,51 @@ pub fn export(path: &Path, f: &ExportFilter, out: &mut impl Write) -> Result<u64
             out.write_all(b"\n").map_err(io)?;
             n += 1;
         }
-        return Ok(n);
+        return Ok(Exported {
+            lines: n,
+            damaged: Vec::new(),
+        });
     }
+    let mut damaged = Vec::new();
     let mut stmt = c
-        .prepare("SELECT id, db, rp, format, payload FROM batches WHERE (?1 IS NULL OR last_ts >= ?1) AND (?2 IS NULL OR first_ts < ?2) ORDER BY id")
+        .prepare("SELECT id, db, rp, format, payload FROM batches WHERE id > ?3 AND (?1 IS NULL OR last_ts >= ?1) AND (?2 IS NULL OR first_ts < ?2) ORDER BY id LIMIT ?4")
         .map_err(|e| e.to_string())?;
-    let mut rows = stmt
-        .query(params![f.since_ns, f.until_ns])
-        .map_err(|e| e.to_string())?;
-    while let Some(r) = rows.next().map_err(|e| e.to_string())? {
-        let get = |i| r.get::<_, String>(i).map_err(|e| e.to_string());
-        let (db, rp) = (get(1)?, get(2)?);
-        if !f.dest_matches(&db, &rp) {
-            continue;
-        }
-        let id: i64 = r.get(0).map_err(|e| e.to_string())?;
-        let format: i64 = r.get(3).map_err(|e| e.to_string())?;
-        let blob: Vec<u8> = r.get(4).map_err(|e| e.to_string())?;
-        let lp = codec::decode(format, &blob).map_err(|e| format!("batch {id}: {e}"))?;
-        for line in crate::lineproto::lines(&lp) {
-            if f.time_matches(line) {
-                out.write_all(line).map_err(io)?;
-                out.write_all(b"\n").map_err(io)?;
-                n += 1;
+    // Chunks of batches, each read in its own statement (see
+    // EXPORT_CHUNK_BATCHES), then written out.
+    let mut after = 0i64;
+    loop {
+        let chunk: Vec<(i64, String, String, i64, Vec<u8>)> = stmt
+            .query_map(
+                params![f.since_ns, f.until_ns, after, EXPORT_CHUNK_BATCHES],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .and_then(|rows| rows.collect())
+            .map_err(|e| e.to_string())?;
+        let Some(last) = chunk.last() else { break };
+        after = last.0;
+        for (id, db, rp, format, blob) in chunk {
+            if !f.dest_matches(&db, &rp) {
+                continue;
+            }
+            // A damaged batch is reported and skipped, like the forwarder
+            // quarantines it: the batches after it are still exported.
+            let lp = match codec::decode(format, &blob) {
+                Ok(lp) => lp,
+                Err(e) => {
+                    damaged.push((id, e.to_string()));
+                    continue;
+                }
+            };
+            for line in crate::lineproto::lines(&lp) {
+                if f.time_matches(line) {
+                    out.write_all(line).map_err(io)?;
+                    out.write_all(b"\n").map_err(io)?;
+                    n += 1;
+                }
             }
         }
     }
-    Ok(n)
+    Ok(Exported { lines: n, damaged })
 }
 
 #[cfg(test)]

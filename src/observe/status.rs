@@ -103,7 +103,7 @@ pub fn render(url: &str, a: &Health, b: &Health, secs: f64) -> String {
             (0, true) => "up".to_string(),
             (0, false) => "not reached yet".to_string(),
             (ms, _) => format!(
-                "FAILING for {} s (every delivery since; see last error)",
+                "DOWN: every delivery has failed for {} s (see last error)",
                 ms / 1000
             ),
         }
