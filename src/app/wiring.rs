@@ -44,6 +44,21 @@ pub fn run(
     shutdown: Receiver<()>,
     hup: Receiver<()>,
 ) -> Result<(), Box<dyn Error>> {
+    // Nothing touches the buffer before this agent owns it.
+    let _lock = crate::wal::lock::BufferLock::acquire(&cfg.buffer.path)?;
+    // The listeners are bound before any delivery starts: an agent that
+    // cannot listen must not have sent anything.
+    let s = &cfg.service;
+    let std_listener = std::net::TcpListener::bind(s.http_listen.as_str())
+        .map_err(|e| format!("cannot listen on {}: {e}", s.http_listen))?;
+    let std_udp = if s.udp_listen.is_empty() {
+        None
+    } else {
+        Some(
+            std::net::UdpSocket::bind(s.udp_listen.as_str())
+                .map_err(|e| format!("cannot listen on udp {}: {e}", s.udp_listen))?,
+        )
+    };
     let quota = cfg.buffer.max_size_mb * 1024 * 1024;
     let mut writer = Wal::open(&cfg.buffer.path, cfg.buffer.synchronous, quota)?;
     writer.set_format(crate::wal::codec::format_for(&cfg.performance.compression));
@@ -99,18 +114,8 @@ pub fn run(
         let bell = bell.clone();
         async move {
             let s = &cfg.service;
-            let listener = TcpListener::bind(s.http_listen.as_str())
-                .await
-                .map_err(|e| format!("cannot listen on {}: {e}", s.http_listen))?;
-            let udp = if s.udp_listen.is_empty() {
-                None
-            } else {
-                Some(
-                    UdpSocket::bind(s.udp_listen.as_str())
-                        .await
-                        .map_err(|e| format!("cannot listen on udp {}: {e}", s.udp_listen))?,
-                )
-            };
+            let listener = TcpListener::try_from(std_listener)?;
+            let udp = std_udp.map(UdpSocket::try_from).transpose()?;
             log::info!(
                 "hissrv {} listening on http://{} (udp: {}), buffer {}, upstream {} ({:?})",
                 env!("CARGO_PKG_VERSION"),

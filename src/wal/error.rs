@@ -21,6 +21,12 @@ pub enum WalError {
     },
     /// The file system is full.
     DiskFull,
+    /// Another agent holds the buffer (`lock`); `holder` is its PID as it
+    /// wrote it.
+    InUse {
+        path: PathBuf,
+        holder: String,
+    },
     /// The disk reserve was spent draining a full disk and is not back yet
     /// (`reserve`): writes wait for it.
     ReserveMissing,
@@ -48,6 +54,12 @@ impl fmt::Display for WalError {
                 "buffer quota reached: {used_bytes} of {quota_bytes} bytes used; new writes are refused until the upstream drains the backlog"
             ),
             WalError::DiskFull => write!(f, "disk full: the buffer cannot grow"),
+            WalError::InUse { path, holder } => write!(
+                f,
+                "the buffer {} is in use by another hissrv (pid {}): one agent per buffer; stop that one or point buffer.path elsewhere",
+                path.display(),
+                if holder.is_empty() { "unknown" } else { holder }
+            ),
             WalError::ReserveMissing => write!(
                 f,
                 "disk full: the buffer's disk reserve was spent draining the backlog; new writes are refused until there is room to make it again"

@@ -3,7 +3,8 @@
 //! only once the upstream took it. Its durability contract and schema are in
 //! `buffer` (the `text` block there); `views` are the read-only SQL views
 //! over it for operators; `codec` the stored encodings; `reserve` the disk
-//! reserve that keeps a full disk drainable; `doorbell` the commit signal.
+//! reserve that keeps a full disk drainable; `doorbell` the commit signal;
+//! `lock` the one-agent-per-buffer lock.
 //!
 //! Owns: the buffer file, its `-wal`/`-shm` files and the reserve file.
 //!
@@ -21,6 +22,7 @@ mod buffer;
 pub mod codec;
 pub mod doorbell;
 mod error;
+pub mod lock;
 pub mod reserve;
 pub mod views;
 

@@ -18,7 +18,7 @@ pub mod scripted;
 pub mod sim;
 pub mod tls;
 pub use agent::*;
-pub use config::Sections;
+pub use config::{Sections, config_text};
 pub use influx::*;
 pub use proxy::*;
 

@@ -1,0 +1,71 @@
+//! The read-only pages of the ingest listener: `/metrics` (Prometheus text)
+//! and `/health` (the JSON document `hissrv status` reads), built from the
+//! shared statistics and the rings' live gauges.
+
+use super::*;
+
+impl Ingest {
+    pub(super) fn metrics(&self) -> Response {
+        let ring = self.intake.ring.borrow();
+        let gauges = crate::observe::metrics::RingGauges {
+            points: ring.points(),
+            bytes: ring.bytes(),
+            capacity_bytes: ring.capacity_bytes(),
+        };
+        let body = crate::observe::metrics::render(&self.stats, &gauges, crate::clock::now_ms());
+        let mut r =
+            Response::new(200).header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+        r.body = body.into_bytes();
+        r
+    }
+
+    pub(super) fn health(&self) -> Response {
+        let s = &self.stats;
+        let live = self.settings();
+        let ring = self.intake.ring.borrow();
+        let oldest = Stats::get(&s.backlog.oldest_ms) as i64;
+        let h = Health {
+            name: live.config.service.name.clone(),
+            status: "pass".into(),
+            message: "ready for writes".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            upstream_url: live.config.influxdb.url.clone(),
+            upstream_up: s.upstream_up.load(Relaxed),
+            upstream_failing_for_ms: s.upstream_failing_for_ms(),
+            points_received: Stats::get(&s.points_received),
+            points_committed: Stats::get(&s.points_committed),
+            points_written: Stats::get(&s.points_written),
+            lines_rejected: Stats::get(&s.lines_rejected),
+            dead_letter_lines: Stats::get(&s.dead_letter_lines),
+            backlog_batches: Stats::get(&s.backlog.batches),
+            backlog_points: Stats::get(&s.backlog.points),
+            backlog_bytes: Stats::get(&s.backlog.bytes),
+            oldest_unsent_age_ms: if oldest > 0 {
+                crate::clock::now_ms().saturating_sub(oldest).max(0) as u64
+            } else {
+                0
+            },
+            dead_letters_stored: Stats::get(&s.dead_letters_stored),
+            ring_points: ring.points() as u64,
+            ring_bytes: ring.bytes() as u64,
+            ring_capacity_bytes: ring.capacity_bytes() as u64,
+            refused_ring_full: Stats::get(&s.ring_full_refusals),
+            refused_storage_full: Stats::get(&s.storage_full_refusals),
+            disk_reserve_missing: s.disk_reserve_missing.load(Relaxed),
+            udp_points_dropped: Stats::get(&s.udp_points_dropped),
+            upstream_failures: Stats::get(&s.upstream_failures),
+            points_expired: Stats::get(&s.points_expired),
+            retention_failures: Stats::get(&s.provision_failures),
+            last_error: s.last_error(),
+            config_reloads: Stats::get(&s.config_reloads),
+            config_reloads_refused: Stats::get(&s.config_reload_failures),
+            config_error: s.config_error.lock().map(|e| e.clone()).unwrap_or_default(),
+            restart_needed: s
+                .restart_needed
+                .lock()
+                .map(|r| r.clone())
+                .unwrap_or_default(),
+        };
+        Response::json(200, miniserde::json::to_string(&h))
+    }
+}
