@@ -531,7 +531,12 @@ fn a_full_file_system_answers_507_keeps_what_is_stored_and_recovers_after_draini
     let mut influx = Influx::start();
     influx.create_db("plant");
     influx.stop();
-    let buffer = format!("  path: \"{}\"\n", disk.path().join("buffer.db").display());
+    // buffer.path is a symlink into the small disk (found by review: the
+    // reserve must be made beside the real file, where SQLite writes).
+    let links = TempDir::new("full-disk-link");
+    let link = links.path().join("buffer.db");
+    std::os::unix::fs::symlink(disk.path().join("buffer.db"), &link).unwrap();
+    let buffer = format!("  path: \"{}\"\n", link.display());
     let h = Hissrv::start_with(
         &influx.url(),
         Sections {
@@ -597,6 +602,15 @@ fn a_full_file_system_answers_507_keeps_what_is_stored_and_recovers_after_draini
         std::fs::metadata(&reserve).map(|m| m.len()).ok(),
         Some(8 << 20)
     );
+    assert!(
+        !links.path().join("buffer.db-reserve").exists(),
+        "beside the real file"
+    );
+    // An empty buffer takes writes again at once (found by review: the WAL,
+    // truncated on a full disk, could not grow; free pages now go back).
+    let (s, b) = h.post("/write?db=plant", &body(100_000_000, LINES));
+    assert_eq!(s, 204, "a write into the drained buffer: {b}");
+    let drained_once = 1;
     // Writing on against the full disk while it drains: each write is stored
     // or refused (507), never lost, and the buffer never wedges.
     let mut more = 0;
@@ -612,11 +626,16 @@ fn a_full_file_system_answers_507_keeps_what_is_stored_and_recovers_after_draini
         "writes are accepted again once the reserve is back"
     );
     wait_for("everything acknowledged upstream", DELIVERY_TIMEOUT, || {
-        influx.count_field("plant", "m", "v") == ((acked + more) * LINES) as usize
+        influx.count_field("plant", "m", "v") == ((acked + more + drained_once) * LINES) as usize
     });
     wait_for("the buffer emptied again", DELIVERY_TIMEOUT, || {
         h.buffered_points() == 0
     });
+    wait_for(
+        "writes accepted after the second drain",
+        DELIVERY_TIMEOUT,
+        || h.post("/write?db=plant", "m,src=t v=1i 1").0 == 204,
+    );
     drop(h);
     drop(disk);
 }

@@ -20,9 +20,9 @@ use crate::deliver::forward::{Forwarder, Mailbox};
 use crate::ingest::server::{InFlight, serve_http, serve_udp};
 use crate::ingest::{Ingest, Settings};
 use crate::observe::stats::Stats;
-use crate::wal::Wal;
 use crate::wal::doorbell::Doorbell;
 use crate::wal::reserve::Reserve;
+use crate::wal::{Wal, WalError};
 use smol::LocalExecutor;
 use smol::channel::Receiver;
 use smol::net::{TcpListener, UdpSocket};
@@ -60,9 +60,21 @@ pub fn run(
         )
     };
     let quota = cfg.buffer.max_size_mb * 1024 * 1024;
-    let mut writer = Wal::open(&cfg.buffer.path, cfg.buffer.synchronous, quota)?;
+    let stats = Arc::new(Stats::default());
+    let reserve = Reserve::for_buffer(&cfg.buffer.path, quota, stats.disk_reserve_missing.clone());
+    let open = || Wal::open(&cfg.buffer.path, cfg.buffer.synchronous, quota);
+    let mut writer = match open() {
+        // A disk so full that SQLite cannot even open the buffer (its -shm,
+        // a WAL replay): the reserve is for exactly this.
+        Err(e @ (WalError::DiskFull | WalError::Sqlite(_))) if reserve.path().exists() => {
+            log::warn!("cannot open the buffer ({e}): releasing the disk reserve and trying again");
+            let _ = reserve.release();
+            open()?
+        }
+        other => other?,
+    };
     writer.set_format(crate::wal::codec::format_for(&cfg.performance.compression));
-    let mut reader = Wal::open(&cfg.buffer.path, cfg.buffer.synchronous, quota)?;
+    let mut reader = open()?;
     reader.set_dead_letter_share(cfg.buffer.max_dead_letters_percent);
     match reader.backlog() {
         Ok(b) if b.batches > 0 => log::info!(
@@ -74,8 +86,6 @@ pub fn run(
         Ok(_) => {}
         Err(e) => log::warn!("cannot read the backlog: {e}"),
     }
-    let stats = Arc::new(Stats::default());
-    let reserve = Reserve::for_buffer(&cfg.buffer.path, quota, stats.disk_reserve_missing.clone());
     if let Err(e) = reserve.make() {
         log::error!(
             "cannot make the {}-byte disk reserve {} ({e}): writes are refused until there is room",

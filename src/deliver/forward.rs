@@ -59,6 +59,11 @@ use std::time::{Duration, Instant};
 pub const IDLE_POLL_MS: u64 = 1_000;
 /// Floor on a retry delay, so full jitter never turns into a busy loop.
 pub const MIN_RETRY_DELAY_MS: u64 = 50;
+/// Free pages an idle buffer keeps (1,024: 4 MiB at SQLite's 4 KiB pages,
+/// one WAL checkpoint's growth); the rest go back to the file system.
+pub const FREE_PAGES_KEPT: u64 = 1024;
+/// How often an idle buffer is looked at for free pages to give back.
+const SHRINK_EVERY_SECS: u64 = 60;
 
 pub(crate) struct Backoff {
     pub(crate) ready_at: Instant,
@@ -122,7 +127,9 @@ pub struct Forwarder {
     /// The buffer's disk reserve (`wal::reserve`), and when to make it
     /// again while it is spent.
     pub(crate) reserve: Option<Reserve>,
-    reserve_retry_at: Instant,
+    pub(crate) reserve_retry_at: Instant,
+    /// When an empty buffer is next looked at for free pages to give back.
+    shrink_at: Instant,
 }
 
 impl Forwarder {
@@ -194,6 +201,7 @@ impl Forwarder {
             rng: seed | 1,
             reserve: None,
             reserve_retry_at: now,
+            shrink_at: now,
         }
     }
 
@@ -221,6 +229,11 @@ impl Forwarder {
             return;
         }
         self.reserve_retry_at = now + Duration::from_secs(RESERVE_RETRY_SECS);
+        // Room for the reserve *and* for the WAL to grow again: the free
+        // pages the drain left go back to the file system first.
+        if let Err(e) = self.wal.give_back_free_pages(0) {
+            log::debug!("disk reserve: {e}");
+        }
         if let Err(e) = self.wal.truncate_wal() {
             log::debug!("disk reserve: {e}");
         }
@@ -343,6 +356,16 @@ impl Forwarder {
         }
         if self.heads.is_empty() {
             self.refresh_gauges();
+            if now >= self.shrink_at {
+                self.shrink_at = now + Duration::from_secs(SHRINK_EVERY_SECS);
+                match self.wal.give_back_free_pages(FREE_PAGES_KEPT) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        log::info!("buffer drained: {n} free pages given back to the file system")
+                    }
+                    Err(e) => log::debug!("cannot give free pages back: {e}"),
+                }
+            }
             return Step::Idle(now + Duration::from_millis(IDLE_POLL_MS));
         }
         let heads: Vec<(i64, Destination)> = self.sorted_heads();
@@ -358,7 +381,11 @@ impl Forwarder {
                 Step::Worked
             }
             None => {
-                let next = heads.iter().map(|(_, d)| ready_at(d)).min().unwrap_or(now);
+                let mut next = heads.iter().map(|(_, d)| ready_at(d)).min().unwrap_or(now);
+                // A spent reserve is made again on time, back-off or not.
+                if self.reserve.as_ref().is_some_and(|r| r.is_missing()) {
+                    next = next.min(self.reserve_retry_at);
+                }
                 // Wake for the gauges too, during a long back-off.
                 Step::Backoff(
                     next.min(

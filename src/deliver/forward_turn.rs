@@ -7,6 +7,7 @@ use super::{Backoff, Forwarder, MIN_RETRY_DELAY_MS};
 use crate::deliver::delivery::{Deferred, Delivery, POISON_PROBE_AFTER_FAILURES};
 use crate::observe::stats::Stats;
 use crate::route::dest::Destination;
+use crate::wal::reserve::RESERVE_RETRY_SECS;
 use crate::wal::{StoredBatch, WalError};
 use std::time::Duration;
 
@@ -34,7 +35,7 @@ impl Forwarder {
             }
             Err(WalError::Undecodable { id, why }) => {
                 log::error!("batch {id} cannot be decoded ({why}); kept as a dead letter");
-                match self.wal.quarantine(id, &why) {
+                match self.on_full_disk(|wal| wal.quarantine(id, &why)) {
                     Ok(pruned) => {
                         Stats::add(&self.stats.dead_letters_pruned, pruned as usize);
                         self.forget_batches(std::iter::once(id));
@@ -118,10 +119,7 @@ impl Forwarder {
         written: usize,
         dead: Vec<crate::wal::DeadLetter>,
     ) {
-        let mut finished = self.wal.finish(pack, &dead);
-        if matches!(finished, Err(WalError::DiskFull)) && self.spend_reserve() {
-            finished = self.wal.finish(pack, &dead);
-        }
+        let finished = self.on_full_disk(|wal| wal.finish(pack, &dead));
         let pruned = match finished {
             Ok(pruned) => pruned,
             Err(e) => {
@@ -200,6 +198,23 @@ impl Forwarder {
         );
     }
 
+    /// Runs a write that frees room (a delete, a quarantine); on a full
+    /// disk, first gives the WAL's room back and tries again, then spends the
+    /// disk reserve and tries once more (`wal::reserve`).
+    fn on_full_disk<T>(
+        &mut self,
+        mut write: impl FnMut(&mut crate::wal::Wal) -> Result<T, WalError>,
+    ) -> Result<T, WalError> {
+        let mut result = write(&mut self.wal);
+        if matches!(result, Err(WalError::DiskFull)) && self.wal.truncate_wal().is_ok() {
+            result = write(&mut self.wal);
+        }
+        if matches!(result, Err(WalError::DiskFull)) && self.spend_reserve() {
+            result = write(&mut self.wal);
+        }
+        result
+    }
+
     /// A delete met a full disk: release the disk reserve so the checkpoint
     /// and the deletes have room (`wal::reserve`). False when none is left.
     fn spend_reserve(&mut self) -> bool {
@@ -214,6 +229,9 @@ impl Forwarder {
                 );
                 self.stats
                     .set_error("disk full: the disk reserve was spent to drain the buffer");
+                // Not made again at once (8 MiB of flash writes): first let
+                // the deletes free room.
+                self.reserve_retry_at = self.clock.now() + Duration::from_secs(RESERVE_RETRY_SECS);
                 true
             }
             Err(e) => {

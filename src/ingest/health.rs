@@ -24,10 +24,16 @@ impl Ingest {
         let live = self.settings();
         let ring = self.intake.ring.borrow();
         let oldest = Stats::get(&s.backlog.oldest_ms) as i64;
+        let reserve_missing = s.disk_reserve_missing.load(Relaxed);
         let h = Health {
             name: live.config.service.name.clone(),
-            status: "pass".into(),
-            message: "ready for writes".into(),
+            status: if reserve_missing { "warn" } else { "pass" }.into(),
+            message: if reserve_missing {
+                "writes refused: the disk is full (the buffer's disk reserve is missing)"
+            } else {
+                "ready for writes"
+            }
+            .into(),
             version: env!("CARGO_PKG_VERSION").into(),
             upstream_url: live.config.influxdb.url.clone(),
             upstream_up: s.upstream_up.load(Relaxed),

@@ -26,6 +26,9 @@
 //! ```text
 //! PRAGMA application_id = 0x48495353;  -- 'HISS'
 //! PRAGMA user_version   = 1;           -- schema version
+//! PRAGMA auto_vacuum    = INCREMENTAL; -- free pages can be given back to the
+//!                                      --   file system (older buffers migrate
+//!                                      --   at a start that finds them empty)
 //!
 //! batches(                             -- one row per committed batch, per destination
 //!   id          INTEGER PRIMARY KEY,   -- commit order
@@ -58,7 +61,7 @@
 //!   line        BLOB NOT NULL)         -- the refused line (line protocol, ns)
 //! ```
 
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, ErrorCode, OpenFlags, params};
 use std::path::Path;
 use std::time::Duration;
 
@@ -74,7 +77,7 @@ const SCHEMA_VERSION: i64 = 1;
 /// Share of the quota dead letters may use unless the config says otherwise.
 const DEFAULT_DEAD_LETTERS_PERCENT: u8 = 10;
 /// How long a writer waits for the other connection's lock; commits are short.
-const BUSY_TIMEOUT_MS: u64 = 10_000;
+pub(super) const BUSY_TIMEOUT_MS: u64 = 10_000;
 /// Keeps the WAL file from staying large after a burst (bytes).
 const JOURNAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 
@@ -196,7 +199,17 @@ impl Wal {
             std::fs::create_dir_all(dir)
                 .map_err(|e| WalError::Sqlite(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let foreign = |why: String| WalError::Foreign {
+        // Only SQLite's own "not a database" / "corrupt" mean a foreign or
+        // damaged file; an I/O error or a full disk is not the file's fault
+        // and must never be answered with "move it away".
+        let foreign = |e: rusqlite::Error| match e.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => WalError::Foreign {
+                path: path.to_path_buf(),
+                why: e.to_string(),
+            },
+            _ => WalError::from(e),
+        };
+        let refuse = |why: String| WalError::Foreign {
             path: path.to_path_buf(),
             why,
         };
@@ -214,20 +227,20 @@ impl Wal {
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .map_err(|e| foreign(e.to_string()))?;
+            .map_err(foreign)?;
         let tables: i64 = conn
             .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
-            .map_err(|e| foreign(e.to_string()))?;
+            .map_err(foreign)?;
         if app_id == 0 && tables > 0 {
-            return Err(foreign(format!(
+            return Err(refuse(format!(
                 "an SQLite database with {tables} objects and no hissrv mark"
             )));
         }
         if app_id != 0 && app_id != APPLICATION_ID {
-            return Err(foreign(format!("application_id {app_id:#x}")));
+            return Err(refuse(format!("application_id {app_id:#x}")));
         }
         if version > SCHEMA_VERSION {
-            return Err(foreign(format!(
+            return Err(refuse(format!(
                 "schema version {version} is newer than this hissrv ({SCHEMA_VERSION})"
             )));
         }
@@ -236,6 +249,11 @@ impl Wal {
             Synchronous::Normal => "NORMAL",
             Synchronous::Off => "OFF",
         };
+        if app_id == 0 {
+            // Before anything writes the header: it only takes effect on a
+            // database without tables.
+            conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")?;
+        }
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = {sync};
@@ -253,6 +271,7 @@ impl Wal {
         // Views for operators with only the sqlite3 CLI (see `inspect`).
         conn.execute_batch(&format!("BEGIN IMMEDIATE; {COMMIT_SEQ} COMMIT;"))?;
         conn.execute_batch(crate::wal::views::VIEWS)?;
+        space::migrate_to_incremental_vacuum(&conn, path)?;
         Ok(Wal {
             conn,
             quota_bytes,
@@ -313,6 +332,18 @@ impl Wal {
     /// [`Wal::commit`] with the commit time given (ms since the epoch): the
     /// forwarder's simulation runs in virtual time.
     pub fn commit_at(&mut self, batches: &[NewBatch], now: i64) -> Result<Vec<i64>, WalError> {
+        match self.commit_once(batches, now) {
+            // A WAL that was truncated on a full disk cannot grow to its
+            // checkpoint size, so it never starts over by itself: the
+            // database's free pages are there, only the WAL is in the way.
+            Err(WalError::DiskFull) if self.truncate_wal().is_ok() => {
+                self.commit_once(batches, now)
+            }
+            other => other,
+        }
+    }
+
+    fn commit_once(&mut self, batches: &[NewBatch], now: i64) -> Result<Vec<i64>, WalError> {
         let encoded: Vec<(i64, Vec<u8>)> = batches
             .iter()
             .map(|b| match codec::encode(self.format, &b.payload) {
@@ -361,22 +392,6 @@ impl Wal {
         self.last_commit_bytes = incoming;
         self.last_commit_seq = seq;
         Ok(ids)
-    }
-
-    /// Copies the WAL into the database file and truncates it to zero bytes,
-    /// giving its room back to the file system (for the disk reserve). Busy
-    /// while another connection reads: an error, tried again later.
-    pub fn truncate_wal(&self) -> Result<(), WalError> {
-        let busy: i64 = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
-        if busy == 0 {
-            Ok(())
-        } else {
-            Err(WalError::Sqlite(
-                "the WAL is in use; checkpoint postponed".into(),
-            ))
-        }
     }
 
     /// The upstream took these batches: delete them, and keep the lines it
@@ -455,6 +470,9 @@ impl Wal {
         )?)
     }
 }
+
+#[path = "space.rs"]
+mod space;
 
 #[path = "dead_letters.rs"]
 mod dead_letters;

@@ -284,3 +284,34 @@ fn dead_letters_past_their_share_of_the_quota_are_pruned_oldest_first_and_counte
     // Commits still fit: dead letters never take the live data's room.
     w.commit(&[batch("a", "m v=1 1\n")]).unwrap();
 }
+
+#[test]
+fn a_drained_buffer_gives_its_free_pages_back_to_the_file_system() {
+    let (_d, path) = tmp();
+    let mut w = Wal::open(&path, Synchronous::Off, 1 << 30).unwrap();
+    let dest = Destination {
+        db: "d".into(),
+        rp: String::new(),
+    };
+    let big: Vec<NewBatch> = (0..50)
+        .map(|i| NewBatch {
+            dest: dest.clone(),
+            points: 1,
+            first_ts: i,
+            last_ts: i,
+            payload: format!("m v=\"{}\" {i}\n", "x".repeat(20_000)).into_bytes(),
+        })
+        .collect();
+    w.set_format(crate::wal::codec::FORMAT_NONE);
+    w.commit(&big).unwrap();
+    let stored = w.pack(&dest, 0, usize::MAX, usize::MAX).unwrap();
+    assert_eq!(stored.len(), 50);
+    w.finish(&stored, &[]).unwrap();
+    w.truncate_wal().unwrap();
+    let before = std::fs::metadata(&path).unwrap().len();
+    let given = w.give_back_free_pages(0).unwrap();
+    w.truncate_wal().unwrap();
+    let after = std::fs::metadata(&path).unwrap().len();
+    assert!(given > 200, "{given} pages");
+    assert!(after < before / 4, "{before} -> {after} bytes");
+}

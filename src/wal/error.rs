@@ -62,7 +62,7 @@ impl fmt::Display for WalError {
             ),
             WalError::ReserveMissing => write!(
                 f,
-                "disk full: the buffer's disk reserve was spent draining the backlog; new writes are refused until there is room to make it again"
+                "disk full: the buffer's disk reserve is missing (spent draining a full disk, or no room to make it); new writes are refused until there is room to make it again"
             ),
             WalError::Undecodable { id, why } => write!(f, "batch {id}: {why}"),
             WalError::Sqlite(e) => write!(f, "buffer error: {e}"),

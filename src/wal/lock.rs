@@ -29,10 +29,11 @@ pub fn lock_path(buffer: &Path) -> PathBuf {
 impl BufferLock {
     /// Takes the buffer's lock, or says who holds it.
     pub fn acquire(buffer: &Path) -> Result<BufferLock, WalError> {
-        let path = lock_path(buffer);
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| io_error(&path, e))?;
+        if let Some(dir) = buffer.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
         }
+        // Two paths to one file (a symlink) are one buffer: one lock.
+        let path = lock_path(&super::resolved_path(buffer));
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)

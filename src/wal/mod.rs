@@ -28,3 +28,36 @@ pub mod views;
 
 pub use buffer::*;
 pub use error::WalError;
+
+/// Links followed by hand at most (the kernel's own limit is 40).
+const MAX_SYMLINK_HOPS: usize = 40;
+
+/// The buffer's real path. SQLite follows a symlinked database file and puts
+/// its `-wal` and `-shm` beside the target, so the files that must share its
+/// file system (the disk reserve) or name it once (the lock) use this path.
+pub fn resolved_path(buffer: &std::path::Path) -> std::path::PathBuf {
+    if let Ok(p) = std::fs::canonicalize(buffer) {
+        return p;
+    }
+    // A symlink whose target does not exist yet (a new buffer): SQLite
+    // creates the target, so follow the link by hand.
+    let mut buffer = buffer.to_path_buf();
+    for _ in 0..MAX_SYMLINK_HOPS {
+        let Ok(target) = std::fs::read_link(&buffer) else {
+            break;
+        };
+        buffer = match buffer.parent() {
+            Some(dir) if target.is_relative() => dir.join(target),
+            _ => target,
+        };
+    }
+    let buffer = buffer.as_path();
+    let dir = match buffer.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    match (std::fs::canonicalize(dir), buffer.file_name()) {
+        (Ok(d), Some(name)) => d.join(name),
+        _ => buffer.to_path_buf(),
+    }
+}

@@ -1,4 +1,4 @@
-//! The disk reserve: a file of zeros beside the buffer (`<buffer>-reserve`),
+//! The disk reserve: a file of incompressible filler beside the buffer (`<buffer>-reserve`),
 //! so that a full disk can always be drained.
 //!
 //! Why: on a full file system SQLite cannot even *delete*. Deleting delivered
@@ -9,8 +9,8 @@
 //! a wedge (found by `tests/faults.rs`, on a real full tmpfs).
 //!
 //! Policy:
-//! - at start the writer makes the reserve (real zeros, synced: a sparse file
-//!   would reserve nothing);
+//! - at start the writer makes the reserve (real bytes, incompressible,
+//!   synced: a sparse or compressible file would reserve nothing);
 //! - ingest fills the disk as usual and meets `DiskFull` (507), the reserve
 //!   untouched;
 //! - when a delete of delivered batches meets a full disk, the forwarder
@@ -52,7 +52,8 @@ impl Reserve {
     /// made yet (call `make`).
     /// `missing` is the flag the commit thread and `/health` read.
     pub fn for_buffer(buffer: &Path, quota_bytes: u64, missing: Arc<AtomicBool>) -> Reserve {
-        let mut name = buffer.as_os_str().to_owned();
+        // Beside the real file: on the file system SQLite writes to.
+        let mut name = super::resolved_path(buffer).into_os_string();
         name.push("-reserve");
         missing.store(true, Ordering::Release);
         Reserve {
@@ -78,11 +79,16 @@ impl Reserve {
     /// Makes the reserve (or finds it whole). On failure nothing partial is
     /// left behind and the reserve stays missing.
     pub fn make(&self) -> std::io::Result<()> {
-        if std::fs::metadata(&self.path).is_ok_and(|m| m.len() == self.bytes) {
+        // Whole and really allocated (a sparse or restored copy is not).
+        let whole = |m: std::fs::Metadata| {
+            use std::os::unix::fs::MetadataExt;
+            m.len() == self.bytes && m.blocks().saturating_mul(512) >= self.bytes
+        };
+        if std::fs::metadata(&self.path).is_ok_and(whole) {
             self.missing.store(false, Ordering::Release);
             return Ok(());
         }
-        let result = self.write_zeros();
+        let result = self.write_filler();
         match &result {
             Ok(()) => self.missing.store(false, Ordering::Release),
             Err(_) => {
@@ -92,13 +98,23 @@ impl Reserve {
         result
     }
 
-    fn write_zeros(&self) -> std::io::Result<()> {
+    /// Incompressible bytes: JFFS2 and UBIFS (OpenWrt's overlay), btrfs and
+    /// ZFS compress, and a file of zeros would reserve almost nothing there.
+    fn write_filler(&self) -> std::io::Result<()> {
         let mut f = std::fs::File::create(&self.path)?;
-        let zeros = [0u8; WRITE_CHUNK_BYTES];
+        let mut chunk = vec![0u8; WRITE_CHUNK_BYTES];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut left = self.bytes;
         while left > 0 {
+            for w in chunk.chunks_mut(8) {
+                // xorshift64: spread, not secrecy.
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                w.copy_from_slice(&x.to_le_bytes()[..w.len()]);
+            }
             let n = usize::try_from(left).map_or(WRITE_CHUNK_BYTES, |l| l.min(WRITE_CHUNK_BYTES));
-            f.write_all(&zeros[..n])?;
+            f.write_all(&chunk[..n])?;
             left -= n as u64;
         }
         f.sync_all()
