@@ -290,6 +290,7 @@ fn a_backend_failing_every_other_request_condemns_no_good_line() {
         now: Arc::new(Mutex::new(start)),
         wall_start_ns: hissrv::clock::now_ns(),
         start,
+        wall_step_ns: Arc::default(),
     };
     let up = Arc::new(Mutex::new(Upstream::default()));
     let sink = RR(S(up.clone()), Arc::default());

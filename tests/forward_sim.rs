@@ -72,6 +72,7 @@ fn simulate(rng: &mut Rng, path: &std::path::Path) -> Result<(), String> {
         now: Arc::new(Mutex::new(start)),
         wall_start_ns: hissrv::clock::now_ns(),
         start,
+        wall_step_ns: Arc::default(),
     };
     let server = Arc::new(Mutex::new(Server {
         rng: Rng(rng.next() | 1),

@@ -49,9 +49,19 @@ impl Forwarder {
                 return self.failed(dest, format!("cannot load batches from {from}: {e}"));
             }
         };
-        let expired = match self.plan.bucket(dest) {
-            Some(b) => crate::deliver::drain::expire(&mut pack, b, self.clock.wall_ns()),
-            None => Vec::new(),
+        // Expiry is for good: never on a clock in doubt.
+        let retained = self
+            .plan
+            .bucket(dest)
+            .is_some_and(|b| b.retention_ns.is_some());
+        let now = if retained {
+            self.trusted_wall_ns()
+        } else {
+            None
+        };
+        let expired = match (self.plan.bucket(dest), now) {
+            (Some(b), Some(now)) => crate::deliver::drain::expire(&mut pack, b, now),
+            _ => Vec::new(),
         };
         if !expired.is_empty() {
             Stats::add(&self.stats.points_expired, expired.len());
@@ -196,6 +206,33 @@ impl Forwarder {
             d.reason,
             delay.as_millis()
         );
+    }
+
+    /// The wall clock, if it can be trusted for expiry (`clock::WallCheck`);
+    /// a change of verdict is logged and shown (`/health` `clock_untrusted`).
+    fn trusted_wall_ns(&mut self) -> Option<i64> {
+        let wall = self.clock.wall_ns();
+        let verdict = self.wall_check.judge(wall, self.clock.now());
+        let was_untrusted = self
+            .stats
+            .clock_untrusted
+            .swap(verdict.is_err(), std::sync::atomic::Ordering::Relaxed);
+        match verdict {
+            Ok(()) => {
+                if was_untrusted {
+                    log::info!("the wall clock is trusted again: retention expiry resumes");
+                }
+                Some(wall)
+            }
+            Err(why) => {
+                if !was_untrusted {
+                    log::warn!(
+                        "the wall clock is not trusted ({why:?}): no point is expired for retention until it is; points are delivered and the server judges them"
+                    );
+                }
+                None
+            }
+        }
     }
 
     /// Runs a write that frees room (a delete, a quarantine); on a full

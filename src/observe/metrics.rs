@@ -244,6 +244,16 @@ pub fn render(s: &Stats, ring: &RingGauges, now_ms: i64) -> String {
     );
     gauge(
         &mut o,
+        "hissrv_wall_clock_untrusted",
+        "1 while the wall clock is unset or stepped forward past the monotonic clock: retention expiry paused.",
+        if s.clock_untrusted.load(Relaxed) {
+            1.0
+        } else {
+            0.0
+        },
+    );
+    gauge(
+        &mut o,
         "hissrv_upstream_failing_seconds",
         "How long every delivery has failed, without one success (0 while they succeed).",
         s.upstream_failing_for_ms() as f64 / 1e3,

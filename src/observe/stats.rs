@@ -58,6 +58,9 @@ pub struct Stats {
     /// plus one; 0 while deliveries succeed (monotonic: a clock step does
     /// not fake an outage).
     pub upstream_failing_since: AtomicU64,
+    /// The wall clock is unset or stepped forward past what the monotonic
+    /// clock allows: retention expiry is paused (`clock::WallCheck`).
+    pub clock_untrusted: AtomicBool,
     /// Origin of the monotonic gauges.
     pub epoch: std::time::Instant,
     /// The buffer's disk reserve is spent (see `wal::reserve`): writes get 507.
@@ -113,6 +116,7 @@ impl Default for Stats {
             retries: AtomicU64::new(0),
             upstream_up: AtomicBool::new(false),
             upstream_failing_since: AtomicU64::new(0),
+            clock_untrusted: AtomicBool::new(false),
             epoch: std::time::Instant::now(),
             disk_reserve_missing: Default::default(),
             backlog: Default::default(),

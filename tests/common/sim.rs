@@ -45,6 +45,9 @@ pub struct VirtualClock {
     pub now: Arc<Mutex<Instant>>,
     pub wall_start_ns: i64,
     pub start: Instant,
+    /// Steps of the wall clock alone (an NTP step, a wrong RTC), shared by
+    /// every clone.
+    pub wall_step_ns: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl VirtualClock {
@@ -55,7 +58,14 @@ impl VirtualClock {
             now: Arc::new(Mutex::new(start)),
             wall_start_ns: hissrv::clock::now_ns(),
             start,
+            wall_step_ns: Arc::default(),
         }
+    }
+
+    /// Steps the wall clock alone by `ns` (the monotonic clock goes on).
+    pub fn step_wall(&self, ns: i64) {
+        self.wall_step_ns
+            .fetch_add(ns, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn get(&self) -> Instant {
@@ -78,7 +88,9 @@ impl Clock for VirtualClock {
         self.get()
     }
     fn wall_ns(&self) -> i64 {
-        self.wall_start_ns + (self.get() - self.start).as_nanos() as i64
+        self.wall_start_ns
+            + (self.get() - self.start).as_nanos() as i64
+            + self.wall_step_ns.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
