@@ -205,6 +205,22 @@ impl Influx {
         })
     }
 
+    /// Runs a statement that changes the server (POST /query).
+    pub fn exec(&self, q: &str) {
+        let r = self
+            .client()
+            .post(format!("{}/query", self.url()))
+            .query("q", q)
+            .send_empty()
+            .expect("influxd answers");
+        assert!(r.status().is_success(), "{q}: {}", r.status());
+    }
+
+    /// The databases, as `SHOW DATABASES` lists them.
+    pub fn databases(&self) -> Vec<String> {
+        self.rows("", "SHOW DATABASES")
+    }
+
     pub fn create_db(&self, db: &str) {
         let r = self
             .client()
