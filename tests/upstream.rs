@@ -92,7 +92,7 @@ fn a_503_without_retry_after_backs_off_and_delivers() {
 fn a_422_isolates_the_refused_line_as_a_dead_letter_and_delivers_the_rest() {
     let up = Scripted::start(
         Vec::new(),
-        Box::new(|body| {
+        Box::new(|_, body| {
             if body.contains("v=13i") {
                 Answer::status(422).body("{\"error\":\"unprocessable: v=13\"}")
             } else {
@@ -128,7 +128,7 @@ fn a_422_isolates_the_refused_line_as_a_dead_letter_and_delivers_the_rest() {
 fn a_server_failing_every_request_keeps_the_batch_whole_with_no_dead_letter() {
     let up = Scripted::start(
         Vec::new(),
-        Box::new(|_| Answer::status(500).body("{\"error\":\"internal\"}")),
+        Box::new(|_, _| Answer::status(500).body("{\"error\":\"internal\"}")),
     );
     let h = agent_for(&up, "");
     assert_eq!(
@@ -198,7 +198,7 @@ fn a_user_without_write_rights_gets_403_and_the_data_waits_for_the_grant() {
 
 #[test]
 fn a_reload_puts_new_back_off_settings_in_force_and_no_delay_exceeds_max_backoff_ms() {
-    let up = Scripted::start(Vec::new(), Box::new(|_| Answer::status(503)));
+    let up = Scripted::start(Vec::new(), Box::new(|_, _| Answer::status(503)));
     // Ten minutes between attempts, to begin with.
     let slow = "  initial_backoff_ms: 600000\n  max_backoff_ms: 600000\n";
     let mut h = Hissrv::start_with(
@@ -240,4 +240,97 @@ fn a_reload_puts_new_back_off_settings_in_force_and_no_delay_exceeds_max_backoff
     assert!(delays.iter().all(|&d| d <= 100), "{delays:?}");
     assert_eq!(h.buffered_points(), 1, "the point waits");
     assert!(dead_letters(&h).is_empty());
+}
+
+#[test]
+fn manage_retention_on_2x_creates_the_bucket_through_the_buckets_api_then_delivers() {
+    use std::sync::{Arc, Mutex};
+    // A 2.x server in miniature: one org, buckets created by POST.
+    let buckets: Arc<Mutex<Vec<String>>> = Arc::default();
+    let made = buckets.clone();
+    let up = Scripted::start(
+        Vec::new(),
+        Box::new(move |target, body| {
+            let path = target.split('?').next().unwrap_or("");
+            match path {
+                "/api/v2/orgs" => {
+                    Answer::status(200).body("{\"orgs\":[{\"id\":\"0123\",\"name\":\"plant\"}]}")
+                }
+                "/api/v2/buckets" if body.is_empty() => {
+                    let names = made.lock().unwrap();
+                    let name = target
+                        .split("name=")
+                        .nth(1)
+                        .unwrap_or("")
+                        .split('&')
+                        .next()
+                        .unwrap_or("");
+                    if names.iter().any(|n| n == name) {
+                        Answer::status(200).body(&format!(
+                            "{{\"buckets\":[{{\"id\":\"b1\",\"name\":\"{name}\",\"retentionRules\":[{{\"type\":\"expire\",\"everySeconds\":604800}}]}}]}}"
+                        ))
+                    } else {
+                        Answer::status(200).body("{\"buckets\":[]}")
+                    }
+                }
+                "/api/v2/buckets" => {
+                    let name = body
+                        .split("\"name\":\"")
+                        .nth(1)
+                        .unwrap_or("")
+                        .split('"')
+                        .next()
+                        .unwrap_or("");
+                    made.lock().unwrap().push(name.to_string());
+                    Answer::status(201).body("{}")
+                }
+                "/api/v2/write" => Answer::status(204),
+                _ => Answer::status(404),
+            }
+        }),
+    );
+    let h = Hissrv::start_with(
+        &up.url(),
+        Sections {
+            influxdb: "  api: v2\n  org: plant\n  token: t0k\n  gzip: false\n  manage_retention: true\n  sharding:\n    buckets:\n      - {name: week, retention: 7d, points: [m]}\n",
+            ..Sections::default()
+        },
+    );
+    let now = hissrv::clock::now_ns();
+    assert_eq!(
+        h.post("/api/v2/write?bucket=x", &format!("m v=1i {now}")).0,
+        204
+    );
+    wait_for("the write delivered", DELIVERY_TIMEOUT, || {
+        up.seen()
+            .iter()
+            .any(|s| s.target.starts_with("/api/v2/write"))
+    });
+    let seen = up.seen();
+    let created = seen
+        .iter()
+        .position(|s| s.target.starts_with("/api/v2/buckets") && !s.body.is_empty())
+        .expect("a bucket created");
+    assert!(
+        seen[created].body.contains("\"everySeconds\":604800"),
+        "{:?}",
+        seen[created]
+    );
+    assert!(
+        seen[created].body.contains("\"orgID\":\"0123\""),
+        "{:?}",
+        seen[created]
+    );
+    let write = seen
+        .iter()
+        .position(|s| s.target.starts_with("/api/v2/write"))
+        .unwrap();
+    assert!(created < write, "the bucket exists before the first write");
+    assert!(
+        seen[write].target.contains("bucket=week"),
+        "{}",
+        seen[write].target
+    );
+    assert_eq!(seen[write].authorization.as_deref(), Some("Token t0k"));
+    assert_eq!(*buckets.lock().unwrap(), vec!["week".to_string()]);
 }

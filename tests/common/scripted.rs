@@ -49,8 +49,9 @@ pub struct Seen {
     pub authorization: Option<String>,
 }
 
-/// Decides the answer from the request's body (after the script ran out).
-pub type Rule = Box<dyn Fn(&str) -> Answer + Send + Sync>;
+/// Decides the answer from the request's target and body (after the script
+/// ran out).
+pub type Rule = Box<dyn Fn(&str, &str) -> Answer + Send + Sync>;
 
 struct State {
     script: Vec<Answer>,
@@ -95,7 +96,7 @@ impl Scripted {
 
     /// Always 204 after the script.
     pub fn with_script(script: Vec<Answer>) -> Scripted {
-        Scripted::start(script, Box::new(|_| Answer::status(204)))
+        Scripted::start(script, Box::new(|_, _| Answer::status(204)))
     }
 
     pub fn url(&self) -> String {
@@ -162,7 +163,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
             let Ok(mut s) = state.lock() else { return };
             let a = match s.script.pop() {
                 Some(a) => a,
-                None => (s.rule)(&body),
+                None => (s.rule)(&target, &body),
             };
             s.seen.push(Seen {
                 at: Instant::now(),
