@@ -74,6 +74,7 @@ pub fn run(
         other => other?,
     };
     writer.set_format(crate::wal::codec::format_for(&cfg.performance.compression));
+    writer.refuse_writes_while(stats.disk_reserve_missing.clone());
     let mut reader = open()?;
     reader.set_dead_letter_share(cfg.buffer.max_dead_letters_percent);
     match reader.backlog() {

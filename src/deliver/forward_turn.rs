@@ -258,7 +258,13 @@ impl Forwarder {
         let Some(r) = self.reserve.as_ref().filter(|r| !r.is_missing()) else {
             return false;
         };
-        match r.release() {
+        // Under the write lock: a commit already running finishes first, and
+        // the next sees the flag before it writes (`Wal::commit_at`).
+        let released = self
+            .wal
+            .with_write_lock(|| r.release())
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        match released {
             Ok(()) => {
                 log::warn!(
                     "disk full: released the {}-byte disk reserve so that delivered batches can be deleted; new writes are refused until it is made again",

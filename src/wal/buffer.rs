@@ -175,6 +175,9 @@ pub struct Backlog {
 /// each open their own; WAL lets the forwarder read while commits go on.
 pub struct Wal {
     conn: Connection,
+    /// Set while the disk reserve is spent: commits are refused, checked
+    /// under the write lock (`reserve`).
+    refuse_writes: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     quota_bytes: u64,
     /// Dead letters (line + reason bytes) kept at most; the oldest go first.
     dead_letter_quota_bytes: u64,
@@ -274,6 +277,7 @@ impl Wal {
         space::migrate_to_incremental_vacuum(&conn, path)?;
         Ok(Wal {
             conn,
+            refuse_writes: None,
             quota_bytes,
             dead_letter_quota_bytes: quota_bytes / 100 * u64::from(DEFAULT_DEAD_LETTERS_PERCENT),
             last_commit_bytes: 0,
@@ -306,6 +310,23 @@ impl Wal {
     /// Encoded bytes stored by the last successful commit.
     pub fn last_commit_bytes(&self) -> u64 {
         self.last_commit_bytes
+    }
+
+    /// Commits are refused while `flag` is set (checked under the write
+    /// lock): the disk reserve's "missing" flag.
+    pub fn refuse_writes_while(&mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        self.refuse_writes = Some(flag);
+    }
+
+    /// Runs `f` holding the buffer's write lock (an empty IMMEDIATE
+    /// transaction): no commit runs meanwhile.
+    pub fn with_write_lock<T>(&mut self, f: impl FnOnce() -> T) -> Result<T, WalError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let out = f();
+        tx.commit()?;
+        Ok(out)
     }
 
     /// Encoding for batches committed from now on; stored batches keep theirs.
@@ -363,7 +384,19 @@ impl Wal {
                 quota_bytes: self.quota_bytes,
             });
         }
-        let tx = self.conn.transaction()?;
+        // The write lock first, then the reserve's flag: the forwarder
+        // releases the reserve only while it holds this lock
+        // (`with_write_lock`), so no commit can take the room it frees.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if self
+            .refuse_writes
+            .as_ref()
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::Acquire))
+        {
+            return Err(WalError::ReserveMissing);
+        }
         let mut ids = Vec::with_capacity(batches.len());
         {
             let mut insert = tx.prepare_cached(
