@@ -23,9 +23,9 @@ fn main() -> ExitCode {
             println!("{}", cli::USAGE);
             Ok(())
         }
-        Command::CheckConfig(path) => Config::load(&path)
-            .map(|cfg| print!("{}", cfg.to_redacted_yaml()))
-            .map_err(|e| format!("{}: {e}", path.display())),
+        Command::CheckConfig(path) => {
+            load(Some(&path)).map(|cfg| print!("{}", cfg.to_redacted_yaml()))
+        }
         Command::Run { config } => run(config),
         Command::Status { url, config } => load(config.as_deref()).and_then(|cfg| {
             let url = url.unwrap_or_else(|| format!("http://{}", cfg.service.http_listen));
@@ -68,7 +68,15 @@ fn main() -> ExitCode {
 /// The config file, or the embedded defaults.
 fn load(path: Option<&Path>) -> Result<Config, String> {
     match path {
-        Some(p) => Config::load(p).map_err(|e| format!("{}: {e}", p.display())),
+        Some(p) => Config::load(p)
+            .map_err(|e| format!("{}: {e}", p.display()))
+            .and_then(|c| {
+                // The TLS files parsed as the upstream client will (a key
+                // that does not fit its certificate is refused here).
+                hissrv::deliver::tls::tls_config(&c.influxdb.tls)
+                    .map(|_| c)
+                    .map_err(|e| format!("{}: {e}", p.display()))
+            }),
         None => Config::embedded().map_err(|e| format!("embedded defaults: {e}")),
     }
 }

@@ -142,7 +142,14 @@ impl Reloader {
 
     /// Reads, validates and applies the file (module doc).
     pub fn reload(&self, in_force: &mut String) {
-        let mut new = match Config::load(&self.path) {
+        let loaded = Config::load(&self.path)
+            .map_err(|e| e.to_string())
+            .and_then(|c| {
+                crate::deliver::tls::tls_config(&c.influxdb.tls)
+                    .map(|_| c)
+                    .map_err(|e| e.to_string())
+            });
+        let mut new = match loaded {
             Ok(c) => c,
             Err(e) => {
                 Stats::add(&self.stats.config_reload_failures, 1);
@@ -168,7 +175,21 @@ impl Reloader {
         }
         let yaml = serde_norway::to_string(&new).unwrap_or_default();
         if yaml == *in_force {
-            log::info!("config reloaded: nothing to change");
+            let t = &new.influxdb.tls;
+            if [&t.ca_file, &t.client_cert, &t.client_key]
+                .iter()
+                .any(|f| !f.is_empty())
+            {
+                // Same text, but the files behind it may be renewed: the
+                // upstream client reads them again.
+                if let Ok(mut m) = self.mailbox.lock() {
+                    *m = Some(new);
+                }
+                self.bell.ring();
+                log::info!("config reloaded: same settings; TLS files read again");
+            } else {
+                log::info!("config reloaded: nothing to change");
+            }
             return;
         }
         *in_force = yaml;

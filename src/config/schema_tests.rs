@@ -237,5 +237,22 @@ fn tls_files_are_checked_when_the_config_is_loaded_naming_the_key() {
         key.display().to_string()
     ));
     assert!(ok.is_ok(), "{:?}", ok.err());
+    let encrypted = dir.join("enc.pem");
+    std::fs::write(
+        &encrypted,
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let e = tls(format!(
+        "    client_cert: {:?}\n    client_key: {:?}\n",
+        cert.display().to_string(),
+        encrypted.display().to_string()
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("influxdb.tls.client_key") && e.contains("encrypted"),
+        "{e}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -179,6 +179,9 @@ impl Config {
         Ok(())
     }
 }
+/// Largest TLS file accepted (as `deliver::tls::MAX_TLS_FILE_BYTES`).
+const MAX_TLS_FILE_BYTES: u64 = 1024 * 1024;
+
 /// `influxdb.tls`: the files exist, are readable and hold what their key
 /// says (a PEM section of the right kind); the certificates themselves are
 /// parsed when the upstream client is made.
@@ -187,8 +190,24 @@ fn validate_tls(t: &super::Tls) -> Result<(), ConfigError> {
         if path.is_empty() {
             return Ok(());
         }
+        // A regular file of PEM size: a FIFO or a device would block or
+        // never end (the full parse is the upstream client's, at load).
+        let meta = std::fs::metadata(path)
+            .map_err(|e| invalid(key, format!("cannot read {path:?}: {e}")))?;
+        if !meta.is_file() || meta.len() > MAX_TLS_FILE_BYTES {
+            return Err(invalid(
+                key,
+                format!("{path:?} is not a regular file of at most {MAX_TLS_FILE_BYTES} bytes"),
+            ));
+        }
         let text =
             std::fs::read(path).map_err(|e| invalid(key, format!("cannot read {path:?}: {e}")))?;
+        if text.windows(10).any(|w| w == b"ENCRYPTED ") {
+            return Err(invalid(
+                key,
+                format!("{path:?} is encrypted: not supported (decrypt it with openssl pkey)"),
+            ));
+        }
         if !text.windows(marker.len()).any(|w| w == marker.as_bytes()) {
             return Err(invalid(key, format!("{path:?} holds no PEM {what}")));
         }

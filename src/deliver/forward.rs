@@ -68,6 +68,8 @@ const SHRINK_EVERY_SECS: u64 = 60;
 pub(crate) struct Backoff {
     pub(crate) ready_at: Instant,
     pub(crate) failures: u32,
+    /// The first failure of this run (for `upstream_failing_for_ms`).
+    pub(crate) since: Instant,
 }
 
 /// A new config for the forwarder, left by a reload; taken at its next turn.
@@ -287,6 +289,7 @@ impl Forwarder {
         // New address or credentials deserve a try now, not after the old
         // ones' back-off.
         self.backoff.clear();
+        self.publish_failing();
         self.max_lines_per_request = usize::MAX;
         log::info!(
             "forwarder: new upstream settings in force ({})",

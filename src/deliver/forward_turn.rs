@@ -166,6 +166,7 @@ impl Forwarder {
         Stats::add(&self.stats.dead_letter_lines, dead.len());
         self.stats.delivery_ok();
         if self.backoff.remove(dest).is_some() {
+            self.publish_failing();
             log::info!("upstream accepts writes to {:?} again", dest.bucket());
         }
         // Expired lines were summed up when they were set aside.
@@ -184,7 +185,6 @@ impl Forwarder {
 
     fn deferred(&mut self, dest: &Destination, pack: &[StoredBatch], points: usize, d: Deferred) {
         Stats::add(&self.stats.upstream_failures, 1);
-        self.stats.delivery_failed();
         // Someone dropped a database or policy we manage: put it back.
         if self.influxdb.manage_retention
             && self.provision_at.is_none()
@@ -300,10 +300,12 @@ impl Forwarder {
             let b = self.backoff.entry(dest.clone()).or_insert(Backoff {
                 ready_at: now,
                 failures: 0,
+                since: now,
             });
             b.failures = b.failures.saturating_add(1);
             b.failures
         };
+        self.publish_failing();
         let delay = match given {
             Some(ra) => ra
                 .min(Duration::from_secs(self.retry.max_retry_after_s))
@@ -314,6 +316,18 @@ impl Forwarder {
             b.ready_at = now + delay;
         }
         delay
+    }
+
+    /// Publishes since when the destination failing longest has failed
+    /// (among those with something left to send).
+    pub(crate) fn publish_failing(&self) {
+        let since = self
+            .backoff
+            .iter()
+            .filter(|(d, _)| self.heads.contains_key(*d))
+            .map(|(_, b)| b.since)
+            .min();
+        self.stats.set_failing_since(since);
     }
 
     /// Batches deleted: what any probe knew of their lines goes. SQLite

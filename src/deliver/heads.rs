@@ -105,6 +105,7 @@ impl Forwarder {
 
     /// Re-reads the backlog totals from the buffer (see `backlog`).
     pub(crate) fn refresh_gauges(&mut self) {
+        self.publish_failing();
         let started = Instant::now();
         let s = &self.stats;
         match self.wal.backlog() {

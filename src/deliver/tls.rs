@@ -9,9 +9,20 @@
 //! shown in `/health` (`last_error`), until the files are fixed.
 
 use crate::config::Tls;
+use rustls::pki_types::{
+    CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer,
+};
+use std::io::Read;
 use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
 
-/// The client's TLS settings, or why the files cannot be used.
+/// Largest TLS file read: a site's CA bundle is tens of KiB (Mozilla's
+/// whole set is about 220 KiB); anything larger is not what the key means.
+pub const MAX_TLS_FILE_BYTES: u64 = 1024 * 1024;
+
+/// The client's TLS settings, or why the files cannot be used. Also the
+/// check `check-config`, start and reload run, so a file that would fail (a
+/// key that does not belong to its certificate, an encrypted key) is refused
+/// before any connection: ureq panics on a key mismatch at the first one.
 pub fn tls_config(t: &Tls) -> Result<TlsConfig, String> {
     let mut b = TlsConfig::builder();
     if !t.ca_file.is_empty() {
@@ -26,26 +37,23 @@ pub fn tls_config(t: &Tls) -> Result<TlsConfig, String> {
     }
     if !t.client_cert.is_empty() {
         let (chain, _) = read_pem("influxdb.tls.client_cert", &t.client_cert)?;
-        let (_, keys) = read_pem("influxdb.tls.client_key", &t.client_key)?;
-        let Some(key) = keys.into_iter().next() else {
-            return Err(format!(
-                "influxdb.tls.client_key {:?}: no private key",
-                t.client_key
-            ));
-        };
+        let key_pem = read_tls_file("influxdb.tls.client_key", &t.client_key)?;
         if chain.is_empty() {
             return Err(format!(
                 "influxdb.tls.client_cert {:?}: no certificate",
                 t.client_cert
             ));
         }
+        let key = matching_key(&chain, &key_pem).ok_or_else(|| {
+            format!(
+                "influxdb.tls.client_key {:?}: no private key there belongs to the certificate in \
+                 client_cert {:?} (encrypted keys are not supported)",
+                t.client_key, t.client_cert
+            )
+        })?;
         b = b.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
     }
     if t.insecure_skip_verify {
-        log::error!(
-            "influxdb.tls.insecure_skip_verify is on: the upstream's certificate is NOT verified; \
-             anyone on the path can read and change what is delivered (lab use only)"
-        );
         b = b.disable_verification(true);
     }
     Ok(b.build())
@@ -53,7 +61,8 @@ pub fn tls_config(t: &Tls) -> Result<TlsConfig, String> {
 
 /// A failed request's error, with what a TLS failure means for the operator
 /// (the TLS library's own words kept: they name the certificate problem).
-pub fn explain(error: String) -> String {
+/// `tls`: the request went over TLS.
+pub fn explain(error: String, tls: bool) -> String {
     if error.contains("invalid peer certificate") {
         format!(
             "TLS: the upstream's certificate was refused ({error}); UnknownIssuer: not signed by a CA \
@@ -65,6 +74,18 @@ pub fn explain(error: String) -> String {
             "TLS: the upstream refused our client certificate ({error}); check \
              influxdb.tls.client_cert and client_key"
         )
+    } else if error.contains("received fatal alert") {
+        format!(
+            "TLS: the upstream ended the handshake ({error}); with a client certificate, \
+             check influxdb.tls.client_cert, client_key and their dates"
+        )
+    } else if tls && (error.contains("Broken pipe") || error.contains("reset")) {
+        // TLS 1.3 servers refuse a client certificate after the handshake:
+        // the client then sees only the connection go.
+        format!(
+            "{error} (over TLS this is often the server refusing the client certificate: \
+             check influxdb.tls.client_cert and client_key)"
+        )
     } else {
         error
     }
@@ -73,8 +94,64 @@ pub fn explain(error: String) -> String {
 /// The certificates and private keys in a PEM file.
 type Pem = (Vec<Certificate<'static>>, Vec<PrivateKey<'static>>);
 
+/// The private key in `pem` whose public key is the one `chain` certifies,
+/// as ureq takes it.
+fn matching_key(chain: &[Certificate<'static>], pem: &[u8]) -> Option<PrivateKey<'static>> {
+    use base64::Engine;
+    use rustls::pki_types::pem::{PemObject, SectionKind};
+    let provider = rustls::crypto::ring::default_provider();
+    let chain: Vec<CertificateDer<'static>> = chain
+        .iter()
+        .map(|c| CertificateDer::from(c.der().to_vec()))
+        .collect();
+    for item in <(SectionKind, Vec<u8>)>::pem_slice_iter(pem) {
+        let Ok((kind, der)) = item else { continue };
+        let (key, label) = match kind {
+            SectionKind::PrivateKey => (
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der.clone())),
+                "PRIVATE KEY",
+            ),
+            SectionKind::RsaPrivateKey => (
+                PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der.clone())),
+                "RSA PRIVATE KEY",
+            ),
+            SectionKind::EcPrivateKey => (
+                PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(der.clone())),
+                "EC PRIVATE KEY",
+            ),
+            _ => continue,
+        };
+        if rustls::sign::CertifiedKey::from_der(chain.clone(), key, &provider).is_ok() {
+            let text = base64::engine::general_purpose::STANDARD.encode(&der);
+            let pem = format!("-----BEGIN {label}-----\n{text}\n-----END {label}-----\n");
+            return PrivateKey::from_pem(pem.as_bytes()).ok();
+        }
+    }
+    None
+}
+
+/// A TLS file's bytes: a regular file (never a FIFO or a device, which
+/// could block or never end) of at most `MAX_TLS_FILE_BYTES`.
+pub fn read_tls_file(key: &str, path: &str) -> Result<Vec<u8>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{key} {path:?}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{key} {path:?}: not a regular file"));
+    }
+    if meta.len() > MAX_TLS_FILE_BYTES {
+        return Err(format!(
+            "{key} {path:?}: {} bytes, more than a PEM file holds ({MAX_TLS_FILE_BYTES} at most)",
+            meta.len()
+        ));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_TLS_FILE_BYTES).read_to_end(&mut bytes))
+        .map_err(|e| format!("{key} {path:?}: {e}"))?;
+    Ok(bytes)
+}
+
 fn read_pem(key: &str, path: &str) -> Result<Pem, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{key} {path:?}: {e}"))?;
+    let bytes = read_tls_file(key, path)?;
     let mut out: Pem = (Vec::new(), Vec::new());
     for item in ureq::tls::parse_pem(&bytes) {
         match item.map_err(|e| format!("{key} {path:?}: {e}"))? {

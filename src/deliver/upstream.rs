@@ -75,7 +75,15 @@ pub struct Upstream {
 impl Upstream {
     pub fn new(cfg: &Influxdb) -> Upstream {
         let (tls, tls_error) = match crate::deliver::tls::tls_config(&cfg.tls) {
-            Ok(t) => (t, None),
+            Ok(t) => {
+                if cfg.tls.insecure_skip_verify {
+                    log::error!(
+                        "influxdb.tls.insecure_skip_verify is on: the upstream's certificate is NOT verified; \
+                         anyone on the path can read and change what is delivered (lab use only)"
+                    );
+                }
+                (t, None)
+            }
             Err(e) => {
                 log::error!("upstream TLS: {e}; nothing is delivered until it is fixed");
                 (
@@ -106,7 +114,10 @@ impl Upstream {
                 "no complete answer within influxdb.timeout_ms ({} ms): the upstream or the link is silent or too slow ({e})",
                 self.cfg.timeout_ms
             ),
-            other => crate::deliver::tls::explain(other.to_string()),
+            other => crate::deliver::tls::explain(
+                other.to_string(),
+                self.cfg.url.starts_with("https://"),
+            ),
         }
     }
 

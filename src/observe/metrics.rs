@@ -255,7 +255,7 @@ pub fn render(s: &Stats, ring: &RingGauges, now_ms: i64) -> String {
     gauge(
         &mut o,
         "hissrv_upstream_failing_seconds",
-        "How long every delivery has failed, without one success (0 while they succeed).",
+        "How long the destination failing longest has failed without a success (0 while all deliver).",
         s.upstream_failing_for_ms() as f64 / 1e3,
     );
     gauge(

@@ -54,9 +54,9 @@ pub struct Stats {
     /// Deliveries of a batch that had failed before.
     pub retries: AtomicU64,
     pub upstream_up: AtomicBool,
-    /// When the current run of failed deliveries began, in ms since `epoch`
-    /// plus one; 0 while deliveries succeed (monotonic: a clock step does
-    /// not fake an outage).
+    /// When the destination failing longest began to fail, in ms since
+    /// `epoch` plus one; 0 while every destination delivers (monotonic: a
+    /// clock step does not fake an outage).
     pub upstream_failing_since: AtomicU64,
     /// The wall clock is unset or stepped forward past what the monotonic
     /// clock allows: retention expiry is paused (`clock::WallCheck`).
@@ -159,19 +159,19 @@ impl Stats {
         }
     }
 
-    /// A delivery went through: the upstream is not failing.
+    /// A delivery went through.
     pub fn delivery_ok(&self) {
         self.upstream_up.store(true, Relaxed);
-        self.upstream_failing_since.store(0, Relaxed);
     }
 
-    /// A delivery failed (any reason): starts the failing clock if it is not
-    /// running.
-    pub fn delivery_failed(&self) {
-        let now = self.epoch.elapsed().as_millis() as u64 + 1;
-        let _ = self
-            .upstream_failing_since
-            .compare_exchange(0, now, Relaxed, Relaxed);
+    /// Since when the destination failing longest has failed without a
+    /// success (`None`: every destination delivers). The forwarder keeps it
+    /// per destination, so one that delivers does not hide one that fails.
+    pub fn set_failing_since(&self, since: Option<std::time::Instant>) {
+        let v = since.map_or(0, |t| {
+            t.saturating_duration_since(self.epoch).as_millis() as u64 + 1
+        });
+        self.upstream_failing_since.store(v, Relaxed);
     }
 
     /// How long deliveries have been failing without one success (0: not).

@@ -105,7 +105,7 @@ pub fn render(url: &str, a: &Health, b: &Health, secs: f64) -> String {
             (0, true) => "up".to_string(),
             (0, false) => "not reached yet".to_string(),
             (ms, _) => format!(
-                "DOWN: every delivery has failed for {} s (see last error)",
+                "DOWN: deliveries failing for {} s (see last error)",
                 ms / 1000
             ),
         }

@@ -34,13 +34,21 @@ impl BufferLock {
         }
         // Two paths to one file (a symlink) are one buffer: one lock.
         let path = lock_path(&super::resolved_path(buffer));
-        let mut file = OpenOptions::new()
+        let opened = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(&path)
-            .map_err(|e| io_error(&path, e))?;
+            .open(&path);
+        // A lock file left by another user (an agent once run as root): a
+        // read-only descriptor locks as well; only the PID goes unwritten.
+        let (mut file, writable) = match opened {
+            Ok(f) => (f, true),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                (File::open(&path).map_err(|e| io_error(&path, e))?, false)
+            }
+            Err(e) => return Err(io_error(&path, e)),
+        };
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -53,11 +61,15 @@ impl BufferLock {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io_error(&path, e)),
         }
-        // Ours now: say who we are.
-        file.set_len(0)
-            .and_then(|_| file.seek(SeekFrom::Start(0)))
-            .and_then(|_| writeln!(file, "{}", std::process::id()))
-            .map_err(|e| io_error(&path, e))?;
+        // Ours now: say who we are. The PID is written before the file is
+        // cut to its length, so a rival reading it never sees it empty.
+        if writable {
+            let pid = format!("{}\n", std::process::id());
+            file.seek(SeekFrom::Start(0))
+                .and_then(|_| file.write_all(pid.as_bytes()))
+                .and_then(|_| file.set_len(pid.len() as u64))
+                .map_err(|e| io_error(&path, e))?;
+        }
         Ok(BufferLock { _file: file })
     }
 }

@@ -12,6 +12,33 @@ use std::time::Duration;
 const TRUNCATE_BUSY_TIMEOUT_MS: u64 = 100;
 
 impl Wal {
+    /// Bytes held by live pages (free pages left by deletes are reused first).
+    pub fn used_bytes(&self) -> Result<u64, WalError> {
+        let used: i64 = self.conn.query_row(
+            "SELECT (page_count - freelist_count) * page_size FROM pragma_page_count, pragma_freelist_count, pragma_page_size",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(used.max(0) as u64)
+    }
+
+    /// Commits are refused while `flag` is set (checked under the write
+    /// lock): the disk reserve's "missing" flag.
+    pub fn refuse_writes_while(&mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        self.refuse_writes = Some(flag);
+    }
+
+    /// Runs `f` holding the buffer's write lock (an empty IMMEDIATE
+    /// transaction): no commit runs meanwhile.
+    pub fn with_write_lock<T>(&mut self, f: impl FnOnce() -> T) -> Result<T, WalError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let out = f();
+        tx.commit()?;
+        Ok(out)
+    }
+
     /// Gives free pages beyond `keep_pages` back to the file system
     /// (incremental vacuum): the file shrinks after a drain. Returns the
     /// pages given back. Free pages are kept up to `keep_pages` because the
