@@ -34,6 +34,11 @@ pub enum Refusal {
     },
     Storage(WalError),
     ShuttingDown,
+    /// Lines without a timestamp while the wall clock is not set (below
+    /// `clock::WALL_CLOCK_FLOOR_NS`): stamping them would store 1970.
+    ClockUnset {
+        lines: usize,
+    },
 }
 
 pub type AckSender = smol::channel::Sender<Result<(), Refusal>>;

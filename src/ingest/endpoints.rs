@@ -203,8 +203,21 @@ impl Ingest {
         };
         // The normalised form can be longer (timestamps added).
         let mut out = Vec::with_capacity(req.body.len().saturating_add(req.body.len() / 8));
-        let parsed = lineproto::parse_into(&req.body, &Self::options(&live, precision), &mut out);
+        let opts = Self::options(&live, precision);
+        let parsed = lineproto::parse_into(&req.body, &opts, &mut out);
         Stats::add(&self.stats.lines_rejected, parsed.rejected);
+        // A gateway without an RTC boots at 1970: stamping would store the
+        // points at 1970 (and retention would expire them once the clock
+        // is set). The producer keeps them and retries instead.
+        if parsed.stamped > 0 && opts.now_ns < crate::clock::WALL_CLOCK_FLOOR_NS {
+            Stats::add(&self.stats.clock_unset_refusals, 1);
+            return refused(
+                api,
+                &Refusal::ClockUnset {
+                    lines: parsed.stamped,
+                },
+            );
+        }
         if parsed.points > 0 {
             let (ack, acked) = smol::channel::unbounded();
             let max_destinations = live.config.service.max_destinations;
@@ -355,9 +368,16 @@ impl Ingest {
         let mut out = Vec::with_capacity(data.len().saturating_add(data.len() / 8));
         let precision =
             Precision::from_param(&live.config.service.udp_precision).unwrap_or(Precision::Nanos);
-        let parsed = lineproto::parse_into(data, &Self::options(&live, precision), &mut out);
+        let opts = Self::options(&live, precision);
+        let parsed = lineproto::parse_into(data, &opts, &mut out);
         Stats::add(&self.stats.lines_rejected, parsed.rejected);
         Stats::add(&self.stats.udp_points_dropped, parsed.rejected);
+        if parsed.stamped > 0 && opts.now_ns < crate::clock::WALL_CLOCK_FLOOR_NS {
+            // No one to tell to retry: dropped, counted.
+            Stats::add(&self.stats.clock_unset_refusals, 1);
+            Stats::add(&self.stats.udp_points_dropped, parsed.points);
+            return;
+        }
         Stats::add(&self.stats.udp_lines_unparseable, parsed.rejected);
         if let Some(e) = parsed.errors.first() {
             log::debug!("udp: {e}");
@@ -407,6 +427,14 @@ fn refused(api: Api, refusal: &Refusal) -> Response {
             "hissrv is busy: its memory rings are full; retry".to_string(),
         ),
         Refusal::ShuttingDown => (503, 5, "hissrv is shutting down; retry".to_string()),
+        Refusal::ClockUnset { lines } => (
+            503,
+            30,
+            format!(
+                "this gateway's clock is not set yet: {lines} lines without a timestamp cannot be stamped; \
+                 retry once the clock is synchronised, or send timestamps"
+            ),
+        ),
         Refusal::LargerThanRing { bytes, capacity } => {
             return error(
                 api,

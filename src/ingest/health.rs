@@ -38,7 +38,8 @@ impl Ingest {
             upstream_url: live.config.influxdb.url.clone(),
             upstream_up: s.upstream_up.load(Relaxed),
             upstream_failing_for_ms: s.upstream_failing_for_ms(),
-            clock_untrusted: s.clock_untrusted.load(Relaxed),
+            clock_untrusted: s.clock_untrusted.load(Relaxed)
+                || crate::clock::now_ns() < crate::clock::WALL_CLOCK_FLOOR_NS,
             points_received: Stats::get(&s.points_received),
             points_committed: Stats::get(&s.points_committed),
             points_written: Stats::get(&s.points_written),

@@ -95,6 +95,8 @@ pub struct Parsed {
     pub errors: Vec<ParseError>,
     pub min_ts: Option<i64>,
     pub max_ts: Option<i64>,
+    /// Good lines that had no timestamp and got the arrival time.
+    pub stamped: usize,
 }
 
 /// Validates `body` line by line and appends each good line to `out` as
@@ -118,6 +120,9 @@ pub fn parse_into(body: &[u8], opts: &ParseOptions, out: &mut Vec<u8>) -> Parsed
         let line = &block[start..];
         match parse_line(line, opts, &mut tags) {
             Ok((key_and_fields, ts)) => {
+                if ts.is_none() {
+                    parsed.stamped += 1;
+                }
                 let ts = ts.unwrap_or(default_ts);
                 let line_start = out.len();
                 out.extend_from_slice(key_and_fields);

@@ -85,6 +85,7 @@ pub fn render(s: &Stats, ring: &RingGauges, now_ms: i64) -> String {
         &[
             ("reason=\"ring_full\"", &s.ring_full_refusals),
             ("reason=\"storage_full\"", &s.storage_full_refusals),
+            ("reason=\"clock_unset\"", &s.clock_unset_refusals),
             ("reason=\"shutting_down\"", &s.shutdown_refusals),
             ("reason=\"too_many_destinations\"", &s.destination_refusals),
         ],

@@ -28,6 +28,9 @@ pub struct Stats {
     pub shutdown_refusals: AtomicU64,
     /// Writes refused because the buffer quota or the disk was full (507).
     pub storage_full_refusals: AtomicU64,
+    /// Writes (and UDP datagrams) refused because they held lines without a
+    /// timestamp while the wall clock was not set (503).
+    pub clock_unset_refusals: AtomicU64,
     pub points_written: AtomicU64,
     pub batches_written: AtomicU64,
     pub dead_letter_lines: AtomicU64,
@@ -98,6 +101,7 @@ impl Default for Stats {
             udp_datagrams_unauthenticated: AtomicU64::new(0),
             shutdown_refusals: AtomicU64::new(0),
             storage_full_refusals: AtomicU64::new(0),
+            clock_unset_refusals: AtomicU64::new(0),
             points_written: AtomicU64::new(0),
             batches_written: AtomicU64::new(0),
             dead_letter_lines: AtomicU64::new(0),

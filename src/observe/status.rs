@@ -21,7 +21,8 @@ pub struct Health {
     pub upstream_up: bool,
     /// How long deliveries have failed without one success (0: they do not).
     pub upstream_failing_for_ms: u64,
-    /// The wall clock is unset or stepped forward: retention expiry paused.
+    /// The wall clock is unset or stepped forward: retention expiry paused
+    /// (and, while unset, lines without a timestamp refused).
     pub clock_untrusted: bool,
     pub points_received: u64,
     pub points_committed: u64,

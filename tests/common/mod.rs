@@ -2,13 +2,15 @@
 //! (`influx`: influxd 1.6.7 and VictoriaMetrics), the agent under test
 //! (`agent`; its config file: `config`), a link-cutting proxy (`proxy`), a
 //! scripted server for answers influxd never gives (`scripted`), small real
-//! file systems for disk faults (`disk`), a test PKI and an mTLS front
+//! file systems for disk faults (`disk`), a shifted wall clock for one
+//! agent (`clock_shim`), a test PKI and an mTLS front
 //! (`tls`), and the forwarder's virtual-time
 //! harness (`sim`); here the small shared helpers. Everything started is
 //! stopped on drop. Each test binary uses a part of it.
 #![allow(dead_code, unused_imports)]
 
 mod agent;
+pub mod clock_shim;
 mod config;
 pub mod disk;
 pub mod fault_proxy;
