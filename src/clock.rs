@@ -43,91 +43,130 @@ impl Clock for SystemClock {
 /// than this (2026-01-01T00:00:00Z, before this release was built): a clock
 /// below it is unset (a gateway without an RTC boots at 1970).
 pub const WALL_CLOCK_FLOOR_NS: i64 = 1_767_225_600_000_000_000;
-/// How far the wall clock may run ahead of what the monotonic clock allows
-/// since it was first trusted (one day: an NTP correction of a drifting RTC,
-/// not a jump of years) before irreversible decisions stop trusting it.
-pub const MAX_FORWARD_STEP_NS: i64 = 86_400_000_000_000;
+/// How far the wall clock may be from the upstream server's (its HTTP
+/// `Date`) for an irreversible decision (one day: a drifting RTC, not a
+/// clock years off).
+pub const MAX_SKEW_FROM_SERVER_NS: i64 = 86_400_000_000_000;
 
-/// Whether the wall clock can be trusted for an irreversible decision (a
-/// point expired for good). It is not while it is below
-/// [`WALL_CLOCK_FLOOR_NS`], nor after a step forward that the monotonic clock
-/// contradicts: since the first plausible reading, the wall clock may not
-/// gain more than [`MAX_FORWARD_STEP_NS`] on the monotonic one. A step back
-/// is harmless (less expires) and becomes the new reference. When in doubt,
-/// nothing expires: the point is delivered and the server judges it.
-#[derive(Debug, Default)]
-pub struct WallCheck {
-    /// The first plausible reading: (wall ns, monotonic instant).
-    anchor: Option<(i64, Instant)>,
-}
-
-/// Why the wall clock is not trusted.
+/// Why the wall clock is not trusted for an irreversible decision (a point
+/// expired for good).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Untrusted {
-    /// Below the floor: not set yet.
+    /// Below [`WALL_CLOCK_FLOOR_NS`]: not set yet.
     Unset,
-    /// Ahead of what the monotonic clock allows by this many ns.
-    SteppedForward(i64),
+    /// No word from the upstream server's clock yet to check it against.
+    NoServerTime,
+    /// This far (ns, signed) from the server's clock.
+    DisagreesWithServer(i64),
 }
 
-impl WallCheck {
-    /// Judges `wall_ns` read at `mono`.
-    pub fn judge(&mut self, wall_ns: i64, mono: Instant) -> Result<(), Untrusted> {
-        if wall_ns < WALL_CLOCK_FLOOR_NS {
-            return Err(Untrusted::Unset);
-        }
-        let Some((anchor_wall, anchor_mono)) = self.anchor else {
-            self.anchor = Some((wall_ns, mono));
-            return Ok(());
-        };
-        let elapsed = i64::try_from(mono.saturating_duration_since(anchor_mono).as_nanos())
-            .unwrap_or(i64::MAX);
-        let expected = anchor_wall.saturating_add(elapsed);
-        let ahead = wall_ns.saturating_sub(expected);
-        if ahead > MAX_FORWARD_STEP_NS {
-            return Err(Untrusted::SteppedForward(ahead));
-        }
-        if ahead < 0 {
-            // Stepped back (or the anchor ran fast): the earlier reference.
-            self.anchor = Some((wall_ns, mono));
-        }
-        Ok(())
+/// Judges the wall clock against the upstream server's: expiry trusts it
+/// only while it is set and within [`MAX_SKEW_FROM_SERVER_NS`] of the
+/// server's `Date` (which survives our restarts and our reboots, unlike any
+/// reference of our own). The server judges retention on its own clock in
+/// any case, so when in doubt nothing expires here and it judges.
+pub fn judge_wall_clock(wall_ns: i64, server_now_ns: Option<i64>) -> Result<(), Untrusted> {
+    if wall_ns < WALL_CLOCK_FLOOR_NS {
+        return Err(Untrusted::Unset);
     }
+    let Some(server) = server_now_ns else {
+        return Err(Untrusted::NoServerTime);
+    };
+    let skew = wall_ns.saturating_sub(server);
+    if skew.saturating_abs() > MAX_SKEW_FROM_SERVER_NS {
+        return Err(Untrusted::DisagreesWithServer(skew));
+    }
+    Ok(())
+}
+
+/// An HTTP `Date` (IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`) in ns
+/// since the epoch; `None` for anything else.
+pub fn parse_http_date(text: &str) -> Option<i64> {
+    let mut parts = text.split_whitespace();
+    let _weekday = parts.next()?;
+    let day: i64 = parts.next()?.parse().ok()?;
+    let month = match parts.next()? {
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
+        _ => return None,
+    };
+    let year: i64 = parts.next()?.parse().ok()?;
+    let mut hms = parts.next()?.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3_600 + m * 60 + sec;
+    secs.checked_mul(1_000_000_000)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     const DAY: i64 = 86_400_000_000_000;
 
     #[test]
-    fn an_unset_clock_and_a_step_forward_the_monotonic_clock_denies_are_not_trusted() {
-        let t0 = Instant::now();
-        let mut c = WallCheck::default();
-        assert_eq!(c.judge(30_000_000_000, t0), Err(Untrusted::Unset), "1970");
+    fn the_wall_clock_is_trusted_only_when_set_and_close_to_the_servers() {
         let now = WALL_CLOCK_FLOOR_NS + 300 * DAY;
-        assert_eq!(c.judge(now, t0), Ok(()), "the first plausible reading");
-        let later = t0 + Duration::from_secs(3_600);
-        assert_eq!(c.judge(now + 3_600_000_000_000, later), Ok(()), "in step");
         assert_eq!(
-            c.judge(now + 3_650 * DAY, later),
-            Err(Untrusted::SteppedForward(3_650 * DAY - 3_600_000_000_000)),
-            "ten years ahead of an hour"
+            judge_wall_clock(30_000_000_000, Some(now)),
+            Err(Untrusted::Unset)
         );
+        assert_eq!(judge_wall_clock(now, None), Err(Untrusted::NoServerTime));
         assert_eq!(
-            c.judge(now + 3_600_000_000_000 + DAY / 2, later),
+            judge_wall_clock(now, Some(now - DAY / 4)),
             Ok(()),
-            "an NTP correction"
+            "an RTC hours off"
         );
-        // Back: trusted, and the new reference.
-        assert_eq!(c.judge(now - DAY, later), Ok(()));
         assert_eq!(
-            c.judge(now - DAY / 2, later),
-            Ok(()),
-            "within a day of the new reference"
+            judge_wall_clock(now + 3_650 * DAY, Some(now)),
+            Err(Untrusted::DisagreesWithServer(3_650 * DAY)),
+            "ten years ahead"
         );
-        assert!(c.judge(now + DAY, later).is_err(), "two days ahead of it");
+        assert!(
+            judge_wall_clock(now - 60 * DAY, Some(now)).is_err(),
+            "months behind"
+        );
+    }
+
+    #[test]
+    fn http_dates_parse_to_their_instant_and_anything_else_is_none() {
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777_000_000_000)
+        );
+        assert_eq!(
+            parse_http_date("Fri, 27 Nov 2026 02:57:00 GMT"),
+            Some(1_795_748_220_000_000_000)
+        );
+        for bad in [
+            "",
+            "Sun, 06 Nov 1994",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+            "Sun, 32 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49:37 PST",
+            "Sun, 06 Nov 1994 24:00:00 GMT",
+        ] {
+            assert_eq!(parse_http_date(bad), None, "{bad:?}");
+        }
     }
 }

@@ -18,11 +18,24 @@ const DAY_NS: i64 = 86_400 * 1_000_000_000;
 /// `step_ns`; the forwarder runs until the buffer is empty. Returns (lines
 /// delivered, lines expired as dead letters).
 fn run(tag: &str, age_ns: i64, step_ns: i64) -> (usize, usize) {
+    simulate(tag, age_ns, step_ns, false)
+}
+
+/// As `run`, with the forwarder made after the clock stepped.
+fn run_made_after_the_step(tag: &str, age_ns: i64, step_ns: i64) -> (usize, usize) {
+    simulate(tag, age_ns, step_ns, true)
+}
+
+fn simulate(tag: &str, age_ns: i64, step_ns: i64, made_after: bool) -> (usize, usize) {
     let cfg = Config::from_yaml(
         "influxdb:\n  sharding:\n    buckets:\n      - {name: week, retention: 7d, points: [m]}\n",
     )
     .unwrap();
     let (mut fw, mut producer, server, clock, dir) = quiet_forwarder(tag, &cfg);
+    if made_after {
+        // The step happened before this forwarder's first turn.
+        clock.step_wall(step_ns);
+    }
     let dest = Destination::of_bucket(&cfg.influxdb.sharding.buckets[0], &cfg.influxdb);
     let ts = clock.wall_ns() - age_ns;
     let payload: String = (0..3).map(|i| format!("m v={i}i {}\n", ts + i)).collect();
@@ -35,7 +48,10 @@ fn run(tag: &str, age_ns: i64, step_ns: i64) -> (usize, usize) {
             payload: payload.into_bytes(),
         }])
         .unwrap();
-    clock.step_wall(step_ns);
+    if !made_after {
+        // The step happens under a running forwarder.
+        clock.step_wall(step_ns);
+    }
     let db = rusqlite::Connection::open(dir.join("buffer.db")).unwrap();
     let count = |table: &str| -> usize {
         db.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
@@ -68,6 +84,17 @@ fn points_past_their_retention_expire_on_a_trusted_clock() {
 fn a_wall_clock_stepped_ten_years_forward_expires_nothing_and_everything_is_delivered() {
     // Found by review: the whole buffer went to dead letters for good.
     assert_eq!(run("ten-years", 0, 3_650 * DAY_NS), (3, 0));
+}
+
+#[test]
+fn a_restart_after_a_ten_year_step_expires_nothing_either() {
+    // Found by review: a reference of the agent's own (its clock at start)
+    // is lost with a restart; the server's Date is not. The forwarder here
+    // is made after the step, as after a restart.
+    assert_eq!(
+        run_made_after_the_step("restart", 0, 3_650 * DAY_NS),
+        (3, 0)
+    );
 }
 
 #[test]

@@ -115,6 +115,10 @@ impl Limited {
 }
 
 impl Sink for Limited {
+    fn server_time(&self) -> Option<(i64, Instant)> {
+        Some((self.clock.true_wall_ns(), self.clock.get()))
+    }
+
     fn write(&self, d: &Destination, body: &[u8]) -> Outcome {
         let now = self.clock.get();
         self.clock.advance(Duration::from_millis(5));

@@ -100,7 +100,7 @@ impl Reloader {
         let poll = Duration::from_millis(self.started.service.config_poll_ms);
         let mut seen = stamp(&self.path);
         // The YAML of what is in force, to tell a real change from a touch.
-        let mut in_force = serde_norway::to_string(&self.started).unwrap_or_default();
+        let mut in_force = in_force_text(&self.started);
         loop {
             enum Wake {
                 Poll,
@@ -173,23 +173,9 @@ impl Reloader {
         if let Ok(mut slot) = self.stats.restart_needed.lock() {
             *slot = restart;
         }
-        let yaml = serde_norway::to_string(&new).unwrap_or_default();
+        let yaml = in_force_text(&new);
         if yaml == *in_force {
-            let t = &new.influxdb.tls;
-            if [&t.ca_file, &t.client_cert, &t.client_key]
-                .iter()
-                .any(|f| !f.is_empty())
-            {
-                // Same text, but the files behind it may be renewed: the
-                // upstream client reads them again.
-                if let Ok(mut m) = self.mailbox.lock() {
-                    *m = Some(new);
-                }
-                self.bell.ring();
-                log::info!("config reloaded: same settings; TLS files read again");
-            } else {
-                log::info!("config reloaded: nothing to change");
-            }
+            log::info!("config reloaded: nothing to change");
             return;
         }
         *in_force = yaml;
@@ -207,6 +193,30 @@ impl Reloader {
             self.path.display()
         );
     }
+}
+
+/// What is in force: the settings, and the identity (size, modification
+/// time) of the TLS files they name, so that renewed certificates under the
+/// same names are a change (and an unchanged reload is not: a reload resets
+/// the forwarder's back-off).
+fn in_force_text(cfg: &Config) -> String {
+    let mut text = serde_norway::to_string(cfg).unwrap_or_default();
+    let t = &cfg.influxdb.tls;
+    for f in [&t.ca_file, &t.client_cert, &t.client_key] {
+        if f.is_empty() {
+            continue;
+        }
+        let stamp = std::fs::metadata(f).ok().map(|m| {
+            let modified = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            (m.len(), modified)
+        });
+        text.push_str(&format!("\n# {f}: {stamp:?}"));
+    }
+    text
 }
 
 #[cfg(test)]

@@ -132,8 +132,6 @@ pub struct Forwarder {
     pub(crate) reserve_retry_at: Instant,
     /// When an empty buffer is next looked at for free pages to give back.
     shrink_at: Instant,
-    /// Whether the wall clock may decide expiry.
-    pub(crate) wall_check: crate::clock::WallCheck,
 }
 
 impl Forwarder {
@@ -175,9 +173,6 @@ impl Forwarder {
         seed: u64,
     ) -> Forwarder {
         let now = clock.now();
-        // The wall clock's reference is its reading at start, if plausible.
-        let mut wall_check = crate::clock::WallCheck::default();
-        let _ = wall_check.judge(clock.wall_ns(), now);
         Forwarder {
             wal,
             sink: make_sink(&cfg.influxdb),
@@ -209,7 +204,6 @@ impl Forwarder {
             reserve: None,
             reserve_retry_at: now,
             shrink_at: now,
-            wall_check,
         }
     }
 

@@ -71,7 +71,8 @@ impl Forwarder {
                 dest.bucket()
             );
             if pack.iter().all(|b| b.points == 0) {
-                self.delivered(dest, &pack, 0, expired);
+                // Nothing was sent: not a sign of a working upstream.
+                self.delivered(dest, &pack, 0, expired, false);
                 return;
             }
         }
@@ -114,20 +115,22 @@ impl Forwarder {
             Ok(mut dead) => {
                 let refused = dead.len();
                 dead.extend(expired);
-                self.delivered(dest, &pack, points.saturating_sub(refused), dead);
+                self.delivered(dest, &pack, points.saturating_sub(refused), dead, true);
             }
             Err(deferred) => self.deferred(dest, &pack, points, deferred),
         }
     }
 
     /// `written`: points the server took; `dead`: lines it refused or that
-    /// had outlived their retention.
+    /// had outlived their retention; `sent`: a request went out and the
+    /// server took it (not a pack that only expired).
     fn delivered(
         &mut self,
         dest: &Destination,
         pack: &[StoredBatch],
         written: usize,
         dead: Vec<crate::wal::DeadLetter>,
+        sent: bool,
     ) {
         let finished = self.on_full_disk(|wal| wal.finish(pack, &dead));
         let pruned = match finished {
@@ -162,12 +165,14 @@ impl Forwarder {
         self.deleted(pack, points);
         self.reload_head(dest);
         Stats::add(&self.stats.points_written, written);
-        Stats::add(&self.stats.batches_written, pack.len());
         Stats::add(&self.stats.dead_letter_lines, dead.len());
-        self.stats.delivery_ok();
-        if self.backoff.remove(dest).is_some() {
-            self.publish_failing();
-            log::info!("upstream accepts writes to {:?} again", dest.bucket());
+        if sent {
+            Stats::add(&self.stats.batches_written, pack.len());
+            self.stats.delivery_ok();
+            if self.backoff.remove(dest).is_some() {
+                self.publish_failing();
+                log::info!("upstream accepts writes to {:?} again", dest.bucket());
+            }
         }
         // Expired lines were summed up when they were set aside.
         for d in dead
@@ -208,11 +213,23 @@ impl Forwarder {
         );
     }
 
-    /// The wall clock, if it can be trusted for expiry (`clock::WallCheck`);
-    /// a change of verdict is logged and shown (`/health` `clock_untrusted`).
+    /// The wall clock, if it can be trusted for expiry: set, and within a
+    /// day of the upstream server's `Date` (`clock::judge_wall_clock`); a
+    /// change of verdict is logged and shown (`/health` `clock_untrusted`).
     fn trusted_wall_ns(&mut self) -> Option<i64> {
         let wall = self.clock.wall_ns();
-        let verdict = self.wall_check.judge(wall, self.clock.now());
+        if self.sink.server_time().is_none() {
+            // Ask (influx answers /ping with its Date): cheaper than sending
+            // points the server would drop one by one.
+            self.sink.learn_server_time();
+        }
+        let now = self.clock.now();
+        let server_now = self.sink.server_time().map(|(ns, at)| {
+            ns.saturating_add(
+                i64::try_from(now.saturating_duration_since(at).as_nanos()).unwrap_or(i64::MAX),
+            )
+        });
+        let verdict = crate::clock::judge_wall_clock(wall, server_now);
         let was_untrusted = self
             .stats
             .clock_untrusted

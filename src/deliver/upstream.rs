@@ -44,6 +44,13 @@ pub enum Outcome {
 pub trait Sink: Send {
     /// Sends `lines` (line protocol, ns timestamps) to `dest`.
     fn write(&self, dest: &Destination, lines: &[u8]) -> Outcome;
+    /// The server's clock as its last answer's `Date` told it (ns since the
+    /// epoch) and when that answer came; `None` before any.
+    fn server_time(&self) -> Option<(i64, std::time::Instant)> {
+        None
+    }
+    /// Asks the server for its `Date` (a cheap request) when none is known.
+    fn learn_server_time(&self) {}
     /// `manage_retention`: creates or adjusts the buckets upstream.
     fn ensure_retention(
         &self,
@@ -54,6 +61,14 @@ pub trait Sink: Send {
 impl Sink for Upstream {
     fn write(&self, dest: &Destination, lines: &[u8]) -> Outcome {
         Upstream::write(self, dest, lines)
+    }
+
+    fn server_time(&self) -> Option<(i64, std::time::Instant)> {
+        self.server_date.lock().ok().and_then(|d| *d)
+    }
+
+    fn learn_server_time(&self) {
+        let _ = self.call("GET", "/ping", &[], None);
     }
 
     fn ensure_retention(
@@ -67,6 +82,8 @@ impl Sink for Upstream {
 pub struct Upstream {
     agent: ureq::Agent,
     cfg: Influxdb,
+    /// The server's clock from its last answer's `Date` header, and when.
+    server_date: std::sync::Mutex<Option<(i64, std::time::Instant)>>,
     /// Why `influxdb.tls` cannot be used: every request fails with it (the
     /// data waits) until a reload brings usable files.
     tls_error: Option<String>,
@@ -103,7 +120,19 @@ impl Upstream {
         Upstream {
             agent,
             cfg: cfg.clone(),
+            server_date: std::sync::Mutex::new(None),
             tls_error,
+        }
+    }
+
+    /// Keeps the server's clock from an answer's `Date` header.
+    fn note_date(&self, headers: &ureq::http::HeaderMap) {
+        let date = headers
+            .get("Date")
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::clock::parse_http_date);
+        if let (Some(ns), Ok(mut slot)) = (date, self.server_date.lock()) {
+            *slot = Some((ns, std::time::Instant::now()));
         }
     }
 
@@ -174,6 +203,7 @@ impl Upstream {
             }
         };
         let mut resp = result.map_err(|e| self.explain(e))?;
+        self.note_date(resp.headers());
         let status = resp.status().as_u16();
         let body = resp
             .body_mut()
@@ -236,6 +266,7 @@ impl Upstream {
             Ok(r) => r,
             Err(e) => return Outcome::Network(self.explain(e)),
         };
+        self.note_date(resp.headers());
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()

@@ -62,6 +62,12 @@ impl VirtualClock {
         }
     }
 
+    /// The true time (the wall clock without its steps): what a server with
+    /// a good clock says in its `Date`.
+    pub fn true_wall_ns(&self) -> i64 {
+        self.wall_start_ns + (self.get() - self.start).as_nanos() as i64
+    }
+
     /// Steps the wall clock alone by `ns` (the monotonic clock goes on).
     pub fn step_wall(&self, ns: i64) {
         self.wall_step_ns
@@ -198,6 +204,11 @@ impl Server {
 pub struct SimSink(pub Arc<Mutex<Server>>);
 
 impl Sink for SimSink {
+    fn server_time(&self) -> Option<(i64, Instant)> {
+        let s = self.0.lock().unwrap();
+        Some((s.clock.true_wall_ns(), s.clock.get()))
+    }
+
     fn write(&self, dest: &Destination, lines: &[u8]) -> Outcome {
         let mut s = self.0.lock().unwrap();
         // Every request takes a millisecond of virtual time.
