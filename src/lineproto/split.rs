@@ -74,7 +74,11 @@ pub fn parts(line: &[u8]) -> Option<Parts<'_>> {
     let mut i = 0;
     while i < body.len() {
         let k_start = i;
-        while i < body.len() && !(body[i] == b'=' && (i == k_start || body[i - 1] != b'\\')) {
+        // As the parser scans a field set: a backslash takes the next byte
+        // with it, and an `=` not taken so ends the key. (A look-behind as
+        // well read `I\\=` as an escaped `=`: found by fuzzing, the key and
+        // value came back as another field.)
+        while i < body.len() && body[i] != b'=' {
             i += if body[i] == b'\\' { 2 } else { 1 };
         }
         let key = body.get(k_start..i)?;
@@ -139,6 +143,14 @@ mod tests {
                 (br"k\=y", Value::Float(2.0)),
             ]
         );
+    }
+
+    #[test]
+    fn a_field_key_ending_in_an_escaped_backslash_ends_at_the_equals_sign() {
+        let l = split(br#"m I\\="a=t b" 0"#).unwrap();
+        assert_eq!(l.fields, vec![(&br"I\\"[..], Value::Str(b"a=t b"))]);
+        let l = split(br"m k\=y=2,z=1i 0").unwrap();
+        assert_eq!(l.fields[0], (&br"k\=y"[..], Value::Float(2.0)));
     }
 
     #[test]
