@@ -132,6 +132,8 @@ pub struct Forwarder {
     pub(crate) reserve_retry_at: Instant,
     /// When an empty buffer is next looked at for free pages to give back.
     shrink_at: Instant,
+    /// When the server was last asked for its time (`forward_turn`).
+    pub(crate) time_asked_at: Option<Instant>,
 }
 
 impl Forwarder {
@@ -204,6 +206,7 @@ impl Forwarder {
             reserve: None,
             reserve_retry_at: now,
             shrink_at: now,
+            time_asked_at: None,
         }
     }
 

@@ -8,6 +8,10 @@ use crate::deliver::delivery::{Deferred, Delivery, POISON_PROBE_AFTER_FAILURES};
 use crate::observe::stats::Stats;
 use crate::route::dest::Destination;
 use crate::wal::reserve::RESERVE_RETRY_SECS;
+
+/// How often the server is asked for its time while none is known (any
+/// answer's `Date` also tells it).
+const ASK_TIME_EVERY_SECS: u64 = 60;
 use crate::wal::{StoredBatch, WalError};
 use std::time::Duration;
 
@@ -218,9 +222,16 @@ impl Forwarder {
     /// change of verdict is logged and shown (`/health` `clock_untrusted`).
     fn trusted_wall_ns(&mut self) -> Option<i64> {
         let wall = self.clock.wall_ns();
-        if self.sink.server_time().is_none() {
+        let now = self.clock.now();
+        if self.sink.server_time().is_none()
+            && self
+                .time_asked_at
+                .is_none_or(|t| now >= t + Duration::from_secs(ASK_TIME_EVERY_SECS))
+        {
             // Ask (influx answers /ping with its Date): cheaper than sending
-            // points the server would drop one by one.
+            // points the server would drop one by one. Not every turn: a
+            // silent upstream would cost a timeout each time.
+            self.time_asked_at = Some(now);
             self.sink.learn_server_time();
         }
         let now = self.clock.now();
