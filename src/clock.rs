@@ -80,11 +80,20 @@ pub fn judge_wall_clock(wall_ns: i64, server_now_ns: Option<i64>) -> Result<(), 
 }
 
 /// An HTTP `Date` (IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`) in ns
-/// since the epoch; `None` for anything else.
+/// since the epoch; `None` for anything else (the obsolete formats, signs,
+/// impossible dates, years outside 1970..=9999, trailing text).
 pub fn parse_http_date(text: &str) -> Option<i64> {
-    let mut parts = text.split_whitespace();
-    let _weekday = parts.next()?;
-    let day: i64 = parts.next()?.parse().ok()?;
+    let digits = |s: &str, len: usize| -> Option<i64> {
+        (s.len() == len && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    let mut parts = text.split(' ');
+    let weekday = parts.next()?;
+    if weekday.len() != 4 || !weekday.ends_with(',') {
+        return None;
+    }
+    let day = digits(parts.next()?, 2)?;
     let month = match parts.next()? {
         "Jan" => 1,
         "Feb" => 2,
@@ -100,10 +109,33 @@ pub fn parse_http_date(text: &str) -> Option<i64> {
         "Dec" => 12,
         _ => return None,
     };
-    let year: i64 = parts.next()?.parse().ok()?;
-    let mut hms = parts.next()?.split(':').map(|p| p.parse::<i64>().ok());
-    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
-    if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+    let year = digits(parts.next()?, 4)?;
+    let mut hms = parts.next()?.split(':');
+    let (h, m, sec) = (
+        digits(hms.next()?, 2)?,
+        digits(hms.next()?, 2)?,
+        digits(hms.next()?, 2)?,
+    );
+    if hms.next().is_some() || parts.next()? != "GMT" || parts.next().is_some() {
+        return None;
+    }
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    let max_day = *month_days.get(usize::try_from(month - 1).ok()?)?;
+    if year < 1970 || !(1..=max_day).contains(&day) || h > 23 || m > 59 || sec > 60 {
         return None;
     }
     // Days from the civil date (Howard Hinnant's algorithm).

@@ -8,7 +8,10 @@ mod common;
 use common::sim::*;
 use hissrv::clock::Clock;
 use hissrv::config::Config;
+use hissrv::config::Influxdb;
 use hissrv::deliver::Step;
+use hissrv::deliver::provision::ProvisionError;
+use hissrv::deliver::upstream::{Outcome, Sink};
 use hissrv::route::dest::Destination;
 use hissrv::wal::NewBatch;
 
@@ -18,20 +21,53 @@ const DAY_NS: i64 = 86_400 * 1_000_000_000;
 /// `step_ns`; the forwarder runs until the buffer is empty. Returns (lines
 /// delivered, lines expired as dead letters).
 fn run(tag: &str, age_ns: i64, step_ns: i64) -> (usize, usize) {
-    simulate(tag, age_ns, step_ns, false)
+    simulate(tag, age_ns, step_ns, false, true)
 }
 
 /// As `run`, with the forwarder made after the clock stepped.
 fn run_made_after_the_step(tag: &str, age_ns: i64, step_ns: i64) -> (usize, usize) {
-    simulate(tag, age_ns, step_ns, true)
+    simulate(tag, age_ns, step_ns, true, true)
 }
 
-fn simulate(tag: &str, age_ns: i64, step_ns: i64, made_after: bool) -> (usize, usize) {
+/// A server whose answers carry no `Date` (a relay, a bare proxy).
+#[derive(Clone)]
+struct NoDate(SimSink);
+
+impl Sink for NoDate {
+    fn write(&self, d: &Destination, lines: &[u8]) -> Outcome {
+        self.0.write(d, lines)
+    }
+    fn ensure_retention(&self, db: &Influxdb) -> Result<Vec<String>, ProvisionError> {
+        self.0.ensure_retention(db)
+    }
+}
+
+fn simulate(
+    tag: &str,
+    age_ns: i64,
+    step_ns: i64,
+    made_after: bool,
+    server_has_date: bool,
+) -> (usize, usize) {
     let cfg = Config::from_yaml(
         "influxdb:\n  sharding:\n    buckets:\n      - {name: week, retention: 7d, points: [m]}\n",
     )
     .unwrap();
-    let (mut fw, mut producer, server, clock, dir) = quiet_forwarder(tag, &cfg);
+    let (fw, mut producer, server, clock, dir) = quiet_forwarder(tag, &cfg);
+    let (mut fw, dir) = if server_has_date {
+        (fw, dir)
+    } else {
+        drop(fw);
+        let _ = std::fs::remove_dir_all(&dir);
+        let (fw, p, dir) = forwarder_on(
+            &format!("{tag}-nodate"),
+            &cfg,
+            &clock,
+            NoDate(SimSink(server.clone())),
+        );
+        producer = p;
+        (fw, dir)
+    };
     if made_after {
         // The step happened before this forwarder's first turn.
         clock.step_wall(step_ns);
@@ -95,6 +131,11 @@ fn a_restart_after_a_ten_year_step_expires_nothing_either() {
         run_made_after_the_step("restart", 0, 3_650 * DAY_NS),
         (3, 0)
     );
+}
+
+#[test]
+fn without_the_servers_time_nothing_expires_and_the_server_judges() {
+    assert_eq!(simulate("nodate", 30 * DAY_NS, 0, false, false), (3, 0));
 }
 
 #[test]

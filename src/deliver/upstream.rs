@@ -10,6 +10,9 @@ use crate::route::dest::Destination;
 use std::io::Write;
 use std::time::Duration;
 
+/// How long asking the server for its time (`/ping`) may take: it is only
+/// asked so that expiry can trust our clock, never worth a write timeout.
+const PING_TIMEOUT_MS: u64 = 2_000;
 /// Enough of an error body to explain it in logs and dead letters.
 const MAX_ERROR_BODY_BYTES: u64 = 4096;
 /// Answers to management requests (retention policies, bucket lists) are small;
@@ -68,7 +71,24 @@ impl Sink for Upstream {
     }
 
     fn learn_server_time(&self) {
-        let _ = self.call("GET", "/ping", &[], None);
+        if self.tls_error.is_some() {
+            return;
+        }
+        // Briefly: a silent upstream must not stall the forwarder for a
+        // whole write timeout on top of the write's own.
+        let url = format!("{}/ping", self.cfg.url.trim_end_matches('/'));
+        let answer = self
+            .agent
+            .get(&url)
+            .config()
+            .timeout_global(Some(Duration::from_millis(
+                PING_TIMEOUT_MS.min(self.cfg.timeout_ms),
+            )))
+            .build()
+            .call();
+        if let Ok(resp) = answer {
+            self.note_date(resp.headers());
+        }
     }
 
     fn ensure_retention(
