@@ -6,16 +6,13 @@
 mod common;
 use common::sim::{VirtualClock, dest, forwarder_on};
 use hissrv::clock::Clock;
-use hissrv::config::{Config, Influxdb, Synchronous};
+use hissrv::config::{Config, Influxdb};
 use hissrv::deliver::provision::ProvisionError;
 use hissrv::deliver::upstream::{Outcome, Sink};
 use hissrv::deliver::{Forwarder, Step};
-use hissrv::observe::stats::Stats;
 use hissrv::route::dest::Destination;
-use hissrv::wal::doorbell::Doorbell;
 use hissrv::wal::{NewBatch, Wal};
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -284,31 +281,10 @@ fn a_backend_failing_every_other_request_condemns_no_good_line() {
             Ok(Vec::new())
         }
     }
-    let dir = std::env::temp_dir().join(format!("hissrv-canary-rr-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let path = dir.join("buffer.db");
-    let mut p = Wal::open(&path, Synchronous::Off, 1 << 30).unwrap();
-    let reader = Wal::open(&path, Synchronous::Off, 1 << 30).unwrap();
-    let start = Instant::now();
-    let clock = VirtualClock {
-        now: Arc::new(Mutex::new(start)),
-        wall_start_ns: hissrv::clock::now_ns(),
-        start,
-        wall_step_ns: Arc::default(),
-    };
+    let clock = VirtualClock::starting_now();
     let up = Arc::new(Mutex::new(Upstream::default()));
     let sink = RR(S(up.clone()), Arc::default());
-    let mut fw = Forwarder::with_parts(
-        reader,
-        &Config::default(),
-        Arc::new(Stats::default()),
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(Doorbell::default()),
-        Default::default(),
-        Box::new(move |_: &Influxdb| Box::new(sink.clone()) as Box<dyn Sink>),
-        Box::new(clock.clone()),
-        1,
-    );
+    let (mut fw, mut p, dir) = forwarder_on("canary-rr", &Config::default(), &clock, sink);
     let mut ts = 0;
     for _round in 0..1 {
         for d in 0..1u64 {

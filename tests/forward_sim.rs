@@ -67,13 +67,8 @@ fn simulate(rng: &mut Rng, path: &std::path::Path) -> Result<(), String> {
     cfg.performance.adaptive_batching.max_batch_size = 1 + rng.below(60) as usize;
     cfg.performance.backlog_replay.live_share_percent = [0, 25, 50][rng.below(3) as usize];
     cfg.performance.backlog_replay.live_window_ms = 2_000;
-    let start = Instant::now();
-    let clock = VirtualClock {
-        now: Arc::new(Mutex::new(start)),
-        wall_start_ns: hissrv::clock::now_ns(),
-        start,
-        wall_step_ns: Arc::default(),
-    };
+    let clock = VirtualClock::starting_now();
+    let start = clock.start;
     let server = Arc::new(Mutex::new(Server {
         rng: Rng(rng.next() | 1),
         clock: clock.clone(),
