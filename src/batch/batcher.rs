@@ -228,9 +228,32 @@ pub fn spawn_committer(
                     wal.commit(&cut.batches)
                 };
                 let seq = committed.as_ref().ok().map(|_| wal.last_commit_seq());
+                // Only a commit that ran tells: a refusal for another reason
+                // says nothing of the file system.
+                let read_only = match &committed {
+                    Ok(_) => Some(false),
+                    Err(crate::wal::WalError::ReadOnly { .. }) => Some(true),
+                    Err(_) => None,
+                };
+                if let Some(ro) = read_only
+                    && ro != stats.buffer_read_only.swap(ro, Ordering::AcqRel)
+                {
+                    if ro {
+                        log::error!(
+                            "the buffer's file system turned read-only: writes are refused and deliveries paused until it is writable again"
+                        );
+                    } else {
+                        log::info!("the buffer is writable again: writes accepted");
+                    }
+                }
                 let result = committed.map(|_| ()).map_err(|e| {
                     log::warn!("commit of {points} points refused: {e}");
-                    Stats::add(&stats.storage_full_refusals, 1);
+                    match e {
+                        crate::wal::WalError::ReadOnly { .. } => {
+                            Stats::add(&stats.read_only_refusals, 1)
+                        }
+                        _ => Stats::add(&stats.storage_full_refusals, 1),
+                    }
                     stats.set_error(e.to_string());
                     Refusal::Storage(e)
                 });

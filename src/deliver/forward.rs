@@ -130,6 +130,8 @@ pub struct Forwarder {
     /// again while it is spent.
     pub(crate) reserve: Option<Reserve>,
     pub(crate) reserve_retry_at: Instant,
+    /// When the forwarder next asks whether the buffer is writable.
+    pub(crate) read_only_probe_at: Instant,
     /// When an empty buffer is next looked at for free pages to give back.
     shrink_at: Instant,
     /// When the server was last asked for its time (`forward_turn`).
@@ -205,6 +207,7 @@ impl Forwarder {
             rng: seed | 1,
             reserve: None,
             reserve_retry_at: now,
+            read_only_probe_at: now,
             shrink_at: now,
             time_asked_at: None,
         }
@@ -351,6 +354,9 @@ impl Forwarder {
         self.reconfigure();
         self.provision();
         self.remake_reserve();
+        if let Some(until) = self.paused_read_only() {
+            return Step::Backoff(until);
+        }
         let now = self.clock.now();
         if now >= self.next_gauges {
             self.refresh_gauges();

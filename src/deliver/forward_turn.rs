@@ -8,6 +8,8 @@ use crate::deliver::delivery::{Deferred, Delivery, POISON_PROBE_AFTER_FAILURES};
 use crate::observe::stats::Stats;
 use crate::route::dest::Destination;
 use crate::wal::reserve::RESERVE_RETRY_SECS;
+use crate::wal::writable::READ_ONLY_PROBE_SECS;
+use std::sync::atomic::Ordering;
 
 /// How often the server is asked for its time while none is known (any
 /// answer's `Date` also tells it).
@@ -140,6 +142,7 @@ impl Forwarder {
         let pruned = match finished {
             Ok(pruned) => pruned,
             Err(e) => {
+                self.note_read_only(&e);
                 return self.failed(
                     dest,
                     format!(
@@ -207,6 +210,7 @@ impl Forwarder {
             && let Err(e) = self.wal.record_failure(first.id, &d.reason)
         {
             log::warn!("cannot record the failure of batch {}: {e}", first.id);
+            self.note_read_only(&e);
         }
         let delay = self.back_off(dest, d.delay);
         log::warn!(
@@ -310,6 +314,48 @@ impl Forwarder {
                 false
             }
         }
+    }
+
+    /// A write of ours met a read-only file system: deliveries pause.
+    fn note_read_only(&mut self, e: &WalError) {
+        if !matches!(e, WalError::ReadOnly { .. }) {
+            return;
+        }
+        if !self.stats.buffer_read_only.swap(true, Ordering::AcqRel) {
+            log::error!("{e}; deliveries paused");
+        }
+        self.read_only_probe_at = self.clock.now() + Duration::from_secs(READ_ONLY_PROBE_SECS);
+    }
+
+    /// While the buffer's file system refuses writes, deliveries pause: a
+    /// delivered batch could not be deleted, so every send would be a
+    /// duplicate. The file system is asked every `READ_ONLY_PROBE_SECS`,
+    /// busy or idle, so `/health` tells within seconds even with no write
+    /// coming in; returns when to look again while paused.
+    pub(super) fn paused_read_only(&mut self) -> Option<std::time::Instant> {
+        let now = self.clock.now();
+        if now >= self.read_only_probe_at {
+            self.read_only_probe_at = now + Duration::from_secs(READ_ONLY_PROBE_SECS);
+            let read_only = !self.wal.writable();
+            if read_only
+                != self
+                    .stats
+                    .buffer_read_only
+                    .swap(read_only, Ordering::AcqRel)
+            {
+                if read_only {
+                    log::error!(
+                        "the buffer's file system is read-only: deliveries paused, writes refused"
+                    );
+                } else {
+                    log::info!("the buffer is writable again: deliveries resume");
+                }
+            }
+        }
+        self.stats
+            .buffer_read_only
+            .load(Ordering::Acquire)
+            .then_some(self.read_only_probe_at)
     }
 
     /// A failure of our own (buffer read or delete): logged, shown, and the

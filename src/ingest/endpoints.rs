@@ -459,6 +459,7 @@ fn refused(api: Api, refusal: &Refusal) -> Response {
         ) => {
             (507, 30, e.to_string())
         }
+        Refusal::Storage(e @ WalError::ReadOnly { .. }) => (503, 30, e.to_string()),
         Refusal::Storage(e) => (500, 5, e.to_string()),
     };
     error(api, status, msg).header("Retry-After", retry_s.to_string())

@@ -25,15 +25,24 @@ impl Ingest {
         let ring = self.intake.ring.borrow();
         let oldest = Stats::get(&s.backlog.oldest_ms) as i64;
         let reserve_missing = s.disk_reserve_missing.load(Relaxed);
+        let read_only = s.buffer_read_only.load(Relaxed);
+        let (status, message) = if read_only {
+            (
+                "fail",
+                "writes refused and deliveries paused: the buffer's file system is read-only",
+            )
+        } else if reserve_missing {
+            (
+                "warn",
+                "writes refused: the disk is full (the buffer's disk reserve is missing)",
+            )
+        } else {
+            ("pass", "ready for writes")
+        };
         let h = Health {
             name: live.config.service.name.clone(),
-            status: if reserve_missing { "warn" } else { "pass" }.into(),
-            message: if reserve_missing {
-                "writes refused: the disk is full (the buffer's disk reserve is missing)"
-            } else {
-                "ready for writes"
-            }
-            .into(),
+            status: status.into(),
+            message: message.into(),
             version: env!("CARGO_PKG_VERSION").into(),
             upstream_url: live.config.influxdb.url.clone(),
             upstream_up: s.upstream_up.load(Relaxed),
@@ -60,6 +69,8 @@ impl Ingest {
             refused_ring_full: Stats::get(&s.ring_full_refusals),
             refused_storage_full: Stats::get(&s.storage_full_refusals),
             disk_reserve_missing: s.disk_reserve_missing.load(Relaxed),
+            buffer_read_only: read_only,
+            refused_read_only: Stats::get(&s.read_only_refusals),
             udp_points_dropped: Stats::get(&s.udp_points_dropped),
             upstream_failures: Stats::get(&s.upstream_failures),
             points_expired: Stats::get(&s.points_expired),

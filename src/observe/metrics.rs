@@ -85,6 +85,7 @@ pub fn render(s: &Stats, ring: &RingGauges, now_ms: i64) -> String {
         &[
             ("reason=\"ring_full\"", &s.ring_full_refusals),
             ("reason=\"storage_full\"", &s.storage_full_refusals),
+            ("reason=\"read_only\"", &s.read_only_refusals),
             ("reason=\"clock_unset\"", &s.clock_unset_refusals),
             ("reason=\"shutting_down\"", &s.shutdown_refusals),
             ("reason=\"too_many_destinations\"", &s.destination_refusals),
@@ -264,6 +265,16 @@ pub fn render(s: &Stats, ring: &RingGauges, now_ms: i64) -> String {
         "hissrv_buffer_disk_reserve_missing",
         "1 while the buffer's disk reserve is spent (after draining a full disk): writes get 507.",
         if s.disk_reserve_missing.load(Relaxed) {
+            1.0
+        } else {
+            0.0
+        },
+    );
+    gauge(
+        &mut o,
+        "hissrv_buffer_read_only",
+        "1 while the buffer's file system refuses writes: writes get 503 and deliveries pause.",
+        if s.buffer_read_only.load(Relaxed) {
             1.0
         } else {
             0.0

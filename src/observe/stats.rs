@@ -28,6 +28,8 @@ pub struct Stats {
     pub shutdown_refusals: AtomicU64,
     /// Writes refused because the buffer quota or the disk was full (507).
     pub storage_full_refusals: AtomicU64,
+    /// Writes refused because the buffer's file system is read-only (503).
+    pub read_only_refusals: AtomicU64,
     /// Writes (and UDP datagrams) refused because they held lines without a
     /// timestamp while the wall clock was not set (503).
     pub clock_unset_refusals: AtomicU64,
@@ -68,6 +70,9 @@ pub struct Stats {
     pub epoch: std::time::Instant,
     /// The buffer's disk reserve is spent (see `wal::reserve`): writes get 507.
     pub disk_reserve_missing: std::sync::Arc<AtomicBool>,
+    /// The buffer's file system refuses writes (`wal::writable`): set by a
+    /// refused commit or delete, cleared by a commit or the forwarder's probe.
+    pub buffer_read_only: AtomicBool,
     /// Backlog in the buffer: exact gauges (see `backlog`).
     pub backlog: crate::observe::backlog::BacklogGauges,
     pub dead_letters_stored: AtomicU64,
@@ -101,6 +106,7 @@ impl Default for Stats {
             udp_datagrams_unauthenticated: AtomicU64::new(0),
             shutdown_refusals: AtomicU64::new(0),
             storage_full_refusals: AtomicU64::new(0),
+            read_only_refusals: AtomicU64::new(0),
             clock_unset_refusals: AtomicU64::new(0),
             points_written: AtomicU64::new(0),
             batches_written: AtomicU64::new(0),
@@ -123,6 +129,7 @@ impl Default for Stats {
             clock_untrusted: AtomicBool::new(false),
             epoch: std::time::Instant::now(),
             disk_reserve_missing: Default::default(),
+            buffer_read_only: AtomicBool::new(false),
             backlog: Default::default(),
             dead_letters_stored: AtomicU64::new(0),
             buffer_bytes: AtomicU64::new(0),

@@ -42,6 +42,10 @@ pub struct Health {
     /// The buffer's disk reserve was spent draining a full disk: writes get
     /// 507 until it is made again.
     pub disk_reserve_missing: bool,
+    /// The buffer's file system refuses writes: writes get 503, deliveries
+    /// pause, both resume when it is writable again.
+    pub buffer_read_only: bool,
+    pub refused_read_only: u64,
     pub udp_points_dropped: u64,
     pub upstream_failures: u64,
     pub points_expired: u64,
@@ -147,8 +151,12 @@ pub fn render(url: &str, a: &Health, b: &Health, secs: f64) -> String {
     );
     let _ = writeln!(
         o,
-        "refused      {} writes (rings full), {} writes (storage full), {} UDP points dropped, {} failed upstream writes",
-        b.refused_ring_full, b.refused_storage_full, b.udp_points_dropped, b.upstream_failures
+        "refused      {} writes (rings full), {} writes (storage full), {} writes (buffer read-only), {} UDP points dropped, {} failed upstream writes",
+        b.refused_ring_full,
+        b.refused_storage_full,
+        b.refused_read_only,
+        b.udp_points_dropped,
+        b.upstream_failures
     );
     let last = if b.last_error.is_empty() {
         "none"

@@ -326,7 +326,7 @@ impl Wal {
     /// [`Wal::commit`] with the commit time given (ms since the epoch): the
     /// forwarder's simulation runs in virtual time.
     pub fn commit_at(&mut self, batches: &[NewBatch], now: i64) -> Result<Vec<i64>, WalError> {
-        match self.commit_once(batches, now) {
+        let result = match self.commit_once(batches, now) {
             // A WAL that was truncated on a full disk cannot grow to its
             // checkpoint size, so it never starts over by itself: the
             // database's free pages are there, only the WAL is in the way.
@@ -334,7 +334,8 @@ impl Wal {
                 self.commit_once(batches, now)
             }
             other => other,
-        }
+        };
+        result.map_err(|e| self.explain(e))
     }
 
     fn commit_once(&mut self, batches: &[NewBatch], now: i64) -> Result<Vec<i64>, WalError> {
@@ -408,6 +409,14 @@ impl Wal {
         batches: &[StoredBatch],
         dead: &[DeadLetter],
     ) -> Result<u64, WalError> {
+        self.finish_once(batches, dead).map_err(|e| self.explain(e))
+    }
+
+    fn finish_once(
+        &mut self,
+        batches: &[StoredBatch],
+        dead: &[DeadLetter],
+    ) -> Result<u64, WalError> {
         let quota = self.dead_letter_quota_bytes;
         let tx = self.conn.transaction()?;
         {
@@ -449,33 +458,18 @@ impl Wal {
 
     /// Notes a failed attempt on the batch (for operators; order is unchanged).
     pub fn record_failure(&mut self, id: i64, error: &str) -> Result<(), WalError> {
-        self.conn.execute(
-            "UPDATE batches SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
-            params![id, error],
-        )?;
+        self.conn
+            .execute(
+                "UPDATE batches SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                params![id, error],
+            )
+            .map_err(|e| self.explain(e.into()))?;
         Ok(())
     }
-
-    pub fn backlog(&self) -> Result<Backlog, WalError> {
-        Ok(self.conn.query_row(
-            "SELECT count(*), coalesce(sum(points), 0), coalesce(sum(bytes), 0),
-                    (SELECT count(*) FROM dead_letters),
-                    (SELECT created_ms FROM batches ORDER BY id LIMIT 1),
-                    (SELECT n FROM commit_seq) FROM batches",
-            [],
-            |r| {
-                Ok(Backlog {
-                    batches: r.get::<_, i64>(0)? as u64,
-                    points: r.get::<_, i64>(1)? as u64,
-                    payload_bytes: r.get::<_, i64>(2)? as u64,
-                    dead_letters: r.get::<_, i64>(3)? as u64,
-                    oldest_created_ms: r.get(4)?,
-                    commit_seq: r.get::<_, Option<i64>>(5)?.unwrap_or(0),
-                })
-            },
-        )?)
-    }
 }
+
+#[path = "writable.rs"]
+pub mod writable;
 
 #[path = "space.rs"]
 mod space;

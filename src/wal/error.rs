@@ -21,6 +21,11 @@ pub enum WalError {
     },
     /// The file system is full.
     DiskFull,
+    /// The buffer's file system refuses writes (an SD card the kernel
+    /// remounted read-only after errors): see `writable`.
+    ReadOnly {
+        path: PathBuf,
+    },
     /// Another agent holds the buffer (`lock`); `holder` is its PID as it
     /// wrote it.
     InUse {
@@ -54,6 +59,11 @@ impl fmt::Display for WalError {
                 "buffer quota reached: {used_bytes} of {quota_bytes} bytes used; new writes are refused until the upstream drains the backlog"
             ),
             WalError::DiskFull => write!(f, "disk full: the buffer cannot grow"),
+            WalError::ReadOnly { path } => write!(
+                f,
+                "the buffer's file system is read-only ({}): new writes are refused and the stored points wait on it; writes and deliveries resume by themselves once it is writable again",
+                path.display()
+            ),
             WalError::InUse { path, holder } => write!(
                 f,
                 "the buffer {} is in use by another hissrv (pid {}): one agent per buffer; stop that one or point buffer.path elsewhere",
@@ -76,6 +86,7 @@ impl From<rusqlite::Error> for WalError {
     fn from(e: rusqlite::Error) -> Self {
         match e.sqlite_error_code() {
             Some(ErrorCode::DiskFull) => WalError::DiskFull,
+            // (A plain I/O error on a read-only card is found by `writable`.)
             _ => WalError::Sqlite(e.to_string()),
         }
     }

@@ -4,7 +4,8 @@
 //! `buffer` (the `text` block there); `views` are the read-only SQL views
 //! over it for operators; `codec` the stored encodings; `reserve` the disk
 //! reserve that keeps a full disk drainable; `doorbell` the commit signal;
-//! `lock` the one-agent-per-buffer lock.
+//! `lock` the one-agent-per-buffer lock; `writable` tells a read-only file
+//! system from other errors.
 //!
 //! Owns: the buffer file, its `-wal`/`-shm` files and the reserve file.
 //!

@@ -2,7 +2,7 @@
 //! queue starts, packs of consecutive batches, and where live data begins.
 //! Read-only; run on the forwarder's own connection while commits go on.
 
-use super::{StoredBatch, Wal, WalError};
+use super::{Backlog, StoredBatch, Wal, WalError};
 use crate::route::dest::Destination;
 use crate::wal::codec;
 use rusqlite::params;
@@ -170,5 +170,26 @@ impl Wal {
             .prepare_cached("SELECT min(id) FROM batches WHERE db = ?1 AND rp = ?2")?;
         self.count_read();
         Ok(stmt.query_row(params![dest.db, dest.rp], |r| r.get(0))?)
+    }
+
+    /// Totals of what the buffer holds, in one consistent statement.
+    pub fn backlog(&self) -> Result<Backlog, WalError> {
+        Ok(self.conn.query_row(
+            "SELECT count(*), coalesce(sum(points), 0), coalesce(sum(bytes), 0),
+                    (SELECT count(*) FROM dead_letters),
+                    (SELECT created_ms FROM batches ORDER BY id LIMIT 1),
+                    (SELECT n FROM commit_seq) FROM batches",
+            [],
+            |r| {
+                Ok(Backlog {
+                    batches: r.get::<_, i64>(0)? as u64,
+                    points: r.get::<_, i64>(1)? as u64,
+                    payload_bytes: r.get::<_, i64>(2)? as u64,
+                    dead_letters: r.get::<_, i64>(3)? as u64,
+                    oldest_created_ms: r.get(4)?,
+                    commit_seq: r.get::<_, Option<i64>>(5)?.unwrap_or(0),
+                })
+            },
+        )?)
     }
 }
