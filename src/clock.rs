@@ -1,9 +1,11 @@
 //! Time, for every stage: the wall clock (timestamps for points that carry
-//! none, batch commit times, retention) and the [`Clock`] the forwarder runs
-//! on, which the simulation replaces with a virtual one.
+//! none, retention), the record clock (batch commit times and every age and
+//! window computed from them), and the [`Clock`] the forwarder runs on, which
+//! the simulation replaces with a virtual one.
 //!
 //! A leaf: it uses no other module, so any stage may use it.
 
+use std::sync::{Mutex, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Wall-clock time, ns since the epoch (0 before 1970: a clock that wrong
@@ -24,8 +26,10 @@ pub fn now_ms() -> i64 {
 /// Where time comes from: the system, or the simulation's virtual clock.
 pub trait Clock: Send {
     fn now(&self) -> Instant;
-    /// Wall-clock time, ns since the epoch (retention, the live window).
+    /// Wall-clock time, ns since the epoch (retention).
     fn wall_ns(&self) -> i64;
+    /// Record time, ms since the epoch ([`record_ms`]): the live window.
+    fn record_ms(&self) -> i64;
 }
 
 pub struct SystemClock;
@@ -36,6 +40,9 @@ impl Clock for SystemClock {
     }
     fn wall_ns(&self) -> i64 {
         now_ns()
+    }
+    fn record_ms(&self) -> i64 {
+        record_ms()
     }
 }
 
@@ -77,6 +84,143 @@ pub fn judge_wall_clock(wall_ns: i64, server_now_ns: Option<i64>) -> Result<(), 
         return Err(Untrusted::DisagreesWithServer(skew));
     }
     Ok(())
+}
+
+/// [`WALL_CLOCK_FLOOR_NS`] in ms.
+pub const WALL_CLOCK_FLOOR_MS: i64 = WALL_CLOCK_FLOOR_NS / 1_000_000;
+
+/// Record time: what batches are stamped with (`created_ms`) and aged by
+/// (`/health`, `/metrics`, the live window), in ms since the epoch. It is the
+/// wall clock read once, when this process starts, carried on by the
+/// monotonic clock: a step of the wall clock (an NTP step, an operator, an
+/// RTC that was wrong) moves no age and no window, and within a process it
+/// never goes back.
+///
+/// A process that starts with its wall clock unset (below the floor: a
+/// gateway without an RTC boots at 1970) anchors provisionally at the floor
+/// and, once the wall clock is set, for good at it: record time jumps forward
+/// once, and what was stamped provisionally is known by its range
+/// ([`Restamp`]): ages count it right at once, and the committer shifts its
+/// stored stamps (`Wal::restamp`) so that other processes and later runs
+/// read them right too.
+///
+/// Across processes stamps are as good as the wall clock at each start. A
+/// stamp ahead of this process's record time (a run whose clock was ahead)
+/// ages from this process's start: a lower bound that grows, never a silent 0.
+pub struct RecordClock {
+    start: Instant,
+    state: Mutex<RecordState>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RecordState {
+    /// Record time = `anchor_ms` + ms since `start`.
+    anchor_ms: i64,
+    /// Anchored at the floor while the wall clock was unset.
+    provisional: bool,
+    restamp: Option<Restamp>,
+}
+
+/// Stamps made while the anchor was provisional, `from_ms..=to_ms`, belong
+/// `shift_ms` later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restamp {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub shift_ms: i64,
+}
+
+impl Restamp {
+    /// `stamp` in the final frame.
+    pub fn apply(&self, stamp: i64) -> i64 {
+        if (self.from_ms..=self.to_ms).contains(&stamp) {
+            stamp.saturating_add(self.shift_ms)
+        } else {
+            stamp
+        }
+    }
+}
+
+impl RecordClock {
+    /// A record clock starting at `start`, when the wall clock read `wall_ms`.
+    pub fn new(start: Instant, wall_ms: i64) -> RecordClock {
+        let provisional = wall_ms < WALL_CLOCK_FLOOR_MS;
+        RecordClock {
+            start,
+            state: Mutex::new(RecordState {
+                anchor_ms: if provisional {
+                    WALL_CLOCK_FLOOR_MS
+                } else {
+                    wall_ms
+                },
+                provisional,
+                restamp: None,
+            }),
+        }
+    }
+
+    fn elapsed_ms(&self, now: Instant) -> i64 {
+        now.saturating_duration_since(self.start).as_millis() as i64
+    }
+
+    /// Record time at monotonic `now`, the wall clock reading `wall_ms`.
+    pub fn at(&self, now: Instant, wall_ms: i64) -> i64 {
+        let elapsed = self.elapsed_ms(now);
+        let Ok(mut st) = self.state.lock() else {
+            return wall_ms;
+        };
+        if st.provisional && wall_ms >= WALL_CLOCK_FLOOR_MS {
+            // The wall clock is set at last: anchor for good.
+            let anchor = wall_ms.saturating_sub(elapsed);
+            st.restamp = Some(Restamp {
+                from_ms: st.anchor_ms,
+                to_ms: st.anchor_ms.saturating_add(elapsed),
+                shift_ms: anchor.saturating_sub(st.anchor_ms),
+            });
+            st.anchor_ms = anchor;
+            st.provisional = false;
+        }
+        st.anchor_ms.saturating_add(elapsed)
+    }
+
+    /// How long ago `stamp` was, at `now` (see the type's doc for stamps
+    /// ahead of this process's record time).
+    pub fn age_ms(&self, stamp: i64, now: Instant, wall_ms: i64) -> u64 {
+        let record = self.at(now, wall_ms);
+        let stamp = self.restamp().map_or(stamp, |r| r.apply(stamp));
+        if stamp <= record {
+            (record - stamp) as u64
+        } else {
+            self.elapsed_ms(now) as u64
+        }
+    }
+
+    /// Set once the anchor turned final after a provisional start.
+    pub fn restamp(&self) -> Option<Restamp> {
+        self.state.lock().ok().and_then(|st| st.restamp)
+    }
+}
+
+fn record_clock() -> &'static RecordClock {
+    static RECORD: OnceLock<RecordClock> = OnceLock::new();
+    RECORD.get_or_init(|| RecordClock::new(Instant::now(), now_ms()))
+}
+
+/// This process's record time (see [`RecordClock`]); `main` reads it first
+/// thing, so that it starts with the process.
+pub fn record_ms() -> i64 {
+    record_clock().at(Instant::now(), now_ms())
+}
+
+/// How long ago record time `stamp` was.
+pub fn age_ms(stamp: i64) -> u64 {
+    record_clock().age_ms(stamp, Instant::now(), now_ms())
+}
+
+/// The provisional stamps' shift, once the wall clock was set after a start
+/// without it.
+pub fn restamp() -> Option<Restamp> {
+    record_clock().restamp()
 }
 
 /// An HTTP `Date` (IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`) in ns
@@ -155,6 +299,69 @@ mod tests {
     use super::*;
 
     const DAY: i64 = 86_400_000_000_000;
+
+    const MS_DAY: i64 = 86_400_000;
+    const NOW_MS: i64 = 1_795_000_000_000; // 2026-11-19
+
+    #[test]
+    fn record_time_follows_the_monotonic_clock_whatever_the_wall_clock_does() {
+        let t0 = Instant::now();
+        let c = RecordClock::new(t0, NOW_MS);
+        let at = |s: u64, wall: i64| c.at(t0 + std::time::Duration::from_secs(s), wall);
+        assert_eq!(at(0, NOW_MS), NOW_MS);
+        // Ten years forward, then back before the start: record time moves
+        // on by the seconds that passed, no more, no less.
+        assert_eq!(at(10, NOW_MS + 3650 * MS_DAY), NOW_MS + 10_000);
+        assert_eq!(at(20, NOW_MS - MS_DAY), NOW_MS + 20_000);
+        let stamp = at(20, 0);
+        assert_eq!(
+            c.age_ms(stamp, t0 + std::time::Duration::from_secs(80), 0),
+            60_000
+        );
+        assert_eq!(c.restamp(), None, "a good start never restamps");
+    }
+
+    #[test]
+    fn a_start_at_1970_anchors_at_the_floor_then_for_good_at_the_set_clock() {
+        let t0 = Instant::now();
+        let c = RecordClock::new(t0, 30_000);
+        let t = |s: u64| t0 + std::time::Duration::from_secs(s);
+        let early = c.at(t(5), 35_000);
+        assert_eq!(early, WALL_CLOCK_FLOOR_MS + 5_000, "provisional");
+        assert_eq!(c.age_ms(early, t(15), 45_000), 10_000);
+        // NTP sets the clock at 100 s: record time jumps to it once.
+        assert_eq!(c.at(t(100), NOW_MS), NOW_MS);
+        let r = c.restamp().expect("a restamp");
+        assert_eq!(
+            r.apply(early),
+            NOW_MS - 95_000,
+            "the early stamp in the final frame"
+        );
+        assert_eq!(
+            c.age_ms(early, t(110), NOW_MS + 10_000),
+            105_000,
+            "aged right before any restamp is stored"
+        );
+        // Later steps change nothing, and the restamp stays as it was.
+        assert_eq!(c.at(t(200), 30_000), NOW_MS + 100_000);
+        assert_eq!(c.restamp(), Some(r));
+        assert_eq!(
+            r.apply(NOW_MS - 5 * MS_DAY),
+            NOW_MS - 5 * MS_DAY,
+            "other stamps stay"
+        );
+    }
+
+    #[test]
+    fn a_stamp_ahead_of_this_process_ages_from_its_start_not_zero() {
+        // A backlog stamped by a run whose clock was good, read by a run
+        // booted at 1970 whose clock was never set.
+        let t0 = Instant::now();
+        let c = RecordClock::new(t0, 30_000);
+        let t = |s: u64| t0 + std::time::Duration::from_secs(s);
+        assert_eq!(c.age_ms(NOW_MS, t(42), 72_000), 42_000);
+        assert_eq!(c.age_ms(NOW_MS, t(43), 73_000), 43_000, "it grows");
+    }
 
     #[test]
     fn the_wall_clock_is_trusted_only_when_set_and_close_to_the_servers() {

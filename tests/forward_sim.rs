@@ -171,7 +171,7 @@ fn simulate(rng: &mut Rng, path: &std::path::Path) -> Result<(), String> {
                         last_ts: 0,
                         payload,
                     }],
-                    clock.wall_ns() / 1_000_000,
+                    clock.record_ms(),
                 )
                 .map_err(|e| e.to_string())?;
             bell.ring_for(std::iter::once(&d));

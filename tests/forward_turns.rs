@@ -62,11 +62,16 @@ fn a_delete_that_fails_backs_off_instead_of_resending_at_once() {
 /// Serves a 12-batch backlog and 3 live batches, one batch a request, and
 /// returns which lane each request carried ('B' or 'L').
 fn lanes_served(live_share_percent: u8) -> String {
+    lanes_served_after_a_wall_step(live_share_percent, 0)
+}
+
+/// [`lanes_served`] with the wall clock stepped by `step_ns` before serving.
+fn lanes_served_after_a_wall_step(live_share_percent: u8, step_ns: i64) -> String {
     let mut cfg = Config::default();
     cfg.performance.adaptive_batching.max_batch_size = 1;
     cfg.performance.backlog_replay.live_share_percent = live_share_percent;
     cfg.performance.backlog_replay.live_window_ms = 60_000;
-    let tag = format!("lanes{live_share_percent}");
+    let tag = format!("lanes{live_share_percent}_{step_ns}");
     let (mut fw, mut producer, server, clock, dir) = quiet_forwarder(&tag, &cfg);
     let batch = |m: &str, v: u64| NewBatch {
         payload: format!("{m} v={v}i {v}\n").into_bytes(),
@@ -74,15 +79,16 @@ fn lanes_served(live_share_percent: u8) -> String {
     };
     for v in 0..12 {
         producer
-            .commit_at(&[batch("backlog", v)], clock.wall_ns() / 1_000_000)
+            .commit_at(&[batch("backlog", v)], clock.record_ms())
             .unwrap();
     }
     clock.advance(Duration::from_secs(120));
     for v in 100..103 {
         producer
-            .commit_at(&[batch("live", v)], clock.wall_ns() / 1_000_000)
+            .commit_at(&[batch("live", v)], clock.record_ms())
             .unwrap();
     }
+    clock.step_wall(step_ns);
     while fw.step() == Step::Worked {}
     let lanes: String = server
         .lock()
@@ -108,6 +114,22 @@ fn during_a_backlog_every_fourth_request_carries_live_data() {
     assert_eq!(lanes_served(25), "BBBLBBBLBBBLBBB");
     // 50 %: every other request.
     assert_eq!(lanes_served(50), "BLBLBLBBBBBBBBB");
+}
+
+#[test]
+fn a_wall_clock_step_either_way_leaves_the_live_lane_as_it_was() {
+    // The live window is on record time (the monotonic clock): a step back
+    // made every batch "live" (the share went to the backlog), a step
+    // forward none.
+    const DAY_NS: i64 = 86_400_000_000_000;
+    assert_eq!(
+        lanes_served_after_a_wall_step(25, -DAY_NS),
+        "BBBLBBBLBBBLBBB"
+    );
+    assert_eq!(
+        lanes_served_after_a_wall_step(25, 3650 * DAY_NS),
+        "BBBLBBBLBBBLBBB"
+    );
 }
 
 #[test]

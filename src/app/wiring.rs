@@ -44,6 +44,8 @@ pub fn run(
     shutdown: Receiver<()>,
     hup: Receiver<()>,
 ) -> Result<(), Box<dyn Error>> {
+    // Record time starts with the agent (ages count from here at least).
+    let _ = crate::clock::record_ms();
     // Nothing touches the buffer before this agent owns it.
     let _lock = crate::wal::lock::BufferLock::acquire(&cfg.buffer.path)?;
     // The listeners are bound before any delivery starts: an agent that

@@ -218,7 +218,23 @@ pub fn spawn_committer(
     std::thread::Builder::new()
         .name("hissrv-commit".into())
         .spawn(move || {
+            let mut restamped = false;
             while let Ok(cut) = cuts.recv_blocking() {
+                // The wall clock was set after a start without it: what was
+                // stamped before goes to the final frame, once, before the
+                // next stamp (this thread alone stamps).
+                if !restamped && let Some(r) = crate::clock::restamp() {
+                    match wal.restamp(r) {
+                        Ok(n) => {
+                            restamped = true;
+                            log::info!(
+                                "the wall clock was set: {n} batches committed before it restamped by {} s",
+                                r.shift_ms / 1000
+                            );
+                        }
+                        Err(e) => log::warn!("cannot restamp the batches committed before the clock was set: {e}"),
+                    }
+                }
                 let points: usize = cut.batches.iter().map(|b| b.points).sum();
                 let started = std::time::Instant::now();
                 // No reserve, no new data: it could wedge the next full disk.
@@ -274,7 +290,7 @@ pub fn spawn_committer(
                             batches: cut.batches.len() as i64,
                             bytes: wal.last_commit_bytes() as i64,
                         },
-                        crate::clock::now_ms().max(1),
+                        crate::clock::record_ms().max(1),
                     );
                     forwarder.ring_for(cut.batches.iter().map(|b| &b.dest));
                 }

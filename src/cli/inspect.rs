@@ -154,10 +154,16 @@ pub fn inspect(path: &Path, now_ms: i64) -> Result<String, String> {
         } else {
             format!("{db}/{rp}")
         };
-        let age_s = (now_ms - created).max(0) / 1000;
+        // Stamps are the agent's record time (`clock::RecordClock`); this
+        // process has only its wall clock to compare with.
+        let waited = if created <= now_ms {
+            format!("{} s", (now_ms - created) / 1000)
+        } else {
+            "? s (committed ahead of this machine's clock: it was set back since)".into()
+        };
         let _ = writeln!(
             o,
-            "{dest}: {points} points in {batches} batches, {bytes} bytes ({:.2} bytes/point); points from {} to {}; oldest unsent waited {age_s} s; {dead} dead letters",
+            "{dest}: {points} points in {batches} batches, {bytes} bytes ({:.2} bytes/point); points from {} to {}; oldest unsent waited {waited}; {dead} dead letters",
             bytes as f64 / points.max(1) as f64,
             rfc3339(first),
             rfc3339(last),

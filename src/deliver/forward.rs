@@ -419,7 +419,7 @@ impl Forwarder {
         if self.since_live < self.policy.live_every {
             return head;
         }
-        let since_ms = self.clock.wall_ns() / 1_000_000 - self.policy.live_window_ms;
+        let since_ms = self.clock.record_ms() - self.policy.live_window_ms;
         match self.wal.first_since(dest, since_ms) {
             Ok(Some(live)) if live > head => {
                 self.since_live = 0;

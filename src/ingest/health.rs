@@ -12,7 +12,7 @@ impl Ingest {
             bytes: ring.bytes(),
             capacity_bytes: ring.capacity_bytes(),
         };
-        let body = crate::observe::metrics::render(&self.stats, &gauges, crate::clock::now_ms());
+        let body = crate::observe::metrics::render(&self.stats, &gauges);
         let mut r =
             Response::new(200).header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
         r.body = body.into_bytes();
@@ -58,7 +58,7 @@ impl Ingest {
             backlog_points: Stats::get(&s.backlog.points),
             backlog_bytes: Stats::get(&s.backlog.bytes),
             oldest_unsent_age_ms: if oldest > 0 {
-                crate::clock::now_ms().saturating_sub(oldest).max(0) as u64
+                crate::clock::age_ms(oldest)
             } else {
                 0
             },

@@ -31,7 +31,7 @@ pub struct RingGauges {
 }
 
 /// The whole exposition.
-pub fn render(s: &Stats, ring: &RingGauges, now_ms: i64) -> String {
+pub fn render(s: &Stats, ring: &RingGauges) -> String {
     let mut o = String::with_capacity(8 * 1024);
     counter(
         &mut o,
@@ -218,7 +218,7 @@ pub fn render(s: &Stats, ring: &RingGauges, now_ms: i64) -> String {
     );
     let oldest = s.backlog.oldest_ms.load(Relaxed) as i64;
     let age = if oldest > 0 {
-        (now_ms - oldest).max(0) as f64 / 1e3
+        crate::clock::age_ms(oldest) as f64 / 1e3
     } else {
         0.0
     };

@@ -39,7 +39,7 @@
 //!   last_ts     INTEGER NOT NULL,      -- largest point timestamp, ns
 //!   bytes       INTEGER NOT NULL,      -- payload length
 //!   format      INTEGER NOT NULL,      -- payload encoding: 1 none, 2 delta, 3 lz4 (see codec)
-//!   created_ms  INTEGER NOT NULL,      -- commit time, ms since epoch
+//!   created_ms  INTEGER NOT NULL,      -- commit time, record time (clock::RecordClock), ms
 //!   attempts    INTEGER NOT NULL DEFAULT 0,  -- failed delivery attempts
 //!   last_error  TEXT,                  -- the last failure, for operators
 //!   payload     BLOB NOT NULL)
@@ -320,7 +320,7 @@ impl Wal {
     /// Commits `batches` in one transaction (group commit: many requests'
     /// points share it). Returns the new batch ids in order.
     pub fn commit(&mut self, batches: &[NewBatch]) -> Result<Vec<i64>, WalError> {
-        self.commit_at(batches, now_ms())
+        self.commit_at(batches, crate::clock::record_ms())
     }
 
     /// [`Wal::commit`] with the commit time given (ms since the epoch): the
@@ -454,6 +454,17 @@ impl Wal {
         tx.commit()?;
         self.dead_letter_bytes = kept;
         Ok(pruned)
+    }
+
+    /// Shifts the commit times stamped while record time was provisional
+    /// (`clock::Restamp`: the wall clock was set after the start). Returns
+    /// the batches restamped.
+    pub fn restamp(&mut self, r: crate::clock::Restamp) -> Result<usize, WalError> {
+        let n = self.conn.execute(
+            "UPDATE batches SET created_ms = created_ms + ?3 WHERE created_ms BETWEEN ?1 AND ?2",
+            params![r.from_ms, r.to_ms, r.shift_ms],
+        )?;
+        Ok(n)
     }
 
     /// Notes a failed attempt on the batch (for operators; order is unchanged).

@@ -98,6 +98,10 @@ impl Clock for VirtualClock {
             + (self.get() - self.start).as_nanos() as i64
             + self.wall_step_ns.load(std::sync::atomic::Ordering::SeqCst)
     }
+    /// Record time goes on with the monotonic clock, steps or not.
+    fn record_ms(&self) -> i64 {
+        self.true_wall_ns() / 1_000_000
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
