@@ -114,12 +114,15 @@ pub fn parse_time(t: &str) -> Result<i64, String> {
 pub fn inspect(path: &Path, now_ms: i64) -> Result<String, String> {
     let c = open(path)?;
     let mut o = String::new();
-    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let disk = crate::wal::DiskUse::of(&crate::wal::resolved_path(path));
     let _ = writeln!(
         o,
-        "buffer {} ({} bytes on disk, WAL not counted)",
+        "buffer {} ({} bytes on disk: database {}, WAL {}, shm {}; the quota counts them all)",
         path.display(),
-        size
+        disk.total(),
+        disk.database,
+        disk.wal,
+        disk.shm
     );
     let mut stmt = c
         .prepare(
@@ -239,27 +242,33 @@ pub fn export(path: &Path, f: &ExportFilter, out: &mut impl Write) -> Result<Exp
     let mut n = 0;
     let io = |e: std::io::Error| format!("cannot write: {e}");
     if f.dead_letters {
+        // Chunks too (see EXPORT_CHUNK_BATCHES): a stalled reader of our
+        // output holds no snapshot of the buffer.
         let mut stmt = c
-            .prepare("SELECT db, rp, status, line FROM dead_letters ORDER BY id")
+            .prepare("SELECT id, db, rp, status, line FROM dead_letters WHERE id > ?1 ORDER BY id LIMIT ?2")
             .map_err(|e| e.to_string())?;
-        let mut rows = stmt.query([]).map_err(|e| e.to_string())?;
-        while let Some(r) = rows.next().map_err(|e| e.to_string())? {
-            let (db, rp, status): (String, String, i64) = (
-                r.get(0).map_err(|e| e.to_string())?,
-                r.get(1).map_err(|e| e.to_string())?,
-                r.get(2).map_err(|e| e.to_string())?,
-            );
-            let line: Vec<u8> = r.get(3).map_err(|e| e.to_string())?;
-            // Status 0: a whole undecodable batch, kept raw; not line protocol.
-            if status == crate::wal::STATUS_UNDECODABLE as i64
-                || !f.dest_matches(&db, &rp)
-                || !f.time_matches(&line)
-            {
-                continue;
+        let mut after = 0i64;
+        loop {
+            let chunk: Vec<(i64, String, String, i64, Vec<u8>)> = stmt
+                .query_map(params![after, EXPORT_CHUNK_BATCHES], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
+                .and_then(|rows| rows.collect())
+                .map_err(|e| e.to_string())?;
+            let Some(last) = chunk.last() else { break };
+            after = last.0;
+            for (_, db, rp, status, line) in chunk {
+                // Status 0: a whole undecodable batch, kept raw; not line protocol.
+                if status == crate::wal::STATUS_UNDECODABLE as i64
+                    || !f.dest_matches(&db, &rp)
+                    || !f.time_matches(&line)
+                {
+                    continue;
+                }
+                out.write_all(&line).map_err(io)?;
+                out.write_all(b"\n").map_err(io)?;
+                n += 1;
             }
-            out.write_all(&line).map_err(io)?;
-            out.write_all(b"\n").map_err(io)?;
-            n += 1;
         }
         return Ok(Exported {
             lines: n,

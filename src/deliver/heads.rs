@@ -127,6 +127,8 @@ impl Forwarder {
         if let Ok(used) = self.wal.used_bytes() {
             s.buffer_bytes.store(used, Ordering::Relaxed);
         }
+        s.buffer_disk_bytes
+            .store(self.wal.disk_use().total(), Ordering::Relaxed);
         let cost = started.elapsed() * BACKLOG_REFRESH_COST_FACTOR;
         self.next_gauges = self.clock.now() + cost.max(Duration::from_millis(BACKLOG_REFRESH_MS));
     }

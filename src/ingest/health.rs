@@ -57,6 +57,7 @@ impl Ingest {
             backlog_batches: Stats::get(&s.backlog.batches),
             backlog_points: Stats::get(&s.backlog.points),
             backlog_bytes: Stats::get(&s.backlog.bytes),
+            buffer_disk_bytes: Stats::get(&s.buffer_disk_bytes),
             oldest_unsent_age_ms: if oldest > 0 {
                 crate::clock::age_ms(oldest)
             } else {

@@ -206,6 +206,12 @@ pub fn render(s: &Stats, ring: &RingGauges) -> String {
     );
     gauge(
         &mut o,
+        "hissrv_buffer_disk_bytes",
+        "What the file system holds for the buffer (database, WAL, -shm): what buffer.max_size_mb counts.",
+        s.buffer_disk_bytes.load(Relaxed) as f64,
+    );
+    gauge(
+        &mut o,
         "hissrv_backlog_points",
         "Points stored and not yet delivered.",
         s.backlog.points.load(Relaxed) as f64,

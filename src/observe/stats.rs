@@ -78,6 +78,9 @@ pub struct Stats {
     pub dead_letters_stored: AtomicU64,
     /// Live bytes in the buffer file.
     pub buffer_bytes: AtomicU64,
+    /// What the file system holds for the buffer (database, WAL, `-shm`):
+    /// what the quota counts.
+    pub buffer_disk_bytes: AtomicU64,
     /// Ingest rate the batcher last measured (points/s).
     pub ingest_rate: AtomicU64,
     /// EWMA of commit durations (µs), for the batcher.
@@ -133,6 +136,7 @@ impl Default for Stats {
             backlog: Default::default(),
             dead_letters_stored: AtomicU64::new(0),
             buffer_bytes: AtomicU64::new(0),
+            buffer_disk_bytes: AtomicU64::new(0),
             ingest_rate: AtomicU64::new(0),
             commit_latency_ewma_us: AtomicU64::new(0),
             commits_in_flight: std::sync::atomic::AtomicUsize::new(0),

@@ -32,6 +32,8 @@ pub struct Health {
     pub backlog_batches: u64,
     pub backlog_points: u64,
     pub backlog_bytes: u64,
+    /// What the file system holds for the buffer (database, WAL, `-shm`).
+    pub buffer_disk_bytes: u64,
     pub oldest_unsent_age_ms: u64,
     pub dead_letters_stored: u64,
     pub ring_points: u64,
@@ -128,10 +130,11 @@ pub fn render(url: &str, a: &Health, b: &Health, secs: f64) -> String {
     };
     let _ = writeln!(
         o,
-        "backlog      {} points in {} batches, {}{oldest}",
+        "backlog      {} points in {} batches, {} ({} on disk){oldest}",
         b.backlog_points,
         b.backlog_batches,
-        bytes(b.backlog_bytes)
+        bytes(b.backlog_bytes),
+        bytes(b.buffer_disk_bytes)
     );
     let _ = writeln!(
         o,

@@ -78,8 +78,6 @@ const SCHEMA_VERSION: i64 = 1;
 const DEFAULT_DEAD_LETTERS_PERCENT: u8 = 10;
 /// How long a writer waits for the other connection's lock; commits are short.
 pub(super) const BUSY_TIMEOUT_MS: u64 = 10_000;
-/// Keeps the WAL file from staying large after a burst (bytes).
-const JOURNAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS batches (
@@ -257,11 +255,7 @@ impl Wal {
             // database without tables.
             conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")?;
         }
-        conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = {sync};
-             PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT_BYTES};"
-        ))?;
+        space::configure_wal(&conn, sync, quota_bytes)?;
         if app_id == 0 {
             conn.execute_batch(&format!(
                 "BEGIN IMMEDIATE;
@@ -351,8 +345,7 @@ impl Wal {
             })
             .collect();
         let incoming: u64 = encoded.iter().map(|(_, b)| b.len() as u64).sum();
-        let used = self.used_bytes()?;
-        if used + incoming > self.quota_bytes {
+        if let Some(used) = self.room_for(incoming)? {
             return Err(WalError::QuotaFull {
                 used_bytes: used,
                 quota_bytes: self.quota_bytes,
@@ -484,6 +477,7 @@ pub mod writable;
 
 #[path = "space.rs"]
 mod space;
+pub use space::DiskUse;
 
 #[path = "dead_letters.rs"]
 mod dead_letters;

@@ -100,14 +100,23 @@ fn finish_deletes_the_batch_and_keeps_refused_lines_as_dead_letters() {
 #[test]
 fn a_commit_past_the_quota_is_refused_and_stored_data_is_kept() {
     let (_d, p) = tmp();
-    let mut w = Wal::open(&p, Synchronous::Full, 200_000).unwrap();
+    const QUOTA_BYTES: u64 = 1_000_000;
+    let mut w = Wal::open(&p, Synchronous::Full, QUOTA_BYTES).unwrap();
     w.set_format(codec::FORMAT_NONE);
     let big = "m v=1 1\n".repeat(10_000); // 80 kB
-    w.commit(&[batch("a", &big)]).unwrap();
-    w.commit(&[batch("a", &big)]).unwrap();
-    let err = w.commit(&[batch("a", &big)]).unwrap_err();
+    let mut stored = 0;
+    let err = loop {
+        assert!(stored < 20, "1 MB never filled");
+        match w.commit(&[batch("a", &big)]) {
+            Ok(_) => stored += 1,
+            Err(e) => break e,
+        }
+    };
     assert!(matches!(err, WalError::QuotaFull { .. }), "{err}");
-    assert_eq!(w.backlog().unwrap().batches, 2);
+    assert!(stored >= 5, "only {stored} batches of 80 kB in 1 MB");
+    assert_eq!(w.backlog().unwrap().batches, stored, "stored data kept");
+    // The quota bounds what the file system holds: database, WAL, -shm.
+    assert!(w.disk_use().total() <= QUOTA_BYTES, "{:?}", w.disk_use());
 }
 
 #[test]
@@ -246,10 +255,10 @@ fn an_undecodable_batch_is_set_aside_as_a_dead_letter_not_deleted() {
 #[test]
 fn dead_letters_past_their_share_of_the_quota_are_pruned_oldest_first_and_counted() {
     let (_d, p) = tmp();
-    // 100 kB quota, 10 %: 10 kB of dead letters at most.
-    let mut w = Wal::open(&p, Synchronous::Full, 100_000).unwrap();
+    // 1 MB quota, 1 %: 10 kB of dead letters at most.
+    let mut w = Wal::open(&p, Synchronous::Full, 1_000_000).unwrap();
     w.set_format(codec::FORMAT_NONE);
-    w.set_dead_letter_share(10);
+    w.set_dead_letter_share(1);
     let mut pruned_total = 0;
     for i in 0..40 {
         w.commit(&[batch("a", &format!("m v={i} {i}\n"))]).unwrap();

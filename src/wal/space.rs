@@ -1,4 +1,8 @@
-//! Giving room back: the buffer's file shrinks after a drain (incremental
+//! Disk use and giving room back. The quota counts what the file system
+//! holds for the buffer: the database file, its WAL and its `-shm` index
+//! (`DiskUse`), so a reader that keeps the WAL from being reset (an
+//! `export | less`, an open `sqlite3` session) cannot take the card past
+//! `buffer.max_size_mb`. The buffer's file shrinks after a drain (incremental
 //! vacuum) and its WAL is truncated, so a gateway's card gets its space back
 //! after an outage and the disk reserve (`reserve`) can be made again.
 
@@ -11,7 +15,177 @@ use std::time::Duration;
 /// again later, never worth stalling a commit or a turn for.
 const TRUNCATE_BUSY_TIMEOUT_MS: u64 = 100;
 
+/// The WAL is checkpointed (and, with no reader in the way, started over)
+/// once it holds 1/`WAL_CHECKPOINT_QUOTA_SHARE` of the quota: the quota
+/// counts the WAL, so a small quota gets a small WAL.
+const WAL_CHECKPOINT_QUOTA_SHARE: u64 = 16;
+/// SQLite's own default checkpoint size (pages), kept for large quotas.
+const WAL_CHECKPOINT_MAX_PAGES: u64 = 1000;
+/// Below this a checkpoint would run every few commits (pages).
+const WAL_CHECKPOINT_MIN_PAGES: u64 = 16;
+/// A WAL that grew past twice its checkpoint size (a reader held it) is cut
+/// back to this when it starts over, so its room returns to the card.
+const JOURNAL_SIZE_LIMIT_CHECKPOINTS: u64 = 2;
+
+/// WAL mode, `synchronous` and the WAL's size policy, scaled to the quota.
+pub(super) fn configure_wal(
+    conn: &Connection,
+    sync: &str,
+    quota_bytes: u64,
+) -> Result<(), WalError> {
+    let page_size: u64 = conn.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))? as u64;
+    let checkpoint_pages = (quota_bytes / WAL_CHECKPOINT_QUOTA_SHARE / page_size.max(1))
+        .clamp(WAL_CHECKPOINT_MIN_PAGES, WAL_CHECKPOINT_MAX_PAGES);
+    let journal_limit = checkpoint_pages * page_size * JOURNAL_SIZE_LIMIT_CHECKPOINTS;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = {sync};
+         PRAGMA wal_autocheckpoint = {checkpoint_pages};
+         PRAGMA journal_size_limit = {journal_limit};"
+    ))?;
+    Ok(())
+}
+
+/// A commit that could take the buffer past its quota.
+#[derive(Debug, Clone, Copy)]
+struct Over {
+    /// Disk use now.
+    used: u64,
+    /// How far past the quota it could go.
+    by: u64,
+    free_pages: u64,
+    page_size: u64,
+}
+
+/// Pages a commit touches besides its payload's: the table and index
+/// leaves, `commit_seq`, the header page.
+const COMMIT_OVERHEAD_PAGES: u64 = 4;
+
+/// The bytes `payload` bytes take as pages of `page_size` (an overflow page
+/// holds 4 bytes less than a page), plus a commit's other pages.
+fn on_pages(payload: u64, page_size: i64) -> u64 {
+    let page = page_size.max(512) as u64;
+    payload
+        .div_ceil(page - 4)
+        .saturating_add(COMMIT_OVERHEAD_PAGES)
+        * page
+}
+
+/// What the file system holds for the buffer, in bytes (file lengths; `du`
+/// rounds each up to its blocks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiskUse {
+    pub database: u64,
+    pub wal: u64,
+    pub shm: u64,
+}
+
+impl DiskUse {
+    /// The buffer database at `path` and its `-wal` and `-shm` files (a
+    /// missing one counts 0).
+    pub fn of(path: &Path) -> DiskUse {
+        let len = |suffix: &str| {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            std::fs::metadata(p).map_or(0, |m| m.len())
+        };
+        DiskUse {
+            database: len(""),
+            wal: len("-wal"),
+            shm: len("-shm"),
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.database
+            .saturating_add(self.wal)
+            .saturating_add(self.shm)
+    }
+}
+
 impl Wal {
+    /// What the file system holds for this buffer now.
+    pub fn disk_use(&self) -> DiskUse {
+        self.file_path()
+            .map_or_else(DiskUse::default, |p| DiskUse::of(&p))
+    }
+
+    /// [`Wal::over_quota`], after what can make room without dropping
+    /// data: a WAL a reader kept from starting over is checkpointed and cut
+    /// (the reader gone, only a commit or a delete would, and none comes
+    /// while the quota is full), and free pages in the file are given back
+    /// when they are what stands in the way (counted as file, they are not
+    /// room for the WAL).
+    pub(super) fn room_for(&self, incoming: u64) -> Result<Option<u64>, WalError> {
+        let Some(over) = self.over_quota(incoming)? else {
+            return Ok(None);
+        };
+        if self.wal_outgrown() && self.truncate_wal().is_ok() {
+            return self.room_for_after_wal(incoming);
+        }
+        self.give_back_for(over)?;
+        self.over_quota(incoming).map(|o| o.map(|o| o.used))
+    }
+
+    fn room_for_after_wal(&self, incoming: u64) -> Result<Option<u64>, WalError> {
+        let Some(over) = self.over_quota(incoming)? else {
+            return Ok(None);
+        };
+        self.give_back_for(over)?;
+        self.over_quota(incoming).map(|o| o.map(|o| o.used))
+    }
+
+    /// Gives back free pages when they cover what `over` is over by.
+    fn give_back_for(&self, over: Over) -> Result<(), WalError> {
+        if over.free_pages > 0 && over.free_pages * over.page_size >= over.by {
+            let pages = over.by.div_ceil(over.page_size.max(1));
+            let free = over.free_pages;
+            self.give_back_free_pages(free.saturating_sub(pages))?;
+        }
+        Ok(())
+    }
+
+    /// Whether committing `incoming` more bytes could take the buffer's
+    /// disk use past the quota: the database file grows only beyond its free
+    /// pages, and the WAL by the commit's pages until a checkpoint resets it.
+    fn over_quota(&self, incoming: u64) -> Result<Option<Over>, WalError> {
+        let (live, file, page_size, free_pages): (i64, i64, i64, i64) = self.conn.query_row(
+            "SELECT (page_count - freelist_count) * page_size, page_count * page_size, page_size, freelist_count FROM pragma_page_count, pragma_freelist_count, pragma_page_size",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+        let checkpoint_pages: i64 = self
+            .conn
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))?;
+        let disk = self.disk_use();
+        let incoming = on_pages(incoming, page_size);
+        let database = (file.max(0) as u64).max((live.max(0) as u64).saturating_add(incoming));
+        // The WAL grows to its checkpoint size and a commit before it starts
+        // over, so that much is always counted (the database file must leave
+        // it room); more while a reader holds it.
+        let wal_room = (checkpoint_pages.max(0) as u64).saturating_mul(page_size.max(0) as u64);
+        let projected = database
+            .saturating_add(disk.wal.max(wal_room))
+            .saturating_add(incoming)
+            .saturating_add(disk.shm);
+        Ok((projected > self.quota_bytes).then(|| Over {
+            used: disk.total(),
+            by: projected - self.quota_bytes,
+            free_pages: free_pages.max(0) as u64,
+            page_size: page_size.max(0) as u64,
+        }))
+    }
+
+    /// The WAL is larger than its size limit: a reader kept it from
+    /// starting over.
+    pub(super) fn wal_outgrown(&self) -> bool {
+        let limit: i64 = self
+            .conn
+            .query_row("PRAGMA journal_size_limit", [], |r| r.get(0))
+            .unwrap_or(i64::MAX);
+        self.disk_use().wal > limit.max(0) as u64
+    }
+
     /// Bytes held by live pages (free pages left by deletes are reused first).
     pub fn used_bytes(&self) -> Result<u64, WalError> {
         let used: i64 = self.conn.query_row(
@@ -53,12 +227,25 @@ impl Wal {
         if surplus == 0 {
             return Ok(0);
         }
-        // One row per page freed: all must be stepped through.
-        let mut stmt = self
+        // A vacuum's pages go through the WAL, and the file shrinks only at
+        // the checkpoint: in steps of the checkpoint size, the WAL starts
+        // over between them instead of taking the whole surplus again (a
+        // drained 20 MiB buffer took 14 MiB more in one step).
+        let step: i64 = self
             .conn
-            .prepare(&format!("PRAGMA incremental_vacuum({surplus})"))?;
-        let mut rows = stmt.query([])?;
-        while rows.next()?.is_some() {}
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))?;
+        let step = (step.max(1) as u64).min(surplus);
+        let mut left = surplus;
+        while left > 0 {
+            let n = step.min(left);
+            // One row per page freed: all must be stepped through.
+            let mut stmt = self
+                .conn
+                .prepare(&format!("PRAGMA incremental_vacuum({n})"))?;
+            let mut rows = stmt.query([])?;
+            while rows.next()?.is_some() {}
+            left -= n;
+        }
         Ok(surplus)
     }
 

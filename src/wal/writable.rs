@@ -37,7 +37,7 @@ pub fn writable(path: &Path) -> bool {
 
 impl Wal {
     /// The database file's path as SQLite opened it.
-    fn file_path(&self) -> Option<PathBuf> {
+    pub(super) fn file_path(&self) -> Option<PathBuf> {
         self.conn
             .path()
             .filter(|p| !p.is_empty())
