@@ -68,8 +68,10 @@ fn round(path: &std::path::Path, mode: &str) -> (Duration, Duration, Duration, u
             let mut rows = stmt.query([]).expect("vacuum");
             while rows.next().expect("vacuum").is_some() {}
         }
-        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0))
-            .expect("checkpoint");
+        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .expect("checkpoint");
     }
     let give_back = t.elapsed();
     drop(c);
@@ -107,9 +109,7 @@ fn main() {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let (cn, dn) = (median(none.0), median(none.1));
     let (ci, di, gi) = (median(inc.0), median(inc.1), median(inc.2));
-    println!(
-        "{BATCHES} batches of {BATCH_BYTES} B, median of {runs} alternating rounds (ms):"
-    );
+    println!("{BATCHES} batches of {BATCH_BYTES} B, median of {runs} alternating rounds (ms):");
     println!("| auto_vacuum | commit all | delete all | give back | file after |");
     println!("|---|---|---|---|---|");
     println!(

@@ -118,6 +118,9 @@ struct RecordState {
     anchor_ms: i64,
     /// Anchored at the floor while the wall clock was unset.
     provisional: bool,
+    /// The latest provisional time handed out (a caller holding an older
+    /// `Instant` may come later): the restamp's range reaches it.
+    last_provisional_ms: i64,
     restamp: Option<Restamp>,
 }
 
@@ -154,6 +157,7 @@ impl RecordClock {
                     wall_ms
                 },
                 provisional,
+                last_provisional_ms: i64::MIN,
                 restamp: None,
             }),
         }
@@ -174,13 +178,20 @@ impl RecordClock {
             let anchor = wall_ms.saturating_sub(elapsed);
             st.restamp = Some(Restamp {
                 from_ms: st.anchor_ms,
-                to_ms: st.anchor_ms.saturating_add(elapsed),
+                to_ms: st
+                    .anchor_ms
+                    .saturating_add(elapsed)
+                    .max(st.last_provisional_ms),
                 shift_ms: anchor.saturating_sub(st.anchor_ms),
             });
             st.anchor_ms = anchor;
             st.provisional = false;
         }
-        st.anchor_ms.saturating_add(elapsed)
+        let t = st.anchor_ms.saturating_add(elapsed);
+        if st.provisional {
+            st.last_provisional_ms = st.last_provisional_ms.max(t);
+        }
+        t
     }
 
     /// How long ago `stamp` was, at `now` (see the type's doc for stamps
@@ -215,6 +226,12 @@ pub fn record_ms() -> i64 {
 /// How long ago record time `stamp` was.
 pub fn age_ms(stamp: i64) -> u64 {
     record_clock().age_ms(stamp, Instant::now(), now_ms())
+}
+
+/// Record time is still anchored provisionally (the wall clock was never
+/// set in this run).
+pub fn record_is_provisional() -> bool {
+    record_clock().state.lock().is_ok_and(|st| st.provisional)
 }
 
 /// The provisional stamps' shift, once the wall clock was set after a start

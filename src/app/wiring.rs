@@ -36,6 +36,24 @@ use std::time::{Duration, Instant};
 /// How often the stop sequence looks at what is still running.
 const STOP_POLL_MS: u64 = 10;
 
+/// A cut holds at most what the rings hold, and committing it costs its size
+/// twice on disk for a moment (its WAL frames, then its database pages) beside
+/// the WAL's room: rings of at most 1/`RING_QUOTA_SHARE` of the quota keep the
+/// largest cut committable into an empty buffer (a larger one would be
+/// refused with 507 for ever, and the writes sharing its cut with it).
+const RING_QUOTA_SHARE: u64 = 4;
+
+fn ring_bytes(ring_buffer_mb: u64, quota_bytes: u64) -> usize {
+    let configured = ring_buffer_mb.saturating_mul(1024 * 1024);
+    let limit = quota_bytes / RING_QUOTA_SHARE;
+    if configured > limit {
+        log::info!(
+            "memory rings limited to {limit} bytes (a quarter of buffer.max_size_mb) instead of performance.ring_buffer_mb: a larger write could never be committed"
+        );
+    }
+    configured.min(limit) as usize
+}
+
 /// Runs the agent until `shutdown` yields (or its sender is dropped). With a
 /// config file, `path` is watched and `hup` (SIGHUP) reloads it.
 pub fn run(
@@ -111,7 +129,7 @@ pub fn run(
     .with_destinations(destinations.clone())
     .with_reserve(reserve)
     .spawn()?;
-    let ring_bytes = (cfg.performance.ring_buffer_mb * 1024 * 1024) as usize;
+    let ring_bytes = ring_bytes(cfg.performance.ring_buffer_mb, quota);
     let policy = CutPolicy::from_config(&cfg.performance.adaptive_batching);
     let intake = Rc::new(Intake::new(ring_bytes, policy, stats.clone()));
     let (to_commit, cuts) = smol::channel::bounded(1);

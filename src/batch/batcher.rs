@@ -218,23 +218,17 @@ pub fn spawn_committer(
     std::thread::Builder::new()
         .name("hissrv-commit".into())
         .spawn(move || {
-            let mut restamped = false;
+            let mut provisional = super::restamp::Provisional::default();
             while let Ok(cut) = cuts.recv_blocking() {
-                // The wall clock was set after a start without it: what was
-                // stamped before goes to the final frame, once, before the
-                // next stamp (this thread alone stamps).
-                if !restamped && let Some(r) = crate::clock::restamp() {
-                    match wal.restamp(r) {
-                        Ok(n) => {
-                            restamped = true;
-                            log::info!(
-                                "the wall clock was set: {n} batches committed before it restamped by {} s",
-                                r.shift_ms / 1000
-                            );
-                        }
-                        Err(e) => log::warn!("cannot restamp the batches committed before the clock was set: {e}"),
-                    }
+                // The wall clock was set after a start without it: what this
+                // run stamped before goes to the final frame, a chunk per
+                // cut, before the next stamp (this thread alone stamps).
+                if !provisional.is_empty()
+                    && let Some(r) = crate::clock::restamp()
+                {
+                    provisional.restamp_some(&mut wal, r);
                 }
+                let stamped_provisionally = crate::clock::record_is_provisional();
                 let points: usize = cut.batches.iter().map(|b| b.points).sum();
                 let started = std::time::Instant::now();
                 // No reserve, no new data: it could wedge the next full disk.
@@ -243,6 +237,9 @@ pub fn spawn_committer(
                 } else {
                     wal.commit(&cut.batches)
                 };
+                if stamped_provisionally && let Ok(ids) = &committed {
+                    provisional.committed(ids);
+                }
                 let seq = committed.as_ref().ok().map(|_| wal.last_commit_seq());
                 // Only a commit that ran tells: a refusal for another reason
                 // says nothing of the file system.

@@ -19,6 +19,7 @@
 
 pub mod adaptive;
 mod batcher;
+mod restamp;
 pub mod ring;
 
 pub use batcher::*;

@@ -132,6 +132,8 @@ pub struct Forwarder {
     pub(crate) reserve_retry_at: Instant,
     /// When the forwarder next asks whether the buffer is writable.
     pub(crate) read_only_probe_at: Instant,
+    /// Deliveries paused: over the quota with a reader holding the WAL.
+    pub(crate) paused_for_reader: bool,
     /// When an empty buffer is next looked at for free pages to give back.
     shrink_at: Instant,
     /// When the server was last asked for its time (`forward_turn`).
@@ -208,6 +210,7 @@ impl Forwarder {
             reserve: None,
             reserve_retry_at: now,
             read_only_probe_at: now,
+            paused_for_reader: false,
             shrink_at: now,
             time_asked_at: None,
         }
@@ -354,7 +357,7 @@ impl Forwarder {
         self.reconfigure();
         self.provision();
         self.remake_reserve();
-        if let Some(until) = self.paused_read_only() {
+        if let Some(until) = self.paused_read_only().or_else(|| self.paused_over_quota()) {
             return Step::Backoff(until);
         }
         let now = self.clock.now();
@@ -370,7 +373,7 @@ impl Forwarder {
             self.refresh_gauges();
             if now >= self.shrink_at {
                 self.shrink_at = now + Duration::from_secs(SHRINK_EVERY_SECS);
-                match self.wal.give_back_free_pages(FREE_PAGES_KEPT) {
+                match self.wal.shrink(FREE_PAGES_KEPT) {
                     Ok(0) => {}
                     Ok(n) => {
                         log::info!("buffer drained: {n} free pages given back to the file system")

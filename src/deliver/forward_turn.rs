@@ -11,6 +11,9 @@ use crate::wal::reserve::RESERVE_RETRY_SECS;
 use crate::wal::writable::READ_ONLY_PROBE_SECS;
 use std::sync::atomic::Ordering;
 
+/// How often a forwarder paused by a reader holding the WAL looks again.
+const READER_RECHECK_MS: u64 = 500;
+
 /// How often the server is asked for its time while none is known (any
 /// answer's `Date` also tells it).
 const ASK_TIME_EVERY_SECS: u64 = 60;
@@ -356,6 +359,28 @@ impl Forwarder {
             .buffer_read_only
             .load(Ordering::Acquire)
             .then_some(self.read_only_probe_at)
+    }
+
+    /// While the buffer takes more of the disk than its quota and a reader
+    /// holds its WAL (so the WAL cannot be cut), deliveries pause: each
+    /// delete would add its pages to that WAL. Returns when to look again.
+    pub(super) fn paused_over_quota(&mut self) -> Option<std::time::Instant> {
+        if !self.wal.disk_over_quota() || self.wal.truncate_wal().is_ok() {
+            if self.paused_for_reader {
+                self.paused_for_reader = false;
+                log::info!("the buffer's WAL was cut back: deliveries resume");
+            }
+            return None;
+        }
+        if !self.paused_for_reader {
+            self.paused_for_reader = true;
+            log::warn!(
+                "the buffer is over its quota and a reader holds its WAL (an open sqlite3 session, a paused export?): deliveries paused until it lets go"
+            );
+            self.stats
+                .set_error("buffer over its quota: a reader holds its WAL; deliveries paused");
+        }
+        Some(self.clock.now() + Duration::from_millis(READER_RECHECK_MS))
     }
 
     /// A failure of our own (buffer read or delete): logged, shown, and the

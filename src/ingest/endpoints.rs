@@ -440,7 +440,7 @@ fn refused(api: Api, refusal: &Refusal) -> Response {
                 api,
                 413,
                 format!(
-                    "this write takes {bytes} bytes once normalised, more than performance.ring_buffer_mb ({capacity} bytes) holds; send smaller bodies"
+                    "this write takes {bytes} bytes once normalised, more than the memory rings hold ({capacity} bytes: performance.ring_buffer_mb, at most a quarter of buffer.max_size_mb); send smaller bodies"
                 ),
             );
         }

@@ -324,3 +324,39 @@ fn a_drained_buffer_gives_its_free_pages_back_to_the_file_system() {
     assert!(given > 200, "{given} pages");
     assert!(after < before / 4, "{before} -> {after} bytes");
 }
+
+#[test]
+fn a_refused_commit_writes_nothing_while_a_reader_holds_the_wal() {
+    // Found by review: the quota's remedies (a vacuum) wrote into a WAL that
+    // a reader kept from starting over, so every refused commit took more disk.
+    let (_d, p) = tmp();
+    let mut w = Wal::open(&p, Synchronous::Full, 2_000_000).unwrap();
+    w.set_format(codec::FORMAT_NONE);
+    let big = "m v=1 1\n".repeat(10_000); // 80 kB
+    while w.commit(&[batch("a", &big)]).is_ok() {}
+    let reader = Connection::open(&p).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader
+        .query_row("SELECT count(*) FROM batches", [], |r| r.get(0))
+        .unwrap();
+    // Half delivered: free pages a vacuum would give back.
+    let (id, _) = w.heads().unwrap()[0].clone();
+    let pack = w.pack(&dest("a"), id, usize::MAX, usize::MAX).unwrap();
+    assert!(pack.len() >= 4, "{} batches", pack.len());
+    let half = &pack[..pack.len() / 2];
+    w.finish(half, &[]).unwrap();
+    // Commits reuse those pages through the held WAL until it is full.
+    while w.commit(&[batch("a", &big)]).is_ok() {}
+    let before = w.disk_use();
+    assert!(before.total() <= 2_000_000, "{before:?}");
+    for _ in 0..20 {
+        let err = w.commit(&[batch("a", &big)]).unwrap_err();
+        assert!(matches!(err, WalError::QuotaFull { .. }), "{err}");
+    }
+    assert_eq!(w.disk_use(), before, "refused commits wrote to the disk");
+    // The reader gone, the same commit finds room: the WAL is cut and the
+    // free pages in the way given back.
+    drop(reader);
+    w.commit(&[batch("a", &big)]).unwrap();
+    assert!(w.disk_use().total() <= 2_000_000, "{:?}", w.disk_use());
+}

@@ -48,9 +48,9 @@ pub(super) fn configure_wal(
 
 /// A commit that could take the buffer past its quota.
 #[derive(Debug, Clone, Copy)]
-struct Over {
+pub(super) struct Over {
     /// Disk use now.
-    used: u64,
+    pub(super) used: u64,
     /// How far past the quota it could go.
     by: u64,
     free_pages: u64,
@@ -111,79 +111,44 @@ impl Wal {
     }
 
     /// [`Wal::over_quota`], after what can make room without dropping
-    /// data: a WAL a reader kept from starting over is checkpointed and cut
-    /// (the reader gone, only a commit or a delete would, and none comes
-    /// while the quota is full), and free pages in the file are given back
-    /// when they are what stands in the way (counted as file, they are not
-    /// room for the WAL).
+    /// data: the WAL is checkpointed and cut (a WAL a reader kept from
+    /// starting over: with the reader gone, only a commit or a delete would,
+    /// and none comes while the quota is full), then free pages are given
+    /// back when they are what stands in the way (counted as file, they are
+    /// not room for the WAL). Both write, so neither runs while a reader
+    /// holds the WAL: a vacuum's pages would pile up in it.
     pub(super) fn room_for(&self, incoming: u64) -> Result<Option<u64>, WalError> {
         let Some(over) = self.over_quota(incoming)? else {
             return Ok(None);
         };
-        if self.wal_outgrown() && self.truncate_wal().is_ok() {
-            return self.room_for_after_wal(incoming);
+        if self.truncate_wal().is_err() {
+            return Ok(Some(over.used));
         }
-        self.give_back_for(over)?;
-        self.over_quota(incoming).map(|o| o.map(|o| o.used))
-    }
-
-    fn room_for_after_wal(&self, incoming: u64) -> Result<Option<u64>, WalError> {
         let Some(over) = self.over_quota(incoming)? else {
             return Ok(None);
         };
         self.give_back_for(over)?;
         self.over_quota(incoming).map(|o| o.map(|o| o.used))
+    }
+
+    /// The buffer takes more of the disk than its quota (a reader holds the
+    /// WAL, or the quota was lowered).
+    pub fn disk_over_quota(&self) -> bool {
+        self.disk_use().total() > self.quota_bytes
     }
 
     /// Gives back free pages when they cover what `over` is over by.
     fn give_back_for(&self, over: Over) -> Result<(), WalError> {
         if over.free_pages > 0 && over.free_pages * over.page_size >= over.by {
             let pages = over.by.div_ceil(over.page_size.max(1));
-            let free = over.free_pages;
-            self.give_back_free_pages(free.saturating_sub(pages))?;
+            self.give_back_free_pages(over.free_pages.saturating_sub(pages))?;
         }
         Ok(())
     }
 
-    /// Whether committing `incoming` more bytes could take the buffer's
-    /// disk use past the quota: the database file grows only beyond its free
-    /// pages, and the WAL by the commit's pages until a checkpoint resets it.
-    fn over_quota(&self, incoming: u64) -> Result<Option<Over>, WalError> {
-        let (live, file, page_size, free_pages): (i64, i64, i64, i64) = self.conn.query_row(
-            "SELECT (page_count - freelist_count) * page_size, page_count * page_size, page_size, freelist_count FROM pragma_page_count, pragma_freelist_count, pragma_page_size",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )?;
-        let checkpoint_pages: i64 = self
-            .conn
-            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))?;
-        let disk = self.disk_use();
-        let incoming = on_pages(incoming, page_size);
-        let database = (file.max(0) as u64).max((live.max(0) as u64).saturating_add(incoming));
-        // The WAL grows to its checkpoint size and a commit before it starts
-        // over, so that much is always counted (the database file must leave
-        // it room); more while a reader holds it.
-        let wal_room = (checkpoint_pages.max(0) as u64).saturating_mul(page_size.max(0) as u64);
-        let projected = database
-            .saturating_add(disk.wal.max(wal_room))
-            .saturating_add(incoming)
-            .saturating_add(disk.shm);
-        Ok((projected > self.quota_bytes).then(|| Over {
-            used: disk.total(),
-            by: projected - self.quota_bytes,
-            free_pages: free_pages.max(0) as u64,
-            page_size: page_size.max(0) as u64,
-        }))
-    }
-
-    /// The WAL is larger than its size limit: a reader kept it from
-    /// starting over.
-    pub(super) fn wal_outgrown(&self) -> bool {
-        let limit: i64 = self
-            .conn
-            .query_row("PRAGMA journal_size_limit", [], |r| r.get(0))
-            .unwrap_or(i64::MAX);
-        self.disk_use().wal > limit.max(0) as u64
+    /// See [`over_quota`].
+    pub(super) fn over_quota(&self, incoming: u64) -> Result<Option<Over>, WalError> {
+        over_quota(&self.conn, self.quota_bytes, incoming)
     }
 
     /// Bytes held by live pages (free pages left by deletes are reused first).
@@ -217,6 +182,25 @@ impl Wal {
     /// (incremental vacuum): the file shrinks after a drain. Returns the
     /// pages given back. Free pages are kept up to `keep_pages` because the
     /// next commits would only take the room again.
+    /// [`Wal::give_back_free_pages`] only once the WAL is checkpointed and
+    /// cut, that is with no reader holding it (see [`Wal::room_for`]).
+    pub fn shrink(&self, keep_pages: u64) -> Result<u64, WalError> {
+        if self.free_pages()? <= keep_pages {
+            return Ok(0);
+        }
+        self.truncate_wal()?;
+        self.give_back_free_pages(keep_pages)
+    }
+
+    fn free_pages(&self) -> Result<u64, WalError> {
+        let free: i64 = self.conn.query_row(
+            "SELECT freelist_count FROM pragma_freelist_count",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(free.max(0) as u64)
+    }
+
     pub fn give_back_free_pages(&self, keep_pages: u64) -> Result<u64, WalError> {
         let free: i64 = self.conn.query_row(
             "SELECT freelist_count FROM pragma_freelist_count",
@@ -298,4 +282,40 @@ pub(super) fn migrate_to_incremental_vacuum(
         );
     }
     Ok(())
+}
+
+/// Whether committing `incoming` more bytes could take the buffer's disk use
+/// past the quota: the database file grows only beyond its free pages, and
+/// the WAL by the commit's pages until a checkpoint resets it.
+pub(super) fn over_quota(
+    conn: &Connection,
+    quota_bytes: u64,
+    incoming: u64,
+) -> Result<Option<Over>, WalError> {
+    let (live, file, page_size, free_pages): (i64, i64, i64, i64) = conn.query_row(
+        "SELECT (page_count - freelist_count) * page_size, page_count * page_size, page_size, freelist_count FROM pragma_page_count, pragma_freelist_count, pragma_page_size",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    let checkpoint_pages: i64 = conn.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))?;
+    let disk = conn
+        .path()
+        .filter(|p| !p.is_empty())
+        .map_or_else(DiskUse::default, |p| DiskUse::of(Path::new(p)));
+    let incoming = on_pages(incoming, page_size);
+    let database = (file.max(0) as u64).max((live.max(0) as u64).saturating_add(incoming));
+    // The WAL grows to its checkpoint size and a commit before it starts
+    // over, so that much is always counted (the database file must leave
+    // it room); more while a reader holds it.
+    let wal_room = (checkpoint_pages.max(0) as u64).saturating_mul(page_size.max(0) as u64);
+    let projected = database
+        .saturating_add(disk.wal.max(wal_room))
+        .saturating_add(incoming)
+        .saturating_add(disk.shm);
+    Ok((projected > quota_bytes).then(|| Over {
+        used: disk.total(),
+        by: projected - quota_bytes,
+        free_pages: free_pages.max(0) as u64,
+        page_size: page_size.max(0) as u64,
+    }))
 }
