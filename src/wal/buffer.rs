@@ -66,7 +66,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::WalError;
-use crate::clock::now_ms;
 use crate::config::Synchronous;
 use crate::route::dest::Destination;
 use crate::wal::codec;
@@ -402,61 +401,6 @@ impl Wal {
         Ok(ids)
     }
 
-    /// The upstream took these batches: delete them, and keep the lines it
-    /// refused for good as dead letters, in one transaction. Returns how
-    /// many old dead letters were pruned to stay within their quota.
-    pub fn finish(
-        &mut self,
-        batches: &[StoredBatch],
-        dead: &[DeadLetter],
-    ) -> Result<u64, WalError> {
-        self.finish_once(batches, dead).map_err(|e| self.explain(e))
-    }
-
-    fn finish_once(
-        &mut self,
-        batches: &[StoredBatch],
-        dead: &[DeadLetter],
-    ) -> Result<u64, WalError> {
-        let quota = self.dead_letter_quota_bytes;
-        let tx = self.conn.transaction()?;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO dead_letters (batch_id, db, rp, failed_ms, status, reason, line)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            let now = now_ms();
-            for d in dead {
-                let (db, rp) = batches
-                    .iter()
-                    .find(|b| b.id == d.batch_id)
-                    .map_or(("", ""), |b| (b.dest.db.as_str(), b.dest.rp.as_str()));
-                insert.execute(params![d.batch_id, db, rp, now, d.status, d.reason, d.line])?;
-            }
-            let mut delete = tx.prepare_cached("DELETE FROM batches WHERE id = ?1")?;
-            for b in batches {
-                delete.execute([b.id])?;
-            }
-        }
-        let (pruned, kept) = if dead.is_empty() {
-            (0, self.dead_letter_bytes)
-        } else {
-            let added: u64 = dead
-                .iter()
-                .map(|d| (d.line.len() + d.reason.len()) as u64)
-                .sum();
-            let total = match self.dead_letter_bytes {
-                Some(before) => before.saturating_add(added),
-                None => dead_letters::total_bytes(&tx)?,
-            };
-            let (count, removed) = dead_letters::prune_dead_letters(&tx, quota, total)?;
-            (count, Some(total.saturating_sub(removed)))
-        };
-        tx.commit()?;
-        self.dead_letter_bytes = kept;
-        Ok(pruned)
-    }
-
     /// Shifts the commit times stamped while record time was provisional
     /// (`clock::Restamp`: the wall clock was set after the start). Returns
     /// the batches restamped.
@@ -481,18 +425,10 @@ impl Wal {
         )?;
         Ok(n)
     }
-
-    /// Notes a failed attempt on the batch (for operators; order is unchanged).
-    pub fn record_failure(&mut self, id: i64, error: &str) -> Result<(), WalError> {
-        self.conn
-            .execute(
-                "UPDATE batches SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
-                params![id, error],
-            )
-            .map_err(|e| self.explain(e.into()))?;
-        Ok(())
-    }
 }
+
+#[path = "finish.rs"]
+mod finish;
 
 #[path = "writable.rs"]
 pub mod writable;

@@ -5,7 +5,8 @@
 //! over it for operators; `codec` the stored encodings; `reserve` the disk
 //! reserve that keeps a full disk drainable; `doorbell` the commit signal;
 //! `lock` the one-agent-per-buffer lock; `writable` tells a read-only file
-//! system from other errors.
+//! system from other errors; `finish` deletes what was delivered; `space`
+//! counts disk use for the quota and gives room back.
 //!
 //! Owns: the buffer file, its `-wal`/`-shm` files and the reserve file.
 //!
