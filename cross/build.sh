@@ -15,6 +15,7 @@ ALL_TARGETS=(
   armv7-unknown-linux-musleabihf
   aarch64-unknown-linux-gnu
   armv7-unknown-linux-gnueabihf
+  armv5te-unknown-linux-gnueabi
 )
 # Versions known to build these targets (cross/README.md).
 ZIGLANG_VERSION=0.17.1
@@ -40,6 +41,7 @@ for t in "${targets[@]}"; do
     armv7-unknown-linux-musleabihf) need_zig=1; apt_packages+=(binutils-arm-linux-gnueabihf) ;;
     aarch64-unknown-linux-gnu) apt_packages+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross) ;;
     armv7-unknown-linux-gnueabihf) apt_packages+=(gcc-arm-linux-gnueabihf libc6-dev-armhf-cross) ;;
+    armv5te-unknown-linux-gnueabi) apt_packages+=(gcc-arm-linux-gnueabi libc6-dev-armel-cross) ;;
     *) echo "unknown target $t (known: ${ALL_TARGETS[*]})" >&2; exit 2 ;;
   esac
 done

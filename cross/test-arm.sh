@@ -22,6 +22,7 @@ for t in "${targets[@]}"; do
     armv7-*-musleabihf) runner="qemu-arm" ;;
     aarch64-*-gnu) runner="qemu-aarch64 -L /usr/aarch64-linux-gnu" ;;
     armv7-*-gnueabihf) runner="qemu-arm -L /usr/arm-linux-gnueabihf" ;;
+    armv5te-*-gnueabi) runner="qemu-arm -L /usr/arm-linux-gnueabi" ;;
   esac
   echo "== $t: unit tests under ${runner%% *}"
   case "$t" in

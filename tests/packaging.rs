@@ -98,3 +98,34 @@ fn the_services_restart_reload_with_sighup_and_give_the_stop_its_time() {
         .unwrap();
     assert!(term * 1000 > shutdown_ms);
 }
+
+#[test]
+fn the_debian_unit_starts_without_waiting_for_the_network_and_purge_removes_the_buffer() {
+    let unit = read("cross/debian/hissrv.service");
+    // Local writes are taken offline: no waiting for network-online.
+    assert!(unit.lines().any(|l| l == "After=network.target"));
+    assert!(!unit.contains("network-online"), "{unit}");
+    // cargo-deb takes the maintainer scripts from cross/debian/ and puts
+    // its systemd snippets at #DEBHELPER#.
+    let postrm = read("cross/debian/postrm");
+    assert!(postrm.starts_with("#!/bin/sh\n"));
+    assert!(postrm.contains("#DEBHELPER#"));
+    let purge = postrm
+        .split("if [ \"$1\" = \"purge\" ]; then")
+        .nth(1)
+        .and_then(|rest| rest.split("\nfi\n").next())
+        .expect("a purge branch");
+    // DynamicUser's real state directory, and its symlink.
+    for line in ["rm -rf /var/lib/private/hissrv", "rm -rf /var/lib/hissrv"] {
+        assert!(
+            purge.lines().any(|l| l.trim() == line),
+            "purge lacks {line}"
+        );
+    }
+    let ok = std::process::Command::new("sh")
+        .args(["-n", "cross/debian/postrm"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("sh");
+    assert!(ok.success(), "postrm is valid shell");
+}

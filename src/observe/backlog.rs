@@ -19,9 +19,10 @@
 //! The sequence only grows (batch ids do not: SQLite reuses a deleted last
 //! row's id), so "in the snapshot" is "seq <= S".
 
+use portable_atomic::AtomicU64;
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 
 /// One commit's share of the totals.
 #[derive(Debug, Clone, Copy, Default)]

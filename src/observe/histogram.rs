@@ -2,8 +2,9 @@
 //! costs a few atomic adds on any thread. The bucket bounds of the agent's
 //! histograms are here too; `/metrics` renders them (`metrics`).
 
+use portable_atomic::AtomicU64;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 
 /// Latency buckets (seconds): 1 ms to 60 s, covering an fsync on eMMC to an
 /// upstream request over a slow uplink.

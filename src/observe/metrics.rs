@@ -4,8 +4,9 @@
 //! bytes), `_total` for counters. The histograms are `histogram`'s.
 
 use crate::observe::stats::Stats;
+use portable_atomic::AtomicU64;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 
 fn counter(out: &mut String, name: &str, help: &str, labelled: &[(&str, &AtomicU64)]) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");

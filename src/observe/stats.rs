@@ -3,8 +3,9 @@
 //! `/health` and `/metrics` read them.
 
 use crate::observe::histogram::{Histogram, POINTS_BUCKETS, SECONDS_BUCKETS};
+use portable_atomic::AtomicU64;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 pub struct Stats {
     pub http_requests: AtomicU64,
