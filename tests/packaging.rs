@@ -129,3 +129,73 @@ fn the_debian_unit_starts_without_waiting_for_the_network_and_purge_removes_the_
         .expect("sh");
     assert!(ok.success(), "postrm is valid shell");
 }
+
+#[test]
+fn the_yocto_recipe_pins_a_commit_whose_lock_file_its_crate_list_matches() {
+    let bb = read(&format!(
+        "cross/yocto/hissrv_{}.bb",
+        env!("CARGO_PKG_VERSION")
+    ));
+    let rev = bb
+        .lines()
+        .find_map(|l| l.strip_prefix("SRCREV = \""))
+        .and_then(|r| r.strip_suffix('"'))
+        .expect("a pinned SRCREV");
+    assert!(
+        rev.len() == 40 && rev.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{rev}"
+    );
+    assert!(!bb.contains("AUTOREV"));
+    // The crate list is made from today's Cargo.lock (the test above): the
+    // pinned commit must carry that same lock file.
+    let out = std::process::Command::new("git")
+        .args(["show", &format!("{rev}:Cargo.lock")])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "the pinned commit {rev} is not in this clone: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        read("Cargo.lock"),
+        "Cargo.lock changed since the pinned commit: bump SRCREV (and the crate list)"
+    );
+    // Current oe-core's source directory; the build system strips.
+    assert!(bb.contains("S = \"${UNPACKDIR}/${BB_GIT_DEFAULT_DESTSUFFIX}\"\n"));
+    assert!(bb.contains("export CARGO_PROFILE_RELEASE_STRIP = \"false\"\n"));
+}
+
+#[test]
+fn the_openwrt_recipe_keeps_the_tested_profile_and_sqlite_flags() {
+    let mk = read("cross/openwrt/hissrv/Makefile");
+    for line in [
+        "--config 'profile.release.panic=\"abort\"'",
+        "--config 'profile.release.overflow-checks=false'",
+        "$(call Build/Compile/Cargo,,$(HISSRV_CARGO_PROFILE))",
+    ] {
+        assert!(mk.contains(line), "Makefile lacks {line}");
+    }
+    // The Makefile's own sed, run as make would run it, yields the flags
+    // every tested build uses.
+    let sed = mk
+        .split("$(shell ")
+        .nth(1)
+        .and_then(|s| s.split(")\"\n").next())
+        .expect("the LIBSQLITE3_FLAGS line")
+        .replace("$$", "$")
+        .replace("$(HISSRV_SOURCE_DIR)", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("sh")
+        .args(["-c", &sed])
+        .output()
+        .expect("sh");
+    let flags = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let config = read(".cargo/config.toml");
+    assert!(flags.contains("-DSQLITE_OMIT_LOAD_EXTENSION"), "{flags:?}");
+    assert!(
+        config.contains(&format!("LIBSQLITE3_FLAGS = \"{flags}\"\n")),
+        "{flags:?}"
+    );
+}

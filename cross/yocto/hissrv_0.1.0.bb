@@ -9,12 +9,24 @@ LICENSE = "MIT | Apache-2.0"
 LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
                     file://LICENSE-APACHE;md5=3b83ef96387f14655fc854ddc3c6bd57"
 
-# A release: set SRCREV to its commit (or tag's commit). A local checkout
-# instead: INHERIT += "externalsrc" and EXTERNALSRC:pn-hissrv = "/path/to/hissrv"
-# in local.conf (cross/README.md).
+# Pinned: a commit whose Cargo.lock is the one hissrv-crates.inc lists (a
+# test checks it), so a build is reproducible and needs no network at parse
+# time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
+# and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV ?= "${AUTOREV}"
-S = "${WORKDIR}/git"
+SRCREV = "fbf2660dcda6d2797fcb9354674e8b3c47fb17b3"
+PV .= "+git"
+
+# Supported releases: whinlatter (5.3) and later, where the git fetcher
+# unpacks to ${UNPACKDIR}/${BB_GIT_DEFAULT_DESTSUFFIX} (S = "${WORKDIR}/git"
+# is an error there). scarthgap (5.0 LTS): add S = "${WORKDIR}/git" in a
+# bbappend.
+S = "${UNPACKDIR}/${BB_GIT_DEFAULT_DESTSUFFIX}"
+
+# Cargo.toml strips the release binary (for the static gateway builds); here
+# the build system strips it and keeps the symbols for hissrv-dbg (insane's
+# already-stripped check). panic = "abort" and the rest stay as tested.
+export CARGO_PROFILE_RELEASE_STRIP = "false"
 
 # cargo: offline build from the crates listed in hissrv-crates.inc (regenerate
 # with cross/yocto/update-crates.py or `bitbake -c update_crates hissrv`).
