@@ -279,6 +279,7 @@ pub fn spawn_committer(
                     }
                     Stats::add(&stats.points_committed, points);
                     Stats::add(&stats.batches_committed, cut.batches.len());
+                    Stats::add(&stats.bytes_committed, wal.last_commit_bytes() as usize);
                     // The backlog shows the commit before its producers hear of it.
                     stats.backlog.committed(
                         seq,

@@ -100,6 +100,12 @@ pub fn render(s: &Stats, ring: &RingGauges) -> String {
     );
     counter(
         &mut o,
+        "hissrv_bytes_committed_total",
+        "Encoded bytes committed to the write-ahead buffer (payloads as stored).",
+        &[("", &s.bytes_committed)],
+    );
+    counter(
+        &mut o,
         "hissrv_batches_written_total",
         "Batches delivered upstream.",
         &[("", &s.batches_written)],

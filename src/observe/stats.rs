@@ -14,6 +14,9 @@ pub struct Stats {
     /// Points committed to the write-ahead buffer.
     pub points_committed: AtomicU64,
     pub batches_committed: AtomicU64,
+    /// Encoded bytes committed (what the buffer stores for them; the flash
+    /// wear benchmark's yardstick).
+    pub bytes_committed: AtomicU64,
     /// Lines rejected by the parser.
     pub lines_rejected: AtomicU64,
     /// HTTP writes refused because the rings were full (503).
@@ -102,6 +105,7 @@ impl Default for Stats {
             points_received: AtomicU64::new(0),
             points_committed: AtomicU64::new(0),
             batches_committed: AtomicU64::new(0),
+            bytes_committed: AtomicU64::new(0),
             lines_rejected: AtomicU64::new(0),
             ring_full_refusals: AtomicU64::new(0),
             udp_points_dropped: AtomicU64::new(0),

@@ -19,8 +19,13 @@ const TRUNCATE_BUSY_TIMEOUT_MS: u64 = 100;
 /// once it holds 1/`WAL_CHECKPOINT_QUOTA_SHARE` of the quota: the quota
 /// counts the WAL, so a small quota gets a small WAL.
 const WAL_CHECKPOINT_QUOTA_SHARE: u64 = 16;
-/// SQLite's own default checkpoint size (pages), kept for large quotas.
-const WAL_CHECKPOINT_MAX_PAGES: u64 = 1000;
+/// The checkpoint size for large quotas (pages; 16 MiB at 4 KiB): chosen by
+/// flash wear (`cargo bench --bench flash`, BENCHMARKS.md). A page the
+/// commits and deletes of one checkpoint interval touch many times is copied
+/// into the database once per checkpoint: at SQLite's default 1000 pages a
+/// connected gateway wrote 2.5x the encoded data, at 4000 2.0x; 16000 gained
+/// nothing more.
+const WAL_CHECKPOINT_MAX_PAGES: u64 = 4000;
 /// Below this a checkpoint would run every few commits (pages).
 const WAL_CHECKPOINT_MIN_PAGES: u64 = 16;
 /// A WAL that grew past twice its checkpoint size (a reader held it) is cut
