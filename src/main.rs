@@ -23,9 +23,13 @@ fn main() -> ExitCode {
             println!("{}", cli::USAGE);
             Ok(())
         }
-        Command::CheckConfig(path) => {
-            load(Some(&path)).map(|cfg| print!("{}", cfg.to_redacted_yaml()))
-        }
+        Command::CheckConfig { path, get } => load(Some(&path)).and_then(|cfg| match get {
+            None => {
+                print!("{}", cfg.to_redacted_yaml());
+                Ok(())
+            }
+            Some(key) => cfg.setting(&key).map(|v| println!("{v}")),
+        }),
         Command::Run { config } => run(config),
         Command::Status { url, config } => load(config.as_deref()).and_then(|cfg| {
             let url = url.unwrap_or_else(|| format!("http://{}", cfg.service.http_listen));

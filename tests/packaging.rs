@@ -61,7 +61,9 @@ fn packaged_configs_are_valid_and_keep_the_buffer_where_it_survives_a_reboot() {
     let openwrt = Config::from_yaml(&read("cross/openwrt/hissrv/files/hissrv.yaml")).unwrap();
     // /tmp and /var are RAM on OpenWrt.
     assert!(!openwrt.buffer.path.starts_with("/tmp") && !openwrt.buffer.path.starts_with("/var"));
-    assert!(read("cross/openwrt/hissrv/files/hissrv.init").contains("/srv/hissrv/buffer.db"));
+    // The init script asks the agent for buffer.path (no YAML by regex).
+    let init = read("cross/openwrt/hissrv/files/hissrv.init");
+    assert!(init.contains("\"$PROG\" check-config \"$CONF\" --get buffer.path"));
 }
 
 #[test]
@@ -197,5 +199,33 @@ fn the_openwrt_recipe_keeps_the_tested_profile_and_sqlite_flags() {
     assert!(
         config.contains(&format!("LIBSQLITE3_FLAGS = \"{flags}\"\n")),
         "{flags:?}"
+    );
+}
+
+#[test]
+fn the_openwrt_service_runs_as_its_own_user_waits_for_its_disk_and_passes_shellcheck() {
+    let init = read("cross/openwrt/hissrv/files/hissrv.init");
+    assert!(init.contains("procd_set_param user \"$RUN_AS\""));
+    assert!(read("cross/openwrt/hissrv/Makefile").contains("USERID:=hissrv:hissrv\n"));
+    assert!(init.contains("procd_add_restart_mount_trigger"));
+    // The packaged config: small quota on the flash, valid.
+    let cfg = Config::from_yaml(&read("cross/openwrt/hissrv/files/hissrv.yaml")).unwrap();
+    assert!(cfg.buffer.max_size_mb <= 16, "{}", cfg.buffer.max_size_mb);
+    // procd's shell is busybox ash; shellcheck as POSIX sh (with `local`).
+    let out = std::process::Command::new("shellcheck")
+        .args([
+            "-s",
+            "sh",
+            "-e",
+            "SC3043",
+            "cross/openwrt/hissrv/files/hissrv.init",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("shellcheck is installed (.ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
 }

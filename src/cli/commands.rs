@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 pub const USAGE: &str = "\
 usage: hissrv run [--config PATH]            run the agent (embedded defaults without --config)
-       hissrv check-config PATH              validate a config and print the effective one
+       hissrv check-config PATH [--get KEY]  validate a config and print the effective one
+                                             (or one setting, e.g. buffer.path: for scripts)
        hissrv status [--url URL | --config PATH]
                                              summary of a running agent
        hissrv inspect [--buffer PATH | --config PATH]
@@ -19,7 +20,11 @@ usage: hissrv run [--config PATH]            run the agent (embedded defaults wi
 pub enum Command {
     Version,
     Help,
-    CheckConfig(PathBuf),
+    CheckConfig {
+        path: PathBuf,
+        /// A dotted key (`buffer.path`): print only its effective value.
+        get: Option<String>,
+    },
     Run {
         config: Option<PathBuf>,
     },
@@ -50,7 +55,8 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--dead-letters" => flags.push(a.as_str()),
-            "--config" | "-c" | "--url" | "--buffer" | "--destination" | "--since" | "--until" => {
+            "--config" | "-c" | "--url" | "--buffer" | "--destination" | "--since" | "--until"
+            | "--get" => {
                 let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
                 let key = if a == "-c" { "--config" } else { a.as_str() };
                 opts.insert(key, v.clone());
@@ -76,8 +82,11 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         "--version" | "-V" | "version" => Command::Version,
         "help" | "--help" | "-h" => Command::Help,
         "check-config" => {
-            allow(&[], 1)?;
-            Command::CheckConfig(PathBuf::from(&positional[0]))
+            allow(&["--get"], 1)?;
+            Command::CheckConfig {
+                path: PathBuf::from(&positional[0]),
+                get: opts.get("--get").cloned(),
+            }
         }
         "run" => {
             allow(&["--config"], 0)?;

@@ -404,6 +404,28 @@ impl Config {
     }
 
     /// The effective config as YAML, secrets redacted.
+    /// The effective value of one setting by its dotted key
+    /// (`buffer.path`), as text: what an init script needs without parsing
+    /// YAML itself. Secrets come redacted; sections and unknown keys are
+    /// errors.
+    pub fn setting(&self, key: &str) -> Result<String, String> {
+        let doc: serde_norway::Value =
+            serde_norway::from_str(&self.to_redacted_yaml()).map_err(|e| e.to_string())?;
+        let mut v = &doc;
+        for part in key.split('.') {
+            v = v
+                .get(part)
+                .ok_or_else(|| format!("no setting {key} (at {part})"))?;
+        }
+        match v {
+            serde_norway::Value::String(s) => Ok(s.clone()),
+            serde_norway::Value::Number(n) => Ok(n.to_string()),
+            serde_norway::Value::Bool(b) => Ok(b.to_string()),
+            serde_norway::Value::Null => Ok(String::new()),
+            _ => Err(format!("{key} is a section, not a setting")),
+        }
+    }
+
     pub fn to_redacted_yaml(&self) -> String {
         let mut c = self.clone();
         for secret in [&mut c.influxdb.token, &mut c.influxdb.password] {

@@ -256,3 +256,21 @@ fn tls_files_are_checked_when_the_config_is_loaded_naming_the_key() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn one_setting_is_read_by_its_dotted_key_sections_and_unknown_keys_are_errors() {
+    let mut c = Config::default();
+    c.buffer.path = "/mnt/sda1/hissrv/buffer.db".into();
+    c.influxdb.token = "secret".into();
+    assert_eq!(
+        c.setting("buffer.path").unwrap(),
+        "/mnt/sda1/hissrv/buffer.db"
+    );
+    assert_eq!(
+        c.setting("buffer.max_size_mb").unwrap(),
+        c.buffer.max_size_mb.to_string()
+    );
+    assert_eq!(c.setting("influxdb.token").unwrap(), "<redacted>");
+    assert!(c.setting("buffer").unwrap_err().contains("section"));
+    assert!(c.setting("buffer.nope").unwrap_err().contains("no setting"));
+}
