@@ -176,30 +176,76 @@ fn the_openwrt_recipe_keeps_the_tested_profile_and_sqlite_flags() {
     for line in [
         "--config 'profile.release.panic=\"abort\"'",
         "--config 'profile.release.overflow-checks=false'",
+        // The source's config file: LIBSQLITE3_FLAGS as in every tested build.
+        "--config $(PKG_BUILD_DIR)/.cargo/config.toml",
         "$(call Build/Compile/Cargo,,$(HISSRV_CARGO_PROFILE))",
+        // A checkout for development carries the config file along.
+        "$(HISSRV_SOURCE_DIR)/.cargo $(PKG_BUILD_DIR)/",
+        "PKG_SOURCE_URL:=https://github.com/hissrv/hissrv/releases/download/v$(PKG_VERSION)\n",
     ] {
         assert!(mk.contains(line), "Makefile lacks {line}");
     }
-    // The Makefile's own sed, run as make would run it, yields the flags
-    // every tested build uses.
-    let sed = mk
-        .split("$(shell ")
-        .nth(1)
-        .and_then(|s| s.split(")\"\n").next())
-        .expect("the LIBSQLITE3_FLAGS line")
-        .replace("$$", "$")
-        .replace("$(HISSRV_SOURCE_DIR)", env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new("sh")
-        .args(["-c", &sed])
-        .output()
-        .expect("sh");
-    let flags = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let config = read(".cargo/config.toml");
-    assert!(flags.contains("-DSQLITE_OMIT_LOAD_EXTENSION"), "{flags:?}");
     assert!(
-        config.contains(&format!("LIBSQLITE3_FLAGS = \"{flags}\"\n")),
-        "{flags:?}"
+        config.contains("LIBSQLITE3_FLAGS = \"") && config.contains("-DSQLITE_OMIT_LOAD_EXTENSION")
     );
+    // The file must not steer the feed's own linkers for its musl targets.
+    assert!(!config.contains("[target.aarch64-unknown-linux-musl]\nlinker"));
+}
+
+#[test]
+fn the_openwrt_release_tarball_is_reproducible_and_its_hash_is_the_recipes() {
+    let run_on = |tag: &str, out: &str| {
+        let o = std::process::Command::new("bash")
+            .args(["cross/openwrt/release-source.sh", tag, out])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("bash");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let run = |out: &str| run_on("HEAD", out);
+    let dir = std::env::temp_dir().join(format!("hissrv-release-{}", std::process::id()));
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let first = run(a.to_str().unwrap());
+    assert_eq!(first, run(b.to_str().unwrap()), "the same bytes twice");
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(first.starts_with(&format!("PKG_SOURCE:=hissrv-{version}.tar.gz\nPKG_HASH:=")));
+    let list = std::process::Command::new("tar")
+        .arg("tzf")
+        .arg(a.join(format!("hissrv-{version}.tar.gz")))
+        .output()
+        .expect("tar");
+    let list = String::from_utf8_lossy(&list.stdout);
+    for f in ["Cargo.lock", ".cargo/config.toml", "src/main.rs"] {
+        assert!(
+            list.contains(&format!("hissrv-{version}/{f}\n")),
+            "{f} missing"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    // Once the release tag exists, the recipe carries its tarball's hash.
+    let tagged = std::process::Command::new("git")
+        .args(["rev-parse", "--verify", "--quiet", &format!("v{version}")])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("git")
+        .success();
+    let mk = read("cross/openwrt/hissrv/Makefile");
+    if tagged {
+        let c = dir.join("c");
+        let hash_line = run_on(&format!("v{version}"), c.to_str().unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            mk.contains(hash_line.lines().nth(1).unwrap()),
+            "bump PKG_HASH"
+        );
+    } else {
+        assert!(
+            mk.contains("PKG_HASH:=\n"),
+            "no tag v{version} yet: no hash to carry"
+        );
+    }
 }
 
 #[test]
