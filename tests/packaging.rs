@@ -165,6 +165,39 @@ fn the_yocto_recipe_pins_a_commit_whose_lock_file_its_crate_list_matches() {
         read("Cargo.lock"),
         "Cargo.lock changed since the pinned commit: bump SRCREV (and the crate list)"
     );
+    // And it builds what we test: nothing the build reads changed since
+    // (found by review: the pin lagged behind src/ while the lock stood).
+    let changed = std::process::Command::new("git")
+        .args(["diff", "--stat", rev, "HEAD", "--"])
+        .args([
+            "src",
+            "Cargo.toml",
+            "Cargo.lock",
+            ".cargo",
+            "config",
+            "cross/debian",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("git");
+    assert!(
+        changed.status.success() && changed.stdout.is_empty(),
+        "the build's sources changed since SRCREV {rev}: pin the newest commit\n{}",
+        String::from_utf8_lossy(&changed.stdout)
+    );
+    // The SQLite flags, read as the recipe reads them.
+    let sed = bb
+        .split("export LIBSQLITE3_FLAGS=\"$(")
+        .nth(1)
+        .and_then(|s| s.split(")\"\n").next())
+        .expect("the LIBSQLITE3_FLAGS export")
+        .replace("${S}", env!("CARGO_MANIFEST_DIR"));
+    let flags = std::process::Command::new("sh")
+        .args(["-c", &sed])
+        .output()
+        .expect("sh");
+    let flags = String::from_utf8_lossy(&flags.stdout).trim().to_string();
+    assert!(flags.contains("-DSQLITE_OMIT_LOAD_EXTENSION"), "{flags:?}");
     // Current oe-core's source directory; the build system strips.
     assert!(bb.contains("S = \"${UNPACKDIR}/${BB_GIT_DEFAULT_DESTSUFFIX}\"\n"));
     assert!(bb.contains("export CARGO_PROFILE_RELEASE_STRIP = \"false\"\n"));
@@ -176,6 +209,8 @@ fn the_openwrt_recipe_keeps_the_tested_profile_and_sqlite_flags() {
     for line in [
         "--config 'profile.release.panic=\"abort\"'",
         "--config 'profile.release.overflow-checks=false'",
+        // CONFIG_DEBUG builds use the dev profile; the tables go there too.
+        "--config 'profile.dev.panic=\"abort\"'",
         // The source's config file: LIBSQLITE3_FLAGS as in every tested build.
         "--config $(PKG_BUILD_DIR)/.cargo/config.toml",
         "$(call Build/Compile/Cargo,,$(HISSRV_CARGO_PROFILE))",

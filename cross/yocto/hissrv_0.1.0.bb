@@ -28,6 +28,13 @@ S = "${UNPACKDIR}/${BB_GIT_DEFAULT_DESTSUFFIX}"
 # already-stripped check). panic = "abort" and the rest stay as tested.
 export CARGO_PROFILE_RELEASE_STRIP = "false"
 
+# The bundled SQLite with the feature flags of every build we test: cargo
+# reads .cargo/config.toml from its working directory's ancestors, and the
+# build runs in ${B}, outside ${S}.
+do_compile:prepend() {
+    export LIBSQLITE3_FLAGS="$(sed -n 's/^LIBSQLITE3_FLAGS = "\(.*\)"$/\1/p' ${S}/.cargo/config.toml)"
+}
+
 # cargo: offline build from the crates listed in hissrv-crates.inc (regenerate
 # with cross/yocto/update-crates.py or `bitbake -c update_crates hissrv`).
 # SQLite is compiled from the bundled amalgamation with the target's CC.

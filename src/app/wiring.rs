@@ -36,19 +36,12 @@ use std::time::{Duration, Instant};
 /// How often the stop sequence looks at what is still running.
 const STOP_POLL_MS: u64 = 10;
 
-/// A cut holds at most what the rings hold, and committing it costs its size
-/// twice on disk for a moment (its WAL frames, then its database pages) beside
-/// the WAL's room: rings of at most 1/`RING_QUOTA_SHARE` of the quota keep the
-/// largest cut committable into an empty buffer (a larger one would be
-/// refused with 507 for ever, and the writes sharing its cut with it).
-const RING_QUOTA_SHARE: u64 = 4;
-
 fn ring_bytes(ring_buffer_mb: u64, quota_bytes: u64) -> usize {
     let configured = ring_buffer_mb.saturating_mul(1024 * 1024);
-    let limit = quota_bytes / RING_QUOTA_SHARE;
+    let limit = quota_bytes / crate::config::RING_QUOTA_SHARE;
     if configured > limit {
-        log::info!(
-            "memory rings limited to {limit} bytes (a quarter of buffer.max_size_mb) instead of performance.ring_buffer_mb: a larger write could never be committed"
+        log::warn!(
+            "memory rings and the largest body limited to {limit} bytes (a quarter of buffer.max_size_mb) instead of performance.ring_buffer_mb / service.max_body_mb: a larger write could never be committed"
         );
     }
     configured.min(limit) as usize

@@ -134,6 +134,8 @@ pub struct Forwarder {
     pub(crate) read_only_probe_at: Instant,
     /// Deliveries paused: over the quota with a reader holding the WAL.
     pub(crate) paused_for_reader: bool,
+    /// When the forwarder next looks whether it is over the quota.
+    pub(crate) over_quota_check_at: Instant,
     /// When an empty buffer is next looked at for free pages to give back.
     shrink_at: Instant,
     /// When the server was last asked for its time (`forward_turn`).
@@ -211,6 +213,7 @@ impl Forwarder {
             reserve_retry_at: now,
             read_only_probe_at: now,
             paused_for_reader: false,
+            over_quota_check_at: now,
             shrink_at: now,
             time_asked_at: None,
         }
@@ -241,7 +244,10 @@ impl Forwarder {
         }
         self.reserve_retry_at = now + Duration::from_secs(RESERVE_RETRY_SECS);
         // Room for the reserve *and* for the WAL to grow again: the free
-        // pages the drain left go back to the file system first.
+        // pages the drain left go back to the file system first (the vacuum
+        // writes into the WAL's existing room: cutting the WAL first would
+        // leave a full disk none, and the deletes wedged; CI's full-disk test
+        // caught that), then the WAL is checkpointed and cut.
         if let Err(e) = self.wal.give_back_free_pages(0) {
             log::debug!("disk reserve: {e}");
         }
@@ -357,12 +363,13 @@ impl Forwarder {
         self.reconfigure();
         self.provision();
         self.remake_reserve();
-        if let Some(until) = self.paused_read_only().or_else(|| self.paused_over_quota()) {
-            return Step::Backoff(until);
-        }
         let now = self.clock.now();
         if now >= self.next_gauges {
             self.refresh_gauges();
+        }
+        // (Gauges first: they matter most while something is wrong.)
+        if let Some(until) = self.paused_read_only().or_else(|| self.paused_over_quota()) {
+            return Step::Backoff(until);
         }
         if let Err(e) = self.update_heads() {
             log::error!("forwarder cannot read the buffer: {e}");

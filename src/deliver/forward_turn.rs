@@ -363,24 +363,36 @@ impl Forwarder {
 
     /// While the buffer takes more of the disk than its quota and a reader
     /// holds its WAL (so the WAL cannot be cut), deliveries pause: each
-    /// delete would add its pages to that WAL. Returns when to look again.
+    /// delete would add its pages to that WAL. Looked at every
+    /// `READER_RECHECK_MS` at most (a cut costs a checkpoint); any other
+    /// failure to cut does not pause (a full disk has its own path: the
+    /// reserve). Returns when to look again while paused.
     pub(super) fn paused_over_quota(&mut self) -> Option<std::time::Instant> {
-        if !self.wal.disk_over_quota() || self.wal.truncate_wal().is_ok() {
-            if self.paused_for_reader {
-                self.paused_for_reader = false;
-                log::info!("the buffer's WAL was cut back: deliveries resume");
-            }
-            return None;
+        let now = self.clock.now();
+        if now < self.over_quota_check_at {
+            return self.paused_for_reader.then_some(self.over_quota_check_at);
         }
-        if !self.paused_for_reader {
-            self.paused_for_reader = true;
+        self.over_quota_check_at = now + Duration::from_millis(READER_RECHECK_MS);
+        let held = self.wal.disk_over_quota()
+            && match self.wal.truncate_wal() {
+                Ok(()) => false,
+                Err(WalError::WalBusy) => true,
+                Err(e) => {
+                    log::debug!("over the quota, and the WAL cannot be cut: {e}");
+                    false
+                }
+            };
+        if held && !self.paused_for_reader {
             log::warn!(
                 "the buffer is over its quota and a reader holds its WAL (an open sqlite3 session, a paused export?): deliveries paused until it lets go"
             );
             self.stats
                 .set_error("buffer over its quota: a reader holds its WAL; deliveries paused");
+        } else if !held && self.paused_for_reader {
+            log::info!("the buffer's WAL was cut back: deliveries resume");
         }
-        Some(self.clock.now() + Duration::from_millis(READER_RECHECK_MS))
+        self.paused_for_reader = held;
+        held.then_some(self.over_quota_check_at)
     }
 
     /// A failure of our own (buffer read or delete): logged, shown, and the

@@ -63,7 +63,14 @@ pub async fn serve_http(
     let permits = std::sync::Arc::new(smol::lock::Semaphore::new(max));
     // Validated: at most MAX_BODY_LIMIT_MB; the budget saturates, never wraps.
     let mib = |mb: u64| usize::try_from(mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
-    let max_body = mib(config.service.max_body_mb);
+    // No larger than the memory rings, which a quarter of the buffer's quota
+    // bounds (`app::wiring`): a larger body could never be committed.
+    let max_body = mib(config.service.max_body_mb)
+        .min(
+            mib(config.buffer.max_size_mb)
+                .checked_div(crate::config::RING_QUOTA_SHARE as usize)
+                .unwrap_or(usize::MAX),
+        );
     let budget = BodyBudget::new(mib(config.service.max_inflight_body_mb));
     loop {
         let accept = async {
@@ -166,7 +173,9 @@ async fn refuse(conn: &mut Conn<smol::net::TcpStream>, e: ReadError, max_body: u
     let (status, msg) = match e {
         ReadError::TooLarge => (
             413,
-            format!("request body exceeds service.max_body_mb ({max_body} bytes)"),
+            format!(
+                "request body exceeds service.max_body_mb ({max_body} bytes; at most a quarter of buffer.max_size_mb)"
+            ),
         ),
         ReadError::HeadersTooLarge => (431, "request headers too large".to_string()),
         ReadError::Timeout => (408, "request not received in time".to_string()),

@@ -35,6 +35,9 @@ pub enum WalError {
     /// The disk reserve was spent draining a full disk and is not back yet
     /// (`reserve`): writes wait for it.
     ReserveMissing,
+    /// A reader (or a long write) holds the WAL: it cannot be checkpointed
+    /// and cut now (`space`).
+    WalBusy,
     /// A stored payload cannot be decoded (damaged on disk).
     Undecodable {
         id: i64,
@@ -75,6 +78,10 @@ impl fmt::Display for WalError {
                 "disk full: the buffer's disk reserve is missing (spent draining a full disk, or no room to make it); new writes are refused until there is room to make it again"
             ),
             WalError::Undecodable { id, why } => write!(f, "batch {id}: {why}"),
+            WalError::WalBusy => write!(
+                f,
+                "the buffer's WAL is in use (a reader holds it); checkpoint postponed"
+            ),
             WalError::Sqlite(e) => write!(f, "buffer error: {e}"),
         }
     }

@@ -19,13 +19,15 @@ const TRUNCATE_BUSY_TIMEOUT_MS: u64 = 100;
 /// once it holds 1/`WAL_CHECKPOINT_QUOTA_SHARE` of the quota: the quota
 /// counts the WAL, so a small quota gets a small WAL.
 const WAL_CHECKPOINT_QUOTA_SHARE: u64 = 16;
-/// The checkpoint size for large quotas (pages; 16 MiB at 4 KiB): chosen by
-/// flash wear (`cargo bench --bench flash`, BENCHMARKS.md). A page the
-/// commits and deletes of one checkpoint interval touch many times is copied
-/// into the database once per checkpoint: at SQLite's default 1000 pages a
-/// connected gateway wrote 2.5x the encoded data, at 4000 2.0x; 16000 gained
-/// nothing more.
-const WAL_CHECKPOINT_MAX_PAGES: u64 = 4000;
+/// The checkpoint size for large quotas (pages; SQLite's default, 4 MiB at
+/// 4 KiB). Flash wear (`cargo bench --bench flash`, BENCHMARKS.md) wants it
+/// larger: a connected gateway wrote 2.5x the encoded data at 1000 pages,
+/// 2.0x at 4000. But a checkpoint grows the database by the WAL's new pages
+/// while the WAL still holds them: at 4000 pages on a 24 MiB disk under the
+/// default 1 GiB quota the checkpoint could never run on a full disk and the
+/// deletes wedged (tests/faults.rs caught it). Larger only once the size can
+/// follow the disk's free space, not just the quota.
+const WAL_CHECKPOINT_MAX_PAGES: u64 = 1000;
 /// Below this a checkpoint would run every few commits (pages).
 const WAL_CHECKPOINT_MIN_PAGES: u64 = 16;
 /// A WAL that grew past twice its checkpoint size (a reader held it) is cut
@@ -60,6 +62,9 @@ pub(super) struct Over {
     by: u64,
     free_pages: u64,
     page_size: u64,
+    /// The WAL's bytes now, and the room it is always given.
+    wal: u64,
+    wal_room: u64,
 }
 
 /// Pages a commit touches besides its payload's: the table and index
@@ -126,7 +131,20 @@ impl Wal {
         let Some(over) = self.over_quota(incoming)? else {
             return Ok(None);
         };
-        if self.truncate_wal().is_err() {
+        // Only when it can help: a WAL grown past its room (a reader held
+        // it), or free pages in the way. Else a quota full of data would pay
+        // a checkpoint (and up to 100 ms behind a reader) per refused cut.
+        if over.wal <= over.wal_room && over.free_pages == 0 {
+            return Ok(Some(over.used));
+        }
+        // A WAL past its room is cut; otherwise it only must start over, so
+        // the vacuum writes into its existing room (a full disk has no other).
+        let ready = if over.wal > over.wal_room {
+            self.truncate_wal()
+        } else {
+            self.restart_wal()
+        };
+        if ready.is_err() {
             return Ok(Some(over.used));
         }
         let Some(over) = self.over_quota(incoming)? else {
@@ -183,17 +201,15 @@ impl Wal {
         Ok(out)
     }
 
-    /// Gives free pages beyond `keep_pages` back to the file system
-    /// (incremental vacuum): the file shrinks after a drain. Returns the
-    /// pages given back. Free pages are kept up to `keep_pages` because the
-    /// next commits would only take the room again.
-    /// [`Wal::give_back_free_pages`] only once the WAL is checkpointed and
-    /// cut, that is with no reader holding it (see [`Wal::room_for`]).
+    /// [`Wal::give_back_free_pages`] only once the WAL can start over (no
+    /// reader holds it): a vacuum's pages would pile up in a held WAL. The
+    /// WAL keeps its room, which the vacuum writes into (a full disk has no
+    /// other).
     pub fn shrink(&self, keep_pages: u64) -> Result<u64, WalError> {
         if self.free_pages()? <= keep_pages {
             return Ok(0);
         }
-        self.truncate_wal()?;
+        self.restart_wal()?;
         self.give_back_free_pages(keep_pages)
     }
 
@@ -206,6 +222,10 @@ impl Wal {
         Ok(free.max(0) as u64)
     }
 
+    /// Gives free pages beyond `keep_pages` back to the file system
+    /// (incremental vacuum): the file shrinks after a drain. Returns the
+    /// pages given back. Free pages are kept up to `keep_pages` because the
+    /// next commits would only take the room again.
     pub fn give_back_free_pages(&self, keep_pages: u64) -> Result<u64, WalError> {
         let free: i64 = self.conn.query_row(
             "SELECT freelist_count FROM pragma_freelist_count",
@@ -242,23 +262,35 @@ impl Wal {
     /// giving its room back to the file system (for the disk reserve). Busy
     /// while another connection reads: an error, tried again later.
     pub fn truncate_wal(&self) -> Result<(), WalError> {
+        self.checkpoint("TRUNCATE")
+    }
+
+    /// Checkpoints the WAL so that the next write starts it over from the
+    /// beginning, in its existing room (the file keeps its size): `WalBusy`
+    /// while a reader holds it.
+    pub fn restart_wal(&self) -> Result<(), WalError> {
+        self.checkpoint("RESTART")
+    }
+
+    fn checkpoint(&self, mode: &str) -> Result<(), WalError> {
         // A reader holding a snapshot makes it wait: briefly, not the full
         // busy timeout (it is tried again later).
         self.conn
             .busy_timeout(Duration::from_millis(TRUNCATE_BUSY_TIMEOUT_MS))?;
         let result = self
             .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
                 r.get::<_, i64>(0)
             });
         self.conn
             .busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
-        if result? == 0 {
-            Ok(())
-        } else {
-            Err(WalError::Sqlite(
-                "the WAL is in use; checkpoint postponed".into(),
-            ))
+        match result {
+            Ok(0) => Ok(()),
+            Ok(_) => Err(WalError::WalBusy),
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
+                Err(WalError::WalBusy)
+            }
+            Err(e) => Err(e.into()),
         }
     }
 }
@@ -322,5 +354,7 @@ pub(super) fn over_quota(
         by: projected - quota_bytes,
         free_pages: free_pages.max(0) as u64,
         page_size: page_size.max(0) as u64,
+        wal: disk.wal,
+        wal_room,
     }))
 }
