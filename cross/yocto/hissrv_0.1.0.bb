@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "fbf2660dcda6d2797fcb9354674e8b3c47fb17b3"
+SRCREV = "c684cf7263d844ad19447a4c36dd80268da48e9e"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
