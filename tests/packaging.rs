@@ -155,11 +155,21 @@ fn the_yocto_recipe_pins_a_commit_whose_lock_file_its_crate_list_matches() {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("git");
-    assert!(
-        out.status.success(),
-        "the pinned commit {rev} is not in this clone: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if !out.status.success() {
+        // Only a shallow clone may lack it; a full one must have it.
+        let shallow = std::process::Command::new("git")
+            .args(["rev-parse", "--is-shallow-repository"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"true"));
+        assert!(
+            shallow,
+            "the pinned commit {rev} is not in this clone: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!("SKIPPED: a shallow clone lacks the pinned commit {rev}");
+        return;
+    }
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         read("Cargo.lock"),
