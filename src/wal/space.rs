@@ -106,6 +106,13 @@ impl DiskUse {
         }
     }
 
+    /// The files of the database `conn` has open (none for an in-memory one).
+    fn of_connection(conn: &Connection) -> DiskUse {
+        conn.path()
+            .filter(|p| !p.is_empty())
+            .map_or_else(DiskUse::default, |p| DiskUse::of(Path::new(p)))
+    }
+
     pub fn total(&self) -> u64 {
         self.database
             .saturating_add(self.wal)
@@ -116,8 +123,7 @@ impl DiskUse {
 impl Wal {
     /// What the file system holds for this buffer now.
     pub fn disk_use(&self) -> DiskUse {
-        self.file_path()
-            .map_or_else(DiskUse::default, |p| DiskUse::of(&p))
+        DiskUse::of_connection(&self.conn)
     }
 
     /// [`Wal::over_quota`], after what can make room without dropping
@@ -227,12 +233,7 @@ impl Wal {
     /// pages given back. Free pages are kept up to `keep_pages` because the
     /// next commits would only take the room again.
     pub fn give_back_free_pages(&self, keep_pages: u64) -> Result<u64, WalError> {
-        let free: i64 = self.conn.query_row(
-            "SELECT freelist_count FROM pragma_freelist_count",
-            [],
-            |r| r.get(0),
-        )?;
-        let surplus = (free.max(0) as u64).saturating_sub(keep_pages);
+        let surplus = self.free_pages()?.saturating_sub(keep_pages);
         if surplus == 0 {
             return Ok(0);
         }
@@ -335,10 +336,7 @@ pub(super) fn over_quota(
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )?;
     let checkpoint_pages: i64 = conn.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))?;
-    let disk = conn
-        .path()
-        .filter(|p| !p.is_empty())
-        .map_or_else(DiskUse::default, |p| DiskUse::of(Path::new(p)));
+    let disk = DiskUse::of_connection(conn);
     let incoming = on_pages(incoming, page_size);
     let database = (file.max(0) as u64).max((live.max(0) as u64).saturating_add(incoming));
     // The WAL grows to its checkpoint size and a commit before it starts
