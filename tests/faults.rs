@@ -523,9 +523,21 @@ fn a_write_larger_than_the_rings_once_normalised_gets_413_not_an_endless_503() {
 
 #[test]
 fn a_full_file_system_answers_507_keeps_what_is_stored_and_recovers_after_draining() {
+    // A small card: a reserve of a quarter of it, small checkpoints.
+    full_file_system(24);
+}
+
+#[test]
+fn a_full_file_system_drains_with_the_largest_reserve_and_checkpoint() {
+    // Room for the 32 MiB reserve and 16 MiB checkpoints (4000 pages behind
+    // an 8 MiB reserve wedged here).
+    full_file_system(160);
+}
+
+fn full_file_system(disk_mib: u64) {
     let dir = TempDir::new("full-disk");
     // Smaller than the quota (1 GiB default): the disk, not the quota, fills.
-    let Some(disk) = common::disk::tmpfs_or_skip(dir.path(), 24 * 1024) else {
+    let Some(disk) = common::disk::tmpfs_or_skip(dir.path(), disk_mib * 1024) else {
         return;
     };
     let mut influx = Influx::start();
@@ -549,7 +561,7 @@ fn a_full_file_system_answers_507_keeps_what_is_stored_and_recovers_after_draini
     const LINES: i64 = 2_000; // ~66 kB a body
     let mut acked = 0;
     let mut refusal = None;
-    for i in 0..1_000 {
+    for i in 0..5_000 {
         let (s, b) = h.post("/write?db=plant", &body(i * LINES, LINES));
         match s {
             204 => acked += 1,
@@ -562,11 +574,23 @@ fn a_full_file_system_answers_507_keeps_what_is_stored_and_recovers_after_draini
     }
     let refusal = refusal.expect("the file system filled up");
     assert!(refusal.contains("disk full"), "{refusal}");
-    assert!(acked > 5, "only {acked} bodies fit in 24 MiB");
+    assert!(acked > 5, "only {acked} bodies fit in {disk_mib} MiB");
     let reserve = disk.path().join("buffer.db-reserve");
+    // Sized to a quarter of the free disk, not to the 1 GiB quota's share.
+    let reserve_bytes: u64 = h
+        .log()
+        .split("disk reserve ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the start logs the reserve's size");
+    assert!(
+        reserve_bytes > 0 && reserve_bytes <= (disk_mib << 20) / 4,
+        "{reserve_bytes} bytes on a {disk_mib} MiB disk"
+    );
     assert_eq!(
         std::fs::metadata(&reserve).map(|m| m.len()).ok(),
-        Some(8 << 20),
+        Some(reserve_bytes),
         "the disk reserve is untouched by ingest"
     );
     assert_eq!(
@@ -579,7 +603,7 @@ fn a_full_file_system_answers_507_keeps_what_is_stored_and_recovers_after_draini
     // again), still alive, and it says so.
     let mut next = acked + 1;
     loop {
-        assert!(next < 2_000, "the disk never filled again");
+        assert!(next < 10_000, "the disk never filled again");
         let (s, b) = h.post("/write?db=plant", &body(next * LINES, LINES));
         next += 1;
         match s {
@@ -610,14 +634,17 @@ fn a_full_file_system_answers_507_keeps_what_is_stored_and_recovers_after_draini
     wait_for("the buffer emptied", DELIVERY_TIMEOUT, || {
         h.buffered_points() == 0
     });
-    assert!(h.log().contains("released the 8388608-byte disk reserve"));
+    assert!(
+        h.log()
+            .contains(&format!("released the {reserve_bytes}-byte disk reserve"))
+    );
     // ... and made again, after which writes are accepted.
     wait_for("the reserve made again", DELIVERY_TIMEOUT, || {
         !h.health().disk_reserve_missing
     });
     assert_eq!(
         std::fs::metadata(&reserve).map(|m| m.len()).ok(),
-        Some(8 << 20)
+        Some(reserve_bytes)
     );
     assert!(
         !links.path().join("buffer.db-reserve").exists(),
@@ -632,7 +659,7 @@ fn a_full_file_system_answers_507_keeps_what_is_stored_and_recovers_after_draini
     // or refused (507), never lost, and the buffer never wedges.
     let mut more = 0;
     for i in 0..2 * acked {
-        match h.post("/write?db=plant", &body(1_000_000 + i * LINES, LINES)) {
+        match h.post("/write?db=plant", &body(200_000_000 + i * LINES, LINES)) {
             (204, _) => more += 1,
             (507, _) => {}
             (s, b) => panic!("unexpected {s}: {b}"),

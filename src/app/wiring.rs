@@ -75,7 +75,12 @@ pub fn run(
     let quota = cfg.buffer.max_size_mb * 1024 * 1024;
     let stats = Arc::new(Stats::default());
     let reserve = Reserve::for_buffer(&cfg.buffer.path, quota, stats.disk_reserve_missing.clone());
-    let open = || Wal::open(&cfg.buffer.path, cfg.buffer.synchronous, quota);
+    // Both connections commit, and each checkpoints by its own setting.
+    let open = || -> Result<Wal, WalError> {
+        let wal = Wal::open(&cfg.buffer.path, cfg.buffer.synchronous, quota)?;
+        wal.size_checkpoints_to_reserve(reserve.bytes())?;
+        Ok(wal)
+    };
     let mut writer = match open() {
         // A disk so full that SQLite cannot even open the buffer (its -shm,
         // a WAL replay): the reserve is for exactly this.
@@ -107,6 +112,11 @@ pub fn run(
             reserve.path().display()
         );
     }
+    log::info!(
+        "disk reserve {} bytes; WAL checkpoints every {} pages",
+        reserve.bytes(),
+        reader.checkpoint_pages().unwrap_or(0)
+    );
     let destinations = Arc::new(crate::route::dest::Destinations::default());
     let bell = Arc::new(Doorbell::default());
     let stop_forwarder = Arc::new(AtomicBool::new(false));

@@ -28,12 +28,23 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Room for a checkpoint of a full WAL (SQLite checkpoints at 1,000 pages,
-/// 4 MiB) plus the deletes that free space behind it.
-pub const RESERVE_MAX_BYTES: u64 = 8 * 1024 * 1024;
+/// The largest reserve (bytes): room for the largest checkpoint the WAL is
+/// given (`space::WAL_CHECKPOINT_MAX_PAGES`, 16 MiB) and the deletes behind it.
+pub const RESERVE_MAX_BYTES: u64 = 32 * 1024 * 1024;
 /// At most this fraction of the quota (1/8): a small quota on a small card
 /// keeps most of its room for data.
 pub const RESERVE_QUOTA_DIVISOR: u64 = 8;
+/// At most this fraction (1/4) of what the file system has free for the
+/// buffer at start (its free bytes plus the reserve already there): a quota
+/// larger than the card (the default 1 GiB on a small one) still leaves the
+/// card mostly for data, and the reserve can always be made.
+pub const RESERVE_FREE_DIVISOR: u64 = 4;
+/// The reserve when the file system's free space cannot be read (bytes):
+/// the size before the reserve followed free space.
+pub const RESERVE_FALLBACK_BYTES: u64 = 8 * 1024 * 1024;
+/// Reserve sizes are whole MiB: a start beside a slightly fuller disk finds
+/// the reserve it made before instead of writing it again.
+const RESERVE_UNIT_BYTES: u64 = 1024 * 1024;
 /// How often a missing reserve is made again.
 pub const RESERVE_RETRY_SECS: u64 = 5;
 /// Zeros written per call while making the reserve.
@@ -55,10 +66,11 @@ impl Reserve {
         // Beside the real file: on the file system SQLite writes to.
         let mut name = super::resolved_path(buffer).into_os_string();
         name.push("-reserve");
+        let name = PathBuf::from(name);
         missing.store(true, Ordering::Release);
         Reserve {
-            path: PathBuf::from(name),
-            bytes: (quota_bytes / RESERVE_QUOTA_DIVISOR).min(RESERVE_MAX_BYTES),
+            bytes: reserve_bytes(&name, quota_bytes),
+            path: name,
             missing,
         }
     }
@@ -131,6 +143,32 @@ impl Reserve {
     }
 }
 
+/// The reserve's size for a buffer whose reserve file is `path`: the
+/// smallest of the quota's share, the free space's share and
+/// `RESERVE_MAX_BYTES`, in whole `RESERVE_UNIT_BYTES` where it is that big.
+fn reserve_bytes(path: &Path, quota_bytes: u64) -> u64 {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let free_share = match rustix::fs::statvfs(dir) {
+        Ok(st) => {
+            let free = st.f_bavail.saturating_mul(st.f_frsize);
+            let ours = std::fs::metadata(path).map_or(0, |m| m.len());
+            free.saturating_add(ours) / RESERVE_FREE_DIVISOR
+        }
+        Err(_) => RESERVE_FALLBACK_BYTES,
+    };
+    let bytes = (quota_bytes / RESERVE_QUOTA_DIVISOR)
+        .min(free_share)
+        .min(RESERVE_MAX_BYTES);
+    if bytes >= RESERVE_UNIT_BYTES {
+        bytes / RESERVE_UNIT_BYTES * RESERVE_UNIT_BYTES
+    } else {
+        bytes
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,10 +186,11 @@ mod tests {
         r.make().unwrap();
         assert!(!r.is_missing());
         let meta = std::fs::metadata(r.path()).unwrap();
-        assert_eq!(meta.len(), RESERVE_MAX_BYTES);
+        assert!(r.bytes() > 0 && r.bytes() <= RESERVE_MAX_BYTES);
+        assert_eq!(meta.len(), r.bytes());
         {
             use std::os::unix::fs::MetadataExt;
-            assert!(meta.blocks() * 512 >= RESERVE_MAX_BYTES, "not sparse");
+            assert!(meta.blocks() * 512 >= r.bytes(), "not sparse");
         }
         r.release().unwrap();
         assert!(r.is_missing());

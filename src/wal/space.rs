@@ -19,15 +19,22 @@ const TRUNCATE_BUSY_TIMEOUT_MS: u64 = 100;
 /// once it holds 1/`WAL_CHECKPOINT_QUOTA_SHARE` of the quota: the quota
 /// counts the WAL, so a small quota gets a small WAL.
 const WAL_CHECKPOINT_QUOTA_SHARE: u64 = 16;
-/// The checkpoint size for large quotas (pages; SQLite's default, 4 MiB at
-/// 4 KiB). Flash wear (`cargo bench --bench flash`, BENCHMARKS.md) wants it
-/// larger: a connected gateway wrote 2.5x the encoded data at 1000 pages,
-/// 2.0x at 4000. But a checkpoint grows the database by the WAL's new pages
-/// while the WAL still holds them: at 4000 pages on a 24 MiB disk under the
-/// default 1 GiB quota the checkpoint could never run on a full disk and the
-/// deletes wedged (tests/faults.rs caught it). Larger only once the size can
-/// follow the disk's free space, not just the quota.
-const WAL_CHECKPOINT_MAX_PAGES: u64 = 1000;
+/// The checkpoint size a buffer opens with for large quotas (pages;
+/// SQLite's default, 4 MiB at 4 KiB): what any disk reserve covers. The
+/// agent raises it with `size_checkpoints_to_reserve`.
+const WAL_CHECKPOINT_OPEN_PAGES: u64 = 1000;
+/// The checkpoint size the agent grows to when its disk reserve covers it
+/// (pages, 16 MiB at 4 KiB). Flash wear (`cargo bench --bench flash`,
+/// BENCHMARKS.md): a connected gateway wrote 2.5x the encoded data at 1000
+/// pages, 2.0x at 4000 (a page rewritten by many commits and deletes goes
+/// into the database once per checkpoint); 16,000 gave no more.
+const WAL_CHECKPOINT_MAX_PAGES: u64 = 4000;
+/// A checkpoint grows the database by the WAL's new pages while the WAL
+/// still holds them, and the deletes that free room write the WAL first: on
+/// a full disk the released reserve must hold both, so a checkpoint is at
+/// most 1/`RESERVE_PER_CHECKPOINT` of the reserve (tests/faults.rs's
+/// full-disk test wedged at 4000 pages behind an 8 MiB reserve).
+const RESERVE_PER_CHECKPOINT: u64 = 2;
 /// Below this a checkpoint would run every few commits (pages).
 const WAL_CHECKPOINT_MIN_PAGES: u64 = 16;
 /// A WAL that grew past twice its checkpoint size (a reader held it) is cut
@@ -40,14 +47,27 @@ pub(super) fn configure_wal(
     sync: &str,
     quota_bytes: u64,
 ) -> Result<(), WalError> {
-    let page_size: u64 = conn.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))? as u64;
-    let checkpoint_pages = (quota_bytes / WAL_CHECKPOINT_QUOTA_SHARE / page_size.max(1))
-        .clamp(WAL_CHECKPOINT_MIN_PAGES, WAL_CHECKPOINT_MAX_PAGES);
-    let journal_limit = checkpoint_pages * page_size * JOURNAL_SIZE_LIMIT_CHECKPOINTS;
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = {sync};
-         PRAGMA wal_autocheckpoint = {checkpoint_pages};
+         PRAGMA synchronous = {sync};"
+    ))?;
+    set_checkpoint_pages(conn, quota_bytes, WAL_CHECKPOINT_OPEN_PAGES)
+}
+
+/// The checkpoint size: 1/`WAL_CHECKPOINT_QUOTA_SHARE` of the quota, at most
+/// `max_pages`; the WAL is cut back to `JOURNAL_SIZE_LIMIT_CHECKPOINTS` of it.
+fn set_checkpoint_pages(
+    conn: &Connection,
+    quota_bytes: u64,
+    max_pages: u64,
+) -> Result<(), WalError> {
+    let page_size: u64 = conn.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))? as u64;
+    let checkpoint_pages = (quota_bytes / WAL_CHECKPOINT_QUOTA_SHARE / page_size.max(1))
+        .min(max_pages)
+        .max(WAL_CHECKPOINT_MIN_PAGES);
+    let journal_limit = checkpoint_pages * page_size * JOURNAL_SIZE_LIMIT_CHECKPOINTS;
+    conn.execute_batch(&format!(
+        "PRAGMA wal_autocheckpoint = {checkpoint_pages};
          PRAGMA journal_size_limit = {journal_limit};"
     ))?;
     Ok(())
@@ -226,6 +246,27 @@ impl Wal {
             |r| r.get(0),
         )?;
         Ok(free.max(0) as u64)
+    }
+
+    /// Sizes this connection's checkpoints to a disk reserve of
+    /// `reserve_bytes` (see `RESERVE_PER_CHECKPOINT`), within the quota's
+    /// share and `WAL_CHECKPOINT_MAX_PAGES`. Every connection that writes
+    /// must get the same size: each checkpoints by its own setting.
+    pub fn size_checkpoints_to_reserve(&self, reserve_bytes: u64) -> Result<(), WalError> {
+        let page_size: u64 =
+            self.conn
+                .query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))? as u64;
+        let pages = (reserve_bytes / RESERVE_PER_CHECKPOINT / page_size.max(1))
+            .min(WAL_CHECKPOINT_MAX_PAGES);
+        set_checkpoint_pages(&self.conn, self.quota_bytes, pages)
+    }
+
+    /// The WAL's checkpoint size, pages.
+    pub fn checkpoint_pages(&self) -> Result<u64, WalError> {
+        let pages: i64 = self
+            .conn
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))?;
+        Ok(pages.max(0) as u64)
     }
 
     /// Gives free pages beyond `keep_pages` back to the file system
