@@ -241,3 +241,53 @@ fn a_line_whose_added_timestamp_would_change_how_it_parses_is_rejected_not_ackno
     }
     assert_eq!(p.points + p.rejected, 1);
 }
+
+#[test]
+fn the_eight_bytes_a_step_line_end_agrees_with_the_careful_scan_on_random_bodies() {
+    // Bodies of the bytes that matter (newline, quote, backslash, NUL, the
+    // separators) at every offset and alignment, so a special byte lands in
+    // every lane of a step and in the tail.
+    const ALPHABET: &[u8] = b"ab =,\n\"\\\0 x1";
+    let mut seed: u64 = 0x5eed_1234_abcd_0001;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..20_000 {
+        let len = (next() % 40) as usize;
+        // Mostly plain bytes, so long plain runs happen.
+        let body: Vec<u8> = (0..len)
+            .map(|_| {
+                let r = next();
+                if r % 4 == 0 {
+                    ALPHABET[(r >> 8) as usize % ALPHABET.len()]
+                } else {
+                    b'a' + (r >> 8) as u8 % 26
+                }
+            })
+            .collect();
+        for start in 0..=body.len() {
+            let careful = scan_line_escaped(&body, start);
+            match plain_line_end(&body, start) {
+                Some(end) => {
+                    assert_eq!(end, careful, "{body:?} from {start}");
+                    assert!(
+                        !body[start..end]
+                            .iter()
+                            .any(|b| matches!(b, b'"' | b'\\' | 0 | b'\n')),
+                        "a plain line holds no special byte: {body:?} from {start}"
+                    );
+                }
+                None => assert!(
+                    body[start..careful]
+                        .iter()
+                        .any(|b| matches!(b, b'"' | b'\\' | 0)),
+                    "refused only for a special byte: {body:?} from {start}"
+                ),
+            }
+            assert_eq!(scan_line(&body, start), careful);
+        }
+    }
+}

@@ -17,10 +17,9 @@ const MAX_DECIMAL_EXP: i32 = 12;
 /// Above this magnitude n as f64 stops being exact.
 const MAX_DECIMAL_MANTISSA: f64 = 4_503_599_627_370_496.0; // 2^52
 
-/// The integer n with n / 10^e == v to the bit, checked the way the decoder
-/// computes it (so −0.0, which no integer gives back, is refused).
-fn decimal_n(v: f64, e: i32) -> Option<i64> {
-    let p = 10f64.powi(e);
+/// The integer n with n / p == v to the bit (p = 10^e), checked the way the
+/// decoder computes it (so −0.0, which no integer gives back, is refused).
+fn decimal_n(v: f64, p: f64) -> Option<i64> {
     let n = (v * p).round();
     // NaN cannot reach here (the parser refuses it); the test is written so
     // that it would refuse NaN too.
@@ -31,14 +30,18 @@ fn decimal_n(v: f64, e: i32) -> Option<i64> {
     ((n as f64 / p).to_bits() == v.to_bits()).then_some(n)
 }
 
-/// The smallest exponent that represents every value exactly, if any.
-fn decimal_exponent(values: &[f64]) -> Option<i32> {
-    let mut e = 0;
-    'search: while e <= MAX_DECIMAL_EXP {
+/// The smallest exponent that represents every value exactly, if any, with
+/// the integers in `ns` (each value is converted once per exponent tried,
+/// and the winning conversion is kept for the encoder).
+fn decimal_exponent(values: &[f64], ns: &mut Vec<i64>) -> Option<i32> {
+    'search: for e in 0..=MAX_DECIMAL_EXP {
+        // The decoder's divisor, computed as it computes it.
+        let p = 10f64.powi(e);
+        ns.clear();
         for &v in values {
-            if decimal_n(v, e).is_none() {
-                e += 1;
-                continue 'search;
+            match decimal_n(v, p) {
+                Some(n) => ns.push(n),
+                None => continue 'search,
             }
         }
         return Some(e);
@@ -47,14 +50,14 @@ fn decimal_exponent(values: &[f64]) -> Option<i32> {
 }
 
 pub fn encode(values: &[f64], out: &mut Vec<u8>) {
-    if let Some(e) = decimal_exponent(values) {
+    let mut ns = Vec::with_capacity(values.len());
+    if let Some(e) = decimal_exponent(values, &mut ns) {
         out.push(DECIMAL);
         out.push(e as u8);
         let mut prev = 0i64;
-        let deltas: Vec<u64> = values
+        let deltas: Vec<u64> = ns
             .iter()
-            .map(|&v| {
-                let n = decimal_n(v, e).unwrap_or(0);
+            .map(|&n| {
                 let d = zigzag(n.wrapping_sub(prev));
                 prev = n;
                 d

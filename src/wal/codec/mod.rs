@@ -50,8 +50,12 @@ mod floats;
 
 use crate::lineproto::split::{self, Value};
 use bits::{BitWriter, Reader, Short, get_ints, put_bytes, put_ints, put_varint, unzigzag, zigzag};
-use std::collections::HashMap;
 use std::fmt;
+
+/// The codec's maps: keys and field names come from our own producers and a
+/// map lives for one batch, so a fast unkeyed-quality hash is enough; SipHash
+/// was a tenth of the commit thread's time (issue "CPU per point").
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// The stored format `performance.compression` selects.
 pub fn format_for(c: &crate::config::Compression) -> i64 {
@@ -191,7 +195,7 @@ impl<'a> Column<'a> {
                 b = w.finish();
             }
             Column::Str(v) => {
-                let mut dict: HashMap<&[u8], u64> = HashMap::new();
+                let mut dict: HashMap<&[u8], u64> = HashMap::default();
                 let mut order = Vec::new();
                 let ids: Vec<u64> = v
                     .iter()
@@ -240,48 +244,71 @@ impl<'a> Dict<'a> {
     }
 }
 
+/// No shape yet for a series key (`last_shape`).
+const NO_SHAPE: usize = usize::MAX;
+
+/// Does `shape` (key id, then field key id << 3 | type per field) have
+/// exactly these fields, in this order, of these types?
+fn shape_matches(shape: &[u64], fields: &[(&[u8], Value)], fkeys: &Dict) -> bool {
+    shape.len() == fields.len() + 1
+        && shape[1..].iter().zip(fields).all(|(&f, (k, v))| {
+            f & 7 == u64::from(v.kind()) && fkeys.order.get((f >> 3) as usize) == Some(k)
+        })
+}
+
 /// Line protocol → format 2 body (before lz4).
 fn columns(lp: &[u8]) -> Result<Vec<u8>, CodecError> {
     let mut keys = Dict::default();
     let mut fkeys = Dict::default();
     // shape = key id + (field key id, type) list → shape id
-    let mut shape_ids: HashMap<Vec<u64>, usize> = HashMap::new();
+    let mut shape_ids: HashMap<Vec<u64>, usize> = HashMap::default();
     let mut shapes: Vec<Vec<u64>> = Vec::new();
     let mut cols: Vec<Vec<Column>> = Vec::new();
+    // The shape a series key had last, by key id: a meter sends the same
+    // fields line after line, so most lines skip hashing their field names.
+    let mut last_shape: Vec<usize> = Vec::new();
     let mut line_shapes = Vec::new();
     let mut ts = Vec::new();
     let mut sig = Vec::with_capacity(32);
+    let mut fields = Vec::with_capacity(16);
     for line in crate::lineproto::lines(lp) {
-        let l = split::split(line).ok_or_else(|| {
+        let (key, t) = split::split_into(line, &mut fields).ok_or_else(|| {
             CodecError(format!(
                 "not a normalised line: {}",
                 String::from_utf8_lossy(&line[..line.len().min(200)])
             ))
         })?;
-        sig.clear();
-        sig.push(keys.id(l.key));
-        for (k, v) in &l.fields {
-            sig.push(fkeys.id(k) << 3 | v.kind() as u64);
+        let kid = keys.id(key);
+        let kidx = kid as usize;
+        if last_shape.len() <= kidx {
+            last_shape.resize(kidx + 1, NO_SHAPE);
         }
-        let shape = match shape_ids.get(&sig) {
-            Some(&s) => s,
-            None => {
-                shape_ids.insert(sig.clone(), shapes.len());
-                shapes.push(sig.clone());
-                cols.push(
-                    l.fields
-                        .iter()
-                        .map(|(_, v)| Column::new(v.kind()))
-                        .collect(),
-                );
-                shapes.len() - 1
+        let cached = last_shape[kidx];
+        let shape = if cached != NO_SHAPE && shape_matches(&shapes[cached], &fields, &fkeys) {
+            cached
+        } else {
+            sig.clear();
+            sig.push(kid);
+            for (k, v) in &fields {
+                sig.push(fkeys.id(k) << 3 | v.kind() as u64);
             }
+            let shape = match shape_ids.get(&sig) {
+                Some(&s) => s,
+                None => {
+                    shape_ids.insert(sig.clone(), shapes.len());
+                    shapes.push(sig.clone());
+                    cols.push(fields.iter().map(|(_, v)| Column::new(v.kind())).collect());
+                    shapes.len() - 1
+                }
+            };
+            last_shape[kidx] = shape;
+            shape
         };
-        for (c, (_, v)) in cols[shape].iter_mut().zip(&l.fields) {
+        for (c, (_, v)) in cols[shape].iter_mut().zip(&fields) {
             c.push(*v);
         }
         line_shapes.push(shape as u64);
-        ts.push(l.ts);
+        ts.push(t);
     }
     let mut out = Vec::with_capacity(lp.len() / 4);
     out.push(VERSION);

@@ -1,0 +1,238 @@
+//! CPU per line against vmagent, in the same run (issue: CPU per point).
+//!
+//! Both agents take the same load as local InfluxDB writers would send it
+//! (`/write`, 5,000-line bodies of 10-field meter lines, keep-alive
+//! connections, closed loop), in two modes, agents and modes alternating
+//! within each round:
+//! - **down**: the upstream is a closed port; everything is buffered
+//!   (hissrv: committed to its SQLite buffer before the 204; vmagent: queued
+//!   to its on-disk queue, answered before it reaches disk);
+//! - **up**: hissrv delivers to a real influxd, vmagent to a real
+//!   victoria-metrics, while the load runs.
+//!
+//! Per agent and mode: acknowledged lines/s, CPU microseconds per
+//! acknowledged line over the load window (`/proc/PID/stat` utime + stime,
+//! all threads), peak RSS (`VmHWM`). Medians of rounds, with the per-round
+//! figures. Timing is not asserted anywhere: this is a bench.
+//!
+//! Run: `cargo bench --bench cpu` (env: HISSRV_BENCH_SECS=10,
+//! HISSRV_BENCH_RUNS=3, HISSRV_BENCH_CONNS=4). Needs `influxd`, `vmagent`
+//! and `victoria-metrics` on the PATH (Debian: influxdb, victoria-metrics).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+mod support;
+
+use common::*;
+use std::process::{Child, Command};
+use std::time::Duration;
+use support::*;
+
+const LINES_PER_BODY: usize = 5_000;
+/// Distinct bodies generated up front, then cycled.
+const BODIES: usize = 40;
+
+/// The kernel's clock ticks per second for `/proc/PID/stat` (`CLK_TCK`).
+fn clock_ticks_per_sec() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// utime + stime of `pid`, in clock ticks (every thread of the process).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest[0] is field 3 (state); utime is field 14, stime 15.
+    let get = |i: usize| {
+        f.get(i - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    get(14) + get(15)
+}
+
+/// vmagent with its on-disk queue in a temp dir, remote-writing to `remote`.
+struct Vmagent {
+    port: u16,
+    child: Child,
+    _dir: TempDir,
+}
+
+impl Vmagent {
+    fn start(remote: &str) -> Vmagent {
+        let dir = TempDir::new("vmagent");
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("vmagent.log")).expect("log");
+        let child = Command::new("vmagent")
+            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .arg(format!("-remoteWrite.url={remote}"))
+            .arg(format!(
+                "-remoteWrite.tmpDataPath={}",
+                dir.path().join("queue").display()
+            ))
+            .arg("-loggerLevel=ERROR")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("vmagent is installed (apt-get install victoria-metrics)");
+        let v = Vmagent {
+            port,
+            child,
+            _dir: dir,
+        };
+        wait_for("vmagent /health", Duration::from_secs(30), || {
+            agent()
+                .get(format!("http://127.0.0.1:{port}/health"))
+                .call()
+                .is_ok_and(|r| r.status() == 200)
+        });
+        v
+    }
+}
+
+impl Drop for Vmagent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One agent's figures in one mode and round.
+#[derive(Clone, Copy)]
+struct Row {
+    lines_s: f64,
+    cpu_us_line: f64,
+    rss_mib: f64,
+}
+
+fn measure(
+    pid: u32,
+    url: &str,
+    bodies: &[std::sync::Arc<Vec<u8>>],
+    conns: usize,
+    dur: Duration,
+) -> Row {
+    let tck = clock_ticks_per_sec();
+    let before = cpu_ticks(pid);
+    let load = drive(url, bodies, LINES_PER_BODY as u64, conns, dur);
+    let cpu_s = (cpu_ticks(pid) - before) as f64 / tck;
+    Row {
+        lines_s: load.points as f64 / load.elapsed.as_secs_f64(),
+        cpu_us_line: cpu_s * 1e6 / load.points.max(1) as f64,
+        rss_mib: vm_hwm_kib(pid) as f64 / 1024.0,
+    }
+}
+
+fn main() {
+    let secs = env_or("HISSRV_BENCH_SECS", 10);
+    let runs = env_or("HISSRV_BENCH_RUNS", 3) as usize;
+    let conns = env_or("HISSRV_BENCH_CONNS", 4) as usize;
+    let dur = Duration::from_secs(secs);
+    let bodies = telemetry(0, BODIES, LINES_PER_BODY);
+    println!(
+        "workload: {SERIES} series x {FIELDS} fields, {LINES_PER_BODY}-line bodies, {conns} connections, {secs} s per agent and mode, {runs} rounds"
+    );
+    let influx = Influx::start();
+    let victoria = Victoria::start();
+    // (mode, agent) → rows
+    let mut rows: Vec<((&str, &str), Vec<Row>)> = Vec::new();
+    let mut record = |key: (&'static str, &'static str), row: Row| {
+        println!(
+            "  {:>4} {:<7} {:>9.0} lines/s  {:>5.2} us CPU/line  peak RSS {:>5.1} MiB",
+            key.0, key.1, row.lines_s, row.cpu_us_line, row.rss_mib
+        );
+        match rows.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push(row),
+            None => rows.push((key, vec![row])),
+        }
+    };
+    for round in 1..=runs {
+        println!("round {round}:");
+        // Alternate which agent goes first, so drift favours neither.
+        let order: [&str; 2] = if round % 2 == 1 {
+            ["hissrv", "vmagent"]
+        } else {
+            ["vmagent", "hissrv"]
+        };
+        for mode in ["down", "up"] {
+            for who in order {
+                let row = match (who, mode) {
+                    ("hissrv", _) => {
+                        influx.create_db("bench");
+                        let upstream = if mode == "up" {
+                            influx.url()
+                        } else {
+                            format!("http://127.0.0.1:{}", free_port())
+                        };
+                        let h = Hissrv::start_with(
+                            &upstream,
+                            Sections {
+                                service: "  log_level: warn\n",
+                                influxdb: "  database: bench\n",
+                                ..Sections::default()
+                            },
+                        );
+                        let row = measure(
+                            h.pid(),
+                            &format!("{}/write?db=bench", h.url()),
+                            &bodies,
+                            conns,
+                            dur,
+                        );
+                        drop(h);
+                        let _ = influx.query("bench", "DROP DATABASE bench");
+                        row
+                    }
+                    _ => {
+                        let remote = if mode == "up" {
+                            format!("{}/api/v1/write", victoria.url())
+                        } else {
+                            format!("http://127.0.0.1:{}/api/v1/write", free_port())
+                        };
+                        let v = Vmagent::start(&remote);
+                        let url = format!("http://127.0.0.1:{}/write?db=bench", v.port);
+                        measure(v.child.id(), &url, &bodies, conns, dur)
+                    }
+                };
+                record(
+                    (
+                        if mode == "up" { "up" } else { "down" },
+                        if who == "hissrv" { "hissrv" } else { "vmagent" },
+                    ),
+                    row,
+                );
+            }
+        }
+    }
+    println!("\nmedians of {runs} rounds:");
+    println!("| mode | agent | lines/s | CPU us/line | peak RSS MiB |");
+    println!("|---|---|---|---|---|");
+    for ((mode, who), v) in &rows {
+        let col = |f: fn(&Row) -> f64| median(v.iter().map(f).collect());
+        println!(
+            "| {mode} | {who} | {:.0} | {:.2} | {:.1} |",
+            col(|r| r.lines_s),
+            col(|r| r.cpu_us_line),
+            col(|r| r.rss_mib)
+        );
+    }
+    for mode in ["down", "up"] {
+        let med = |who: &str, f: fn(&Row) -> f64| {
+            rows.iter()
+                .find(|((m, w), _)| *m == mode && *w == who)
+                .map_or(f64::NAN, |(_, v)| median(v.iter().map(f).collect()))
+        };
+        println!(
+            "{mode}: hissrv / vmagent lines/s {:.2}x, CPU per line {:.2}x",
+            med("hissrv", |r| r.lines_s) / med("vmagent", |r| r.lines_s),
+            med("hissrv", |r| r.cpu_us_line) / med("vmagent", |r| r.cpu_us_line)
+        );
+    }
+}
