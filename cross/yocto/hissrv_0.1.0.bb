@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "880f6d44bf932c8ddf5ccd190807d5b797fef2c6"
+SRCREV = "742ea38bcb335c826249a34b6db5d174e67ab59e"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
