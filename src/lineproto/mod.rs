@@ -1,6 +1,7 @@
 //! Line protocol, shared by the stages: the parser that judges and
 //! normalises request bodies exactly as InfluxDB 1.6 does (`parse`, with its
-//! `errors` and `values` scanners), and `split`, which takes a normalised
+//! `errors`, `values` and `lines` scanners; `numbers`, the digits-to-number fast paths
+//! both use), and `split`, which takes a normalised
 //! line apart again (routing and the buffer's column codec use it).
 //!
 //! Invariant: a line accepted here is stored and delivered in a form that
@@ -9,6 +10,7 @@
 //!
 //! May use: nothing (a leaf).
 
+pub mod numbers;
 mod parse;
 pub mod split;
 

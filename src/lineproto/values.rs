@@ -12,6 +12,7 @@
 #![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
 use super::ErrorKind;
+use crate::lineproto::numbers;
 
 /// Scans and range-checks a numeric field value starting at `start`.
 pub(super) fn scan_number(
@@ -63,23 +64,21 @@ pub(super) fn scan_number(
     if (is_int || is_uint) && (decimal || scientific) {
         return invalid(i);
     }
-    // Safe: the scanner admitted only ASCII.
-    let s = std::str::from_utf8(text).map_err(|_| (ErrorKind::InvalidNumber, start))?;
     if is_int || is_uint {
         if !text.ends_with(if is_int { b"i" } else { b"u" }) {
             return invalid(i);
         }
-        let digits = &s[..s.len() - 1];
-        if digits.is_empty() || digits == "-" {
+        let digits = &text[..text.len() - 1];
+        if digits.is_empty() || digits == b"-" {
             return invalid(i);
         }
         let ok = if is_int {
-            digits.parse::<i64>().is_ok()
+            numbers::int(digits).is_some()
         } else {
             if !allow_unsigned {
                 return invalid(i);
             }
-            digits.parse::<u64>().is_ok()
+            numbers::uint(digits).is_some()
         };
         if !ok {
             return Err((ErrorKind::IntegerOutOfRange, start));
@@ -89,9 +88,15 @@ pub(super) fn scan_number(
         if digits == 0 {
             return invalid(i);
         }
-        match s.parse::<f64>() {
-            Ok(v) if v.is_finite() => {}
-            _ => return Err((ErrorKind::InvalidFloat, start)),
+        // A plain decimal is always a finite float; the rest (exponents,
+        // long mantissas) the standard library judges.
+        if numbers::decimal(text).is_none() {
+            // Safe: the scanner admitted only ASCII.
+            let s = std::str::from_utf8(text).map_err(|_| (ErrorKind::InvalidNumber, start))?;
+            match s.parse::<f64>() {
+                Ok(v) if v.is_finite() => {}
+                _ => return Err((ErrorKind::InvalidFloat, start)),
+            }
         }
     }
     Ok(i)

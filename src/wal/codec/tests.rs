@@ -153,7 +153,7 @@ fn decoded_line_protocol_is_accepted_by_the_parser() {
 fn garbage_is_an_error_never_a_panic() {
     let mut r = Rng(42);
     let valid = encode(FORMAT_DELTA, &batch(&mut r)).unwrap();
-    let body = columns(&batch(&mut r)).unwrap();
+    let body = columns::columns(&batch(&mut r)).unwrap();
     for i in 0..3000 {
         // Random bytes, truncations and bit flips of valid blobs and bodies.
         let mut g = match i % 3 {

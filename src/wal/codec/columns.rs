@@ -1,0 +1,238 @@
+//! The encoder of format 2 (`delta`; the layout is in `codec/mod.rs`): a
+//! batch of normalised lines taken apart into series keys, field keys,
+//! shapes (a key with its fields and their types), timestamps and one column
+//! per shape and field.
+//!
+//! This runs on the commit thread for every line committed, so it reads each
+//! line once into a reused vector, interns with a fast hash, and remembers
+//! each series' last shape (a meter sends the same fields line after line).
+
+use super::bits::{BitWriter, put_bytes, put_ints, put_varint, zigzag};
+use super::{CodecError, MAX_TS_SCALE_EXP, VERSION, floats};
+use crate::lineproto::split::{self, Value};
+
+/// The codec's maps: keys and field names come from our own producers and a
+/// map lives for one batch, so a fast unkeyed-quality hash is enough; SipHash
+/// was a tenth of the commit thread's time (issue "CPU per point").
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Values of one column while encoding.
+enum Column<'a> {
+    Float(Vec<f64>),
+    Int(Vec<i64>),
+    Uint(Vec<u64>),
+    Bool(Vec<bool>),
+    Str(Vec<&'a [u8]>),
+}
+
+impl<'a> Column<'a> {
+    fn new(kind: u8) -> Column<'a> {
+        match kind {
+            0 => Column::Float(Vec::new()),
+            1 => Column::Int(Vec::new()),
+            2 => Column::Uint(Vec::new()),
+            3 => Column::Bool(Vec::new()),
+            _ => Column::Str(Vec::new()),
+        }
+    }
+
+    fn push(&mut self, v: Value<'a>) {
+        match (self, v) {
+            (Column::Float(c), Value::Float(x)) => c.push(x),
+            (Column::Int(c), Value::Int(x)) => c.push(x),
+            (Column::Uint(c), Value::Uint(x)) => c.push(x),
+            (Column::Bool(c), Value::Bool(x)) => c.push(x),
+            (Column::Str(c), Value::Str(x)) => c.push(x),
+            _ => {} // a shape fixes each field's type: cannot differ
+        }
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        let mut b = Vec::new();
+        match self {
+            Column::Float(v) => floats::encode(v, &mut b),
+            Column::Int(v) => {
+                let mut prev = 0i64;
+                let d: Vec<u64> = v
+                    .iter()
+                    .map(|&x| (zigzag(x.wrapping_sub(prev)), prev = x).0)
+                    .collect();
+                put_ints(&mut b, &d);
+            }
+            Column::Uint(v) => {
+                let mut prev = 0u64;
+                let d: Vec<u64> = v
+                    .iter()
+                    .map(|&x| (zigzag(x.wrapping_sub(prev) as i64), prev = x).0)
+                    .collect();
+                put_ints(&mut b, &d);
+            }
+            Column::Bool(v) => {
+                let mut w = BitWriter::default();
+                for &x in v {
+                    w.put(x as u64, 1);
+                }
+                b = w.finish();
+            }
+            Column::Str(v) => {
+                let mut dict: HashMap<&[u8], u64> = HashMap::default();
+                let mut order = Vec::new();
+                let ids: Vec<u64> = v
+                    .iter()
+                    .map(|s| {
+                        let n = dict.len() as u64;
+                        *dict.entry(s).or_insert_with(|| {
+                            order.push(*s);
+                            n
+                        })
+                    })
+                    .collect();
+                put_varint(&mut b, order.len() as u64);
+                for s in order {
+                    put_bytes(&mut b, s);
+                }
+                for id in ids {
+                    put_varint(&mut b, id);
+                }
+            }
+        }
+        put_bytes(out, &b);
+    }
+}
+
+/// Interns byte strings in first-seen order.
+#[derive(Default)]
+struct Dict<'a> {
+    ids: HashMap<&'a [u8], u64>,
+    order: Vec<&'a [u8]>,
+}
+
+impl<'a> Dict<'a> {
+    fn id(&mut self, s: &'a [u8]) -> u64 {
+        let next = self.order.len() as u64;
+        *self.ids.entry(s).or_insert_with(|| {
+            self.order.push(s);
+            next
+        })
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        put_varint(out, self.order.len() as u64);
+        for s in &self.order {
+            put_bytes(out, s);
+        }
+    }
+}
+
+/// No shape yet for a series key (`last_shape`).
+const NO_SHAPE: usize = usize::MAX;
+
+/// Does `shape` (key id, then field key id << 3 | type per field) have
+/// exactly these fields, in this order, of these types?
+fn shape_matches(shape: &[u64], fields: &[(&[u8], Value)], fkeys: &Dict) -> bool {
+    shape.len() == fields.len() + 1
+        && shape[1..].iter().zip(fields).all(|(&f, (k, v))| {
+            f & 7 == u64::from(v.kind()) && fkeys.order.get((f >> 3) as usize) == Some(k)
+        })
+}
+
+/// Line protocol → format 2 body (before lz4).
+pub(super) fn columns(lp: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let mut keys = Dict::default();
+    let mut fkeys = Dict::default();
+    // shape = key id + (field key id, type) list → shape id
+    let mut shape_ids: HashMap<Vec<u64>, usize> = HashMap::default();
+    let mut shapes: Vec<Vec<u64>> = Vec::new();
+    let mut cols: Vec<Vec<Column>> = Vec::new();
+    // The shape a series key had last, by key id: a meter sends the same
+    // fields line after line, so most lines skip hashing their field names.
+    let mut last_shape: Vec<usize> = Vec::new();
+    let mut line_shapes = Vec::new();
+    let mut ts = Vec::new();
+    let mut sig = Vec::with_capacity(32);
+    let mut fields = Vec::with_capacity(16);
+    for line in crate::lineproto::lines(lp) {
+        let (key, t) = split::split_into(line, &mut fields).ok_or_else(|| {
+            CodecError(format!(
+                "not a normalised line: {}",
+                String::from_utf8_lossy(&line[..line.len().min(200)])
+            ))
+        })?;
+        let kid = keys.id(key);
+        let kidx = kid as usize;
+        if last_shape.len() <= kidx {
+            last_shape.resize(kidx + 1, NO_SHAPE);
+        }
+        let cached = last_shape[kidx];
+        let shape = if cached != NO_SHAPE && shape_matches(&shapes[cached], &fields, &fkeys) {
+            cached
+        } else {
+            sig.clear();
+            sig.push(kid);
+            for (k, v) in &fields {
+                sig.push(fkeys.id(k) << 3 | v.kind() as u64);
+            }
+            let shape = match shape_ids.get(&sig) {
+                Some(&s) => s,
+                None => {
+                    shape_ids.insert(sig.clone(), shapes.len());
+                    shapes.push(sig.clone());
+                    cols.push(fields.iter().map(|(_, v)| Column::new(v.kind())).collect());
+                    shapes.len() - 1
+                }
+            };
+            last_shape[kidx] = shape;
+            shape
+        };
+        for (c, (_, v)) in cols[shape].iter_mut().zip(&fields) {
+            c.push(*v);
+        }
+        line_shapes.push(shape as u64);
+        ts.push(t);
+    }
+    let mut out = Vec::with_capacity(lp.len() / 4);
+    out.push(VERSION);
+    put_varint(&mut out, ts.len() as u64);
+    keys.write(&mut out);
+    fkeys.write(&mut out);
+    put_varint(&mut out, shapes.len() as u64);
+    for s in &shapes {
+        put_varint(&mut out, s[0]);
+        put_varint(&mut out, (s.len() - 1) as u64);
+        for f in &s[1..] {
+            put_varint(&mut out, f >> 3);
+            out.push((f & 7) as u8);
+        }
+    }
+    for s in &line_shapes {
+        put_varint(&mut out, *s);
+    }
+    // Timestamps in the coarsest power-of-ten unit they all share (a
+    // producer writing at ms precision stores ms), then delta-of-delta.
+    let scale = (0..=MAX_TS_SCALE_EXP)
+        .rev()
+        .find(|&k| ts.iter().all(|t| t.rem_euclid(10i64.pow(k)) == 0))
+        .unwrap_or(0);
+    out.push(scale as u8);
+    let unit = 10i64.pow(scale);
+    let (mut prev, mut prev_delta) = (0i64, 0i64);
+    let dod: Vec<u64> = ts
+        .iter()
+        .map(|&t| {
+            let t = t / unit;
+            let delta = t.wrapping_sub(prev);
+            let d = zigzag(delta.wrapping_sub(prev_delta));
+            (prev, prev_delta) = (t, delta);
+            d
+        })
+        .collect();
+    let mut packed = Vec::new();
+    put_ints(&mut packed, &dod);
+    put_bytes(&mut out, &packed);
+    for shape_cols in &cols {
+        for c in shape_cols {
+            c.write(&mut out);
+        }
+    }
+    Ok(out)
+}
