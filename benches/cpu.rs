@@ -15,6 +15,13 @@
 //! all threads), peak RSS (`VmHWM`). Medians of rounds, with the per-round
 //! figures. Timing is not asserted anywhere: this is a bench.
 //!
+//! Then, each round, the **backlog drain**: `HISSRV_BENCH_DRAIN_LINES`
+//! (500,000) lines buffered while influxd is stopped, influxd started, and
+//! the time until hissrv has delivered them all, with hissrv's CPU per
+//! delivered line; against one direct writer posting the same lines
+//! (gzip-compressed before the clock starts, so the baseline pays nothing
+//! for its gzip) to the same influxd.
+//!
 //! Run: `cargo bench --bench cpu` (env: HISSRV_BENCH_SECS=10,
 //! HISSRV_BENCH_RUNS=3, HISSRV_BENCH_CONNS=4). Needs `influxd`, `vmagent`
 //! and `victoria-metrics` on the PATH (Debian: influxdb, victoria-metrics).
@@ -24,8 +31,9 @@ mod common;
 mod support;
 
 use common::*;
+use std::io::Write;
 use std::process::{Child, Command};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::*;
 
 const LINES_PER_BODY: usize = 5_000;
@@ -130,6 +138,80 @@ fn measure(
     }
 }
 
+/// One drain's figures: hissrv's and the direct writer's lines/s, and
+/// hissrv's CPU per delivered line.
+#[derive(Clone, Copy)]
+struct Drain {
+    hissrv_s: f64,
+    direct_s: f64,
+    cpu_us_line: f64,
+}
+
+fn gzip(body: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(body).expect("gzip in memory");
+    e.finish().expect("gzip in memory")
+}
+
+/// `lines` lines buffered by hissrv with influxd stopped, then delivered.
+fn drain(influx: &mut Influx, bodies: &[std::sync::Arc<Vec<u8>>], lines: usize) -> Drain {
+    let n_bodies = lines.div_ceil(LINES_PER_BODY);
+    let posting = agent();
+    // The baseline first: one writer, gzip bodies, straight into influxd.
+    influx.create_db("direct");
+    let zipped: Vec<Vec<u8>> = (0..n_bodies)
+        .map(|i| gzip(&bodies[i % bodies.len()]))
+        .collect();
+    let url = format!("{}/write?db=direct&precision=ns", influx.url());
+    let start = Instant::now();
+    for z in &zipped {
+        let r = posting
+            .post(&url)
+            .header("Content-Encoding", "gzip")
+            .send(&z[..])
+            .expect("influxd takes the direct write");
+        assert_eq!(r.status(), 204, "influxd refused the direct write");
+    }
+    let direct_s = (n_bodies * LINES_PER_BODY) as f64 / start.elapsed().as_secs_f64();
+    let _ = influx.query("direct", "DROP DATABASE direct");
+
+    influx.create_db("bench");
+    influx.stop();
+    let h = Hissrv::start_with(
+        &influx.url(),
+        Sections {
+            service: "  log_level: warn\n",
+            influxdb: "  database: bench\n",
+            ..Sections::default()
+        },
+    );
+    let url = format!("{}/write?db=bench", h.url());
+    for i in 0..n_bodies {
+        let r = posting
+            .post(&url)
+            .send(&bodies[i % bodies.len()][..])
+            .expect("hissrv takes the write");
+        assert_eq!(r.status(), 204, "hissrv refused a write");
+    }
+    let committed = health_counter(&h.url(), "points_committed");
+    let tck = clock_ticks_per_sec();
+    influx.restart();
+    let before = cpu_ticks(h.pid());
+    let start = Instant::now();
+    wait_for("the backlog delivered", Duration::from_secs(600), || {
+        health_counter(&h.url(), "points_written") >= committed
+    });
+    let secs = start.elapsed().as_secs_f64();
+    let cpu_s = (cpu_ticks(h.pid()) - before) as f64 / tck;
+    drop(h);
+    let _ = influx.query("bench", "DROP DATABASE bench");
+    Drain {
+        hissrv_s: committed as f64 / secs,
+        direct_s,
+        cpu_us_line: cpu_s * 1e6 / committed.max(1) as f64,
+    }
+}
+
 fn main() {
     let secs = env_or("HISSRV_BENCH_SECS", 10);
     let runs = env_or("HISSRV_BENCH_RUNS", 3) as usize;
@@ -139,8 +221,10 @@ fn main() {
     println!(
         "workload: {SERIES} series x {FIELDS} fields, {LINES_PER_BODY}-line bodies, {conns} connections, {secs} s per agent and mode, {runs} rounds"
     );
-    let influx = Influx::start();
+    let drain_lines = env_or("HISSRV_BENCH_DRAIN_LINES", 500_000) as usize;
+    let mut influx = Influx::start();
     let victoria = Victoria::start();
+    let mut drains = Vec::new();
     // (mode, agent) → rows
     let mut rows: Vec<((&str, &str), Vec<Row>)> = Vec::new();
     let mut record = |key: (&'static str, &'static str), row: Row| {
@@ -210,6 +294,15 @@ fn main() {
                 );
             }
         }
+        let d = drain(&mut influx, &bodies, drain_lines);
+        println!(
+            "  drain   hissrv {:>9.0} lines/s  {:>5.2} us CPU/line | direct gzip writer {:>9.0} lines/s ({:.2}x)",
+            d.hissrv_s,
+            d.cpu_us_line,
+            d.direct_s,
+            d.hissrv_s / d.direct_s
+        );
+        drains.push(d);
     }
     println!("\nmedians of {runs} rounds:");
     println!("| mode | agent | lines/s | CPU us/line | peak RSS MiB |");
@@ -223,6 +316,14 @@ fn main() {
             col(|r| r.rss_mib)
         );
     }
+    let dcol = |f: fn(&Drain) -> f64| median(drains.iter().map(f).collect());
+    println!(
+        "drain of {drain_lines} buffered lines: hissrv {:.0} lines/s, {:.2} us CPU/line; direct gzip writer {:.0} lines/s; ratio (median of rounds) {:.2}x",
+        dcol(|d| d.hissrv_s),
+        dcol(|d| d.cpu_us_line),
+        dcol(|d| d.direct_s),
+        dcol(|d| d.hissrv_s / d.direct_s)
+    );
     for mode in ["down", "up"] {
         let med = |who: &str, f: fn(&Row) -> f64| {
             rows.iter()

@@ -70,9 +70,11 @@ version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 mkdir -p dist
 for t in "${targets[@]}"; do
   echo "== $t"
+  # Static musl builds (OpenWrt, small gateways): the size profile; glibc
+  # builds (Debian, Yocto): the speed profile (Cargo.toml, BENCHMARKS.md).
   case "$t" in
-    *-musl | *-musleabihf) cargo zigbuild --release --locked --target "$t" ;;
-    *) cargo build --release --locked --target "$t" ;;
+    *-musl | *-musleabihf) profile=size; cargo zigbuild --profile size --locked --target "$t" ;;
+    *) profile=release; cargo build --release --locked --target "$t" ;;
   esac
   out="dist/hissrv-${version}-${t}"
   case "$t" in
@@ -81,12 +83,12 @@ for t in "${targets[@]}"; do
     # packages do. A panic is still logged; only RUST_BACKTRACE output is lost.
     aarch64-unknown-linux-musl)
       aarch64-linux-gnu-objcopy --remove-section=.eh_frame --remove-section=.eh_frame_hdr \
-        "target/$t/release/hissrv" "$out" ;;
+        "target/$t/$profile/hissrv" "$out" ;;
     armv7-unknown-linux-musleabihf)
       arm-linux-gnueabihf-objcopy --remove-section=.eh_frame --remove-section=.eh_frame_hdr \
         --remove-section=.ARM.exidx --remove-section=.ARM.extab \
-        "target/$t/release/hissrv" "$out" ;;
-    *) cp "target/$t/release/hissrv" "$out" ;;
+        "target/$t/$profile/hissrv" "$out" ;;
+    *) cp "target/$t/$profile/hissrv" "$out" ;;
   esac
   printf '%s: %s bytes\n' "$out" "$(stat -c %s "$out")"
 done

@@ -217,6 +217,8 @@ fn the_yocto_recipe_pins_a_commit_whose_lock_file_its_crate_list_matches() {
 fn the_openwrt_recipe_keeps_the_tested_profile_and_sqlite_flags() {
     let mk = read("cross/openwrt/hissrv/Makefile");
     for line in [
+        // The size profile's opt-level, as the static builds CI tests.
+        "--config 'profile.release.opt-level=\"z\"'",
         "--config 'profile.release.panic=\"abort\"'",
         "--config 'profile.release.overflow-checks=false'",
         // CONFIG_DEBUG builds use the dev profile; the tables go there too.
@@ -230,6 +232,12 @@ fn the_openwrt_recipe_keeps_the_tested_profile_and_sqlite_flags() {
     ] {
         assert!(mk.contains(line), "Makefile lacks {line}");
     }
+    let cargo = read("Cargo.toml");
+    assert!(
+        cargo.contains("[profile.size]\n")
+            && cargo.contains("inherits = \"release\"\nopt-level = \"z\"\n"),
+        "the size profile the Makefile's opt-level mirrors"
+    );
     let config = read(".cargo/config.toml");
     assert!(
         config.contains("LIBSQLITE3_FLAGS = \"") && config.contains("-DSQLITE_OMIT_LOAD_EXTENSION")

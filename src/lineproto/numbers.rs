@@ -89,6 +89,29 @@ pub fn decimal(b: &[u8]) -> Option<f64> {
     Some(if neg { -v } else { v })
 }
 
+/// Appends `v` in decimal, as `{}` writes it.
+pub fn push_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Appends `v` in decimal, as `{}` writes it.
+pub fn push_i64(out: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        out.push(b'-');
+    }
+    push_u64(out, v.unsigned_abs());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +167,26 @@ mod tests {
                 assert_eq!(int(t.as_bytes()), t.parse::<i64>().ok(), "{t}");
                 assert_eq!(uint(t.as_bytes()), t.parse::<u64>().ok(), "{t}");
             }
+        }
+    }
+
+    #[test]
+    fn integers_are_written_as_display_writes_them() {
+        let mut next = rng(0x0123_4567_89ab_cdef);
+        for i in 0..100_000u64 {
+            let x = if i < 64 {
+                1u64 << i
+            } else {
+                next() >> (next() % 64)
+            };
+            for v in [x as i64, (x as i64).wrapping_neg(), i64::MIN, i64::MAX, 0] {
+                let mut out = Vec::new();
+                push_i64(&mut out, v);
+                assert_eq!(out, v.to_string().into_bytes());
+            }
+            let mut out = Vec::new();
+            push_u64(&mut out, x);
+            assert_eq!(out, x.to_string().into_bytes());
         }
     }
 

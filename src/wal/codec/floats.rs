@@ -101,23 +101,115 @@ pub fn encode(values: &[f64], out: &mut Vec<u8>) {
     out.extend_from_slice(&w.finish());
 }
 
-pub fn decode(r: &mut Reader, n: usize, out: &mut Vec<f64>) -> Result<(), Short> {
+/// A decoded float column: decimal columns keep their integers, so they can
+/// be rendered from their digits (`render`) without formatting a float.
+pub enum FloatColumn {
+    /// v = n / 10^e.
+    Decimal(Vec<i64>, i32),
+    Bits(Vec<f64>),
+}
+
+/// Below this magnitude `{:?}` writes a float with an exponent (and from
+/// 1e16 up, which no decimal column reaches: |n| < 2^52).
+const DEBUG_EXPONENT_BELOW: f64 = 1e-4;
+/// Integers below this have at most 15 digits: every decimal of 15
+/// significant digits is a different f64 (DBL_DIG), so its digits are the
+/// shortest that round-trip, the ones `{:?}` writes.
+const SHORTEST_DIGITS_BELOW: i64 = 1_000_000_000_000_000;
+
+impl FloatColumn {
+    /// The values, as the decoder computes them.
+    #[cfg(test)]
+    pub fn values(&self) -> Vec<f64> {
+        match self {
+            FloatColumn::Decimal(v, e) => {
+                let p = 10f64.powi(*e);
+                v.iter().map(|&n| n as f64 / p).collect()
+            }
+            FloatColumn::Bits(v) => v.clone(),
+        }
+    }
+
+    /// Writes value `at` exactly as `{:?}` writes the f64 (the stored
+    /// spelling is the same either way); `false` if there is no such value.
+    pub fn render(&self, at: usize, out: &mut Vec<u8>) -> bool {
+        use std::io::Write;
+        match self {
+            FloatColumn::Bits(v) => v.get(at).is_some_and(|x| write!(out, "{x:?}").is_ok()),
+            FloatColumn::Decimal(v, e) => {
+                let Some(&n) = v.get(at) else {
+                    return false;
+                };
+                let p = 10f64.powi(*e);
+                let x = n as f64 / p;
+                if n.unsigned_abs() >= SHORTEST_DIGITS_BELOW.unsigned_abs()
+                    || (n != 0 && x.abs() < DEBUG_EXPONENT_BELOW)
+                {
+                    return write!(out, "{x:?}").is_ok();
+                }
+                push_decimal(n, *e as u32, out);
+                true
+            }
+        }
+    }
+}
+
+/// n / 10^e in plain decimal digits, trailing fractional zeros dropped, at
+/// least one fractional digit (`{:?}`'s `23.0`).
+fn push_decimal(n: i64, e: u32, out: &mut Vec<u8>) {
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    let mut m = n.unsigned_abs();
+    loop {
+        digits[len] = b'0' + (m % 10) as u8;
+        len += 1;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    // digits[..len] holds the digits least significant first; at least
+    // e + 1 of them, so the integer part has a digit.
+    let e = e as usize;
+    while len <= e {
+        digits[len] = b'0';
+        len += 1;
+    }
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend(digits[e..len].iter().rev());
+    out.push(b'.');
+    let frac = &digits[..e];
+    let zeros = frac.iter().take_while(|&&d| d == b'0').count();
+    if zeros == e {
+        out.push(b'0');
+    } else {
+        out.extend(frac[zeros..].iter().rev());
+    }
+}
+
+pub fn decode(r: &mut Reader, n: usize) -> Result<FloatColumn, Short> {
     match r.u8()? {
         DECIMAL => {
             let e = r.u8()? as i32;
             if e > MAX_DECIMAL_EXP {
                 return Err(Short);
             }
-            let p = 10f64.powi(e);
             let mut prev = 0i64;
-            for d in get_ints(r, n)? {
-                prev = prev.wrapping_add(unzigzag(d));
-                out.push(prev as f64 / p);
-            }
-            Ok(())
+            let ns = get_ints(r, n)?
+                .into_iter()
+                .map(|d| {
+                    prev = prev.wrapping_add(unzigzag(d));
+                    prev
+                })
+                .collect();
+            Ok(FloatColumn::Decimal(ns, e))
         }
         GORILLA => {
             let rest = r.take(r.remaining())?;
+            // Each value takes at least one bit.
+            let mut out = Vec::with_capacity(n.min(rest.len().saturating_mul(8)));
             let mut b = BitReader::new(rest);
             let mut prev = 0u64;
             let (mut lz, mut tz) = (0u32, 0u32);
@@ -138,7 +230,7 @@ pub fn decode(r: &mut Reader, n: usize, out: &mut Vec<f64>) -> Result<(), Short>
                 }
                 out.push(f64::from_bits(prev));
             }
-            Ok(())
+            Ok(FloatColumn::Bits(out))
         }
         _ => Err(Short),
     }
@@ -151,12 +243,61 @@ mod tests {
     fn round_trip(values: &[f64]) -> Vec<u8> {
         let mut out = Vec::new();
         encode(values, &mut out);
-        let mut back = Vec::new();
-        decode(&mut Reader::new(&out), values.len(), &mut back).unwrap();
+        let back = decode(&mut Reader::new(&out), values.len()).unwrap();
         let a: Vec<u64> = values.iter().map(|v| v.to_bits()).collect();
-        let b: Vec<u64> = back.iter().map(|v| v.to_bits()).collect();
+        let b: Vec<u64> = back.values().iter().map(|v| v.to_bits()).collect();
         assert_eq!(a, b);
         out
+    }
+
+    #[test]
+    fn decimal_columns_render_from_their_digits_exactly_as_debug_formats_the_float() {
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let edges = [
+            0i64,
+            1,
+            -1,
+            9,
+            10,
+            99,
+            100,
+            999_999_999_999_999,
+            -999_999_999_999_999,
+            1_000_000_000_000_000,
+            4_503_599_627_370_495,
+        ];
+        let (mut fast, mut slow) = (0, 0);
+        for i in 0..300_000 {
+            let n = match i % 3 {
+                0 => edges[(next() % edges.len() as u64) as usize],
+                1 => (next() % 1_000_000) as i64 - 500_000,
+                _ => (next() >> (12 + next() % 52)) as i64 * if next() & 1 == 1 { -1 } else { 1 },
+            };
+            let e = (next() % (MAX_DECIMAL_EXP as u64 + 1)) as i32;
+            let col = FloatColumn::Decimal(vec![n], e);
+            let mut ours = Vec::new();
+            assert!(col.render(0, &mut ours));
+            let want = format!("{:?}", n as f64 / 10f64.powi(e));
+            assert_eq!(String::from_utf8(ours).unwrap(), want, "n {n} e {e}");
+            if n.unsigned_abs() < SHORTEST_DIGITS_BELOW as u64
+                && (n == 0 || (n as f64 / 10f64.powi(e)).abs() >= DEBUG_EXPONENT_BELOW)
+            {
+                fast += 1;
+            } else {
+                slow += 1;
+            }
+        }
+        assert!(
+            fast > 100_000 && slow > 1_000,
+            "both paths tried: {fast} {slow}"
+        );
+        assert!(!FloatColumn::Decimal(vec![1], 0).render(1, &mut Vec::new()));
     }
 
     #[test]

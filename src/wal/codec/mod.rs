@@ -49,6 +49,7 @@ mod bits;
 mod columns;
 mod floats;
 
+use crate::lineproto::numbers::{push_i64, push_u64};
 use bits::{Reader, Short, get_ints, unzigzag};
 use std::fmt;
 
@@ -133,7 +134,7 @@ fn unlz4(blob: &[u8]) -> Result<Vec<u8>, CodecError> {
 
 /// Decoded columns of one shape, with a cursor per column.
 enum Decoded {
-    Float(Vec<f64>),
+    Float(floats::FloatColumn),
     Int(Vec<i64>),
     Uint(Vec<u64>),
     Bool(Vec<bool>),
@@ -143,11 +144,7 @@ enum Decoded {
 fn read_column(bytes: &[u8], kind: u8, n: usize) -> Result<Decoded, Short> {
     let mut r = Reader::new(bytes);
     Ok(match kind {
-        0 => {
-            let mut v = Vec::with_capacity(n.min(bytes.len() * 8));
-            floats::decode(&mut r, n, &mut v)?;
-            Decoded::Float(v)
-        }
+        0 => Decoded::Float(floats::decode(&mut r, n)?),
         1 | 2 => {
             let mut prev = 0i64;
             let v: Vec<i64> = get_ints(&mut r, n)?
@@ -257,7 +254,6 @@ fn lines(body: &[u8]) -> Result<Vec<u8>, CodecError> {
     }
     let mut cursor = vec![0usize; n_shapes];
     let mut out = Vec::with_capacity(body.len() * 4);
-    let mut num = Vec::with_capacity(32);
     for (i, &s) in line_shapes.iter().enumerate() {
         let (key, fields) = &shapes[s];
         let at = cursor[s];
@@ -267,24 +263,40 @@ fn lines(body: &[u8]) -> Result<Vec<u8>, CodecError> {
             out.push(if f == 0 { b' ' } else { b',' });
             out.extend_from_slice(fkeys[*fk]);
             out.push(b'=');
-            num.clear();
-            use std::io::Write;
-            let _ = match col {
-                Decoded::Float(v) => write!(num, "{:?}", v.get(at).ok_or(Short)?),
-                Decoded::Int(v) => write!(num, "{}i", v.get(at).ok_or(Short)?),
-                Decoded::Uint(v) => write!(num, "{}u", v.get(at).ok_or(Short)?),
-                Decoded::Bool(v) => write!(num, "{}", v.get(at).ok_or(Short)?),
-                Decoded::Str(dict, ids) => {
-                    num.push(b'"');
-                    num.extend_from_slice(&dict[*ids.get(at).ok_or(Short)?]);
-                    num.push(b'"');
-                    Ok(())
+            // Numbers without the formatting machinery: the drain renders
+            // every value of every line it sends (issue "CPU per point").
+            match col {
+                Decoded::Float(v) => {
+                    if !v.render(at, &mut out) {
+                        return Err(Short.into());
+                    }
                 }
-            };
-            out.extend_from_slice(&num);
+                Decoded::Int(v) => {
+                    push_i64(&mut out, *v.get(at).ok_or(Short)?);
+                    out.push(b'i');
+                }
+                Decoded::Uint(v) => {
+                    push_u64(&mut out, *v.get(at).ok_or(Short)?);
+                    out.push(b'u');
+                }
+                Decoded::Bool(v) => {
+                    let b: &[u8] = if *v.get(at).ok_or(Short)? {
+                        b"true"
+                    } else {
+                        b"false"
+                    };
+                    out.extend_from_slice(b);
+                }
+                Decoded::Str(dict, ids) => {
+                    out.push(b'"');
+                    out.extend_from_slice(&dict[*ids.get(at).ok_or(Short)?]);
+                    out.push(b'"');
+                }
+            }
         }
         out.push(b' ');
-        let _ = std::io::Write::write_fmt(&mut out, format_args!("{}\n", ts[i]));
+        push_i64(&mut out, ts[i]);
+        out.push(b'\n');
         if out.len() > MAX_DECODED_BYTES {
             return Err(CodecError("decodes to more than the size cap".into()));
         }
