@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "cb3b201e02dcc697b3ce4c04829b14a947f90a99"
+SRCREV = "4aa1dedd02b42b64544b6ce53b767eaae5d28793"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
