@@ -27,38 +27,67 @@ struct Scratch<'a> {
     column: Vec<u8>,
 }
 
-/// Writes one column: the values of field `f` of the lines `lines` (each
-/// line's values start at `starts[line]` in `vals`), all of type `kind`.
+/// Every line's values in line order, 8 bytes each (a 24-byte `Value` a
+/// value made the commit thread's peak memory grow by megabytes): the shape
+/// says each one's type.
+#[derive(Default)]
+struct Values<'a> {
+    /// Floats as their bits, integers as two's complement, booleans 0 or 1,
+    /// strings as their index in `strs`.
+    bits: Vec<u64>,
+    strs: Vec<&'a [u8]>,
+    /// Where each line's values begin in `bits`.
+    starts: Vec<u32>,
+}
+
+impl<'a> Values<'a> {
+    fn push_line(&mut self, fields: &[(&'a [u8], Value<'a>)]) -> Result<(), CodecError> {
+        // Offsets in u32: a batch of 4 G values is far past any quota.
+        let start = u32::try_from(self.bits.len())
+            .map_err(|_| CodecError("a batch too large to encode".into()))?;
+        self.starts.push(start);
+        for (_, v) in fields {
+            let bits = match *v {
+                Value::Float(x) => x.to_bits(),
+                Value::Int(x) => x as u64,
+                Value::Uint(x) => x,
+                Value::Bool(x) => u64::from(x),
+                Value::Str(x) => {
+                    self.strs.push(x);
+                    (self.strs.len() - 1) as u64
+                }
+            };
+            self.bits.push(bits);
+        }
+        Ok(())
+    }
+}
+
+/// Writes one column: the values of field `f` of the lines `lines`, all of
+/// type `kind`.
 fn write_column<'a>(
     kind: u8,
     f: usize,
     lines: &[u32],
-    starts: &[u32],
-    vals: &[Value<'a>],
+    values: &Values<'a>,
     sc: &mut Scratch<'a>,
     out: &mut Vec<u8>,
 ) {
-    let value = |line: &u32| vals[starts[*line as usize] as usize + f];
+    let value = |line: &u32| values.bits[values.starts[*line as usize] as usize + f];
     sc.column.clear();
     let b = &mut sc.column;
     match kind {
         0 => {
             sc.floats.clear();
-            sc.floats.extend(lines.iter().map(|l| match value(l) {
-                Value::Float(x) => x,
-                _ => 0.0, // a shape fixes each field's type: cannot differ
-            }));
+            sc.floats
+                .extend(lines.iter().map(|l| f64::from_bits(value(l))));
             floats::encode(&sc.floats, b);
         }
         1 | 2 => {
             let mut prev = 0i64;
             sc.ints.clear();
             sc.ints.extend(lines.iter().map(|l| {
-                let x = match value(l) {
-                    Value::Int(x) => x,
-                    Value::Uint(x) => x as i64,
-                    _ => 0,
-                };
+                let x = value(l) as i64;
                 (zigzag(x.wrapping_sub(prev)), prev = x).0
             }));
             put_ints(b, &sc.ints);
@@ -66,16 +95,17 @@ fn write_column<'a>(
         3 => {
             let mut w = BitWriter::default();
             for l in lines {
-                w.put(matches!(value(l), Value::Bool(true)) as u64, 1);
+                w.put(value(l), 1);
             }
             *b = w.finish();
         }
         _ => {
             sc.strs.clear();
-            sc.strs.extend(lines.iter().map(|l| match value(l) {
-                Value::Str(x) => x,
-                _ => b"",
-            }));
+            sc.strs.extend(
+                lines
+                    .iter()
+                    .map(|l| values.strs.get(value(l) as usize).copied().unwrap_or(b"")),
+            );
             let mut dict: HashMap<&[u8], u64> = HashMap::default();
             let mut order = Vec::new();
             let ids: Vec<u64> = sc
@@ -144,9 +174,7 @@ pub(super) fn columns(lp: &[u8]) -> Result<Vec<u8>, CodecError> {
     // shape = key id + (field key id, type) list → shape id
     let mut shape_ids: HashMap<Vec<u64>, usize> = HashMap::default();
     let mut shapes: Vec<Vec<u64>> = Vec::new();
-    // Every line's values, in line order (`starts`: where each line's begin).
-    let mut vals: Vec<Value> = Vec::with_capacity(lp.len() / 8);
-    let mut starts: Vec<u32> = Vec::new();
+    let mut values = Values::default();
     // The shape a series key had last, by key id: a meter sends the same
     // fields line after line, so most lines skip hashing their field names.
     let mut last_shape: Vec<usize> = Vec::new();
@@ -186,12 +214,7 @@ pub(super) fn columns(lp: &[u8]) -> Result<Vec<u8>, CodecError> {
             last_shape[kidx] = shape;
             shape
         };
-        // Offsets in u32: a batch of 4 G values is far past any quota.
-        starts.push(
-            u32::try_from(vals.len())
-                .map_err(|_| CodecError("a batch too large to encode".into()))?,
-        );
-        vals.extend(fields.iter().map(|(_, v)| *v));
+        values.push_line(&fields)?;
         line_shapes.push(shape as u64);
         ts.push(t);
     }
@@ -252,15 +275,7 @@ pub(super) fn columns(lp: &[u8]) -> Result<Vec<u8>, CodecError> {
     for (s, shape) in shapes.iter().enumerate() {
         let lines = &by_shape[first[s] as usize..first[s + 1] as usize];
         for (f, field) in shape[1..].iter().enumerate() {
-            write_column(
-                (field & 7) as u8,
-                f,
-                lines,
-                &starts,
-                &vals,
-                &mut scratch,
-                &mut out,
-            );
+            write_column((field & 7) as u8, f, lines, &values, &mut scratch, &mut out);
         }
     }
     Ok(out)
