@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "90cf5a8b2fd4a41cefc46f70fa645ade6bf77e0c"
+SRCREV = "4aef58a1f4426343d281daac0d1506ce39a0f759"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
