@@ -6,7 +6,6 @@
 //! Run: `cargo bench --bench gzip` (HISSRV_BENCH_RUNS=31 timings per level).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 mod support;
 

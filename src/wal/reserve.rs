@@ -39,11 +39,12 @@ pub const RESERVE_QUOTA_DIVISOR: u64 = 8;
 /// larger than the card (the default 1 GiB on a small one) still leaves the
 /// card mostly for data, and the reserve can always be made.
 pub const RESERVE_FREE_DIVISOR: u64 = 4;
-/// The reserve when the file system's free space cannot be read (bytes):
-/// the size before the reserve followed free space.
-pub const RESERVE_FALLBACK_BYTES: u64 = 8 * 1024 * 1024;
-/// Reserve sizes are whole MiB: a start beside a slightly fuller disk finds
-/// the reserve it made before instead of writing it again.
+/// The smallest reserve (bytes; or quota/8 if smaller): room for a
+/// checkpoint of SQLite's default 1000 pages (4 MiB) and the deletes behind
+/// it, the size the reserve had before it followed free space.
+pub const RESERVE_FLOOR_BYTES: u64 = 8 * 1024 * 1024;
+/// A reserve grown from free space is whole MiB: a start beside a slightly
+/// fuller disk finds the reserve it made before instead of writing it again.
 const RESERVE_UNIT_BYTES: u64 = 1024 * 1024;
 /// How often a missing reserve is made again.
 pub const RESERVE_RETRY_SECS: u64 = 5;
@@ -143,30 +144,45 @@ impl Reserve {
     }
 }
 
-/// The reserve's size for a buffer whose reserve file is `path`: the
-/// smallest of the quota's share, the free space's share and
-/// `RESERVE_MAX_BYTES`, in whole `RESERVE_UNIT_BYTES` where it is that big.
+/// The reserve's size for a buffer whose reserve file is `path` (see
+/// `reserve_size`), from the file system's free space and the reserve
+/// already there.
 fn reserve_bytes(path: &Path, quota_bytes: u64) -> u64 {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let free_share = match rustix::fs::statvfs(dir) {
-        Ok(st) => {
-            let free = st.f_bavail.saturating_mul(st.f_frsize);
-            let ours = std::fs::metadata(path).map_or(0, |m| m.len());
-            free.saturating_add(ours) / RESERVE_FREE_DIVISOR
+    let existing = std::fs::metadata(path).map_or(0, |m| m.len());
+    let free = rustix::fs::statvfs(dir)
+        .ok()
+        .map(|st| st.f_bavail.saturating_mul(st.f_frsize));
+    reserve_size(quota_bytes, free, existing)
+}
+
+/// The reserve for a quota, the file system's free bytes (`None`: unknown)
+/// and the size of a reserve file already there:
+/// - never below `RESERVE_FLOOR_BYTES` (or quota/8 if smaller): what a
+///   1000-page checkpoint needs. Free space is no floor: a start beside a
+///   full disk would make a reserve of nothing and accept writes;
+/// - grown toward `RESERVE_MAX_BYTES` by a quarter of the free space (its
+///   own file counted as free), for the larger checkpoints;
+/// - never shrunk below the reserve already there: sized anew at each start
+///   beside a full disk, it lost three quarters a start, and four restarts
+///   during an outage wedged the buffer (a review found it);
+/// - at most quota/8, whatever else.
+fn reserve_size(quota_bytes: u64, free: Option<u64>, existing: u64) -> u64 {
+    let quota_share = quota_bytes / RESERVE_QUOTA_DIVISOR;
+    let grown = match free {
+        Some(free) => {
+            let share = free.saturating_add(existing) / RESERVE_FREE_DIVISOR;
+            share / RESERVE_UNIT_BYTES * RESERVE_UNIT_BYTES
         }
-        Err(_) => RESERVE_FALLBACK_BYTES,
+        None => 0,
     };
-    let bytes = (quota_bytes / RESERVE_QUOTA_DIVISOR)
-        .min(free_share)
-        .min(RESERVE_MAX_BYTES);
-    if bytes >= RESERVE_UNIT_BYTES {
-        bytes / RESERVE_UNIT_BYTES * RESERVE_UNIT_BYTES
-    } else {
-        bytes
-    }
+    grown
+        .max(existing)
+        .clamp(RESERVE_FLOOR_BYTES, RESERVE_MAX_BYTES)
+        .min(quota_share)
 }
 
 #[cfg(test)]
@@ -198,6 +214,33 @@ mod tests {
         r.make().unwrap();
         assert!(!r.is_missing());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_reserve_never_shrinks_below_its_floor_or_the_reserve_already_there() {
+        const MIB: u64 = 1024 * 1024;
+        let gib = 1024 * MIB;
+        // Plenty of room: the largest reserve.
+        assert_eq!(reserve_size(gib, Some(10 * gib), 0), RESERVE_MAX_BYTES);
+        // A small card: a quarter of it, in whole MiB, but never below the floor.
+        assert_eq!(reserve_size(gib, Some(60 * MIB), 0), 15 * MIB);
+        assert_eq!(reserve_size(gib, Some(24 * MIB), 0), RESERVE_FLOOR_BYTES);
+        // A full disk at the first start, or free space unknown: the floor
+        // (made if there is room, else writes stay refused).
+        assert_eq!(reserve_size(gib, Some(0), 0), RESERVE_FLOOR_BYTES);
+        assert_eq!(reserve_size(gib, None, 0), RESERVE_FLOOR_BYTES);
+        // Restarts beside a full disk keep the reserve there, every time.
+        let mut r = reserve_size(gib, Some(100 * MIB), 0);
+        assert_eq!(r, 25 * MIB);
+        for _ in 0..10 {
+            r = reserve_size(gib, Some(0), r);
+            assert_eq!(r, 25 * MIB);
+        }
+        // More free space later grows it, up to the largest.
+        assert_eq!(reserve_size(gib, Some(200 * MIB), r), 32 * MIB);
+        // The quota's share bounds everything, a foreign big file included.
+        assert_eq!(reserve_size(16 * MIB, Some(10 * gib), 64 * MIB), 2 * MIB);
+        assert_eq!(reserve_size(gib, Some(0), 500 * MIB), RESERVE_MAX_BYTES);
     }
 
     #[test]

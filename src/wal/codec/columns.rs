@@ -11,9 +11,11 @@ use super::bits::{BitWriter, put_bytes, put_ints, put_varint, zigzag};
 use super::{CodecError, MAX_TS_SCALE_EXP, VERSION, floats};
 use crate::lineproto::split::{self, Value};
 
-/// The codec's maps: keys and field names come from our own producers and a
-/// map lives for one batch, so a fast unkeyed-quality hash is enough; SipHash
-/// was a tenth of the commit thread's time (issue "CPU per point").
+/// The codec's maps. Their keys (series and field names) come from HTTP
+/// clients, but a map lives for one batch (at most `max_batch_size` lines)
+/// and foldhash is seeded per process: a client crafting collisions can slow
+/// one batch's encoding, no more. SipHash was a tenth of the commit thread's
+/// time (issue "CPU per point").
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Buffers reused from column to column while a batch is written: a batch
