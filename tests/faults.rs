@@ -523,18 +523,22 @@ fn a_write_larger_than_the_rings_once_normalised_gets_413_not_an_endless_503() {
 
 #[test]
 fn a_full_file_system_answers_507_keeps_what_is_stored_and_recovers_after_draining() {
-    // A small card: a reserve of a quarter of it, small checkpoints.
-    full_file_system(24);
+    // A small card: the reserve's 8 MiB floor, 1000-page checkpoints.
+    full_file_system(24, 0);
 }
 
 #[test]
 fn a_full_file_system_drains_with_the_largest_reserve_and_checkpoint() {
-    // Room for the 32 MiB reserve and 16 MiB checkpoints (4000 pages behind
-    // an 8 MiB reserve wedged here).
-    full_file_system(160);
+    // Room at start for the 32 MiB reserve and 16 MiB checkpoints (4000
+    // pages behind an 8 MiB reserve wedged here), then another file takes
+    // 100 MiB, so the buffer fills the last ~28 MiB (a debug build drains
+    // that within the timeouts; 160 MiB of points it did not).
+    full_file_system(160, 100);
 }
 
-fn full_file_system(disk_mib: u64) {
+/// The full-disk story on a `disk_mib` tmpfs, where another file takes
+/// `other_mib` once the agent has started.
+fn full_file_system(disk_mib: u64, other_mib: usize) {
     let dir = TempDir::new("full-disk");
     // Smaller than the quota (1 GiB default): the disk, not the quota, fills.
     let Some(disk) = common::disk::tmpfs_or_skip(dir.path(), disk_mib * 1024) else {
@@ -558,6 +562,9 @@ fn full_file_system(disk_mib: u64) {
             ..Sections::default()
         },
     );
+    if other_mib > 0 {
+        std::fs::write(disk.path().join("other"), vec![1u8; other_mib << 20]).unwrap();
+    }
     const LINES: i64 = 2_000; // ~66 kB a body
     let mut acked = 0;
     let mut refusal = None;
@@ -589,6 +596,25 @@ fn full_file_system(disk_mib: u64) {
         reserve_bytes >= 8 << 20 && reserve_bytes <= ((disk_mib << 20) / 4).max(8 << 20),
         "{reserve_bytes} bytes on a {disk_mib} MiB disk"
     );
+    // The invariant: a spent reserve holds a checkpoint and the deletes.
+    let checkpoint_pages: u64 = h
+        .log()
+        .split("WAL checkpoints every ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the start logs the checkpoint size");
+    assert!(
+        checkpoint_pages * 4096 * 2 <= reserve_bytes,
+        "{checkpoint_pages}"
+    );
+    if disk_mib >= 128 {
+        assert_eq!(
+            (reserve_bytes, checkpoint_pages),
+            (32 << 20, 4000),
+            "the largest"
+        );
+    }
     assert_eq!(
         std::fs::metadata(&reserve).map(|m| m.len()).ok(),
         Some(reserve_bytes),
