@@ -536,6 +536,17 @@ fn a_full_file_system_drains_with_the_largest_reserve_and_checkpoint() {
     full_file_system(160, 100);
 }
 
+/// The number the agent's log gives first after `before` (the start logs
+/// its disk reserve and checkpoint size).
+fn logged_number(h: &Hissrv, before: &str) -> u64 {
+    h.log()
+        .split(before)
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the log has a number after {before:?}"))
+}
+
 /// The full-disk story on a `disk_mib` tmpfs, where another file takes
 /// `other_mib` once the agent has started.
 fn full_file_system(disk_mib: u64, other_mib: usize) {
@@ -585,25 +596,13 @@ fn full_file_system(disk_mib: u64, other_mib: usize) {
     let reserve = disk.path().join("buffer.db-reserve");
     // A quarter of the free disk, never below the 8 MiB floor, not the
     // 1 GiB quota's share.
-    let reserve_bytes: u64 = h
-        .log()
-        .split("disk reserve ")
-        .nth(1)
-        .and_then(|t| t.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .expect("the start logs the reserve's size");
+    let reserve_bytes = logged_number(&h, "disk reserve ");
     assert!(
         reserve_bytes >= 8 << 20 && reserve_bytes <= ((disk_mib << 20) / 4).max(8 << 20),
         "{reserve_bytes} bytes on a {disk_mib} MiB disk"
     );
     // The invariant: a spent reserve holds a checkpoint and the deletes.
-    let checkpoint_pages: u64 = h
-        .log()
-        .split("WAL checkpoints every ")
-        .nth(1)
-        .and_then(|t| t.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .expect("the start logs the checkpoint size");
+    let checkpoint_pages = logged_number(&h, "WAL checkpoints every ");
     assert!(
         checkpoint_pages * 4096 * 2 <= reserve_bytes,
         "{checkpoint_pages}"

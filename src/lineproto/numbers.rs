@@ -89,27 +89,46 @@ pub fn decimal(b: &[u8]) -> Option<f64> {
     Some(if neg { -v } else { v })
 }
 
-/// Appends `v` in decimal, as `{}` writes it.
-pub fn push_u64(out: &mut Vec<u8>, mut v: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
+/// A buffer for `fmt_i64`: 19 digits and a sign, or 20 digits of a u64.
+pub fn itoa_buf() -> [u8; 20] {
+    [0; 20]
+}
+
+/// Writes `n` in decimal at the end of `buf`; returns where it starts.
+fn digits(mut n: u64, buf: &mut [u8; 20]) -> usize {
+    let mut i = buf.len();
     loop {
         i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return i;
         }
     }
-    out.extend_from_slice(&digits[i..]);
+}
+
+/// Formats an i64 without allocating, as `{}` writes it (the parser runs
+/// this once per accepted line).
+pub fn fmt_i64(v: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = digits(v.unsigned_abs(), buf);
+    if v < 0 {
+        // i64::MIN has 19 digits: the sign always fits in the 20-byte buffer.
+        i -= 1;
+        buf[i] = b'-';
+    }
+    &buf[i..]
+}
+
+/// Appends `v` in decimal, as `{}` writes it.
+pub fn push_u64(out: &mut Vec<u8>, v: u64) {
+    let mut buf = itoa_buf();
+    let i = digits(v, &mut buf);
+    out.extend_from_slice(&buf[i..]);
 }
 
 /// Appends `v` in decimal, as `{}` writes it.
 pub fn push_i64(out: &mut Vec<u8>, v: i64) {
-    if v < 0 {
-        out.push(b'-');
-    }
-    push_u64(out, v.unsigned_abs());
+    out.extend_from_slice(fmt_i64(v, &mut itoa_buf()));
 }
 
 #[cfg(test)]

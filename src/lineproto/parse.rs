@@ -439,7 +439,8 @@ pub use errors::{ErrorKind, ParseError};
 
 #[path = "values.rs"]
 mod values;
-use values::{fmt_i64, itoa_buf, scan_boolean, scan_number};
+use super::numbers::{fmt_i64, itoa_buf};
+use values::{scan_boolean, scan_number};
 
 #[cfg(test)]
 #[path = "parse_tests.rs"]

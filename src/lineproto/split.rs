@@ -62,48 +62,78 @@ pub struct Parts<'a> {
     pub ts_text: &'a [u8],
 }
 
-/// Cuts one line (without its newline) into text pieces. `None` if it is not
-/// a normalised line.
-pub fn parts(line: &[u8]) -> Option<Parts<'_>> {
-    // The key ends at the first space not escaped (InfluxDB's rule: the byte
-    // before it is not a backslash).
+/// A normalised line's frame: series key, timestamp, its text, and the
+/// field set between them. The key ends at the first space not escaped
+/// (InfluxDB's rule: the byte before it is not a backslash).
+struct Frame<'a> {
+    key: &'a [u8],
+    ts: i64,
+    ts_text: &'a [u8],
+    body: &'a [u8],
+}
+
+fn frame(line: &[u8]) -> Option<Frame<'_>> {
     let key_end = (1..line.len()).find(|&i| line[i] == b' ' && line[i - 1] != b'\\')?;
     let ts_start = line.iter().rposition(|&b| b == b' ')? + 1;
     let ts_text = &line[ts_start..];
     let ts = int(ts_text)?;
     let body = line.get(key_end + 1..ts_start.checked_sub(1)?)?;
+    Some(Frame {
+        key: &line[..key_end],
+        ts,
+        ts_text,
+        body,
+    })
+}
+
+/// The field at `*i` of a field set: its key and its whole `key=value`
+/// text; `*i` moves past it and its comma. `None` if it is malformed.
+fn next_field<'a>(body: &'a [u8], i: &mut usize) -> Option<(&'a [u8], &'a [u8])> {
+    let k_start = *i;
+    // As the parser scans a field set: a backslash takes the next byte
+    // with it, and an `=` not taken so ends the key. (A look-behind as
+    // well read `I\\=` as an escaped `=`: found by fuzzing, the key and
+    // value came back as another field.)
+    while *i < body.len() && body[*i] != b'=' {
+        *i += if body[*i] == b'\\' { 2 } else { 1 };
+    }
+    let key = body.get(k_start..*i)?;
+    *i += 1;
+    if body.get(*i) == Some(&b'"') {
+        *i += 1;
+        while *i < body.len() && body[*i] != b'"' {
+            *i += if body[*i] == b'\\' { 2 } else { 1 };
+        }
+        *i += 1;
+    } else {
+        while *i < body.len() && body[*i] != b',' {
+            *i += 1;
+        }
+    }
+    let text = body.get(k_start..*i)?;
+    if *i < body.len() && body[*i] != b',' {
+        return None;
+    }
+    *i += 1;
+    Some((key, text))
+}
+
+/// Cuts one line (without its newline) into text pieces. `None` if it is not
+/// a normalised line.
+pub fn parts(line: &[u8]) -> Option<Parts<'_>> {
+    let Frame {
+        key,
+        ts,
+        ts_text,
+        body,
+    } = frame(line)?;
     let mut fields = Vec::with_capacity(8);
     let mut i = 0;
     while i < body.len() {
-        let k_start = i;
-        // As the parser scans a field set: a backslash takes the next byte
-        // with it, and an `=` not taken so ends the key. (A look-behind as
-        // well read `I\\=` as an escaped `=`: found by fuzzing, the key and
-        // value came back as another field.)
-        while i < body.len() && body[i] != b'=' {
-            i += if body[i] == b'\\' { 2 } else { 1 };
-        }
-        let key = body.get(k_start..i)?;
-        i += 1;
-        if body.get(i) == Some(&b'"') {
-            i += 1;
-            while i < body.len() && body[i] != b'"' {
-                i += if body[i] == b'\\' { 2 } else { 1 };
-            }
-            i += 1;
-        } else {
-            while i < body.len() && body[i] != b',' {
-                i += 1;
-            }
-        }
-        fields.push((key, body.get(k_start..i)?));
-        if i < body.len() && body[i] != b',' {
-            return None;
-        }
-        i += 1;
+        fields.push(next_field(body, &mut i)?);
     }
     (!fields.is_empty()).then_some(Parts {
-        key: &line[..key_end],
+        key,
         fields,
         ts,
         ts_text,
@@ -119,43 +149,19 @@ pub fn split(line: &[u8]) -> Option<Line<'_>> {
 
 /// As `split`, into `fields` (cleared first; its allocation is reused from
 /// line to line): returns the series key and the timestamp. The scan is
-/// `parts`'s, without its per-line vector.
+/// `parts`'s (`frame`, `next_field`), without its per-line vector.
 pub fn split_into<'a>(
     line: &'a [u8],
     fields: &mut Vec<(&'a [u8], Value<'a>)>,
 ) -> Option<(&'a [u8], i64)> {
     fields.clear();
-    let key_end = (1..line.len()).find(|&i| line[i] == b' ' && line[i - 1] != b'\\')?;
-    let ts_start = line.iter().rposition(|&b| b == b' ')? + 1;
-    let ts = int(&line[ts_start..])?;
-    let body = line.get(key_end + 1..ts_start.checked_sub(1)?)?;
+    let Frame { key, ts, body, .. } = frame(line)?;
     let mut i = 0;
     while i < body.len() {
-        let k_start = i;
-        while i < body.len() && body[i] != b'=' {
-            i += if body[i] == b'\\' { 2 } else { 1 };
-        }
-        let key = body.get(k_start..i)?;
-        i += 1;
-        let v_start = i;
-        if body.get(i) == Some(&b'"') {
-            i += 1;
-            while i < body.len() && body[i] != b'"' {
-                i += if body[i] == b'\\' { 2 } else { 1 };
-            }
-            i += 1;
-        } else {
-            while i < body.len() && body[i] != b',' {
-                i += 1;
-            }
-        }
-        fields.push((key, value(body.get(v_start..i)?)?));
-        if i < body.len() && body[i] != b',' {
-            return None;
-        }
-        i += 1;
+        let (k, text) = next_field(body, &mut i)?;
+        fields.push((k, value(text.get(k.len() + 1..)?)?));
     }
-    (!fields.is_empty()).then_some((&line[..key_end], ts))
+    (!fields.is_empty()).then_some((key, ts))
 }
 
 #[cfg(test)]

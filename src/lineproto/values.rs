@@ -1,6 +1,5 @@
 //! Field values and timestamps of a line: numbers and booleans checked the
-//! way InfluxDB 1.6's scanner checks them (`scanNumber`, `scanBoolean`), and
-//! an allocation-free integer formatter for the normalised output.
+//! way InfluxDB 1.6's scanner checks them (`scanNumber`, `scanBoolean`).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 // Justified allow: these are byte scanners. Every `buf[i]` sits behind an
@@ -112,29 +111,4 @@ pub(super) fn scan_boolean(buf: &[u8], start: usize) -> Result<usize, (ErrorKind
         | b"FALSE" => Ok(i),
         _ => Err((ErrorKind::InvalidBoolean, start)),
     }
-}
-
-pub(super) fn itoa_buf() -> [u8; 20] {
-    [0; 20]
-}
-
-/// Formats an i64 without allocating (this runs once per accepted line).
-pub(super) fn fmt_i64(v: i64, buf: &mut [u8; 20]) -> &[u8] {
-    let neg = v < 0;
-    let mut n = v.unsigned_abs();
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if neg {
-        // i64::MIN has 19 digits: the sign always fits in the 20-byte buffer.
-        i -= 1;
-        buf[i] = b'-';
-    }
-    &buf[i..]
 }
