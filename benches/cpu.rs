@@ -25,7 +25,9 @@
 //! for its gzip) to the same influxd.
 //!
 //! Run: `cargo bench --bench cpu` (env: HISSRV_BENCH_SECS=10,
-//! HISSRV_BENCH_RUNS=3, HISSRV_BENCH_CONNS=4). Needs `influxd`, `vmagent`
+//! HISSRV_BENCH_RUNS=3, HISSRV_BENCH_CONNS=4, HISSRV_BENCH_MODES=down,up,drain;
+//! HISSRV_BENCH_BASELINE_BIN=path drains with that binary too, after this
+//! build's, each round: a before/after in one run). Needs `influxd`, `vmagent`
 //! and `victoria-metrics` on the PATH (Debian: influxdb, victoria-metrics).
 
 #[path = "../tests/common/mod.rs"]
@@ -172,7 +174,15 @@ fn measure(
 /// hissrv's CPU per delivered line.
 #[derive(Clone, Copy)]
 struct Drain {
+    /// Buffered lines over the time from influxd's restart to the last
+    /// delivery (hissrv's back-off until it tries again included).
     hissrv_s: f64,
+    /// The same lines after the first delivered request, over the time from
+    /// then to the last: the drain's own pace, without the wait to notice
+    /// that the upstream is back.
+    paced_s: f64,
+    /// From influxd's restart to hissrv's first delivered request.
+    resume_s: f64,
     direct_s: f64,
     cpu_us_line: f64,
 }
@@ -184,7 +194,14 @@ fn gzip(body: &[u8]) -> Vec<u8> {
 }
 
 /// `lines` lines buffered by hissrv with influxd stopped, then delivered.
-fn drain(influx: &mut Influx, bodies: &[std::sync::Arc<Vec<u8>>], lines: usize) -> Drain {
+/// `baseline`: another hissrv binary drained right after this build's
+/// (`HISSRV_BENCH_BASELINE_BIN`: a before/after in one run).
+fn drain(
+    influx: &mut Influx,
+    bodies: &[std::sync::Arc<Vec<u8>>],
+    lines: usize,
+    baseline: Option<&str>,
+) -> (Drain, Option<Drain>) {
     let n_bodies = lines.div_ceil(LINES_PER_BODY);
     let posting = agent();
     // The baseline first: one writer, gzip bodies, straight into influxd.
@@ -204,6 +221,27 @@ fn drain(influx: &mut Influx, bodies: &[std::sync::Arc<Vec<u8>>], lines: usize) 
     }
     let direct_s = (n_bodies * LINES_PER_BODY) as f64 / start.elapsed().as_secs_f64();
     let _ = influx.query("direct", "DROP DATABASE direct");
+    let ours = drain_hissrv(influx, bodies, n_bodies, direct_s);
+    let base = baseline.map(|bin| {
+        if let Ok(mut b) = BINARY.lock() {
+            *b = Some((bin.to_string(), String::new()));
+        }
+        let d = drain_hissrv(influx, bodies, n_bodies, direct_s);
+        if let Ok(mut b) = BINARY.lock() {
+            *b = None;
+        }
+        d
+    });
+    (ours, base)
+}
+
+fn drain_hissrv(
+    influx: &mut Influx,
+    bodies: &[std::sync::Arc<Vec<u8>>],
+    n_bodies: usize,
+    direct_s: f64,
+) -> Drain {
+    let posting = agent();
 
     influx.create_db("bench");
     influx.stop();
@@ -228,15 +266,29 @@ fn drain(influx: &mut Influx, bodies: &[std::sync::Arc<Vec<u8>>], lines: usize) 
     influx.restart();
     let before = cpu_ticks(h.pid());
     let start = Instant::now();
+    // Polled tightly (not `wait_for`'s 20 ms): this instant splits the
+    // resume wait from the drain's pace.
+    let first_written = loop {
+        let n = health_counter(&h.url(), "points_written");
+        if n > 0 {
+            break n;
+        }
+        assert!(start.elapsed() < Duration::from_secs(600), "no delivery");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let resumed = Instant::now();
     wait_for("the backlog delivered", Duration::from_secs(600), || {
         health_counter(&h.url(), "points_written") >= committed
     });
     let secs = start.elapsed().as_secs_f64();
+    let paced_s = committed.saturating_sub(first_written) as f64 / resumed.elapsed().as_secs_f64();
     let cpu_s = (cpu_ticks(h.pid()) - before) as f64 / tck;
     drop(h);
     let _ = influx.query("bench", "DROP DATABASE bench");
     Drain {
         hissrv_s: committed as f64 / secs,
+        paced_s,
+        resume_s: resumed.duration_since(start).as_secs_f64(),
         direct_s,
         cpu_us_line: cpu_s * 1e6 / committed.max(1) as f64,
     }
@@ -252,6 +304,10 @@ fn main() {
         "workload: {SERIES} series x {FIELDS} fields, {LINES_PER_BODY}-line bodies, {conns} connections, {secs} s per agent and mode, {runs} rounds"
     );
     let drain_lines = env_or("HISSRV_BENCH_DRAIN_LINES", 500_000) as usize;
+    // Which parts run (HISSRV_BENCH_MODES=drain: the drain alone).
+    let modes = std::env::var("HISSRV_BENCH_MODES").unwrap_or_else(|_| "down,up,drain".into());
+    let baseline = std::env::var("HISSRV_BENCH_BASELINE_BIN").ok();
+    let mut base_drains: Vec<(Drain, Drain)> = Vec::new();
     let mut influx = Influx::start();
     let victoria = Victoria::start();
     let mut drains = Vec::new();
@@ -276,6 +332,9 @@ fn main() {
             ["vmagent", "hissrv"]
         };
         for mode in ["down", "up"] {
+            if !modes.contains(mode) {
+                continue;
+            }
             for who in order {
                 let row = match (who, mode) {
                     ("hissrv", _) => {
@@ -333,13 +392,30 @@ fn main() {
                 );
             }
         }
-        let d = drain(&mut influx, &bodies, drain_lines);
+        if !modes.contains("drain") {
+            continue;
+        }
+        let (d, base) = drain(&mut influx, &bodies, drain_lines, baseline.as_deref());
+        if let Some(b) = base {
+            println!(
+                "  drain   baseline {:>7.0} lines/s  {:>5.2} us CPU/line | after the first delivery {:>9.0} lines/s | this build / baseline: lines/s {:.2}x, CPU per line {:.2}x",
+                b.hissrv_s,
+                b.cpu_us_line,
+                b.paced_s,
+                d.hissrv_s / b.hissrv_s,
+                d.cpu_us_line / b.cpu_us_line
+            );
+            base_drains.push((d, b));
+        }
         println!(
-            "  drain   hissrv {:>9.0} lines/s  {:>5.2} us CPU/line | direct gzip writer {:>9.0} lines/s ({:.2}x)",
+            "  drain   hissrv {:>9.0} lines/s  {:>5.2} us CPU/line | direct gzip writer {:>9.0} lines/s ({:.2}x) | after the first delivery {:>9.0} lines/s ({:.2}x), first delivery {:.2} s after the restart",
             d.hissrv_s,
             d.cpu_us_line,
             d.direct_s,
-            d.hissrv_s / d.direct_s
+            d.hissrv_s / d.direct_s,
+            d.paced_s,
+            d.paced_s / d.direct_s,
+            d.resume_s
         );
         drains.push(d);
     }
@@ -363,7 +439,25 @@ fn main() {
         dcol(|d| d.direct_s),
         dcol(|d| d.hissrv_s / d.direct_s)
     );
+    println!(
+        "drain after the first delivery: {:.0} lines/s, ratio {:.2}x; first delivery {:.2} s after influxd's restart",
+        dcol(|d| d.paced_s),
+        dcol(|d| d.paced_s / d.direct_s),
+        dcol(|d| d.resume_s)
+    );
+    if !base_drains.is_empty() {
+        let m = |f: fn(&(Drain, Drain)) -> f64| median(base_drains.iter().map(f).collect());
+        println!(
+            "drain, this build / baseline (medians of rounds): lines/s {:.2}x, after the first delivery {:.2}x, CPU per line {:.2}x",
+            m(|(d, b)| d.hissrv_s / b.hissrv_s),
+            m(|(d, b)| d.paced_s / b.paced_s),
+            m(|(d, b)| d.cpu_us_line / b.cpu_us_line)
+        );
+    }
     for mode in ["down", "up"] {
+        if !modes.contains(mode) {
+            continue;
+        }
         let med = |who: &str, f: fn(&Row) -> f64| {
             rows.iter()
                 .find(|((m, w), _)| *m == mode && *w == who)

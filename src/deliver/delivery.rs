@@ -75,6 +75,47 @@ pub struct Delivery<'a> {
     /// the canary when this attempt wrote nothing. Always the newest
     /// delivery, so re-sending it writes what the server already holds.
     pub latest: &'a mut Option<Vec<u8>>,
+    /// The pack's whole body, gzip-compressed ahead of time
+    /// ([`Zipped::of`]): sent as is when the pack goes in one request.
+    pub zipped: Option<&'a Zipped>,
+}
+
+/// A pack's whole request body, gzip-compressed before its turn: the
+/// forwarder makes the next pack's while the server works on the current
+/// one. Only ever used for the very request it was made from (checked by
+/// length; made by the same [`whole_body`] that `send` uses).
+pub struct Zipped {
+    /// Bytes of the uncompressed body.
+    pub lines_len: usize,
+    pub bytes: Vec<u8>,
+}
+
+impl Zipped {
+    pub fn of(pack: &[StoredBatch]) -> std::io::Result<Zipped> {
+        let body = whole_body(pack);
+        Ok(Zipped {
+            lines_len: body.len(),
+            bytes: crate::deliver::upstream::gzip_body(&body)?,
+        })
+    }
+}
+
+/// What a pack sent whole in one request carries: a single batch's payload
+/// as stored (no copy), or every batch's lines, each ending in a newline.
+pub fn whole_body(pack: &[StoredBatch]) -> std::borrow::Cow<'_, [u8]> {
+    match pack {
+        [one] => std::borrow::Cow::Borrowed(&one.payload[..]),
+        _ => {
+            let mut body = Vec::with_capacity(pack.iter().map(|b| b.payload.len() + 1).sum());
+            for b in pack {
+                for l in lineproto::lines(&b.payload) {
+                    body.extend_from_slice(l);
+                    body.push(b'\n');
+                }
+            }
+            std::borrow::Cow::Owned(body)
+        }
+    }
 }
 
 /// A line of a pack: its batch and its text. Not its place: retention
@@ -182,9 +223,11 @@ impl Delivery<'_> {
                 return Err(shutting_down());
             }
             let range = index.get(a..b).unwrap_or_default();
-            // A whole single batch is its payload as stored: no copy.
-            let request: &[u8] = if whole && pack.len() == 1 && (a, b) == (0, index.len()) {
-                &head.payload
+            let all_of_it = whole && (a, b) == (0, index.len());
+            let whole_request;
+            let request: &[u8] = if all_of_it {
+                whole_request = whole_body(pack);
+                &whole_request
             } else {
                 body.clear();
                 for &i in range {
@@ -193,7 +236,10 @@ impl Delivery<'_> {
                 }
                 &body
             };
-            let outcome = self.attempt(dest, request);
+            let zipped = self
+                .zipped
+                .filter(|z| all_of_it && z.lines_len == request.len());
+            let outcome = self.attempt(dest, request, zipped);
             let split = |todo: &mut Vec<(usize, usize)>| {
                 let mid = a + (b - a) / 2;
                 todo.extend([(mid, b), (a, mid)]);
@@ -225,7 +271,7 @@ impl Delivery<'_> {
                         let alive = canary.is_some_and(|c| {
                             let mut body = c.to_vec();
                             body.push(b'\n');
-                            matches!(self.attempt(dest, &body), Outcome::Written)
+                            matches!(self.attempt(dest, &body, None), Outcome::Written)
                         });
                         if !alive {
                             return Err(server_failing(self.probed, &last_error));
@@ -299,9 +345,12 @@ impl Delivery<'_> {
     }
 
     /// Sends one request and records its outcome.
-    fn attempt(&self, dest: &Destination, body: &[u8]) -> Outcome {
+    fn attempt(&self, dest: &Destination, body: &[u8], zipped: Option<&Zipped>) -> Outcome {
         let started = Instant::now();
-        let outcome = self.upstream.write(dest, body);
+        let outcome = match zipped {
+            Some(z) => self.upstream.write_zipped(dest, body, &z.bytes),
+            None => self.upstream.write(dest, body),
+        };
         self.observe(&outcome, started);
         outcome
     }
@@ -324,7 +373,7 @@ impl Delivery<'_> {
         };
         let line = suspect.to_vec();
         let canary_written = |this: &Self| -> Result<(), Deferred> {
-            match this.attempt(dest, &alone(canary)) {
+            match this.attempt(dest, &alone(canary), None) {
                 Outcome::Written => Ok(()),
                 Outcome::ServerError { status, message } => Err(Deferred {
                     delay: None,
@@ -342,7 +391,7 @@ impl Delivery<'_> {
                 return Err(shutting_down());
             }
             canary_written(self)?;
-            match self.attempt(dest, &alone(&line)) {
+            match self.attempt(dest, &alone(&line), None) {
                 Outcome::Written => return Ok(None),
                 Outcome::Refused { status, message } => {
                     return Ok(Some(DeadLetter {

@@ -140,6 +140,8 @@ pub struct Forwarder {
     shrink_at: Instant,
     /// When the server was last asked for its time (`forward_turn`).
     pub(crate) time_asked_at: Option<Instant>,
+    /// The next pack, read during the last request (`prefetch`).
+    pub(crate) prefetched: Option<crate::deliver::prefetch::Prefetched>,
 }
 
 impl Forwarder {
@@ -216,6 +218,7 @@ impl Forwarder {
             over_quota_check_at: now,
             shrink_at: now,
             time_asked_at: None,
+            prefetched: None,
         }
     }
 
@@ -289,6 +292,7 @@ impl Forwarder {
             return;
         };
         self.sink = (self.make_sink)(&cfg.influxdb);
+        self.prefetched = None;
         self.retry = cfg.retry.clone();
         self.policy = DrainPolicy::from_config(&cfg.performance);
         self.plan = Plan::from_config(&cfg.influxdb);
@@ -439,6 +443,21 @@ impl Forwarder {
         }
     }
 
+    /// Whether the next turn of `dest` may be the live lane's: its turn is
+    /// due and live data waits beyond `next` (what `choose_lane` will ask).
+    /// A backlog pack read ahead would then wait a turn for nothing.
+    pub(crate) fn live_lane_next(&self, dest: &Destination, next: i64) -> bool {
+        if self.policy.live_every == 0 || self.since_live.saturating_add(1) < self.policy.live_every
+        {
+            return false;
+        }
+        let since_ms = self.clock.record_ms() - self.policy.live_window_ms;
+        // In doubt, no prefetch: it only saves time.
+        self.wal
+            .first_since(dest, since_ms)
+            .map_or(true, |live| live.is_some_and(|l| l > next))
+    }
+
     /// Sleeps until `deadline`, waking early only to stop.
     fn sleep_until(&self, deadline: Instant) {
         loop {
@@ -453,3 +472,6 @@ impl Forwarder {
 
 #[path = "forward_turn.rs"]
 mod deliver_turn;
+
+#[path = "forward_disk.rs"]
+mod disk;

@@ -5,14 +5,10 @@
 
 use super::{Backoff, Forwarder, MIN_RETRY_DELAY_MS};
 use crate::deliver::delivery::{Deferred, Delivery, POISON_PROBE_AFTER_FAILURES};
+use crate::deliver::prefetch::{self, Key, Prefetched};
 use crate::observe::stats::Stats;
 use crate::route::dest::Destination;
-use crate::wal::reserve::RESERVE_RETRY_SECS;
-use crate::wal::writable::READ_ONLY_PROBE_SECS;
 use std::sync::atomic::Ordering;
-
-/// How often a forwarder paused by a reader holding the WAL looks again.
-const READER_RECHECK_MS: u64 = 500;
 
 /// How often the server is asked for its time while none is known (any
 /// answer's `Date` also tells it).
@@ -29,13 +25,31 @@ impl Forwarder {
             .is_some_and(|&n| n >= POISON_PROBE_AFTER_FAILURES);
         // A probe needs a neighbour line: two batches at least.
         let min_batches = if probe { 2 } else { 1 };
-        let mut pack = match self.wal.pack_at_least(
-            dest,
+        let limits = (self.policy.max_points, self.policy.max_bytes);
+        let want = Key {
+            dest: dest.clone(),
             from,
-            self.policy.max_points,
-            self.policy.max_bytes,
-            min_batches,
-        ) {
+            max_points: limits.0,
+            max_bytes: limits.1,
+            gzip: self.influxdb.gzip,
+        };
+        // The pack read ahead during this destination's last request, if it
+        // is this one (`prefetch`).
+        let ready = self.take_prefetched(&want, probe);
+        let (pack, mut zipped) = match ready {
+            Some(p) => (Ok(p.pack), p.zipped),
+            None => (
+                self.wal.pack_at_least(
+                    dest,
+                    from,
+                    self.policy.max_points,
+                    self.policy.max_bytes,
+                    min_batches,
+                ),
+                None,
+            ),
+        };
+        let mut pack = match pack {
             Ok(p) if !p.is_empty() => p,
             Ok(_) => {
                 // The cached head is gone (deleted elsewhere): look again.
@@ -73,6 +87,8 @@ impl Forwarder {
             _ => Vec::new(),
         };
         if !expired.is_empty() {
+            // Lines left the pack: its body is made again at its request.
+            zipped = None;
             Stats::add(&self.stats.points_expired, expired.len());
             log::warn!(
                 "{} points for {:?} are older than its retention: not sent, kept as dead letters",
@@ -95,22 +111,43 @@ impl Forwarder {
                 key.1
             );
         }
+        // A backlog's next pack is read and compressed while the server
+        // works on this one (`prefetch`).
+        let next_from = pack.last().map_or(from, |b| b.id).saturating_add(1);
+        let next = (!probe
+            && prefetch::is_full(&pack, limits.0, limits.1)
+            && self.heads.get(dest) == Some(&from)
+            && !self.backoff.contains_key(dest)
+            && !self.stop.load(Ordering::Relaxed)
+            && !self.live_lane_next(dest, next_from))
+        .then_some(Key {
+            from: next_from,
+            ..want
+        });
         let mut unused = crate::deliver::delivery::ProbeState::default();
         let probed = if probe {
             self.probed.entry(key.clone()).or_default()
         } else {
             &mut unused
         };
-        let result = Delivery {
-            upstream: self.sink.as_ref(),
-            stats: &self.stats,
-            stop: &self.stop,
-            max_lines_per_request: &mut self.max_lines_per_request,
-            probe,
-            probed,
-            latest: self.latest_written.entry(dest.clone()).or_default(),
-        }
-        .send(&pack);
+        let wal = &mut self.wal;
+        let (result, prefetched) = std::thread::scope(|scope| {
+            let helper = next.and_then(|key| prefetch::spawn(scope, wal, key));
+            let result = Delivery {
+                upstream: self.sink.as_ref(),
+                stats: &self.stats,
+                stop: &self.stop,
+                max_lines_per_request: &mut self.max_lines_per_request,
+                probe,
+                probed,
+                latest: self.latest_written.entry(dest.clone()).or_default(),
+                zipped: zipped.as_ref(),
+            }
+            .send(&pack);
+            (result, helper.and_then(prefetch::join))
+        });
+        // A deferred pack comes back next: what follows it waits.
+        self.prefetched = prefetched.filter(|_| result.is_ok());
         // The count survives throttling, network errors and the like (a
         // rate-limited upstream must not keep a probe from ever finishing);
         // only a delivery of this head ends it (in `delivered`).
@@ -128,6 +165,16 @@ impl Forwarder {
             }
             Err(deferred) => self.deferred(dest, &pack, points, deferred),
         }
+    }
+
+    /// The prefetched pack, if it is what this turn of `want.dest` wants.
+    /// A turn of this destination takes it either way (only its next turn
+    /// may use it: `prefetch`'s invariant); another destination's leaves it.
+    fn take_prefetched(&mut self, want: &Key, probe: bool) -> Option<Prefetched> {
+        if self.prefetched.as_ref()?.key.dest != want.dest {
+            return None;
+        }
+        self.prefetched.take().filter(|p| !probe && p.key == *want)
     }
 
     /// `written`: points the server took; `dead`: lines it refused or that
@@ -268,131 +315,6 @@ impl Forwarder {
                 None
             }
         }
-    }
-
-    /// Runs a write that frees room (a delete, a quarantine); on a full
-    /// disk, first gives the WAL's room back and tries again, then spends the
-    /// disk reserve and tries once more (`wal::reserve`).
-    fn on_full_disk<T>(
-        &mut self,
-        mut write: impl FnMut(&mut crate::wal::Wal) -> Result<T, WalError>,
-    ) -> Result<T, WalError> {
-        let mut result = write(&mut self.wal);
-        if matches!(result, Err(WalError::DiskFull)) && self.wal.truncate_wal().is_ok() {
-            result = write(&mut self.wal);
-        }
-        if matches!(result, Err(WalError::DiskFull)) && self.spend_reserve() {
-            result = write(&mut self.wal);
-        }
-        result
-    }
-
-    /// A delete met a full disk: release the disk reserve so the checkpoint
-    /// and the deletes have room (`wal::reserve`). False when none is left.
-    fn spend_reserve(&mut self) -> bool {
-        let Some(r) = self.reserve.as_ref().filter(|r| !r.is_missing()) else {
-            return false;
-        };
-        // Under the write lock: a commit already running finishes first, and
-        // the next sees the flag before it writes (`Wal::commit_at`).
-        let released = self
-            .wal
-            .with_write_lock(|| r.release())
-            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
-        match released {
-            Ok(()) => {
-                log::warn!(
-                    "disk full: released the {}-byte disk reserve so that delivered batches can be deleted; new writes are refused until it is made again",
-                    r.bytes()
-                );
-                self.stats
-                    .set_error("disk full: the disk reserve was spent to drain the buffer");
-                // Not made again at once (8 MiB of flash writes): first let
-                // the deletes free room.
-                self.reserve_retry_at = self.clock.now() + Duration::from_secs(RESERVE_RETRY_SECS);
-                true
-            }
-            Err(e) => {
-                log::error!("disk full, and the disk reserve cannot be released: {e}");
-                false
-            }
-        }
-    }
-
-    /// A write of ours met a read-only file system: deliveries pause.
-    fn note_read_only(&mut self, e: &WalError) {
-        if !matches!(e, WalError::ReadOnly { .. }) {
-            return;
-        }
-        if !self.stats.buffer_read_only.swap(true, Ordering::AcqRel) {
-            log::error!("{e}; deliveries paused");
-        }
-        self.read_only_probe_at = self.clock.now() + Duration::from_secs(READ_ONLY_PROBE_SECS);
-    }
-
-    /// While the buffer's file system refuses writes, deliveries pause: a
-    /// delivered batch could not be deleted, so every send would be a
-    /// duplicate. The file system is asked every `READ_ONLY_PROBE_SECS`,
-    /// busy or idle, so `/health` tells within seconds even with no write
-    /// coming in; returns when to look again while paused.
-    pub(super) fn paused_read_only(&mut self) -> Option<std::time::Instant> {
-        let now = self.clock.now();
-        if now >= self.read_only_probe_at {
-            self.read_only_probe_at = now + Duration::from_secs(READ_ONLY_PROBE_SECS);
-            let read_only = !self.wal.writable();
-            if read_only
-                != self
-                    .stats
-                    .buffer_read_only
-                    .swap(read_only, Ordering::AcqRel)
-            {
-                if read_only {
-                    log::error!(
-                        "the buffer's file system is read-only: deliveries paused, writes refused"
-                    );
-                } else {
-                    log::info!("the buffer is writable again: deliveries resume");
-                }
-            }
-        }
-        self.stats
-            .buffer_read_only
-            .load(Ordering::Acquire)
-            .then_some(self.read_only_probe_at)
-    }
-
-    /// While the buffer takes more of the disk than its quota and a reader
-    /// holds its WAL (so the WAL cannot be cut), deliveries pause: each
-    /// delete would add its pages to that WAL. Looked at every
-    /// `READER_RECHECK_MS` at most (a cut costs a checkpoint); any other
-    /// failure to cut does not pause (a full disk has its own path: the
-    /// reserve). Returns when to look again while paused.
-    pub(super) fn paused_over_quota(&mut self) -> Option<std::time::Instant> {
-        let now = self.clock.now();
-        if now < self.over_quota_check_at {
-            return self.paused_for_reader.then_some(self.over_quota_check_at);
-        }
-        self.over_quota_check_at = now + Duration::from_millis(READER_RECHECK_MS);
-        let held = self.wal.disk_over_quota()
-            && match self.wal.truncate_wal() {
-                Ok(()) => false,
-                Err(WalError::WalBusy) => true,
-                Err(e) => {
-                    log::debug!("over the quota, and the WAL cannot be cut: {e}");
-                    false
-                }
-            };
-        if held && !self.paused_for_reader {
-            log::warn!(
-                "the buffer is over its quota and a reader holds its WAL (an open sqlite3 session, a paused export?): deliveries paused until it lets go"
-            );
-            self.stats
-                .set_error("buffer over its quota: a reader holds its WAL; deliveries paused");
-        } else if !held && self.paused_for_reader {
-            log::info!("the buffer's WAL was cut back: deliveries resume");
-        }
-        self.paused_for_reader = held;
-        held.then_some(self.over_quota_check_at)
     }
 
     /// A failure of our own (buffer read or delete): logged, shown, and the

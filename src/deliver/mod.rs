@@ -2,10 +2,13 @@
 //! destination, and writes to InfluxDB over blocking HTTP (ureq).
 //!
 //! - `forward`: the thread, its turns, back-off, the live lane during a
-//!   backlog (`forward_turn`: one delivery turn; `heads`: cached heads and
-//!   the backlog gauges);
+//!   backlog (`forward_turn`: one delivery turn; `forward_disk`: a full,
+//!   read-only or over-quota buffer; `heads`: cached heads and the backlog
+//!   gauges);
 //! - `drain`: which destination goes next (bucket priority with a fair
 //!   share), retention expiry;
+//! - `prefetch`: a backlog's next pack, read and compressed while the
+//!   server works on the current one;
 //! - `delivery`: one request's worth of batches under the status policy
 //!   (split on 413, isolate poison lines by probing);
 //! - `upstream`: one write to InfluxDB and what its answer means;
@@ -31,6 +34,7 @@ pub mod delivery;
 pub mod drain;
 pub mod forward;
 mod heads;
+mod prefetch;
 pub mod provision;
 pub mod tls;
 pub mod upstream;

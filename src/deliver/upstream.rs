@@ -53,6 +53,13 @@ pub enum Outcome {
 pub trait Sink: Send {
     /// Sends `lines` (line protocol, ns timestamps) to `dest`.
     fn write(&self, dest: &Destination, lines: &[u8]) -> Outcome;
+    /// [`Sink::write`], with `lines` already gzip-compressed ahead of the
+    /// request ([`gzip_body`]) when the upstream takes gzip: the forwarder
+    /// compresses its next pack while the server works on the current one.
+    fn write_zipped(&self, dest: &Destination, lines: &[u8], zipped: &[u8]) -> Outcome {
+        let _ = zipped;
+        self.write(dest, lines)
+    }
     /// The server's clock as its last answer's `Date` told it (ns since the
     /// epoch) and when that answer came; `None` before any.
     fn server_time(&self) -> Option<(i64, std::time::Instant)> {
@@ -69,7 +76,11 @@ pub trait Sink: Send {
 
 impl Sink for Upstream {
     fn write(&self, dest: &Destination, lines: &[u8]) -> Outcome {
-        Upstream::write(self, dest, lines)
+        Upstream::write(self, dest, lines, None)
+    }
+
+    fn write_zipped(&self, dest: &Destination, lines: &[u8], zipped: &[u8]) -> Outcome {
+        Upstream::write(self, dest, lines, Some(zipped))
     }
 
     fn server_time(&self) -> Option<(i64, std::time::Instant)> {
@@ -240,8 +251,10 @@ impl Upstream {
         Ok((status, body))
     }
 
-    /// Sends `lines` (line protocol, ns timestamps) to `dest`.
-    pub fn write(&self, dest: &Destination, lines: &[u8]) -> Outcome {
+    /// Sends `lines` (line protocol, ns timestamps) to `dest`; with gzip on,
+    /// `zipped` (those lines compressed by [`gzip_body`]) if given, else
+    /// compressed here.
+    pub fn write(&self, dest: &Destination, lines: &[u8], zipped: Option<&[u8]>) -> Outcome {
         if let Some(e) = &self.tls_error {
             return Outcome::Network(e.clone());
         }
@@ -276,15 +289,18 @@ impl Upstream {
         };
         req = req.header("Content-Type", "text/plain; charset=utf-8");
         let result = if self.cfg.gzip {
-            let mut enc = flate2::write::GzEncoder::new(
-                Vec::with_capacity(lines.len() / 4),
-                flate2::Compression::new(UPSTREAM_GZIP_LEVEL),
-            );
-            let body = match enc.write_all(lines).and_then(|_| enc.finish()) {
-                Ok(b) => b,
-                Err(e) => return Outcome::Network(format!("gzip: {e}")),
+            let made;
+            let body = match zipped {
+                Some(z) => z,
+                None => {
+                    made = match gzip_body(lines) {
+                        Ok(b) => b,
+                        Err(e) => return Outcome::Network(format!("gzip: {e}")),
+                    };
+                    &made[..]
+                }
             };
-            req.header("Content-Encoding", "gzip").send(&body[..])
+            req.header("Content-Encoding", "gzip").send(body)
         } else {
             req.send(lines)
         };
@@ -308,6 +324,16 @@ impl Upstream {
             .unwrap_or_default();
         classify(status, message, retry_after)
     }
+}
+
+/// `lines` as the upstream gets them with `influxdb.gzip` on.
+pub fn gzip_body(lines: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(lines.len() / 4),
+        flate2::Compression::new(UPSTREAM_GZIP_LEVEL),
+    );
+    enc.write_all(lines)?;
+    enc.finish()
 }
 
 /// The status policy's first half: what an answer means (see DESIGN's table).

@@ -1,0 +1,120 @@
+//! The next pack, made ready while the server works on the current one.
+//!
+//! A backlog drain alternates the forwarder's own work on a pack (read it,
+//! decode it, gzip its body: ~1.3 µs a line) with the server's (parse and
+//! store it: ~10 µs a line for influxd on this machine), one after the other.
+//! So during a request that followed a full pack, a short-lived helper thread
+//! (scoped to the request: it ends before the turn does) reads, decodes and
+//! compresses the pack that comes next, on the forwarder's own connection,
+//! which the request does not use.
+//!
+//! # Invariants
+//! - **Same as a fresh read.** A prefetched pack is used only by the very
+//!   next delivery turn, and only if that turn delivers the same destination
+//!   from the same head, with the same packing limits and gzip setting, and
+//!   is not a probe; anything else drops it. Between the two turns the only
+//!   change to the buffer is the end of the pack it followed (deleted, or its
+//!   attempts counted), whose batches it does not hold: so it holds what a
+//!   fresh read would, or fewer batches if commits arrived since (a smaller
+//!   request, in the same order). Retention expiry runs on it at its turn, as
+//!   on a fresh pack, and then its body is made again.
+//! - **Only for a backlog.** It is made after a full pack (more is likely
+//!   waiting) to a destination not backing off: a failed request drops it,
+//!   and an outage never pays for reads it throws away.
+//! - **Bounded.** One more pack in memory (at most `max_request_mb` of lines
+//!   and its gzip), and one more thread only while a request is in flight.
+//! - A read that fails (an undecodable batch) is dropped here: the turn's own
+//!   read meets it again and sets it aside as usual.
+
+use crate::deliver::delivery::Zipped;
+use crate::route::dest::Destination;
+use crate::wal::{StoredBatch, Wal};
+use std::thread::{Scope, ScopedJoinHandle};
+
+/// What a prefetched pack was read for; the next turn must want the same.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Key {
+    pub dest: Destination,
+    /// The first batch id the pack may hold (its head at the next turn).
+    pub from: i64,
+    pub max_points: usize,
+    pub max_bytes: usize,
+    /// Whether its body was gzip-compressed (`influxdb.gzip`).
+    pub gzip: bool,
+}
+
+/// A pack read ahead of its turn, with its body compressed.
+pub(crate) struct Prefetched {
+    pub key: Key,
+    pub pack: Vec<StoredBatch>,
+    pub zipped: Option<Zipped>,
+}
+
+/// Whether a pack filled at least half its limits: a backlog, worth
+/// reading ahead of (a live trickle's next pack would only come out smaller).
+pub(crate) fn is_full(pack: &[StoredBatch], max_points: usize, max_bytes: usize) -> bool {
+    let points: usize = pack.iter().map(|b| b.points).sum();
+    let bytes: usize = pack.iter().map(|b| b.payload.len()).sum();
+    points.saturating_mul(2) >= max_points || bytes.saturating_mul(2) >= max_bytes
+}
+
+/// Reads `key`'s pack on a helper thread within `scope`; `None` if the
+/// thread cannot be made (the next turn reads it itself).
+pub(crate) fn spawn<'scope>(
+    scope: &'scope Scope<'scope, '_>,
+    wal: &'scope mut Wal,
+    key: Key,
+) -> Option<ScopedJoinHandle<'scope, Option<Prefetched>>> {
+    let made = std::thread::Builder::new()
+        .name("hissrv-prefetch".into())
+        .spawn_scoped(scope, move || read(wal, key));
+    match made {
+        Ok(h) => Some(h),
+        Err(e) => {
+            log::debug!("prefetch: no helper thread ({e}); the next pack is read at its turn");
+            None
+        }
+    }
+}
+
+/// The helper's result; a panic is logged (never swallowed) and drops it.
+pub(crate) fn join(h: ScopedJoinHandle<'_, Option<Prefetched>>) -> Option<Prefetched> {
+    match h.join() {
+        Ok(p) => p,
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            log::error!(
+                "prefetch: the helper thread panicked ({why}); the next pack is read at its turn"
+            );
+            None
+        }
+    }
+}
+
+/// The pack a turn for `key` would read now, with its body compressed.
+pub(crate) fn read(wal: &mut Wal, key: Key) -> Option<Prefetched> {
+    let pack = match wal.pack(&key.dest, key.from, key.max_points, key.max_bytes) {
+        Ok(p) if !p.is_empty() => p,
+        Ok(_) => return None,
+        Err(e) => {
+            log::debug!("prefetch: {e}; the next turn reads the pack itself");
+            return None;
+        }
+    };
+    let zipped = if key.gzip {
+        match Zipped::of(&pack) {
+            Ok(z) => Some(z),
+            Err(e) => {
+                log::debug!("prefetch: gzip: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    Some(Prefetched { key, pack, zipped })
+}
