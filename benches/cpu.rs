@@ -326,18 +326,32 @@ fn main() {
     for round in 1..=runs {
         println!("round {round}:");
         // Alternate which agent goes first, so drift favours neither.
-        let order: [&str; 2] = if round % 2 == 1 {
-            ["hissrv", "vmagent"]
+        let mut order: Vec<&str> = if round % 2 == 1 {
+            vec!["hissrv", "vmagent"]
         } else {
-            ["vmagent", "hissrv"]
+            vec!["vmagent", "hissrv"]
         };
+        // The baseline binary (if given) runs the load too, right after
+        // this build's.
+        if baseline.is_some() {
+            let at = order
+                .iter()
+                .position(|w| *w == "hissrv")
+                .map_or(0, |i| i + 1);
+            order.insert(at, "baseline");
+        }
         for mode in ["down", "up"] {
             if !modes.contains(mode) {
                 continue;
             }
-            for who in order {
+            for &who in &order {
                 let row = match (who, mode) {
-                    ("hissrv", _) => {
+                    ("hissrv" | "baseline", _) => {
+                        if who == "baseline"
+                            && let (Ok(mut b), Some(bin)) = (BINARY.lock(), &baseline)
+                        {
+                            *b = Some((bin.clone(), String::new()));
+                        }
                         influx.create_db("bench");
                         let upstream = if mode == "up" {
                             influx.url()
@@ -367,6 +381,9 @@ fn main() {
                             &delivered,
                         );
                         drop(h);
+                        if let Ok(mut b) = BINARY.lock() {
+                            *b = None;
+                        }
                         let _ = influx.query("bench", "DROP DATABASE bench");
                         row
                     }
@@ -386,7 +403,11 @@ fn main() {
                 record(
                     (
                         if mode == "up" { "up" } else { "down" },
-                        if who == "hissrv" { "hissrv" } else { "vmagent" },
+                        match who {
+                            "hissrv" => "hissrv",
+                            "baseline" => "baseline",
+                            _ => "vmagent",
+                        },
                     ),
                     row,
                 );
@@ -431,20 +452,22 @@ fn main() {
             col(|r| r.rss_mib)
         );
     }
-    let dcol = |f: fn(&Drain) -> f64| median(drains.iter().map(f).collect());
-    println!(
-        "drain of {drain_lines} buffered lines: hissrv {:.0} lines/s, {:.2} us CPU/line; direct gzip writer {:.0} lines/s; ratio (median of rounds) {:.2}x",
-        dcol(|d| d.hissrv_s),
-        dcol(|d| d.cpu_us_line),
-        dcol(|d| d.direct_s),
-        dcol(|d| d.hissrv_s / d.direct_s)
-    );
-    println!(
-        "drain after the first delivery: {:.0} lines/s, ratio {:.2}x; first delivery {:.2} s after influxd's restart",
-        dcol(|d| d.paced_s),
-        dcol(|d| d.paced_s / d.direct_s),
-        dcol(|d| d.resume_s)
-    );
+    if !drains.is_empty() {
+        let dcol = |f: fn(&Drain) -> f64| median(drains.iter().map(f).collect());
+        println!(
+            "drain of {drain_lines} buffered lines: hissrv {:.0} lines/s, {:.2} us CPU/line; direct gzip writer {:.0} lines/s; ratio (median of rounds) {:.2}x",
+            dcol(|d| d.hissrv_s),
+            dcol(|d| d.cpu_us_line),
+            dcol(|d| d.direct_s),
+            dcol(|d| d.hissrv_s / d.direct_s)
+        );
+        println!(
+            "drain after the first delivery: {:.0} lines/s, ratio {:.2}x; first delivery {:.2} s after influxd's restart",
+            dcol(|d| d.paced_s),
+            dcol(|d| d.paced_s / d.direct_s),
+            dcol(|d| d.resume_s)
+        );
+    }
     if !base_drains.is_empty() {
         let m = |f: fn(&(Drain, Drain)) -> f64| median(base_drains.iter().map(f).collect());
         println!(

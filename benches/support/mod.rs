@@ -119,9 +119,10 @@ pub fn pct(v: &[Duration], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e3
 }
 
+/// The median; NaN for no values (a part of the bench that did not run).
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 pub fn health_counter(url: &str, key: &str) -> u64 {
