@@ -82,21 +82,27 @@ pub struct Delivery<'a> {
 
 /// A pack's whole request body, gzip-compressed before its turn: the
 /// forwarder makes the next pack's while the server works on the current
-/// one. Only ever used for the very request it was made from (checked by
-/// length; made by the same [`whole_body`] that `send` uses).
+/// one. Used only for the request it was made for: the whole of the very
+/// batches it was made from (checked), made by the same [`whole_body`] that
+/// `send` uses otherwise.
 pub struct Zipped {
-    /// Bytes of the uncompressed body.
-    pub lines_len: usize,
+    /// The batches it holds, in order.
+    ids: Vec<i64>,
     pub bytes: Vec<u8>,
 }
 
 impl Zipped {
     pub fn of(pack: &[StoredBatch]) -> std::io::Result<Zipped> {
-        let body = whole_body(pack);
         Ok(Zipped {
-            lines_len: body.len(),
-            bytes: crate::deliver::upstream::gzip_body(&body)?,
+            ids: pack.iter().map(|b| b.id).collect(),
+            bytes: crate::deliver::upstream::gzip_body(&whole_body(pack))?,
         })
+    }
+
+    /// Whether it is `pack`'s body: the same batches (a batch's lines change
+    /// only by expiry, which drops the body first).
+    pub fn made_from(&self, pack: &[StoredBatch]) -> bool {
+        self.ids.len() == pack.len() && self.ids.iter().zip(pack).all(|(id, b)| *id == b.id)
     }
 }
 
@@ -224,22 +230,25 @@ impl Delivery<'_> {
             }
             let range = index.get(a..b).unwrap_or_default();
             let all_of_it = whole && (a, b) == (0, index.len());
-            let whole_request;
-            let request: &[u8] = if all_of_it {
-                whole_request = whole_body(pack);
-                &whole_request
-            } else {
-                body.clear();
-                for &i in range {
-                    body.extend_from_slice(line(i));
-                    body.push(b'\n');
+            let zipped = self.zipped.filter(|z| all_of_it && z.made_from(pack));
+            let outcome = match zipped {
+                Some(z) => self.attempt_zipped(dest, z),
+                None => {
+                    let whole_request;
+                    let request: &[u8] = if all_of_it {
+                        whole_request = whole_body(pack);
+                        &whole_request
+                    } else {
+                        body.clear();
+                        for &i in range {
+                            body.extend_from_slice(line(i));
+                            body.push(b'\n');
+                        }
+                        &body
+                    };
+                    self.attempt(dest, request)
                 }
-                &body
             };
-            let zipped = self
-                .zipped
-                .filter(|z| all_of_it && z.lines_len == request.len());
-            let outcome = self.attempt(dest, request, zipped);
             let split = |todo: &mut Vec<(usize, usize)>| {
                 let mid = a + (b - a) / 2;
                 todo.extend([(mid, b), (a, mid)]);
@@ -271,7 +280,7 @@ impl Delivery<'_> {
                         let alive = canary.is_some_and(|c| {
                             let mut body = c.to_vec();
                             body.push(b'\n');
-                            matches!(self.attempt(dest, &body, None), Outcome::Written)
+                            matches!(self.attempt(dest, &body), Outcome::Written)
                         });
                         if !alive {
                             return Err(server_failing(self.probed, &last_error));
@@ -345,12 +354,17 @@ impl Delivery<'_> {
     }
 
     /// Sends one request and records its outcome.
-    fn attempt(&self, dest: &Destination, body: &[u8], zipped: Option<&Zipped>) -> Outcome {
+    fn attempt(&self, dest: &Destination, body: &[u8]) -> Outcome {
         let started = Instant::now();
-        let outcome = match zipped {
-            Some(z) => self.upstream.write_zipped(dest, body, &z.bytes),
-            None => self.upstream.write(dest, body),
-        };
+        let outcome = self.upstream.write(dest, body);
+        self.observe(&outcome, started);
+        outcome
+    }
+
+    /// [`Delivery::attempt`] with the whole pack's body compressed ahead.
+    fn attempt_zipped(&self, dest: &Destination, z: &Zipped) -> Outcome {
+        let started = Instant::now();
+        let outcome = self.upstream.write_zipped(dest, &z.bytes);
         self.observe(&outcome, started);
         outcome
     }
@@ -373,7 +387,7 @@ impl Delivery<'_> {
         };
         let line = suspect.to_vec();
         let canary_written = |this: &Self| -> Result<(), Deferred> {
-            match this.attempt(dest, &alone(canary), None) {
+            match this.attempt(dest, &alone(canary)) {
                 Outcome::Written => Ok(()),
                 Outcome::ServerError { status, message } => Err(Deferred {
                     delay: None,
@@ -391,7 +405,7 @@ impl Delivery<'_> {
                 return Err(shutting_down());
             }
             canary_written(self)?;
-            match self.attempt(dest, &alone(&line), None) {
+            match self.attempt(dest, &alone(&line)) {
                 Outcome::Written => return Ok(None),
                 Outcome::Refused { status, message } => {
                     return Ok(Some(DeadLetter {

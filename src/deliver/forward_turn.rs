@@ -130,22 +130,32 @@ impl Forwarder {
         } else {
             &mut unused
         };
-        let wal = &mut self.wal;
-        let (result, prefetched) = std::thread::scope(|scope| {
-            let helper = next.and_then(|key| prefetch::spawn(scope, wal, key));
-            let result = Delivery {
-                upstream: self.sink.as_ref(),
-                stats: &self.stats,
-                stop: &self.stop,
-                max_lines_per_request: &mut self.max_lines_per_request,
-                probe,
-                probed,
-                latest: self.latest_written.entry(dest.clone()).or_default(),
-                zipped: zipped.as_ref(),
+        let mut delivery = Delivery {
+            upstream: self.sink.as_ref(),
+            stats: &self.stats,
+            stop: &self.stop,
+            max_lines_per_request: &mut self.max_lines_per_request,
+            probe,
+            probed,
+            latest: self.latest_written.entry(dest.clone()).or_default(),
+            zipped: zipped.as_ref(),
+        };
+        let (result, prefetched) = match next {
+            None => (delivery.send(&pack), None),
+            Some(key) => {
+                let wal = &mut self.wal;
+                let (sent, ahead) =
+                    prefetch::overlap(|| delivery.send(&pack), || prefetch::read(wal, key));
+                let result = sent.unwrap_or_else(|| {
+                    Err(Deferred {
+                        delay: None,
+                        reason: "the request's thread panicked".into(),
+                        server_error: false,
+                    })
+                });
+                (result, ahead)
             }
-            .send(&pack);
-            (result, helper.and_then(prefetch::join))
-        });
+        };
         // A deferred pack comes back next: what follows it waits.
         self.prefetched = prefetched.filter(|_| result.is_ok());
         // The count survives throttling, network errors and the like (a

@@ -3,10 +3,10 @@
 //! A backlog drain alternates the forwarder's own work on a pack (read it,
 //! decode it, gzip its body: ~1.3 µs a line) with the server's (parse and
 //! store it: ~10 µs a line for influxd on this machine), one after the other.
-//! So during a request that followed a full pack, a short-lived helper thread
-//! (scoped to the request: it ends before the turn does) reads, decodes and
-//! compresses the pack that comes next, on the forwarder's own connection,
-//! which the request does not use.
+//! So when a full pack goes out, its request runs on a short-lived helper
+//! thread (scoped: it ends before the turn does) while the forwarder's own
+//! thread reads, decodes and compresses the pack that comes next, on its own
+//! connection (the request does not use it).
 //!
 //! # Invariants
 //! - **Same as a fresh read.** A prefetched pack is used only by the very
@@ -22,14 +22,15 @@
 //!   waiting) to a destination not backing off: a failed request drops it,
 //!   and an outage never pays for reads it throws away.
 //! - **Bounded.** One more pack in memory (at most `max_request_mb` of lines
-//!   and its gzip), and one more thread only while a request is in flight.
+//!   and its gzip), and one more thread only while a backlog's request is in
+//!   flight.
 //! - A read that fails (an undecodable batch) is dropped here: the turn's own
 //!   read meets it again and sets it aside as usual.
 
 use crate::deliver::delivery::Zipped;
 use crate::route::dest::Destination;
 use crate::wal::{StoredBatch, Wal};
-use std::thread::{Scope, ScopedJoinHandle};
+use std::sync::Mutex;
 
 /// What a prefetched pack was read for; the next turn must want the same.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,41 +59,50 @@ pub(crate) fn is_full(pack: &[StoredBatch], max_points: usize, max_bytes: usize)
     points.saturating_mul(2) >= max_points || bytes.saturating_mul(2) >= max_bytes
 }
 
-/// Reads `key`'s pack on a helper thread within `scope`; `None` if the
-/// thread cannot be made (the next turn reads it itself).
-pub(crate) fn spawn<'scope>(
-    scope: &'scope Scope<'scope, '_>,
-    wal: &'scope mut Wal,
-    key: Key,
-) -> Option<ScopedJoinHandle<'scope, Option<Prefetched>>> {
-    let made = std::thread::Builder::new()
-        .name("hissrv-prefetch".into())
-        .spawn_scoped(scope, move || read(wal, key));
-    match made {
-        Ok(h) => Some(h),
-        Err(e) => {
-            log::debug!("prefetch: no helper thread ({e}); the next pack is read at its turn");
-            None
+/// Runs `send` (the request) on a helper thread while `read_ahead` runs on
+/// this one, and returns both results; `None` for the request if its thread
+/// panicked (logged: never swallowed). The request goes to the helper, not
+/// the read: the packs stay in this thread's allocator arena, so the read
+/// ahead costs one pack of memory and no second arena of them. If no thread
+/// can be made, the request runs here and nothing is read ahead.
+pub(crate) fn overlap<R: Send, F: FnOnce() -> R + Send>(
+    send: F,
+    read_ahead: impl FnOnce() -> Option<Prefetched>,
+) -> (Option<R>, Option<Prefetched>) {
+    // Shared so that this thread can still run it if no helper starts.
+    let job = Mutex::new(Some(send));
+    let run = || {
+        job.lock()
+            .ok()
+            .and_then(|mut j| j.take())
+            .map(|send| send())
+    };
+    std::thread::scope(|scope| {
+        let helper = std::thread::Builder::new()
+            .name("hissrv-send".into())
+            .spawn_scoped(scope, run);
+        match helper {
+            Ok(h) => {
+                let ahead = read_ahead();
+                match h.join() {
+                    Ok(r) => (r, ahead),
+                    Err(panic) => {
+                        let why = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        log::error!("the request's thread panicked ({why}); the pack stays");
+                        (None, None)
+                    }
+                }
+            }
+            Err(e) => {
+                log::debug!("no helper thread ({e}): the request runs alone");
+                (run(), None)
+            }
         }
-    }
-}
-
-/// The helper's result; a panic is logged (never swallowed) and drops it.
-pub(crate) fn join(h: ScopedJoinHandle<'_, Option<Prefetched>>) -> Option<Prefetched> {
-    match h.join() {
-        Ok(p) => p,
-        Err(panic) => {
-            let why = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            log::error!(
-                "prefetch: the helper thread panicked ({why}); the next pack is read at its turn"
-            );
-            None
-        }
-    }
+    })
 }
 
 /// The pack a turn for `key` would read now, with its body compressed.

@@ -50,15 +50,20 @@ pub enum Outcome {
 
 /// Where the forwarder sends packs: the real [`Upstream`], or in the
 /// forwarder's simulation a scripted server.
-pub trait Sink: Send {
+pub trait Sink: Send + Sync {
     /// Sends `lines` (line protocol, ns timestamps) to `dest`.
     fn write(&self, dest: &Destination, lines: &[u8]) -> Outcome;
-    /// [`Sink::write`], with `lines` already gzip-compressed ahead of the
-    /// request ([`gzip_body`]) when the upstream takes gzip: the forwarder
+    /// [`Sink::write`] of lines gzip-compressed ahead of the request
+    /// ([`gzip_body`], only while `influxdb.gzip` is on): the forwarder
     /// compresses its next pack while the server works on the current one.
-    fn write_zipped(&self, dest: &Destination, lines: &[u8], zipped: &[u8]) -> Outcome {
-        let _ = zipped;
-        self.write(dest, lines)
+    /// (This default, for scripted sinks, decompresses and writes.)
+    fn write_zipped(&self, dest: &Destination, zipped: &[u8]) -> Outcome {
+        use std::io::Read;
+        let mut lines = Vec::new();
+        match flate2::read::GzDecoder::new(zipped).read_to_end(&mut lines) {
+            Ok(_) => self.write(dest, &lines),
+            Err(e) => Outcome::Network(format!("gzip: {e}")),
+        }
     }
     /// The server's clock as its last answer's `Date` told it (ns since the
     /// epoch) and when that answer came; `None` before any.
@@ -76,11 +81,11 @@ pub trait Sink: Send {
 
 impl Sink for Upstream {
     fn write(&self, dest: &Destination, lines: &[u8]) -> Outcome {
-        Upstream::write(self, dest, lines, None)
+        Upstream::write(self, dest, Body::Lines(lines))
     }
 
-    fn write_zipped(&self, dest: &Destination, lines: &[u8], zipped: &[u8]) -> Outcome {
-        Upstream::write(self, dest, lines, Some(zipped))
+    fn write_zipped(&self, dest: &Destination, zipped: &[u8]) -> Outcome {
+        Upstream::write(self, dest, Body::Zipped(zipped))
     }
 
     fn server_time(&self) -> Option<(i64, std::time::Instant)> {
@@ -251,10 +256,9 @@ impl Upstream {
         Ok((status, body))
     }
 
-    /// Sends `lines` (line protocol, ns timestamps) to `dest`; with gzip on,
-    /// `zipped` (those lines compressed by [`gzip_body`]) if given, else
-    /// compressed here.
-    pub fn write(&self, dest: &Destination, lines: &[u8], zipped: Option<&[u8]>) -> Outcome {
+    /// Sends line protocol (ns timestamps) to `dest`: lines (gzip-compressed
+    /// here when `influxdb.gzip` is on), or lines compressed ahead.
+    pub fn write(&self, dest: &Destination, body: Body<'_>) -> Outcome {
         if let Some(e) = &self.tls_error {
             return Outcome::Network(e.clone());
         }
@@ -288,21 +292,16 @@ impl Upstream {
             }
         };
         req = req.header("Content-Type", "text/plain; charset=utf-8");
-        let result = if self.cfg.gzip {
-            let made;
-            let body = match zipped {
-                Some(z) => z,
-                None => {
-                    made = match gzip_body(lines) {
-                        Ok(b) => b,
-                        Err(e) => return Outcome::Network(format!("gzip: {e}")),
-                    };
-                    &made[..]
-                }
-            };
-            req.header("Content-Encoding", "gzip").send(body)
-        } else {
-            req.send(lines)
+        let result = match body {
+            Body::Zipped(z) => req.header("Content-Encoding", "gzip").send(z),
+            Body::Lines(lines) if self.cfg.gzip => {
+                let zipped = match gzip_body(lines) {
+                    Ok(b) => b,
+                    Err(e) => return Outcome::Network(format!("gzip: {e}")),
+                };
+                req.header("Content-Encoding", "gzip").send(&zipped[..])
+            }
+            Body::Lines(lines) => req.send(lines),
         };
         let mut resp = match result {
             Ok(r) => r,
@@ -324,6 +323,15 @@ impl Upstream {
             .unwrap_or_default();
         classify(status, message, retry_after)
     }
+}
+
+/// A write request's body.
+#[derive(Debug, Clone, Copy)]
+pub enum Body<'a> {
+    /// Line protocol, sent as `influxdb.gzip` says.
+    Lines(&'a [u8]),
+    /// Line protocol compressed by [`gzip_body`] ahead of the request.
+    Zipped(&'a [u8]),
 }
 
 /// `lines` as the upstream gets them with `influxdb.gzip` on.
