@@ -36,6 +36,7 @@
 //! 2·log2(n)+2 failures in a row a probe sends the canary: written (a long
 //! run of poison lines), it goes on; not (a failing server), it stops.
 
+use crate::deliver::prefetch::{Zipped, whole_body};
 use crate::deliver::upstream::{Outcome, Sink};
 use crate::lineproto;
 use crate::observe::stats::Stats;
@@ -76,52 +77,8 @@ pub struct Delivery<'a> {
     /// delivery, so re-sending it writes what the server already holds.
     pub latest: &'a mut Option<Vec<u8>>,
     /// The pack's whole body, gzip-compressed ahead of time
-    /// ([`Zipped::of`]): sent as is when the pack goes in one request.
-    pub zipped: Option<&'a Zipped>,
-}
-
-/// A pack's whole request body, gzip-compressed before its turn: the
-/// forwarder makes the next pack's while the server works on the current
-/// one. Used only for the request it was made for: the whole of the very
-/// batches it was made from (checked), made by the same [`whole_body`] that
-/// `send` uses otherwise.
-pub struct Zipped {
-    /// The batches it holds, in order.
-    ids: Vec<i64>,
-    pub bytes: Vec<u8>,
-}
-
-impl Zipped {
-    pub fn of(pack: &[StoredBatch]) -> std::io::Result<Zipped> {
-        Ok(Zipped {
-            ids: pack.iter().map(|b| b.id).collect(),
-            bytes: crate::deliver::upstream::gzip_body(&whole_body(pack))?,
-        })
-    }
-
-    /// Whether it is `pack`'s body: the same batches (a batch's lines change
-    /// only by expiry, which drops the body first).
-    pub fn made_from(&self, pack: &[StoredBatch]) -> bool {
-        self.ids.len() == pack.len() && self.ids.iter().zip(pack).all(|(id, b)| *id == b.id)
-    }
-}
-
-/// What a pack sent whole in one request carries: a single batch's payload
-/// as stored (no copy), or every batch's lines, each ending in a newline.
-pub fn whole_body(pack: &[StoredBatch]) -> std::borrow::Cow<'_, [u8]> {
-    match pack {
-        [one] => std::borrow::Cow::Borrowed(&one.payload[..]),
-        _ => {
-            let mut body = Vec::with_capacity(pack.iter().map(|b| b.payload.len() + 1).sum());
-            for b in pack {
-                for l in lineproto::lines(&b.payload) {
-                    body.extend_from_slice(l);
-                    body.push(b'\n');
-                }
-            }
-            std::borrow::Cow::Owned(body)
-        }
-    }
+    /// (`prefetch::Zipped::of`): sent as is when the pack goes in one request.
+    pub(crate) zipped: Option<&'a Zipped>,
 }
 
 /// A line of a pack: its batch and its text. Not its place: retention

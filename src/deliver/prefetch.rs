@@ -27,7 +27,7 @@
 //! - A read that fails (an undecodable batch) is dropped here: the turn's own
 //!   read meets it again and sets it aside as usual.
 
-use crate::deliver::delivery::Zipped;
+use crate::lineproto;
 use crate::route::dest::Destination;
 use crate::wal::{StoredBatch, Wal};
 use std::sync::Mutex;
@@ -127,4 +127,137 @@ pub(crate) fn read(wal: &mut Wal, key: Key) -> Option<Prefetched> {
         None
     };
     Some(Prefetched { key, pack, zipped })
+}
+
+/// A pack's whole request body, gzip-compressed before its turn: the
+/// forwarder makes the next pack's while the server works on the current
+/// one. Used only for the request it was made for: the whole of the very
+/// batches it was made from (checked), made by the same [`whole_body`] that
+/// `send` uses otherwise.
+pub(crate) struct Zipped {
+    /// The batches it holds, in order.
+    ids: Vec<i64>,
+    pub bytes: Vec<u8>,
+}
+
+/// Lines gathered before each write into the gzip stream of a body
+/// compressed ahead: few calls into the compressor, and no second copy of
+/// the whole pack in memory (64 KiB instead of up to `max_request_mb`).
+const ZIP_CHUNK_BYTES: usize = 64 * 1024;
+
+impl Zipped {
+    /// `pack`'s [`whole_body`], compressed; built in chunks, never whole.
+    pub(crate) fn of(pack: &[StoredBatch]) -> std::io::Result<Zipped> {
+        use std::io::Write;
+        let size = pack.iter().map(|b| b.payload.len()).sum();
+        let mut enc = crate::deliver::upstream::gzip_writer(size);
+        if let [one] = pack {
+            enc.write_all(&one.payload)?;
+        } else {
+            let mut chunk = Vec::with_capacity(ZIP_CHUNK_BYTES.min(size) + 1);
+            for b in pack {
+                for l in lineproto::lines(&b.payload) {
+                    chunk.extend_from_slice(l);
+                    chunk.push(b'\n');
+                    if chunk.len() >= ZIP_CHUNK_BYTES {
+                        enc.write_all(&chunk)?;
+                        chunk.clear();
+                    }
+                }
+            }
+            enc.write_all(&chunk)?;
+        }
+        Ok(Zipped {
+            ids: pack.iter().map(|b| b.id).collect(),
+            bytes: enc.finish()?,
+        })
+    }
+
+    /// Whether it is `pack`'s body: the same batches (a batch's lines change
+    /// only by expiry, which drops the body first).
+    pub(crate) fn made_from(&self, pack: &[StoredBatch]) -> bool {
+        self.ids.len() == pack.len() && self.ids.iter().zip(pack).all(|(id, b)| *id == b.id)
+    }
+}
+
+/// What a pack sent whole in one request carries: a single batch's payload
+/// as stored (no copy), or every batch's lines, each ending in a newline.
+pub(crate) fn whole_body(pack: &[StoredBatch]) -> std::borrow::Cow<'_, [u8]> {
+    match pack {
+        [one] => std::borrow::Cow::Borrowed(&one.payload[..]),
+        _ => {
+            let mut body = Vec::with_capacity(pack.iter().map(|b| b.payload.len() + 1).sum());
+            for b in pack {
+                for l in lineproto::lines(&b.payload) {
+                    body.extend_from_slice(l);
+                    body.push(b'\n');
+                }
+            }
+            std::borrow::Cow::Owned(body)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(id: i64, payload: &[u8]) -> StoredBatch {
+        StoredBatch {
+            id,
+            dest: Destination {
+                db: "d".into(),
+                rp: String::new(),
+            },
+            points: lineproto::lines(payload).count(),
+            format: 0,
+            attempts: 0,
+            first_ts: 0,
+            stored_bytes: payload.len(),
+            payload: payload.to_vec(),
+        }
+    }
+
+    fn gunzip(z: &[u8]) -> Vec<u8> {
+        use std::io::Read;
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(z)
+            .read_to_end(&mut out)
+            .expect("a whole gzip stream");
+        out
+    }
+
+    #[test]
+    fn a_body_compressed_ahead_is_the_whole_body_across_chunk_boundaries() {
+        // Lines of many lengths, blank lines and a payload without its last
+        // newline; over 64 KiB in all, so the chunks split it several times.
+        let mut packs = Vec::new();
+        let mut id = 0;
+        for n in [1usize, 2, 7] {
+            let pack: Vec<StoredBatch> = (0..n)
+                .map(|k| {
+                    id += 1;
+                    let mut p = Vec::new();
+                    for i in 0..(3_000 / n) {
+                        p.extend_from_slice(
+                            format!("m,k={k} v={i}i {}", "x".repeat(i % 97)).as_bytes(),
+                        );
+                        p.extend_from_slice(if i % 11 == 0 { b"\n\n" } else { b"\n" });
+                    }
+                    if k % 2 == 1 {
+                        p.pop();
+                    }
+                    batch(id, &p)
+                })
+                .collect();
+            packs.push(pack);
+        }
+        for pack in &packs {
+            let z = Zipped::of(pack).expect("gzip in memory");
+            assert_eq!(gunzip(&z.bytes), whole_body(pack).to_vec());
+            assert!(z.made_from(pack));
+            assert!(!z.made_from(&pack[..pack.len() - 1]));
+        }
+        assert!(!Zipped::of(&packs[1]).unwrap().made_from(&packs[2][..2]));
+    }
 }

@@ -336,12 +336,18 @@ pub enum Body<'a> {
 
 /// `lines` as the upstream gets them with `influxdb.gzip` on.
 pub fn gzip_body(lines: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(lines.len() / 4),
-        flate2::Compression::new(UPSTREAM_GZIP_LEVEL),
-    );
+    let mut enc = gzip_writer(lines.len());
     enc.write_all(lines)?;
     enc.finish()
+}
+
+/// A writer that makes a body as [`gzip_body`] does, from pieces (`size`:
+/// the lines' bytes, for the output's first allocation).
+pub fn gzip_writer(size: usize) -> flate2::write::GzEncoder<Vec<u8>> {
+    flate2::write::GzEncoder::new(
+        Vec::with_capacity(size / 4),
+        flate2::Compression::new(UPSTREAM_GZIP_LEVEL),
+    )
 }
 
 /// The status policy's first half: what an answer means (see DESIGN's table).
