@@ -13,9 +13,10 @@
 //! - a request carries its destination's lines in commit order, and with no
 //!   live lane the server takes each destination's lines in commit order;
 //! - a body compressed ahead of time is a whole gzip stream, of the lines
-//!   the invariants above hold for;
-//! - the read-ahead works: in runs with a backlog of several full packs and
-//!   gzip on, some requests go out compressed ahead.
+//!   the invariants above hold for.
+//!
+//! That the read-ahead is used at all, and the guards one by one (a failed
+//! delete, expiry, gzip off): tests/prefetch_turns.rs.
 //!
 //! `HISSRV_SIM_SEEDS=N` runs N seeds (default 300); a failure prints its seed,
 //! and `HISSRV_SIM_SEED=S` replays that one.

@@ -119,6 +119,7 @@ impl Forwarder {
             && self.heads.get(dest) == Some(&from)
             && !self.backoff.contains_key(dest)
             && !self.stop.load(Ordering::Relaxed)
+            && self.prefetched.is_none()
             && !self.live_lane_next(dest, next_from))
         .then_some(Key {
             from: next_from,
@@ -130,6 +131,7 @@ impl Forwarder {
         } else {
             &mut unused
         };
+        let max_lines = self.max_lines_per_request;
         let mut delivery = Delivery {
             upstream: self.sink.as_ref(),
             stats: &self.stats,
@@ -144,8 +146,10 @@ impl Forwarder {
             None => (delivery.send(&pack), None),
             Some(key) => {
                 let wal = &mut self.wal;
-                let (sent, ahead) =
-                    prefetch::overlap(|| delivery.send(&pack), || prefetch::read(wal, key));
+                let (sent, ahead) = prefetch::overlap(
+                    || delivery.send(&pack),
+                    || prefetch::read(wal, key, max_lines),
+                );
                 let result = sent.unwrap_or_else(|| {
                     Err(Deferred {
                         delay: None,
@@ -156,8 +160,11 @@ impl Forwarder {
                 (result, ahead)
             }
         };
-        // A deferred pack comes back next: what follows it waits.
-        self.prefetched = prefetched.filter(|_| result.is_ok());
+        // A deferred pack comes back next: what follows it waits. (A turn
+        // that read none ahead leaves another destination's in the slot.)
+        if let Some(p) = prefetched.filter(|_| result.is_ok()) {
+            self.prefetched = Some(p);
+        }
         // The count survives throttling, network errors and the like (a
         // rate-limited upstream must not keep a probe from ever finishing);
         // only a delivery of this head ends it (in `delivered`).
@@ -179,7 +186,8 @@ impl Forwarder {
 
     /// The prefetched pack, if it is what this turn of `want.dest` wants.
     /// A turn of this destination takes it either way (only its next turn
-    /// may use it: `prefetch`'s invariant); another destination's leaves it.
+    /// may use it: `prefetch`'s invariant); another destination's leaves it
+    /// (and reads none ahead itself, so two packs stay the bound).
     fn take_prefetched(&mut self, want: &Key, probe: bool) -> Option<Prefetched> {
         if self.prefetched.as_ref()?.key.dest != want.dest {
             return None;
@@ -330,6 +338,14 @@ impl Forwarder {
     /// A failure of our own (buffer read or delete): logged, shown, and the
     /// destination backs off like after a failed request.
     fn failed(&mut self, dest: &Destination, why: String) {
+        // Its read-ahead followed a pack that is still there.
+        if self
+            .prefetched
+            .as_ref()
+            .is_some_and(|p| p.key.dest == *dest)
+        {
+            self.prefetched = None;
+        }
         let delay = self.back_off(dest, None);
         log::error!("{why}; retry in {} ms", delay.as_millis());
         self.stats.set_error(why);

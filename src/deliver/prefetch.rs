@@ -19,11 +19,13 @@
 //!   request, in the same order). Retention expiry runs on it at its turn, as
 //!   on a fresh pack, and then its body is made again.
 //! - **Only for a backlog.** It is made after a full pack (more is likely
-//!   waiting) to a destination not backing off: a failed request drops it,
-//!   and an outage never pays for reads it throws away.
+//!   waiting) to a destination not backing off: a failed request or a failed
+//!   delete drops it, and an outage never pays for reads it throws away.
 //! - **Bounded.** One more pack in memory (at most `max_request_mb` of lines
 //!   and its gzip), and one more thread only while a backlog's request is in
-//!   flight.
+//!   flight. One pack read ahead at a time: while one destination's waits
+//!   for its turn, other destinations' turns read none (with several
+//!   destinations taking turns, one of them at a time is read ahead).
 //! - A read that fails (an undecodable batch) is dropped here: the turn's own
 //!   read meets it again and sets it aside as usual.
 
@@ -36,7 +38,7 @@ use std::sync::Mutex;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Key {
     pub dest: Destination,
-    /// The first batch id the pack may hold (its head at the next turn).
+    /// The pack's first batch: its destination's head at the next turn.
     pub from: i64,
     pub max_points: usize,
     pub max_bytes: usize,
@@ -106,7 +108,9 @@ pub(crate) fn overlap<R: Send, F: FnOnce() -> R + Send>(
 }
 
 /// The pack a turn for `key` would read now, with its body compressed.
-pub(crate) fn read(wal: &mut Wal, key: Key) -> Option<Prefetched> {
+/// `max_lines`: the lines a request may carry now (lowered after a 413); a
+/// pack over it goes in parts, so its whole body is not compressed ahead.
+pub(crate) fn read(wal: &mut Wal, mut key: Key, max_lines: usize) -> Option<Prefetched> {
     let pack = match wal.pack(&key.dest, key.from, key.max_points, key.max_bytes) {
         Ok(p) if !p.is_empty() => p,
         Ok(_) => return None,
@@ -115,7 +119,12 @@ pub(crate) fn read(wal: &mut Wal, key: Key) -> Option<Prefetched> {
             return None;
         }
     };
-    let zipped = if key.gzip {
+    // The destination's next head: its first batch after the pack before
+    // (ids of other destinations may lie between; later commits only come
+    // after it).
+    key.from = pack.first().map_or(key.from, |b| b.id);
+    let points: usize = pack.iter().map(|b| b.points).sum();
+    let zipped = if key.gzip && points <= max_lines {
         match Zipped::of(&pack) {
             Ok(z) => Some(z),
             Err(e) => {
