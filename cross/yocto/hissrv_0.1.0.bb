@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "88e52f9c8f50a3c3cd2fa7a7f8011397f461c6ca"
+SRCREV = "5c8f4270ae9614dd2053c8d542065e032a05bd6d"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
