@@ -76,6 +76,24 @@ fn backlog_config(max_points: usize, gzip: bool) -> Config {
     cfg
 }
 
+/// A forwarder on a fresh buffer sending to a [`Recorder`]: (forwarder,
+/// producer's connection, dir, the requests, the clock).
+fn recorded(
+    tag: &str,
+    cfg: &Config,
+) -> (
+    hissrv::deliver::Forwarder,
+    hissrv::wal::Wal,
+    std::path::PathBuf,
+    Log,
+    VirtualClock,
+) {
+    let clock = VirtualClock::starting_now();
+    let log: Log = Default::default();
+    let (fw, producer, dir) = forwarder_on(tag, cfg, &clock, Recorder(log.clone(), clock.clone()));
+    (fw, producer, dir, log, clock)
+}
+
 fn drain(fw: &mut hissrv::deliver::Forwarder) {
     for _ in 0..500 {
         if let Step::Idle(_) = fw.step() {
@@ -89,14 +107,8 @@ fn drain(fw: &mut hissrv::deliver::Forwarder) {
 /// requests (compressed ahead, all) and checks every line went once.
 fn interleaved(destinations: u64) -> (usize, usize) {
     let cfg = backlog_config(10, true);
-    let clock = VirtualClock::starting_now();
-    let log: Log = Default::default();
-    let (mut fw, mut producer, dir) = forwarder_on(
-        &format!("prefetch-dests-{destinations}"),
-        &cfg,
-        &clock,
-        Recorder(log.clone(), clock.clone()),
-    );
+    let (mut fw, mut producer, dir, log, clock) =
+        recorded(&format!("prefetch-dests-{destinations}"), &cfg);
     let mut serial = 0i64;
     for b in 0..40u64 {
         let payload: Vec<u8> = (0..5)
@@ -179,14 +191,7 @@ fn a_failed_delete_sends_its_pack_again_before_the_pack_read_ahead() {
 #[test]
 fn gzip_off_never_sends_a_body_compressed_ahead() {
     let cfg = backlog_config(10, false);
-    let clock = VirtualClock::starting_now();
-    let log: Log = Default::default();
-    let (mut fw, mut producer, dir) = forwarder_on(
-        "prefetch-gzip-off",
-        &cfg,
-        &clock,
-        Recorder(log.clone(), clock.clone()),
-    );
+    let (mut fw, mut producer, dir, log, _) = recorded("prefetch-gzip-off", &cfg);
     for v in 1..=50 {
         producer.commit(&[one_line_batch(v)]).unwrap();
     }
@@ -211,14 +216,7 @@ fn lines_that_expired_while_their_pack_waited_are_not_sent_from_its_body() {
     cfg.performance.backlog_replay.live_share_percent = 0;
     cfg.influxdb.gzip = true;
     let d = Destination::of_bucket(&cfg.influxdb.sharding.buckets[0], &cfg.influxdb);
-    let clock = VirtualClock::starting_now();
-    let log: Log = Default::default();
-    let (mut fw, mut producer, dir) = forwarder_on(
-        "prefetch-expiry",
-        &cfg,
-        &clock,
-        Recorder(log.clone(), clock.clone()),
-    );
+    let (mut fw, mut producer, dir, log, clock) = recorded("prefetch-expiry", &cfg);
     let now = clock.true_wall_ns();
     let minute = 60_000_000_000i64;
     let mut commit = |a: i64, b: i64| {

@@ -63,7 +63,7 @@ pub(crate) fn is_full(pack: &[StoredBatch], max_points: usize, max_bytes: usize)
 
 /// Runs `send` (the request) on a helper thread while `read_ahead` runs on
 /// this one, and returns both results; `None` for the request if its thread
-/// panicked (logged: never swallowed). The request goes to the helper, not
+/// panicked (logged by the panic hook, and here: never swallowed). The request goes to the helper, not
 /// the read: the packs stay in this thread's allocator arena, so the read
 /// ahead costs one pack of memory and no second arena of them. If no thread
 /// can be made, the request runs here and nothing is read ahead.
@@ -88,13 +88,9 @@ pub(crate) fn overlap<R: Send, F: FnOnce() -> R + Send>(
                 let ahead = read_ahead();
                 match h.join() {
                     Ok(r) => (r, ahead),
-                    Err(panic) => {
-                        let why = panic
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| panic.downcast_ref::<String>().cloned())
-                            .unwrap_or_default();
-                        log::error!("the request's thread panicked ({why}); the pack stays");
+                    Err(_) => {
+                        // The panic hook (main.rs) logged its message.
+                        log::error!("the request's thread panicked; the pack stays");
                         (None, None)
                     }
                 }
