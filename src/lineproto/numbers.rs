@@ -49,24 +49,45 @@ pub fn uint(b: &[u8]) -> Option<u64> {
 
 /// Significant digits a plain decimal may have for `decimal`: below 2^53,
 /// so the integer of its digits is an exact f64.
-const MAX_EXACT_DIGITS: usize = 15;
+pub const MAX_EXACT_DIGITS: usize = 15;
 /// Exact powers of ten as f64 (10^22 is the largest).
 const POW10: [f64; 23] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
+/// A plain decimal's digits: ±n / 10^frac, the value `decimal` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decimal {
+    pub negative: bool,
+    /// At most `MAX_EXACT_DIGITS` digits, so below 10^15 < 2^50.
+    pub n: u64,
+    /// Digits after the point, trailing zeros dropped (`1.50` is 15 / 10^1):
+    /// so `frac` is the fewest decimal places that spell the value, the
+    /// exponent a float column needs (`wal::codec`).
+    pub frac: u32,
+}
+
+impl Decimal {
+    /// The nearest f64, as `str::parse::<f64>` gives it: with n and 10^frac
+    /// both exact, one division is correctly rounded (Clinger's fast path,
+    /// the first thing the standard library tries too).
+    pub fn to_f64(self) -> f64 {
+        // n < 10^15 < 2^53 and frac ≤ 15 ≤ 22: both exact.
+        let v = self.n as f64 / POW10[self.frac as usize];
+        if self.negative { -v } else { v }
+    }
+}
+
 /// A plain decimal (`-?digits[.digits]`, at most `MAX_EXACT_DIGITS` digits
-/// in all) as the nearest f64, as `str::parse::<f64>` gives it: with n and
-/// 10^k both exact, one division is correctly rounded (Clinger's fast path,
-/// the first thing the standard library tries too). `None` for anything
-/// else (exponents, more digits, `inf`, …): ask `str::parse`.
-pub fn decimal(b: &[u8]) -> Option<f64> {
-    let (neg, text) = match b.split_first()? {
+/// in all) as its digits. `None` for anything else (exponents, more digits,
+/// `inf`, …): ask `str::parse`.
+pub fn decimal_digits(b: &[u8]) -> Option<Decimal> {
+    let (negative, text) = match b.split_first()? {
         (b'-', rest) => (true, rest),
         _ => (false, b),
     };
-    let (mut n, mut digits, mut frac, mut point) = (0u64, 0usize, 0usize, false);
+    let (mut n, mut digits, mut frac, mut point) = (0u64, 0usize, 0u32, false);
     for &c in text {
         match c {
             b'0'..=b'9' => {
@@ -75,7 +96,7 @@ pub fn decimal(b: &[u8]) -> Option<f64> {
                     return None;
                 }
                 n = n * 10 + u64::from(c - b'0');
-                frac += usize::from(point);
+                frac += u32::from(point);
             }
             b'.' if !point => point = true,
             _ => return None,
@@ -84,9 +105,17 @@ pub fn decimal(b: &[u8]) -> Option<f64> {
     if digits == 0 {
         return None;
     }
-    // At most 15 digits: n < 10^15 < 2^53 and frac ≤ 15 ≤ 22, both exact.
-    let v = n as f64 / POW10[frac];
-    Some(if neg { -v } else { v })
+    while frac > 0 && n % 10 == 0 {
+        n /= 10;
+        frac -= 1;
+    }
+    Some(Decimal { negative, n, frac })
+}
+
+/// A plain decimal (see `decimal_digits`) as the nearest f64, bit for bit
+/// what `str::parse::<f64>` gives; `None` where that shortcut does not apply.
+pub fn decimal(b: &[u8]) -> Option<f64> {
+    decimal_digits(b).map(Decimal::to_f64)
 }
 
 /// A buffer for `fmt_i64`: 19 digits and a sign, or 20 digits of a u64.

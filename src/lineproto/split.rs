@@ -3,11 +3,16 @@
 //! judged the line, so this scanner only needs InfluxDB's escaping rules, and
 //! still refuses rather than guesses when something is off.
 
-use super::numbers::{decimal, int, uint};
+use super::numbers::{Decimal, decimal_digits, int, uint};
 
 /// A field value, as its text says.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Value<'a> {
+    /// A float written as a plain decimal: its digits, so that a reader
+    /// who wants digits (the codec's decimal columns) need not get them
+    /// back from the f64.
+    Decimal(Decimal),
+    /// Any other float (exponents, more than 15 digits).
     Float(f64),
     Int(i64),
     Uint(u64),
@@ -17,9 +22,18 @@ pub enum Value<'a> {
 }
 
 impl Value<'_> {
+    /// A float's value (`None` for the other kinds).
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            Value::Decimal(d) => Some(d.to_f64()),
+            Value::Float(x) => Some(x),
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> u8 {
         match self {
-            Value::Float(_) => 0,
+            Value::Decimal(_) | Value::Float(_) => 0,
             Value::Int(_) => 1,
             Value::Uint(_) => 2,
             Value::Bool(_) => 3,
@@ -47,7 +61,9 @@ fn value(v: &[u8]) -> Option<Value<'_>> {
         _ => match v.last()? {
             b'i' => int(&v[..v.len() - 1]).map(Value::Int),
             b'u' => uint(&v[..v.len() - 1]).map(Value::Uint),
-            _ => decimal(v).or_else(|| number(v)).map(Value::Float),
+            _ => decimal_digits(v)
+                .map(Value::Decimal)
+                .or_else(|| number(v).map(Value::Float)),
         },
     }
 }
@@ -168,21 +184,27 @@ pub fn split_into<'a>(
 mod tests {
     use super::*;
 
+    fn dec(negative: bool, n: u64, frac: u32) -> Value<'static> {
+        Value::Decimal(Decimal { negative, n, frac })
+    }
+
     #[test]
     fn a_line_comes_apart_into_key_typed_fields_and_timestamp() {
-        let l = split(br#"m\ x,t=a\ b f=1.5,i=-3i,u=4u,b=T,s="a \"q\", b",k\=y=2 -7"#).unwrap();
+        let l =
+            split(br#"m\ x,t=a\ b f=1.50,i=-3i,u=4u,b=T,s="a \"q\", b",k\=y=2,e=-1e3 -7"#).unwrap();
         assert_eq!(l.key, br"m\ x,t=a\ b");
         assert_eq!(l.ts, -7);
         let f: Vec<_> = l.fields.iter().map(|(k, v)| (*k, *v)).collect();
         assert_eq!(
             f,
             vec![
-                (&b"f"[..], Value::Float(1.5)),
+                (&b"f"[..], dec(false, 15, 1)),
                 (b"i", Value::Int(-3)),
                 (b"u", Value::Uint(4)),
                 (b"b", Value::Bool(true)),
                 (b"s", Value::Str(br#"a \"q\", b"#)),
-                (br"k\=y", Value::Float(2.0)),
+                (br"k\=y", dec(false, 2, 0)),
+                (b"e", Value::Float(-1000.0)),
             ]
         );
     }
@@ -192,7 +214,7 @@ mod tests {
         let l = split(br#"m I\\="a=t b" 0"#).unwrap();
         assert_eq!(l.fields, vec![(&br"I\\"[..], Value::Str(b"a=t b"))]);
         let l = split(br"m k\=y=2,z=1i 0").unwrap();
-        assert_eq!(l.fields[0], (&br"k\=y"[..], Value::Float(2.0)));
+        assert_eq!(l.fields[0], (&br"k\=y"[..], dec(false, 2, 0)));
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! each series' last shape (a meter sends the same fields line after line).
 
 use super::bits::{BitWriter, put_bytes, put_ints, put_varint, zigzag};
-use super::{CodecError, MAX_TS_SCALE_EXP, VERSION, floats};
+use super::floats::{self, Digits};
+use super::{CodecError, MAX_TS_SCALE_EXP, VERSION};
+use crate::lineproto::numbers::Decimal;
 use crate::lineproto::split::{self, Value};
 
 /// The codec's maps. Their keys (series and field names) come from HTTP
@@ -34,22 +36,57 @@ struct Scratch<'a> {
 /// says each one's type.
 #[derive(Default)]
 struct Values<'a> {
-    /// Floats as their bits, integers as two's complement, booleans 0 or 1,
-    /// strings as their index in `strs`.
+    /// Floats as their bits or their digits (`digits`), integers as two's
+    /// complement, booleans 0 or 1, strings as their index in `strs`.
     bits: Vec<u64>,
+    /// One bit per value: set where `bits` holds a plain decimal's digits
+    /// (`pack`) rather than an f64's bits (an eighth of a byte a value).
+    digits: Vec<u64>,
     strs: Vec<&'a [u8]>,
     /// Where each line's values begin in `bits`.
     starts: Vec<u32>,
 }
 
+/// A plain decimal in 64 bits: sign, then `frac` (≤ 15, 4 bits) at bit 56,
+/// then n (< 10^15 < 2^50).
+fn pack(d: Decimal) -> u64 {
+    u64::from(d.negative) << 63 | u64::from(d.frac) << 56 | d.n
+}
+
+fn unpack(bits: u64) -> Decimal {
+    Decimal {
+        negative: bits >> 63 == 1,
+        frac: (bits >> 56 & 0xF) as u32,
+        n: bits & ((1 << 56) - 1),
+    }
+}
+
 impl<'a> Values<'a> {
+    /// Value `at` of a float column.
+    fn float(&self, at: usize) -> Digits {
+        let bits = self.bits[at];
+        if self.digits[at / 64] >> (at % 64) & 1 == 1 {
+            Ok(unpack(bits))
+        } else {
+            Err(f64::from_bits(bits))
+        }
+    }
+
     fn push_line(&mut self, fields: &[(&'a [u8], Value<'a>)]) -> Result<(), CodecError> {
         // Offsets in u32: a batch of 4 G values is far past any quota.
         let start = u32::try_from(self.bits.len())
             .map_err(|_| CodecError("a batch too large to encode".into()))?;
         self.starts.push(start);
         for (_, v) in fields {
+            let at = self.bits.len();
+            if at / 64 >= self.digits.len() {
+                self.digits.push(0);
+            }
             let bits = match *v {
+                Value::Decimal(d) => {
+                    self.digits[at / 64] |= 1 << (at % 64);
+                    pack(d)
+                }
                 Value::Float(x) => x.to_bits(),
                 Value::Int(x) => x as u64,
                 Value::Uint(x) => x,
@@ -75,15 +112,19 @@ fn write_column<'a>(
     sc: &mut Scratch<'a>,
     out: &mut Vec<u8>,
 ) {
-    let value = |line: &u32| values.bits[values.starts[*line as usize] as usize + f];
+    let at = |line: &u32| values.starts[*line as usize] as usize + f;
+    let value = |line: &u32| values.bits[at(line)];
     sc.column.clear();
     let b = &mut sc.column;
     match kind {
         0 => {
-            sc.floats.clear();
-            sc.floats
-                .extend(lines.iter().map(|l| f64::from_bits(value(l))));
-            floats::encode(&sc.floats, b);
+            let digits = lines.iter().map(|l| values.float(at(l)));
+            if !floats::encode_digits(digits.clone(), &mut sc.ints, b) {
+                sc.floats.clear();
+                sc.floats
+                    .extend(digits.map(|d| d.map_or_else(|x| x, Decimal::to_f64)));
+                floats::encode(&sc.floats, b);
+            }
         }
         1 | 2 => {
             let mut prev = 0i64;
