@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "086fdd6080bc80c0f243b18f3d9f7e3075591391"
+SRCREV = "2cec052c9a384fa5b20aa63deecb3b39bf21d03d"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
