@@ -123,17 +123,34 @@ pub fn itoa_buf() -> [u8; 20] {
     [0; 20]
 }
 
+/// "00" to "99": digits are written two at a time, halving the divisions
+/// (every stored line's timestamp is written on ingest and again, with its
+/// integers, on delivery).
+const DIGIT_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
 /// Writes `n` in decimal at the end of `buf`; returns where it starts.
-fn digits(mut n: u64, buf: &mut [u8; 20]) -> usize {
+pub fn digits(mut n: u64, buf: &mut [u8; 20]) -> usize {
     let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return i;
-        }
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
     }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
+        i -= 1;
+        buf[i] = b'0' + n as u8;
+    }
+    i
 }
 
 /// Formats an i64 without allocating, as `{}` writes it (the parser runs

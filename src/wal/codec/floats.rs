@@ -9,7 +9,7 @@
 //! Gorilla XOR coding (Pelkonen et al., VLDB 2015).
 
 use super::bits::{BitReader, BitWriter, Reader, Short, get_ints, put_ints, unzigzag, zigzag};
-use crate::lineproto::numbers::Decimal;
+use crate::lineproto::numbers::{Decimal, digits, itoa_buf};
 
 const DECIMAL: u8 = 0;
 const GORILLA: u8 = 1;
@@ -215,35 +215,29 @@ impl FloatColumn {
 /// n / 10^e in plain decimal digits, trailing fractional zeros dropped, at
 /// least one fractional digit (`{:?}`'s `23.0`).
 fn push_decimal(n: i64, e: u32, out: &mut Vec<u8>) {
-    let mut digits = [0u8; 20];
-    let mut len = 0;
-    let mut m = n.unsigned_abs();
-    loop {
-        digits[len] = b'0' + (m % 10) as u8;
-        len += 1;
-        m /= 10;
-        if m == 0 {
-            break;
-        }
-    }
-    // digits[..len] holds the digits least significant first; at least
-    // e + 1 of them, so the integer part has a digit.
+    let mut buf = itoa_buf();
+    let at = digits(n.unsigned_abs(), &mut buf);
+    let ds = &buf[at..];
     let e = e as usize;
-    while len <= e {
-        digits[len] = b'0';
-        len += 1;
-    }
     if n < 0 {
         out.push(b'-');
     }
-    out.extend(digits[e..len].iter().rev());
-    out.push(b'.');
-    let frac = &digits[..e];
-    let zeros = frac.iter().take_while(|&&d| d == b'0').count();
-    if zeros == e {
+    // The integer part: the digits before the last e, or 0.
+    let whole = ds.len().saturating_sub(e);
+    if whole == 0 {
         out.push(b'0');
     } else {
-        out.extend(frac[zeros..].iter().rev());
+        out.extend_from_slice(&ds[..whole]);
+    }
+    out.push(b'.');
+    // The fraction: e digits, zero-padded in front, trailing zeros dropped.
+    let frac = &ds[whole..];
+    let kept = frac.len() - frac.iter().rev().take_while(|&&d| d == b'0').count();
+    if kept == 0 {
+        out.push(b'0');
+    } else {
+        out.extend(std::iter::repeat_n(b'0', e - frac.len()));
+        out.extend_from_slice(&frac[..kept]);
     }
 }
 
