@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "2cec052c9a384fa5b20aa63deecb3b39bf21d03d"
+SRCREV = "473b9487d197dd151b088caa0230cc3ab800dd31"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
