@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "473b9487d197dd151b088caa0230cc3ab800dd31"
+SRCREV = "5cb4a2ab7e98af6b6b9c02cd3b0408be5fbab227"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
