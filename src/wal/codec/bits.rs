@@ -185,13 +185,21 @@ pub fn put_ints(out: &mut Vec<u8>, values: &[u64]) {
 
 /// Reads `n` integers written by [`put_ints`].
 pub fn get_ints(r: &mut Reader, n: usize) -> Result<Vec<u64>, Short> {
+    let mut v = Vec::new();
+    get_ints_into(r, n, &mut v)?;
+    Ok(v)
+}
+
+/// As `get_ints`, appended to `out` (the decoder keeps a batch's values in
+/// one vector: a vector per column was the drain's malloc and free).
+pub fn get_ints_into(r: &mut Reader, n: usize, out: &mut Vec<u64>) -> Result<(), Short> {
     match r.u8()? {
         INTS_VARINT => {
-            let mut v = Vec::with_capacity(n.min(r.remaining()));
+            out.reserve(n.min(r.remaining()));
             for _ in 0..n {
-                v.push(r.varint()?);
+                out.push(r.varint()?);
             }
-            Ok(v)
+            Ok(())
         }
         INTS_PACKED => {
             let width = r.u8()? as u32;
@@ -206,9 +214,14 @@ pub fn get_ints(r: &mut Reader, n: usize) -> Result<Vec<u64>, Short> {
                 if n > super::MAX_DECODED_BYTES {
                     return Err(Short);
                 }
-                return Ok(vec![0; n]);
+                out.resize(out.len() + n, 0);
+                return Ok(());
             }
-            (0..n).map(|_| b.get(width)).collect()
+            out.reserve(n);
+            for _ in 0..n {
+                out.push(b.get(width)?);
+            }
+            Ok(())
         }
         _ => Err(Short),
     }

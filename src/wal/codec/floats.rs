@@ -8,7 +8,7 @@
 //! not (−0.0, subnormals, noisy sensor values) the whole column falls back to
 //! Gorilla XOR coding (Pelkonen et al., VLDB 2015).
 
-use super::bits::{BitReader, BitWriter, Reader, Short, get_ints, put_ints, unzigzag, zigzag};
+use super::bits::{BitReader, BitWriter, Reader, Short, get_ints_into, put_ints, unzigzag, zigzag};
 use crate::lineproto::numbers::{Decimal, digits, itoa_buf};
 
 const DECIMAL: u8 = 0;
@@ -159,12 +159,15 @@ pub fn encode(values: &[f64], out: &mut Vec<u8>) {
     out.extend_from_slice(&w.finish());
 }
 
-/// A decoded float column: decimal columns keep their integers, so they can
-/// be rendered from their digits (`render`) without formatting a float.
-pub enum FloatColumn {
-    /// v = n / 10^e.
-    Decimal(Vec<i64>, i32),
-    Bits(Vec<f64>),
+/// How the values of a decoded float column read (they sit in the batch's
+/// one value vector, `decode_into`): decimal columns keep their integers, so
+/// they are rendered from their digits without formatting a float.
+#[derive(Debug, Clone, Copy)]
+pub enum FloatForm {
+    /// Each value is n (an i64's bits), v = n / p with p = 10^e.
+    Decimal { e: u32, p: f64 },
+    /// Each value is the f64's bits.
+    Bits,
 }
 
 /// Below this magnitude `{:?}` writes a float with an exponent (and from
@@ -175,40 +178,63 @@ const DEBUG_EXPONENT_BELOW: f64 = 1e-4;
 /// shortest that round-trip, the ones `{:?}` writes.
 const SHORTEST_DIGITS_BELOW: i64 = 1_000_000_000_000_000;
 
-impl FloatColumn {
-    /// The values, as the decoder computes them.
-    #[cfg(test)]
-    pub fn values(&self) -> Vec<f64> {
+impl FloatForm {
+    /// The value, as the decoder computes it.
+    pub fn value(self, bits: u64) -> f64 {
         match self {
-            FloatColumn::Decimal(v, e) => {
-                let p = 10f64.powi(*e);
-                v.iter().map(|&n| n as f64 / p).collect()
-            }
-            FloatColumn::Bits(v) => v.clone(),
+            FloatForm::Decimal { p, .. } => bits as i64 as f64 / p,
+            FloatForm::Bits => f64::from_bits(bits),
         }
     }
 
-    /// Writes value `at` exactly as `{:?}` writes the f64 (the stored
-    /// spelling is the same either way); `false` if there is no such value.
-    pub fn render(&self, at: usize, out: &mut Vec<u8>) -> bool {
+    /// Writes the value exactly as `{:?}` writes the f64 (the stored
+    /// spelling is the same either way).
+    pub fn render(self, bits: u64, out: &mut Vec<u8>) {
         use std::io::Write;
-        match self {
-            FloatColumn::Bits(v) => v.get(at).is_some_and(|x| write!(out, "{x:?}").is_ok()),
-            FloatColumn::Decimal(v, e) => {
-                let Some(&n) = v.get(at) else {
-                    return false;
-                };
-                let p = 10f64.powi(*e);
-                let x = n as f64 / p;
-                if n.unsigned_abs() >= SHORTEST_DIGITS_BELOW.unsigned_abs()
-                    || (n != 0 && x.abs() < DEBUG_EXPONENT_BELOW)
-                {
-                    return write!(out, "{x:?}").is_ok();
-                }
-                push_decimal(n, *e as u32, out);
-                true
+        let x = self.value(bits);
+        if let FloatForm::Decimal { e, .. } = self {
+            let n = bits as i64;
+            if n.unsigned_abs() < SHORTEST_DIGITS_BELOW.unsigned_abs()
+                && (n == 0 || x.abs() >= DEBUG_EXPONENT_BELOW)
+            {
+                push_decimal(n, e, out);
+                return;
             }
         }
+        // Writing to a Vec cannot fail.
+        let _ = write!(out, "{x:?}");
+    }
+}
+
+/// A decoded float column on its own (the tests' view of `decode_into`).
+#[cfg(test)]
+pub struct FloatColumn {
+    pub form: FloatForm,
+    pub bits: Vec<u64>,
+}
+
+#[cfg(test)]
+impl FloatColumn {
+    pub fn decimal(ns: &[i64], e: u32) -> FloatColumn {
+        FloatColumn {
+            form: FloatForm::Decimal {
+                e,
+                p: 10f64.powi(e as i32),
+            },
+            bits: ns.iter().map(|&n| n as u64).collect(),
+        }
+    }
+
+    pub fn values(&self) -> Vec<f64> {
+        self.bits.iter().map(|&b| self.form.value(b)).collect()
+    }
+
+    /// Value `at` as `{:?}` writes it; `false` if there is no such value.
+    pub fn render(&self, at: usize, out: &mut Vec<u8>) -> bool {
+        self.bits
+            .get(at)
+            .map(|&b| self.form.render(b, out))
+            .is_some()
     }
 }
 
@@ -241,27 +267,38 @@ fn push_decimal(n: i64, e: u32, out: &mut Vec<u8>) {
     }
 }
 
+#[cfg(test)]
 pub fn decode(r: &mut Reader, n: usize) -> Result<FloatColumn, Short> {
+    let mut bits = Vec::new();
+    let form = decode_into(r, n, &mut bits)?;
+    Ok(FloatColumn { form, bits })
+}
+
+/// Decodes a float column of `n` values, appended to `out`.
+pub fn decode_into(r: &mut Reader, n: usize, out: &mut Vec<u64>) -> Result<FloatForm, Short> {
     match r.u8()? {
         DECIMAL => {
             let e = r.u8()? as i32;
             if e > MAX_DECIMAL_EXP {
                 return Err(Short);
             }
+            let from = out.len();
+            get_ints_into(r, n, out)?;
             let mut prev = 0i64;
-            let ns = get_ints(r, n)?
-                .into_iter()
-                .map(|d| {
-                    prev = prev.wrapping_add(unzigzag(d));
-                    prev
-                })
-                .collect();
-            Ok(FloatColumn::Decimal(ns, e))
+            for v in &mut out[from..] {
+                prev = prev.wrapping_add(unzigzag(*v));
+                *v = prev as u64;
+            }
+            Ok(FloatForm::Decimal {
+                e: e as u32,
+                // The divisor the encoder checked against, computed alike.
+                p: 10f64.powi(e),
+            })
         }
         GORILLA => {
             let rest = r.take(r.remaining())?;
             // Each value takes at least one bit.
-            let mut out = Vec::with_capacity(n.min(rest.len().saturating_mul(8)));
+            out.reserve(n.min(rest.len().saturating_mul(8)));
             let mut b = BitReader::new(rest);
             let mut prev = 0u64;
             let (mut lz, mut tz) = (0u32, 0u32);
@@ -280,9 +317,9 @@ pub fn decode(r: &mut Reader, n: usize) -> Result<FloatColumn, Short> {
                     let sig = 64 - lz - tz;
                     prev ^= b.get(sig)? << tz;
                 }
-                out.push(f64::from_bits(prev));
+                out.push(prev);
             }
-            Ok(FloatColumn::Bits(out))
+            Ok(FloatForm::Bits)
         }
         _ => Err(Short),
     }
@@ -332,7 +369,7 @@ mod tests {
                 _ => (next() >> (12 + next() % 52)) as i64 * if next() & 1 == 1 { -1 } else { 1 },
             };
             let e = (next() % (MAX_DECIMAL_EXP as u64 + 1)) as i32;
-            let col = FloatColumn::Decimal(vec![n], e);
+            let col = FloatColumn::decimal(&[n], e as u32);
             let mut ours = Vec::new();
             assert!(col.render(0, &mut ours));
             let want = format!("{:?}", n as f64 / 10f64.powi(e));
@@ -349,7 +386,7 @@ mod tests {
             fast > 100_000 && slow > 1_000,
             "both paths tried: {fast} {slow}"
         );
-        assert!(!FloatColumn::Decimal(vec![1], 0).render(1, &mut Vec::new()));
+        assert!(!FloatColumn::decimal(&[1], 0).render(1, &mut Vec::new()));
     }
 
     #[test]
