@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "5cb4a2ab7e98af6b6b9c02cd3b0408be5fbab227"
+SRCREV = "8443df4bd78b7e6d0dc43cd65f683d080f2ac80e"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
