@@ -73,7 +73,9 @@ impl Decimal {
     /// both exact, one division is correctly rounded (Clinger's fast path,
     /// the first thing the standard library tries too).
     pub fn to_f64(self) -> f64 {
-        // n < 10^15 < 2^53 and frac ≤ 15 ≤ 22: both exact.
+        // n < 10^15 < 2^53 and frac ≤ 15 ≤ 22: both exact (`decimal_digits`
+        // makes no other; the fields are public for the codec's packing).
+        debug_assert!(self.n < 1 << 53 && self.frac <= MAX_EXACT_DIGITS as u32);
         let v = self.n as f64 / POW10[self.frac as usize];
         if self.negative { -v } else { v }
     }

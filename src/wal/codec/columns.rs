@@ -50,6 +50,8 @@ struct Values<'a> {
 /// A plain decimal in 64 bits: sign, then `frac` (≤ 15, 4 bits) at bit 56,
 /// then n (< 10^15 < 2^50).
 fn pack(d: Decimal) -> u64 {
+    // `decimal_digits` makes no other: at most 15 digits.
+    debug_assert!(d.n < 1 << 50 && d.frac <= 15, "{d:?}");
     u64::from(d.negative) << 63 | u64::from(d.frac) << 56 | d.n
 }
 

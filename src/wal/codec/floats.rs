@@ -61,7 +61,8 @@ pub type Digits = Result<Decimal, f64>;
 /// divide, compare, per exponent tried) was a tenth of the commit thread's
 /// time (issue "CPU per point").
 ///
-/// Why this is the very column `encode` writes, bit for bit on decoding:
+/// Why it decodes to the very bits the parser made (and is the column
+/// `encode` writes, where the search finds one):
 /// - The exponent is the largest `frac` (each value's fewest decimal
 ///   places), each n scaled to it: n·10^(e−frac) / 10^e is the rational the
 ///   text spelt, n and 10^e are exact f64s (below `MAX_DECIMAL_MANTISSA`,
@@ -71,8 +72,9 @@ pub type Digits = Result<Decimal, f64>;
 ///   digits (n < 2^50), and any other decimal with fewer places differs from
 ///   it by at least 1/n of its size, > 2^-50, while two reals rounding to
 ///   the same f64 differ by at most 2^-52 of it. So the search's first
-///   exponent that works is this one (or, if its rounding misses, a larger
-///   one: then this column is the smaller).
+///   exponent that works is this one; where its rounding of v·10^e misses
+///   (n near 2^52, a few columns in 10,000 of random long decimals) it finds
+///   none and writes Gorilla, and this column is the smaller.
 /// - −0 is no n / 10^e: such a column is left to `encode` (Gorilla).
 pub fn encode_digits(
     values: impl Iterator<Item = Digits> + Clone,
