@@ -19,6 +19,8 @@
 //! - [`deliver`]: the forwarder thread: drain order, one delivery under the
 //!   status policy, the upstream client, retention provisioning.
 //! - [`route`]: destinations and the bucket rules applied to each write.
+//! - [`downsample`]: window aggregates by event time (the warm tier's
+//!   engine; not wired in yet).
 //! - [`observe`]: counters, gauges, histograms; `/metrics`; `/health` and
 //!   `hissrv status`.
 //! - [`config`]: the YAML config, embedded defaults, validation.
@@ -55,6 +57,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod deliver;
+pub mod downsample;
 pub mod ingest;
 pub mod lineproto;
 pub mod observe;

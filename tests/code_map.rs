@@ -18,7 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["ingest"],
     &["batch", "deliver"],
     &["wal"],
-    &["route"],
+    &["route", "downsample"],
     &["observe"],
     &["config"],
     &["lineproto"],
