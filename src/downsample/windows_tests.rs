@@ -1,0 +1,267 @@
+use super::*;
+use crate::downsample::aggregate::{Aggregate, Aggregates};
+use crate::lineproto::split::{Value, split};
+use std::collections::{BTreeMap, BTreeSet};
+
+fn rng(mut x: u64) -> impl FnMut() -> u64 {
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
+const EVERY: i64 = 100;
+
+fn rule(grace: i64, lateness: i64) -> Rule {
+    Rule {
+        every_ns: EVERY,
+        grace_ns: grace,
+        max_lateness_ns: lateness,
+        aggregates: Some(Aggregates::of(&[
+            Aggregate::Count,
+            Aggregate::Sum,
+            Aggregate::Min,
+            Aggregate::Max,
+            Aggregate::Last,
+        ])),
+    }
+}
+
+/// What an upstream holds after the emitted lines: (lane, series, field,
+/// window start) → value text, the last write of each point winning.
+type Point = (Lane, String, String, i64);
+type Upstream = BTreeMap<Point, String>;
+
+fn store(up: &mut Upstream, lane: Lane, line: &[u8]) {
+    let text = line.strip_suffix(b"\n").expect("a line ends in a newline");
+    let l = split(text).expect("an emitted line is line protocol");
+    for (k, v) in &l.fields {
+        let v = match v {
+            Value::Int(x) => format!("{x}"),
+            other => format!("{other:?}"),
+        };
+        up.insert(
+            (
+                lane,
+                String::from_utf8_lossy(l.key).into_owned(),
+                String::from_utf8_lossy(k).into_owned(),
+                l.ts,
+            ),
+            v,
+        );
+    }
+}
+
+/// The upstream an exact aggregation of the counted points gives.
+fn oracle(counted: &BTreeMap<Point, i64>) -> Upstream {
+    let mut by_window: BTreeMap<Point, Vec<(i64, i64)>> = BTreeMap::new();
+    for ((lane, series, field, ts), v) in counted {
+        let start = ts - ts.rem_euclid(EVERY);
+        by_window
+            .entry((*lane, series.clone(), field.clone(), start))
+            .or_default()
+            .push((*ts, *v));
+    }
+    let mut up = Upstream::new();
+    for ((lane, series, field, start), points) in by_window {
+        let vs: Vec<i64> = points.iter().map(|p| p.1).collect();
+        let last = points.iter().max_by_key(|p| p.0).map(|p| p.1).unwrap_or(0);
+        for (agg, v) in [
+            ("min", *vs.iter().min().unwrap()),
+            ("max", *vs.iter().max().unwrap()),
+            ("last", last),
+            ("count", vs.len() as i64),
+            ("sum", vs.iter().sum()),
+        ] {
+            up.insert(
+                (lane, series.clone(), format!("{field}_{agg}"), start),
+                v.to_string(),
+            );
+        }
+    }
+    up
+}
+
+/// Thousands of random streams: several lanes, series and fields, points
+/// out of order within and beyond the grace, retries of recent points,
+/// late points past `max_lateness`, `close` at random moments. Invariants:
+/// - every point is counted, a repeat, late or refused for room, and the
+///   outcome is right: `Repeat` only for a point counted before, `Counted`
+///   never for one;
+/// - after a final close, the upstream's aggregates (last write wins) equal
+///   an exact aggregation of the counted points;
+/// - the windows held never exceed `max_open`.
+#[test]
+fn emitted_windows_equal_an_exact_aggregation_of_the_counted_points() {
+    for seed in 1..=2_000u64 {
+        let mut next = rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let grace = (next() % 3) as i64 * EVERY / 2;
+        let lateness = (next() % 4) as i64 * EVERY;
+        let max_open = if next().is_multiple_of(4) {
+            5 + (next() % 20) as usize
+        } else {
+            10_000
+        };
+        let rules = vec![rule(grace, lateness), rule(grace, lateness)];
+        let mut w = Windows::new(rules, max_open);
+        let mut up = Upstream::new();
+        let mut counted: BTreeMap<Point, i64> = BTreeMap::new();
+        // The points given so far, for retries.
+        let mut sent: Vec<(Lane, String, String, i64, i64)> = Vec::new();
+        let mut now = 0i64;
+        for _ in 0..(50 + next() % 300) {
+            let retry = next().is_multiple_of(6) && !sent.is_empty();
+            let (lane, series, field, ts, v) = if retry {
+                // A retry of one of the last few points sent.
+                let back = 1 + (next() % 3) as usize;
+                sent[sent.len().saturating_sub(back)].clone()
+            } else {
+                now += (next() % 30) as i64;
+                let jitter = match next() % 10 {
+                    0 => (next() % (6 * EVERY as u64)) as i64,
+                    1..=3 => (next() % EVERY as u64) as i64,
+                    _ => 0,
+                };
+                (
+                    Lane {
+                        rule: (next() % 2) as u16,
+                        dest: (next() % 2) as u32,
+                    },
+                    format!("m,s={}", next() % 3),
+                    format!("f{}", next() % 2),
+                    now - jitter,
+                    (next() % 1000) as i64 - 500,
+                )
+            };
+            let key = (lane, series.clone(), field.clone(), ts);
+            let outcome = w.add(
+                lane,
+                series.as_bytes(),
+                field.as_bytes(),
+                &Value::Int(v),
+                ts,
+            );
+            match outcome {
+                Outcome::Counted => {
+                    assert!(
+                        !counted.contains_key(&key),
+                        "seed {seed}: a repeat counted twice: {key:?}"
+                    );
+                    counted.insert(key, v);
+                }
+                Outcome::Repeat => {
+                    assert!(
+                        counted.contains_key(&key),
+                        "seed {seed}: not a repeat: {key:?}"
+                    )
+                }
+                Outcome::Late | Outcome::Full => {}
+                other => panic!("seed {seed}: {other:?}"),
+            }
+            if !retry {
+                sent.push((lane, series, field, ts, v));
+            }
+            assert!(w.len() <= max_open, "seed {seed}");
+            if next().is_multiple_of(8) {
+                w.close(|lane, line| store(&mut up, lane, line));
+            }
+        }
+        assert_eq!(w.counts.counted, counted.len() as u64, "seed {seed}");
+        // The end of the stream: every lane's watermark far ahead, so every
+        // window closes.
+        for lane in w.watermarks.keys().copied().collect::<Vec<_>>() {
+            w.advance_to(lane, now + 100 * EVERY);
+        }
+        w.close(|lane, line| store(&mut up, lane, line));
+        assert_eq!(up, oracle(&counted), "seed {seed}");
+        assert!(
+            w.is_empty(),
+            "seed {seed}: every window forgotten after its close"
+        );
+    }
+}
+
+#[test]
+fn a_late_point_re_emits_its_window_and_one_past_max_lateness_is_late() {
+    let mut w = Windows::new(vec![rule(0, 2 * EVERY)], 100);
+    let lane = Lane { rule: 0, dest: 0 };
+    let mut lines = Vec::new();
+    let add = |w: &mut Windows, v: i64, ts: i64| w.add(lane, b"m", b"f", &Value::Int(v), ts);
+    assert_eq!(add(&mut w, 1, 10), Outcome::Counted);
+    assert_eq!(add(&mut w, 2, 150), Outcome::Counted);
+    w.close(|_, l| lines.push(String::from_utf8_lossy(l).into_owned()));
+    // The window [100, 200) is open: the watermark (150) has not reached 200.
+    assert_eq!(
+        lines,
+        ["m f_min=1i,f_max=1i,f_last=1i,f_count=1i,f_sum=1i 0\n"]
+    );
+    assert_eq!(
+        add(&mut w, 5, 20),
+        Outcome::Counted,
+        "late, within max_lateness"
+    );
+    assert_eq!(add(&mut w, 5, 20), Outcome::Repeat);
+    lines.clear();
+    w.close(|_, l| lines.push(String::from_utf8_lossy(l).into_owned()));
+    assert_eq!(
+        lines,
+        ["m f_min=1i,f_max=5i,f_last=5i,f_count=2i,f_sum=6i 0\n"],
+        "the corrected window, emitted again"
+    );
+    assert_eq!((w.counts.emitted, w.counts.re_emitted), (1, 1));
+    // The watermark passes the first window's close (100) by more than
+    // max_lateness (200): it is forgotten, and a point for it is late.
+    assert_eq!(add(&mut w, 3, 301), Outcome::Counted);
+    w.close(|_, _| {});
+    assert_eq!(add(&mut w, 9, 30), Outcome::Late);
+    assert_eq!(w.counts.late, 1);
+}
+
+#[test]
+fn a_window_past_the_bound_is_refused_and_counted_never_grown() {
+    let mut w = Windows::new(vec![rule(0, 0)], 2);
+    let lane = Lane { rule: 0, dest: 0 };
+    let v = Value::Int(1);
+    assert_eq!(w.add(lane, b"m", b"a", &v, 0), Outcome::Counted);
+    assert_eq!(w.add(lane, b"m", b"b", &v, 0), Outcome::Counted);
+    assert_eq!(w.add(lane, b"m", b"c", &v, 0), Outcome::Full);
+    assert_eq!(
+        w.add(lane, b"m", b"a", &v, 1),
+        Outcome::Counted,
+        "an open window takes more"
+    );
+    assert_eq!((w.len(), w.counts.full), (2, 1));
+    let unknown = Lane { rule: 7, dest: 0 };
+    assert_eq!(w.add(unknown, b"m", b"a", &v, 0), Outcome::OutOfRange);
+}
+
+#[test]
+fn one_line_per_series_and_window_holds_every_field() {
+    let mut w = Windows::new(vec![rule(0, 0)], 100);
+    let lane = Lane { rule: 0, dest: 3 };
+    for (series, field, v, ts) in [
+        (&b"m,s=b"[..], &b"y"[..], 1, 0),
+        (b"m,s=a", b"x", 2, 1),
+        (b"m,s=a", b"y", 3, 2),
+        (b"m,s=a", b"x", 4, 150),
+    ] {
+        assert_eq!(
+            w.add(lane, series, field, &Value::Int(v), ts),
+            Outcome::Counted
+        );
+    }
+    let mut lines = BTreeSet::new();
+    w.close(|l, line| {
+        assert_eq!(l, lane);
+        lines.insert(String::from_utf8_lossy(line).into_owned());
+    });
+    let keys: BTreeSet<String> = lines
+        .iter()
+        .map(|l| l.split(' ').next().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(keys, BTreeSet::from(["m,s=a".into(), "m,s=b".into()]));
+    assert!(lines.contains("m,s=a x_min=2i,x_max=2i,x_last=2i,x_count=1i,x_sum=2i,y_min=3i,y_max=3i,y_last=3i,y_count=1i,y_sum=3i 0\n"), "{lines:?}");
+}
