@@ -239,6 +239,34 @@ fn lines(body: &[u8]) -> Result<Vec<u8>, CodecError> {
         *per_shape.get_mut(s).ok_or(Short)? += 1;
         line_shapes.push(s);
     }
+    // The least these lines can render to: a line its key, a space, a digit
+    // of timestamp and a newline; a value its separator, key, `=` and two
+    // bytes (`0i`). Past the cap, refuse before decoding a column: a blob of
+    // a few hundred bytes can claim billions of values (one shape of 20,000
+    // fields with zero-width columns, found in review), and a column's
+    // values are held until the lines are written.
+    let (mut least, mut n_values) = (0u64, 0u64);
+    for ((key, fields), &lines) in shapes.iter().zip(&per_shape) {
+        let key_len = keys.get(*key).map_or(0, |k| k.len()) as u64;
+        let line = fields.iter().fold(key_len + 3, |sum, (fk, _)| {
+            sum + fkeys.get(*fk).map_or(0, |k| k.len()) as u64 + 4
+        });
+        least = least.saturating_add(line.saturating_mul(lines as u64));
+        n_values = n_values.saturating_add((fields.len() as u64).saturating_mul(lines as u64));
+    }
+    if least > MAX_DECODED_BYTES as u64 {
+        return Err(CodecError(format!(
+            "claims lines of at least {least} bytes, over the {MAX_DECODED_BYTES}-byte cap"
+        )));
+    }
+    // Reserved fallibly: on a 32-bit gateway a batch near the cap may not
+    // fit in memory, which is an error for this batch, not an abort.
+    let too_large = |_| CodecError(format!("{least} bytes of lines do not fit in memory here"));
+    let mut vals: Vec<u64> = Vec::new();
+    vals.try_reserve_exact(usize::try_from(n_values).unwrap_or(usize::MAX))
+        .map_err(too_large)?;
+    let mut out: Vec<u8> = Vec::new();
+    out.try_reserve(least as usize).map_err(too_large)?;
     let mut ts = Vec::with_capacity(n);
     let scale = r.u8()? as u32;
     if scale > MAX_TS_SCALE_EXP {
@@ -254,7 +282,6 @@ fn lines(body: &[u8]) -> Result<Vec<u8>, CodecError> {
         ts.push(prev.wrapping_mul(unit));
     }
     // Every column's values in one vector, each column's in a run.
-    let mut vals: Vec<u64> = Vec::with_capacity(n.saturating_mul(4).min(body.len()));
     let mut strs: Vec<&[u8]> = Vec::new();
     let mut cols: Vec<Column> = Vec::new();
     let mut first_col = Vec::with_capacity(n_shapes);
@@ -271,7 +298,6 @@ fn lines(body: &[u8]) -> Result<Vec<u8>, CodecError> {
         }
     }
     let mut cursor = vec![0usize; n_shapes];
-    let mut out = Vec::with_capacity(body.len() * 4);
     for (i, &s) in line_shapes.iter().enumerate() {
         let (key, fields) = &shapes[s];
         let at = cursor[s];

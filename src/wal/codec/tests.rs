@@ -207,3 +207,45 @@ fn integer_series_with_small_timestamps_round_trip() {
     let back = decode(FORMAT_DELTA, &encode(FORMAT_DELTA, lp.as_bytes()).unwrap()).unwrap();
     assert_eq!(String::from_utf8(back).unwrap(), lp);
 }
+
+/// A format 2 body of `lines` lines of one shape whose `fields` fields all
+/// name field key 0 as integers, every column zero-width (3 bytes each,
+/// whatever its length).
+fn claim_of_many_values(lines: u64, fields: u64) -> Vec<u8> {
+    use bits::{put_bytes, put_varint};
+    let mut body = vec![VERSION];
+    put_varint(&mut body, lines);
+    put_varint(&mut body, 1);
+    put_bytes(&mut body, b"m");
+    put_varint(&mut body, 1);
+    put_bytes(&mut body, b"f");
+    put_varint(&mut body, 1);
+    put_varint(&mut body, 0);
+    put_varint(&mut body, fields);
+    for _ in 0..fields {
+        put_varint(&mut body, 0);
+        body.push(1);
+    }
+    body.extend(std::iter::repeat_n(0, lines as usize));
+    body.push(0);
+    let zero_width = [1u8, 0];
+    put_bytes(&mut body, &zero_width);
+    for _ in 0..fields {
+        put_bytes(&mut body, &zero_width);
+    }
+    lz4_flex::compress_prepend_size(&body)
+}
+
+/// Found in review: a blob of a few hundred bytes claimed 20,000 × 20,000
+/// integer values (3.6 GB while decoding). The least the lines could render
+/// to is over the cap, so it is refused before a column is read; the same
+/// shape at a decodable size still decodes.
+#[test]
+fn a_claim_of_more_values_than_the_cap_allows_is_refused_before_decoding() {
+    let blob = claim_of_many_values(20_000, 20_000);
+    assert!(blob.len() < 2_000, "{} bytes", blob.len());
+    let err = decode(FORMAT_DELTA, &blob).expect_err("over the cap");
+    assert!(err.0.contains("over the"), "{err}");
+    let small = decode(FORMAT_DELTA, &claim_of_many_values(3, 2)).expect("decodes");
+    assert_eq!(small, b"m f=0i,f=0i 0\nm f=0i,f=0i 0\nm f=0i,f=0i 0\n");
+}
