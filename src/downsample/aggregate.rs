@@ -17,7 +17,8 @@
 //!   time order: a float mean may differ in its last bits (the differential
 //!   test allows 1e-9 relative).
 //! - A later point at the very timestamp of `last` replaces it (InfluxDB
-//!   keeps a point's last write).
+//!   keeps a point's last write); `windows` takes such a point for a retry
+//!   within its horizon, so this applies beyond it.
 //! - A point whose type differs from the window's first (a field type
 //!   conflict, which InfluxDB refuses upstream) is not aggregated: `add`
 //!   says so and the caller counts it.

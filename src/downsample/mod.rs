@@ -17,13 +17,23 @@
 //!              replayed in commit order (`windows` is deterministic: no clock).
 //!              No per-commit write beyond the raw batch itself: a raw batch
 //!              keeps a duty ("not yet in a checkpoint") and leaves the buffer
-//!              only when delivered AND checkpointed (DESIGN.md, custody).
+//!              only when delivered AND checkpointed (the design notes'
+//!              custody rule: each duty a state of the row, not a copy).
+//! cursor       the checkpoint covers batches by `commit_seq`, never by id:
+//!              SQLite reuses the ids of deleted rows, so an id cursor would
+//!              skip a new batch after the buffer emptied (review).
 //! checkpoint   every few seconds on the commit thread, in one transaction:
-//!              the windows' state (a blob), the batch id it covers, and the
+//!              the windows' state (a blob), the commit_seq it covers, and the
 //!              aggregate lines `close` emitted, as batches of the warm
-//!              destinations (ordered, retried, dead-lettered like any batch).
-//!              A crash before it: replay recomputes the same state and emits
-//!              the same lines at the next checkpoint; after it: emitted once.
+//!              destinations (ordered, retried, dead-lettered like any batch),
+//!              marked so that replay skips them. A crash before it: replay
+//!              recomputes the same state and emits the same lines at the next
+//!              checkpoint; after it: emitted once.
+//! other exits  every way a raw batch leaves (delivery, dead letters, 400
+//!              splits, retention expiry) waits for the duty, or the replay
+//!              after a crash would miss its points.
+//! lanes        keyed by the rule's identity (its text), not its position: a
+//!              reload that reorders rules must not move windows between them.
 //! config       lifecycle.rules (measurement glob, tags, hot_days, warm_days,
 //!              downsample, grace, max_lateness, aggregates, warm destination),
 //!              lifecycle.max_open_windows.

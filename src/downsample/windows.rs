@@ -13,10 +13,14 @@
 //!   `Late` (the caller counts it and keeps the raw point, never aggregates
 //!   it into a window that was already forgotten).
 //! - **Repeats**: a point whose series, field and timestamp are among the
-//!   `DEDUP_RECENT_TIMESTAMPS` latest counted in its window is a producer's
-//!   retry (InfluxDB stores it once) and is not counted again. Beyond that
-//!   horizon a repeat counts twice; a different value at a counted
-//!   timestamp is taken for a repeat (the first value stays).
+//!   `DEDUP_RECENT_TIMESTAMPS` greatest counted in its window is a
+//!   producer's retry (InfluxDB stores it once) and is not counted again.
+//!   Beyond that horizon (older than the eight latest) a repeat counts twice;
+//!   a different value at a counted timestamp is taken for a repeat and the
+//!   first value stays (InfluxDB would keep the last).
+//! - Every point moves its lane's watermark, counted or not; one point far
+//!   ahead (a producer with a wrong clock) moves it for every series of the
+//!   lane, as the issue defines event time per rule and destination.
 //! - **Bounds**: at most `max_open` windows (series × field × window) exist;
 //!   a point that would open one more is `Full`, counted by the caller, and
 //!   kept raw. Memory is this bound times a window's size, never the load.
@@ -115,7 +119,18 @@ pub struct Windows {
 }
 
 impl Windows {
+    /// Rules with a window of at most 0 or a negative grace or lateness
+    /// are taken as 1 ns, 0 and 0 (the config refuses them before this).
     pub fn new(rules: Vec<Rule>, max_open: usize) -> Windows {
+        let rules = rules
+            .into_iter()
+            .map(|r| Rule {
+                every_ns: r.every_ns.max(1),
+                grace_ns: r.grace_ns.max(0),
+                max_lateness_ns: r.max_lateness_ns.max(0),
+                ..r
+            })
+            .collect();
         Windows {
             rules,
             open: BTreeMap::new(),
@@ -163,8 +178,13 @@ impl Windows {
         let Some(start) = window_start(ts, rule.every_ns) else {
             return Outcome::OutOfRange;
         };
-        let watermark = self.watermarks.get(&lane).copied();
-        if watermark.is_some_and(|w| forgotten(&rule, start, w)) {
+        // Every point moves its lane's event time, whatever becomes of it:
+        // a lane whose points are all refused for room must still close its
+        // windows and free the room (found in review: it stayed full).
+        let previous = self.watermarks.get(&lane).copied();
+        let watermark = previous.map_or(ts, |w| w.max(ts));
+        self.watermarks.insert(lane, watermark);
+        if forgotten(&rule, start, watermark) {
             return Outcome::Late;
         }
         let key = Key {
@@ -181,11 +201,7 @@ impl Windows {
                 if open.window.add(v, ts) == Err(TypeConflict) {
                     return Outcome::TypeConflict;
                 }
-                if open.recent.is_full() {
-                    open.recent.pop_front();
-                }
-                // Cannot fail: a slot was made just above.
-                let _ = open.recent.push_back(ts);
+                remember(&mut open.recent, ts);
                 open.changed = true;
             }
             None => {
@@ -205,8 +221,6 @@ impl Windows {
                 );
             }
         }
-        let w = self.watermarks.entry(lane).or_insert(ts);
-        *w = (*w).max(ts);
         Outcome::Counted
     }
 
@@ -255,13 +269,16 @@ impl Windows {
             }
             let fields_at = line.len();
             open.window.push_fields(&key.field, aggs, &mut line);
+            open.changed = false;
             if line.len() == fields_at {
+                // Nothing to write (a string window asked only for a mean).
                 line.truncate(mark);
-            } else if mark == 0 {
+                continue;
+            }
+            if mark == 0 {
                 // The first field of the line: no comma before it.
                 line[fields_at] = b' ';
             }
-            open.changed = false;
             if open.emitted {
                 self.counts.re_emitted += 1;
             } else {
@@ -285,6 +302,34 @@ impl Windows {
     fn advance_to(&mut self, lane: Lane, ts: i64) {
         let w = self.watermarks.entry(lane).or_insert(ts);
         *w = (*w).max(ts);
+    }
+}
+
+/// Keeps `ts` among the `DEDUP_RECENT_TIMESTAMPS` greatest counted: a
+/// retried body resends its points in their order, and keeping the latest
+/// by arrival let each re-counted old point push out the next one, so a
+/// retry of nine points counted all nine twice (found in review). Kept by
+/// value, a retry is recognised for all but its points older than the eight
+/// latest. `recent` is sorted, oldest first.
+fn remember(recent: &mut heapless::Deque<i64, DEDUP_RECENT_TIMESTAMPS>, ts: i64) {
+    if recent.is_full() {
+        if recent.front().is_some_and(|&oldest| ts < oldest) {
+            return;
+        }
+        recent.pop_front();
+    }
+    // Insert in order: at most eight moves.
+    let mut kept: heapless::Vec<i64, DEDUP_RECENT_TIMESTAMPS> = heapless::Vec::new();
+    while let Some(&last) = recent.back() {
+        if last <= ts {
+            break;
+        }
+        let _ = kept.push(last);
+        recent.pop_back();
+    }
+    let _ = recent.push_back(ts);
+    while let Some(t) = kept.pop() {
+        let _ = recent.push_back(t);
     }
 }
 
