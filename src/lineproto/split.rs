@@ -53,11 +53,18 @@ fn number<T: std::str::FromStr>(b: &[u8]) -> Option<T> {
     std::str::from_utf8(b).ok()?.parse().ok()
 }
 
+/// The boolean spellings InfluxDB 1.6 accepts (`scan_boolean`'s).
+const BOOL_TRUE: [&[u8]; 5] = [b"t", b"T", b"true", b"True", b"TRUE"];
+const BOOL_FALSE: [&[u8]; 5] = [b"f", b"F", b"false", b"False", b"FALSE"];
+
 fn value(v: &[u8]) -> Option<Value<'_>> {
     match v.first()? {
-        b'"' => Some(Value::Str(v.get(1..v.len() - 1)?)),
-        b't' | b'T' => Some(Value::Bool(true)),
-        b'f' | b'F' => Some(Value::Bool(false)),
+        b'"' if v.len() >= 2 && v.last() == Some(&b'"') => Some(Value::Str(&v[1..v.len() - 1])),
+        b'"' => None,
+        // Only the spellings the parser accepts: `t"` read as `true` lost
+        // the quote that closed a string on the stored line.
+        b't' | b'T' => BOOL_TRUE.contains(&v).then_some(Value::Bool(true)),
+        b'f' | b'F' => BOOL_FALSE.contains(&v).then_some(Value::Bool(false)),
         _ => match v.last()? {
             b'i' => int(&v[..v.len() - 1]).map(Value::Int),
             b'u' => uint(&v[..v.len() - 1]).map(Value::Uint),
@@ -111,6 +118,14 @@ fn next_field<'a>(body: &'a [u8], i: &mut usize) -> Option<(&'a [u8], &'a [u8])>
     // well read `I\\=` as an escaped `=`: found by fuzzing, the key and
     // value came back as another field.)
     while *i < body.len() && body[*i] != b'=' {
+        // A bare comma in a key: InfluxDB's scan counts it as a field
+        // separator when it decides which quotes open strings (`equals >
+        // commas`), so its reading and ours could part (found by fuzzing:
+        // `,\ \<newline>="\\=",=t"` read as one line, re-rendered as two
+        // fields of another line). Refused: the batch is stored as text.
+        if body[*i] == b',' {
+            return None;
+        }
         *i += if body[*i] == b'\\' { 2 } else { 1 };
     }
     let key = body.get(k_start..*i)?;

@@ -106,8 +106,9 @@ impl Router {
         let mut out: Vec<(Target, Routed)> = Vec::new();
         for line in crate::lineproto::lines(payload) {
             let Some(parts) = crate::lineproto::split::parts(line) else {
-                // Not a normalised line: cannot happen after the parser; keep
-                // it with the producer's choice rather than lose it.
+                // A line the splitter will not read (a field key with a bare
+                // comma, see `split::next_field`): keep it with the
+                // producer's choice rather than lose it.
                 self.emit(&mut out, Target::Fallback, fallback, line, None, 0);
                 continue;
             };

@@ -279,3 +279,31 @@ fn shapes_without_lines_or_fields_are_refused_before_they_are_held() {
     let err = decode(FORMAT_DELTA, &body(1, 1, 0)).expect_err("no fields");
     assert!(err.0.contains("without fields"), "{err}");
 }
+
+/// Found by fuzzing (CI): the parser judges which quotes open strings by
+/// InfluxDB's count (`=` seen > `,` seen), so a bare comma in a field key
+/// makes `,\ \<newline>="\\=",=t"` one line with one string, where the
+/// columns read two fields (`t"` as `true`) and rendered a line whose quote
+/// then swallowed the next line. The columns now refuse such a line and a
+/// spelling the parser would not accept: the batch is kept as text.
+#[test]
+fn a_line_the_columns_would_read_otherwise_than_the_parser_is_refused() {
+    let opts = ParseOptions {
+        precision: Precision::Nanos,
+        now_ns: 0,
+        allow_unsigned: true,
+    };
+    let mut lp = Vec::new();
+    let parsed = parse_into(b"= ,\\ \\\n=\"\\\\=\",=t\"\nt `=t", &opts, &mut lp);
+    assert_eq!(parsed.points, 2, "{parsed:?}");
+    assert_eq!(lp_lines(&lp).count(), 2);
+    let err = encode(FORMAT_DELTA, &lp).expect_err("refused");
+    assert!(err.0.contains("not a normalised line"), "{err}");
+    // The second line alone is plain and still takes the columns.
+    let plain = b"t `=t 0\n";
+    let back = decode(FORMAT_DELTA, &encode(FORMAT_DELTA, plain).unwrap()).unwrap();
+    assert_eq!(back, b"t `=true 0\n");
+    for bad in ["m f=t\" 0\n", "m f=tru 0\n", "m f=Fa 0\n", "m f=\" 0\n"] {
+        assert!(encode(FORMAT_DELTA, bad.as_bytes()).is_err(), "{bad}");
+    }
+}
