@@ -6,6 +6,7 @@
 #![no_main]
 
 use hissrv::wal::codec::{FORMAT_DELTA, FORMAT_LZ4, FORMAT_NONE, decode, encode};
+use hissrv::lineproto::split::split;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -24,10 +25,30 @@ fuzz_target!(|data: &[u8]| {
         hissrv::lineproto::parse_into(text.as_bytes(), &opts, &mut lp);
         if let Ok(blob) = encode(FORMAT_DELTA, &lp) {
             let back = decode(FORMAT_DELTA, &blob).expect("own encoding decodes");
-            assert_eq!(
-                hissrv::lineproto::lines(&back).count(),
-                hissrv::lineproto::lines(&lp).count()
+            let (a, b): (Vec<_>, Vec<_>) = (
+                hissrv::lineproto::lines(&lp).collect(),
+                hissrv::lineproto::lines(&back).collect(),
             );
+            assert_eq!(a.len(), b.len());
+            // Line by line the same key, fields, types and values (floats
+            // bit for bit): only spelling may differ.
+            for (x, y) in a.iter().zip(&b) {
+                let (x, y) = (split(x).expect("encoded"), split(y).expect("decoded"));
+                assert_eq!((x.key, x.ts), (y.key, y.ts));
+                assert_eq!(x.fields.len(), y.fields.len());
+                for ((kx, vx), (ky, vy)) in x.fields.iter().zip(&y.fields) {
+                    assert_eq!(kx, ky);
+                    assert_eq!(vx.kind(), vy.kind());
+                    match (vx.as_f64(), vy.as_f64()) {
+                        (Some(p), Some(q)) => assert_eq!(p.to_bits(), q.to_bits()),
+                        _ => assert_eq!(vx, vy),
+                    }
+                }
+            }
+            // And the decoded text is what the parser stores for itself.
+            let mut again = Vec::new();
+            hissrv::lineproto::parse_into(&back, &opts, &mut again);
+            assert_eq!(again, back);
         }
         let _ = decode(FORMAT_NONE, &lp);
     }

@@ -12,23 +12,29 @@
 //!   `max_lateness`: then the window is forgotten, and a point for it is
 //!   `Late` (the caller counts it and keeps the raw point, never aggregates
 //!   it into a window that was already forgotten).
-//! - **Repeats**: a point whose series, field and timestamp are among the
-//!   `DEDUP_RECENT_TIMESTAMPS` greatest counted in its window is a
-//!   producer's retry (InfluxDB stores it once) and is not counted again.
-//!   Beyond that horizon (older than the eight latest) a repeat counts twice;
-//!   a different value at a counted timestamp is taken for a repeat and the
-//!   first value stays (InfluxDB would keep the last).
+//! - **Repeats**: a point of a field already counted at its timestamp,
+//!   when that timestamp is among the `DEDUP_RECENT_TIMESTAMPS` greatest
+//!   counted in its series' window (any field), is a producer's retry
+//!   (InfluxDB stores it once) and is not counted again; so is a field named
+//!   twice in one line. Beyond that horizon (older than the eight greatest)
+//!   a repeat counts twice; a different value at a counted timestamp is
+//!   taken for a repeat and the first value stays (InfluxDB would keep the
+//!   last).
 //! - Every point moves its lane's watermark, counted or not; one point far
 //!   ahead (a producer with a wrong clock) moves it for every series of the
 //!   lane, as the issue defines event time per rule and destination.
-//! - **Bounds**: at most `max_open` windows (series × field × window) exist;
-//!   a point that would open one more is `Full`, counted by the caller, and
-//!   kept raw. Memory is this bound times a window's size, never the load.
+//! - **Bounds**: at most `max_open` field windows (series × field ×
+//!   window) exist; a field that would open one more is `Full`, counted by
+//!   the caller, and kept raw. Memory is this bound times a field window's
+//!   size (150 bytes measured with 10 fields a series,
+//!   `benches/downsample.rs`), never the load.
 //!
 //! Determinism (what durability will rest on): the state is a function of
 //! the points given, in their order, and of the `close` calls between them;
 //! nothing reads a clock. Replaying the same batches after a restart from a
-//! checkpoint rebuilds the same windows and emits the same lines.
+//! checkpoint rebuilds the same windows and emits the same lines (the
+//! series of one window in the hash map's order, which differs by process:
+//! the line set is what is the same).
 
 use super::aggregate::{Aggregates, TypeConflict, Window, window_start};
 use crate::lineproto::numbers::push_i64;
@@ -39,6 +45,11 @@ use std::collections::BTreeMap;
 /// a retried point: a producer that lost an answer resends its last body,
 /// a few points per series; 8 × 8 bytes a window bounds the cost.
 pub const DEDUP_RECENT_TIMESTAMPS: usize = 8;
+const _: () = assert!(DEDUP_RECENT_TIMESTAMPS <= 8, "Field::seen has a bit a slot");
+
+/// A field name longer than this is not aggregated (`OutOfRange`): names
+/// are kept as u32 offsets, and InfluxDB's own key limit is 64 KiB.
+pub const MAX_FIELD_NAME_BYTES: usize = 65_535;
 
 /// One rule's windowing, in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -78,20 +89,52 @@ pub enum Outcome {
     OutOfRange,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Key {
-    lane: Lane,
-    start: i64,
-    /// Measurement and tags, as written.
-    series: Box<[u8]>,
-    field: Box<[u8]>,
+/// The series of one lane's window, by series key (measurement and tags,
+/// as written): looked up by the line's own bytes, no allocation a line.
+/// Hashed (a B-tree's comparisons of 10,000 keys were most of a line's
+/// cost, `benches/downsample.rs`); foldhash is seeded per process, so
+/// crafted collisions cannot be aimed at it.
+type SeriesMap = std::collections::HashMap<Box<[u8]>, Series, foldhash::fast::RandomState>;
+
+/// One lane's window start: its series, and whether any changed since the
+/// last `close` (a closed window held for late points is not walked again
+/// until one comes).
+#[derive(Debug, Default)]
+struct WindowSet {
+    dirty: bool,
+    series: SeriesMap,
+}
+
+/// One series' window: its fields' windows, and the timestamps counted
+/// lately with which fields each. Held per series rather than per field: a
+/// meter's 10 fields share one key, one map entry and one ring (a third of
+/// the memory of a window per field, measured in `windows_tests`).
+#[derive(Debug, Clone)]
+struct Series {
+    /// In the order the fields first came.
+    fields: Vec<Field>,
+    /// The fields' names, one after the other.
+    names: Vec<u8>,
+    /// The `DEDUP_RECENT_TIMESTAMPS` greatest timestamps counted in this
+    /// window (any field), in no order; `slots_used` of them are valid.
+    /// Field `f` was counted at `slots[j]` iff bit `j` of `f.seen`.
+    slots: [i64; DEDUP_RECENT_TIMESTAMPS],
+    slots_used: u8,
+    /// Where the next field of a line is likely found: fields come in the
+    /// same order line after line.
+    hint: usize,
 }
 
 #[derive(Debug, Clone)]
-struct Open {
+struct Field {
+    /// The name: `Series::names[name_at..name_at + name_len]` (one buffer
+    /// a series, not an allocation a field: comparing names then touches
+    /// one place in memory, not ten).
+    name_at: u32,
+    name_len: u32,
     window: Window,
-    /// The latest counted timestamps, oldest first.
-    recent: heapless::Deque<i64, DEDUP_RECENT_TIMESTAMPS>,
+    /// Bit `j`: counted at `Series::slots[j]`.
+    seen: u8,
     /// Counted into since it was last emitted (or never emitted).
     changed: bool,
     emitted: bool,
@@ -110,9 +153,25 @@ pub struct Counts {
     pub re_emitted: u64,
 }
 
+impl Counts {
+    fn add(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Counted => self.counted += 1,
+            Outcome::Repeat => self.repeats += 1,
+            Outcome::Late => self.late += 1,
+            Outcome::Full => self.full += 1,
+            Outcome::TypeConflict => self.type_conflicts += 1,
+            Outcome::OutOfRange => {}
+        }
+    }
+}
+
 pub struct Windows {
     rules: Vec<Rule>,
-    open: BTreeMap<Key, Open>,
+    /// By lane and window start, then series: `close` emits in this order.
+    open: BTreeMap<(Lane, i64), WindowSet>,
+    /// Field windows held (the sum of `fields.len()` over `open`).
+    held: usize,
     watermarks: BTreeMap<Lane, i64>,
     max_open: usize,
     pub counts: Counts,
@@ -134,165 +193,270 @@ impl Windows {
         Windows {
             rules,
             open: BTreeMap::new(),
+            held: 0,
             watermarks: BTreeMap::new(),
             max_open,
             counts: Counts::default(),
         }
     }
 
-    /// Windows open (emitted or not, not yet forgotten).
+    /// Windows open (series × field × window; emitted or not, not yet
+    /// forgotten): what `max_open` bounds.
     pub fn len(&self) -> usize {
-        self.open.len()
+        self.held
     }
 
     pub fn is_empty(&self) -> bool {
-        self.open.is_empty()
+        self.held == 0
     }
 
     /// Counts one field of one point into its window.
     pub fn add(&mut self, lane: Lane, series: &[u8], field: &[u8], v: &Value, ts: i64) -> Outcome {
-        let outcome = self.add_inner(lane, series, field, v, ts);
-        let c = &mut self.counts;
-        match outcome {
-            Outcome::Counted => c.counted += 1,
-            Outcome::Repeat => c.repeats += 1,
-            Outcome::Late => c.late += 1,
-            Outcome::Full => c.full += 1,
-            Outcome::TypeConflict => c.type_conflicts += 1,
-            Outcome::OutOfRange => {}
-        }
+        let mut outcome = Outcome::OutOfRange;
+        self.add_line(lane, series, &[(field, *v)], ts, |_, o| outcome = o);
         outcome
     }
 
-    fn add_inner(
+    /// Counts every field of one point (one map lookup for the line);
+    /// `each(i, outcome)` tells what became of `fields[i]`.
+    pub fn add_line(
         &mut self,
         lane: Lane,
         series: &[u8],
-        field: &[u8],
-        v: &Value,
+        fields: &[(&[u8], Value)],
         ts: i64,
-    ) -> Outcome {
-        let Some(rule) = self.rules.get(usize::from(lane.rule)).copied() else {
-            return Outcome::OutOfRange;
-        };
-        let Some(start) = window_start(ts, rule.every_ns) else {
-            return Outcome::OutOfRange;
-        };
-        // Every point moves its lane's event time, whatever becomes of it:
-        // a lane whose points are all refused for room must still close its
-        // windows and free the room (found in review: it stayed full).
-        let previous = self.watermarks.get(&lane).copied();
-        let watermark = previous.map_or(ts, |w| w.max(ts));
-        self.watermarks.insert(lane, watermark);
-        if forgotten(&rule, start, watermark) {
-            return Outcome::Late;
-        }
-        let key = Key {
-            lane,
-            start,
-            series: series.into(),
-            field: field.into(),
-        };
-        match self.open.get_mut(&key) {
-            Some(open) => {
-                if open.recent.iter().any(|&t| t == ts) {
-                    return Outcome::Repeat;
+        mut each: impl FnMut(usize, Outcome),
+    ) {
+        let start = match self.place(lane, ts) {
+            Ok(start) => start,
+            Err(o) => {
+                for i in 0..fields.len() {
+                    self.counts.add(o);
+                    each(i, o);
                 }
-                if open.window.add(v, ts) == Err(TypeConflict) {
-                    return Outcome::TypeConflict;
-                }
-                remember(&mut open.recent, ts);
-                open.changed = true;
+                return;
             }
-            None => {
-                if self.open.len() >= self.max_open {
-                    return Outcome::Full;
+        };
+        let room = self.max_open.saturating_sub(self.held);
+        let counts = &mut self.counts;
+        let set = self.open.entry((lane, start)).or_default();
+        let window = &mut set.series;
+        let entry = match window.get_mut(series) {
+            Some(entry) => entry,
+            None if room == 0 => {
+                if window.is_empty() {
+                    self.open.remove(&(lane, start));
                 }
-                let mut recent = heapless::Deque::new();
-                let _ = recent.push_back(ts);
-                self.open.insert(
-                    key,
-                    Open {
+                for i in 0..fields.len() {
+                    self.counts.add(Outcome::Full);
+                    each(i, Outcome::Full);
+                }
+                return;
+            }
+            None => window.entry(series.into()).or_insert(Series {
+                fields: Vec::new(),
+                names: Vec::new(),
+                slots: [0; DEDUP_RECENT_TIMESTAMPS],
+                slots_used: 0,
+                hint: 0,
+            }),
+        };
+        // The slot remembering `ts`, taken at the first field counted: then
+        // a field named twice in the line, or the line retried, is a repeat.
+        let mut slot = entry.slot_of(ts);
+        let mut slot_tried = slot.is_some();
+        let mut added = 0usize;
+        for (i, (name, v)) in fields.iter().enumerate() {
+            let (outcome, at) = match entry.find(name) {
+                Some(f) => {
+                    let field = &mut entry.fields[f];
+                    if slot.is_some_and(|j| field.seen & 1 << j != 0) {
+                        (Outcome::Repeat, None)
+                    } else if field.window.add(v, ts) == Err(TypeConflict) {
+                        (Outcome::TypeConflict, None)
+                    } else {
+                        field.changed = true;
+                        (Outcome::Counted, Some(f))
+                    }
+                }
+                None if added >= room => (Outcome::Full, None),
+                None if name.len() > MAX_FIELD_NAME_BYTES
+                    || entry.names.len() + name.len() > u32::MAX as usize =>
+                {
+                    (Outcome::OutOfRange, None)
+                }
+                None => {
+                    added += 1;
+                    let name_at = entry.names.len() as u32;
+                    entry.names.extend_from_slice(name);
+                    entry.fields.push(Field {
+                        name_at,
+                        name_len: name.len() as u32,
                         window: Window::first(v, ts),
-                        recent,
+                        seen: 0,
                         changed: true,
                         emitted: false,
-                    },
-                );
+                    });
+                    entry.hint = entry.fields.len();
+                    (Outcome::Counted, Some(entry.fields.len() - 1))
+                }
+            };
+            if let Some(f) = at {
+                if !slot_tried {
+                    slot = entry.take_slot(ts);
+                    slot_tried = true;
+                }
+                if let Some(j) = slot {
+                    entry.fields[f].seen |= 1 << j;
+                }
+            }
+            set.dirty |= at.is_some();
+            counts.add(outcome);
+            each(i, outcome);
+        }
+        if entry.fields.is_empty() {
+            // Every field refused (or none given): no empty entry stays.
+            window.remove(series);
+            if window.is_empty() {
+                self.open.remove(&(lane, start));
             }
         }
-        Outcome::Counted
+        self.held += added;
+    }
+
+    /// The window of `ts` in `lane`, after moving the lane's watermark:
+    /// every point moves its lane's event time, whatever becomes of it (a
+    /// lane whose points are all refused for room must still close its
+    /// windows and free the room; found in review: it stayed full).
+    fn place(&mut self, lane: Lane, ts: i64) -> Result<i64, Outcome> {
+        let rule = *self
+            .rules
+            .get(usize::from(lane.rule))
+            .ok_or(Outcome::OutOfRange)?;
+        let start = window_start(ts, rule.every_ns).ok_or(Outcome::OutOfRange)?;
+        let mark = self.watermarks.entry(lane).or_insert(ts);
+        *mark = (*mark).max(ts);
+        if forgotten(&rule, start, *mark) {
+            return Err(Outcome::Late);
+        }
+        Ok(start)
     }
 
     /// Emits each closed window that changed since it was last emitted, as
     /// `emit(lane, line)` with one line per lane, window and series (the
     /// fields of every field's window, `\n`-terminated), and forgets the
-    /// windows past `max_lateness`. Lines come in key order: lane, window
-    /// start, series.
+    /// windows past `max_lateness`. Lines come by lane and window start
+    /// (the series of one window in no set order); fields in the order
+    /// they first came.
     pub fn close(&mut self, mut emit: impl FnMut(Lane, &[u8])) {
         let mut line: Vec<u8> = Vec::new();
-        let mut current: Option<(Lane, i64, Box<[u8]>)> = None;
-        let mut finish = |line: &mut Vec<u8>, current: &Option<(Lane, i64, Box<[u8]>)>| {
-            if let Some((lane, start, _)) = current
-                && !line.is_empty()
-            {
-                line.push(b' ');
-                push_i64(line, *start);
-                line.push(b'\n');
-                emit(*lane, line);
-            }
-            line.clear();
-        };
-        for (key, open) in self.open.iter_mut() {
-            let Some(rule) = self.rules.get(usize::from(key.lane.rule)) else {
-                continue;
+        let mut freed = 0;
+        let counts = &mut self.counts;
+        self.open.retain(|&(lane, start), set| {
+            let (Some(rule), Some(&w)) = (
+                self.rules.get(usize::from(lane.rule)),
+                self.watermarks.get(&lane),
+            ) else {
+                return true;
             };
-            let Some(&w) = self.watermarks.get(&key.lane) else {
-                continue;
-            };
-            if !open.changed || !closed(rule, key.start, w) {
-                continue;
+            if !closed(rule, start, w) {
+                return true;
             }
-            let same = current.as_ref().is_some_and(|(l, s, series)| {
-                *l == key.lane && *s == key.start && **series == *key.series
-            });
-            if !same {
-                finish(&mut line, &current);
-                current = Some((key.lane, key.start, key.series.clone()));
+            let window = &mut set.series;
+            for (series, entry) in window.iter_mut().filter(|_| set.dirty) {
+                line.clear();
+                line.extend_from_slice(series);
+                for field in entry.fields.iter_mut().filter(|f| f.changed) {
+                    field.changed = false;
+                    let aggs = rule
+                        .aggregates
+                        .unwrap_or_else(|| Aggregates::defaults_for(field.window.kind()));
+                    let fields_at = line.len();
+                    let name = entry.names.get(field.name()).unwrap_or_default();
+                    field.window.push_fields(name, aggs, &mut line);
+                    if line.len() == fields_at {
+                        // Nothing to write (a string window asked only for a mean).
+                        continue;
+                    }
+                    if fields_at == series.len() {
+                        // The first field of the line: no comma before it.
+                        line[fields_at] = b' ';
+                    }
+                    if field.emitted {
+                        counts.re_emitted += 1;
+                    } else {
+                        counts.emitted += 1;
+                        field.emitted = true;
+                    }
+                }
+                if line.len() > series.len() {
+                    line.push(b' ');
+                    push_i64(&mut line, start);
+                    line.push(b'\n');
+                    emit(lane, &line);
+                }
             }
-            let aggs = rule
-                .aggregates
-                .unwrap_or_else(|| Aggregates::defaults_for(open.window.kind()));
-            let mark = line.len();
-            if line.is_empty() {
-                line.extend_from_slice(&key.series);
+            set.dirty = false;
+            if forgotten(rule, start, w) {
+                freed += window.values().map(|e| e.fields.len()).sum::<usize>();
+                return false;
             }
-            let fields_at = line.len();
-            open.window.push_fields(&key.field, aggs, &mut line);
-            open.changed = false;
-            if line.len() == fields_at {
-                // Nothing to write (a string window asked only for a mean).
-                line.truncate(mark);
-                continue;
-            }
-            if mark == 0 {
-                // The first field of the line: no comma before it.
-                line[fields_at] = b' ';
-            }
-            if open.emitted {
-                self.counts.re_emitted += 1;
-            } else {
-                self.counts.emitted += 1;
-                open.emitted = true;
-            }
-        }
-        finish(&mut line, &current);
-        let (rules, watermarks) = (&self.rules, &self.watermarks);
-        self.open.retain(|key, _| {
-            let rule = rules.get(usize::from(key.lane.rule));
-            let w = watermarks.get(&key.lane);
-            !matches!((rule, w), (Some(r), Some(&w)) if forgotten(r, key.start, w))
+            true
         });
+        self.held -= freed;
+    }
+}
+
+impl Field {
+    fn name(&self) -> std::ops::Range<usize> {
+        let at = self.name_at as usize;
+        at..at + self.name_len as usize
+    }
+}
+
+impl Series {
+    /// The field named `name`, looked for first where the hint points.
+    fn find(&mut self, name: &[u8]) -> Option<usize> {
+        let n = self.fields.len();
+        let at = (0..n)
+            .map(|k| (self.hint + k) % n)
+            .find(|&f| self.names.get(self.fields[f].name()) == Some(name))?;
+        self.hint = at + 1;
+        Some(at)
+    }
+
+    /// The slot holding `ts`, if it is among the greatest counted.
+    fn slot_of(&self, ts: i64) -> Option<usize> {
+        self.slots[..usize::from(self.slots_used)]
+            .iter()
+            .position(|&t| t == ts)
+    }
+
+    /// A slot for `ts`, newly among the `DEDUP_RECENT_TIMESTAMPS` greatest
+    /// counted: a free one, or the least one's when `ts` is greater than it
+    /// (its fields' bits cleared). `None`: `ts` is older than all of them.
+    ///
+    /// Kept by value, not by arrival: a retried body resends its points in
+    /// their order, and keeping the latest by arrival let each re-counted
+    /// old point push out the next one, so a retry of nine points counted
+    /// all nine twice (found in review). A retry is recognised for all but
+    /// its points older than the eight greatest.
+    fn take_slot(&mut self, ts: i64) -> Option<usize> {
+        let used = usize::from(self.slots_used);
+        if used < DEDUP_RECENT_TIMESTAMPS {
+            self.slots[used] = ts;
+            self.slots_used += 1;
+            return Some(used);
+        }
+        let (j, &least) = self.slots.iter().enumerate().min_by_key(|&(_, &t)| t)?;
+        if ts < least {
+            return None;
+        }
+        self.slots[j] = ts;
+        for f in &mut self.fields {
+            f.seen &= !(1u8 << j);
+        }
+        Some(j)
     }
 }
 
@@ -302,34 +466,6 @@ impl Windows {
     fn advance_to(&mut self, lane: Lane, ts: i64) {
         let w = self.watermarks.entry(lane).or_insert(ts);
         *w = (*w).max(ts);
-    }
-}
-
-/// Keeps `ts` among the `DEDUP_RECENT_TIMESTAMPS` greatest counted: a
-/// retried body resends its points in their order, and keeping the latest
-/// by arrival let each re-counted old point push out the next one, so a
-/// retry of nine points counted all nine twice (found in review). Kept by
-/// value, a retry is recognised for all but its points older than the eight
-/// latest. `recent` is sorted, oldest first.
-fn remember(recent: &mut heapless::Deque<i64, DEDUP_RECENT_TIMESTAMPS>, ts: i64) {
-    if recent.is_full() {
-        if recent.front().is_some_and(|&oldest| ts < oldest) {
-            return;
-        }
-        recent.pop_front();
-    }
-    // Insert in order: at most eight moves.
-    let mut kept: heapless::Vec<i64, DEDUP_RECENT_TIMESTAMPS> = heapless::Vec::new();
-    while let Some(&last) = recent.back() {
-        if last <= ts {
-            break;
-        }
-        let _ = kept.push(last);
-        recent.pop_back();
-    }
-    let _ = recent.push_back(ts);
-    while let Some(t) = kept.pop() {
-        let _ = recent.push_back(t);
     }
 }
 

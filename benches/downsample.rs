@@ -1,0 +1,139 @@
+//! Downsampling benchmark (issue "Data lifecycle, part 1"): the CPU a line
+//! costs the windows, and the memory their state takes, for the issue's
+//! 10,000 open series × 10 fields.
+//!
+//! Load: 10,000 meters, 10 float fields each (values as a meter writes them,
+//! 2 decimals), one line per meter per second, event time in order, rule
+//! `5m` with the defaults (grace one window, max_lateness 1 h), `close`
+//! every 10,000 lines as the commit thread will. The baseline in the same
+//! run is what every line costs without a rule: cutting it into its fields
+//! (`split_into`), which the windows need as well.
+//!
+//! Reported: median ns per line over the runs, for the baseline and with the
+//! windows; the RSS growth per field window held (from /proc/self/statm),
+//! at the peak of windows held, in the first run (later runs reuse the
+//! pages it freed).
+//!
+//! Run: `cargo bench --bench downsample` (HISSRV_BENCH_RUNS=5 runs).
+
+use hissrv::downsample::windows::{Lane, Rule, Windows};
+use hissrv::lineproto::split::split_into;
+use std::time::Instant;
+
+const SERIES: usize = 10_000;
+const FIELDS: usize = 10;
+const SECONDS: i64 = 660;
+const NS: i64 = 1_000_000_000;
+const T0: i64 = 1_700_000_000 * NS;
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// One second of lines, one per meter.
+fn second(t: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(SERIES * 120);
+    for s in 0..SERIES {
+        out.extend_from_slice(format!("meter,site=plant{},id={s} ", s % 7).as_bytes());
+        for f in 0..FIELDS {
+            let v = ((s * 31 + f * 17) as i64 * 100 + (t / NS) % 97) as f64 / 100.0;
+            if f > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(format!("f{f}={v}").as_bytes());
+        }
+        out.extend_from_slice(format!(" {}\n", T0 + t).as_bytes());
+    }
+    out
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+fn main() {
+    let runs: usize = std::env::var("HISSRV_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    // 11 minutes of data: two windows' worth and more, so windows close,
+    // are emitted, and stay held for late points (max_lateness).
+    let seconds: Vec<Vec<u8>> = (0..SECONDS).map(|t| second(t * NS)).collect();
+    let lines = SERIES as f64 * SECONDS as f64;
+    let rule = Rule {
+        every_ns: 300 * NS,
+        grace_ns: 300 * NS,
+        max_lateness_ns: 3_600 * NS,
+        aggregates: None,
+    };
+    let lane = Lane { rule: 0, dest: 0 };
+    let (mut base, mut with) = (Vec::new(), Vec::new());
+    let mut per_window = Vec::new();
+    let mut emitted_bytes = 0usize;
+    let mut held_peak = 0usize;
+    for _ in 0..runs {
+        let mut fields = Vec::with_capacity(16);
+        let started = Instant::now();
+        let mut sink = 0usize;
+        for body in &seconds {
+            for line in hissrv::lineproto::lines(body) {
+                if let Some((key, ts)) = split_into(line, &mut fields) {
+                    sink = sink
+                        .wrapping_add(key.len() + fields.len())
+                        .wrapping_add(ts as usize);
+                }
+            }
+        }
+        base.push(started.elapsed().as_nanos() as f64 / lines);
+        std::hint::black_box(sink);
+
+        let before = rss_bytes();
+        let mut w = Windows::new(vec![rule], 10_000_000);
+        let started = Instant::now();
+        let mut since_close = 0;
+        let mut peak = (0usize, 0u64);
+        for body in &seconds {
+            for line in hissrv::lineproto::lines(body) {
+                if let Some((key, ts)) = split_into(line, &mut fields) {
+                    w.add_line(lane, key, &fields, ts, |_, _| {});
+                }
+                since_close += 1;
+                if since_close == 10_000 {
+                    since_close = 0;
+                    w.close(|_, l| emitted_bytes += l.len());
+                    if w.len() > peak.0 {
+                        peak = (w.len(), rss_bytes());
+                    }
+                }
+            }
+        }
+        with.push(started.elapsed().as_nanos() as f64 / lines);
+        held_peak = peak.0;
+        // The first run only: later runs reuse the pages the first freed.
+        if per_window.is_empty() {
+            per_window.push(peak.1.saturating_sub(before) as f64 / peak.0.max(1) as f64);
+        }
+        drop(w);
+    }
+    let (b, m) = (median(base), median(with));
+    println!(
+        "downsample bench: {SERIES} series x {FIELDS} fields, {SECONDS} s at 1 s, rule 5m, {runs} runs"
+    );
+    println!("split only (baseline): {b:.0} ns/line");
+    println!(
+        "split + windows:       {m:.0} ns/line  (windows: +{:.0} ns/line, {:.2}x)",
+        m - b,
+        m / b
+    );
+    println!(
+        "field windows held at peak: {held_peak}; RSS growth per field window: {:.0} B (first run); emitted {emitted_bytes} bytes",
+        median(per_window)
+    );
+}
