@@ -102,6 +102,8 @@ type SeriesMap = std::collections::HashMap<Box<[u8]>, Series, foldhash::fast::Ra
 #[derive(Debug, Default)]
 struct WindowSet {
     dirty: bool,
+    /// Changed since the last checkpoint (`state`).
+    unsaved: bool,
     series: SeriesMap,
 }
 
@@ -173,6 +175,8 @@ pub struct Windows {
     /// Field windows held (the sum of `fields.len()` over `open`).
     held: usize,
     watermarks: BTreeMap<Lane, i64>,
+    /// Sets forgotten since the last checkpoint (`state`).
+    removed: Vec<(Lane, i64)>,
     max_open: usize,
     pub counts: Counts,
 }
@@ -195,6 +199,7 @@ impl Windows {
             open: BTreeMap::new(),
             held: 0,
             watermarks: BTreeMap::new(),
+            removed: Vec::new(),
             max_open,
             counts: Counts::default(),
         }
@@ -243,13 +248,18 @@ impl Windows {
         let window = &mut set.series;
         let entry = match window.get_mut(series) {
             Some(entry) => entry,
-            None if room == 0 => {
+            None if room == 0 || !state::is_series_key(series) => {
+                let o = if room == 0 {
+                    Outcome::Full
+                } else {
+                    Outcome::OutOfRange
+                };
                 if window.is_empty() {
                     self.open.remove(&(lane, start));
                 }
                 for i in 0..fields.len() {
-                    self.counts.add(Outcome::Full);
-                    each(i, Outcome::Full);
+                    self.counts.add(o);
+                    each(i, o);
                 }
                 return;
             }
@@ -281,7 +291,8 @@ impl Windows {
                 }
                 None if added >= room => (Outcome::Full, None),
                 None if name.len() > MAX_FIELD_NAME_BYTES
-                    || entry.names.len() + name.len() > u32::MAX as usize =>
+                    || entry.names.len() + name.len() > u32::MAX as usize
+                    || !state::is_field_name(name) =>
                 {
                     (Outcome::OutOfRange, None)
                 }
@@ -311,6 +322,7 @@ impl Windows {
                 }
             }
             set.dirty |= at.is_some();
+            set.unsaved |= at.is_some();
             counts.add(outcome);
             each(i, outcome);
         }
@@ -352,6 +364,7 @@ impl Windows {
         let mut line: Vec<u8> = Vec::new();
         let mut freed = 0;
         let counts = &mut self.counts;
+        let removed = &mut self.removed;
         self.open.retain(|&(lane, start), set| {
             let (Some(rule), Some(&w)) = (
                 self.rules.get(usize::from(lane.rule)),
@@ -396,9 +409,11 @@ impl Windows {
                     emit(lane, &line);
                 }
             }
+            set.unsaved |= set.dirty;
             set.dirty = false;
             if forgotten(rule, start, w) {
                 freed += window.values().map(|e| e.fields.len()).sum::<usize>();
+                removed.push((lane, start));
                 return false;
             }
             true
@@ -489,3 +504,11 @@ fn forgotten(rule: &Rule, start: i64, watermark: i64) -> bool {
 #[cfg(test)]
 #[path = "windows_tests.rs"]
 mod tests;
+
+#[path = "state.rs"]
+mod state;
+pub use state::{Checkpoint, StateError};
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod state_tests;
