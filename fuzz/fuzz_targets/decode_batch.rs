@@ -5,8 +5,8 @@
 //! Run: `cargo fuzz run decode_batch -- -max_total_time=60 -malloc_limit_mb=1024`
 #![no_main]
 
-use hissrv::wal::codec::{FORMAT_DELTA, FORMAT_LZ4, FORMAT_NONE, decode, encode};
 use hissrv::lineproto::split::split;
+use hissrv::wal::codec::{FORMAT_DELTA, FORMAT_LZ4, FORMAT_NONE, decode, encode};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -20,7 +20,8 @@ fn rules() -> Vec<Rule> {
 
 fuzz_target!(|data: &[u8]| {
     let lane = Lane { rule: 0, dest: 0 };
-    let Ok((mut w, _)) = Windows::restore(rules(), 1 << 20, &[(lane, 12)], [(lane, 0, data)]) else {
+    let Ok((mut w, _)) = Windows::restore(rules(), 1 << 20, &[(lane, 12)], [(lane, 0, data)])
+    else {
         return;
     };
     let held = w.len();

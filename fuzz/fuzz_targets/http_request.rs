@@ -11,8 +11,8 @@
 //! Run: `cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run http_request -- -max_total_time=60`
 #![no_main]
 
-use hissrv::ingest::budget::BodyBudget;
 use hissrv::config::{Auth, User};
+use hissrv::ingest::budget::BodyBudget;
 use hissrv::ingest::http::{Conn, Request};
 use libfuzzer_sys::fuzz_target;
 use std::pin::Pin;

@@ -16,8 +16,8 @@
 #![no_main]
 
 use hissrv::lineproto::split::{Value, split};
-use hissrv::wal::codec::{FORMAT_DELTA, FORMAT_LZ4, decode, encode};
 use hissrv::lineproto::{ParseOptions, Precision, lines, parse_into};
+use hissrv::wal::codec::{FORMAT_DELTA, FORMAT_LZ4, decode, encode};
 use libfuzzer_sys::fuzz_target;
 
 fn same_value(a: &Value, b: &Value) -> bool {

@@ -27,6 +27,7 @@ pub struct Config {
     pub performance: Performance,
     pub buffer: Buffer,
     pub retry: Retry,
+    pub lifecycle: Lifecycle,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -450,6 +451,12 @@ input_facing! {
     mod sharding;
 }
 pub use sharding::{Bucket, Sharding, Strategy, parse_duration_s, parse_id_range};
+
+input_facing! {
+    #[path = "lifecycle.rs"]
+    mod lifecycle;
+}
+pub use lifecycle::{Days, Lifecycle, Rule as LifecycleRule};
 
 #[path = "validate.rs"]
 mod validate;

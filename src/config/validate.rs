@@ -108,6 +108,7 @@ impl Config {
             ));
         }
         db.sharding.validate(db)?;
+        self.lifecycle.validate()?;
         validate_tls(&db.tls)?;
         let b = &self.performance.adaptive_batching;
         if b.min_batch_size == 0 {

@@ -115,7 +115,13 @@ fn a_restored_checkpoint_carries_on_exactly_as_the_original() {
                     rule: (next() % 2) as u16,
                     dest: (next() % 2) as u32,
                 };
-                (lane, format!("m,s={}", next() % 4), fields, now - late, next())
+                (
+                    lane,
+                    format!("m,s={}", next() % 4),
+                    fields,
+                    now - late,
+                    next(),
+                )
             };
             sent.push(point.clone());
             let (lane, series, fields, ts, vseed) = point;
@@ -239,12 +245,20 @@ fn a_set_breaking_an_invariant_is_refused_by_name() {
         (
             set_bytes(
                 1,
-                &[(b"m", &[5], b"aa", &[field_bytes(0, 1, 1, 3), field_bytes(1, 1, 0, 3)])],
+                &[(
+                    b"m",
+                    &[5],
+                    b"aa",
+                    &[field_bytes(0, 1, 1, 3), field_bytes(1, 1, 0, 3)],
+                )],
             ),
             "a field twice",
         ),
         (set_bytes(1, &[]), "an empty set"),
-        (set_bytes(2, &[(b"m", &[], b"a", &[field_bytes(0, 1, 0, 3)])]), "bad flag"),
+        (
+            set_bytes(2, &[(b"m", &[], b"a", &[field_bytes(0, 1, 0, 3)])]),
+            "bad flag",
+        ),
     ] {
         let err = restore_one(&blob).map(|_| ()).expect_err(why);
         assert!(err.0.contains(why), "{why}: {err}");
@@ -256,7 +270,10 @@ fn a_set_breaking_an_invariant_is_refused_by_name() {
             .windows(6)
             .position(|w| w == b"x \\\" y")
             .expect("the string");
-        blob.splice(at - 1..at + 6, [s.len() as u8].into_iter().chain(s.iter().copied()));
+        blob.splice(
+            at - 1..at + 6,
+            [s.len() as u8].into_iter().chain(s.iter().copied()),
+        );
         let err = restore_one(&blob).map(|_| ()).expect_err("string");
         assert!(err.0.contains("a string that ends early"), "{err}");
     }
@@ -273,11 +290,22 @@ fn a_field_or_series_that_could_not_be_emitted_is_not_aggregated() {
     assert_eq!(w.add(lane, b"m", b",\\ x", &v, 1), Outcome::OutOfRange);
     assert_eq!(w.add(lane, b"m", b"a\\", &v, 1), Outcome::OutOfRange);
     assert_eq!(w.add(lane, b"m x", b"a", &v, 1), Outcome::OutOfRange);
+    for key in [&b"m\\\\"[..], b"#m", b"\tm", b"\0m"] {
+        assert_eq!(
+            w.add(lane, key, b"a", &v, 1),
+            Outcome::OutOfRange,
+            "{key:?}"
+        );
+    }
     assert_eq!(w.add(lane, b"m\\ x", b"a\\,b", &v, 1), Outcome::Counted);
     assert_eq!(w.len(), 1);
     let (restored, _) = {
         let c = w.checkpoint();
-        let sets: Vec<_> = c.sets.iter().map(|(l, s, b)| (*l, *s, b.as_slice())).collect();
+        let sets: Vec<_> = c
+            .sets
+            .iter()
+            .map(|(l, s, b)| (*l, *s, b.as_slice()))
+            .collect();
         Windows::restore(rules(), 100, &c.watermarks, sets).expect("restores")
     };
     assert_eq!(restored.len(), 1);

@@ -1,0 +1,254 @@
+//! The `lifecycle` section (design notes §6): per rule, how long raw points
+//! stay hot upstream, and the warm tier's downsampling. Shape and
+//! validation here; the windows are `crate::downsample`.
+//!
+//! ```yaml
+//! lifecycle:
+//!   max_open_windows: 200000
+//!   rules:
+//!     - measurement: "telemetry"     # glob over the measurement
+//!       tags: { site: ["plant-*"] }  # optional, as in buckets
+//!       hot_days: 7                  # a number of days (7, 0.5) or a duration ("36h")
+//!       warm_days: 30
+//!       downsample: "5m"             # ≥ 1s
+//!       grace: "5m"                  # default: one window
+//!       max_lateness: "1h"           # default 1h
+//!       aggregates: [mean, min, max, last, count]
+//! ```
+//!
+//! Not applied yet: a config with rules is refused whole, after every rule
+//! has been checked, rather than accepted and silently not acted on. The
+//! engine is tested (`downsample`); its durable wiring is the rest of the
+//! issue "Data lifecycle, part 1". `cold_storage` is the next issue's.
+
+use super::sharding::MIN_RETENTION_S;
+use super::{ConfigError, invalid, parse_duration_s};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+
+/// Field windows (series × field × window) held at most, by default: about
+/// 150 bytes each (`benches/downsample.rs`), so 30 MB of a 256 MB gateway.
+pub const DEFAULT_MAX_OPEN_WINDOWS: usize = 200_000;
+/// The most a config may ask for: 150 MB of window state.
+pub const MAX_OPEN_WINDOWS_LIMIT: usize = 1_000_000;
+/// Late points are taken this long after a window closed, by default.
+pub const DEFAULT_MAX_LATENESS_S: u64 = 3600;
+const DAY_S: f64 = 86_400.0;
+/// The aggregates a rule may name (`downsample::aggregate::Aggregate`'s
+/// names; the config may not depend on the engine).
+pub const AGGREGATE_NAMES: [&str; 6] = ["mean", "min", "max", "last", "count", "sum"];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Lifecycle {
+    pub max_open_windows: usize,
+    pub rules: Vec<Rule>,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Lifecycle {
+            max_open_windows: DEFAULT_MAX_OPEN_WINDOWS,
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// Days as a number (`7`, `0.5`) or a duration (`"36h"`, `"2w"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Days {
+    Number(f64),
+    Text(String),
+}
+
+impl Days {
+    /// Whole seconds; an error that says why.
+    pub fn seconds(&self) -> Result<u64, String> {
+        match self {
+            Days::Number(d) if d.is_finite() && *d > 0.0 && *d * DAY_S < u64::MAX as f64 => {
+                Ok((*d * DAY_S).round() as u64)
+            }
+            Days::Number(d) => Err(format!("{d} is not a number of days above 0")),
+            Days::Text(t) => match parse_duration_s(t)? {
+                Some(s) => Ok(s),
+                None => Err(format!("{t:?}: give a time, like 7 (days) or \"36h\"")),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Rule {
+    /// A glob over the measurement name (`*` any run, `?` one character).
+    pub measurement: String,
+    /// Every listed tag must have a value matching one of its globs.
+    pub tags: BTreeMap<String, Vec<String>>,
+    /// Raw points kept upstream this long (the hot tier's retention).
+    pub hot_days: Option<Days>,
+    /// Aggregates kept upstream this long (the warm tier's retention).
+    pub warm_days: Option<Days>,
+    /// The window of the warm tier, ≥ 1s; empty: no downsampling.
+    pub downsample: String,
+    /// How far event time goes past a window before it is emitted; default
+    /// one window.
+    pub grace: String,
+    /// How long after its close a window still takes late points; default 1h.
+    pub max_lateness: String,
+    /// Default: mean, min, max, last, count (and sum for integers);
+    /// booleans and strings get last and count.
+    pub aggregates: Vec<String>,
+    /// Where the aggregates go: 1.x retention policy (2.x bucket); default
+    /// `<hot>_<downsample>`, e.g. `autogen_5m`.
+    pub warm_destination: String,
+    /// The cold archive: the issue after this one.
+    pub cold_storage: String,
+}
+
+/// A duration where `0` means none (not "for ever", as for retention).
+fn span_s(text: &str) -> Result<u64, String> {
+    if text.trim() == "0" {
+        return Ok(0);
+    }
+    parse_duration_s(text)?.ok_or_else(|| format!("{text:?}: give a time, like 5m"))
+}
+
+impl Lifecycle {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=MAX_OPEN_WINDOWS_LIMIT).contains(&self.max_open_windows) {
+            return Err(invalid(
+                "lifecycle.max_open_windows",
+                format!("must be 1..={MAX_OPEN_WINDOWS_LIMIT} (about 150 bytes of memory each)"),
+            ));
+        }
+        let mut seen = HashSet::new();
+        for (i, r) in self.rules.iter().enumerate() {
+            r.validate(&|k: &str| format!("lifecycle.rules[{i}].{k}"))?;
+            let identity = (&r.measurement, &r.tags, &r.downsample);
+            if !seen.insert(identity) {
+                return Err(invalid(
+                    format!("lifecycle.rules[{i}]"),
+                    "the same measurement, tags and downsample as an earlier rule",
+                ));
+            }
+        }
+        if !self.rules.is_empty() {
+            return Err(invalid(
+                "lifecycle.rules",
+                "valid, but not applied yet: the warm tier's durable wiring is not built \
+                 (issue \"Data lifecycle, part 1\"); remove the rules to start",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Rule {
+    fn validate(&self, key: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+        if self.measurement.is_empty() {
+            return Err(invalid(key("measurement"), "a glob, `*` for every measurement"));
+        }
+        for (k, globs) in &self.tags {
+            if k.is_empty() || globs.is_empty() {
+                return Err(invalid(key("tags"), "each tag needs a name and values"));
+            }
+        }
+        if !self.cold_storage.is_empty() {
+            return Err(invalid(
+                key("cold_storage"),
+                "the cold archive is not built yet (issue \"Data lifecycle, part 2\")",
+            ));
+        }
+        let hot = match &self.hot_days {
+            Some(d) => Some(d.seconds().map_err(|e| invalid(key("hot_days"), e))?),
+            None => None,
+        };
+        let warm = match &self.warm_days {
+            Some(d) => Some(d.seconds().map_err(|e| invalid(key("warm_days"), e))?),
+            None => None,
+        };
+        for (name, s) in [("hot_days", hot), ("warm_days", warm)] {
+            if s.is_some_and(|s| s < MIN_RETENTION_S) {
+                return Err(invalid(key(name), "InfluxDB keeps data at least 1h: use 1h or more"));
+            }
+        }
+        if let (Some(h), Some(w)) = (hot, warm)
+            && w < h
+        {
+            return Err(invalid(
+                key("warm_days"),
+                "shorter than hot_days: the aggregates would go before the raw points",
+            ));
+        }
+        if self.downsample.is_empty() {
+            for (name, set) in [
+                ("warm_days", self.warm_days.is_some()),
+                ("grace", !self.grace.is_empty()),
+                ("max_lateness", !self.max_lateness.is_empty()),
+                ("aggregates", !self.aggregates.is_empty()),
+                ("warm_destination", !self.warm_destination.is_empty()),
+            ] {
+                if set {
+                    return Err(invalid(key(name), "has no meaning without downsample"));
+                }
+            }
+            if hot.is_none() {
+                return Err(invalid(
+                    key("downsample"),
+                    "the rule does nothing: give hot_days, downsample or both",
+                ));
+            }
+            return Ok(());
+        }
+        match parse_duration_s(&self.downsample) {
+            Ok(Some(s)) if s >= 1 => {}
+            Ok(_) => return Err(invalid(key("downsample"), "a window of 1s or more, like 5m")),
+            Err(e) => return Err(invalid(key("downsample"), e)),
+        }
+        for (name, text) in [("grace", &self.grace), ("max_lateness", &self.max_lateness)] {
+            if !text.is_empty() {
+                span_s(text).map_err(|e| invalid(key(name), e))?;
+            }
+        }
+        let mut aggs = HashSet::new();
+        for a in &self.aggregates {
+            if !AGGREGATE_NAMES.contains(&a.as_str()) {
+                return Err(invalid(
+                    key("aggregates"),
+                    format!("{a:?} is not one of mean, min, max, last, count, sum"),
+                ));
+            }
+            if !aggs.insert(a) {
+                return Err(invalid(key("aggregates"), format!("{a:?} is listed twice")));
+            }
+        }
+        if self
+            .warm_destination
+            .chars()
+            .any(|c| c.is_control() || c == '/')
+        {
+            return Err(invalid(
+                key("warm_destination"),
+                "a retention policy (1.x) or bucket (2.x) name",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The window, grace and lateness in seconds (valid rules only).
+    pub fn windowing_s(&self) -> Option<(u64, u64, u64)> {
+        let every = parse_duration_s(&self.downsample).ok().flatten()?;
+        let grace = if self.grace.is_empty() {
+            every
+        } else {
+            span_s(&self.grace).ok()?
+        };
+        let late = if self.max_lateness.is_empty() {
+            DEFAULT_MAX_LATENESS_S
+        } else {
+            span_s(&self.max_lateness).ok()?
+        };
+        Some((every, grace, late))
+    }
+}
