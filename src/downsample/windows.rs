@@ -107,41 +107,6 @@ struct WindowSet {
     series: SeriesMap,
 }
 
-/// One series' window: its fields' windows, and the timestamps counted
-/// lately with which fields each. Held per series rather than per field: a
-/// meter's 10 fields share one key, one map entry and one ring (a third of
-/// the memory of a window per field, measured in `windows_tests`).
-#[derive(Debug, Clone)]
-struct Series {
-    /// In the order the fields first came.
-    fields: Vec<Field>,
-    /// The fields' names, one after the other.
-    names: Vec<u8>,
-    /// The `DEDUP_RECENT_TIMESTAMPS` greatest timestamps counted in this
-    /// window (any field), in no order; `slots_used` of them are valid.
-    /// Field `f` was counted at `slots[j]` iff bit `j` of `f.seen`.
-    slots: [i64; DEDUP_RECENT_TIMESTAMPS],
-    slots_used: u8,
-    /// Where the next field of a line is likely found: fields come in the
-    /// same order line after line.
-    hint: usize,
-}
-
-#[derive(Debug, Clone)]
-struct Field {
-    /// The name: `Series::names[name_at..name_at + name_len]` (one buffer
-    /// a series, not an allocation a field: comparing names then touches
-    /// one place in memory, not ten).
-    name_at: u32,
-    name_len: u32,
-    window: Window,
-    /// Bit `j`: counted at `Series::slots[j]`.
-    seen: u8,
-    /// Counted into since it was last emitted (or never emitted).
-    changed: bool,
-    emitted: bool,
-}
-
 /// Counters of what the windows did, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -422,59 +387,6 @@ impl Windows {
     }
 }
 
-impl Field {
-    fn name(&self) -> std::ops::Range<usize> {
-        let at = self.name_at as usize;
-        at..at + self.name_len as usize
-    }
-}
-
-impl Series {
-    /// The field named `name`, looked for first where the hint points.
-    fn find(&mut self, name: &[u8]) -> Option<usize> {
-        let n = self.fields.len();
-        let at = (0..n)
-            .map(|k| (self.hint + k) % n)
-            .find(|&f| self.names.get(self.fields[f].name()) == Some(name))?;
-        self.hint = at + 1;
-        Some(at)
-    }
-
-    /// The slot holding `ts`, if it is among the greatest counted.
-    fn slot_of(&self, ts: i64) -> Option<usize> {
-        self.slots[..usize::from(self.slots_used)]
-            .iter()
-            .position(|&t| t == ts)
-    }
-
-    /// A slot for `ts`, newly among the `DEDUP_RECENT_TIMESTAMPS` greatest
-    /// counted: a free one, or the least one's when `ts` is greater than it
-    /// (its fields' bits cleared). `None`: `ts` is older than all of them.
-    ///
-    /// Kept by value, not by arrival: a retried body resends its points in
-    /// their order, and keeping the latest by arrival let each re-counted
-    /// old point push out the next one, so a retry of nine points counted
-    /// all nine twice (found in review). A retry is recognised for all but
-    /// its points older than the eight greatest.
-    fn take_slot(&mut self, ts: i64) -> Option<usize> {
-        let used = usize::from(self.slots_used);
-        if used < DEDUP_RECENT_TIMESTAMPS {
-            self.slots[used] = ts;
-            self.slots_used += 1;
-            return Some(used);
-        }
-        let (j, &least) = self.slots.iter().enumerate().min_by_key(|&(_, &t)| t)?;
-        if ts < least {
-            return None;
-        }
-        self.slots[j] = ts;
-        for f in &mut self.fields {
-            f.seen &= !(1u8 << j);
-        }
-        Some(j)
-    }
-}
-
 #[cfg(test)]
 impl Windows {
     /// Moves a lane's watermark to `ts` as a point there would.
@@ -505,9 +417,17 @@ fn forgotten(rule: &Rule, start: i64, watermark: i64) -> bool {
 #[path = "windows_tests.rs"]
 mod tests;
 
+#[path = "series.rs"]
+mod series;
+use series::{Field, Series};
+
 #[path = "state.rs"]
 mod state;
-pub use state::{Checkpoint, StateError};
+pub use state::StateError;
+
+#[path = "checkpoint.rs"]
+mod checkpoint;
+pub use checkpoint::Checkpoint;
 
 #[cfg(test)]
 #[path = "state_tests.rs"]
