@@ -456,7 +456,7 @@ input_facing! {
     #[path = "lifecycle.rs"]
     mod lifecycle;
 }
-pub use lifecycle::{Days, Lifecycle, Rule as LifecycleRule};
+pub use lifecycle::{AGGREGATE_NAMES, Days, Lifecycle, Rule as LifecycleRule};
 
 #[path = "validate.rs"]
 mod validate;

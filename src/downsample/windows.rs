@@ -36,7 +36,7 @@
 //! series of one window in the hash map's order, which differs by process:
 //! the line set is what is the same).
 
-use super::aggregate::{Aggregates, TypeConflict, Window, window_start};
+use super::aggregate::{Aggregate, Aggregates, TypeConflict, Window, window_start};
 use crate::lineproto::numbers::push_i64;
 use crate::lineproto::split::Value;
 use std::collections::BTreeMap;
@@ -62,6 +62,32 @@ pub struct Rule {
     pub max_lateness_ns: i64,
     /// `None`: the defaults for each field's type.
     pub aggregates: Option<Aggregates>,
+}
+
+impl Rule {
+    /// A `lifecycle.rules` entry's windowing, in nanoseconds; `None` for a
+    /// rule without `downsample` (or one the config would refuse).
+    pub fn from_config(r: &crate::config::LifecycleRule) -> Option<Rule> {
+        const NS: i64 = 1_000_000_000;
+        let (every, grace, late) = r.windowing_s()?;
+        let ns = |s: u64| i64::try_from(s).ok()?.checked_mul(NS);
+        let aggregates = if r.aggregates.is_empty() {
+            None
+        } else {
+            let list: Option<Vec<Aggregate>> = r
+                .aggregates
+                .iter()
+                .map(|a| Aggregate::from_name(a))
+                .collect();
+            Some(Aggregates::of(&list?))
+        };
+        Some(Rule {
+            every_ns: ns(every).filter(|&e| e > 0)?,
+            grace_ns: ns(grace)?,
+            max_lateness_ns: ns(late)?,
+            aggregates,
+        })
+    }
 }
 
 /// A rule applied to one destination's points: windows, watermark and

@@ -368,3 +368,51 @@ fn a_field_named_twice_in_a_line_and_a_wide_retried_line_count_once() {
     assert_eq!(w.len(), 71);
     assert_eq!(w.counts.counted, 71);
 }
+
+#[test]
+fn a_config_rule_becomes_its_windowing_in_nanoseconds() {
+    use crate::config::LifecycleRule;
+    let r = LifecycleRule {
+        measurement: "m".into(),
+        downsample: "5m".into(),
+        ..LifecycleRule::default()
+    };
+    let s = 1_000_000_000;
+    let got = Rule::from_config(&r).expect("a window");
+    assert_eq!(
+        (
+            got.every_ns,
+            got.grace_ns,
+            got.max_lateness_ns,
+            got.aggregates
+        ),
+        (300 * s, 300 * s, 3600 * s, None)
+    );
+    let r = LifecycleRule {
+        grace: "0".into(),
+        aggregates: vec!["max".into(), "count".into()],
+        ..r
+    };
+    let got = Rule::from_config(&r).expect("a window");
+    assert_eq!(got.grace_ns, 0);
+    assert_eq!(
+        got.aggregates,
+        Some(Aggregates::of(&[Aggregate::Max, Aggregate::Count]))
+    );
+    let hot_only = LifecycleRule {
+        downsample: String::new(),
+        ..r.clone()
+    };
+    assert_eq!(Rule::from_config(&hot_only), None);
+    let unknown = LifecycleRule {
+        aggregates: vec!["median".into()],
+        ..r
+    };
+    assert_eq!(Rule::from_config(&unknown), None);
+}
+
+#[test]
+fn the_config_knows_every_aggregate_by_the_engine_s_name() {
+    let engine: Vec<&str> = Aggregate::ALL.iter().map(|a| a.name()).collect();
+    assert_eq!(engine, crate::config::AGGREGATE_NAMES);
+}

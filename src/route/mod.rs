@@ -4,7 +4,9 @@
 //!
 //! - `dest`: destinations, the db/rp ⇄ bucket mapping, the set of
 //!   destinations admitted (capped by `service.max_destinations`);
-//! - `rules`: the router applied to each write on the executor.
+//! - `rules`: the router applied to each write on the executor;
+//! - `lifecycle`: which `lifecycle.rules` take a point, and each rule's
+//!   identity (what its checkpointed windows are stored under).
 //!
 //! Invariant: routing happens once, at ingest; a stored batch has one
 //! destination, and a reload never re-routes what is already buffered.
@@ -13,6 +15,7 @@
 //! shared destination set.
 
 pub mod dest;
+pub mod lifecycle;
 mod rules;
 
 pub use rules::*;

@@ -246,7 +246,7 @@ impl Router {
 }
 
 /// Measurement and tag pairs of a series key, unescaped.
-fn key_parts(key: &[u8]) -> (Cow<'_, [u8]>, Vec<Tag<'_>>) {
+pub(super) fn key_parts(key: &[u8]) -> (Cow<'_, [u8]>, Vec<Tag<'_>>) {
     let mut parts = split_unescaped(key, b',');
     let measurement = unescape(parts.next().unwrap_or_default());
     let tags = parts

@@ -1,0 +1,184 @@
+//! Which `lifecycle.rules` take a point: the rule's `measurement` glob over
+//! the measurement and its `tags` globs over the tag values, as the
+//! buckets' `tags` match (every listed tag present with a value matching one
+//! of its globs; names unescaped). Only rules with `downsample` feed windows.
+//!
+//! A rule is known by its identity, not its place in the list: measurement,
+//! tags and window (`downsample`), the three things that make its windows
+//! what they are. Checkpointed windows are stored under it, so a reload that
+//! reorders or inserts rules never moves windows from one rule to another,
+//! and a rule whose window changes starts afresh. (`grace`, `max_lateness`
+//! and `aggregates` change when windows are emitted and what is written,
+//! not what they hold.) The config refuses two rules of one identity.
+
+use super::rules::key_parts;
+use crate::config::{Lifecycle, LifecycleRule};
+
+struct Matcher {
+    identity: String,
+    measurement: Vec<u8>,
+    tags: Vec<(Vec<u8>, Vec<Vec<u8>>)>,
+}
+
+/// The downsampling rules of a validated config, in config order.
+pub struct LifecycleRules {
+    rules: Vec<Matcher>,
+}
+
+/// A rule's identity as checkpoints store it: `measurement`, each tag with
+/// its globs, and the window, each piece prefixed by its length in bytes
+/// (`9:telemetry`), so no two different rules share one whatever their
+/// strings hold.
+pub fn identity(r: &LifecycleRule) -> String {
+    fn piece(id: &mut String, s: &str) {
+        id.push_str(&s.len().to_string());
+        id.push(':');
+        id.push_str(s);
+    }
+    let mut id = String::new();
+    piece(&mut id, &r.measurement);
+    for (k, globs) in &r.tags {
+        id.push_str(" tag ");
+        piece(&mut id, k);
+        for g in globs {
+            id.push(' ');
+            piece(&mut id, g);
+        }
+    }
+    id.push_str(" every ");
+    piece(&mut id, r.downsample.trim());
+    id
+}
+
+impl LifecycleRules {
+    pub fn from_config(l: &Lifecycle) -> LifecycleRules {
+        let rules = l
+            .rules
+            .iter()
+            .filter(|r| !r.downsample.is_empty())
+            .map(|r| Matcher {
+                identity: identity(r),
+                measurement: r.measurement.as_bytes().to_vec(),
+                tags: r
+                    .tags
+                    .iter()
+                    .map(|(k, gs)| {
+                        let gs = gs.iter().map(|g| g.as_bytes().to_vec()).collect();
+                        (k.as_bytes().to_vec(), gs)
+                    })
+                    .collect(),
+            })
+            .collect();
+        LifecycleRules { rules }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The identity of the `i`th downsampling rule.
+    pub fn identity(&self, i: usize) -> Option<&str> {
+        self.rules.get(i).map(|m| m.identity.as_str())
+    }
+
+    /// The downsampling rules (by index among them) whose measurement and
+    /// tags match a series key (measurement and tags, escapes kept), into
+    /// `out` (cleared first).
+    pub fn matching(&self, key: &[u8], out: &mut Vec<usize>) {
+        out.clear();
+        if self.rules.is_empty() {
+            return;
+        }
+        let (measurement, tags) = key_parts(key);
+        for (i, m) in self.rules.iter().enumerate() {
+            let tags_match = m.tags.iter().all(|(k, globs)| {
+                tags.iter()
+                    .find(|(tk, _)| **tk == **k)
+                    .is_some_and(|(_, v)| globs.iter().any(|g| super::glob(g, v)))
+            });
+            if tags_match && super::glob(&m.measurement, &measurement) {
+                out.push(i);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Days;
+    use std::collections::BTreeMap;
+
+    fn rule(measurement: &str, tags: &[(&str, &[&str])], downsample: &str) -> LifecycleRule {
+        LifecycleRule {
+            measurement: measurement.into(),
+            tags: tags
+                .iter()
+                .map(|(k, gs)| (k.to_string(), gs.iter().map(|g| g.to_string()).collect()))
+                .collect::<BTreeMap<_, _>>(),
+            downsample: downsample.into(),
+            hot_days: Some(Days::Number(7.0)),
+            ..LifecycleRule::default()
+        }
+    }
+
+    fn rules(list: Vec<LifecycleRule>) -> LifecycleRules {
+        LifecycleRules::from_config(&Lifecycle {
+            rules: list,
+            ..Lifecycle::default()
+        })
+    }
+
+    fn matching(r: &LifecycleRules, key: &str) -> Vec<usize> {
+        let mut out = vec![99];
+        r.matching(key.as_bytes(), &mut out);
+        out
+    }
+
+    #[test]
+    fn a_point_feeds_every_downsampling_rule_its_measurement_and_tags_match() {
+        let r = rules(vec![
+            rule("telemetry", &[], "5m"),
+            rule("tele*", &[("site", &["plant-*", "lab"])], "1h"),
+            rule("telemetry", &[], ""),
+            rule("power meter", &[("site", &["a,b"])], "1m"),
+        ]);
+        assert_eq!(r.len(), 3, "the hot-only rule feeds no windows");
+        assert_eq!(matching(&r, "telemetry,site=plant-7,x=1"), [0, 1]);
+        assert_eq!(matching(&r, "telemetry,site=lab"), [0, 1]);
+        assert_eq!(matching(&r, "telemetry,site=office"), [0]);
+        assert_eq!(matching(&r, "telemetry"), [0], "a listed tag must be there");
+        assert_eq!(matching(&r, "telemetryx,site=lab"), [1]);
+        assert_eq!(matching(&r, "other,site=lab"), Vec::<usize>::new());
+        // Names match unescaped, as buckets' do.
+        assert_eq!(matching(&r, "power\\ meter,site=a\\,b"), [2]);
+    }
+
+    #[test]
+    fn a_rule_keeps_its_identity_wherever_it_stands_in_the_list() {
+        let a = rule("m*", &[("site", &["x", "y"])], "5m");
+        let b = rule("n", &[], "5m");
+        let one = rules(vec![a.clone(), b.clone()]);
+        let two = rules(vec![b.clone(), a.clone()]);
+        assert_eq!(one.identity(0), two.identity(1));
+        assert_ne!(one.identity(0), one.identity(1));
+        // The window is part of it; when and what is emitted are not.
+        let wider = rule("m*", &[("site", &["x", "y"])], "1h");
+        assert_ne!(identity(&a), identity(&wider));
+        let later = LifecycleRule {
+            grace: "10m".into(),
+            aggregates: vec!["max".into()],
+            ..a.clone()
+        };
+        assert_eq!(identity(&a), identity(&later));
+        // Tags and globs cannot run into each other, whatever they hold.
+        let t1 = rule("m", &[("a", &["b"]), ("c", &["d"])], "5m");
+        let t2 = rule("m", &[("a", &["b tag 1:c 1:d"])], "5m");
+        assert_ne!(identity(&t1), identity(&t2));
+        assert_eq!(identity(&t1), "1:m tag 1:a 1:b tag 1:c 1:d every 2:5m");
+    }
+}
