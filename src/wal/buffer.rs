@@ -46,6 +46,8 @@
 //! INDEX batches_by_destination ON batches(db, rp, id)
 //! VIEW backlog_summary, VIEW dead_letter_lines   -- for the sqlite3 CLI (views.rs)
 //!
+//! downsample_duty, downsample_sets, downsample_marks   -- the downsampling
+//!                                      --   windows' custody and checkpoint (custody.rs)
 //! commit_seq(n)                        -- commits so far (only grows; the gauges'
 //!                                      --   re-read tells which commits it saw)
 //!
@@ -265,7 +267,10 @@ impl Wal {
             ))?;
         }
         // Views for operators with only the sqlite3 CLI (see `inspect`).
-        conn.execute_batch(&format!("BEGIN IMMEDIATE; {COMMIT_SEQ} COMMIT;"))?;
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {COMMIT_SEQ} {} COMMIT;",
+            custody::CUSTODY_SCHEMA
+        ))?;
         conn.execute_batch(crate::wal::views::VIEWS)?;
         space::migrate_to_incremental_vacuum(&conn, path)?;
         Ok(Wal {
@@ -319,20 +324,31 @@ impl Wal {
     /// [`Wal::commit`] with the commit time given (ms since the epoch): the
     /// forwarder's simulation runs in virtual time.
     pub fn commit_at(&mut self, batches: &[NewBatch], now: i64) -> Result<Vec<i64>, WalError> {
-        let result = match self.commit_once(batches, now) {
+        self.commit_duty_at(batches, &[], now)
+    }
+
+    /// [`Wal::commit_at`], with the downsampling duties (`custody`).
+    pub fn commit_duty_at(
+        &mut self,
+        batches: &[NewBatch],
+        duty: &[bool],
+        now: i64,
+    ) -> Result<Vec<i64>, WalError> {
+        let result = match self.commit_once(batches, duty, now) {
             // A WAL that was truncated on a full disk cannot grow to its
             // checkpoint size, so it never starts over by itself: the
             // database's free pages are there, only the WAL is in the way.
             Err(WalError::DiskFull) if self.truncate_wal().is_ok() => {
-                self.commit_once(batches, now)
+                self.commit_once(batches, duty, now)
             }
             other => other,
         };
         result.map_err(|e| self.explain(e))
     }
 
-    fn commit_once(&mut self, batches: &[NewBatch], now: i64) -> Result<Vec<i64>, WalError> {
-        let encoded: Vec<(i64, Vec<u8>)> = batches
+    /// Each batch's stored format and bytes.
+    fn encode_all(&self, batches: &[NewBatch]) -> Vec<(i64, Vec<u8>)> {
+        batches
             .iter()
             .map(|b| match codec::encode(self.format, &b.payload) {
                 Ok(blob) => (self.format, blob),
@@ -342,7 +358,16 @@ impl Wal {
                     (codec::FORMAT_NONE, b.payload.clone())
                 }
             })
-            .collect();
+            .collect()
+    }
+
+    fn commit_once(
+        &mut self,
+        batches: &[NewBatch],
+        duty: &[bool],
+        now: i64,
+    ) -> Result<Vec<i64>, WalError> {
+        let encoded = self.encode_all(batches);
         let incoming: u64 = encoded.iter().map(|(_, b)| b.len() as u64).sum();
         if let Some(used) = self.room_for(incoming)? {
             return Err(WalError::QuotaFull {
@@ -371,33 +396,48 @@ impl Wal {
                 quota_bytes: self.quota_bytes,
             });
         }
-        let mut ids = Vec::with_capacity(batches.len());
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO batches (db, rp, points, first_ts, last_ts, bytes, format, created_ms, payload)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
-            for (b, (format, blob)) in batches.iter().zip(&encoded) {
-                insert.execute(params![
-                    b.dest.db,
-                    b.dest.rp,
-                    b.points as i64,
-                    b.first_ts,
-                    b.last_ts,
-                    blob.len() as i64,
-                    format,
-                    now,
-                    blob
-                ])?;
-                ids.push(tx.last_insert_rowid());
-            }
-        }
+        let ids = Wal::insert_batches(&tx, batches, &encoded, now)?;
         let seq: i64 = tx.query_row("UPDATE commit_seq SET n = n + 1 RETURNING n", [], |r| {
             r.get(0)
         })?;
+        if duty.iter().any(|&d| d) {
+            let mut owe =
+                tx.prepare_cached("INSERT INTO downsample_duty (batch_id, seq) VALUES (?1, ?2)")?;
+            for (id, _) in ids.iter().zip(duty).filter(|(_, d)| **d) {
+                owe.execute([*id, seq])?;
+            }
+        }
         tx.commit()?;
         self.last_commit_bytes = incoming;
         self.last_commit_seq = seq;
+        Ok(ids)
+    }
+
+    fn insert_batches(
+        tx: &rusqlite::Transaction,
+        batches: &[NewBatch],
+        encoded: &[(i64, Vec<u8>)],
+        now: i64,
+    ) -> Result<Vec<i64>, WalError> {
+        let mut ids = Vec::with_capacity(batches.len());
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO batches (db, rp, points, first_ts, last_ts, bytes, format, created_ms, payload)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        for (b, (format, blob)) in batches.iter().zip(encoded) {
+            insert.execute(params![
+                b.dest.db,
+                b.dest.rp,
+                b.points as i64,
+                b.first_ts,
+                b.last_ts,
+                blob.len() as i64,
+                format,
+                now,
+                blob
+            ])?;
+            ids.push(tx.last_insert_rowid());
+        }
         Ok(ids)
     }
 
@@ -429,6 +469,14 @@ impl Wal {
 
 #[path = "finish.rs"]
 mod finish;
+
+#[path = "custody.rs"]
+mod custody;
+pub use custody::{LaneKey, SavedWindows, WindowsCheckpoint};
+
+#[cfg(test)]
+#[path = "custody_tests.rs"]
+mod custody_tests;
 
 #[path = "writable.rs"]
 pub mod writable;

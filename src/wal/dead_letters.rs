@@ -24,6 +24,8 @@ impl Wal {
             ],
         )?;
         tx.execute("DELETE FROM batches WHERE id = ?1", [id])?;
+        // Its duty goes with it: a replay could not read it either.
+        tx.execute("DELETE FROM downsample_duty WHERE batch_id = ?1", [id])?;
         let total = total_bytes(&tx)?;
         let (pruned, removed) = prune_dead_letters(&tx, quota, total)?;
         tx.commit()?;

@@ -38,9 +38,19 @@ impl Wal {
                     .map_or(("", ""), |b| (b.dest.db.as_str(), b.dest.rp.as_str()));
                 insert.execute(params![d.batch_id, db, rp, now, d.status, d.reason, d.line])?;
             }
-            let mut delete = tx.prepare_cached("DELETE FROM batches WHERE id = ?1")?;
+            // A batch the downsampling windows still owe a checkpoint is
+            // kept, marked delivered (`custody`): the replay after a crash
+            // needs its points; the checkpoint deletes it.
+            let mut delete = tx.prepare_cached(
+                "DELETE FROM batches WHERE id = ?1
+                 AND NOT EXISTS (SELECT 1 FROM downsample_duty WHERE batch_id = ?1)",
+            )?;
+            let mut held =
+                tx.prepare_cached("UPDATE downsample_duty SET delivered = 1 WHERE batch_id = ?1")?;
             for b in batches {
-                delete.execute([b.id])?;
+                if delete.execute([b.id])? == 0 {
+                    held.execute([b.id])?;
+                }
             }
         }
         let (pruned, kept) = if dead.is_empty() {

@@ -7,6 +7,11 @@ use crate::route::dest::Destination;
 use crate::wal::codec;
 use rusqlite::params;
 
+/// Not a batch the upstream took that waits, for the downsampling windows'
+/// checkpoint, to be deleted (`custody`): every read of the backlog leaves
+/// those out. (The table is empty without lifecycle rules: no cost then.)
+const NOT_HELD: &str = "id NOT IN (SELECT batch_id FROM downsample_duty WHERE delivered = 1)";
+
 impl Wal {
     /// The oldest batch id of each destination, oldest first.
     ///
@@ -47,11 +52,15 @@ impl Wal {
                 };
                 let Some(r) = &rp else { break };
                 self.count_read();
-                let head: i64 = self.conn.query_row(
-                    "SELECT min(id) FROM batches WHERE db = ?1 AND rp = ?2",
+                let head: Option<i64> = self.conn.query_row(
+                    &format!(
+                        "SELECT min(id) FROM batches WHERE db = ?1 AND rp = ?2 AND {NOT_HELD}"
+                    ),
                     [d, r],
                     |row| row.get(0),
                 )?;
+                // Only batches delivered and held for the windows' checkpoint.
+                let Some(head) = head else { continue };
                 heads.push((
                     head,
                     Destination {
@@ -92,7 +101,9 @@ impl Wal {
     ) -> Result<Vec<StoredBatch>, WalError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, points, bytes, format, attempts, first_ts FROM batches
-             WHERE db = ?1 AND rp = ?2 AND id >= ?3 ORDER BY id LIMIT ?4",
+             WHERE db = ?1 AND rp = ?2 AND id >= ?3 AND id NOT IN
+               (SELECT batch_id FROM downsample_duty WHERE delivered = 1)
+             ORDER BY id LIMIT ?4",
         )?;
         let rows = stmt.query_map(
             params![
@@ -154,7 +165,8 @@ impl Wal {
     /// where live data starts while an older backlog drains.
     pub fn first_since(&self, dest: &Destination, since_ms: i64) -> Result<Option<i64>, WalError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT min(id) FROM batches WHERE db = ?1 AND rp = ?2 AND created_ms >= ?3",
+            "SELECT min(id) FROM batches WHERE db = ?1 AND rp = ?2 AND created_ms >= ?3
+             AND id NOT IN (SELECT batch_id FROM downsample_duty WHERE delivered = 1)",
         )?;
         self.count_read();
         Ok(stmt.query_row(params![dest.db, dest.rp, since_ms], |r| r.get(0))?)
@@ -165,9 +177,9 @@ impl Wal {
     /// The oldest batch id of one destination, if it has any: one index
     /// lookup, whatever the number of destinations.
     pub fn head_of(&self, dest: &Destination) -> Result<Option<i64>, WalError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT min(id) FROM batches WHERE db = ?1 AND rp = ?2")?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT min(id) FROM batches WHERE db = ?1 AND rp = ?2 AND {NOT_HELD}"
+        ))?;
         self.count_read();
         Ok(stmt.query_row(params![dest.db, dest.rp], |r| r.get(0))?)
     }
@@ -177,8 +189,10 @@ impl Wal {
         Ok(self.conn.query_row(
             "SELECT count(*), coalesce(sum(points), 0), coalesce(sum(bytes), 0),
                     (SELECT count(*) FROM dead_letters),
-                    (SELECT created_ms FROM batches ORDER BY id LIMIT 1),
-                    (SELECT n FROM commit_seq) FROM batches",
+                    (SELECT created_ms FROM batches WHERE id NOT IN
+                       (SELECT batch_id FROM downsample_duty WHERE delivered = 1) ORDER BY id LIMIT 1),
+                    (SELECT n FROM commit_seq) FROM batches
+             WHERE id NOT IN (SELECT batch_id FROM downsample_duty WHERE delivered = 1)",
             [],
             |r| {
                 Ok(Backlog {

@@ -1,0 +1,215 @@
+//! The downsampling windows' custody of raw batches (durability plan,
+//! `downsample/mod.rs`). The windows live in memory, fed by each commit;
+//! their durable form is the last checkpoint plus the raw batches committed
+//! after it, replayed in commit order after a restart. So a batch the
+//! windows counted keeps a **duty** until a checkpoint covers it:
+//!
+//! - it is committed with its duty (`commit_with_duty`), in the same
+//!   transaction: a batch acknowledged is a batch the replay will see;
+//! - delivered before that, it is marked `delivered` and stays: the
+//!   forwarder no longer sees it (every backlog read leaves it out), the
+//!   replay still does;
+//! - a checkpoint (`checkpoint_windows`), in one transaction, writes the
+//!   window sets that changed, the watermarks and the aggregate lines
+//!   emitted (as batches of the warm destinations, without a duty: the
+//!   windows never count their own output), and discharges every duty up
+//!   to the commit it covers, deleting the batches already delivered.
+//!
+//! A crash anywhere loses nothing and counts nothing twice: before the
+//! checkpoint's commit, the replay rebuilds the same windows from the same
+//! batches (and emits the same lines again at the next checkpoint); after
+//! it, the batches it covered are no longer replayed.
+//!
+//! ```text
+//! downsample_duty(batch_id INTEGER PRIMARY KEY,  -- a raw batch the windows counted
+//!                 seq INTEGER NOT NULL,          -- its commit (commit_seq): replay order
+//!                 delivered INTEGER NOT NULL DEFAULT 0)  -- the upstream took it
+//! downsample_sets(rule TEXT, db TEXT, rp TEXT,   -- lane: rule identity, raw destination
+//!                 start INTEGER,                 -- window start, ns
+//!                 state BLOB,                    -- downsample::state's bytes
+//!                 PRIMARY KEY (rule, db, rp, start)) WITHOUT ROWID
+//! downsample_marks(rule TEXT, db TEXT, rp TEXT, watermark INTEGER,
+//!                 PRIMARY KEY (rule, db, rp)) WITHOUT ROWID
+//! ```
+//! Dead letters: a batch the forwarder splits or refuses goes through
+//! `finish` like any (its duty kept); an undecodable one loses its duty with
+//! its row (the replay could not read it either).
+
+use super::{NewBatch, Wal, WalError, codec};
+use crate::route::dest::Destination;
+use rusqlite::params;
+
+pub(super) const CUSTODY_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS downsample_duty (
+  batch_id INTEGER PRIMARY KEY,
+  seq INTEGER NOT NULL,
+  delivered INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS downsample_sets (
+  rule TEXT NOT NULL, db TEXT NOT NULL, rp TEXT NOT NULL, start INTEGER NOT NULL,
+  state BLOB NOT NULL,
+  PRIMARY KEY (rule, db, rp, start)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS downsample_marks (
+  rule TEXT NOT NULL, db TEXT NOT NULL, rp TEXT NOT NULL, watermark INTEGER NOT NULL,
+  PRIMARY KEY (rule, db, rp)
+) WITHOUT ROWID;
+";
+
+/// A lane as the buffer keys it: the rule's identity and the destination of
+/// the raw points it aggregates.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LaneKey {
+    pub rule: String,
+    pub dest: Destination,
+}
+
+/// One checkpoint's rows (see the module doc).
+#[derive(Debug, Default)]
+pub struct WindowsCheckpoint {
+    /// Every batch committed up to this commit (`commit_seq`) has been
+    /// counted by the windows being saved.
+    pub covers_seq: i64,
+    pub sets: Vec<(LaneKey, i64, Vec<u8>)>,
+    pub removed: Vec<(LaneKey, i64)>,
+    pub watermarks: Vec<(LaneKey, i64)>,
+    /// The aggregate lines emitted since the last checkpoint.
+    pub emitted: Vec<NewBatch>,
+}
+
+/// What the last checkpoint saved: window sets and watermarks.
+#[derive(Debug, Default)]
+pub struct SavedWindows {
+    pub sets: Vec<(LaneKey, i64, Vec<u8>)>,
+    pub watermarks: Vec<(LaneKey, i64)>,
+}
+
+impl Wal {
+    /// [`Wal::commit`], with a duty on each batch whose `duty[i]` is true
+    /// (the windows count it): committed in the same transaction.
+    pub fn commit_with_duty(
+        &mut self,
+        batches: &[NewBatch],
+        duty: &[bool],
+    ) -> Result<Vec<i64>, WalError> {
+        self.commit_duty_at(batches, duty, crate::clock::record_ms())
+    }
+
+    /// Writes a checkpoint in one transaction; returns the ids of the
+    /// emitted batches. The emitted lines are small beside the raw points
+    /// they summarise and free those points' rows: they are not refused for
+    /// the quota (a full quota must not stop the checkpoint that frees it),
+    /// only for a full disk.
+    pub fn checkpoint_windows(&mut self, c: &WindowsCheckpoint) -> Result<Vec<i64>, WalError> {
+        self.checkpoint_once(c).map_err(|e| self.explain(e))
+    }
+
+    fn checkpoint_once(&mut self, c: &WindowsCheckpoint) -> Result<Vec<i64>, WalError> {
+        let encoded = self.encode_all(&c.emitted);
+        let now = crate::clock::record_ms();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut put = tx.prepare_cached(
+                "INSERT OR REPLACE INTO downsample_sets (rule, db, rp, start, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (lane, start, blob) in &c.sets {
+                put.execute(params![lane.rule, lane.dest.db, lane.dest.rp, start, blob])?;
+            }
+            let mut del = tx.prepare_cached(
+                "DELETE FROM downsample_sets WHERE rule = ?1 AND db = ?2 AND rp = ?3 AND start = ?4",
+            )?;
+            for (lane, start) in &c.removed {
+                del.execute(params![lane.rule, lane.dest.db, lane.dest.rp, start])?;
+            }
+            tx.execute("DELETE FROM downsample_marks", [])?;
+            let mut mark = tx.prepare_cached(
+                "INSERT INTO downsample_marks (rule, db, rp, watermark) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (lane, w) in &c.watermarks {
+                mark.execute(params![lane.rule, lane.dest.db, lane.dest.rp, w])?;
+            }
+        }
+        tx.execute(
+            "DELETE FROM batches WHERE id IN
+               (SELECT batch_id FROM downsample_duty WHERE seq <= ?1 AND delivered = 1)",
+            [c.covers_seq],
+        )?;
+        tx.execute(
+            "DELETE FROM downsample_duty WHERE seq <= ?1",
+            [c.covers_seq],
+        )?;
+        let ids = Wal::insert_batches(&tx, &c.emitted, &encoded, now)?;
+        let seq = if ids.is_empty() {
+            None
+        } else {
+            Some(
+                tx.query_row("UPDATE commit_seq SET n = n + 1 RETURNING n", [], |r| {
+                    r.get::<_, i64>(0)
+                })?,
+            )
+        };
+        tx.commit()?;
+        if let Some(seq) = seq {
+            self.last_commit_seq = seq;
+        }
+        Ok(ids)
+    }
+
+    /// What the last checkpoint saved.
+    pub fn saved_windows(&self) -> Result<SavedWindows, WalError> {
+        let lane = |r: &rusqlite::Row| -> rusqlite::Result<LaneKey> {
+            Ok(LaneKey {
+                rule: r.get(0)?,
+                dest: Destination {
+                    db: r.get(1)?,
+                    rp: r.get(2)?,
+                },
+            })
+        };
+        let mut stmt = self.conn.prepare(
+            "SELECT rule, db, rp, start, state FROM downsample_sets ORDER BY rule, db, rp, start",
+        )?;
+        let sets = stmt
+            .query_map([], |r| Ok((lane(r)?, r.get(3)?, r.get(4)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut stmt = self.conn.prepare(
+            "SELECT rule, db, rp, watermark FROM downsample_marks ORDER BY rule, db, rp",
+        )?;
+        let watermarks = stmt
+            .query_map([], |r| Ok((lane(r)?, r.get(3)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(SavedWindows { sets, watermarks })
+    }
+
+    /// The batches with a duty, in commit order, decoded: what the windows
+    /// counted after the last checkpoint. `each(id, destination, lines)`;
+    /// a batch that no longer decodes is skipped and returned by id.
+    pub fn replay_duties(
+        &self,
+        mut each: impl FnMut(i64, &Destination, &[u8]),
+    ) -> Result<Vec<i64>, WalError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT b.id, b.db, b.rp, b.format, b.payload
+             FROM downsample_duty d JOIN batches b ON b.id = d.batch_id
+             ORDER BY d.seq, d.batch_id",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut undecodable = Vec::new();
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let dest = Destination {
+                db: r.get(1)?,
+                rp: r.get(2)?,
+            };
+            let blob: Vec<u8> = r.get(4)?;
+            match codec::decode(r.get(3)?, &blob) {
+                Ok(lines) => each(id, &dest, &lines),
+                Err(_) => undecodable.push(id),
+            }
+        }
+        Ok(undecodable)
+    }
+}

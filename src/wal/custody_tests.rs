@@ -1,0 +1,272 @@
+//! The custody of raw batches for the downsampling windows, against a model
+//! of what each row should be, over random sequences of commits (with and
+//! without a duty), deliveries, quarantines, checkpoints and crashes (the
+//! connection dropped and the file reopened).
+
+use super::*;
+use crate::config::Synchronous;
+use std::collections::BTreeMap;
+
+fn rng(mut x: u64) -> impl FnMut() -> u64 {
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
+fn dest(n: u64) -> Destination {
+    Destination {
+        db: format!("db{n}"),
+        rp: String::new(),
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Row {
+    dest: Destination,
+    payload: Vec<u8>,
+    /// (commit seq, delivered) while a duty is owed.
+    duty: Option<(i64, bool)>,
+}
+
+#[derive(Default)]
+struct Model {
+    rows: BTreeMap<i64, Row>,
+    sets: BTreeMap<(LaneKey, i64), Vec<u8>>,
+    marks: Vec<(LaneKey, i64)>,
+}
+
+impl Model {
+    /// Rows the forwarder may still be given, of one destination, in order.
+    fn queue(&self, d: &Destination) -> Vec<i64> {
+        (self.rows.iter())
+            .filter(|(_, r)| r.dest == *d && !matches!(r.duty, Some((_, true))))
+            .map(|(&id, _)| id)
+            .collect()
+    }
+}
+
+fn check(w: &Wal, m: &Model, what: &str) {
+    let mut stmt = w
+        .conn
+        .prepare("SELECT id FROM batches ORDER BY id")
+        .unwrap();
+    let ids: Vec<i64> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let want: Vec<i64> = m.rows.keys().copied().collect();
+    assert_eq!(ids, want, "{what}: the rows kept");
+    let visible = m
+        .rows
+        .values()
+        .filter(|r| !matches!(r.duty, Some((_, true))))
+        .count();
+    assert_eq!(
+        w.backlog().unwrap().batches,
+        visible as u64,
+        "{what}: backlog"
+    );
+    for (head, d) in w.heads().unwrap() {
+        assert_eq!(Some(&head), m.queue(&d).first(), "{what}: head of {d:?}");
+    }
+}
+
+fn lane(n: u64) -> LaneKey {
+    LaneKey {
+        rule: format!("1:m every 2:{n}m"),
+        dest: dest(n % 2),
+    }
+}
+
+/// Invariants, each step:
+/// - a batch leaves only when delivered (or quarantined) and, when it has a
+///   duty, once a checkpoint covers it;
+/// - the forwarder is never given a delivered batch again, and sees every
+///   other one in order;
+/// - after a crash, the replay gives exactly the batches with a duty, in
+///   commit order, with their lines; the saved sets and marks are the last
+///   checkpoint's.
+#[test]
+fn a_batch_leaves_only_when_delivered_and_checkpointed_and_replays_until_then() {
+    for seed in 1..=60u64 {
+        let mut next = rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let dir =
+            std::env::temp_dir().join(format!("hissrv-custody-{}-{seed}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("buffer.db");
+        let open = || {
+            let mut w = Wal::open(&path, Synchronous::Off, 1 << 30).unwrap();
+            w.set_format(if seed % 2 == 0 {
+                codec::FORMAT_DELTA
+            } else {
+                codec::FORMAT_NONE
+            });
+            w
+        };
+        let mut w = open();
+        let mut m = Model::default();
+        let mut n = 0u64;
+        for step in 0..150 {
+            let what = format!("seed {seed} step {step}");
+            match next() % 10 {
+                0..=3 => {
+                    let k = 1 + next() % 3;
+                    let mut batches = Vec::new();
+                    let mut duty = Vec::new();
+                    for _ in 0..k {
+                        n += 1;
+                        let payload = format!("m,b={n} v={n}i {n}\n").into_bytes();
+                        batches.push(NewBatch {
+                            dest: dest(next() % 2),
+                            points: 1,
+                            first_ts: n as i64,
+                            last_ts: n as i64,
+                            payload,
+                        });
+                        duty.push(!next().is_multiple_of(3));
+                    }
+                    let ids = w.commit_with_duty(&batches, &duty).unwrap();
+                    let seq = w.last_commit_seq();
+                    for ((id, b), d) in ids.iter().zip(batches).zip(duty) {
+                        let row = Row {
+                            dest: b.dest,
+                            payload: b.payload,
+                            duty: d.then_some((seq, false)),
+                        };
+                        assert!(m.rows.insert(*id, row).is_none(), "{what}: id reused");
+                    }
+                }
+                4..=6 => {
+                    let d = dest(next() % 2);
+                    let Some(head) = w.head_of(&d).unwrap() else {
+                        assert!(m.queue(&d).is_empty(), "{what}");
+                        continue;
+                    };
+                    // From the head, or (as the forwarder does for live
+                    // data during a backlog) from further on: delivered
+                    // batches then lie between the two.
+                    let queue = m.queue(&d);
+                    let from = if next().is_multiple_of(3) {
+                        queue[next() as usize % queue.len()]
+                    } else {
+                        head
+                    };
+                    let pack = w
+                        .pack(&d, from, 1 + (next() % 4) as usize, usize::MAX)
+                        .unwrap();
+                    let got: Vec<i64> = pack.iter().map(|b| b.id).collect();
+                    let rest: Vec<i64> = queue.iter().copied().filter(|&id| id >= from).collect();
+                    assert_eq!(got, rest[..got.len()], "{what}: the pack");
+                    let take = 1 + (next() as usize % pack.len());
+                    w.finish(&pack[..take], &[]).unwrap();
+                    for b in &pack[..take] {
+                        let row = m.rows.get_mut(&b.id).unwrap();
+                        match row.duty {
+                            Some((seq, _)) => row.duty = Some((seq, true)),
+                            None => {
+                                m.rows.remove(&b.id);
+                            }
+                        }
+                    }
+                }
+                7 => {
+                    let ids: Vec<i64> = (m.rows.iter())
+                        .filter(|(_, r)| !matches!(r.duty, Some((_, true))))
+                        .map(|(&id, _)| id)
+                        .collect();
+                    if let Some(&id) = ids.get(next() as usize % ids.len().max(1)) {
+                        w.quarantine(id, "test").unwrap();
+                        m.rows.remove(&id);
+                    }
+                }
+                8 => {
+                    // The windows may have counted every commit, or (fed
+                    // late) fewer.
+                    let last = w.last_commit_seq();
+                    let covers = last - (next() % 3) as i64;
+                    let mut c = WindowsCheckpoint {
+                        covers_seq: covers,
+                        ..WindowsCheckpoint::default()
+                    };
+                    for _ in 0..next() % 3 {
+                        let l = lane(next() % 3);
+                        c.sets.push((l, (next() % 4) as i64, vec![next() as u8; 3]));
+                    }
+                    if next().is_multiple_of(2) {
+                        c.removed.push((lane(next() % 3), (next() % 4) as i64));
+                    }
+                    c.watermarks = vec![(lane(next() % 3), next() as i64 % 1000)];
+                    if next().is_multiple_of(2) {
+                        n += 1;
+                        c.emitted.push(NewBatch {
+                            dest: dest(7),
+                            points: 1,
+                            first_ts: 0,
+                            last_ts: 0,
+                            payload: format!("m v_mean={n} 0\n").into_bytes(),
+                        });
+                    }
+                    let ids = w.checkpoint_windows(&c).unwrap();
+                    m.rows
+                        .retain(|_, r| !matches!(r.duty, Some((s, true)) if s <= covers));
+                    for r in m.rows.values_mut() {
+                        if r.duty.is_some_and(|(s, _)| s <= covers) {
+                            r.duty = None;
+                        }
+                    }
+                    for (id, b) in ids.iter().zip(c.emitted) {
+                        let row = Row {
+                            dest: b.dest,
+                            payload: b.payload,
+                            duty: None,
+                        };
+                        m.rows.insert(*id, row);
+                    }
+                    for (l, s, blob) in c.sets {
+                        m.sets.insert((l, s), blob);
+                    }
+                    for (l, s) in c.removed {
+                        m.sets.remove(&(l, s));
+                    }
+                    m.marks = c.watermarks;
+                }
+                _ => {
+                    drop(w);
+                    w = open();
+                    let mut replayed = Vec::new();
+                    let bad = w
+                        .replay_duties(|id, d, lines| {
+                            replayed.push((id, d.clone(), lines.to_vec()))
+                        })
+                        .unwrap();
+                    assert!(bad.is_empty(), "{what}");
+                    let mut owed: Vec<(i64, i64)> = (m.rows.iter())
+                        .filter_map(|(&id, r)| r.duty.map(|(s, _)| (s, id)))
+                        .collect();
+                    owed.sort();
+                    let want: Vec<_> = owed
+                        .iter()
+                        .map(|(_, id)| (*id, m.rows[id].dest.clone(), m.rows[id].payload.clone()))
+                        .collect();
+                    assert_eq!(replayed, want, "{what}: the replay");
+                    let saved = w.saved_windows().unwrap();
+                    let sets: Vec<_> = (m.sets.iter())
+                        .map(|((l, s), b)| (l.clone(), *s, b.clone()))
+                        .collect();
+                    assert_eq!(saved.sets, sets, "{what}: the sets");
+                    let mut marks = m.marks.clone();
+                    marks.sort();
+                    assert_eq!(saved.watermarks, marks, "{what}: the marks");
+                }
+            }
+            check(&w, &m, &what);
+        }
+        drop(w);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
