@@ -6,48 +6,45 @@
 //! - `aggregate`: one window's state for one series and field, its update by
 //!   a point, and the aggregate fields it emits (`<field>_mean`, …);
 //! - `windows`: every open window of every rule and destination, closed by
-//!   the points' event time, with late points, retries and a bound.
+//!   the points' event time, with late points, retries and a bound; its
+//!   `series` (a series' window, held per series), `checkpoint` (what
+//!   changed since the last one; restore) and `state` (a window set's
+//!   bytes, fuzzed: `fuzz/fuzz_targets/decode_state.rs`).
 //!
-//! This is the engine, pure and tested against brute force. Not wired in
-//! yet: nothing in the agent uses it and the config has no `lifecycle` key.
-//! The plan for the rest (issue "Data lifecycle, part 1"):
+//! What is built (issue "Data lifecycle, part 1"): this engine, tested
+//! against brute force; its checkpoint, tested by restoring a copy at random
+//! moments; the buffer's custody of raw batches (`wal/custody.rs`: duties,
+//! checkpoint rows, replay), tested against a model over crashes; the
+//! `lifecycle` config (`config/lifecycle.rs`), refused whole while rules are
+//! not applied; which rules take a series (`route/lifecycle.rs`). Not yet:
+//! the wiring on the commit thread, so nothing in the agent runs it. Plan:
 //!
 //! ```text
-//! durability   window state = checkpoint + the raw batches committed after it,
-//!              replayed in commit order (`windows` is deterministic: no clock).
-//!              No per-commit write beyond the raw batch itself: a raw batch
-//!              keeps a duty ("not yet in a checkpoint") and leaves the buffer
-//!              only when delivered AND checkpointed (the design notes'
-//!              custody rule: each duty a state of the row, not a copy).
-//! cursor       the checkpoint covers batches by `commit_seq`, never by id:
-//!              SQLite reuses the ids of deleted rows, so an id cursor would
-//!              skip a new batch after the buffer emptied (review).
-//! checkpoint   every few seconds on the commit thread, in one transaction:
-//!              the windows' state (a blob), the commit_seq it covers, and the
-//!              aggregate lines `close` emitted, as batches of the warm
-//!              destinations (ordered, retried, dead-lettered like any batch),
-//!              marked so that replay skips them. A crash before it: replay
-//!              recomputes the same state and emits the same lines at the next
-//!              checkpoint; after it: emitted once.
-//! other exits  every way a raw batch leaves (delivery, dead letters, 400
-//!              splits, retention expiry) waits for the duty, or the replay
-//!              after a crash would miss its points.
-//! size         measured (`benches/downsample.rs`): 150 bytes of memory a
-//!              field window; a checkpoint of 10,000 series x 10 fields x 3
-//!              windows would be some 20 MB, too much to rewrite every few
-//!              seconds on an SD card: checkpoint the window sets changed
-//!              since the last one (`WindowSet::dirty`), one row each.
-//! cost         +0.3 to 0.4 µs a 10-field line on this machine (the split is
-//!              shared with the codec): over the issue's 15 % of the ingest
-//!              CPU, so the wiring counts the codec's own split once.
-//! lanes        keyed by the rule's identity (its text), not its position: a
-//!              reload that reorders rules must not move windows between them.
-//! config       lifecycle.rules (measurement glob, tags, hot_days, warm_days,
-//!              downsample, grace, max_lateness, aggregates, warm destination),
-//!              lifecycle.max_open_windows.
+//! feed         after each commit, the commit thread feeds the committed lines
+//!              of rule destinations to the windows (lanes = rule identity x
+//!              raw destination) and commits them with a duty
+//!              (`Wal::commit_with_duty`); the codec's split of each line is
+//!              shared, not done twice (+0.35 µs a 10-field line measured
+//!              with its own split: over the issue's 15 %).
+//! checkpoint   every CHECKPOINT_INTERVAL (≈ 30 s, and at shutdown): `close`,
+//!              `Windows::checkpoint`, the emitted lines as batches of the warm
+//!              destinations (`<rp>_<downsample>`), `Wal::checkpoint_windows`
+//!              covering `last_commit_seq`; the gauges told of the emitted
+//!              batches as of any commit.
+//! start        `Wal::saved_windows` → `Windows::restore` (lanes mapped by
+//!              identity; sets of rules gone are dropped and logged), then
+//!              `Wal::replay_duties` fed in order: the same windows as before
+//!              the stop or the crash.
+//! still owed   the warm destination's provisioning with `warm_days` and the
+//!              hot one's with `hot_days`; `buffer.when_full: degrade`;
+//!              metrics, status, inspect and a view of the windows; inspect
+//!              and the `backlog_summary` view still count a delivered batch
+//!              held for a checkpoint (the agent's own reads do not); the
+//!              differential test against influxd and the kill -9 test.
 //! ```
 //!
-//! May use: lineproto. No state of its own beyond the values it is given.
+//! May use: config, lineproto. No state of its own beyond the values it is
+//! given.
 
 pub mod aggregate;
 pub mod windows;
