@@ -14,11 +14,16 @@
 //! - at most `COMMIT_PIPELINE_DEPTH` cuts are in flight, so memory stays
 //!   bounded while the disk is slow.
 //!
-//! May use: wal (commit, the doorbell it rings), route, observe, config,
-//! clock. Never the deliver stage: it learns of commits from the doorbell.
+//! `downsampler` is the warm tier's part on the commit thread (windows fed
+//! after each commit, checkpointed with the buffer's custody; not wired in
+//! yet).
+//!
+//! May use: wal (commit, the doorbell it rings), route, downsample, observe,
+//! config, clock. Never the deliver stage: it learns of commits from the doorbell.
 
 pub mod adaptive;
 mod batcher;
+pub mod downsampler;
 mod restamp;
 pub mod ring;
 

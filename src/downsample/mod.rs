@@ -16,8 +16,11 @@
 //! moments; the buffer's custody of raw batches (`wal/custody.rs`: duties,
 //! checkpoint rows, replay), tested against a model over crashes; the
 //! `lifecycle` config (`config/lifecycle.rs`), refused whole while rules are
-//! not applied; which rules take a series (`route/lifecycle.rs`). Not yet:
-//! the wiring on the commit thread, so nothing in the agent runs it. Plan:
+//! not applied; which rules take a series (`route/lifecycle.rs`); the commit
+//! thread's part (`batch/downsampler.rs`: duty, feed, checkpoint, restore and
+//! replay), tested through random crashes against an uninterrupted run. Not
+//! yet: calling it from the commit thread, so nothing in the agent runs it.
+//! Plan:
 //!
 //! ```text
 //! feed         after each commit, the commit thread feeds the committed lines

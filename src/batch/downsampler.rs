@@ -1,0 +1,281 @@
+//! The warm tier on the commit thread: the downsampling windows fed with
+//! what each commit stored, checkpointed with the buffer's custody of raw
+//! batches (`wal/custody.rs`), and restored after a stop or a crash from the
+//! last checkpoint and the batches committed after it.
+//!
+//! The commit thread's part, in order (not wired in yet: see
+//! `downsample/mod.rs`):
+//! 1. `takes(payload)`: does a rule take any line of a cut's batch? Then it
+//!    is committed with a duty (`Wal::commit_with_duty`). Asked before the
+//!    commit and changing nothing: a refused commit must leave the windows
+//!    untouched (its producer retries; counting it now would count it twice).
+//! 2. after the commit: `feed(dest, payload)`;
+//! 3. every checkpoint interval and at shutdown: `checkpoint(seq)` and
+//!    `Wal::checkpoint_windows`, `seq` being the last commit fed.
+//!
+//! At start: `restore` with `Wal::saved_windows`, then `feed` each batch
+//! `Wal::replay_duties` gives, in its order: the windows the stop found.
+//!
+//! Lanes: a rule (by identity, `route::lifecycle`) × the raw points'
+//! destination. Aggregates go to the warm destination: the same database,
+//! retention policy `warm_destination` or `<rp>_<downsample>` (`autogen`
+//! for the default policy), e.g. `autogen_5m`; on 2.x the bucket
+//! `<bucket>/<that>` by the DBRP mapping, as every destination is named.
+
+use crate::config::Lifecycle;
+use crate::downsample::windows::{Lane, Rule, StateError, Windows};
+use crate::route::dest::Destination;
+use crate::route::lifecycle::{LifecycleRules, identity};
+use crate::wal::{LaneKey, NewBatch, SavedWindows, WindowsCheckpoint};
+use std::collections::{BTreeMap, HashMap};
+
+/// The name a 1.x server gives the default retention policy.
+const DEFAULT_RP: &str = "autogen";
+
+pub struct Downsampler {
+    rules: LifecycleRules,
+    /// Per downsampling rule (`rules`' order): its identity and the
+    /// retention policy name of its aggregates, `None` to derive it.
+    identities: Vec<String>,
+    warm_names: Vec<Option<String>>,
+    downsample_text: Vec<String>,
+    /// Raw destinations by lane id, and back.
+    dests: Vec<Destination>,
+    dest_ids: HashMap<Destination, u32>,
+    windows: Windows,
+    /// Aggregate lines emitted since the last checkpoint, by warm
+    /// destination: (lines, points, first ts, last ts).
+    emitted: BTreeMap<Destination, (Vec<u8>, usize, i64, i64)>,
+    matches: Vec<usize>,
+}
+
+impl Downsampler {
+    /// `None` when no rule downsamples.
+    pub fn from_config(l: &Lifecycle) -> Option<Downsampler> {
+        let rules = LifecycleRules::from_config(l);
+        if rules.is_empty() {
+            return None;
+        }
+        let taking: Vec<_> = l
+            .rules
+            .iter()
+            .filter(|r| !r.downsample.is_empty())
+            .collect();
+        let windowing: Vec<Rule> = taking.iter().filter_map(|r| Rule::from_config(r)).collect();
+        if windowing.len() != taking.len() {
+            // A config that passed validation always converts.
+            return None;
+        }
+        Some(Downsampler {
+            rules,
+            identities: taking.iter().map(|r| identity(r)).collect(),
+            warm_names: (taking.iter())
+                .map(|r| Some(r.warm_destination.clone()).filter(|w| !w.is_empty()))
+                .collect(),
+            downsample_text: taking
+                .iter()
+                .map(|r| r.downsample.trim().to_string())
+                .collect(),
+            dests: Vec::new(),
+            dest_ids: HashMap::new(),
+            windows: Windows::new(windowing, l.max_open_windows),
+            emitted: BTreeMap::new(),
+            matches: Vec::new(),
+        })
+    }
+
+    /// As `from_config`, with the windows the last checkpoint saved. Lanes
+    /// of rules no longer configured are dropped (returned, to log).
+    pub fn restore(
+        l: &Lifecycle,
+        saved: &SavedWindows,
+    ) -> Result<(Option<Downsampler>, usize), StateError> {
+        let Some(mut d) = Downsampler::from_config(l) else {
+            return Ok((None, saved.sets.len()));
+        };
+        let lane_of = |d: &mut Downsampler, k: &LaneKey| -> Option<Lane> {
+            let rule = d.identities.iter().position(|i| *i == k.rule)?;
+            Some(Lane {
+                rule: u16::try_from(rule).ok()?,
+                dest: d.dest_id(&k.dest),
+            })
+        };
+        let mut dropped = 0;
+        let mut marks = Vec::new();
+        for (k, w) in &saved.watermarks {
+            match lane_of(&mut d, k) {
+                Some(lane) => marks.push((lane, *w)),
+                None => dropped += 1,
+            }
+        }
+        let mut sets = Vec::new();
+        for (k, start, blob) in &saved.sets {
+            match lane_of(&mut d, k) {
+                Some(lane) => sets.push((lane, *start, blob.as_slice())),
+                None => dropped += 1,
+            }
+        }
+        let windowing: Vec<Rule> = l
+            .rules
+            .iter()
+            .filter(|r| !r.downsample.is_empty())
+            .filter_map(Rule::from_config)
+            .collect();
+        let (windows, _) = Windows::restore(windowing, l.max_open_windows, &marks, sets)?;
+        d.windows = windows;
+        Ok((Some(d), dropped))
+    }
+
+    fn dest_id(&mut self, dest: &Destination) -> u32 {
+        if let Some(&id) = self.dest_ids.get(dest) {
+            return id;
+        }
+        let id = self.dests.len() as u32;
+        self.dests.push(dest.clone());
+        self.dest_ids.insert(dest.clone(), id);
+        id
+    }
+
+    /// Does a rule take any line of this payload (normalised lines)?
+    pub fn takes(&mut self, payload: &[u8]) -> bool {
+        let mut matches = std::mem::take(&mut self.matches);
+        let any = crate::lineproto::lines(payload).any(|line| {
+            let Some(key) = series_key(line) else {
+                return false;
+            };
+            self.rules.matching(key, &mut matches);
+            !matches.is_empty()
+        });
+        self.matches = matches;
+        any
+    }
+
+    /// Counts a committed batch's lines into their windows.
+    pub fn feed(&mut self, dest: &Destination, payload: &[u8]) {
+        let dest_id = self.dest_id(dest);
+        let mut matches = std::mem::take(&mut self.matches);
+        let mut fields = Vec::with_capacity(16);
+        for line in crate::lineproto::lines(payload) {
+            let Some(key) = series_key(line) else {
+                continue;
+            };
+            self.rules.matching(key, &mut matches);
+            if matches.is_empty() {
+                continue;
+            }
+            // A line the splitter will not read is not aggregated (the
+            // codec keeps it as text; see `lineproto::split`).
+            let Some((key, ts)) = crate::lineproto::split::split_into(line, &mut fields) else {
+                continue;
+            };
+            for &rule in &matches {
+                let lane = Lane {
+                    rule: rule as u16,
+                    dest: dest_id,
+                };
+                self.windows.add_line(lane, key, &fields, ts, |_, _| {});
+            }
+        }
+        self.matches = matches;
+    }
+
+    /// Closes what event time has passed and returns the checkpoint's rows,
+    /// with the lines emitted since the last one as batches of their warm
+    /// destinations. `covers_seq`: the last commit fed.
+    pub fn checkpoint(&mut self, covers_seq: i64) -> WindowsCheckpoint {
+        let mut emitted = std::mem::take(&mut self.emitted);
+        let (dests, warm, every) = (&self.dests, &self.warm_names, &self.downsample_text);
+        self.windows.close(|lane, line| {
+            let (Some(raw), Some(name), Some(every)) = (
+                dests.get(lane.dest as usize),
+                warm.get(usize::from(lane.rule)),
+                every.get(usize::from(lane.rule)),
+            ) else {
+                return;
+            };
+            let rp = match name {
+                Some(n) => n.clone(),
+                None => {
+                    let hot = if raw.rp.is_empty() {
+                        DEFAULT_RP
+                    } else {
+                        &raw.rp
+                    };
+                    format!("{hot}_{every}")
+                }
+            };
+            let dest = Destination {
+                db: raw.db.clone(),
+                rp,
+            };
+            let ts = line_ts(line);
+            let e = emitted.entry(dest).or_insert((Vec::new(), 0, ts, ts));
+            e.0.extend_from_slice(line);
+            e.1 += 1;
+            e.2 = e.2.min(ts);
+            e.3 = e.3.max(ts);
+        });
+        let c = self.windows.checkpoint();
+        let lane_key = |lane: Lane| LaneKey {
+            rule: self.identities[usize::from(lane.rule)].clone(),
+            dest: self.dests[lane.dest as usize].clone(),
+        };
+        WindowsCheckpoint {
+            covers_seq,
+            sets: c
+                .sets
+                .into_iter()
+                .map(|(l, s, b)| (lane_key(l), s, b))
+                .collect(),
+            removed: c
+                .removed
+                .into_iter()
+                .map(|(l, s)| (lane_key(l), s))
+                .collect(),
+            watermarks: c
+                .watermarks
+                .into_iter()
+                .map(|(l, w)| (lane_key(l), w))
+                .collect(),
+            emitted: emitted
+                .into_iter()
+                .map(|(dest, (payload, points, first_ts, last_ts))| NewBatch {
+                    dest,
+                    points,
+                    first_ts,
+                    last_ts,
+                    payload,
+                })
+                .collect(),
+        }
+    }
+
+    /// Field windows held.
+    pub fn open_windows(&self) -> usize {
+        self.windows.len()
+    }
+
+    pub fn counts(&self) -> crate::downsample::windows::Counts {
+        self.windows.counts
+    }
+}
+
+/// The series key of a normalised line: up to the first space not escaped.
+fn series_key(line: &[u8]) -> Option<&[u8]> {
+    let end = (1..line.len()).find(|&i| line[i] == b' ' && line[i - 1] != b'\\')?;
+    line.get(..end)
+}
+
+/// An emitted line's timestamp (its last field, before the newline).
+fn line_ts(line: &[u8]) -> i64 {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let at = line.iter().rposition(|&b| b == b' ').map_or(0, |i| i + 1);
+    std::str::from_utf8(&line[at..])
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+#[path = "downsampler_tests.rs"]
+mod tests;
