@@ -9,8 +9,10 @@
 //! run is what every line costs without a rule: cutting it into its fields
 //! (`split_into`), which the windows need as well.
 //!
-//! Reported: median ns per line over the runs, for the baseline and with the
-//! windows; the RSS growth per field window held (from /proc/self/statm),
+//! Reported: median ns per line over the runs, for the baseline, with the
+//! windows, and for the commit thread's whole part (`batch::downsampler`:
+//! rule matching, split, windows, and a checkpoint's encoding every 30 s of
+//! load, without its SQLite write); the RSS growth per field window held (from /proc/self/statm),
 //! at the peak of windows held, in the first run (later runs reuse the
 //! pages it freed).
 //!
@@ -25,6 +27,8 @@ const FIELDS: usize = 10;
 const SECONDS: i64 = 660;
 const NS: i64 = 1_000_000_000;
 const T0: i64 = 1_700_000_000 * NS;
+/// The planned checkpoint interval, in seconds of this load.
+const CHECKPOINT_EVERY_S: usize = 30;
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
@@ -122,6 +126,38 @@ fn main() {
         }
         drop(w);
     }
+    // The commit thread's whole part (`batch::downsampler`): which rules
+    // take each line (`takes`, before the commit), then `feed` (rule
+    // matching by measurement glob, split, windows), per 10,000-line batch.
+    let cfg = hissrv::config::Config::from_yaml("lifecycle:\n  max_open_windows: 1000000\n")
+        .expect("config");
+    let mut lifecycle = cfg.lifecycle.clone();
+    lifecycle.rules.push(hissrv::config::LifecycleRule {
+        measurement: "meter".into(),
+        downsample: "5m".into(),
+        ..Default::default()
+    });
+    let dest = hissrv::route::dest::Destination {
+        db: "db".into(),
+        rp: String::new(),
+    };
+    let mut fed = Vec::new();
+    for _ in 0..runs {
+        let mut d =
+            hissrv::batch::downsampler::Downsampler::from_config(&lifecycle).expect("a rule");
+        let started = Instant::now();
+        let mut checkpoints = 0usize;
+        for (i, body) in seconds.iter().enumerate() {
+            if d.takes(body) {
+                d.feed(&dest, body);
+            }
+            if i % CHECKPOINT_EVERY_S == CHECKPOINT_EVERY_S - 1 {
+                checkpoints += d.checkpoint(0).sets.len();
+            }
+        }
+        fed.push(started.elapsed().as_nanos() as f64 / lines);
+        std::hint::black_box(checkpoints);
+    }
     let (b, m) = (median(base), median(with));
     println!(
         "downsample bench: {SERIES} series x {FIELDS} fields, {SECONDS} s at 1 s, rule 5m, {runs} runs"
@@ -131,6 +167,11 @@ fn main() {
         "split + windows:       {m:.0} ns/line  (windows: +{:.0} ns/line, {:.2}x)",
         m - b,
         m / b
+    );
+    let f = median(fed);
+    println!(
+        "takes + feed + a checkpoint each 30 s (batch::downsampler): {f:.0} ns/line ({:.2}x the split)",
+        f / b
     );
     println!(
         "field windows held at peak: {held_peak}; RSS growth per field window: {:.0} B (first run); emitted {emitted_bytes} bytes",

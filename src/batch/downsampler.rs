@@ -13,8 +13,16 @@
 //! 3. every checkpoint interval and at shutdown: `checkpoint(seq)` and
 //!    `Wal::checkpoint_windows`, `seq` being the last commit fed.
 //!
-//! At start: `restore` with `Wal::saved_windows`, then `feed` each batch
-//! `Wal::replay_duties` gives, in its order: the windows the stop found.
+//! At start: `rebuild` (`restore` with `Wal::saved_windows`, then `feed`
+//! each batch `Wal::replay_duties` gives, in its order): the windows the
+//! stop found. The same after a checkpoint whose write failed: computing it
+//! marked the sets saved and took the emitted lines, so the windows in
+//! memory no longer say what the next checkpoint must write (review); the
+//! buffer still holds the last checkpoint and every batch after it.
+//!
+//! `seq` must be a commit this thread fed: it is the only writer of raw
+//! batches (one committing connection), and feeds each commit before the
+//! next, so `Wal::last_commit_seq` is.
 //!
 //! Lanes: a rule (by identity, `route::lifecycle`) × the raw points'
 //! destination. Aggregates go to the warm destination: the same database,
@@ -124,6 +132,33 @@ impl Downsampler {
         let (windows, _) = Windows::restore(windowing, l.max_open_windows, &marks, sets)?;
         d.windows = windows;
         Ok((Some(d), dropped))
+    }
+
+    /// The windows as the buffer has them: the last checkpoint, then every
+    /// batch committed after it. `None` without downsampling rules. A batch
+    /// that no longer decodes is skipped (logged): its points were counted
+    /// before the crash and cannot be again.
+    pub fn rebuild(l: &Lifecycle, wal: &crate::wal::Wal) -> Result<Option<Downsampler>, String> {
+        let saved = wal.saved_windows().map_err(|e| e.to_string())?;
+        let (d, dropped) = Downsampler::restore(l, &saved).map_err(|e| e.to_string())?;
+        if dropped > 0 {
+            log::warn!(
+                "downsampling: {dropped} saved windows or marks of rules no longer configured dropped"
+            );
+        }
+        let Some(mut d) = d else {
+            return Ok(None);
+        };
+        let bad = wal
+            .replay_duties(|_, dest, lines| d.feed(dest, lines))
+            .map_err(|e| e.to_string())?;
+        if !bad.is_empty() {
+            log::warn!(
+                "downsampling: {} owed batches no longer decode: skipped",
+                bad.len()
+            );
+        }
+        Ok(Some(d))
     }
 
     fn dest_id(&mut self, dest: &Destination) -> u32 {

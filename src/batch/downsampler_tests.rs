@@ -206,13 +206,7 @@ fn crashes_at_random_moments_change_nothing_the_upstream_gets() {
 }
 
 fn restart(cfg: &Lifecycle, wal: &Wal) -> Downsampler {
-    let saved = wal.saved_windows().expect("saved");
-    let (d, dropped) = Downsampler::restore(cfg, &saved).expect("restores");
-    assert_eq!(dropped, 0);
-    let mut d = d.expect("rules");
-    let bad = wal
-        .replay_duties(|_, dest, lines| d.feed(dest, lines))
-        .expect("replays");
-    assert!(bad.is_empty());
-    d
+    Downsampler::rebuild(cfg, wal)
+        .expect("rebuilds")
+        .expect("rules")
 }

@@ -34,6 +34,12 @@ pub const MAX_OPEN_WINDOWS_LIMIT: usize = 1_000_000;
 /// Late points are taken this long after a window closed, by default.
 pub const DEFAULT_MAX_LATENESS_S: u64 = 3600;
 const DAY_S: f64 = 86_400.0;
+/// The longest window: a year (InfluxDB's `GROUP BY time()` takes longer,
+/// but no gateway keeps a window open for it; and it keeps nanoseconds far
+/// inside i64).
+pub const MAX_WINDOW_S: u64 = 366 * 86_400;
+/// The longest grace or lateness: ten years, in nanoseconds well inside i64.
+pub const MAX_SPAN_S: u64 = 3_660 * 86_400;
 /// The aggregates a rule may name (`downsample::aggregate::Aggregate`'s
 /// names; the config may not depend on the engine).
 pub const AGGREGATE_NAMES: [&str; 6] = ["mean", "min", "max", "last", "count", "sum"];
@@ -125,8 +131,7 @@ impl Lifecycle {
         let mut seen = HashSet::new();
         for (i, r) in self.rules.iter().enumerate() {
             r.validate(&|k: &str| format!("lifecycle.rules[{i}].{k}"))?;
-            let identity = (&r.measurement, &r.tags, &r.downsample);
-            if !seen.insert(identity) {
+            if !seen.insert(r.identity()) {
                 return Err(invalid(
                     format!("lifecycle.rules[{i}]"),
                     "the same measurement, tags and downsample as an earlier rule",
@@ -201,14 +206,25 @@ impl Rule {
             }
             return Ok(());
         }
-        match parse_duration_s(&self.downsample) {
-            Ok(Some(s)) if s >= 1 => {}
-            Ok(_) => return Err(invalid(key("downsample"), "a window of 1s or more, like 5m")),
+        let every = match parse_duration_s(&self.downsample) {
+            Ok(Some(s)) if (1..=MAX_WINDOW_S).contains(&s) => s,
+            Ok(_) => {
+                return Err(invalid(
+                    key("downsample"),
+                    "a window of 1s to 366d, like 5m",
+                ));
+            }
             Err(e) => return Err(invalid(key("downsample"), e)),
+        };
+        if warm.is_some_and(|w| w < every) {
+            return Err(invalid(
+                key("warm_days"),
+                "shorter than one window: each aggregate would be gone as it is written",
+            ));
         }
         for (name, text) in [("grace", &self.grace), ("max_lateness", &self.max_lateness)] {
-            if !text.is_empty() {
-                span_s(text).map_err(|e| invalid(key(name), e))?;
+            if !text.is_empty() && span_s(text).map_err(|e| invalid(key(name), e))? > MAX_SPAN_S {
+                return Err(invalid(key(name), "at most 3660d"));
             }
         }
         let mut aggs = HashSet::new();
@@ -234,6 +250,36 @@ impl Rule {
             ));
         }
         Ok(())
+    }
+
+    /// What the rule's checkpointed windows are stored under: measurement,
+    /// tags and the window in seconds (`5m` and `300s` are one window), each
+    /// piece prefixed by its length in bytes, so no two different rules
+    /// share one whatever their strings hold. `grace`, `max_lateness` and
+    /// `aggregates` change when windows are emitted and what is written,
+    /// not what they hold, so they are not part of it.
+    pub fn identity(&self) -> String {
+        fn piece(id: &mut String, s: &str) {
+            id.push_str(&s.len().to_string());
+            id.push(':');
+            id.push_str(s);
+        }
+        let mut id = String::new();
+        piece(&mut id, &self.measurement);
+        for (k, globs) in &self.tags {
+            id.push_str(" tag ");
+            piece(&mut id, k);
+            for g in globs {
+                id.push(' ');
+                piece(&mut id, g);
+            }
+        }
+        id.push_str(" every ");
+        match parse_duration_s(&self.downsample) {
+            Ok(Some(s)) => id.push_str(&format!("{s}s")),
+            _ => piece(&mut id, self.downsample.trim()),
+        }
+        id
     }
 
     /// The window, grace and lateness in seconds (valid rules only).

@@ -311,7 +311,22 @@ fn lifecycle_rules_are_checked_key_by_key_and_not_yet_applied() {
         (
             "      downsample: \"0\"\n",
             "lifecycle.rules[0].downsample",
-            "1s or more",
+            "1s to 366d",
+        ),
+        (
+            "      downsample: \"300000d\"\n",
+            "lifecycle.rules[0].downsample",
+            "1s to 366d",
+        ),
+        (
+            "      warm_days: \"2h\"\n      downsample: 1d\n",
+            "lifecycle.rules[0].warm_days",
+            "shorter than one window",
+        ),
+        (
+            "      downsample: 5m\n      max_lateness: 100000d\n",
+            "lifecycle.rules[0].max_lateness",
+            "at most",
         ),
         (
             "      hot_days: 30\n      warm_days: 7\n      downsample: 5m\n",
@@ -372,7 +387,8 @@ fn lifecycle_rules_are_checked_key_by_key_and_not_yet_applied() {
         .unwrap_err()
         .to_string();
     assert!(e.starts_with("lifecycle.max_open_windows"), "{e}");
-    let twice = "lifecycle:\n  rules:\n    - measurement: m\n      downsample: 5m\n    - measurement: m\n      downsample: 5m\n";
+    // One window however spelled: the same rule twice (found in review).
+    let twice = "lifecycle:\n  rules:\n    - measurement: m\n      downsample: 5m\n    - measurement: m\n      downsample: \"300s \"\n";
     let e = Config::from_yaml(twice)
         .map(|_| ())
         .unwrap_err()

@@ -183,7 +183,7 @@ impl<T: Number> Numbers<T> {
     }
 
     fn add(&mut self, v: T, ts: i64) {
-        self.count += 1;
+        self.count = self.count.saturating_add(1);
         self.sum = self.sum.plus(v);
         if v < self.min {
             self.min = v;
@@ -235,7 +235,7 @@ impl Window {
                 },
                 Value::Bool(x),
             ) => {
-                *count += 1;
+                *count = count.saturating_add(1);
                 if ts >= *last_ts {
                     (*last_ts, *last) = (ts, x);
                 }
@@ -248,7 +248,7 @@ impl Window {
                 },
                 Value::Str(s),
             ) => {
-                *count += 1;
+                *count = count.saturating_add(1);
                 if ts >= *last_ts {
                     *last_ts = ts;
                     *last = s.into();

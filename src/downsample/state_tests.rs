@@ -256,6 +256,18 @@ fn a_set_breaking_an_invariant_is_refused_by_name() {
         ),
         (set_bytes(1, &[]), "an empty set"),
         (
+            set_bytes(1, &[(b"m", &[5, 5], b"a", &[field_bytes(0, 1, 2, 3)])]),
+            "a timestamp in two slots",
+        ),
+        (
+            set_bytes(1, &[(b"m,a", &[5], b"a", &[field_bytes(0, 1, 1, 3)])]),
+            "a series key that is no line protocol",
+        ),
+        (
+            set_bytes(1, &[(b"m,time=1", &[5], b"a", &[field_bytes(0, 1, 1, 3)])]),
+            "a series key that is no line protocol",
+        ),
+        (
             set_bytes(2, &[(b"m", &[], b"a", &[field_bytes(0, 1, 0, 3)])]),
             "bad flag",
         ),
@@ -309,4 +321,21 @@ fn a_field_or_series_that_could_not_be_emitted_is_not_aggregated() {
         Windows::restore(rules(), 100, &c.watermarks, sets).expect("restores")
     };
     assert_eq!(restored.len(), 1);
+}
+
+/// Found in review: a restored count at the top of its range overflowed on
+/// the next point (a panic in a test build, a wrap to 0 in release).
+#[test]
+fn a_restored_window_at_the_top_of_its_count_takes_more_points() {
+    use super::state::tests_support::set_bytes;
+    let mut field = vec![0, 1, 1, 1, 3];
+    field.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+    field.extend_from_slice(&[10, 1]);
+    let blob = set_bytes(1, &[(b"m", &[5], b"a", &[field])]);
+    let (mut w, _) = restore_one(&blob).expect("restores");
+    let lane = Lane { rule: 0, dest: 0 };
+    assert_eq!(
+        w.add(lane, b"m", b"a", &Value::Bool(false), 6),
+        Outcome::Counted
+    );
 }

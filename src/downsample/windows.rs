@@ -271,7 +271,12 @@ impl Windows {
             let (outcome, at) = match entry.find(name) {
                 Some(f) => {
                     let field = &mut entry.fields[f];
-                    if slot.is_some_and(|j| field.seen & 1 << j != 0) {
+                    // Named twice in this line: one point to InfluxDB. The
+                    // slot bits tell it when `ts` has a slot; when it has
+                    // none (older than the 8 greatest), the line itself
+                    // (found in review: counted twice then).
+                    let again = slot.is_none() && fields[..i].iter().any(|(n, _)| n == name);
+                    if again || slot.is_some_and(|j| field.seen & 1 << j != 0) {
                         (Outcome::Repeat, None)
                     } else if field.window.add(v, ts) == Err(TypeConflict) {
                         (Outcome::TypeConflict, None)

@@ -100,7 +100,14 @@ fn frame(line: &[u8]) -> Option<Frame<'_>> {
     let ts_start = line.iter().rposition(|&b| b == b' ')? + 1;
     let ts_text = &line[ts_start..];
     let ts = int(ts_text)?;
-    let body = line.get(key_end + 1..ts_start.checked_sub(1)?)?;
+    // The parser (as InfluxDB) skips spaces, tabs and NULs before the field
+    // set, and stores them: the first field's name starts after them (found
+    // in review: `m  x=1` read as a field ` x`, `m \tx=2` as `\tx`).
+    let mut body_start = key_end + 1;
+    while matches!(line.get(body_start), Some(b' ' | b'\t' | 0)) {
+        body_start += 1;
+    }
+    let body = line.get(body_start..ts_start.checked_sub(1)?)?;
     Some(Frame {
         key: &line[..key_end],
         ts,

@@ -25,29 +25,9 @@ pub struct LifecycleRules {
     rules: Vec<Matcher>,
 }
 
-/// A rule's identity as checkpoints store it: `measurement`, each tag with
-/// its globs, and the window, each piece prefixed by its length in bytes
-/// (`9:telemetry`), so no two different rules share one whatever their
-/// strings hold.
+/// A rule's identity as checkpoints store it (`LifecycleRule::identity`).
 pub fn identity(r: &LifecycleRule) -> String {
-    fn piece(id: &mut String, s: &str) {
-        id.push_str(&s.len().to_string());
-        id.push(':');
-        id.push_str(s);
-    }
-    let mut id = String::new();
-    piece(&mut id, &r.measurement);
-    for (k, globs) in &r.tags {
-        id.push_str(" tag ");
-        piece(&mut id, k);
-        for g in globs {
-            id.push(' ');
-            piece(&mut id, g);
-        }
-    }
-    id.push_str(" every ");
-    piece(&mut id, r.downsample.trim());
-    id
+    r.identity()
 }
 
 impl LifecycleRules {
@@ -179,6 +159,15 @@ mod tests {
         let t1 = rule("m", &[("a", &["b"]), ("c", &["d"])], "5m");
         let t2 = rule("m", &[("a", &["b tag 1:c 1:d"])], "5m");
         assert_ne!(identity(&t1), identity(&t2));
-        assert_eq!(identity(&t1), "1:m tag 1:a 1:b tag 1:c 1:d every 2:5m");
+        assert_eq!(identity(&t1), "1:m tag 1:a 1:b tag 1:c 1:d every 300s");
+        // One window however it is spelled (found in review: `5m` and
+        // `5m ` shared one, `5m` and `300s` did not).
+        for spelling in ["300s", "5m ", " 5m"] {
+            assert_eq!(
+                identity(&rule("n", &[], spelling)),
+                identity(&b),
+                "{spelling:?}"
+            );
+        }
     }
 }
