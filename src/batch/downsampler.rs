@@ -55,7 +55,16 @@ pub struct Downsampler {
     /// destination: (lines, points, first ts, last ts).
     emitted: BTreeMap<Destination, (Vec<u8>, usize, i64, i64)>,
     matches: Vec<usize>,
+    /// The rules each series key matched: a meter's series come back every
+    /// few seconds, and matching unescapes the key and runs every glob
+    /// (twice a line before this cache: `takes`, then `feed`). Cleared
+    /// whole at `MAX_CACHED_KEYS`: bounded by count, never by load.
+    match_cache: HashMap<Box<[u8]>, Box<[usize]>, foldhash::fast::RandomState>,
 }
+
+/// Series keys whose matching rules are remembered at most (about 100
+/// bytes each: a few MB).
+const MAX_CACHED_KEYS: usize = 65_536;
 
 impl Downsampler {
     /// `None` when no rule downsamples.
@@ -89,6 +98,7 @@ impl Downsampler {
             windows: Windows::new(windowing, l.max_open_windows),
             emitted: BTreeMap::new(),
             matches: Vec::new(),
+            match_cache: HashMap::default(),
         })
     }
 
@@ -161,6 +171,20 @@ impl Downsampler {
         Ok(Some(d))
     }
 
+    /// The rules `key` matches, into `out`, from the cache when it can.
+    fn rules_for(&mut self, key: &[u8], out: &mut Vec<usize>) {
+        out.clear();
+        if let Some(m) = self.match_cache.get(key) {
+            out.extend_from_slice(m);
+            return;
+        }
+        self.rules.matching(key, out);
+        if self.match_cache.len() >= MAX_CACHED_KEYS {
+            self.match_cache.clear();
+        }
+        self.match_cache.insert(key.into(), out.as_slice().into());
+    }
+
     fn dest_id(&mut self, dest: &Destination) -> u32 {
         if let Some(&id) = self.dest_ids.get(dest) {
             return id;
@@ -178,7 +202,7 @@ impl Downsampler {
             let Some(key) = series_key(line) else {
                 return false;
             };
-            self.rules.matching(key, &mut matches);
+            self.rules_for(key, &mut matches);
             !matches.is_empty()
         });
         self.matches = matches;
@@ -194,7 +218,7 @@ impl Downsampler {
             let Some(key) = series_key(line) else {
                 continue;
             };
-            self.rules.matching(key, &mut matches);
+            self.rules_for(key, &mut matches);
             if matches.is_empty() {
                 continue;
             }
