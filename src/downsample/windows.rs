@@ -239,7 +239,7 @@ impl Windows {
         let window = &mut set.series;
         let entry = match window.get_mut(series) {
             Some(entry) => entry,
-            None if room == 0 || !state::is_series_key(series) => {
+            None if room == 0 || !emittable::is_series_key(series) => {
                 let o = if room == 0 {
                     Outcome::Full
                 } else {
@@ -288,7 +288,7 @@ impl Windows {
                 None if added >= room => (Outcome::Full, None),
                 None if name.len() > MAX_FIELD_NAME_BYTES
                     || entry.names.len() + name.len() > u32::MAX as usize
-                    || !state::is_field_name(name) =>
+                    || !emittable::is_field_name(name) =>
                 {
                     (Outcome::OutOfRange, None)
                 }
@@ -451,6 +451,9 @@ mod tests;
 #[path = "series.rs"]
 mod series;
 use series::{Field, Series};
+
+#[path = "emittable.rs"]
+mod emittable;
 
 #[path = "state.rs"]
 mod state;
