@@ -24,11 +24,17 @@
 //! batches (one committing connection), and feeds each commit before the
 //! next, so `Wal::last_commit_seq` is.
 //!
-//! Lanes: a rule (by identity, `route::lifecycle`) × the raw points'
-//! destination. Aggregates go to the warm destination: the same database,
-//! retention policy `warm_destination` or `<rp>_<downsample>` (`autogen`
-//! for the default policy), e.g. `autogen_5m`; on 2.x the bucket
-//! `<bucket>/<that>` by the DBRP mapping, as every destination is named.
+//! Lanes: a rule (by identity, `route::lifecycle`) × the warm destination
+//! its aggregates go to: the raw points' database, retention policy
+//! `warm_destination` or `<rp>_<window>` (`autogen` for the default
+//! policy; the window spelled in its largest whole unit, so `5m` and `300s`
+//! both give `autogen_5m`); on 2.x the bucket `<bucket>/<that>` by the DBRP
+//! mapping, as every destination is named. Keyed by where they are written,
+//! not where the raw points went: points for `rp ""` and `rp autogen`
+//! (one policy on most servers) feed one window, where two would overwrite
+//! each other's lines upstream (found in review). For the same reason a
+//! line feeds each warm destination once: when several rules match it and
+//! write to one destination, the first in config order takes it.
 
 use crate::config::Lifecycle;
 use crate::downsample::windows::{Lane, Rule, StateError, Windows};
@@ -46,7 +52,11 @@ pub struct Downsampler {
     /// retention policy name of its aggregates, `None` to derive it.
     identities: Vec<String>,
     warm_names: Vec<Option<String>>,
-    downsample_text: Vec<String>,
+    /// Per rule: its window in its largest whole unit (`5m`), for names.
+    window_names: Vec<String>,
+    /// Saved sets of rules no longer configured: deleted at the next
+    /// checkpoint.
+    stale: Vec<(LaneKey, i64)>,
     /// Raw destinations by lane id, and back.
     dests: Vec<Destination>,
     dest_ids: HashMap<Destination, u32>,
@@ -60,11 +70,15 @@ pub struct Downsampler {
     /// (twice a line before this cache: `takes`, then `feed`). Cleared
     /// whole at `MAX_CACHED_KEYS`: bounded by count, never by load.
     match_cache: HashMap<Box<[u8]>, Box<[usize]>, foldhash::fast::RandomState>,
+    /// The bytes of the keys in `match_cache`.
+    cached_bytes: usize,
 }
 
-/// Series keys whose matching rules are remembered at most (about 100
-/// bytes each: a few MB).
+/// Series keys whose matching rules are remembered at most.
 const MAX_CACHED_KEYS: usize = 65_536;
+/// And their bytes at most: keys may be 64 KiB long (review: 65,536 such
+/// keys would be 4 GiB).
+const MAX_CACHED_KEY_BYTES: usize = 8 * 1024 * 1024;
 
 impl Downsampler {
     /// `None` when no rule downsamples.
@@ -89,16 +103,15 @@ impl Downsampler {
             warm_names: (taking.iter())
                 .map(|r| Some(r.warm_destination.clone()).filter(|w| !w.is_empty()))
                 .collect(),
-            downsample_text: taking
-                .iter()
-                .map(|r| r.downsample.trim().to_string())
-                .collect(),
+            window_names: windowing.iter().map(|w| window_name(w.every_ns)).collect(),
+            stale: Vec::new(),
             dests: Vec::new(),
             dest_ids: HashMap::new(),
             windows: Windows::new(windowing, l.max_open_windows),
             emitted: BTreeMap::new(),
             matches: Vec::new(),
             match_cache: HashMap::default(),
+            cached_bytes: 0,
         })
     }
 
@@ -130,7 +143,12 @@ impl Downsampler {
         for (k, start, blob) in &saved.sets {
             match lane_of(&mut d, k) {
                 Some(lane) => sets.push((lane, *start, blob.as_slice())),
-                None => dropped += 1,
+                None => {
+                    // A rule gone: its rows go at the next checkpoint, not
+                    // back again if the rule returns (found in review).
+                    dropped += 1;
+                    d.stale.push((k.clone(), *start));
+                }
             }
         }
         let windowing: Vec<Rule> = l
@@ -140,7 +158,9 @@ impl Downsampler {
             .filter_map(Rule::from_config)
             .collect();
         let (windows, _) = Windows::restore(windowing, l.max_open_windows, &marks, sets)?;
+        let stale = std::mem::take(&mut d.stale);
         d.windows = windows;
+        d.stale = stale;
         Ok((Some(d), dropped))
     }
 
@@ -179,9 +199,13 @@ impl Downsampler {
             return;
         }
         self.rules.matching(key, out);
-        if self.match_cache.len() >= MAX_CACHED_KEYS {
+        if self.match_cache.len() >= MAX_CACHED_KEYS
+            || self.cached_bytes.saturating_add(key.len()) > MAX_CACHED_KEY_BYTES
+        {
             self.match_cache.clear();
+            self.cached_bytes = 0;
         }
+        self.cached_bytes += key.len();
         self.match_cache.insert(key.into(), out.as_slice().into());
     }
 
@@ -209,10 +233,31 @@ impl Downsampler {
         any
     }
 
+    /// Where rule `rule`'s aggregates of points bound for `raw` go.
+    fn warm_dest(&self, rule: usize, raw: &Destination) -> Destination {
+        let rp = match self.warm_names.get(rule).cloned().flatten() {
+            Some(name) => name,
+            None => {
+                let hot = if raw.rp.is_empty() {
+                    DEFAULT_RP
+                } else {
+                    &raw.rp
+                };
+                let every = self.window_names.get(rule).map_or("", |w| w.as_str());
+                format!("{hot}_{every}")
+            }
+        };
+        Destination {
+            db: raw.db.clone(),
+            rp,
+        }
+    }
+
     /// Counts a committed batch's lines into their windows.
     pub fn feed(&mut self, dest: &Destination, payload: &[u8]) {
-        let dest_id = self.dest_id(dest);
         let mut matches = std::mem::take(&mut self.matches);
+        // Per matching rule (by index), its lane's warm destination id.
+        let mut lanes: Vec<Option<u32>> = vec![None; self.identities.len()];
         let mut fields = Vec::with_capacity(16);
         for line in crate::lineproto::lines(payload) {
             let Some(key) = series_key(line) else {
@@ -227,10 +272,25 @@ impl Downsampler {
             let Some((key, ts)) = crate::lineproto::split::split_into(line, &mut fields) else {
                 continue;
             };
+            let mut written: Vec<u32> = Vec::with_capacity(matches.len());
             for &rule in &matches {
+                let warm = match lanes.get(rule).copied().flatten() {
+                    Some(id) => id,
+                    None => {
+                        let id = self.dest_id(&self.warm_dest(rule, dest));
+                        if let Some(slot) = lanes.get_mut(rule) {
+                            *slot = Some(id);
+                        }
+                        id
+                    }
+                };
+                if written.contains(&warm) {
+                    continue;
+                }
+                written.push(warm);
                 let lane = Lane {
                     rule: rule as u16,
-                    dest: dest_id,
+                    dest: warm,
                 };
                 self.windows.add_line(lane, key, &fields, ts, |_, _| {});
             }
@@ -243,29 +303,10 @@ impl Downsampler {
     /// destinations. `covers_seq`: the last commit fed.
     pub fn checkpoint(&mut self, covers_seq: i64) -> WindowsCheckpoint {
         let mut emitted = std::mem::take(&mut self.emitted);
-        let (dests, warm, every) = (&self.dests, &self.warm_names, &self.downsample_text);
+        let dests = &self.dests;
         self.windows.close(|lane, line| {
-            let (Some(raw), Some(name), Some(every)) = (
-                dests.get(lane.dest as usize),
-                warm.get(usize::from(lane.rule)),
-                every.get(usize::from(lane.rule)),
-            ) else {
+            let Some(dest) = dests.get(lane.dest as usize).cloned() else {
                 return;
-            };
-            let rp = match name {
-                Some(n) => n.clone(),
-                None => {
-                    let hot = if raw.rp.is_empty() {
-                        DEFAULT_RP
-                    } else {
-                        &raw.rp
-                    };
-                    format!("{hot}_{every}")
-                }
-            };
-            let dest = Destination {
-                db: raw.db.clone(),
-                rp,
             };
             let ts = line_ts(line);
             let e = emitted.entry(dest).or_insert((Vec::new(), 0, ts, ts));
@@ -286,10 +327,9 @@ impl Downsampler {
                 .into_iter()
                 .map(|(l, s, b)| (lane_key(l), s, b))
                 .collect(),
-            removed: c
-                .removed
-                .into_iter()
+            removed: (c.removed.into_iter())
                 .map(|(l, s)| (lane_key(l), s))
+                .chain(std::mem::take(&mut self.stale))
                 .collect(),
             watermarks: c
                 .watermarks
@@ -317,6 +357,17 @@ impl Downsampler {
     pub fn counts(&self) -> crate::downsample::windows::Counts {
         self.windows.counts
     }
+}
+
+/// A window in its largest whole unit: `5m` for 300 s, `90s`, `1h`, `1d`.
+fn window_name(every_ns: i64) -> String {
+    let s = every_ns / 1_000_000_000;
+    for (unit, n) in [("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if s % n == 0 {
+            return format!("{}{unit}", s / n);
+        }
+    }
+    format!("{s}s")
 }
 
 /// The series key of a normalised line: up to the first space not escaped.

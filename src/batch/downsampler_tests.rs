@@ -232,3 +232,86 @@ fn remembered_matches_are_the_matches_and_stay_bounded() {
         assert!(d.match_cache.len() <= MAX_CACHED_KEYS);
     }
 }
+
+fn one_rule(downsample: &str) -> Lifecycle {
+    Lifecycle {
+        max_open_windows: 1_000,
+        rules: vec![LifecycleRule {
+            measurement: "m".into(),
+            downsample: downsample.into(),
+            ..LifecycleRule::default()
+        }],
+    }
+}
+
+fn emitted(d: &mut Downsampler) -> Vec<(Destination, String)> {
+    let c = d.checkpoint(0);
+    let mut out = Vec::new();
+    for b in c.emitted {
+        for line in crate::lineproto::lines(&b.payload) {
+            out.push((b.dest.clone(), String::from_utf8_lossy(line).into_owned()));
+        }
+    }
+    out
+}
+
+/// Found in review: points for the default policy (`rp ""`) and for
+/// `autogen` were two lanes writing to one warm destination, so upstream
+/// one line overwrote the other. Lanes are by warm destination: one window.
+/// And the window is named in its largest unit however it is spelled.
+#[test]
+fn points_for_one_warm_destination_feed_one_window() {
+    let mut d = Downsampler::from_config(&one_rule("300s")).expect("a rule");
+    for (rp, v, ts) in [("", 1, 1), ("", 3, 2), ("autogen", 100, 3)] {
+        let dest = Destination {
+            db: "db".into(),
+            rp: rp.into(),
+        };
+        d.feed(&dest, format!("m,h=a f={v}i {}\n", ts * S).as_bytes());
+    }
+    let far = Destination {
+        db: "db".into(),
+        rp: String::new(),
+    };
+    d.feed(&far, format!("m,h=a f=0i {}\n", 10_000 * S).as_bytes());
+    let lines = emitted(&mut d);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0].0.rp, "autogen_5m");
+    assert!(lines[0].1.contains("f_count=3i"), "{lines:?}");
+}
+
+/// Found in review: the saved windows of a rule no longer configured stayed
+/// in the buffer for good (and came back if the rule did).
+#[test]
+fn the_saved_windows_of_a_removed_rule_are_deleted_at_the_next_checkpoint() {
+    let dir = std::env::temp_dir().join(format!("hissrv-ds-gone-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("buffer.db");
+    let mut wal = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
+    let mut both = one_rule("10s");
+    both.rules.push(LifecycleRule {
+        measurement: "n".into(),
+        downsample: "10s".into(),
+        ..LifecycleRule::default()
+    });
+    let mut d = Downsampler::from_config(&both).expect("rules");
+    let dest = Destination {
+        db: "db".into(),
+        rp: String::new(),
+    };
+    d.feed(&dest, b"m f=1i 1\nn f=1i 1\n");
+    wal.checkpoint_windows(&d.checkpoint(0))
+        .expect("checkpoint");
+    assert_eq!(wal.saved_windows().expect("saved").sets.len(), 2);
+    let mut d = Downsampler::rebuild(&one_rule("10s"), &wal)
+        .expect("rebuilds")
+        .expect("a rule");
+    wal.checkpoint_windows(&d.checkpoint(0))
+        .expect("checkpoint");
+    let saved = wal.saved_windows().expect("saved");
+    assert_eq!(saved.sets.len(), 1, "{:?}", saved.sets);
+    assert!(saved.sets[0].0.rule.starts_with("1:m"));
+    drop(wal);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -129,8 +129,17 @@ impl Lifecycle {
             ));
         }
         let mut seen = HashSet::new();
+        let mut warm = HashSet::new();
         for (i, r) in self.rules.iter().enumerate() {
             r.validate(&|k: &str| format!("lifecycle.rules[{i}].{k}"))?;
+            // Two rules' aggregates in one place would overwrite each other
+            // at every shared window start (review).
+            if !r.warm_destination.is_empty() && !warm.insert(r.warm_destination.as_str()) {
+                return Err(invalid(
+                    format!("lifecycle.rules[{i}].warm_destination"),
+                    format!("{:?} is an earlier rule's already", r.warm_destination),
+                ));
+            }
             if !seen.insert(r.identity()) {
                 return Err(invalid(
                     format!("lifecycle.rules[{i}]"),

@@ -394,6 +394,12 @@ fn lifecycle_rules_are_checked_key_by_key_and_not_yet_applied() {
         .unwrap_err()
         .to_string();
     assert!(e.starts_with("lifecycle.rules[1]"), "{e}");
+    let shared = "lifecycle:\n  rules:\n    - measurement: m\n      downsample: 5m\n      warm_destination: w\n    - measurement: n\n      downsample: 1h\n      warm_destination: w\n";
+    let e = Config::from_yaml(shared)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("lifecycle.rules[1].warm_destination"), "{e}");
     // No rules: the defaults, valid.
     let c = Config::from_yaml("lifecycle:\n  max_open_windows: 5000\n").expect("valid");
     assert_eq!(c.lifecycle.max_open_windows, 5000);

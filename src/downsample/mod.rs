@@ -25,7 +25,7 @@
 //! ```text
 //! feed         after each commit, the commit thread feeds the committed lines
 //!              of rule destinations to the windows (lanes = rule identity x
-//!              raw destination) and commits them with a duty
+//!              warm destination) and commits them with a duty
 //!              (`Wal::commit_with_duty`); the codec's split of each line is
 //!              shared, not done twice (+0.35 µs a 10-field line measured
 //!              with its own split: over the issue's 15 %).

@@ -267,6 +267,9 @@ impl Windows {
         let mut slot = entry.slot_of(ts);
         let mut slot_tried = slot.is_some();
         let mut added = 0usize;
+        // Bit `i`: `fields[i]` counted (the first 64; past them a name seen
+        // before in the line is taken as counted).
+        let mut counted_here = 0u64;
         for (i, (name, v)) in fields.iter().enumerate() {
             let (outcome, at) = match entry.find(name) {
                 Some(f) => {
@@ -275,7 +278,12 @@ impl Windows {
                     // slot bits tell it when `ts` has a slot; when it has
                     // none (older than the 8 greatest), the line itself
                     // (found in review: counted twice then).
-                    let again = slot.is_none() && fields[..i].iter().any(|(n, _)| n == name);
+                    // Only a counted one: a type conflict before a valid
+                    // value must not hide it (second review).
+                    let again = slot.is_none()
+                        && (fields[..i].iter().enumerate()).any(|(k, (n, _))| {
+                            n == name && (k >= 64 || counted_here & 1 << k != 0)
+                        });
                     if again || slot.is_some_and(|j| field.seen & 1 << j != 0) {
                         (Outcome::Repeat, None)
                     } else if field.window.add(v, ts) == Err(TypeConflict) {
@@ -316,6 +324,9 @@ impl Windows {
                 if let Some(j) = slot {
                     entry.fields[f].seen |= 1 << j;
                 }
+            }
+            if at.is_some() && i < 64 {
+                counted_here |= 1 << i;
             }
             set.dirty |= at.is_some();
             set.unsaved |= at.is_some();

@@ -357,6 +357,11 @@ fn a_field_named_twice_in_a_line_and_a_wide_retried_line_count_once() {
     let mut got = Vec::new();
     w.add_line(lane, b"m", &twice, 6, |i, o| got.push((i, o)));
     assert_eq!(got, [(0, Outcome::Counted), (1, Outcome::Repeat)]);
+    // A first value of the wrong type does not hide a valid second one.
+    let mixed = [(&b"f"[..], Value::Bool(true)), (&b"f"[..], Value::Int(7))];
+    let mut got = Vec::new();
+    w.add_line(lane, b"m", &mixed, 4, |i, o| got.push((i, o)));
+    assert_eq!(got, [(0, Outcome::TypeConflict), (1, Outcome::Counted)]);
     let names: Vec<String> = (0..70).map(|i| format!("f{i}")).collect();
     let wide: Vec<(&[u8], Value)> = names
         .iter()
@@ -374,7 +379,7 @@ fn a_field_named_twice_in_a_line_and_a_wide_retried_line_count_once() {
         assert_eq!(outcomes.len(), 70);
     }
     assert_eq!(w.len(), 71);
-    assert_eq!(w.counts.counted, 80);
+    assert_eq!(w.counts.counted, 81);
 }
 
 #[test]

@@ -24,7 +24,7 @@
 //! downsample_duty(batch_id INTEGER PRIMARY KEY,  -- a raw batch the windows counted
 //!                 seq INTEGER NOT NULL,          -- its commit (commit_seq): replay order
 //!                 delivered INTEGER NOT NULL DEFAULT 0)  -- the upstream took it
-//! downsample_sets(rule TEXT, db TEXT, rp TEXT,   -- lane: rule identity, raw destination
+//! downsample_sets(rule TEXT, db TEXT, rp TEXT,   -- lane: rule identity, warm destination
 //!                 start INTEGER,                 -- window start, ns
 //!                 state BLOB,                    -- downsample::state's bytes
 //!                 PRIMARY KEY (rule, db, rp, start)) WITHOUT ROWID
@@ -56,8 +56,8 @@ CREATE TABLE IF NOT EXISTS downsample_marks (
 ) WITHOUT ROWID;
 ";
 
-/// A lane as the buffer keys it: the rule's identity and the destination of
-/// the raw points it aggregates.
+/// A lane as the buffer keys it: the rule's identity and the destination its
+/// aggregates are written to.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LaneKey {
     pub rule: String,
