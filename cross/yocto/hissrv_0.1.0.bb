@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "6288bbedabb42e91d94c2abfb30e05553cccf343"
+SRCREV = "8778f5613371a3d902b536da702783d01f70f63c"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
