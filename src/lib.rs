@@ -62,4 +62,6 @@ pub mod ingest;
 pub mod lineproto;
 pub mod observe;
 pub mod route;
+#[cfg(test)]
+mod sim_tests;
 pub mod wal;

@@ -6,14 +6,7 @@ use super::*;
 use crate::config::{LifecycleRule, Synchronous};
 use crate::wal::{Wal, codec};
 
-fn rng(mut x: u64) -> impl FnMut() -> u64 {
-    move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    }
-}
+use crate::sim_tests::{rng, seeds};
 
 fn lifecycle() -> Lifecycle {
     let mut site = std::collections::BTreeMap::new();
@@ -74,7 +67,7 @@ const S: i64 = 1_000_000_000;
 #[test]
 fn crashes_at_random_moments_change_nothing_the_upstream_gets() {
     let cfg = lifecycle();
-    for seed in 1..=40u64 {
+    for seed in 1..=seeds(40) {
         let mut next = rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let dir = std::env::temp_dir().join(format!("hissrv-ds-{}-{seed}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

@@ -6,14 +6,7 @@ use crate::downsample::aggregate::{Aggregate, Aggregates};
 use crate::lineproto::split::Value;
 use std::collections::BTreeMap;
 
-fn rng(mut x: u64) -> impl FnMut() -> u64 {
-    move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    }
-}
+use crate::sim_tests::{rng, seeds};
 
 const EVERY: i64 = 100;
 
@@ -85,7 +78,7 @@ fn value(next: &mut impl FnMut() -> u64, kind: u64) -> Value<'static> {
 /// (Red when a change is not marked unsaved: the copy restores a stale set.)
 #[test]
 fn a_restored_checkpoint_carries_on_exactly_as_the_original() {
-    for seed in 1..=1_500u64 {
+    for seed in 1..=seeds(1_500) {
         let mut next = rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let max_open = if next().is_multiple_of(4) { 12 } else { 10_000 };
         let mut original = Windows::new(rules(), max_open);

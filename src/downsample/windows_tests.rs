@@ -3,14 +3,7 @@ use crate::downsample::aggregate::{Aggregate, Aggregates};
 use crate::lineproto::split::{Value, split};
 use std::collections::{BTreeMap, BTreeSet};
 
-fn rng(mut x: u64) -> impl FnMut() -> u64 {
-    move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    }
-}
+use crate::sim_tests::{rng, seeds};
 
 const EVERY: i64 = 100;
 
@@ -102,7 +95,7 @@ fn oracle(counted: &BTreeMap<Point, Vec<i64>>) -> Upstream {
 ///   counts twice).
 #[test]
 fn emitted_windows_equal_an_exact_aggregation_of_the_counted_points() {
-    for seed in 1..=2_000u64 {
+    for seed in 1..=seeds(2_000) {
         let mut next = rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let grace = (next() % 3) as i64 * EVERY / 2;
         let lateness = (next() % 4) as i64 * EVERY;

@@ -7,14 +7,7 @@ use super::*;
 use crate::config::Synchronous;
 use std::collections::BTreeMap;
 
-fn rng(mut x: u64) -> impl FnMut() -> u64 {
-    move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    }
-}
+use crate::sim_tests::{rng, seeds};
 
 fn dest(n: u64) -> Destination {
     Destination {
@@ -92,7 +85,7 @@ fn lane(n: u64) -> LaneKey {
 ///   checkpoint's.
 #[test]
 fn a_batch_leaves_only_when_delivered_and_checkpointed_and_replays_until_then() {
-    for seed in 1..=60u64 {
+    for seed in 1..=seeds(60) {
         let mut next = rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let dir =
             std::env::temp_dir().join(format!("hissrv-custody-{}-{seed}", std::process::id()));
