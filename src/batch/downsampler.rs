@@ -57,7 +57,7 @@ pub struct Downsampler {
     /// Saved sets of rules no longer configured: deleted at the next
     /// checkpoint.
     stale: Vec<(LaneKey, i64)>,
-    /// Raw destinations by lane id, and back.
+    /// Warm destinations by lane id, and back.
     dests: Vec<Destination>,
     dest_ids: HashMap<Destination, u32>,
     windows: Windows,
@@ -65,20 +65,7 @@ pub struct Downsampler {
     /// destination: (lines, points, first ts, last ts).
     emitted: BTreeMap<Destination, (Vec<u8>, usize, i64, i64)>,
     matches: Vec<usize>,
-    /// The rules each series key matched: a meter's series come back every
-    /// few seconds, and matching unescapes the key and runs every glob
-    /// (twice a line before this cache: `takes`, then `feed`). Cleared
-    /// whole at `MAX_CACHED_KEYS`: bounded by count, never by load.
-    match_cache: HashMap<Box<[u8]>, Box<[usize]>, foldhash::fast::RandomState>,
-    /// The bytes of the keys in `match_cache`.
-    cached_bytes: usize,
 }
-
-/// Series keys whose matching rules are remembered at most.
-const MAX_CACHED_KEYS: usize = 65_536;
-/// And their bytes at most: keys may be 64 KiB long (review: 65,536 such
-/// keys would be 4 GiB).
-const MAX_CACHED_KEY_BYTES: usize = 8 * 1024 * 1024;
 
 impl Downsampler {
     /// `None` when no rule downsamples.
@@ -110,8 +97,6 @@ impl Downsampler {
             windows: Windows::new(windowing, l.max_open_windows),
             emitted: BTreeMap::new(),
             matches: Vec::new(),
-            match_cache: HashMap::default(),
-            cached_bytes: 0,
         })
     }
 
@@ -191,24 +176,6 @@ impl Downsampler {
         Ok(Some(d))
     }
 
-    /// The rules `key` matches, into `out`, from the cache when it can.
-    fn rules_for(&mut self, key: &[u8], out: &mut Vec<usize>) {
-        out.clear();
-        if let Some(m) = self.match_cache.get(key) {
-            out.extend_from_slice(m);
-            return;
-        }
-        self.rules.matching(key, out);
-        if self.match_cache.len() >= MAX_CACHED_KEYS
-            || self.cached_bytes.saturating_add(key.len()) > MAX_CACHED_KEY_BYTES
-        {
-            self.match_cache.clear();
-            self.cached_bytes = 0;
-        }
-        self.cached_bytes += key.len();
-        self.match_cache.insert(key.into(), out.as_slice().into());
-    }
-
     fn dest_id(&mut self, dest: &Destination) -> u32 {
         if let Some(&id) = self.dest_ids.get(dest) {
             return id;
@@ -226,7 +193,7 @@ impl Downsampler {
             let Some(key) = series_key(line) else {
                 return false;
             };
-            self.rules_for(key, &mut matches);
+            self.rules.matching(key, &mut matches);
             !matches.is_empty()
         });
         self.matches = matches;
@@ -263,7 +230,7 @@ impl Downsampler {
             let Some(key) = series_key(line) else {
                 continue;
             };
-            self.rules_for(key, &mut matches);
+            self.rules.matching(key, &mut matches);
             if matches.is_empty() {
                 continue;
             }

@@ -204,28 +204,6 @@ fn restart(cfg: &Lifecycle, wal: &Wal) -> Downsampler {
         .expect("rules")
 }
 
-/// The cache of the rules a key matched gives what matching gives, and
-/// stays within its bound however many series come.
-#[test]
-fn remembered_matches_are_the_matches_and_stay_bounded() {
-    let cfg = lifecycle();
-    let mut d = Downsampler::from_config(&cfg).expect("rules");
-    let plain = LifecycleRules::from_config(&cfg);
-    let mut next = rng(3);
-    let (mut cached, mut fresh) = (Vec::new(), Vec::new());
-    for i in 0..(MAX_CACHED_KEYS + 1_000) {
-        let m = ["m", "mx", "other"][(next() % 3) as usize];
-        let site = ["a", "b"][(next() % 2) as usize];
-        let key = format!("{m},site={site},n={}", i % (MAX_CACHED_KEYS + 500));
-        for _ in 0..2 {
-            d.rules_for(key.as_bytes(), &mut cached);
-            plain.matching(key.as_bytes(), &mut fresh);
-            assert_eq!(cached, fresh, "{key}");
-        }
-        assert!(d.match_cache.len() <= MAX_CACHED_KEYS);
-    }
-}
-
 fn one_rule(downsample: &str) -> Lifecycle {
     Lifecycle {
         max_open_windows: 1_000,
