@@ -136,7 +136,17 @@ pub fn run(
     let policy = CutPolicy::from_config(&cfg.performance.adaptive_batching);
     let intake = Rc::new(Intake::new(ring_bytes, policy, stats.clone()));
     let (to_commit, cuts) = smol::channel::bounded(1);
-    let committer = spawn_committer(writer, cuts, stats.clone(), bell.clone(), intake.waker())?;
+    // The windows the last run left (its checkpoint and the batches after
+    // it), before any new commit.
+    let warm = crate::batch::warm::WarmTier::start(&cfg.lifecycle, &writer, &stats);
+    let committer = spawn_committer(
+        writer,
+        cuts,
+        stats.clone(),
+        bell.clone(),
+        intake.waker(),
+        warm,
+    )?;
     let deadline = Rc::new(std::cell::Cell::new(None));
 
     let ex = Rc::new(LocalExecutor::new());

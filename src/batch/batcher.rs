@@ -19,6 +19,7 @@
 
 use crate::batch::adaptive::{CutPolicy, Decision, Load, RateMeter, decide};
 use crate::batch::ring::{AckSender, Entry, Refusal, Ring};
+use crate::batch::warm::WarmTier;
 use crate::observe::stats::Stats;
 use crate::wal::doorbell::Doorbell;
 use crate::wal::{NewBatch, Wal};
@@ -208,18 +209,31 @@ pub async fn run_batcher(intake: &Intake, to_commit: Sender<Cut>) {
 }
 
 /// Starts the commit thread: it owns the writing connection.
+/// `warm`: the downsampling windows, fed after each commit and checkpointed
+/// on their interval (between cuts too) and when the cuts end.
 pub fn spawn_committer(
     mut wal: Wal,
     cuts: Receiver<Cut>,
     stats: Arc<Stats>,
     forwarder: Arc<Doorbell>,
     batcher: Sender<()>,
+    mut warm: Option<WarmTier>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("hissrv-commit".into())
         .spawn(move || {
             let mut provisional = super::restamp::Provisional::default();
-            while let Ok(cut) = cuts.recv_blocking() {
+            loop {
+                let cut = match next_cut(&cuts, warm.as_ref().and_then(WarmTier::due_in)) {
+                    Next::Cut(cut) => cut,
+                    Next::Due => {
+                        if let Some(w) = warm.as_mut() {
+                            w.checkpoint(&mut wal, &stats, &forwarder);
+                        }
+                        continue;
+                    }
+                    Next::Closed => break,
+                };
                 // The wall clock was set after a start without it: what this
                 // run stamped before goes to the final frame, a chunk per
                 // cut, before the next stamp (this thread alone stamps).
@@ -232,11 +246,18 @@ pub fn spawn_committer(
                 let points: usize = cut.batches.iter().map(|b| b.points).sum();
                 let started = std::time::Instant::now();
                 // No reserve, no new data: it could wedge the next full disk.
+                let duties = warm.as_mut().map(|w| w.duties(&cut.batches));
                 let committed = if stats.disk_reserve_missing.load(Ordering::Acquire) {
                     Err(crate::wal::WalError::ReserveMissing)
                 } else {
-                    wal.commit(&cut.batches)
+                    match &duties {
+                        Some(d) => wal.commit_with_duty(&cut.batches, d),
+                        None => wal.commit(&cut.batches),
+                    }
                 };
+                if let (Ok(_), Some(w), Some(d)) = (&committed, warm.as_mut(), &duties) {
+                    w.fed(&cut.batches, d, &stats);
+                }
                 if stamped_provisionally && let Ok(ids) = &committed {
                     provisional.committed(ids);
                 }
@@ -301,9 +322,44 @@ pub fn spawn_committer(
                     .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                 // The batcher may be gathering until this commit ended.
                 let _ = batcher.try_send(());
+                if let Some(w) = warm.as_mut()
+                    && w.due_in() == Some(Duration::ZERO)
+                {
+                    w.checkpoint(&mut wal, &stats, &forwarder);
+                }
+            }
+            // The cuts ended (shutdown): save what the windows counted.
+            if let Some(w) = warm.as_mut()
+                && w.due_in().is_some()
+            {
+                w.checkpoint(&mut wal, &stats, &forwarder);
             }
             log::debug!("commit thread done");
         })
+}
+
+enum Next {
+    Cut(Cut),
+    /// The warm tier's checkpoint is due.
+    Due,
+    Closed,
+}
+
+/// The next cut, or `Due` once `due_in` passed without one.
+fn next_cut(cuts: &Receiver<Cut>, due_in: Option<Duration>) -> Next {
+    let Some(wait) = due_in else {
+        return cuts.recv_blocking().map_or(Next::Closed, Next::Cut);
+    };
+    if wait.is_zero() {
+        return Next::Due;
+    }
+    smol::block_on(smol::future::or(
+        async { cuts.recv().await.map_or(Next::Closed, Next::Cut) },
+        async {
+            smol::Timer::after(wait).await;
+            Next::Due
+        },
+    ))
 }
 
 #[cfg(test)]

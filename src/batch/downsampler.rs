@@ -176,6 +176,12 @@ impl Downsampler {
         Ok(Some(d))
     }
 
+    /// Deletes every saved set at the next checkpoint: they could not be
+    /// read, and must not fail every start after this one.
+    pub fn discard_saved(&mut self, saved: &SavedWindows) {
+        (self.stale).extend(saved.sets.iter().map(|(k, start, _)| (k.clone(), *start)));
+    }
+
     fn dest_id(&mut self, dest: &Destination) -> u32 {
         if let Some(&id) = self.dest_ids.get(dest) {
             return id;

@@ -30,6 +30,7 @@ fn lifecycle() -> Lifecycle {
                 ..LifecycleRule::default()
             },
         ],
+        ..Lifecycle::default()
     }
 }
 
@@ -212,6 +213,7 @@ fn one_rule(downsample: &str) -> Lifecycle {
             downsample: downsample.into(),
             ..LifecycleRule::default()
         }],
+        ..Lifecycle::default()
     }
 }
 

@@ -15,8 +15,8 @@
 //!   bounded while the disk is slow.
 //!
 //! `downsampler` is the warm tier's part on the commit thread (windows fed
-//! after each commit, checkpointed with the buffer's custody; not wired in
-//! yet).
+//! after each commit, checkpointed with the buffer's custody); `warm` says
+//! when the commit thread calls it.
 //!
 //! May use: wal (commit, the doorbell it rings), route, downsample, observe,
 //! config, clock. Never the deliver stage: it learns of commits from the doorbell.
@@ -26,5 +26,6 @@ mod batcher;
 pub mod downsampler;
 mod restamp;
 pub mod ring;
+pub mod warm;
 
 pub use batcher::*;

@@ -5,6 +5,7 @@
 //! ```yaml
 //! lifecycle:
 //!   max_open_windows: 200000
+//!   checkpoint_interval: "30s"     # window state saved (and aggregates emitted) this often
 //!   rules:
 //!     - measurement: "telemetry"     # glob over the measurement
 //!       tags: { site: ["plant-*"] }  # optional, as in buckets
@@ -16,10 +17,11 @@
 //!       aggregates: [mean, min, max, last, count]
 //! ```
 //!
-//! Not applied yet: a config with rules is refused whole, after every rule
-//! has been checked, rather than accepted and silently not acted on. The
-//! engine is tested (`downsample`); its durable wiring is the rest of the
-//! issue "Data lifecycle, part 1". `cold_storage` is the next issue's.
+//! Applied: `downsample` and what shapes it (the commit thread's warm tier,
+//! `batch/warm.rs`). Not applied yet, so refused (after every other key is
+//! checked) rather than accepted and silently not acted on: `hot_days` (the
+//! raw points' retention; a bucket's `retention` does it today) and
+//! `cold_storage` (the next issue's).
 
 use super::sharding::MIN_RETENTION_S;
 use super::{ConfigError, invalid, parse_duration_s};
@@ -31,6 +33,13 @@ use std::collections::{BTreeMap, HashSet};
 pub const DEFAULT_MAX_OPEN_WINDOWS: usize = 200_000;
 /// The most a config may ask for: 150 MB of window state.
 pub const MAX_OPEN_WINDOWS_LIMIT: usize = 1_000_000;
+/// How often the windows are saved and closed windows emitted, by default:
+/// each save writes the changed window sets to the SD card, and raw batches
+/// delivered in between are held until it (custody, `wal/custody.rs`).
+pub const DEFAULT_CHECKPOINT_INTERVAL_S: u64 = 30;
+/// The longest checkpoint interval: a raw batch held longer than an hour
+/// after delivery would crowd the quota.
+pub const MAX_CHECKPOINT_INTERVAL_S: u64 = 3600;
 /// Late points are taken this long after a window closed, by default.
 pub const DEFAULT_MAX_LATENESS_S: u64 = 3600;
 const DAY_S: f64 = 86_400.0;
@@ -48,6 +57,7 @@ pub const AGGREGATE_NAMES: [&str; 6] = ["mean", "min", "max", "last", "count", "
 #[serde(default, deny_unknown_fields)]
 pub struct Lifecycle {
     pub max_open_windows: usize,
+    pub checkpoint_interval: String,
     pub rules: Vec<Rule>,
 }
 
@@ -55,6 +65,7 @@ impl Default for Lifecycle {
     fn default() -> Self {
         Lifecycle {
             max_open_windows: DEFAULT_MAX_OPEN_WINDOWS,
+            checkpoint_interval: format!("{DEFAULT_CHECKPOINT_INTERVAL_S}s"),
             rules: Vec::new(),
         }
     }
@@ -121,6 +132,16 @@ fn span_s(text: &str) -> Result<u64, String> {
 }
 
 impl Lifecycle {
+    /// `checkpoint_interval` in seconds, 1 s to an hour.
+    pub fn checkpoint_interval_s(&self) -> Result<u64, ConfigError> {
+        let key = "lifecycle.checkpoint_interval";
+        match parse_duration_s(&self.checkpoint_interval) {
+            Ok(Some(s)) if (1..=MAX_CHECKPOINT_INTERVAL_S).contains(&s) => Ok(s),
+            Ok(_) => Err(invalid(key, "give a time from 1s to 1h, like 30s")),
+            Err(e) => Err(invalid(key, e)),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(1..=MAX_OPEN_WINDOWS_LIMIT).contains(&self.max_open_windows) {
             return Err(invalid(
@@ -128,10 +149,20 @@ impl Lifecycle {
                 format!("must be 1..={MAX_OPEN_WINDOWS_LIMIT} (about 150 bytes of memory each)"),
             ));
         }
+        self.checkpoint_interval_s()?;
         let mut seen = HashSet::new();
         let mut warm = HashSet::new();
         for (i, r) in self.rules.iter().enumerate() {
             r.validate(&|k: &str| format!("lifecycle.rules[{i}].{k}"))?;
+            if r.hot_days.is_some() {
+                // Refused, once all else is checked, rather than accepted
+                // and ignored (README).
+                return Err(invalid(
+                    format!("lifecycle.rules[{i}].hot_days"),
+                    "valid, but not applied yet: give the raw points' retention as their \
+                     bucket's (influxdb.sharding.buckets[].retention, manage_retention)",
+                ));
+            }
             // Two rules' aggregates in one place would overwrite each other
             // at every shared window start (review).
             if !r.warm_destination.is_empty() && !warm.insert(r.warm_destination.as_str()) {
@@ -146,13 +177,6 @@ impl Lifecycle {
                     "the same measurement, tags and downsample as an earlier rule",
                 ));
             }
-        }
-        if !self.rules.is_empty() {
-            return Err(invalid(
-                "lifecycle.rules",
-                "valid, but not applied yet: the warm tier's durable wiring is not built \
-                 (issue \"Data lifecycle, part 1\"); remove the rules to start",
-            ));
         }
         Ok(())
     }

@@ -456,7 +456,9 @@ input_facing! {
     #[path = "lifecycle.rs"]
     mod lifecycle;
 }
-pub use lifecycle::{AGGREGATE_NAMES, Days, Lifecycle, Rule as LifecycleRule};
+pub use lifecycle::{
+    AGGREGATE_NAMES, DEFAULT_CHECKPOINT_INTERVAL_S, Days, Lifecycle, Rule as LifecycleRule,
+};
 
 #[path = "validate.rs"]
 mod validate;

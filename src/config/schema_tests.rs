@@ -275,10 +275,11 @@ fn one_setting_is_read_by_its_dotted_key_sections_and_unknown_keys_are_errors() 
     assert!(c.setting("buffer.nope").unwrap_err().contains("no setting"));
 }
 
-/// The design notes' rule, each field checked; then, valid, refused whole
-/// because the warm tier is not wired yet (never accepted and ignored).
+/// The design notes' rule, each field checked. Downsampling is applied;
+/// `hot_days` and `cold_storage` are refused, once valid, as not applied yet
+/// (never accepted and ignored).
 #[test]
-fn lifecycle_rules_are_checked_key_by_key_and_not_yet_applied() {
+fn lifecycle_rules_are_checked_key_by_key_and_hot_days_not_yet_applied() {
     let rule = |body: &str| format!("lifecycle:\n  rules:\n    - measurement: telemetry\n{body}");
     let err = |body: &str| {
         Config::from_yaml(&rule(body))
@@ -286,16 +287,39 @@ fn lifecycle_rules_are_checked_key_by_key_and_not_yet_applied() {
             .expect_err(body)
             .to_string()
     };
+    let c = Config::from_yaml(&rule("      warm_days: 30\n      downsample: \"5m\"\n"))
+        .expect("a downsampling rule is applied");
+    assert_eq!(c.lifecycle.rules[0].downsample, "5m");
+    assert_eq!(c.lifecycle.checkpoint_interval_s().ok(), Some(30));
     let notes = "      hot_days: 7\n      warm_days: 30\n      downsample: \"5m\"\n";
     let e = err(notes);
     assert!(
-        e.starts_with("lifecycle.rules:") && e.contains("not applied yet"),
+        e.starts_with("lifecycle.rules[0].hot_days:") && e.contains("not applied yet"),
         "{e}"
     );
     // Fractional days and durations are times too.
     for hot in ["0.5", "\"36h\"", "\"2w\""] {
         let e = err(&format!("      hot_days: {hot}\n"));
         assert!(e.contains("not applied yet"), "{hot}: {e}");
+    }
+    for (text, ok) in [
+        ("\"1s\"", true),
+        ("\"1h\"", true),
+        ("\"0\"", false),
+        ("\"2h\"", false),
+        ("\"x\"", false),
+    ] {
+        let yaml = format!("lifecycle:\n  checkpoint_interval: {text}\n");
+        match Config::from_yaml(&yaml) {
+            Ok(_) => assert!(ok, "{text} accepted"),
+            Err(e) => {
+                assert!(!ok, "{text}: {e}");
+                assert!(
+                    e.to_string().starts_with("lifecycle.checkpoint_interval"),
+                    "{e}"
+                );
+            }
+        }
     }
     for (body, key, why) in [
         (

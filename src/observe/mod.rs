@@ -1,6 +1,6 @@
 //! Observability, shared by the stages: the counters, gauges and histograms
 //! every thread updates (`stats`, plain atomics; `backlog`: the exact backlog
-//! gauges), their Prometheus exposition at `/metrics` (`metrics`,
+//! gauges; `downsampling`: the warm tier's), their Prometheus exposition at `/metrics` (`metrics`,
 //! `histogram`), and the `/health` document with `hissrv status` (`status`).
 //!
 //! Invariant: updating a statistic never blocks a stage (atomics, or a mutex
@@ -9,6 +9,7 @@
 //! May use: config, clock. Nothing here calls into a stage.
 
 pub mod backlog;
+pub mod downsampling;
 pub mod histogram;
 pub mod metrics;
 pub mod stats;

@@ -79,6 +79,8 @@ pub struct Stats {
     pub buffer_read_only: AtomicBool,
     /// Backlog in the buffer: exact gauges (see `backlog`).
     pub backlog: crate::observe::backlog::BacklogGauges,
+    /// The warm tier's windows and aggregates.
+    pub downsampling: crate::observe::downsampling::Downsampling,
     pub dead_letters_stored: AtomicU64,
     /// Live bytes in the buffer file.
     pub buffer_bytes: AtomicU64,
@@ -139,6 +141,7 @@ impl Default for Stats {
             disk_reserve_missing: Default::default(),
             buffer_read_only: AtomicBool::new(false),
             backlog: Default::default(),
+            downsampling: Default::default(),
             dead_letters_stored: AtomicU64::new(0),
             buffer_bytes: AtomicU64::new(0),
             buffer_disk_bytes: AtomicU64::new(0),

@@ -111,18 +111,20 @@ impl Wal {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
+            // Deletes first: a set removed and written in one checkpoint (a
+            // damaged saved set replaced) ends written.
+            let mut del = tx.prepare_cached(
+                "DELETE FROM downsample_sets WHERE rule = ?1 AND db = ?2 AND rp = ?3 AND start = ?4",
+            )?;
+            for (lane, start) in &c.removed {
+                del.execute(params![lane.rule, lane.dest.db, lane.dest.rp, start])?;
+            }
             let mut put = tx.prepare_cached(
                 "INSERT OR REPLACE INTO downsample_sets (rule, db, rp, start, state)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             for (lane, start, blob) in &c.sets {
                 put.execute(params![lane.rule, lane.dest.db, lane.dest.rp, start, blob])?;
-            }
-            let mut del = tx.prepare_cached(
-                "DELETE FROM downsample_sets WHERE rule = ?1 AND db = ?2 AND rp = ?3 AND start = ?4",
-            )?;
-            for (lane, start) in &c.removed {
-                del.execute(params![lane.rule, lane.dest.db, lane.dest.rp, start])?;
             }
             tx.execute("DELETE FROM downsample_marks", [])?;
             let mut mark = tx.prepare_cached(
@@ -154,6 +156,7 @@ impl Wal {
         tx.commit()?;
         if let Some(seq) = seq {
             self.last_commit_seq = seq;
+            self.last_commit_bytes = encoded.iter().map(|(_, b)| b.len() as u64).sum();
         }
         Ok(ids)
     }

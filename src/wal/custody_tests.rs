@@ -220,11 +220,13 @@ fn a_batch_leaves_only_when_delivered_and_checkpointed_and_replays_until_then() 
                         };
                         m.rows.insert(*id, row);
                     }
-                    for (l, s, blob) in c.sets {
-                        m.sets.insert((l, s), blob);
-                    }
+                    // Removals first: a set both removed and written ends
+                    // written (a damaged saved set replaced).
                     for (l, s) in c.removed {
                         m.sets.remove(&(l, s));
+                    }
+                    for (l, s, blob) in c.sets {
+                        m.sets.insert((l, s), blob);
                     }
                     m.marks = c.watermarks;
                 }

@@ -1,0 +1,178 @@
+//! The warm tier's pace on the commit thread: which batches of a cut are
+//! committed with a downsampling duty, the windows fed once the commit
+//! returned, and a checkpoint every `lifecycle.checkpoint_interval` after
+//! the first feed since the last one, and at shutdown (`downsampler.rs` is
+//! what each step does; this file is when).
+//!
+//! Invariants:
+//! - the windows are fed only what a commit stored, after it returned, in
+//!   commit order (a refused commit's producer retries: counting it now
+//!   would count it twice);
+//! - a checkpoint covers the last commit fed, never one not yet fed (this
+//!   thread alone commits raw batches, and feeds each before the next);
+//! - a checkpoint whose write failed leaves the buffer as it was, and the
+//!   windows are rebuilt from it (`Downsampler::rebuild`): computing the
+//!   checkpoint took the emitted lines and marked the sets saved, so the
+//!   windows in memory no longer say what the next one must write.
+//!
+//! Emitted aggregates are committed batches like any: the backlog gauges
+//! and the forwarder hear of them as of a commit.
+
+use super::downsampler::Downsampler;
+use crate::config::Lifecycle;
+use crate::observe::backlog::Delta;
+use crate::observe::downsampling::Counts;
+use crate::observe::stats::Stats;
+use crate::wal::doorbell::Doorbell;
+use crate::wal::{NewBatch, Wal};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+pub struct WarmTier {
+    ds: Downsampler,
+    lifecycle: Lifecycle,
+    interval: Duration,
+    /// When the first feed since the last checkpoint happened: `None`,
+    /// nothing to save.
+    dirty_since: Option<Instant>,
+    /// The engine's counts last published to the stats.
+    published: Counts,
+}
+
+impl WarmTier {
+    /// The windows as the buffer has them (last checkpoint, then the owed
+    /// batches replayed); `None` when no rule downsamples. Saved windows
+    /// that cannot be read are logged and the windows start empty with the
+    /// owed batches replayed: the raw points are all still delivered, only
+    /// the aggregates of windows open at the damage come out short.
+    pub fn start(l: &Lifecycle, wal: &Wal, stats: &Stats) -> Option<WarmTier> {
+        let ds = match Downsampler::rebuild(l, wal) {
+            Ok(ds) => ds?,
+            Err(e) => {
+                let msg = format!(
+                    "downsampling: the saved windows cannot be read ({e}); starting them empty"
+                );
+                log::error!("{msg}");
+                stats.set_error(msg);
+                let mut ds = Downsampler::from_config(l)?;
+                if let Ok(saved) = wal.saved_windows() {
+                    ds.discard_saved(&saved);
+                }
+                if let Err(e) = wal.replay_duties(|_, dest, lines| ds.feed(dest, lines)) {
+                    log::error!("downsampling: the owed batches cannot be read ({e})");
+                }
+                ds
+            }
+        };
+        let interval = Duration::from_secs(
+            l.checkpoint_interval_s()
+                .unwrap_or(crate::config::DEFAULT_CHECKPOINT_INTERVAL_S),
+        );
+        let d = &stats.downsampling;
+        d.enabled.store(true, Relaxed);
+        d.max_open_windows.store(l.max_open_windows as u64, Relaxed);
+        d.open_windows.store(ds.open_windows() as u64, Relaxed);
+        log::info!(
+            "downsampling: {} rules; {} field windows open after the restore; checkpoints every {}s",
+            l.rules.iter().filter(|r| !r.downsample.is_empty()).count(),
+            ds.open_windows(),
+            interval.as_secs()
+        );
+        Some(WarmTier {
+            published: counts(&ds),
+            // Replayed batches owe a checkpoint as much as fed ones.
+            dirty_since: Some(Instant::now()),
+            ds,
+            lifecycle: l.clone(),
+            interval,
+        })
+    }
+
+    /// Per batch of a cut: does a rule take any of its lines?
+    pub fn duties(&mut self, batches: &[NewBatch]) -> Vec<bool> {
+        batches.iter().map(|b| self.ds.takes(&b.payload)).collect()
+    }
+
+    /// After the commit of `batches` returned: counts the ones with a duty.
+    pub fn fed(&mut self, batches: &[NewBatch], duties: &[bool], stats: &Stats) {
+        let mut any = false;
+        for (b, _) in batches.iter().zip(duties).filter(|(_, d)| **d) {
+            self.ds.feed(&b.dest, &b.payload);
+            any = true;
+        }
+        if any {
+            self.dirty_since.get_or_insert_with(Instant::now);
+            self.publish(stats);
+        }
+    }
+
+    /// How long until a checkpoint is due; `None`: nothing to save.
+    pub fn due_in(&self) -> Option<Duration> {
+        let since = self.dirty_since?;
+        Some(self.interval.saturating_sub(since.elapsed()))
+    }
+
+    /// Closes what event time passed and saves the windows, covering the
+    /// last commit; commits the emitted aggregates and rings for them.
+    pub fn checkpoint(&mut self, wal: &mut Wal, stats: &Stats, forwarder: &Doorbell) {
+        let c = self.ds.checkpoint(wal.last_commit_seq());
+        let points: usize = c.emitted.iter().map(|b| b.points).sum();
+        match wal.checkpoint_windows(&c) {
+            Ok(ids) => {
+                self.dirty_since = None;
+                Stats::add(&stats.downsampling.checkpoints, 1);
+                if !ids.is_empty() {
+                    Stats::add(&stats.downsampling.points_committed, points);
+                    stats.backlog.committed(
+                        wal.last_commit_seq(),
+                        Delta {
+                            points: points as i64,
+                            batches: ids.len() as i64,
+                            bytes: wal.last_commit_bytes() as i64,
+                        },
+                        crate::clock::record_ms().max(1),
+                    );
+                    forwarder.ring_for(c.emitted.iter().map(|b| &b.dest));
+                }
+                self.publish(stats);
+            }
+            Err(e) => {
+                Stats::add(&stats.downsampling.checkpoint_failures, 1);
+                let msg = format!("downsampling: checkpoint not written ({e}); trying again");
+                log::warn!("{msg}");
+                stats.set_error(msg);
+                // Try again a whole interval later, from the buffer's truth.
+                self.dirty_since = Some(Instant::now());
+                match Downsampler::rebuild(&self.lifecycle, wal) {
+                    Ok(Some(ds)) => {
+                        self.ds = ds;
+                        // The replay's counts were published as they were fed.
+                        self.published = counts(&self.ds);
+                    }
+                    Ok(None) => {}
+                    Err(e) => log::error!("downsampling: cannot rebuild the windows ({e})"),
+                }
+            }
+        }
+    }
+
+    fn publish(&mut self, stats: &Stats) {
+        let now = counts(&self.ds);
+        stats.downsampling.add(self.published, now);
+        self.published = now;
+        (stats.downsampling.open_windows).store(self.ds.open_windows() as u64, Relaxed);
+    }
+}
+
+fn counts(ds: &Downsampler) -> Counts {
+    let c = ds.counts();
+    Counts {
+        counted: c.counted,
+        repeats: c.repeats,
+        late: c.late,
+        full: c.full,
+        type_conflicts: c.type_conflicts,
+        emitted: c.emitted,
+        re_emitted: c.re_emitted,
+    }
+}
