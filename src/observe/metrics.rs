@@ -313,5 +313,76 @@ pub fn render(s: &Stats, ring: &RingGauges) -> String {
         "hissrv_commit_duration_seconds",
         "Duration of write-ahead buffer commits.",
     );
+    downsampling(&mut o, &s.downsampling);
     o
+}
+
+/// The warm tier (`lifecycle.rules` with `downsample`); zeros without one.
+fn downsampling(o: &mut String, d: &crate::observe::downsampling::Downsampling) {
+    for (name, help, v) in [
+        (
+            "hissrv_downsample_values_counted_total",
+            "Field values counted into a downsampling window.",
+            &d.counted,
+        ),
+        (
+            "hissrv_downsample_values_repeated_total",
+            "Field values at a series, field and timestamp already counted (a retry): not counted again.",
+            &d.repeats,
+        ),
+        (
+            "hissrv_downsample_values_late_total",
+            "Field values later than their window's max_lateness: kept raw, not aggregated.",
+            &d.late,
+        ),
+        (
+            "hissrv_downsample_values_refused_full_total",
+            "Field values not aggregated because lifecycle.max_open_windows windows were open.",
+            &d.full,
+        ),
+        (
+            "hissrv_downsample_type_conflicts_total",
+            "Field values of another type than their window's first: not aggregated.",
+            &d.type_conflicts,
+        ),
+        (
+            "hissrv_downsample_windows_emitted_total",
+            "Windows emitted for the first time (aggregates written to the warm destination).",
+            &d.emitted,
+        ),
+        (
+            "hissrv_downsample_windows_reemitted_total",
+            "Windows emitted again, corrected by points later than the grace.",
+            &d.re_emitted,
+        ),
+        (
+            "hissrv_downsample_aggregate_points_total",
+            "Aggregate points committed to the buffer for the warm destinations.",
+            &d.points_committed,
+        ),
+        (
+            "hissrv_downsample_checkpoints_total",
+            "Window checkpoints written to the buffer.",
+            &d.checkpoints,
+        ),
+        (
+            "hissrv_downsample_checkpoint_failures_total",
+            "Window checkpoints whose write failed (retried; the windows rebuilt from the buffer).",
+            &d.checkpoint_failures,
+        ),
+    ] {
+        counter(o, name, help, &[("", v)]);
+    }
+    gauge(
+        o,
+        "hissrv_downsample_open_windows",
+        "Field windows (series x field x window) held in memory.",
+        d.open_windows.load(Relaxed) as f64,
+    );
+    gauge(
+        o,
+        "hissrv_downsample_max_open_windows",
+        "lifecycle.max_open_windows: field windows held at most.",
+        d.max_open_windows.load(Relaxed) as f64,
+    );
 }

@@ -1,0 +1,321 @@
+//! The warm tier against InfluxDB 1.6.7 itself: random meter data (series
+//! with floats and integers, gaps, points out of order within the grace and
+//! some later than it) goes through hissrv with a 5 m rule; the aggregates it
+//! delivers must equal, field by field, what influxd computes over the raw
+//! points it also received (`SELECT mean(f), min(f), … GROUP BY time(5m), *`;
+//! floats to 1e-9 relative). Once across a clean restart, once with kill -9
+//! at random moments while producers retry what was not acknowledged (so a
+//! retry of a stored batch must not count twice).
+
+mod common;
+use common::sim::Rng;
+use common::*;
+use miniserde::json::Value;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const S: i64 = 1_000_000_000;
+const MIN: i64 = 60 * S;
+/// 2026-01-01 00:00 UTC: event time well in the past (a backlog).
+const T0: i64 = 1_767_225_600 * S;
+/// The data spans this long.
+const SPAN: i64 = 120 * MIN;
+const SERIES: usize = 4;
+
+const RULE: &str = "lifecycle:\n  checkpoint_interval: 1s\n  rules:\n    - measurement: meter\n      downsample: 5m\n";
+
+struct Point {
+    line: String,
+    /// When it is sent, in event time: its timestamp, or later for the
+    /// points sent out of order.
+    arrives: i64,
+}
+
+/// Meter data: per series a point every 5–30 s with gaps of minutes, a
+/// float `p` always and an integer `e` mostly; 10 % of points delayed by
+/// up to 4 min (inside the 5 m grace), 2 % by 8–30 min (past the grace,
+/// inside `max_lateness`: their windows are emitted again, corrected).
+fn meter_data(seed: u64) -> Vec<Point> {
+    let mut rng = Rng(seed);
+    let mut points = Vec::new();
+    for s in 0..SERIES {
+        let mut t = T0 + rng.below(60) as i64 * S;
+        let mut e: i64 = rng.below(1_000_000) as i64;
+        while t < T0 + SPAN {
+            let p = 200.0 + rng.below(1_000_000) as f64 / 997.0;
+            let fields = if rng.chance(80) {
+                e += rng.below(50) as i64 - 10;
+                format!("p={p},e={e}i")
+            } else {
+                format!("p={p}")
+            };
+            let delay = match rng.below(100) {
+                0..=9 => rng.below(4 * 60) as i64 * S,
+                10..=11 => (8 + rng.below(22) as i64) * MIN,
+                _ => 0,
+            };
+            points.push(Point {
+                line: format!("meter,site=plant1,id=m{s} {fields} {t}\n"),
+                arrives: t + delay,
+            });
+            t += (5 + rng.below(25) as i64) * S + rng.below(1_000) as i64;
+            if rng.chance(2) {
+                t += (1 + rng.below(12) as i64) * MIN;
+            }
+        }
+    }
+    points.sort_by_key(|p| p.arrives);
+    points
+}
+
+/// The requests: the data in arrival order, then one point far enough
+/// later (of another series) that event time closes every data window.
+fn requests(seed: u64, lines_per_request: usize) -> Vec<String> {
+    let points = meter_data(seed);
+    let mut out: Vec<String> = points
+        .chunks(lines_per_request)
+        .map(|c| c.iter().map(|p| p.line.as_str()).collect())
+        .collect();
+    out.push(format!(
+        "meter,site=plant1,id=closer p=0 {}\n",
+        T0 + SPAN + 45 * MIN
+    ));
+    out
+}
+
+/// (series tags, window start) → aggregate field → value.
+type Table = BTreeMap<(String, i64), BTreeMap<String, f64>>;
+
+fn table(v: &Value) -> Table {
+    let mut out = Table::new();
+    let Value::Object(top) = v else {
+        return out;
+    };
+    let Some(Value::Array(results)) = top.get("results") else {
+        return out;
+    };
+    for r in results {
+        let Value::Object(r) = r else { continue };
+        if let Some(Value::String(e)) = r.get("error") {
+            assert!(e.contains("not found"), "query refused: {e}");
+            continue;
+        }
+        let Some(Value::Array(series)) = r.get("series") else {
+            continue;
+        };
+        for s in series {
+            let Value::Object(s) = s else { continue };
+            let tags = s
+                .get("tags")
+                .map(miniserde::json::to_string)
+                .unwrap_or_default();
+            let Some(Value::Array(cols)) = s.get("columns") else {
+                continue;
+            };
+            let cols: Vec<String> = cols
+                .iter()
+                .map(|c| match c {
+                    Value::String(c) => c.clone(),
+                    _ => String::new(),
+                })
+                .collect();
+            let Some(Value::Array(rows)) = s.get("values") else {
+                continue;
+            };
+            for row in rows {
+                let Value::Array(row) = row else { continue };
+                let mut time = 0;
+                let mut fields = BTreeMap::new();
+                for (c, v) in cols.iter().zip(row) {
+                    let n = match v {
+                        Value::Number(miniserde::json::Number::F64(f)) => *f,
+                        Value::Number(miniserde::json::Number::I64(i)) => *i as f64,
+                        Value::Number(miniserde::json::Number::U64(u)) => *u as f64,
+                        _ => continue,
+                    };
+                    if c == "time" {
+                        time = n as i64;
+                    } else {
+                        fields.insert(c.clone(), n);
+                    }
+                }
+                out.insert((tags.clone(), time), fields);
+            }
+        }
+    }
+    out
+}
+
+/// What influxd computes over the raw points, named as hissrv names its
+/// aggregates (integers also get `sum`).
+fn influx_says(influx: &Influx) -> Table {
+    let mut select = Vec::new();
+    for (f, aggs) in [
+        ("p", &["mean", "min", "max", "last", "count"][..]),
+        ("e", &["mean", "min", "max", "last", "count", "sum"][..]),
+    ] {
+        for a in aggs {
+            select.push(format!("{a}(\"{f}\") AS \"{f}_{a}\""));
+        }
+    }
+    let q = format!(
+        "SELECT {} FROM \"plant\".\"autogen\".\"meter\" WHERE time >= {T0} AND time < {} \
+         GROUP BY time(5m), * fill(none)",
+        select.join(", "),
+        T0 + SPAN + 15 * MIN
+    );
+    table(&influx.query("plant", &q))
+}
+
+fn hissrv_says(influx: &Influx) -> Table {
+    let q = format!(
+        "SELECT * FROM \"plant\".\"autogen_5m\".\"meter\" WHERE time >= {T0} AND time < {} GROUP BY *",
+        T0 + SPAN + 15 * MIN
+    );
+    table(&influx.query("plant", &q))
+}
+
+/// Equal windows, equal fields; floats to 1e-9 relative.
+fn differences(want: &Table, got: &Table) -> Vec<String> {
+    let mut out = Vec::new();
+    for (k, w) in want {
+        let Some(g) = got.get(k) else {
+            out.push(format!("{k:?}: missing (influxd: {w:?})"));
+            continue;
+        };
+        for (f, wv) in w {
+            match g.get(f) {
+                Some(gv) if (gv - wv).abs() <= 1e-9 * wv.abs().max(1.0) => {}
+                other => out.push(format!("{k:?} {f}: influxd {wv}, hissrv {other:?}")),
+            }
+        }
+        for f in g.keys().filter(|f| !w.contains_key(*f)) {
+            out.push(format!("{k:?}: {f} not in influxd's answer"));
+        }
+    }
+    for k in got.keys().filter(|k| !want.contains_key(*k)) {
+        out.push(format!("{k:?}: a window influxd does not have"));
+    }
+    out
+}
+
+/// Waits until the warm tier equals influxd's own aggregates (the last
+/// checkpoint and deliveries take a moment); fails with the differences.
+fn assert_warm_tier_equals_influxd(influx: &Influx, h: &Hissrv) {
+    let mut last = Vec::new();
+    let deadline = std::time::Instant::now() + DELIVERY_TIMEOUT;
+    while std::time::Instant::now() < deadline {
+        let want = influx_says(influx);
+        assert!(
+            want.len() > 80,
+            "influxd has the raw points: {}",
+            want.len()
+        );
+        last = differences(&want, &hissrv_says(influx));
+        if last.is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!(
+        "the warm tier differs from influxd in {} places, first: {:#?}\nagent log tail: {}",
+        last.len(),
+        &last[..last.len().min(10)],
+        h.log()
+            .lines()
+            .rev()
+            .take(30)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+fn setup() -> Influx {
+    let influx = Influx::start();
+    influx.create_db("plant");
+    influx.exec("CREATE RETENTION POLICY \"autogen_5m\" ON \"plant\" DURATION INF REPLICATION 1");
+    influx
+}
+
+fn sections() -> Sections<'static> {
+    Sections {
+        influxdb: "  database: plant\n",
+        other: RULE,
+        ..Sections::default()
+    }
+}
+
+/// Sends until acknowledged (a down or stopping agent: again).
+fn send(url: &str, body: &str) {
+    let client = agent();
+    wait_for("an acknowledged write", DELIVERY_TIMEOUT, || {
+        matches!(
+            client.post(format!("{url}/write?db=plant")).send(body),
+            Ok(r) if r.status() == 204
+        )
+    });
+}
+
+#[test]
+fn warm_aggregates_equal_influxd_s_own_over_the_raw_points_across_a_restart() {
+    let influx = setup();
+    let mut h = Hissrv::start_with(&influx.url(), sections());
+    let reqs = requests(7, 40);
+    for (i, body) in reqs.iter().enumerate() {
+        if i == reqs.len() / 2 {
+            // Windows open across a clean stop: saved, restored.
+            assert!(h.terminate().success());
+            h.spawn();
+        }
+        send(&h.url(), body);
+    }
+    assert_warm_tier_equals_influxd(&influx, &h);
+    let m = h.get("/metrics");
+    let metric = |name: &str| -> f64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /metrics"))
+    };
+    assert!(metric("hissrv_downsample_windows_emitted_total ") > 0.0);
+    assert!(
+        metric("hissrv_downsample_windows_reemitted_total ") > 0.0,
+        "points past the grace correct their windows"
+    );
+    assert_eq!(metric("hissrv_downsample_values_late_total "), 0.0);
+}
+
+#[test]
+fn kill_minus_nine_while_aggregating_neither_loses_nor_double_counts_a_point() {
+    let influx = setup();
+    let h = Arc::new(Mutex::new(Hissrv::start_with(&influx.url(), sections())));
+    let url = h.lock().unwrap().url();
+    let done = Arc::new(AtomicBool::new(false));
+    let killer = {
+        let (h, done) = (h.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut rng = Rng(99);
+            let mut kills = 0;
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(20 + rng.below(400)));
+                let mut h = h.lock().unwrap();
+                h.kill9();
+                h.spawn();
+                kills += 1;
+            }
+            kills
+        })
+    };
+    for body in requests(11, 5) {
+        // A write the kill cut off may be stored already: the same lines
+        // again are a retry the windows must recognise.
+        send(&url, &body);
+    }
+    done.store(true, Ordering::Relaxed);
+    let kills = killer.join().expect("killer");
+    eprintln!("killed {kills} times while aggregating");
+    assert!(kills >= 3, "killed {kills} times while aggregating");
+    let h = h.lock().unwrap();
+    assert_warm_tier_equals_influxd(&influx, &h);
+}
