@@ -37,8 +37,12 @@ impl Sink for NoDate {
     fn write(&self, d: &Destination, lines: &[u8]) -> Outcome {
         self.0.write(d, lines)
     }
-    fn ensure_retention(&self, db: &Influxdb) -> Result<Vec<String>, ProvisionError> {
-        self.0.ensure_retention(db)
+    fn ensure_retention(
+        &self,
+        db: &Influxdb,
+        more: &[hissrv::deliver::provision::Want],
+    ) -> Result<Vec<String>, ProvisionError> {
+        self.0.ensure_retention(db, more)
     }
 }
 

@@ -232,10 +232,15 @@ fn assert_warm_tier_equals_influxd(influx: &Influx, h: &Hissrv) {
     );
 }
 
-fn setup() -> Influx {
+/// influxd with the raw points' database; the warm policy made by hand
+/// (without `manage_retention`) or not.
+fn setup(warm_policy: bool) -> Influx {
     let influx = Influx::start();
     influx.create_db("plant");
-    influx.exec("CREATE RETENTION POLICY \"autogen_5m\" ON \"plant\" DURATION INF REPLICATION 1");
+    if warm_policy {
+        influx
+            .exec("CREATE RETENTION POLICY \"autogen_5m\" ON \"plant\" DURATION INF REPLICATION 1");
+    }
     influx
 }
 
@@ -260,8 +265,18 @@ fn send(url: &str, body: &str) {
 
 #[test]
 fn warm_aggregates_equal_influxd_s_own_over_the_raw_points_across_a_restart() {
-    let influx = setup();
-    let mut h = Hissrv::start_with(&influx.url(), sections());
+    // The warm policy is not there: manage_retention makes it, warm_days
+    // long (the data is from January 2026: kept long enough for it).
+    let influx = setup(false);
+    let rule = format!("{RULE}      warm_days: 1000\n");
+    let mut h = Hissrv::start_with(
+        &influx.url(),
+        Sections {
+            influxdb: "  database: plant\n  manage_retention: true\n",
+            other: &rule,
+            ..Sections::default()
+        },
+    );
     let reqs = requests(7, 40);
     for (i, body) in reqs.iter().enumerate() {
         if i == reqs.len() / 2 {
@@ -272,6 +287,13 @@ fn warm_aggregates_equal_influxd_s_own_over_the_raw_points_across_a_restart() {
         send(&h.url(), body);
     }
     assert_warm_tier_equals_influxd(&influx, &h);
+    let policies = influx.rows("plant", "SHOW RETENTION POLICIES ON \"plant\"");
+    assert!(
+        policies
+            .iter()
+            .any(|p| p.starts_with("[\"autogen_5m\",\"24000h0m0s\"")),
+        "the warm policy, 1000 days: {policies:?}"
+    );
     let m = h.get("/metrics");
     let metric = |name: &str| -> f64 {
         m.lines()
@@ -288,7 +310,7 @@ fn warm_aggregates_equal_influxd_s_own_over_the_raw_points_across_a_restart() {
 
 #[test]
 fn kill_minus_nine_while_aggregating_neither_loses_nor_double_counts_a_point() {
-    let influx = setup();
+    let influx = setup(true);
     let h = Arc::new(Mutex::new(Hissrv::start_with(&influx.url(), sections())));
     let url = h.lock().unwrap().url();
     let done = Arc::new(AtomicBool::new(false));

@@ -58,7 +58,11 @@ impl Sink for S {
         }
         Outcome::Written
     }
-    fn ensure_retention(&self, _: &Influxdb) -> Result<Vec<String>, ProvisionError> {
+    fn ensure_retention(
+        &self,
+        _: &Influxdb,
+        _: &[hissrv::deliver::provision::Want],
+    ) -> Result<Vec<String>, ProvisionError> {
         Ok(Vec::new())
     }
 }
@@ -131,7 +135,11 @@ impl Sink for Limited {
         drop(w);
         self.inner.write(d, body)
     }
-    fn ensure_retention(&self, _: &Influxdb) -> Result<Vec<String>, ProvisionError> {
+    fn ensure_retention(
+        &self,
+        _: &Influxdb,
+        _: &[hissrv::deliver::provision::Want],
+    ) -> Result<Vec<String>, ProvisionError> {
         Ok(Vec::new())
     }
 }
@@ -277,7 +285,11 @@ fn a_backend_failing_every_other_request_condemns_no_good_line() {
             drop(n);
             self.0.write(d, body)
         }
-        fn ensure_retention(&self, _: &Influxdb) -> Result<Vec<String>, ProvisionError> {
+        fn ensure_retention(
+            &self,
+            _: &Influxdb,
+            _: &[hissrv::deliver::provision::Want],
+        ) -> Result<Vec<String>, ProvisionError> {
             Ok(Vec::new())
         }
     }

@@ -106,6 +106,7 @@ impl Sink for RecordingSink {
     fn ensure_retention(
         &self,
         _: &Influxdb,
+        _: &[hissrv::deliver::provision::Want],
     ) -> Result<Vec<String>, hissrv::deliver::provision::ProvisionError> {
         Ok(Vec::new())
     }

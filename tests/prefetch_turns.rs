@@ -63,6 +63,7 @@ impl Sink for Recorder {
     fn ensure_retention(
         &self,
         _: &Influxdb,
+        _: &[hissrv::deliver::provision::Want],
     ) -> Result<Vec<String>, hissrv::deliver::provision::ProvisionError> {
         Ok(Vec::new())
     }

@@ -79,6 +79,10 @@ pub fn keep_restart_only(started: &Config, new: &mut Config) -> Vec<String> {
         "buffer.max_size_mb" => buffer.max_size_mb;
         "buffer.max_dead_letters_percent" => buffer.max_dead_letters_percent;
         "buffer.when_full" => buffer.when_full;
+        // The commit thread's windows are built from the rules at start
+        // (lanes by rule identity, restored from the buffer): a changed rule
+        // set is applied by the restore of the next start.
+        "lifecycle" => lifecycle;
     }
     changed
 }
@@ -238,16 +242,24 @@ mod tests {
     }
 
     #[test]
-    fn the_destination_cap_is_live_and_the_dead_letter_share_needs_a_restart() {
+    fn the_destination_cap_is_live_and_the_dead_letter_share_and_lifecycle_need_a_restart() {
         let started = Config::default();
         let mut new = Config::from_yaml(
             "service: {max_destinations: 9, udp_allow_unauthenticated: true}
 buffer: {max_dead_letters_percent: 20}
+lifecycle: {rules: [{measurement: m, downsample: 5m}]}
 ",
         )
         .unwrap();
         let changed = keep_restart_only(&started, &mut new);
-        assert_eq!(changed, vec!["buffer.max_dead_letters_percent"]);
+        assert_eq!(
+            changed,
+            vec!["buffer.max_dead_letters_percent", "lifecycle"]
+        );
+        assert!(
+            new.lifecycle.rules.is_empty(),
+            "the rules of the start stay"
+        );
         assert_eq!(new.service.max_destinations, 9);
         assert!(new.service.udp_allow_unauthenticated);
         assert_eq!(new.buffer.max_dead_letters_percent, 10);

@@ -37,23 +37,20 @@
 //! write to one destination, the first in config order takes it.
 
 use crate::config::Lifecycle;
+use crate::downsample::recent::RecentLines;
 use crate::downsample::windows::{Lane, Rule, StateError, Windows};
 use crate::route::dest::Destination;
 use crate::route::lifecycle::{LifecycleRules, identity};
 use crate::wal::{LaneKey, NewBatch, SavedWindows, WindowsCheckpoint};
 use std::collections::{BTreeMap, HashMap};
 
-/// The name a 1.x server gives the default retention policy.
-const DEFAULT_RP: &str = "autogen";
-
 pub struct Downsampler {
     rules: LifecycleRules,
     /// Per downsampling rule (`rules`' order): its identity and the
     /// retention policy name of its aggregates, `None` to derive it.
     identities: Vec<String>,
-    warm_names: Vec<Option<String>>,
-    /// Per rule: its window in its largest whole unit (`5m`), for names.
-    window_names: Vec<String>,
+    /// The downsampling rules, for the names of their warm destinations.
+    taking: Vec<crate::config::LifecycleRule>,
     /// Saved sets of rules no longer configured: deleted at the next
     /// checkpoint.
     stale: Vec<(LaneKey, i64)>,
@@ -65,6 +62,8 @@ pub struct Downsampler {
     /// destination: (lines, points, first ts, last ts).
     emitted: BTreeMap<Destination, (Vec<u8>, usize, i64, i64)>,
     matches: Vec<usize>,
+    /// Lines counted lately: a retry older than a series' horizon.
+    recent: RecentLines,
 }
 
 impl Downsampler {
@@ -87,16 +86,14 @@ impl Downsampler {
         Some(Downsampler {
             rules,
             identities: taking.iter().map(|r| identity(r)).collect(),
-            warm_names: (taking.iter())
-                .map(|r| Some(r.warm_destination.clone()).filter(|w| !w.is_empty()))
-                .collect(),
-            window_names: windowing.iter().map(|w| window_name(w.every_ns)).collect(),
+            taking: taking.into_iter().cloned().collect(),
             stale: Vec::new(),
             dests: Vec::new(),
             dest_ids: HashMap::new(),
             windows: Windows::new(windowing, l.max_open_windows),
             emitted: BTreeMap::new(),
             matches: Vec::new(),
+            recent: RecentLines::default(),
         })
     }
 
@@ -208,21 +205,11 @@ impl Downsampler {
 
     /// Where rule `rule`'s aggregates of points bound for `raw` go.
     fn warm_dest(&self, rule: usize, raw: &Destination) -> Destination {
-        let rp = match self.warm_names.get(rule).cloned().flatten() {
-            Some(name) => name,
-            None => {
-                let hot = if raw.rp.is_empty() {
-                    DEFAULT_RP
-                } else {
-                    &raw.rp
-                };
-                let every = self.window_names.get(rule).map_or("", |w| w.as_str());
-                format!("{hot}_{every}")
-            }
-        };
         Destination {
             db: raw.db.clone(),
-            rp,
+            rp: (self.taking.get(rule))
+                .and_then(|r| r.warm_rp(&raw.rp))
+                .unwrap_or_default(),
         }
     }
 
@@ -265,6 +252,11 @@ impl Downsampler {
                     rule: rule as u16,
                     dest: warm,
                 };
+                if self.recent.seen(RecentLines::key(line, (lane.rule, warm))) {
+                    let repeats = &mut self.windows.counts.repeats;
+                    *repeats = repeats.saturating_add(fields.len() as u64);
+                    continue;
+                }
                 self.windows.add_line(lane, key, &fields, ts, |_, _| {});
             }
         }
@@ -330,17 +322,6 @@ impl Downsampler {
     pub fn counts(&self) -> crate::downsample::windows::Counts {
         self.windows.counts
     }
-}
-
-/// A window in its largest whole unit: `5m` for 300 s, `90s`, `1h`, `1d`.
-fn window_name(every_ns: i64) -> String {
-    let s = every_ns / 1_000_000_000;
-    for (unit, n) in [("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)] {
-        if s % n == 0 {
-            return format!("{}{unit}", s / n);
-        }
-    }
-    format!("{s}s")
 }
 
 /// The series key of a normalised line: up to the first space not escaped.

@@ -53,7 +53,7 @@ pub const MAX_SPAN_S: u64 = 3_660 * 86_400;
 /// names; the config may not depend on the engine).
 pub const AGGREGATE_NAMES: [&str; 6] = ["mean", "min", "max", "last", "count", "sum"];
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Lifecycle {
     pub max_open_windows: usize,
@@ -95,7 +95,7 @@ impl Days {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Rule {
     /// A glob over the measurement name (`*` any run, `?` one character).
@@ -131,7 +131,36 @@ fn span_s(text: &str) -> Result<u64, String> {
     parse_duration_s(text)?.ok_or_else(|| format!("{text:?}: give a time, like 5m"))
 }
 
+/// The name a 1.x server gives a database's default retention policy.
+pub const DEFAULT_RP: &str = "autogen";
+
+/// A window in its largest whole unit: `5m` for 300 s, `90s`, `1h`, `1d`.
+pub fn window_name(every_s: u64) -> String {
+    for (unit, n) in [("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if every_s % n == 0 {
+            return format!("{}{unit}", every_s / n);
+        }
+    }
+    format!("{every_s}s")
+}
+
 impl Lifecycle {
+    /// Is `rp` where a rule's aggregates go? Then the retention it is
+    /// given (`warm_days` in seconds, `None`: kept for ever). The first
+    /// rule in config order whose name fits, as for the windows.
+    pub fn warm_retention_s(&self, rp: &str) -> Option<Option<u64>> {
+        self.rules.iter().find_map(|r| {
+            let name = r.warm_rp("")?;
+            let fits = if r.warm_destination.is_empty() {
+                let suffix = name.strip_prefix(DEFAULT_RP)?;
+                rp.len() > suffix.len() && rp.ends_with(suffix)
+            } else {
+                rp == name
+            };
+            fits.then(|| r.warm_days.as_ref().and_then(|d| d.seconds().ok()))
+        })
+    }
+
     /// `checkpoint_interval` in seconds, 1 s to an hour.
     pub fn checkpoint_interval_s(&self) -> Result<u64, ConfigError> {
         let key = "lifecycle.checkpoint_interval";
@@ -313,6 +342,19 @@ impl Rule {
             _ => piece(&mut id, self.downsample.trim()),
         }
         id
+    }
+
+    /// The retention policy (2.x: the bucket's second half) its aggregates
+    /// of points bound for policy `raw_rp` go to: `warm_destination`, else
+    /// `<raw_rp or autogen>_<window in its largest whole unit>` (`autogen_5m`
+    /// for 5m and 300s alike). `None` without `downsample`.
+    pub fn warm_rp(&self, raw_rp: &str) -> Option<String> {
+        let every = parse_duration_s(&self.downsample).ok().flatten()?;
+        if !self.warm_destination.is_empty() {
+            return Some(self.warm_destination.clone());
+        }
+        let hot = if raw_rp.is_empty() { DEFAULT_RP } else { raw_rp };
+        Some(format!("{hot}_{}", window_name(every)))
     }
 
     /// The window, grace and lateness in seconds (valid rules only).

@@ -105,6 +105,10 @@ pub struct Forwarder {
     /// in a row so far.
     provision_at: Option<Instant>,
     provision_failures: u32,
+    /// The rules, to know a warm destination (restart-only), and the warm
+    /// destinations found missing upstream: provisioned with the buckets.
+    lifecycle: crate::config::Lifecycle,
+    warm_wants: Vec<crate::deliver::provision::Want>,
     pub(crate) stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
     pub(crate) bell: Arc<Doorbell>,
@@ -195,6 +199,8 @@ impl Forwarder {
             mailbox,
             provision_at: cfg.influxdb.manage_retention.then_some(now),
             provision_failures: 0,
+            lifecycle: cfg.lifecycle.clone(),
+            warm_wants: Vec::new(),
             stats,
             stop,
             bell,
@@ -310,12 +316,34 @@ impl Forwarder {
         );
     }
 
+    /// A delivery found `dest` missing upstream: provision now (unless a
+    /// retry is already planned), `dest` too when it is a warm tier's.
+    pub(crate) fn missing(&mut self, dest: &Destination) {
+        if let Some(retention_s) = self.lifecycle.warm_retention_s(&dest.rp) {
+            let want = crate::deliver::provision::Want {
+                dest: dest.clone(),
+                retention_s,
+            };
+            if !self.warm_wants.contains(&want) {
+                log::info!(
+                    "manage_retention: warm destination {}.{} missing upstream: creating it",
+                    dest.db,
+                    dest.rp
+                );
+                self.warm_wants.push(want);
+            }
+        }
+        if self.provision_at.is_none() {
+            self.provision_at = Some(self.clock.now());
+        }
+    }
+
     /// `manage_retention`: creates or adjusts the buckets upstream when due.
     fn provision(&mut self) {
         if self.provision_at.is_none_or(|t| t > self.clock.now()) {
             return;
         }
-        match self.sink.ensure_retention(&self.influxdb) {
+        match self.sink.ensure_retention(&self.influxdb, &self.warm_wants) {
             Ok(changes) => {
                 for c in &changes {
                     log::info!("upstream: {c}");

@@ -265,13 +265,13 @@ impl Forwarder {
 
     fn deferred(&mut self, dest: &Destination, pack: &[StoredBatch], points: usize, d: Deferred) {
         Stats::add(&self.stats.upstream_failures, 1);
-        // Someone dropped a database or policy we manage: put it back.
+        // Someone dropped a database or policy we manage, or a warm tier's
+        // is not there yet: (re)create it.
         if self.influxdb.manage_retention
-            && self.provision_at.is_none()
             && (d.reason.contains("database not found")
                 || d.reason.contains("retention policy not found"))
         {
-            self.provision_at = Some(self.clock.now());
+            self.missing(dest);
         }
         self.stats.set_error(d.reason.clone());
         if let Some(first) = pack.first()

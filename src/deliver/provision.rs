@@ -11,6 +11,11 @@
 //!   `/api/v2/buckets?name=`; created (`POST`) or its retention rule patched
 //!   (`PATCH /api/v2/buckets/{id}`).
 //!
+//! The warm tier's destinations (`lifecycle.rules`' `<rp>_<window>` or
+//! `warm_destination`, retention `warm_days`) are provisioned the same way
+//! once a delivery to one finds it missing (they follow the raw points'
+//! databases, which producers name).
+//!
 //! Missing rights (401/403, "requires admin privilege") are an error the
 //! operator must see, never a crash: the forwarder logs it, records it in
 //! `/health` and the metrics, keeps delivering to what exists and tries again
@@ -42,15 +47,17 @@ impl fmt::Display for ProvisionError {
     }
 }
 
-/// One bucket to provision.
-struct Want {
-    dest: Destination,
-    retention_s: Option<u64>,
+/// One destination to provision, with its retention (`None`: for ever).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Want {
+    pub dest: Destination,
+    pub retention_s: Option<u64>,
 }
 
-/// Creates or adjusts every bucket; returns what changed, for the log.
-pub fn ensure(up: &Upstream, db: &Influxdb) -> Result<Vec<String>, ProvisionError> {
-    let wants: Vec<Want> = db
+/// Creates or adjusts every bucket, then each of `more` (the warm tier's
+/// destinations) that is not a bucket; returns what changed, for the log.
+pub fn ensure(up: &Upstream, db: &Influxdb, more: &[Want]) -> Result<Vec<String>, ProvisionError> {
+    let mut wants: Vec<Want> = db
         .sharding
         .buckets
         .iter()
@@ -59,6 +66,12 @@ pub fn ensure(up: &Upstream, db: &Influxdb) -> Result<Vec<String>, ProvisionErro
             retention_s: b.retention_s(),
         })
         .collect();
+    for w in more {
+        // A bucket's own retention wins: the operator named it there.
+        if !wants.iter().any(|b| b.dest == w.dest) {
+            wants.push(w.clone());
+        }
+    }
     let mut changes = Vec::new();
     match db.api {
         ApiVersion::V1 => {

@@ -72,10 +72,12 @@ pub trait Sink: Send + Sync {
     }
     /// Asks the server for its `Date` (a cheap request) when none is known.
     fn learn_server_time(&self) {}
-    /// `manage_retention`: creates or adjusts the buckets upstream.
+    /// `manage_retention`: creates or adjusts the buckets upstream, and
+    /// `more` (the warm tier's destinations).
     fn ensure_retention(
         &self,
         db: &Influxdb,
+        more: &[crate::deliver::provision::Want],
     ) -> Result<Vec<String>, crate::deliver::provision::ProvisionError>;
 }
 
@@ -116,8 +118,9 @@ impl Sink for Upstream {
     fn ensure_retention(
         &self,
         db: &Influxdb,
+        more: &[crate::deliver::provision::Want],
     ) -> Result<Vec<String>, crate::deliver::provision::ProvisionError> {
-        crate::deliver::provision::ensure(self, db)
+        crate::deliver::provision::ensure(self, db, more)
     }
 }
 

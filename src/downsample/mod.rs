@@ -50,4 +50,5 @@
 //! given.
 
 pub mod aggregate;
+pub mod recent;
 pub mod windows;

@@ -247,7 +247,11 @@ impl Sink for SimSink {
         outcome
     }
 
-    fn ensure_retention(&self, _: &Influxdb) -> Result<Vec<String>, ProvisionError> {
+    fn ensure_retention(
+        &self,
+        _: &Influxdb,
+        _: &[hissrv::deliver::provision::Want],
+    ) -> Result<Vec<String>, ProvisionError> {
         Ok(Vec::new())
     }
 }
