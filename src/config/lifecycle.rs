@@ -137,8 +137,8 @@ pub const DEFAULT_RP: &str = "autogen";
 /// A window in its largest whole unit: `5m` for 300 s, `90s`, `1h`, `1d`.
 pub fn window_name(every_s: u64) -> String {
     for (unit, n) in [("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)] {
-        if every_s % n == 0 {
-            return format!("{}{unit}", every_s / n);
+        if let (Some(0), Some(whole)) = (every_s.checked_rem(n), every_s.checked_div(n)) {
+            return format!("{whole}{unit}");
         }
     }
     format!("{every_s}s")
