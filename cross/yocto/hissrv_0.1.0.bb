@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "ec9d985cc5eb2a27d0e5e2f22aa6b3988935ada7"
+SRCREV = "a2ebe6d0ed4f66df3716e9886d9d89693de2e751"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
