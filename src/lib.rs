@@ -20,7 +20,7 @@
 //!   status policy, the upstream client, retention provisioning.
 //! - [`route`]: destinations and the bucket rules applied to each write.
 //! - [`downsample`]: window aggregates by event time (the warm tier's
-//!   engine; not wired in yet).
+//!   engine; the commit thread drives it).
 //! - [`observe`]: counters, gauges, histograms; `/metrics`; `/health` and
 //!   `hissrv status`.
 //! - [`config`]: the YAML config, embedded defaults, validation.

@@ -3,8 +3,7 @@
 //! batches (`wal/custody.rs`), and restored after a stop or a crash from the
 //! last checkpoint and the batches committed after it.
 //!
-//! The commit thread's part, in order (not wired in yet: see
-//! `downsample/mod.rs`):
+//! The commit thread's part, in order (`warm.rs` says when):
 //! 1. `takes(payload)`: does a rule take any line of a cut's batch? Then it
 //!    is committed with a duty (`Wal::commit_with_duty`). Asked before the
 //!    commit and changing nothing: a refused commit must leave the windows

@@ -41,7 +41,6 @@
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Influxdb, Retry};
 use crate::deliver::drain::{DrainPolicy, Plan, Scheduler};
-use crate::deliver::provision::ProvisionError;
 use crate::deliver::upstream::{Sink, Upstream};
 use crate::observe::stats::Stats;
 use crate::route::dest::{Destination, Destinations};
@@ -316,63 +315,6 @@ impl Forwarder {
         );
     }
 
-    /// A delivery found `dest` missing upstream: provision now (unless a
-    /// retry is already planned), `dest` too when it is a warm tier's.
-    pub(crate) fn missing(&mut self, dest: &Destination) {
-        if let Some(retention_s) = self.lifecycle.warm_retention_s(&dest.rp) {
-            let want = crate::deliver::provision::Want {
-                dest: dest.clone(),
-                retention_s,
-            };
-            if !self.warm_wants.contains(&want) {
-                log::info!(
-                    "manage_retention: warm destination {}.{} missing upstream: creating it",
-                    dest.db,
-                    dest.rp
-                );
-                self.warm_wants.push(want);
-            }
-        }
-        if self.provision_at.is_none() {
-            self.provision_at = Some(self.clock.now());
-        }
-    }
-
-    /// `manage_retention`: creates or adjusts the buckets upstream when due.
-    fn provision(&mut self) {
-        if self.provision_at.is_none_or(|t| t > self.clock.now()) {
-            return;
-        }
-        match self.sink.ensure_retention(&self.influxdb, &self.warm_wants) {
-            Ok(changes) => {
-                for c in &changes {
-                    log::info!("upstream: {c}");
-                }
-                self.provision_at = None;
-                self.provision_failures = 0;
-            }
-            Err(e) => {
-                Stats::add(&self.stats.provision_failures, 1);
-                self.stats.set_error(format!("manage_retention: {e}"));
-                self.provision_failures = self.provision_failures.saturating_add(1);
-                let delay = match e {
-                    // The operator must grant rights: ask again at the slowest pace.
-                    ProvisionError::Forbidden(_) | ProvisionError::Failed(_) => {
-                        log::error!(
-                            "manage_retention: {e}; delivering to what exists, retrying later"
-                        );
-                        Duration::from_millis(self.retry.max_backoff_ms)
-                    }
-                    ProvisionError::Unreachable(_) => {
-                        log::warn!("manage_retention: {e}");
-                        self.jittered_backoff(self.provision_failures)
-                    }
-                };
-                self.provision_at = Some(self.clock.now() + delay);
-            }
-        }
-    }
-
     fn run(mut self) {
         while !self.stopping() {
             match self.step() {
@@ -503,3 +445,6 @@ mod deliver_turn;
 
 #[path = "forward_disk.rs"]
 mod disk;
+
+#[path = "forward_provision.rs"]
+mod provisioning;
