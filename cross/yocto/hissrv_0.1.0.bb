@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "a2ebe6d0ed4f66df3716e9886d9d89693de2e751"
+SRCREV = "1efc9e57157735a8aee8e5837d33dabb5c77154a"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
