@@ -128,6 +128,10 @@ fn status_summarises_a_running_agent_and_fails_clearly_without_one() {
     });
     assert!(text.contains("DOWN"), "{text}");
     assert!(
+        !text.contains("downsampling"),
+        "no rule, no warm tier: {text}"
+    );
+    assert!(
         text.contains("2 received, 2 stored, 0 delivered, 1 lines rejected"),
         "{text}"
     );

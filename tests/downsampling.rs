@@ -306,6 +306,22 @@ fn warm_aggregates_equal_influxd_s_own_over_the_raw_points_across_a_restart() {
         "points past the grace correct their windows"
     );
     assert_eq!(metric("hissrv_downsample_values_late_total "), 0.0);
+    let w = h.health().downsampling.expect("the warm tier in /health");
+    assert!(
+        w.windows_emitted > 0 && w.aggregate_points > 0 && w.open_windows > 0,
+        "{w:?}"
+    );
+    assert_eq!(w.max_open_windows, 200_000);
+    let out = hissrv_command()
+        .args(["status", "--url", &h.url()])
+        .output()
+        .expect("hissrv status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("downsampling ") && l.contains("of 200000 field windows open")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -340,4 +356,76 @@ fn kill_minus_nine_while_aggregating_neither_loses_nor_double_counts_a_point() {
     assert!(kills >= 3, "killed {kills} times while aggregating");
     let h = h.lock().unwrap();
     assert_warm_tier_equals_influxd(&influx, &h);
+}
+
+#[test]
+fn a_point_past_max_lateness_is_counted_as_late_and_kept_raw_and_a_later_one_corrects_its_window() {
+    let influx = setup(true);
+    let rule = "lifecycle:\n  checkpoint_interval: 1s\n  rules:\n    - measurement: meter\n      downsample: 5m\n      max_lateness: 10m\n";
+    let h = Hissrv::start_with(
+        &influx.url(),
+        Sections {
+            influxdb: "  database: plant\n",
+            other: rule,
+            ..Sections::default()
+        },
+    );
+    let url = h.url();
+    let warm = |start: i64| -> Option<BTreeMap<String, f64>> {
+        hissrv_says(&influx)
+            .into_iter()
+            .find(|((_, t), _)| *t == start)
+            .map(|(_, f)| f)
+    };
+    // Window [T0, T0+5m): two points; event time then moves 20 minutes on,
+    // past its grace (5m): it is emitted.
+    send(
+        &url,
+        &format!("meter,id=a p=1 {}\nmeter,id=a p=3 {}\n", T0 + S, T0 + 2 * S),
+    );
+    send(&url, &format!("meter,id=a p=100 {}\n", T0 + 20 * MIN));
+    wait_for("the first window emitted", DELIVERY_TIMEOUT, || {
+        warm(T0).is_some_and(|f| f.get("p_count") == Some(&2.0))
+    });
+    // Past the grace, inside max_lateness: the window closed when event
+    // time reached T0+10m and is forgotten once it passes T0+20m; it is at
+    // T0+20m.
+    send(&url, &format!("meter,id=a p=5 {}\n", T0 + 3 * S));
+    wait_for(
+        "the window emitted again, corrected",
+        DELIVERY_TIMEOUT,
+        || {
+            warm(T0)
+                .is_some_and(|f| f.get("p_count") == Some(&3.0) && f.get("p_mean") == Some(&3.0))
+        },
+    );
+    // Event time moves past the window's close by more than max_lateness:
+    // a point for it now is late: counted, kept raw, not aggregated.
+    send(&url, &format!("meter,id=a p=200 {}\n", T0 + 40 * MIN));
+    send(&url, &format!("meter,id=a p=1000 {}\n", T0 + 4 * S));
+    wait_for("the late point counted", DELIVERY_TIMEOUT, || {
+        h.health().downsampling.is_some_and(|w| w.values_late == 1)
+    });
+    wait_for("the late point kept raw", DELIVERY_TIMEOUT, || {
+        influx
+            .rows(
+                "plant",
+                &format!("SELECT p FROM meter WHERE time = {}", T0 + 4 * S),
+            )
+            .len()
+            == 1
+    });
+    // A checkpoint after it, which would emit the window were it changed.
+    let checkpoints = h.health().downsampling.map(|w| w.aggregate_points);
+    send(&url, &format!("meter,id=a p=300 {}\n", T0 + 60 * MIN));
+    wait_for("a later window emitted", DELIVERY_TIMEOUT, || {
+        h.health().downsampling.map(|w| w.aggregate_points) > checkpoints
+            && h.buffered_points() == 0
+    });
+    let f = warm(T0).expect("the first window");
+    assert_eq!(
+        (f.get("p_count"), f.get("p_max")),
+        (Some(&3.0), Some(&5.0)),
+        "the late point is not in the aggregates: {f:?}"
+    );
 }

@@ -85,6 +85,7 @@ impl Ingest {
                 .lock()
                 .map(|r| r.clone())
                 .unwrap_or_default(),
+            downsampling: s.downsampling.health(),
         };
         Response::json(200, miniserde::json::to_string(&h))
     }

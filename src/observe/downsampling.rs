@@ -49,7 +49,42 @@ pub struct Counts {
     pub re_emitted: u64,
 }
 
+/// The warm tier in `/health` (absent without a downsampling rule).
+#[derive(Debug, Clone, PartialEq, miniserde::Serialize, miniserde::Deserialize)]
+pub struct WarmHealth {
+    pub open_windows: u64,
+    pub max_open_windows: u64,
+    pub values_counted: u64,
+    pub values_repeated: u64,
+    pub values_late: u64,
+    pub values_refused_full: u64,
+    pub windows_emitted: u64,
+    pub windows_reemitted: u64,
+    pub aggregate_points: u64,
+    pub checkpoint_failures: u64,
+}
+
 impl Downsampling {
+    /// `None` when no rule downsamples.
+    pub fn health(&self) -> Option<WarmHealth> {
+        if !self.enabled.load(Relaxed) {
+            return None;
+        }
+        let g = Downsampling::get;
+        Some(WarmHealth {
+            open_windows: g(&self.open_windows),
+            max_open_windows: g(&self.max_open_windows),
+            values_counted: g(&self.counted),
+            values_repeated: g(&self.repeats),
+            values_late: g(&self.late),
+            values_refused_full: g(&self.full),
+            windows_emitted: g(&self.emitted),
+            windows_reemitted: g(&self.re_emitted),
+            aggregate_points: g(&self.points_committed),
+            checkpoint_failures: g(&self.checkpoint_failures),
+        })
+    }
+
     /// Adds what the engine counted since `before`.
     pub fn add(&self, before: Counts, now: Counts) {
         let d = |a: u64, b: u64| b.saturating_sub(a);

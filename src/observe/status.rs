@@ -59,6 +59,8 @@ pub struct Health {
     pub config_error: String,
     /// Changed settings waiting for a restart.
     pub restart_needed: Vec<String>,
+    /// The warm tier, with a downsampling rule.
+    pub downsampling: Option<crate::observe::downsampling::WarmHealth>,
 }
 
 fn fetch(url: &str) -> Result<Health, String> {
@@ -193,6 +195,28 @@ pub fn render(url: &str, a: &Health, b: &Health, secs: f64) -> String {
         );
     }
     let _ = writeln!(o, "config       {config}");
+    if let Some(w) = &b.downsampling {
+        let _ = writeln!(
+            o,
+            "downsampling {} of {} field windows open; {} windows emitted, {} again after late points; {} aggregate points stored; {} values late (kept raw), {} refused (windows full), {} retries not counted again{}",
+            w.open_windows,
+            w.max_open_windows,
+            w.windows_emitted,
+            w.windows_reemitted,
+            w.aggregate_points,
+            w.values_late,
+            w.values_refused_full,
+            w.values_repeated,
+            if w.checkpoint_failures > 0 {
+                format!(
+                    "; {} CHECKPOINTS FAILED (see last error)",
+                    w.checkpoint_failures
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
     o
 }
 
