@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "1efc9e57157735a8aee8e5837d33dabb5c77154a"
+SRCREV = "fa4b196a6aa486bdc1dc9a1d2405cb2a4d636abd"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
