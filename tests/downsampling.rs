@@ -148,9 +148,10 @@ fn table(v: &Value) -> Table {
     out
 }
 
-/// What influxd computes over the raw points, named as hissrv names its
-/// aggregates (integers also get `sum`).
-fn influx_says(influx: &Influx) -> Table {
+/// What influxd computes over the raw points of `db` (its default policy)
+/// in [from, to), named as hissrv names its aggregates (integers also get
+/// `sum`).
+fn influx_aggregates(influx: &Influx, db: &str, from: i64, to: i64) -> Table {
     let mut select = Vec::new();
     for (f, aggs) in [
         ("p", &["mean", "min", "max", "last", "count"][..]),
@@ -161,20 +162,27 @@ fn influx_says(influx: &Influx) -> Table {
         }
     }
     let q = format!(
-        "SELECT {} FROM \"plant\".\"autogen\".\"meter\" WHERE time >= {T0} AND time < {} \
+        "SELECT {} FROM \"{db}\".\"autogen\".\"meter\" WHERE time >= {from} AND time < {to} \
          GROUP BY time(5m), * fill(none)",
         select.join(", "),
-        T0 + SPAN + 15 * MIN
+    );
+    table(&influx.query(db, &q))
+}
+
+/// The aggregates hissrv delivered to `plant`'s warm policy in [from, to).
+fn warm_aggregates(influx: &Influx, from: i64, to: i64) -> Table {
+    let q = format!(
+        "SELECT * FROM \"plant\".\"autogen_5m\".\"meter\" WHERE time >= {from} AND time < {to} GROUP BY *"
     );
     table(&influx.query("plant", &q))
 }
 
+fn influx_says(influx: &Influx) -> Table {
+    influx_aggregates(influx, "plant", T0, T0 + SPAN + 15 * MIN)
+}
+
 fn hissrv_says(influx: &Influx) -> Table {
-    let q = format!(
-        "SELECT * FROM \"plant\".\"autogen_5m\".\"meter\" WHERE time >= {T0} AND time < {} GROUP BY *",
-        T0 + SPAN + 15 * MIN
-    );
-    table(&influx.query("plant", &q))
+    warm_aggregates(influx, T0, T0 + SPAN + 15 * MIN)
 }
 
 /// Equal windows, equal fields; floats to 1e-9 relative.
@@ -427,5 +435,129 @@ fn a_point_past_max_lateness_is_counted_as_late_and_kept_raw_and_a_later_one_cor
         (f.get("p_count"), f.get("p_max")),
         (Some(&3.0), Some(&5.0)),
         "the late point is not in the aggregates: {f:?}"
+    );
+}
+
+/// One simulated week for the outage test: per series a point every 10 s,
+/// in time order, as lines.
+const WEEK: i64 = 7 * 24 * 60 * MIN;
+const WEEK_SERIES: usize = 3;
+const WEEK_STEP: i64 = 10 * S;
+
+fn week_requests(lines_per_request: usize) -> (Vec<String>, usize) {
+    let mut lines = Vec::new();
+    let mut rng = Rng(5);
+    let mut t = T0;
+    while t < T0 + WEEK {
+        for s in 0..WEEK_SERIES {
+            let p = 200.0 + rng.below(100_000) as f64 / 97.0;
+            let e = (t - T0) / S + s as i64;
+            lines.push(format!(
+                "meter,site=plant1,id=m{s},note=padding_to_make_raw_points_weigh p={p},e={e}i {t}\n"
+            ));
+        }
+        t += WEEK_STEP;
+    }
+    let total = lines.len();
+    let reqs = lines
+        .chunks(lines_per_request)
+        .map(|c| c.concat())
+        .collect();
+    (reqs, total)
+}
+
+fn metric_of(h: &Hissrv, name: &str) -> f64 {
+    h.get("/metrics")
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in /metrics"))
+}
+
+#[test]
+fn a_week_of_outage_in_a_small_quota_degrades_the_oldest_raw_points_and_keeps_the_warm_tier_whole()
+{
+    let influx = setup(true);
+    // The oracle: every raw point straight into influxd, for its aggregates.
+    influx.create_db("oracle");
+    let (reqs, total) = week_requests(3_000);
+    for body in &reqs {
+        let r = agent()
+            .post(format!("{}/write?db=oracle", influx.url()))
+            .send(body.as_str())
+            .expect("influxd takes the oracle's points");
+        assert_eq!(r.status(), 204);
+    }
+    let proxy = CuttingProxy::start(influx.port);
+    proxy.set_cut(true);
+    let h = Hissrv::start_with(
+        &proxy.url(),
+        Sections {
+            influxdb: "  database: plant\n",
+            buffer: "  max_size_mb: 8\n  when_full: degrade\n",
+            other: "performance:\n  compression:\n    enabled: false\nlifecycle:\n  checkpoint_interval: 1s\n  rules:\n    - measurement: meter\n      downsample: 5m\n",
+            ..Sections::default()
+        },
+    );
+    // The week arrives while the upstream is away: more raw text than the
+    // quota holds. Writes are refused (507) only while nothing is
+    // degradable yet (the last second's batches wait for a checkpoint).
+    for body in &reqs {
+        send(&h.url(), body);
+    }
+    let closer = format!("meter,site=plant1,id=closer p=0 {}\n", T0 + WEEK + 45 * MIN);
+    send(&h.url(), &closer);
+    let degraded = metric_of(&h, "hissrv_downsample_points_degraded_total") as usize;
+    assert!(degraded > 0, "the quota was too small to hold the week");
+    proxy.set_cut(false);
+    wait_for("the backlog delivered", DELIVERY_TIMEOUT * 3, || {
+        h.buffered_points() == 0
+    });
+    // The warm tier is whole: every window of the week, as influxd computes
+    // it over all the raw points.
+    let mut last = Vec::new();
+    wait_for("the warm tier complete", DELIVERY_TIMEOUT, || {
+        let want = influx_aggregates(&influx, "oracle", T0, T0 + WEEK);
+        assert_eq!(
+            want.len(),
+            WEEK_SERIES * 7 * 24 * 12,
+            "the oracle's windows"
+        );
+        last = differences(&want, &warm_aggregates(&influx, T0, T0 + WEEK));
+        last.is_empty()
+    });
+    assert!(last.is_empty(), "{:?}", &last[..last.len().min(5)]);
+    // The newest raw points are kept, every one; the degraded ones are
+    // exactly the rest, all counted.
+    let kept = influx.count_field("plant", "meter", "e");
+    let degraded = metric_of(&h, "hissrv_downsample_points_degraded_total") as usize;
+    assert_eq!(
+        kept + degraded,
+        total,
+        "every point delivered or counted as degraded"
+    );
+    // The newest raw points are all kept (degrading takes the oldest; while
+    // the backlog drains it may still take some a delivery was about to
+    // send, so the kept ones need not be one run).
+    let last_hours = 6 * 60 * MIN;
+    let newest = influx.rows(
+        "plant",
+        &format!(
+            "SELECT count(e) FROM meter WHERE time >= {}",
+            T0 + WEEK - last_hours
+        ),
+    );
+    let per_series = last_hours / WEEK_STEP;
+    assert_eq!(
+        newest.len(),
+        1,
+        "the newest {per_series} points of each series: {newest:?}"
+    );
+    assert!(
+        newest[0].ends_with(&format!(",{}]", per_series * WEEK_SERIES as i64)),
+        "the newest six hours kept whole: {newest:?}"
+    );
+    assert!(
+        degraded as i64 >= (total as i64) / 3,
+        "the quota held less than two thirds of the week: {degraded} of {total} degraded"
     );
 }

@@ -255,8 +255,8 @@ pub fn spawn_committer(
                         None => wal.commit(&cut.batches),
                     }
                 };
-                if let (Ok(_), Some(w), Some(d)) = (&committed, warm.as_mut(), &duties) {
-                    w.fed(&cut.batches, d, &stats);
+                if let (Ok(ids), Some(w), Some(d)) = (&committed, warm.as_mut(), &duties) {
+                    w.fed(&cut.batches, ids, wal.last_commit_seq(), d, &stats);
                 }
                 if stamped_provisionally && let Ok(ids) = &committed {
                     provisional.committed(ids);

@@ -37,7 +37,7 @@
 
 use crate::config::Lifecycle;
 use crate::downsample::recent::RecentLines;
-use crate::downsample::windows::{Lane, Rule, StateError, Windows};
+use crate::downsample::windows::{Lane, Outcome, Rule, StateError, Windows};
 use crate::route::dest::Destination;
 use crate::route::lifecycle::{LifecycleRules, identity};
 use crate::wal::{LaneKey, NewBatch, SavedWindows, WindowsCheckpoint};
@@ -63,6 +63,9 @@ pub struct Downsampler {
     matches: Vec<usize>,
     /// Lines counted lately: a retry older than a series' horizon.
     recent: RecentLines,
+    /// Batches fed since the last checkpoint whose every value was counted
+    /// (id, commit): the checkpoint marks them (`downsample_whole`).
+    whole: Vec<(i64, i64)>,
 }
 
 impl Downsampler {
@@ -93,6 +96,7 @@ impl Downsampler {
             emitted: BTreeMap::new(),
             matches: Vec::new(),
             recent: RecentLines::default(),
+            whole: Vec::new(),
         })
     }
 
@@ -161,7 +165,7 @@ impl Downsampler {
             return Ok(None);
         };
         let bad = wal
-            .replay_duties(|_, dest, lines| d.feed(dest, lines))
+            .replay_duties(|owed, dest, lines| d.feed_batch(owed, dest, lines))
             .map_err(|e| e.to_string())?;
         if !bad.is_empty() {
             log::warn!(
@@ -212,23 +216,37 @@ impl Downsampler {
         }
     }
 
-    /// Counts a committed batch's lines into their windows.
-    pub fn feed(&mut self, dest: &Destination, payload: &[u8]) {
+    /// [`Downsampler::feed`] of batch `id` of commit `seq`, remembered for
+    /// the next checkpoint when every value of it was counted.
+    pub fn feed_batch(&mut self, (id, seq): (i64, i64), dest: &Destination, payload: &[u8]) {
+        if self.feed(dest, payload) {
+            self.whole.push((id, seq));
+        }
+    }
+
+    /// Counts a committed batch's lines into their windows. True when a
+    /// rule took every line and every value was counted (or was a repeat
+    /// of one counted): the windows then hold all the batch says.
+    pub fn feed(&mut self, dest: &Destination, payload: &[u8]) -> bool {
+        let mut whole = true;
         let mut matches = std::mem::take(&mut self.matches);
         // Per matching rule (by index), its lane's warm destination id.
         let mut lanes: Vec<Option<u32>> = vec![None; self.identities.len()];
         let mut fields = Vec::with_capacity(16);
         for line in crate::lineproto::lines(payload) {
             let Some(key) = series_key(line) else {
+                whole = false;
                 continue;
             };
             self.rules.matching(key, &mut matches);
             if matches.is_empty() {
+                whole = false;
                 continue;
             }
             // A line the splitter will not read is not aggregated (the
             // codec keeps it as text; see `lineproto::split`).
             let Some((key, ts)) = crate::lineproto::split::split_into(line, &mut fields) else {
+                whole = false;
                 continue;
             };
             let mut written: Vec<u32> = Vec::with_capacity(matches.len());
@@ -256,10 +274,13 @@ impl Downsampler {
                     *repeats = repeats.saturating_add(fields.len() as u64);
                     continue;
                 }
-                self.windows.add_line(lane, key, &fields, ts, |_, _| {});
+                self.windows.add_line(lane, key, &fields, ts, |_, o| {
+                    whole &= matches!(o, Outcome::Counted | Outcome::Repeat);
+                });
             }
         }
         self.matches = matches;
+        whole
     }
 
     /// Closes what event time has passed and returns the checkpoint's rows,
@@ -310,6 +331,7 @@ impl Downsampler {
                     payload,
                 })
                 .collect(),
+            whole: std::mem::take(&mut self.whole),
         }
     }
 

@@ -288,3 +288,37 @@ fn the_saved_windows_of_a_removed_rule_are_deleted_at_the_next_checkpoint() {
     drop(wal);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `buffer.when_full: degrade` may delete only batches whose every value the
+/// windows hold: a line of no rule, a late value, a type conflict or a
+/// line the splitter cannot read keeps its batch.
+#[test]
+fn a_batch_is_whole_only_when_every_value_of_it_was_counted() {
+    let mut l = one_rule("10s");
+    l.rules[0].max_lateness = "10s".into();
+    let mut d = Downsampler::from_config(&l).expect("a rule");
+    let dest = Destination {
+        db: "db".into(),
+        rp: String::new(),
+    };
+    let mut feed = |body: String| d.feed(&dest, body.as_bytes());
+    assert!(feed(format!(
+        "m,h=a f=1i {}\nm,h=b f=2i,g=\"x\" {}\n",
+        S,
+        2 * S
+    )));
+    assert!(
+        feed(format!("m,h=a f=1i {}\n", S)),
+        "a retry is held already"
+    );
+    assert!(
+        !feed(format!("m,h=a f=1i {}\nn f=1i {}\n", 3 * S, 3 * S)),
+        "n: no rule"
+    );
+    assert!(!feed(format!("m,h=a f=1.5 {}\n", 4 * S)), "a type conflict");
+    assert!(feed(format!("m,h=a f=1i {}\n", 100 * S)));
+    assert!(
+        !feed(format!("m,h=a f=7i {}\n", 5 * S)),
+        "late: past max_lateness"
+    );
+}

@@ -58,7 +58,9 @@ impl WarmTier {
                 if let Ok(saved) = wal.saved_windows() {
                     ds.discard_saved(&saved);
                 }
-                if let Err(e) = wal.replay_duties(|_, dest, lines| ds.feed(dest, lines)) {
+                if let Err(e) =
+                    wal.replay_duties(|owed, dest, lines| ds.feed_batch(owed, dest, lines))
+                {
                     log::error!("downsampling: the owed batches cannot be read ({e})");
                 }
                 ds
@@ -93,11 +95,19 @@ impl WarmTier {
         batches.iter().map(|b| self.ds.takes(&b.payload)).collect()
     }
 
-    /// After the commit of `batches` returned: counts the ones with a duty.
-    pub fn fed(&mut self, batches: &[NewBatch], duties: &[bool], stats: &Stats) {
+    /// After the commit `seq` of `batches` (given `ids`) returned: counts
+    /// the ones with a duty.
+    pub fn fed(
+        &mut self,
+        batches: &[NewBatch],
+        ids: &[i64],
+        seq: i64,
+        duties: &[bool],
+        stats: &Stats,
+    ) {
         let mut any = false;
-        for (b, _) in batches.iter().zip(duties).filter(|(_, d)| **d) {
-            self.ds.feed(&b.dest, &b.payload);
+        for ((b, id), _) in batches.iter().zip(ids).zip(duties).filter(|(_, d)| **d) {
+            self.ds.feed_batch((*id, seq), &b.dest, &b.payload);
             any = true;
         }
         if any {

@@ -295,6 +295,10 @@ pub enum Synchronous {
 pub enum WhenFull {
     /// Refuse new writes (507) and keep everything stored.
     Reject,
+    /// First delete the oldest raw batches whose points the warm tier
+    /// holds (`wal/degrade.rs`), counted; refuse (507) only when none is
+    /// left. Needs a `lifecycle` rule with `downsample`.
+    Degrade,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -484,3 +484,17 @@ fn warm_destinations_are_named_by_their_window_s_largest_unit_and_known_by_name(
         assert_eq!(l.warm_retention_s(not_warm), None, "{not_warm:?}");
     }
 }
+
+#[test]
+fn degrade_needs_a_downsampling_rule_whose_aggregates_stand_for_what_it_deletes() {
+    let e = Config::from_yaml("buffer:\n  when_full: degrade\n")
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("buffer.when_full"), "{e}");
+    let c = Config::from_yaml(
+        "buffer:\n  when_full: degrade\nlifecycle:\n  rules:\n    - measurement: m\n      downsample: 5m\n",
+    )
+    .expect("valid");
+    assert_eq!(c.buffer.when_full, WhenFull::Degrade);
+}

@@ -109,6 +109,14 @@ impl Config {
         }
         db.sharding.validate(db)?;
         self.lifecycle.validate()?;
+        if self.buffer.when_full == super::WhenFull::Degrade
+            && self.lifecycle.rules.iter().all(|r| r.downsample.is_empty())
+        {
+            return Err(invalid(
+                "buffer.when_full",
+                "degrade deletes only raw points the warm tier holds: give a lifecycle rule with downsample",
+            ));
+        }
         validate_tls(&db.tls)?;
         let b = &self.performance.adaptive_batching;
         if b.min_batch_size == 0 {

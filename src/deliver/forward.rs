@@ -108,6 +108,10 @@ pub struct Forwarder {
     /// destinations found missing upstream: provisioned with the buckets.
     lifecycle: crate::config::Lifecycle,
     warm_wants: Vec<crate::deliver::provision::Want>,
+    /// `buffer.when_full: degrade`: the room kept free by deleting raw
+    /// batches the warm tier holds (bytes; 0: off), next look.
+    degrade_headroom: u64,
+    degrade_at: Instant,
     pub(crate) stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
     pub(crate) bell: Arc<Doorbell>,
@@ -200,6 +204,8 @@ impl Forwarder {
             provision_failures: 0,
             lifecycle: cfg.lifecycle.clone(),
             warm_wants: Vec::new(),
+            degrade_headroom: degrading::degrade_headroom(&cfg.buffer),
+            degrade_at: now,
             stats,
             stop,
             bell,
@@ -336,6 +342,7 @@ impl Forwarder {
     pub fn step(&mut self) -> Step {
         self.reconfigure();
         self.provision();
+        self.degrade_for_room();
         self.remake_reserve();
         let now = self.clock.now();
         if now >= self.next_gauges {
@@ -448,3 +455,6 @@ mod disk;
 
 #[path = "forward_provision.rs"]
 mod provisioning;
+
+#[path = "forward_degrade.rs"]
+mod degrading;

@@ -32,6 +32,10 @@ pub struct Downsampling {
     /// Aggregate points committed to the buffer for the warm destinations.
     pub points_committed: AtomicU64,
     pub checkpoints: AtomicU64,
+    /// Raw points (and batches) deleted undelivered by `buffer.when_full:
+    /// degrade`: the warm tier holds them.
+    pub points_degraded: AtomicU64,
+    pub batches_degraded: AtomicU64,
     /// Checkpoints whose write failed (the windows were rebuilt from the
     /// buffer; their batches stay held until one succeeds).
     pub checkpoint_failures: AtomicU64,
@@ -62,6 +66,7 @@ pub struct WarmHealth {
     pub windows_reemitted: u64,
     pub aggregate_points: u64,
     pub checkpoint_failures: u64,
+    pub points_degraded: u64,
 }
 
 impl Downsampling {
@@ -82,6 +87,7 @@ impl Downsampling {
             windows_reemitted: g(&self.re_emitted),
             aggregate_points: g(&self.points_committed),
             checkpoint_failures: g(&self.checkpoint_failures),
+            points_degraded: g(&self.points_degraded),
         })
     }
 

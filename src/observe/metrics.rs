@@ -361,6 +361,16 @@ fn downsampling(o: &mut String, d: &crate::observe::downsampling::Downsampling) 
             &d.points_committed,
         ),
         (
+            "hissrv_downsample_points_degraded_total",
+            "Raw points deleted undelivered by buffer.when_full: degrade (the warm tier holds them).",
+            &d.points_degraded,
+        ),
+        (
+            "hissrv_downsample_batches_degraded_total",
+            "Raw batches deleted undelivered by buffer.when_full: degrade.",
+            &d.batches_degraded,
+        ),
+        (
             "hissrv_downsample_checkpoints_total",
             "Window checkpoints written to the buffer.",
             &d.checkpoints,

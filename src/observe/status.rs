@@ -198,7 +198,7 @@ pub fn render(url: &str, a: &Health, b: &Health, secs: f64) -> String {
     if let Some(w) = &b.downsampling {
         let _ = writeln!(
             o,
-            "downsampling {} of {} field windows open; {} windows emitted, {} again after late points; {} aggregate points stored; {} values late (kept raw), {} refused (windows full), {} retries not counted again{}",
+            "downsampling {} of {} field windows open; {} windows emitted, {} again after late points; {} aggregate points stored; {} values late (kept raw), {} refused (windows full), {} retries not counted again; {} raw points degraded{}",
             w.open_windows,
             w.max_open_windows,
             w.windows_emitted,
@@ -207,6 +207,7 @@ pub fn render(url: &str, a: &Health, b: &Health, secs: f64) -> String {
             w.values_late,
             w.values_refused_full,
             w.values_repeated,
+            w.points_degraded,
             if w.checkpoint_failures > 0 {
                 format!(
                     "; {} CHECKPOINTS FAILED (see last error)",

@@ -404,13 +404,7 @@ impl Wal {
         let seq: i64 = tx.query_row("UPDATE commit_seq SET n = n + 1 RETURNING n", [], |r| {
             r.get(0)
         })?;
-        if duty.iter().any(|&d| d) {
-            let mut owe =
-                tx.prepare_cached("INSERT INTO downsample_duty (batch_id, seq) VALUES (?1, ?2)")?;
-            for (id, _) in ids.iter().zip(duty).filter(|(_, d)| **d) {
-                owe.execute([*id, seq])?;
-            }
-        }
+        custody::owe(&tx, &ids, duty, seq)?;
         tx.commit()?;
         self.last_commit_bytes = incoming;
         self.last_commit_seq = seq;
@@ -481,6 +475,10 @@ pub use custody::{LaneKey, SavedWindows, WindowsCheckpoint};
 #[cfg(test)]
 #[path = "custody_tests.rs"]
 mod custody_tests;
+
+#[path = "degrade.rs"]
+mod degrade;
+pub use degrade::Degraded;
 
 #[path = "writable.rs"]
 pub mod writable;

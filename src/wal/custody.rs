@@ -28,6 +28,11 @@
 //!                 start INTEGER,                 -- window start, ns
 //!                 state BLOB,                    -- downsample::state's bytes
 //!                 PRIMARY KEY (rule, db, rp, start)) WITHOUT ROWID
+//! downsample_whole(batch_id INTEGER PRIMARY KEY) -- a rule took every line
+//!                 -- of this raw batch: once no duty is left, its points
+//!                 -- live on in the windows and their aggregates, and
+//!                 -- `buffer.when_full: degrade` may delete it undelivered
+//!                 -- (`degrade.rs`); a trigger drops the row with the batch
 //! downsample_marks(rule TEXT, db TEXT, rp TEXT, watermark INTEGER,
 //!                 PRIMARY KEY (rule, db, rp)) WITHOUT ROWID
 //! ```
@@ -50,11 +55,35 @@ CREATE TABLE IF NOT EXISTS downsample_sets (
   state BLOB NOT NULL,
   PRIMARY KEY (rule, db, rp, start)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS downsample_whole (
+  batch_id INTEGER PRIMARY KEY
+);
+CREATE TRIGGER IF NOT EXISTS downsample_whole_gone AFTER DELETE ON batches
+BEGIN DELETE FROM downsample_whole WHERE batch_id = old.id; END;
 CREATE TABLE IF NOT EXISTS downsample_marks (
   rule TEXT NOT NULL, db TEXT NOT NULL, rp TEXT NOT NULL, watermark INTEGER NOT NULL,
   PRIMARY KEY (rule, db, rp)
 ) WITHOUT ROWID;
 ";
+
+/// Inserts the duties of a commit's batches (`ids`, in order; `duty[i]`:
+/// the windows count batch `i`) in its transaction.
+pub(super) fn owe(
+    tx: &rusqlite::Transaction,
+    ids: &[i64],
+    duty: &[bool],
+    seq: i64,
+) -> Result<(), WalError> {
+    if !duty.contains(&true) {
+        return Ok(());
+    }
+    let mut owe =
+        tx.prepare_cached("INSERT INTO downsample_duty (batch_id, seq) VALUES (?1, ?2)")?;
+    for (id, _) in ids.iter().zip(duty).filter(|(_, d)| **d) {
+        owe.execute([*id, seq])?;
+    }
+    Ok(())
+}
 
 /// A lane as the buffer keys it: the rule's identity and the destination its
 /// aggregates are written to.
@@ -75,6 +104,9 @@ pub struct WindowsCheckpoint {
     pub watermarks: Vec<(LaneKey, i64)>,
     /// The aggregate lines emitted since the last checkpoint.
     pub emitted: Vec<NewBatch>,
+    /// Raw batches (id, commit) whose every value the windows counted:
+    /// marked in `downsample_whole` if still the batch of that commit.
+    pub whole: Vec<(i64, i64)>,
 }
 
 /// What the last checkpoint saved: window sets and watermarks.
@@ -134,6 +166,18 @@ impl Wal {
                 mark.execute(params![lane.rule, lane.dest.db, lane.dest.rp, w])?;
             }
         }
+        {
+            // Before the duties go: a duty row of the same commit proves the
+            // id is still that batch (ids are handed out again).
+            let mut whole = tx.prepare_cached(
+                "INSERT OR IGNORE INTO downsample_whole (batch_id)
+                 SELECT batch_id FROM downsample_duty
+                 WHERE batch_id = ?1 AND seq = ?2 AND seq <= ?3 AND delivered = 0",
+            )?;
+            for (id, seq) in &c.whole {
+                whole.execute([*id, *seq, c.covers_seq])?;
+            }
+        }
         tx.execute(
             "DELETE FROM batches WHERE id IN
                (SELECT batch_id FROM downsample_duty WHERE seq <= ?1 AND delivered = 1)",
@@ -188,14 +232,14 @@ impl Wal {
     }
 
     /// The batches with a duty, in commit order, decoded: what the windows
-    /// counted after the last checkpoint. `each(id, destination, lines)`;
-    /// a batch that no longer decodes is skipped and returned by id.
+    /// counted after the last checkpoint. `each((id, seq), destination,
+    /// lines)`; a batch that no longer decodes is skipped and returned by id.
     pub fn replay_duties(
         &self,
-        mut each: impl FnMut(i64, &Destination, &[u8]),
+        mut each: impl FnMut((i64, i64), &Destination, &[u8]),
     ) -> Result<Vec<i64>, WalError> {
         let mut stmt = self.conn.prepare(
-            "SELECT b.id, b.db, b.rp, b.format, b.payload
+            "SELECT b.id, b.db, b.rp, b.format, b.payload, d.seq
              FROM downsample_duty d JOIN batches b ON b.id = d.batch_id
              ORDER BY d.seq, d.batch_id",
         )?;
@@ -208,8 +252,9 @@ impl Wal {
                 rp: r.get(2)?,
             };
             let blob: Vec<u8> = r.get(4)?;
+            let seq: i64 = r.get(5)?;
             match codec::decode(r.get(3)?, &blob) {
-                Ok(lines) => each(id, &dest, &lines),
+                Ok(lines) => each((id, seq), &dest, &lines),
                 Err(_) => undecodable.push(id),
             }
         }

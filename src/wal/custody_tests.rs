@@ -22,6 +22,8 @@ struct Row {
     payload: Vec<u8>,
     /// (commit seq, delivered) while a duty is owed.
     duty: Option<(i64, bool)>,
+    /// Marked whole by a checkpoint: degradable once no duty is left.
+    whole: bool,
 }
 
 #[derive(Default)]
@@ -82,7 +84,9 @@ fn lane(n: u64) -> LaneKey {
 ///   other one in order;
 /// - after a crash, the replay gives exactly the batches with a duty, in
 ///   commit order, with their lines; the saved sets and marks are the last
-///   checkpoint's.
+///   checkpoint's;
+/// - `degrade` deletes only batches a checkpoint marked whole (with the
+///   commit they were counted in) and that owe no duty, oldest first.
 #[test]
 fn a_batch_leaves_only_when_delivered_and_checkpointed_and_replays_until_then() {
     for seed in 1..=seeds(60) {
@@ -106,7 +110,7 @@ fn a_batch_leaves_only_when_delivered_and_checkpointed_and_replays_until_then() 
         let mut n = 0u64;
         for step in 0..150 {
             let what = format!("seed {seed} step {step}");
-            match next() % 10 {
+            match next() % 11 {
                 0..=3 => {
                     let k = 1 + next() % 3;
                     let mut batches = Vec::new();
@@ -130,6 +134,7 @@ fn a_batch_leaves_only_when_delivered_and_checkpointed_and_replays_until_then() 
                             dest: b.dest,
                             payload: b.payload,
                             duty: d.then_some((seq, false)),
+                            whole: false,
                         };
                         assert!(m.rows.insert(*id, row).is_none(), "{what}: id reused");
                     }
@@ -204,7 +209,26 @@ fn a_batch_leaves_only_when_delivered_and_checkpointed_and_replays_until_then() 
                             payload: format!("m v_mean={n} 0\n").into_bytes(),
                         });
                     }
+                    // Batches the windows counted whole: some with the
+                    // right commit, some stale (a wrong commit: the id
+                    // handed out again), some past what it covers.
+                    for (&id, r) in &m.rows {
+                        if let Some((s, _)) = r.duty
+                            && next().is_multiple_of(2)
+                        {
+                            let seq = if next().is_multiple_of(5) { s + 1 } else { s };
+                            c.whole.push((id, seq));
+                        }
+                    }
                     let ids = w.checkpoint_windows(&c).unwrap();
+                    for (id, seq) in &c.whole {
+                        if let Some(r) = m.rows.get_mut(id)
+                            && r.duty == Some((*seq, false))
+                            && *seq <= covers
+                        {
+                            r.whole = true;
+                        }
+                    }
                     m.rows
                         .retain(|_, r| !matches!(r.duty, Some((s, true)) if s <= covers));
                     for r in m.rows.values_mut() {
@@ -217,6 +241,7 @@ fn a_batch_leaves_only_when_delivered_and_checkpointed_and_replays_until_then() 
                             dest: b.dest,
                             payload: b.payload,
                             duty: None,
+                            whole: false,
                         };
                         m.rows.insert(*id, row);
                     }
@@ -230,12 +255,32 @@ fn a_batch_leaves_only_when_delivered_and_checkpointed_and_replays_until_then() 
                     }
                     m.marks = c.watermarks;
                 }
+                9 => {
+                    // `when_full: degrade`: the oldest whole batch without
+                    // a duty, or all of them.
+                    let all = next().is_multiple_of(2);
+                    let gone = w.degrade(if all { u64::MAX } else { 1 }).unwrap();
+                    let can: Vec<i64> = (m.rows.iter())
+                        .filter(|(_, r)| r.whole && r.duty.is_none())
+                        .map(|(&id, _)| id)
+                        .collect();
+                    let want = if all {
+                        &can[..]
+                    } else {
+                        &can[..can.len().min(1)]
+                    };
+                    let count: u64 = gone.iter().map(|d| d.batches).sum();
+                    assert_eq!(count, want.len() as u64, "{what}: degraded");
+                    for id in want {
+                        m.rows.remove(id);
+                    }
+                }
                 _ => {
                     drop(w);
                     w = open();
                     let mut replayed = Vec::new();
                     let bad = w
-                        .replay_duties(|id, d, lines| {
+                        .replay_duties(|(id, _), d, lines| {
                             replayed.push((id, d.clone(), lines.to_vec()))
                         })
                         .unwrap();

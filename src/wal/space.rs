@@ -87,6 +87,13 @@ pub(super) struct Over {
     wal_room: u64,
 }
 
+impl Over {
+    /// How far past the quota the commit could go, in bytes.
+    pub(super) fn by(&self) -> u64 {
+        self.by
+    }
+}
+
 /// Pages a commit touches besides its payload's: the table and index
 /// leaves, `commit_seq`, the header page.
 const COMMIT_OVERHEAD_PAGES: u64 = 4;
