@@ -561,3 +561,76 @@ fn a_week_of_outage_in_a_small_quota_degrades_the_oldest_raw_points_and_keeps_th
         "the quota held less than two thirds of the week: {degraded} of {total} degraded"
     );
 }
+
+fn inspect(h: &Hissrv) -> String {
+    let out = hissrv_command()
+        .args(["inspect", "--config"])
+        .arg(h.dir.path().join("hissrv.yaml"))
+        .output()
+        .expect("hissrv inspect");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn inspect_export_and_the_views_leave_out_delivered_batches_held_for_a_checkpoint_and_show_the_windows()
+ {
+    let influx = setup(true);
+    let rule = "lifecycle:\n  checkpoint_interval: 1h\n  rules:\n    - measurement: meter\n      downsample: 5m\n";
+    let mut h = Hissrv::start_with(
+        &influx.url(),
+        Sections {
+            influxdb: "  database: plant\n",
+            other: rule,
+            ..Sections::default()
+        },
+    );
+    send(
+        &h.url(),
+        &format!("meter,id=a p=1 {}\nmeter,id=a p=2 {}\n", T0, T0 + S),
+    );
+    wait_for("the raw points delivered", DELIVERY_TIMEOUT, || {
+        influx.count("plant", "meter") == 2
+    });
+    // Delivered, and held in the buffer until the checkpoint an hour away.
+    wait_for("the delivered batch held", DELIVERY_TIMEOUT, || {
+        inspect(&h).contains("1 owed a checkpoint (1 of them delivered already)")
+    });
+    let text = inspect(&h);
+    assert!(text.contains("no undelivered points"), "{text}");
+    let export = hissrv_command()
+        .args(["export", "--config"])
+        .arg(h.dir.path().join("hissrv.yaml"))
+        .output()
+        .expect("hissrv export");
+    assert_eq!(
+        String::from_utf8_lossy(&export.stdout),
+        "",
+        "nothing to export"
+    );
+    let db = rusqlite::Connection::open(h.buffer_path()).expect("the buffer");
+    let waiting: i64 = db
+        .query_row("SELECT count(*) FROM backlog_summary", [], |r| r.get(0))
+        .expect("the view");
+    assert_eq!(waiting, 0, "backlog_summary leaves the held batch out");
+    drop(db);
+    // The shutdown checkpoint saves the window and lets the batch go.
+    assert!(h.terminate().success());
+    let text = inspect(&h);
+    assert!(
+        text.contains("-> plant/autogen_5m: 1 window sets open since"),
+        "{text}"
+    );
+    assert!(text.contains("0 owed a checkpoint"), "{text}");
+    let db = rusqlite::Connection::open(h.buffer_path()).expect("the buffer");
+    let sets: i64 = db
+        .query_row("SELECT window_sets FROM downsample_windows", [], |r| {
+            r.get(0)
+        })
+        .expect("the windows view");
+    assert_eq!(sets, 1);
+}

@@ -125,12 +125,13 @@ pub fn inspect(path: &Path, now_ms: i64) -> Result<String, String> {
         disk.shm
     );
     let mut stmt = c
-        .prepare(
+        .prepare(&format!(
             "SELECT db, rp, count(*), sum(points), sum(bytes), min(first_ts), max(last_ts),
                     min(created_ms),
                     (SELECT count(*) FROM dead_letters d WHERE d.db = b.db AND d.rp = b.rp)
-             FROM batches b GROUP BY db, rp ORDER BY db, rp",
-        )
+             FROM batches b WHERE {} GROUP BY db, rp ORDER BY db, rp",
+            undelivered(&c)
+        ))
         .map_err(|e| e.to_string())?;
     let rows = stmt
         .query_map([], |r| {
@@ -182,7 +183,30 @@ pub fn inspect(path: &Path, now_ms: i64) -> Result<String, String> {
         o,
         "dead letters: {dead} (export them with: hissrv export --dead-letters)"
     );
+    if has_custody(&c) {
+        super::inspect_warm::report(&c, &mut o)?;
+    }
     Ok(o)
+}
+
+/// The buffer has the downsampling tables (an older agent's may not).
+pub(super) fn has_custody(c: &Connection) -> bool {
+    c.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'downsample_duty'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .is_ok_and(|n| n > 0)
+}
+
+/// The condition of a batch not yet delivered: not one delivered and held
+/// for the downsampling windows' checkpoint (`wal::NOT_HELD`).
+fn undelivered(c: &Connection) -> &'static str {
+    if has_custody(c) {
+        crate::wal::NOT_HELD
+    } else {
+        "1"
+    }
 }
 
 /// What `hissrv export` writes.
@@ -277,7 +301,10 @@ pub fn export(path: &Path, f: &ExportFilter, out: &mut impl Write) -> Result<Exp
     }
     let mut damaged = Vec::new();
     let mut stmt = c
-        .prepare("SELECT id, db, rp, format, payload FROM batches WHERE id > ?3 AND (?1 IS NULL OR last_ts >= ?1) AND (?2 IS NULL OR first_ts < ?2) ORDER BY id LIMIT ?4")
+        .prepare(&format!(
+            "SELECT id, db, rp, format, payload FROM batches WHERE id > ?3 AND (?1 IS NULL OR last_ts >= ?1) AND (?2 IS NULL OR first_ts < ?2) AND {} ORDER BY id LIMIT ?4",
+            undelivered(&c)
+        ))
         .map_err(|e| e.to_string())?;
     // Chunks of batches, each read in its own statement (see
     // EXPORT_CHUNK_BATCHES), then written out.

@@ -31,11 +31,11 @@
 //!              identity; sets of rules gone are dropped and logged), then
 //!              `Wal::replay_duties` fed in order: the same windows as before
 //!              the stop or the crash.
-//! still owed   the hot tier's retention (`hot_days`, refused meanwhile);
-//!              `buffer.when_full: degrade`; status, inspect and a view of the
-//!              windows (inspect and the `backlog_summary` view still count a
-//!              delivered batch held for a checkpoint; the agent's own reads
-//!              do not); one split of each line shared with the codec.
+//! degrade     `buffer.when_full: degrade`: batches the windows hold whole
+//!              (marked by the checkpoint that discharges them) may be
+//!              deleted undelivered by the forwarder (`wal/degrade.rs`).
+//! still owed   the hot tier's retention (`hot_days`, refused meanwhile); one
+//!              split of each line shared with the codec.
 //! ```
 //!
 //! May use: config, lineproto. No state of its own beyond the values it is

@@ -271,7 +271,7 @@ impl Wal {
             "BEGIN IMMEDIATE; {COMMIT_SEQ} {} COMMIT;",
             custody::CUSTODY_SCHEMA
         ))?;
-        conn.execute_batch(crate::wal::views::VIEWS)?;
+        conn.execute_batch(&crate::wal::views::views())?;
         space::migrate_to_incremental_vacuum(&conn, path)?;
         // The commits so far, not 0: a checkpoint of the downsampling
         // windows right after a start covers them (found by the crash
@@ -470,7 +470,7 @@ mod finish;
 
 #[path = "custody.rs"]
 mod custody;
-pub use custody::{LaneKey, SavedWindows, WindowsCheckpoint};
+pub use custody::{LaneKey, NOT_HELD, SavedWindows, WindowsCheckpoint};
 
 #[cfg(test)]
 #[path = "custody_tests.rs"]

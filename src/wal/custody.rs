@@ -66,6 +66,14 @@ CREATE TABLE IF NOT EXISTS downsample_marks (
 ) WITHOUT ROWID;
 ";
 
+/// Not a batch the upstream took that waits, for the downsampling windows'
+/// checkpoint, to be deleted: every read of the backlog leaves those out
+/// (the agent's, the views', `inspect`'s and `export`'s). The table is
+/// empty without lifecycle rules: no cost then; with them it holds the
+/// commits of one checkpoint interval, a few hundred rows, read once a
+/// statement.
+pub const NOT_HELD: &str = "id NOT IN (SELECT batch_id FROM downsample_duty WHERE delivered = 1)";
+
 /// Inserts the duties of a commit's batches (`ids`, in order; `duty[i]`:
 /// the windows count batch `i`) in its transaction.
 pub(super) fn owe(

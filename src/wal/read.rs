@@ -7,12 +7,7 @@ use crate::route::dest::Destination;
 use crate::wal::codec;
 use rusqlite::params;
 
-/// Not a batch the upstream took that waits, for the downsampling windows'
-/// checkpoint, to be deleted (`custody`): every read of the backlog leaves
-/// those out. (The table is empty without lifecycle rules: no cost then;
-/// with them it holds the commits of one checkpoint interval, a few
-/// hundred rows, read once a statement.)
-const NOT_HELD: &str = "id NOT IN (SELECT batch_id FROM downsample_duty WHERE delivered = 1)";
+use super::custody::NOT_HELD;
 
 impl Wal {
     /// The oldest batch id of each destination, oldest first.
