@@ -7,6 +7,10 @@ use super::inspect::rfc3339;
 use rusqlite::Connection;
 use std::fmt::Write as _;
 
+/// One lane's row: rule, warm db and rp, watermark, sets saved, the oldest
+/// set's start, undelivered aggregate batches and their points.
+type LaneRow = (String, String, String, i64, i64, Option<i64>, i64, i64);
+
 /// Appends the report; nothing when no rule ever downsampled here.
 pub(super) fn report(c: &Connection, o: &mut String) -> Result<(), String> {
     let err = |e: rusqlite::Error| e.to_string();
@@ -22,7 +26,7 @@ pub(super) fn report(c: &Connection, o: &mut String) -> Result<(), String> {
              FROM downsample_marks m ORDER BY m.rule, m.db, m.rp",
         )
         .map_err(err)?;
-    let lanes: Vec<(String, String, String, i64, i64, Option<i64>, i64, i64)> = stmt
+    let lanes: Vec<LaneRow> = stmt
         .query_map([], |r| {
             Ok((
                 r.get(0)?,
