@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "4cdb013a4a996257f4d083fe7b0955fc0106ba83"
+SRCREV = "d625d5008426d690bff3f49156db13d63c8ac3fa"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
