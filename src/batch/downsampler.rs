@@ -269,7 +269,10 @@ impl Downsampler {
                     rule: rule as u16,
                     dest: warm,
                 };
-                if self.recent.seen(RecentLines::key(line, (lane.rule, warm))) {
+                if self
+                    .recent
+                    .seen(RecentLines::key(key, &fields, ts, (lane.rule, warm)))
+                {
                     let repeats = &mut self.windows.counts.repeats;
                     *repeats = repeats.saturating_add(fields.len() as u64);
                     continue;

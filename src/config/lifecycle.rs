@@ -200,6 +200,25 @@ impl Lifecycle {
                     format!("{:?} is an earlier rule's already", r.warm_destination),
                 ));
             }
+            // Nor where another rule's derived name could be: a line feeds
+            // one rule a warm destination, so one rule would get nothing
+            // (review).
+            if let Some(other) = self.rules.iter().find(|o| {
+                o.warm_destination.is_empty()
+                    && o.warm_rp("").is_some_and(|name| {
+                        name.strip_prefix(DEFAULT_RP)
+                            .is_some_and(|suffix| r.warm_destination.ends_with(suffix))
+                    })
+            }) && !r.warm_destination.is_empty()
+            {
+                return Err(invalid(
+                    format!("lifecycle.rules[{i}].warm_destination"),
+                    format!(
+                        "{:?} could be where the rule for {:?} ({}) writes (<policy>_<window>): name it otherwise",
+                        r.warm_destination, other.measurement, other.downsample
+                    ),
+                ));
+            }
             if !seen.insert(r.identity()) {
                 return Err(invalid(
                     format!("lifecycle.rules[{i}]"),

@@ -498,3 +498,25 @@ fn degrade_needs_a_downsampling_rule_whose_aggregates_stand_for_what_it_deletes(
     .expect("valid");
     assert_eq!(c.buffer.when_full, WhenFull::Degrade);
 }
+
+/// Found in review: a warm_destination where another rule's derived name
+/// could be made one rule's aggregates silently nothing.
+#[test]
+fn a_warm_destination_that_could_be_another_rule_s_derived_name_is_refused() {
+    let two = |name: &str| {
+        format!(
+            "lifecycle:\n  rules:\n    - measurement: m\n      downsample: 5m\n    - measurement: n\n      downsample: 1h\n      warm_destination: {name}\n"
+        )
+    };
+    for name in ["autogen_5m", "raw_5m"] {
+        let e = Config::from_yaml(&two(name))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("lifecycle.rules[1].warm_destination"),
+            "{name}: {e}"
+        );
+    }
+    assert!(Config::from_yaml(&two("hourly")).is_ok());
+}

@@ -269,7 +269,9 @@ impl Forwarder {
         // is not there yet: (re)create it.
         if self.influxdb.manage_retention
             && (d.reason.contains("database not found")
-                || d.reason.contains("retention policy not found"))
+                || d.reason.contains("retention policy not found")
+                // 2.x: `bucket "db/rp" not found` (found in review).
+                || (d.reason.contains("bucket") && d.reason.contains("not found")))
         {
             self.missing(dest);
         }

@@ -141,7 +141,14 @@ impl Wal {
     /// the quota (a full quota must not stop the checkpoint that frees it),
     /// only for a full disk.
     pub fn checkpoint_windows(&mut self, c: &WindowsCheckpoint) -> Result<Vec<i64>, WalError> {
-        self.checkpoint_once(c).map_err(|e| self.explain(e))
+        let result = match self.checkpoint_once(c) {
+            // As a commit does (`commit_duty_at`): a WAL cut on a full disk
+            // cannot grow back by itself, and the checkpoint is what deletes
+            // the delivered batches it holds (review).
+            Err(WalError::DiskFull) if self.truncate_wal().is_ok() => self.checkpoint_once(c),
+            other => other,
+        };
+        result.map_err(|e| self.explain(e))
     }
 
     fn checkpoint_once(&mut self, c: &WindowsCheckpoint) -> Result<Vec<i64>, WalError> {
