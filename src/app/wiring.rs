@@ -138,7 +138,7 @@ pub fn run(
     let (to_commit, cuts) = smol::channel::bounded(1);
     // The windows the last run left (its checkpoint and the batches after
     // it), before any new commit.
-    let warm = crate::batch::warm::WarmTier::start(&cfg.lifecycle, &writer, &stats);
+    let warm = crate::batch::warm::WarmTier::start(&cfg.lifecycle, &mut writer, &stats);
     let committer = spawn_committer(
         writer,
         cuts,

@@ -37,33 +37,65 @@ pub struct WarmTier {
     dirty_since: Option<Instant>,
     /// The engine's counts last published to the stats.
     published: Counts,
+    /// The windows could not be made to say what the buffer holds (it
+    /// cannot be read): until a restart, batches are committed with their
+    /// duty but not fed, and no checkpoint discharges anything, so the next
+    /// start replays them all. Raw batches are held meanwhile.
+    suspended: bool,
+}
+
+/// The windows as the buffer has them: the last checkpoint, then the owed
+/// batches replayed (`Downsampler::rebuild`). Saved windows that cannot be
+/// read are logged, marked for deletion at the next checkpoint (so they do
+/// not fail every start after), and the windows start empty with the owed
+/// batches replayed: the raw points are all still delivered, only the
+/// aggregates of windows open at the damage come out short. `Err` when the
+/// owed batches cannot be read either: the windows would not say what the
+/// buffer holds.
+fn load(l: &Lifecycle, wal: &Wal, stats: &Stats) -> Result<Downsampler, String> {
+    let e = match Downsampler::rebuild(l, wal) {
+        Ok(Some(ds)) => return Ok(ds),
+        Ok(None) => return Err("no downsampling rule".into()),
+        Err(e) => e,
+    };
+    let msg = format!("downsampling: the saved windows cannot be read ({e}); starting them empty");
+    log::error!("{msg}");
+    stats.set_error(msg);
+    let mut ds = Downsampler::from_config(l).ok_or("no downsampling rule")?;
+    if let Ok(saved) = wal.saved_windows() {
+        ds.discard_saved(&saved);
+    }
+    wal.replay_duties(|owed, dest, lines| ds.feed_batch(owed, dest, lines))
+        .map_err(|e| format!("the owed batches cannot be read: {e}"))?;
+    Ok(ds)
 }
 
 impl WarmTier {
-    /// The windows as the buffer has them (last checkpoint, then the owed
-    /// batches replayed); `None` when no rule downsamples. Saved windows
-    /// that cannot be read are logged and the windows start empty with the
-    /// owed batches replayed: the raw points are all still delivered, only
-    /// the aggregates of windows open at the damage come out short.
-    pub fn start(l: &Lifecycle, wal: &Wal, stats: &Stats) -> Option<WarmTier> {
-        let ds = match Downsampler::rebuild(l, wal) {
-            Ok(ds) => ds?,
+    /// The windows the last run left (`load`); `None` when no rule
+    /// downsamples, after clearing what an earlier run's rules left in the
+    /// buffer (`Wal::clear_custody`): nothing would ever discharge it.
+    /// Windows that cannot be loaded leave the tier suspended (see
+    /// `suspended`).
+    pub fn start(l: &Lifecycle, wal: &mut Wal, stats: &Stats) -> Option<WarmTier> {
+        let Some(fresh) = Downsampler::from_config(l) else {
+            match wal.clear_custody() {
+                Ok(0) => {}
+                Ok(n) => log::warn!(
+                    "downsampling: no rule any more; {n} rows of the last run's windows and held batches cleared"
+                ),
+                Err(e) => log::error!("downsampling: cannot clear the last run's windows: {e}"),
+            }
+            return None;
+        };
+        let (ds, suspended) = match load(l, wal, stats) {
+            Ok(ds) => (ds, false),
             Err(e) => {
                 let msg = format!(
-                    "downsampling: the saved windows cannot be read ({e}); starting them empty"
+                    "downsampling suspended until a restart: {e}; raw batches are committed with their duty and kept for the next start"
                 );
                 log::error!("{msg}");
                 stats.set_error(msg);
-                let mut ds = Downsampler::from_config(l)?;
-                if let Ok(saved) = wal.saved_windows() {
-                    ds.discard_saved(&saved);
-                }
-                if let Err(e) =
-                    wal.replay_duties(|owed, dest, lines| ds.feed_batch(owed, dest, lines))
-                {
-                    log::error!("downsampling: the owed batches cannot be read ({e})");
-                }
-                ds
+                (fresh, true)
             }
         };
         let interval = Duration::from_secs(
@@ -83,10 +115,11 @@ impl WarmTier {
         Some(WarmTier {
             published: counts(&ds),
             // Replayed batches owe a checkpoint as much as fed ones.
-            dirty_since: Some(Instant::now()),
+            dirty_since: (!suspended).then(Instant::now),
             ds,
             lifecycle: l.clone(),
             interval,
+            suspended,
         })
     }
 
@@ -105,6 +138,9 @@ impl WarmTier {
         duties: &[bool],
         stats: &Stats,
     ) {
+        if self.suspended {
+            return;
+        }
         let mut any = false;
         for ((b, id), _) in batches.iter().zip(ids).zip(duties).filter(|(_, d)| **d) {
             self.ds.feed_batch((*id, seq), &b.dest, &b.payload);
@@ -153,14 +189,19 @@ impl WarmTier {
                 stats.set_error(msg);
                 // Try again a whole interval later, from the buffer's truth.
                 self.dirty_since = Some(Instant::now());
-                match Downsampler::rebuild(&self.lifecycle, wal) {
-                    Ok(Some(ds)) => {
+                match load(&self.lifecycle, wal, stats) {
+                    Ok(ds) => {
                         self.ds = ds;
                         // The replay's counts were published as they were fed.
                         self.published = counts(&self.ds);
                     }
-                    Ok(None) => {}
-                    Err(e) => log::error!("downsampling: cannot rebuild the windows ({e})"),
+                    Err(e) => {
+                        let msg = format!("downsampling suspended until a restart: {e}");
+                        log::error!("{msg}");
+                        stats.set_error(msg);
+                        self.suspended = true;
+                        self.dirty_since = None;
+                    }
                 }
             }
         }
@@ -186,3 +227,7 @@ fn counts(ds: &Downsampler) -> Counts {
         re_emitted: c.re_emitted,
     }
 }
+
+#[cfg(test)]
+#[path = "warm_tests.rs"]
+mod tests;

@@ -220,6 +220,30 @@ impl Wal {
         Ok(ids)
     }
 
+    /// Clears what downsampling rules left when none is configured any
+    /// more: the delivered batches held for a checkpoint (deleted), every
+    /// duty, saved window and watermark; returns the rows removed. In one
+    /// transaction. Undelivered batches stay for the forwarder.
+    pub fn clear_custody(&mut self) -> Result<u64, WalError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut n = tx.execute(
+            "DELETE FROM batches WHERE id IN (SELECT batch_id FROM downsample_duty WHERE delivered = 1)",
+            [],
+        )?;
+        for table in [
+            "downsample_duty",
+            "downsample_sets",
+            "downsample_marks",
+            "downsample_whole",
+        ] {
+            n += tx.execute(&format!("DELETE FROM {table}"), [])?;
+        }
+        tx.commit()?;
+        Ok(n as u64)
+    }
+
     /// What the last checkpoint saved.
     pub fn saved_windows(&self) -> Result<SavedWindows, WalError> {
         let lane = |r: &rusqlite::Row| -> rusqlite::Result<LaneKey> {

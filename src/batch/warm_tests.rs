@@ -1,0 +1,137 @@
+//! The warm tier's pace through failures (found in review): a checkpoint
+//! whose write fails after a start that found damaged saved windows, and a
+//! start with no rule left over an earlier run's custody.
+
+use super::*;
+use crate::config::{LifecycleRule, Synchronous};
+use crate::route::dest::Destination;
+
+const S: i64 = 1_000_000_000;
+
+fn temp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("hissrv-warm-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn batch(payload: String) -> NewBatch {
+    NewBatch {
+        points: payload.lines().count(),
+        dest: Destination {
+            db: "db".into(),
+            rp: String::new(),
+        },
+        first_ts: 0,
+        last_ts: 0,
+        payload: payload.into_bytes(),
+    }
+}
+
+/// The review's sequence: the start finds a damaged saved set (so every
+/// rebuild fails on it until a checkpoint deletes it), then a checkpoint's
+/// write fails. The windows reloaded after the failure must still emit the
+/// window closed in between, and the next checkpoint delete the damage.
+#[test]
+fn a_failed_checkpoint_after_a_damaged_start_still_emits_every_window() {
+    let dir = temp("failed");
+    let path = dir.join("buffer.db");
+    let rule = LifecycleRule {
+        measurement: "m".into(),
+        downsample: "10s".into(),
+        ..LifecycleRule::default()
+    };
+    let cfg = Lifecycle {
+        rules: vec![rule.clone()],
+        ..Lifecycle::default()
+    };
+    let mut wal = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
+    let raw = rusqlite::Connection::open(&path).expect("raw");
+    raw.execute(
+        "INSERT INTO downsample_sets (rule, db, rp, start, state) VALUES (?1, 'db', 'autogen_10s', -10000000000, x'ff')",
+        [crate::route::lifecycle::identity(&rule)],
+    )
+    .expect("a damaged set");
+    let stats = Stats::default();
+    let bell = Doorbell::default();
+    let mut w = WarmTier::start(&cfg, &mut wal, &stats).expect("warm tier");
+    let b = batch(format!("m,h=a f=1i {}\nm,h=a f=2i {}\n", S, 100 * S));
+    let duties = w.duties(std::slice::from_ref(&b));
+    let ids = wal
+        .commit_with_duty(std::slice::from_ref(&b), &duties)
+        .expect("commit");
+    w.fed(
+        std::slice::from_ref(&b),
+        &ids,
+        wal.last_commit_seq(),
+        &duties,
+        &stats,
+    );
+    raw.execute_batch(
+        "CREATE TRIGGER fail BEFORE INSERT ON downsample_marks BEGIN SELECT RAISE(ABORT, 'simulated failure'); END;",
+    )
+    .expect("trigger");
+    w.checkpoint(&mut wal, &stats, &bell);
+    assert_eq!(Stats::get(&stats.downsampling.checkpoint_failures), 1);
+    raw.execute_batch("DROP TRIGGER fail;").expect("drop");
+    w.checkpoint(&mut wal, &stats, &bell);
+    assert_eq!(Stats::get(&stats.downsampling.checkpoints), 1);
+    let warm = Destination {
+        db: "db".into(),
+        rp: "autogen_10s".into(),
+    };
+    let mut lines = String::new();
+    for b in wal.pack(&warm, 0, 1000, usize::MAX).expect("pack") {
+        lines.push_str(&String::from_utf8_lossy(&b.payload));
+    }
+    let saved = wal.saved_windows().expect("saved");
+    drop(wal);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        lines.contains("f_count=1i"),
+        "the window [0, 10s): {lines:?}"
+    );
+    assert!(
+        saved.sets.iter().all(|(_, start, _)| *start >= 0),
+        "the damaged set deleted: {:?}",
+        saved.sets
+    );
+}
+
+/// Rules removed after a crash: nothing would discharge the duties left,
+/// so a delivered batch would be held (hidden, in the quota) for good.
+#[test]
+fn what_rules_left_in_the_buffer_is_cleared_at_a_start_without_rules() {
+    let dir = temp("norules");
+    let path = dir.join("buffer.db");
+    let mut wal = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
+    let b = batch(format!("m,h=a f=1i {S}\n"));
+    wal.commit_with_duty(std::slice::from_ref(&b), &[true])
+        .expect("commit");
+    let b2 = batch(format!("m,h=a f=2i {}\n", 2 * S));
+    wal.commit_with_duty(std::slice::from_ref(&b2), &[true])
+        .expect("commit");
+    // The first delivered (held for a checkpoint), the second not.
+    let (head, d) = wal.heads().expect("heads")[0].clone();
+    let pack = wal.pack(&d, head, 1, usize::MAX).expect("pack");
+    wal.finish(&pack, &[]).expect("finish");
+    drop(wal);
+    let mut wal = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
+    let stats = Stats::default();
+    assert!(WarmTier::start(&Lifecycle::default(), &mut wal, &stats).is_none());
+    let mut owed = 0;
+    wal.replay_duties(|_, _, _| owed += 1).expect("reads");
+    let left = wal.backlog().expect("backlog").batches;
+    let rows: i64 = rusqlite::Connection::open(&path)
+        .expect("raw")
+        .query_row("SELECT count(*) FROM batches", [], |r| r.get(0))
+        .expect("count");
+    drop(wal);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(owed, 0, "no duty left");
+    assert_eq!(
+        (left, rows),
+        (1, 1),
+        "the undelivered batch stays, the held one goes"
+    );
+}
