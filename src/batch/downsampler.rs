@@ -36,7 +36,7 @@
 //! write to one destination, the first in config order takes it.
 
 use crate::config::Lifecycle;
-use crate::downsample::recent::RecentLines;
+use crate::downsample::recent::{RECENT_LINES, RecentLines};
 use crate::downsample::windows::{Lane, Outcome, Rule, StateError, Windows};
 use crate::route::dest::Destination;
 use crate::route::lifecycle::{LifecycleRules, identity};
@@ -61,8 +61,10 @@ pub struct Downsampler {
     /// destination: (lines, points, first ts, last ts).
     emitted: BTreeMap<Destination, (Vec<u8>, usize, i64, i64)>,
     matches: Vec<usize>,
-    /// Lines counted lately: a retry older than a series' horizon.
+    /// Lines counted lately: a retry older than a series' horizon; the
+    /// keys new since the last checkpoint, which saves them.
     recent: RecentLines,
+    fresh: Vec<u64>,
     /// Batches fed since the last checkpoint whose every value was counted
     /// (id, commit): the checkpoint marks them (`downsample_whole`).
     whole: Vec<(i64, i64)>,
@@ -96,6 +98,7 @@ impl Downsampler {
             emitted: BTreeMap::new(),
             matches: Vec::new(),
             recent: RecentLines::default(),
+            fresh: Vec::new(),
             whole: Vec::new(),
         })
     }
@@ -143,6 +146,9 @@ impl Downsampler {
             .filter_map(Rule::from_config)
             .collect();
         let (windows, _) = Windows::restore(windowing, l.max_open_windows, &marks, sets)?;
+        for &k in &saved.recent {
+            d.recent.seen(k);
+        }
         let stale = std::mem::take(&mut d.stale);
         d.windows = windows;
         d.stale = stale;
@@ -269,14 +275,17 @@ impl Downsampler {
                     rule: rule as u16,
                     dest: warm,
                 };
-                if self
-                    .recent
-                    .seen(RecentLines::key(key, &fields, ts, (lane.rule, warm)))
-                {
+                let k = RecentLines::key(key, &fields, ts, (lane.rule, warm));
+                if self.recent.seen(k) {
                     let repeats = &mut self.windows.counts.repeats;
                     *repeats = repeats.saturating_add(fields.len() as u64);
                     continue;
                 }
+                if self.fresh.len() >= RECENT_LINES {
+                    // Only the newest are remembered anyway.
+                    self.fresh.drain(..RECENT_LINES / 2);
+                }
+                self.fresh.push(k);
                 self.windows.add_line(lane, key, &fields, ts, |_, o| {
                     whole &= matches!(o, Outcome::Counted | Outcome::Repeat);
                 });
@@ -335,6 +344,7 @@ impl Downsampler {
                 })
                 .collect(),
             whole: std::mem::take(&mut self.whole),
+            recent: std::mem::take(&mut self.fresh),
         }
     }
 

@@ -392,3 +392,7 @@ impl Rule {
         Some((every, grace, late))
     }
 }
+
+#[cfg(test)]
+#[path = "lifecycle_tests.rs"]
+mod tests;

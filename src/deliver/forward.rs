@@ -112,6 +112,9 @@ pub struct Forwarder {
     /// batches the warm tier holds (bytes; 0: off), next look.
     degrade_headroom: u64,
     degrade_at: Instant,
+    /// `storage_full_refusals` at the last look: a new refusal degrades
+    /// even while deliveries succeed.
+    degrade_refusals_seen: u64,
     pub(crate) stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
     pub(crate) bell: Arc<Doorbell>,
@@ -206,6 +209,7 @@ impl Forwarder {
             warm_wants: Vec::new(),
             degrade_headroom: degrading::degrade_headroom(&cfg.buffer),
             degrade_at: now,
+            degrade_refusals_seen: 0,
             stats,
             stop,
             bell,

@@ -1,9 +1,12 @@
-//! `buffer.when_full: degrade` on the forwarder: while the buffer has less
-//! than `1/DEGRADE_HEADROOM_QUOTA_SHARE` of its quota free, the oldest raw
+//! `buffer.when_full: degrade` on the forwarder: while deliveries fail (or
+//! after a write was refused for room) and the buffer has less than
+//! `1/DEGRADE_HEADROOM_QUOTA_SHARE` of its quota free, the oldest raw
 //! batches whose points the warm tier holds are deleted undelivered
 //! (`wal/degrade.rs` says which), counted and logged per destination. So
 //! writes keep being accepted through a long outage, and only when nothing
-//! degradable is left does a commit meet the full quota (507).
+//! degradable is left does a commit meet the full quota (507). While the
+//! upstream takes the backlog, nothing is degraded unless a write is
+//! refused: the deliveries make the room.
 //!
 //! The forwarder does it, not the commit thread: it alone deletes
 //! undelivered batches, and after a degrade it forgets its cached heads and
@@ -38,6 +41,16 @@ impl Forwarder {
             return;
         }
         self.degrade_at = now + Duration::from_millis(DEGRADE_CHECK_MS);
+        // Only while deliveries fail, or once a write was refused for room:
+        // while the upstream takes the backlog, its deletes make the room,
+        // and degrading would take the batches about to be delivered (the
+        // week test lost the newest raw points so).
+        let refusals = Stats::get(&self.stats.storage_full_refusals);
+        let refused = refusals > self.degrade_refusals_seen;
+        self.degrade_refusals_seen = refusals;
+        if !refused && self.stats.upstream_failing_for_ms() == 0 {
+            return;
+        }
         let short = match self.wal.short_of_room(self.degrade_headroom) {
             Ok(Some(short)) => short,
             Ok(None) => return,

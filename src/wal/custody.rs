@@ -33,6 +33,10 @@
 //!                 -- live on in the windows and their aggregates, and
 //!                 -- `buffer.when_full: degrade` may delete it undelivered
 //!                 -- (`degrade.rs`); a trigger drops the row with the batch
+//! downsample_recent(id INTEGER PRIMARY KEY,      -- one checkpoint's
+//!                 keys BLOB)                     -- new keys of the lines
+//!                 -- counted lately (`downsample::recent`), 8 bytes each,
+//!                 -- little-endian; the newest RECENT_LINES kept
 //! downsample_marks(rule TEXT, db TEXT, rp TEXT, watermark INTEGER,
 //!                 PRIMARY KEY (rule, db, rp)) WITHOUT ROWID
 //! ```
@@ -60,6 +64,10 @@ CREATE TABLE IF NOT EXISTS downsample_whole (
 );
 CREATE TRIGGER IF NOT EXISTS downsample_whole_gone AFTER DELETE ON batches
 BEGIN DELETE FROM downsample_whole WHERE batch_id = old.id; END;
+CREATE TABLE IF NOT EXISTS downsample_recent (
+  id INTEGER PRIMARY KEY,
+  keys BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS downsample_marks (
   rule TEXT NOT NULL, db TEXT NOT NULL, rp TEXT NOT NULL, watermark INTEGER NOT NULL,
   PRIMARY KEY (rule, db, rp)
@@ -73,6 +81,29 @@ CREATE TABLE IF NOT EXISTS downsample_marks (
 /// commits of one checkpoint interval, a few hundred rows, read once a
 /// statement.
 pub const NOT_HELD: &str = "id NOT IN (SELECT batch_id FROM downsample_duty WHERE delivered = 1)";
+
+/// Deletes the oldest rows of `downsample_recent` not needed to keep the
+/// newest `RECENT_LINES` keys.
+fn forget_old_keys(tx: &rusqlite::Transaction) -> Result<(), WalError> {
+    let want = (crate::downsample::recent::RECENT_LINES as i64).saturating_mul(8);
+    let mut stmt =
+        tx.prepare_cached("SELECT id, length(keys) FROM downsample_recent ORDER BY id DESC")?;
+    let mut rows = stmt.query([])?;
+    let mut kept = 0i64;
+    let mut cut = None;
+    while let Some(r) = rows.next()? {
+        if kept >= want {
+            cut = Some(r.get::<_, i64>(0)?);
+            break;
+        }
+        kept = kept.saturating_add(r.get::<_, i64>(1)?);
+    }
+    drop(rows);
+    if let Some(id) = cut {
+        tx.execute("DELETE FROM downsample_recent WHERE id <= ?1", [id])?;
+    }
+    Ok(())
+}
 
 /// Inserts the duties of a commit's batches (`ids`, in order; `duty[i]`:
 /// the windows count batch `i`) in its transaction.
@@ -115,13 +146,19 @@ pub struct WindowsCheckpoint {
     /// Raw batches (id, commit) whose every value the windows counted:
     /// marked in `downsample_whole` if still the batch of that commit.
     pub whole: Vec<(i64, i64)>,
+    /// The keys of the lines counted lately that are new since the last
+    /// checkpoint, oldest first (`downsample::recent`): a retry of one is
+    /// known after a restart too (review).
+    pub recent: Vec<u64>,
 }
 
-/// What the last checkpoint saved: window sets and watermarks.
+/// What the last checkpoint saved: window sets, watermarks and the keys of
+/// the lines counted lately (oldest first).
 #[derive(Debug, Default)]
 pub struct SavedWindows {
     pub sets: Vec<(LaneKey, i64, Vec<u8>)>,
     pub watermarks: Vec<(LaneKey, i64)>,
+    pub recent: Vec<u64>,
 }
 
 impl Wal {
@@ -202,6 +239,11 @@ impl Wal {
             "DELETE FROM downsample_duty WHERE seq <= ?1",
             [c.covers_seq],
         )?;
+        if !c.recent.is_empty() {
+            let blob: Vec<u8> = c.recent.iter().flat_map(|k| k.to_le_bytes()).collect();
+            tx.execute("INSERT INTO downsample_recent (keys) VALUES (?1)", [blob])?;
+            forget_old_keys(&tx)?;
+        }
         let ids = Wal::insert_batches(&tx, &c.emitted, &encoded, now)?;
         let seq = if ids.is_empty() {
             None
@@ -237,6 +279,7 @@ impl Wal {
             "downsample_sets",
             "downsample_marks",
             "downsample_whole",
+            "downsample_recent",
         ] {
             n += tx.execute(&format!("DELETE FROM {table}"), [])?;
         }
@@ -267,7 +310,23 @@ impl Wal {
         let watermarks = stmt
             .query_map([], |r| Ok((lane(r)?, r.get(3)?)))?
             .collect::<Result<_, _>>()?;
-        Ok(SavedWindows { sets, watermarks })
+        let mut recent = Vec::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT keys FROM downsample_recent ORDER BY id")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let blob: Vec<u8> = r.get(0)?;
+            recent.extend(
+                blob.chunks_exact(8)
+                    .filter_map(|k| Some(u64::from_le_bytes(k.try_into().ok()?))),
+            );
+        }
+        Ok(SavedWindows {
+            sets,
+            watermarks,
+            recent,
+        })
     }
 
     /// The batches with a duty, in commit order, decoded: what the windows
