@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "916707700db86ebb6d7bcc71d2b7760989a286f6"
+SRCREV = "b3d6931e415037a7d673117082acd888d2fa7e99"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
