@@ -118,6 +118,7 @@ pub fn run(
         reader.checkpoint_pages().unwrap_or(0)
     );
     let destinations = Arc::new(crate::route::dest::Destinations::default());
+    let warm_destinations = Arc::new(crate::route::lifecycle::WarmDestinations::default());
     let bell = Arc::new(Doorbell::default());
     let stop_forwarder = Arc::new(AtomicBool::new(false));
     let mailbox = Mailbox::default();
@@ -130,6 +131,7 @@ pub fn run(
         mailbox.clone(),
     )
     .with_destinations(destinations.clone())
+    .with_warm_destinations(warm_destinations.clone())
     .with_reserve(reserve)
     .spawn()?;
     let ring_bytes = ring_bytes(cfg.performance.ring_buffer_mb, quota);
@@ -138,7 +140,8 @@ pub fn run(
     let (to_commit, cuts) = smol::channel::bounded(1);
     // The windows the last run left (its checkpoint and the batches after
     // it), before any new commit.
-    let warm = crate::batch::warm::WarmTier::start(&cfg.lifecycle, &mut writer, &stats);
+    let warm =
+        crate::batch::warm::WarmTier::start(&cfg.lifecycle, &mut writer, &stats, warm_destinations);
     let committer = spawn_committer(
         writer,
         cuts,

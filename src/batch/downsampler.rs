@@ -39,7 +39,7 @@ use crate::config::Lifecycle;
 use crate::downsample::recent::{RECENT_LINES, RecentLines};
 use crate::downsample::windows::{Lane, Outcome, Rule, StateError, Windows};
 use crate::route::dest::Destination;
-use crate::route::lifecycle::{LifecycleRules, identity};
+use crate::route::lifecycle::{LifecycleRules, WarmDestinations, identity};
 use crate::wal::{LaneKey, NewBatch, SavedWindows, WindowsCheckpoint};
 use std::collections::{BTreeMap, HashMap};
 
@@ -53,8 +53,9 @@ pub struct Downsampler {
     /// Saved sets of rules no longer configured: deleted at the next
     /// checkpoint.
     stale: Vec<(LaneKey, i64)>,
-    /// Warm destinations by lane id, and back.
+    /// Warm destinations by lane id (with their retention), and back.
     dests: Vec<Destination>,
+    retentions: Vec<Option<u64>>,
     dest_ids: HashMap<Destination, u32>,
     windows: Windows,
     /// Aggregate lines emitted since the last checkpoint, by warm
@@ -65,6 +66,8 @@ pub struct Downsampler {
     /// keys new since the last checkpoint, which saves them.
     recent: RecentLines,
     fresh: Vec<u64>,
+    /// Where the forwarder learns which destinations are warm ones.
+    registry: Option<std::sync::Arc<WarmDestinations>>,
     /// Batches fed since the last checkpoint whose every value was counted
     /// (id, commit): the checkpoint marks them (`downsample_whole`).
     whole: Vec<(i64, i64)>,
@@ -93,12 +96,14 @@ impl Downsampler {
             taking: taking.into_iter().cloned().collect(),
             stale: Vec::new(),
             dests: Vec::new(),
+            retentions: Vec::new(),
             dest_ids: HashMap::new(),
             windows: Windows::new(windowing, l.max_open_windows),
             emitted: BTreeMap::new(),
             matches: Vec::new(),
             recent: RecentLines::default(),
             fresh: Vec::new(),
+            registry: None,
             whole: Vec::new(),
         })
     }
@@ -116,7 +121,7 @@ impl Downsampler {
             let rule = d.identities.iter().position(|i| *i == k.rule)?;
             Some(Lane {
                 rule: u16::try_from(rule).ok()?,
-                dest: d.dest_id(&k.dest),
+                dest: d.dest_id(&k.dest, rule),
             })
         };
         let mut dropped = 0;
@@ -188,10 +193,26 @@ impl Downsampler {
         (self.stale).extend(saved.sets.iter().map(|(k, start, _)| (k.clone(), *start)));
     }
 
-    fn dest_id(&mut self, dest: &Destination) -> u32 {
+    /// Notes every warm destination, now and as they come, in `registry`.
+    pub fn set_registry(&mut self, registry: std::sync::Arc<WarmDestinations>) {
+        for (dest, retention) in self.dests.iter().zip(&self.retentions) {
+            registry.note(dest, *retention);
+        }
+        self.registry = Some(registry);
+    }
+
+    /// The id of warm destination `dest`, which rule `rule` writes to.
+    fn dest_id(&mut self, dest: &Destination, rule: usize) -> u32 {
         if let Some(&id) = self.dest_ids.get(dest) {
             return id;
         }
+        // The first rule writing there gives the retention, as it takes
+        // the lines.
+        let retention = (self.taking.get(rule)).and_then(|r| r.warm_days.as_ref()?.seconds().ok());
+        if let Some(r) = &self.registry {
+            r.note(dest, retention);
+        }
+        self.retentions.push(retention);
         let id = self.dests.len() as u32;
         self.dests.push(dest.clone());
         self.dest_ids.insert(dest.clone(), id);
@@ -260,7 +281,7 @@ impl Downsampler {
                 let warm = match lanes.get(rule).copied().flatten() {
                     Some(id) => id,
                     None => {
-                        let id = self.dest_id(&self.warm_dest(rule, dest));
+                        let id = self.dest_id(&self.warm_dest(rule, dest), rule);
                         if let Some(slot) = lanes.get_mut(rule) {
                             *slot = Some(id);
                         }

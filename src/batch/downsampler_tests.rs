@@ -411,3 +411,34 @@ fn the_saved_keys_of_lines_counted_lately_keep_only_the_newest() {
     );
     assert_eq!(saved.last(), Some(&(5 * n / 2 - 1)));
 }
+
+/// Found in review: any policy named like `<rp>_<window>` was taken for a
+/// warm one and provisioned with `warm_days`. Only the destinations the
+/// windows write to are noted, each with its rule's retention.
+#[test]
+fn the_forwarder_learns_exactly_the_warm_destinations_with_their_retention() {
+    let mut l = one_rule("5m");
+    l.rules[0].warm_days = Some(crate::config::Days::Number(30.0));
+    let registry = std::sync::Arc::new(WarmDestinations::default());
+    let mut d = Downsampler::from_config(&l).expect("a rule");
+    d.set_registry(registry.clone());
+    let raw = |rp: &str| Destination {
+        db: "db".into(),
+        rp: rp.into(),
+    };
+    d.feed(&raw(""), format!("m,h=a f=1i {S}\n").as_bytes());
+    d.feed(&raw("sensor_5m"), format!("n,h=a f=1i {S}\n").as_bytes());
+    assert_eq!(
+        registry.retention_of(&raw("autogen_5m")),
+        Some(Some(30 * 86_400))
+    );
+    for not_warm in ["sensor_5m", "sensor_5m_5m", "", "autogen"] {
+        assert_eq!(registry.retention_of(&raw(not_warm)), None, "{not_warm}");
+    }
+    // A raw policy the rule does take: its own warm one.
+    d.feed(&raw("sensor_5m"), format!("m,h=a f=1i {S}\n").as_bytes());
+    assert_eq!(
+        registry.retention_of(&raw("sensor_5m_5m")),
+        Some(Some(30 * 86_400))
+    );
+}

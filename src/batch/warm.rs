@@ -23,8 +23,10 @@ use crate::config::Lifecycle;
 use crate::observe::backlog::Delta;
 use crate::observe::downsampling::Counts;
 use crate::observe::stats::Stats;
+use crate::route::lifecycle::WarmDestinations;
 use crate::wal::doorbell::Doorbell;
 use crate::wal::{NewBatch, Wal};
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -42,6 +44,8 @@ pub struct WarmTier {
     /// duty but not fed, and no checkpoint discharges anything, so the next
     /// start replays them all. Raw batches are held meanwhile.
     suspended: bool,
+    /// Where the forwarder learns the warm destinations.
+    registry: Arc<WarmDestinations>,
 }
 
 /// The windows as the buffer has them: the last checkpoint, then the owed
@@ -76,7 +80,12 @@ impl WarmTier {
     /// buffer (`Wal::clear_custody`): nothing would ever discharge it.
     /// Windows that cannot be loaded leave the tier suspended (see
     /// `suspended`).
-    pub fn start(l: &Lifecycle, wal: &mut Wal, stats: &Stats) -> Option<WarmTier> {
+    pub fn start(
+        l: &Lifecycle,
+        wal: &mut Wal,
+        stats: &Stats,
+        registry: Arc<WarmDestinations>,
+    ) -> Option<WarmTier> {
         let Some(fresh) = Downsampler::from_config(l) else {
             match wal.clear_custody() {
                 Ok(0) => {}
@@ -87,7 +96,7 @@ impl WarmTier {
             }
             return None;
         };
-        let (ds, suspended) = match load(l, wal, stats) {
+        let (mut ds, suspended) = match load(l, wal, stats) {
             Ok(ds) => (ds, false),
             Err(e) => {
                 let msg = format!(
@@ -98,6 +107,7 @@ impl WarmTier {
                 (fresh, true)
             }
         };
+        ds.set_registry(registry.clone());
         let interval = Duration::from_secs(
             l.checkpoint_interval_s()
                 .unwrap_or(crate::config::DEFAULT_CHECKPOINT_INTERVAL_S),
@@ -120,6 +130,7 @@ impl WarmTier {
             lifecycle: l.clone(),
             interval,
             suspended,
+            registry,
         })
     }
 
@@ -190,7 +201,8 @@ impl WarmTier {
                 // Try again a whole interval later, from the buffer's truth.
                 self.dirty_since = Some(Instant::now());
                 match load(&self.lifecycle, wal, stats) {
-                    Ok(ds) => {
+                    Ok(mut ds) => {
+                        ds.set_registry(self.registry.clone());
                         self.ds = ds;
                         // The replay's counts were published as they were fed.
                         self.published = counts(&self.ds);

@@ -54,7 +54,7 @@ fn a_failed_checkpoint_after_a_damaged_start_still_emits_every_window() {
     .expect("a damaged set");
     let stats = Stats::default();
     let bell = Doorbell::default();
-    let mut w = WarmTier::start(&cfg, &mut wal, &stats).expect("warm tier");
+    let mut w = WarmTier::start(&cfg, &mut wal, &stats, Arc::default()).expect("warm tier");
     let b = batch(format!("m,h=a f=1i {}\nm,h=a f=2i {}\n", S, 100 * S));
     let duties = w.duties(std::slice::from_ref(&b));
     let ids = wal
@@ -118,7 +118,7 @@ fn what_rules_left_in_the_buffer_is_cleared_at_a_start_without_rules() {
     drop(wal);
     let mut wal = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
     let stats = Stats::default();
-    assert!(WarmTier::start(&Lifecycle::default(), &mut wal, &stats).is_none());
+    assert!(WarmTier::start(&Lifecycle::default(), &mut wal, &stats, Arc::default()).is_none());
     let mut owed = 0;
     wal.replay_duties(|_, _, _| owed += 1).expect("reads");
     let left = wal.backlog().expect("backlog").batches;

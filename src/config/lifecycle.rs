@@ -145,22 +145,6 @@ pub fn window_name(every_s: u64) -> String {
 }
 
 impl Lifecycle {
-    /// Is `rp` where a rule's aggregates go? Then the retention it is
-    /// given (`warm_days` in seconds, `None`: kept for ever). The first
-    /// rule in config order whose name fits, as for the windows.
-    pub fn warm_retention_s(&self, rp: &str) -> Option<Option<u64>> {
-        self.rules.iter().find_map(|r| {
-            let name = r.warm_rp("")?;
-            let fits = if r.warm_destination.is_empty() {
-                let suffix = name.strip_prefix(DEFAULT_RP)?;
-                rp.len() > suffix.len() && rp.ends_with(suffix)
-            } else {
-                rp == name
-            };
-            fits.then(|| r.warm_days.as_ref().and_then(|d| d.seconds().ok()))
-        })
-    }
-
     /// `checkpoint_interval` in seconds, 1 s to an hour.
     pub fn checkpoint_interval_s(&self) -> Result<u64, ConfigError> {
         let key = "lifecycle.checkpoint_interval";

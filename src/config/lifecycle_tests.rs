@@ -174,7 +174,7 @@ fn a_rule_s_windowing_defaults_to_one_window_of_grace_and_an_hour_of_lateness() 
 }
 
 #[test]
-fn warm_destinations_are_named_by_their_window_s_largest_unit_and_known_by_name() {
+fn warm_destinations_are_named_by_their_window_s_largest_unit() {
     let rule = |every: &str| LifecycleRule {
         measurement: "m".into(),
         downsample: every.into(),
@@ -191,26 +191,6 @@ fn warm_destinations_are_named_by_their_window_s_largest_unit_and_known_by_name(
     }
     assert_eq!(rule("1h").warm_rp("raw").as_deref(), Some("raw_1h"));
     assert_eq!(LifecycleRule::default().warm_rp(""), None, "no downsample");
-    let l = Lifecycle {
-        rules: vec![
-            LifecycleRule {
-                warm_days: Some(Days::Number(30.0)),
-                ..rule("5m")
-            },
-            LifecycleRule {
-                measurement: "n".into(),
-                warm_destination: "w".into(),
-                ..rule("1h")
-            },
-        ],
-        ..Lifecycle::default()
-    };
-    assert_eq!(l.warm_retention_s("autogen_5m"), Some(Some(30 * 86_400)));
-    assert_eq!(l.warm_retention_s("raw_5m"), Some(Some(30 * 86_400)));
-    assert_eq!(l.warm_retention_s("w"), Some(None), "kept for ever");
-    for not_warm in ["_5m", "autogen", "autogen_1h", "", "w2"] {
-        assert_eq!(l.warm_retention_s(not_warm), None, "{not_warm:?}");
-    }
 }
 
 #[test]

@@ -104,9 +104,9 @@ pub struct Forwarder {
     /// in a row so far.
     provision_at: Option<Instant>,
     provision_failures: u32,
-    /// The rules, to know a warm destination (restart-only), and the warm
-    /// destinations found missing upstream: provisioned with the buckets.
-    lifecycle: crate::config::Lifecycle,
+    /// The warm destinations the windows write to (the commit thread notes
+    /// them), and those found missing upstream: provisioned with the buckets.
+    warm: Arc<crate::route::lifecycle::WarmDestinations>,
     warm_wants: Vec<crate::deliver::provision::Want>,
     /// `buffer.when_full: degrade`: the room kept free by deleting raw
     /// batches the warm tier holds (bytes; 0: off), next look.
@@ -205,7 +205,7 @@ impl Forwarder {
             mailbox,
             provision_at: cfg.influxdb.manage_retention.then_some(now),
             provision_failures: 0,
-            lifecycle: cfg.lifecycle.clone(),
+            warm: Arc::default(),
             warm_wants: Vec::new(),
             degrade_headroom: degrading::degrade_headroom(&cfg.buffer),
             degrade_at: now,
@@ -287,6 +287,15 @@ impl Forwarder {
     /// Shares the set of buffered destinations with ingest.
     pub fn with_destinations(mut self, d: Arc<Destinations>) -> Forwarder {
         self.destinations = d;
+        self
+    }
+
+    /// Where the commit thread notes the warm tier's destinations.
+    pub fn with_warm_destinations(
+        mut self,
+        w: Arc<crate::route::lifecycle::WarmDestinations>,
+    ) -> Forwarder {
+        self.warm = w;
         self
     }
 

@@ -1,8 +1,9 @@
 //! The forwarder's `manage_retention` turns: when to (re)create the buckets
 //! and the warm tier's destinations upstream (`provision.rs` says how),
-//! backing off on failures as deliveries do. A warm destination is known by
-//! its name (`Lifecycle::warm_retention_s`) once a delivery finds it missing:
-//! its database is the raw points', which producers name.
+//! backing off on failures as deliveries do. A warm destination is
+//! provisioned once a delivery finds it missing, if the commit thread named
+//! it one (`WarmDestinations`, exact names): its database is the raw
+//! points', which producers name.
 
 use super::Forwarder;
 use crate::deliver::provision::ProvisionError;
@@ -14,7 +15,7 @@ impl Forwarder {
     /// A delivery found `dest` missing upstream: provision now (unless a
     /// retry is already planned), `dest` too when it is a warm tier's.
     pub(crate) fn missing(&mut self, dest: &Destination) {
-        if let Some(retention_s) = self.lifecycle.warm_retention_s(&dest.rp) {
+        if let Some(retention_s) = self.warm.retention_of(dest) {
             let want = crate::deliver::provision::Want {
                 dest: dest.clone(),
                 retention_s,

@@ -171,3 +171,27 @@ mod tests {
         }
     }
 }
+
+/// The warm destinations the windows write to, with the retention each is
+/// given (`warm_days` in seconds; `None`: for ever): noted by the commit
+/// thread as it first names one, asked by the forwarder when a delivery
+/// finds one missing (`manage_retention`). Exact names only: a raw policy
+/// that merely looks like `<rp>_<window>` is never taken for one (review).
+#[derive(Debug, Default)]
+pub struct WarmDestinations {
+    known:
+        std::sync::Mutex<std::collections::HashMap<crate::route::dest::Destination, Option<u64>>>,
+}
+
+impl WarmDestinations {
+    pub fn note(&self, dest: &crate::route::dest::Destination, retention_s: Option<u64>) {
+        if let Ok(mut k) = self.known.lock() {
+            k.entry(dest.clone()).or_insert(retention_s);
+        }
+    }
+
+    /// `Some(retention)` when `dest` is a warm destination.
+    pub fn retention_of(&self, dest: &crate::route::dest::Destination) -> Option<Option<u64>> {
+        self.known.lock().ok()?.get(dest).copied()
+    }
+}
