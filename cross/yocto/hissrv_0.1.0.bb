@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "b3d6931e415037a7d673117082acd888d2fa7e99"
+SRCREV = "64e457c42dfeac0bff4b0160b297979a8c75240c"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
