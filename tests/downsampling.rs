@@ -637,3 +637,61 @@ fn inspect_export_and_the_views_leave_out_delivered_batches_held_for_a_checkpoin
         .expect("the windows view");
     assert_eq!(sets, 1);
 }
+
+/// Found in review: a producer whose write was stored but whose 204 it
+/// never saw sends the same body again after the agent's clean restart
+/// (whose shutdown checkpoint covered the first try): counted once.
+#[test]
+fn a_retry_after_a_clean_restart_is_not_counted_twice() {
+    let influx = setup(true);
+    let mut h = Hissrv::start_with(&influx.url(), sections());
+    let reqs = requests(7, 40);
+    for (i, body) in reqs.iter().enumerate() {
+        send(&h.url(), body);
+        if i == reqs.len() / 2 {
+            assert!(h.terminate().success());
+            h.spawn();
+            send(&h.url(), body);
+        }
+    }
+    assert_warm_tier_equals_influxd(&influx, &h);
+}
+
+/// Found in review: after kill -9 the replay reads the lines back from the
+/// codec, which spells `p=200` as `p=200.0`; the producer's retry of the
+/// body the kill cut off is still known (12 points of one series in one
+/// window: more than the per-series horizon of 8).
+#[test]
+fn a_retry_after_kill_minus_nine_is_known_however_the_codec_spells_its_numbers() {
+    let influx = setup(true);
+    let rule = "lifecycle:\n  checkpoint_interval: 1h\n  rules:\n    - measurement: meter\n      downsample: 5m\n";
+    let mut h = Hissrv::start_with(
+        &influx.url(),
+        Sections {
+            influxdb: "  database: plant\n",
+            other: rule,
+            ..Sections::default()
+        },
+    );
+    let body: String = (0..12)
+        .map(|i| format!("meter,site=plant1,id=r0 p={} {}\n", 200 + i, T0 + i * S))
+        .collect();
+    send(&h.url(), &body);
+    h.kill9();
+    h.spawn();
+    send(&h.url(), &body);
+    send(
+        &h.url(),
+        &format!("meter,site=plant1,id=closer p=0 {}\n", T0 + SPAN + 45 * MIN),
+    );
+    // The shutdown checkpoint emits the window.
+    assert!(h.terminate().success());
+    h.spawn();
+    let mut last = Vec::new();
+    wait_for("the warm tier", DELIVERY_TIMEOUT, || {
+        let got = hissrv_says(&influx);
+        last = differences(&influx_says(&influx), &got);
+        !got.is_empty() && last.is_empty()
+    });
+    assert!(last.is_empty(), "{last:#?}");
+}
