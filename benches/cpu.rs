@@ -26,6 +26,8 @@
 //!
 //! Run: `cargo bench --bench cpu` (env: HISSRV_BENCH_SECS=10,
 //! HISSRV_BENCH_RUNS=3, HISSRV_BENCH_CONNS=4, HISSRV_BENCH_MODES=down,up,drain;
+//! HISSRV_BENCH_WARM=1 runs this build again with a 5m downsampling rule
+//! taking every line, as agent `hissrv+5m`;
 //! HISSRV_BENCH_BASELINE_BIN=path drains with that binary too, after this
 //! build's, each round: a before/after in one run). Needs `influxd`, `vmagent`
 //! and `victoria-metrics` on the PATH (Debian: influxdb, victoria-metrics).
@@ -340,13 +342,22 @@ fn main() {
                 .map_or(0, |i| i + 1);
             order.insert(at, "baseline");
         }
+        // HISSRV_BENCH_WARM=1: this build again with a downsampling rule
+        // taking every line (issue: data lifecycle, part 1), right after it.
+        if std::env::var("HISSRV_BENCH_WARM").is_ok_and(|v| v == "1") {
+            let at = order
+                .iter()
+                .position(|w| *w == "hissrv")
+                .map_or(0, |i| i + 1);
+            order.insert(at, "hissrv+5m");
+        }
         for mode in ["down", "up"] {
             if !modes.contains(mode) {
                 continue;
             }
             for &who in &order {
                 let row = match (who, mode) {
-                    ("hissrv" | "baseline", _) => {
+                    ("hissrv" | "baseline" | "hissrv+5m", _) => {
                         if who == "baseline"
                             && let (Ok(mut b), Some(bin)) = (BINARY.lock(), &baseline)
                         {
@@ -363,6 +374,11 @@ fn main() {
                             Sections {
                                 service: "  log_level: warn\n",
                                 influxdb: "  database: bench\n",
+                                other: if who == "hissrv+5m" {
+                                    "lifecycle:\n  rules:\n    - measurement: meter\n      downsample: 5m\n"
+                                } else {
+                                    ""
+                                },
                                 ..Sections::default()
                             },
                         );
@@ -406,6 +422,7 @@ fn main() {
                         match who {
                             "hissrv" => "hissrv",
                             "baseline" => "baseline",
+                            "hissrv+5m" => "hissrv+5m",
                             _ => "vmagent",
                         },
                     ),
@@ -491,5 +508,14 @@ fn main() {
             med("hissrv", |r| r.lines_s) / med("vmagent", |r| r.lines_s),
             med("hissrv", |r| r.cpu_us_line) / med("vmagent", |r| r.cpu_us_line)
         );
+        let warm = med("hissrv+5m", |r| r.cpu_us_line);
+        if warm.is_finite() {
+            println!(
+                "{mode}: with a 5m rule / without: CPU per line {:.2}x (+{:.2} us), lines/s {:.2}x",
+                warm / med("hissrv", |r| r.cpu_us_line),
+                warm - med("hissrv", |r| r.cpu_us_line),
+                med("hissrv+5m", |r| r.lines_s) / med("hissrv", |r| r.lines_s)
+            );
+        }
     }
 }

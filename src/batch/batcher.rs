@@ -255,9 +255,13 @@ pub fn spawn_committer(
                         None => wal.commit(&cut.batches),
                     }
                 };
-                if let (Ok(ids), Some(w), Some(d)) = (&committed, warm.as_mut(), &duties) {
-                    w.fed(&cut.batches, ids, wal.last_commit_seq(), d, &stats);
-                }
+                // What the windows are fed once the producers have their
+                // answer (the feed is in no ack's path; a crash before it
+                // replays the batch: it carries its duty).
+                let to_feed = match (&committed, &duties) {
+                    (Ok(ids), Some(d)) => Some((ids.clone(), wal.last_commit_seq(), d.clone())),
+                    _ => None,
+                };
                 if stamped_provisionally && let Ok(ids) = &committed {
                     provisional.committed(ids);
                 }
@@ -315,6 +319,9 @@ pub fn spawn_committer(
                 }
                 for ack in &cut.acks {
                     let _ = ack.try_send(result.clone());
+                }
+                if let (Some((ids, seq, d)), Some(w)) = (to_feed, warm.as_mut()) {
+                    w.fed(&cut.batches, &ids, seq, &d, &stats);
                 }
                 drop(cut);
                 stats

@@ -260,6 +260,7 @@ impl Downsampler {
         // Per matching rule (by index), its lane's warm destination id.
         let mut lanes: Vec<Option<u32>> = vec![None; self.identities.len()];
         let mut fields = Vec::with_capacity(16);
+        let mut scratch = Vec::with_capacity(256);
         for line in crate::lineproto::lines(payload) {
             let Some(key) = series_key(line) else {
                 whole = false;
@@ -296,7 +297,7 @@ impl Downsampler {
                     rule: rule as u16,
                     dest: warm,
                 };
-                let k = RecentLines::key(key, &fields, ts, (lane.rule, warm));
+                let k = RecentLines::key(&mut scratch, key, &fields, ts, (lane.rule, warm));
                 if self.recent.seen(k) {
                     let repeats = &mut self.windows.counts.repeats;
                     *repeats = repeats.saturating_add(fields.len() as u64);

@@ -37,8 +37,29 @@ pub const RECENT_LINES: usize = 65_536;
 /// after a restart must recognise what the run before counted).
 const SEED: u64 = 0x6869_7373_7276_6c6e;
 
+/// The keys are hashes already: the set takes them as they are.
+#[derive(Default)]
+struct AsIs(u64);
+
+impl Hasher for AsIs {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64`s are hashed; any other input still spreads.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 pub struct RecentLines {
-    set: HashSet<u64, foldhash::fast::FixedState>,
+    set: HashSet<u64, std::hash::BuildHasherDefault<AsIs>>,
     order: VecDeque<u64>,
     cap: usize,
 }
@@ -52,7 +73,7 @@ impl Default for RecentLines {
 impl RecentLines {
     pub fn with_capacity(cap: usize) -> RecentLines {
         RecentLines {
-            set: HashSet::with_hasher(foldhash::fast::FixedState::with_seed(SEED)),
+            set: HashSet::with_capacity_and_hasher(cap.min(RECENT_LINES) + 1, Default::default()),
             order: VecDeque::new(),
             cap: cap.max(1),
         }
@@ -63,45 +84,43 @@ impl RecentLines {
     /// not the text: the replay after a restart reads the lines back from
     /// the codec, which spells numbers its own way (`23` comes back `23.0`,
     /// `T` as `true`), and must know the producer's retry all the same
-    /// (found in review).
-    pub fn key(series: &[u8], fields: &[(&[u8], Value)], ts: i64, lane: (u16, u32)) -> u64 {
-        let mut h = foldhash::fast::FixedState::with_seed(SEED).build_hasher();
-        h.write_u16(lane.0);
-        h.write_u32(lane.1);
-        h.write_i64(ts);
-        h.write_usize(series.len());
-        h.write(series);
-        for (name, v) in fields {
-            h.write_usize(name.len());
-            h.write(name);
-            match v {
-                Value::Decimal(d) => {
-                    h.write_u8(0);
-                    h.write_u64(d.to_f64().to_bits());
-                }
-                Value::Float(f) => {
-                    h.write_u8(0);
-                    h.write_u64(f.to_bits());
-                }
-                Value::Int(i) => {
-                    h.write_u8(1);
-                    h.write_i64(*i);
-                }
-                Value::Uint(u) => {
-                    h.write_u8(2);
-                    h.write_u64(*u);
-                }
-                Value::Bool(b) => {
-                    h.write_u8(3);
-                    h.write_u8(u8::from(*b));
-                }
-                Value::Str(t) => {
-                    h.write_u8(4);
-                    h.write_usize(t.len());
-                    h.write(t);
-                }
-            }
+    /// (found in review). The point is laid out in `scratch` and hashed in
+    /// one pass (a hasher call a field cost more than the windows' work:
+    /// `benches/downsample.rs`).
+    pub fn key(
+        scratch: &mut Vec<u8>,
+        series: &[u8],
+        fields: &[(&[u8], Value)],
+        ts: i64,
+        lane: (u16, u32),
+    ) -> u64 {
+        scratch.clear();
+        scratch.extend_from_slice(&lane.0.to_le_bytes());
+        scratch.extend_from_slice(&lane.1.to_le_bytes());
+        scratch.extend_from_slice(&ts.to_le_bytes());
+        fn piece(scratch: &mut Vec<u8>, bytes: &[u8]) {
+            scratch.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            scratch.extend_from_slice(bytes);
         }
+        piece(scratch, series);
+        for (name, v) in fields {
+            piece(scratch, name);
+            let (tag, bits): (u8, u64) = match v {
+                Value::Decimal(d) => (0, d.to_f64().to_bits()),
+                Value::Float(f) => (0, f.to_bits()),
+                Value::Int(i) => (1, *i as u64),
+                Value::Uint(u) => (2, *u),
+                Value::Bool(b) => (3, u64::from(*b)),
+                Value::Str(t) => {
+                    piece(scratch, t);
+                    (4, 0)
+                }
+            };
+            scratch.push(tag);
+            scratch.extend_from_slice(&bits.to_le_bytes());
+        }
+        let mut h = foldhash::fast::FixedState::with_seed(SEED).build_hasher();
+        h.write(scratch);
         h.finish()
     }
 
@@ -134,7 +153,7 @@ mod tests {
 
     fn k(line: &str, lane: (u16, u32)) -> u64 {
         let l = crate::lineproto::split::split(line.as_bytes()).expect("a line");
-        RecentLines::key(l.key, &l.fields, l.ts, lane)
+        RecentLines::key(&mut Vec::new(), l.key, &l.fields, l.ts, lane)
     }
 
     #[test]
