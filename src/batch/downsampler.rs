@@ -152,7 +152,7 @@ impl Downsampler {
             .collect();
         let (windows, _) = Windows::restore(windowing, l.max_open_windows, &marks, sets)?;
         for &k in &saved.recent {
-            d.recent.seen(k);
+            d.recent.remember(k);
         }
         let stale = std::mem::take(&mut d.stale);
         d.windows = windows;
@@ -298,7 +298,9 @@ impl Downsampler {
                     dest: warm,
                 };
                 let k = RecentLines::key(&mut scratch, key, &fields, ts, (lane.rule, warm));
-                if self.recent.seen(k) {
+                if !self.windows.may_have_counted(lane, key, ts) {
+                    self.recent.remember(k);
+                } else if self.recent.seen(k) {
                     let repeats = &mut self.windows.counts.repeats;
                     *repeats = repeats.saturating_add(fields.len() as u64);
                     continue;

@@ -343,6 +343,28 @@ impl Windows {
         self.held += added;
     }
 
+    /// Could a point of `series` at `ts` in `lane` have been counted
+    /// already? `false` is sure: its series' window holds no timestamp at
+    /// or after `ts` (the slots keep the greatest counted), or no such
+    /// window or series is held (a point of a forgotten window is late
+    /// anyway). Lets the caller skip looking for a retry of a point newer
+    /// than any counted, most points of most series (`recent.rs`).
+    pub fn may_have_counted(&self, lane: Lane, series: &[u8], ts: i64) -> bool {
+        let Some(rule) = self.rules.get(usize::from(lane.rule)) else {
+            return false;
+        };
+        let Some(start) = window_start(ts, rule.every_ns) else {
+            return false;
+        };
+        let Some(entry) = (self.open.get(&(lane, start))).and_then(|set| set.series.get(series))
+        else {
+            return false;
+        };
+        entry.slots[..usize::from(entry.slots_used)]
+            .iter()
+            .any(|&t| t >= ts)
+    }
+
     /// The window of `ts` in `lane`, after moving the lane's watermark:
     /// every point moves its lane's event time, whatever becomes of it (a
     /// lane whose points are all refused for room must still close its
