@@ -10,14 +10,16 @@
 //!   corrupt recent data.
 //! - **Delete:** a batch row is deleted only after the upstream answered 2xx for
 //!   all of its lines, or moved the lines it refused, in the same transaction,
-//!   to `dead_letters` with the server's reason ([`Wal::finish`]).
+//!   to `dead_letters` with the server's reason ([`Wal::finish`]); the one
+//!   exception is `buffer.when_full: degrade` (`degrade.rs`).
 //! - **Order:** `batches.id` is the commit order; the forwarder always sends the
 //!   lowest id of a destination first.
 //! - **Bounds:** the quota is checked *before* a commit: a commit that would take
 //!   the live data past `buffer.max_size_mb` is refused whole (nothing stored is
 //!   dropped to make room), and so is one that meets a full disk. Dead letters
 //!   are kept within `buffer.max_dead_letters_percent` of the quota by removing
-//!   the oldest (counted), the only data the buffer ever drops on its own.
+//!   the oldest (counted), the only data the buffer ever drops on its own
+//!   (besides what an operator's `when_full: degrade` lets go, counted).
 //! - **Foreign files:** a file that is not a hissrv buffer (other
 //!   `application_id`, unreadable header) is an error; it is never deleted or
 //!   rewritten.

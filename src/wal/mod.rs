@@ -13,8 +13,11 @@
 //! Invariants (each stated once, next to its code):
 //! - a commit is durable (per `buffer.synchronous`) before `commit` returns;
 //! - the quota is checked before a commit; stored data is never dropped to
-//!   make room; dead letters stay within their share;
-//! - a batch is deleted only by `finish`, after the upstream accepted it;
+//!   make room, except with `buffer.when_full: degrade` raw batches whose
+//!   every point the warm tier holds (`degrade`, counted); dead letters stay
+//!   within their share;
+//! - a batch is deleted only by `finish`, after the upstream accepted it
+//!   (or by a checkpoint, delivered and held for it; or degraded);
 //! - a file that is not a hissrv buffer is refused and left untouched.
 //!
 //! May use: route (destinations), config, lineproto (the codec re-splits
