@@ -343,12 +343,10 @@ impl Windows {
         self.held += added;
     }
 
-    /// Could a point of `series` at `ts` in `lane` have been counted
-    /// already? `false` is sure: its series' window holds no timestamp at
-    /// or after `ts` (the slots keep the greatest counted), or no such
-    /// window or series is held (a point of a forgotten window is late
-    /// anyway). Lets the caller skip looking for a retry of a point newer
-    /// than any counted, most points of most series (`recent.rs`).
+    /// Could a point of `series` at `ts` in `lane` have been counted? `false`
+    /// is sure: no window or series held (a forgotten window's point is late
+    /// anyway), or none of its slots (the greatest counted) at or after `ts`.
+    /// Most points of most series are newer than any counted (`recent.rs`).
     pub fn may_have_counted(&self, lane: Lane, series: &[u8], ts: i64) -> bool {
         let Some(rule) = self.rules.get(usize::from(lane.rule)) else {
             return false;
