@@ -93,6 +93,16 @@ pub fn run(
     };
     writer.set_format(crate::wal::codec::format_for(&cfg.performance.compression));
     writer.refuse_writes_while(stats.disk_reserve_missing.clone());
+    // The windows the last run left (its checkpoint and the batches after
+    // it), before any new commit, and before the forwarder may degrade what
+    // they hold (a start that drops windows unmarks their batches first).
+    let warm_destinations = Arc::new(crate::route::lifecycle::WarmDestinations::default());
+    let warm = crate::batch::warm::WarmTier::start(
+        &cfg.lifecycle,
+        &mut writer,
+        &stats,
+        warm_destinations.clone(),
+    );
     let mut reader = open()?;
     reader.set_dead_letter_share(cfg.buffer.max_dead_letters_percent);
     match reader.backlog() {
@@ -118,7 +128,6 @@ pub fn run(
         reader.checkpoint_pages().unwrap_or(0)
     );
     let destinations = Arc::new(crate::route::dest::Destinations::default());
-    let warm_destinations = Arc::new(crate::route::lifecycle::WarmDestinations::default());
     let bell = Arc::new(Doorbell::default());
     let stop_forwarder = Arc::new(AtomicBool::new(false));
     let mailbox = Mailbox::default();
@@ -138,10 +147,7 @@ pub fn run(
     let policy = CutPolicy::from_config(&cfg.performance.adaptive_batching);
     let intake = Rc::new(Intake::new(ring_bytes, policy, stats.clone()));
     let (to_commit, cuts) = smol::channel::bounded(1);
-    // The windows the last run left (its checkpoint and the batches after
-    // it), before any new commit.
-    let warm =
-        crate::batch::warm::WarmTier::start(&cfg.lifecycle, &mut writer, &stats, warm_destinations);
+
     let committer = spawn_committer(
         writer,
         cuts,

@@ -66,6 +66,10 @@ pub struct Downsampler {
     /// keys new since the last checkpoint, which saves them.
     recent: RecentLines,
     fresh: Vec<u64>,
+    /// Saved windows were dropped (a rule gone or changed) or discarded
+    /// (unreadable): raw batches marked whole may have had their points
+    /// in them, so the marks must go before any degrade (second review).
+    pub lost_windows: bool,
     /// Where the forwarder learns which destinations are warm ones.
     registry: Option<std::sync::Arc<WarmDestinations>>,
     /// Batches fed since the last checkpoint whose every value was counted
@@ -104,6 +108,7 @@ impl Downsampler {
             recent: RecentLines::default(),
             fresh: Vec::new(),
             registry: None,
+            lost_windows: false,
             whole: Vec::new(),
         })
     }
@@ -157,6 +162,7 @@ impl Downsampler {
         let stale = std::mem::take(&mut d.stale);
         d.windows = windows;
         d.stale = stale;
+        d.lost_windows = dropped > 0;
         Ok((Some(d), dropped))
     }
 
@@ -191,6 +197,7 @@ impl Downsampler {
     /// read, and must not fail every start after this one.
     pub fn discard_saved(&mut self, saved: &SavedWindows) {
         (self.stale).extend(saved.sets.iter().map(|(k, start, _)| (k.clone(), *start)));
+        self.lost_windows = true;
     }
 
     /// Notes every warm destination, now and as they come, in `registry`.
@@ -298,21 +305,36 @@ impl Downsampler {
                     dest: warm,
                 };
                 let k = RecentLines::key(&mut scratch, key, &fields, ts, (lane.rule, warm));
-                if !self.windows.may_have_counted(lane, key, ts) {
-                    self.recent.remember(k);
-                } else if self.recent.seen(k) {
+                let maybe_counted = self.windows.may_have_counted(lane, key, ts);
+                if maybe_counted && self.recent.contains(k) {
                     let repeats = &mut self.windows.counts.repeats;
                     *repeats = repeats.saturating_add(fields.len() as u64);
                     continue;
                 }
-                if self.fresh.len() >= RECENT_LINES {
-                    // Only the newest are remembered anyway.
-                    self.fresh.drain(..RECENT_LINES / 2);
-                }
-                self.fresh.push(k);
+                // Whole only when every value was counted: a repeat by the
+                // slots may be a corrected value the windows do not keep
+                // (InfluxDB keeps the last write), so its raw point must
+                // stay (second review).
+                let mut counted = true;
                 self.windows.add_line(lane, key, &fields, ts, |_, o| {
-                    whole &= matches!(o, Outcome::Counted | Outcome::Repeat);
+                    counted &= o == Outcome::Counted;
+                    whole &= o == Outcome::Counted;
                 });
+                // Remembered only once counted: a retry of a line refused
+                // (full, late, a type conflict) is not taken for a repeat,
+                // and no key is remembered twice (second review).
+                if counted {
+                    if maybe_counted {
+                        self.recent.insert(k);
+                    } else {
+                        self.recent.remember(k);
+                    }
+                    if self.fresh.len() >= RECENT_LINES {
+                        // Only the newest are remembered anyway.
+                        self.fresh.drain(..RECENT_LINES / 2);
+                    }
+                    self.fresh.push(k);
+                }
             }
         }
         self.matches = matches;
@@ -401,3 +423,7 @@ fn line_ts(line: &[u8]) -> i64 {
 #[cfg(test)]
 #[path = "downsampler_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "degrade_tests.rs"]
+mod degrade_tests;

@@ -56,7 +56,30 @@ pub struct WarmTier {
 /// aggregates of windows open at the damage come out short. `Err` when the
 /// owed batches cannot be read either: the windows would not say what the
 /// buffer holds.
-fn load(l: &Lifecycle, wal: &Wal, stats: &Stats) -> Result<Downsampler, String> {
+fn load(l: &Lifecycle, wal: &mut Wal, stats: &Stats) -> Result<Downsampler, String> {
+    let ds = load_windows(l, wal, stats)?;
+    if ds.lost_windows {
+        forget_whole(wal)?;
+    }
+    Ok(ds)
+}
+
+/// Unmarks the batches `degrade` may take (their windows are gone); an
+/// error when it cannot, so the caller suspends the tier.
+fn forget_whole(wal: &mut Wal) -> Result<(), String> {
+    match wal.forget_whole() {
+        Ok(0) => Ok(()),
+        Ok(n) => {
+            log::warn!(
+                "downsampling: saved windows dropped: {n} raw batches they held are no longer degradable"
+            );
+            Ok(())
+        }
+        Err(e) => Err(format!("cannot unmark degradable batches: {e}")),
+    }
+}
+
+fn load_windows(l: &Lifecycle, wal: &Wal, stats: &Stats) -> Result<Downsampler, String> {
     let e = match Downsampler::rebuild(l, wal) {
         Ok(Some(ds)) => return Ok(ds),
         Ok(None) => return Err("no downsampling rule".into()),
@@ -104,6 +127,7 @@ impl WarmTier {
                 );
                 log::error!("{msg}");
                 stats.set_error(msg);
+                let _ = wal.forget_whole();
                 (fresh, true)
             }
         };
@@ -211,6 +235,7 @@ impl WarmTier {
                         let msg = format!("downsampling suspended until a restart: {e}");
                         log::error!("{msg}");
                         stats.set_error(msg);
+                        let _ = wal.forget_whole();
                         self.suspended = true;
                         self.dirty_since = None;
                     }

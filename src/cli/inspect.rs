@@ -191,9 +191,15 @@ pub fn inspect(path: &Path, now_ms: i64) -> Result<String, String> {
 
 /// The buffer has the downsampling tables (an older agent's may not).
 pub(super) fn has_custody(c: &Connection) -> bool {
+    ["downsample_duty", "downsample_sets", "downsample_marks"]
+        .iter()
+        .all(|t| has_table(c, t))
+}
+
+pub(super) fn has_table(c: &Connection, name: &str) -> bool {
     c.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'downsample_duty'",
-        [],
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
         |r| r.get::<_, i64>(0),
     )
     .is_ok_and(|n| n > 0)

@@ -48,14 +48,18 @@ pub(super) fn report(c: &Connection, o: &mut String) -> Result<(), String> {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .map_err(err)?;
-    let (whole, whole_points): (i64, i64) = c
-        .query_row(
+    // A buffer an agent from before `degrade` wrote has no such table.
+    let (whole, whole_points): (i64, i64) = if super::inspect::has_table(c, "downsample_whole") {
+        c.query_row(
             "SELECT count(*), coalesce(sum(b.points), 0)
              FROM downsample_whole w JOIN batches b ON b.id = w.batch_id",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .map_err(err)?;
+        .map_err(err)?
+    } else {
+        (0, 0)
+    };
     if lanes.is_empty() && owed == 0 && whole == 0 {
         return Ok(());
     }

@@ -203,6 +203,26 @@ impl Lifecycle {
                     ),
                 ));
             }
+            // Rules writing to one derived warm destination give it one
+            // retention, whichever line comes first (second review).
+            if r.warm_destination.is_empty()
+                && let Some(other) = self.rules.iter().take(i).find(|o| {
+                    o.warm_destination.is_empty()
+                        && o.warm_rp("").is_some()
+                        && o.warm_rp("") == r.warm_rp("")
+                        && o.warm_days.as_ref().and_then(|d| d.seconds().ok())
+                            != r.warm_days.as_ref().and_then(|d| d.seconds().ok())
+                })
+            {
+                return Err(invalid(
+                    format!("lifecycle.rules[{i}].warm_days"),
+                    format!(
+                        "differs from the rule for {:?}, whose aggregates go to the same {} policy: give both the same warm_days, or one a warm_destination",
+                        other.measurement,
+                        r.warm_rp("").unwrap_or_default()
+                    ),
+                ));
+            }
             if !seen.insert(r.identity()) {
                 return Err(invalid(
                     format!("lifecycle.rules[{i}]"),

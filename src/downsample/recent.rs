@@ -128,19 +128,32 @@ impl RecentLines {
         h.finish()
     }
 
+    /// Was `key` remembered (a repeat)?
+    pub fn contains(&mut self, key: u64) -> bool {
+        self.sync();
+        self.set.contains(&key)
+    }
+
+    /// Remembers `key`, looked for and not found (`contains`).
+    pub fn insert(&mut self, key: u64) {
+        self.sync();
+        if self.set.insert(key) {
+            self.order.push_back(key);
+            self.evict();
+        }
+    }
+
     /// `true` when `key` was remembered (a repeat); otherwise remembers it.
     pub fn seen(&mut self, key: u64) -> bool {
-        self.sync();
-        if !self.set.insert(key) {
+        if self.contains(key) {
             return true;
         }
-        self.order.push_back(key);
-        self.evict();
+        self.insert(key);
         false
     }
 
-    /// Remembers `key` of a point known never counted (newer than any of
-    /// its series' window): no lookup, and no set insert until a lookup
+    /// Remembers `key` of a point known never counted before (newer than
+    /// any of its series' window, so not remembered either): no lookup, and no set insert until a lookup
     /// needs the set (`sync`). Most points of most series come in order, so
     /// the set, two cache misses a line beside 45 MB of windows
     /// (`benches/downsample.rs`), is then rarely touched.

@@ -273,7 +273,7 @@ impl Wal {
             "BEGIN IMMEDIATE; {COMMIT_SEQ} {} COMMIT;",
             custody::CUSTODY_SCHEMA
         ))?;
-        conn.execute_batch(&crate::wal::views::views())?;
+        crate::wal::views::ensure(&conn);
         space::migrate_to_incremental_vacuum(&conn, path)?;
         // The commits so far, not 0: a checkpoint of the downsampling
         // windows right after a start covers them (found by the crash

@@ -287,6 +287,17 @@ impl Wal {
         Ok(n as u64)
     }
 
+    /// Unmarks every raw batch marked whole: the windows that held their
+    /// points are gone (a rule changed, saved windows unreadable), so
+    /// `degrade` must not take them. Returns how many were marked.
+    pub fn forget_whole(&mut self) -> Result<u64, WalError> {
+        let n = self
+            .conn
+            .execute("DELETE FROM downsample_whole", [])
+            .map_err(|e| self.explain(e.into()))?;
+        Ok(n as u64)
+    }
+
     /// What the last checkpoint saved.
     pub fn saved_windows(&self) -> Result<SavedWindows, WalError> {
         let lane = |r: &rusqlite::Row| -> rusqlite::Result<LaneKey> {

@@ -27,10 +27,13 @@ pub struct Degraded {
 }
 
 impl Wal {
-    /// How many bytes short of room a commit of `incoming` bytes is now
-    /// (`None`: it fits).
+    /// How many bytes of live rows stand between a commit of `incoming`
+    /// bytes and the quota now (`None`: none; free pages count as room).
     pub fn short_of_room(&self, incoming: u64) -> Result<Option<u64>, WalError> {
-        Ok(self.over_quota(incoming)?.map(|o| o.by()))
+        Ok(self
+            .over_quota(incoming)?
+            .map(|o| o.short_of_live_room())
+            .filter(|&short| short > 0))
     }
 
     /// Deletes the oldest degradable batches (see the module doc) until
