@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "691b3154c162f8d6556b493cb0cdd83cb1d84161"
+SRCREV = "1e1c072f9b8ea1bc6644f45f44524be9c1025d6e"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
