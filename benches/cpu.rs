@@ -27,7 +27,8 @@
 //! Run: `cargo bench --bench cpu` (env: HISSRV_BENCH_SECS=10,
 //! HISSRV_BENCH_RUNS=3, HISSRV_BENCH_CONNS=4, HISSRV_BENCH_MODES=down,up,drain;
 //! HISSRV_BENCH_WARM=1 runs this build again with a 5m downsampling rule
-//! taking every line, as agent `hissrv+5m`;
+//! taking every line, as agent `hissrv+5m` (with HISSRV_BENCH_FRESH=1, so
+//! that lines do not repeat after the first pass over the bodies);
 //! HISSRV_BENCH_BASELINE_BIN=path drains with that binary too, after this
 //! build's, each round: a before/after in one run). Needs `influxd`, `vmagent`
 //! and `victoria-metrics` on the PATH (Debian: influxdb, victoria-metrics).

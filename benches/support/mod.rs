@@ -60,6 +60,23 @@ pub struct Load {
 
 /// `conns` keep-alive connections post `bodies` (cycled) to `url` for `dur`,
 /// each waiting for its answer before the next (closed loop).
+/// `body` with every line's timestamp (its last field) moved by `by_ns`.
+pub fn shifted(body: &[u8], by_ns: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 64);
+    for line in body.split_inclusive(|&b| b == b'\n') {
+        let text = line.strip_suffix(b"\n").unwrap_or(line);
+        let at = text.iter().rposition(|&b| b == b' ').map_or(0, |i| i + 1);
+        let ts: i64 = std::str::from_utf8(&text[at..])
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        out.extend_from_slice(&text[..at]);
+        out.extend_from_slice((ts + by_ns).to_string().as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
 pub fn drive(
     url: &str,
     bodies: &[Arc<Vec<u8>>],
@@ -78,9 +95,24 @@ pub fn drive(
                 let agent = agent();
                 let (mut ok, mut refused, mut mine) = (0u64, 0u64, Vec::new());
                 let mut i = c;
+                // HISSRV_BENCH_FRESH=1: each pass over the bodies moves their
+                // timestamps on by the time they span, so no line repeats
+                // (a downsampling rule otherwise sees retries after one pass).
+                let fresh = std::env::var("HISSRV_BENCH_FRESH").is_ok_and(|v| v == "1");
+                let span_ns = (bodies.len() as i64 * lines_per_body as i64 / SERIES as i64).max(1)
+                    * 1_000_000_000;
                 while !stop.load(Ordering::Relaxed) {
+                    let body = &bodies[i % bodies.len()];
+                    let pass = (i / bodies.len()) as i64;
+                    let moved;
+                    let body: &[u8] = if fresh && pass > 0 {
+                        moved = shifted(body, pass * span_ns);
+                        &moved
+                    } else {
+                        body
+                    };
                     let t = Instant::now();
-                    let r = agent.post(&url).send(&bodies[i % bodies.len()][..]);
+                    let r = agent.post(&url).send(body);
                     mine.push(t.elapsed());
                     match r.map(|r| r.status().as_u16()) {
                         Ok(204) => ok += lines_per_body,
