@@ -252,6 +252,21 @@ fn setup(warm_policy: bool) -> Influx {
     influx
 }
 
+/// A 5m rule whose windows are saved only at shutdown (within a test).
+const HOURLY_CHECKPOINTS: &str = "lifecycle:\n  checkpoint_interval: 1h\n  rules:\n    - measurement: meter\n      downsample: 5m\n";
+
+/// An agent writing to `plant` on `influx`, with `lifecycle` (YAML).
+fn agent_with(influx: &Influx, lifecycle: &str) -> Hissrv {
+    Hissrv::start_with(
+        &influx.url(),
+        Sections {
+            influxdb: "  database: plant\n",
+            other: lifecycle,
+            ..Sections::default()
+        },
+    )
+}
+
 fn sections() -> Sections<'static> {
     Sections {
         influxdb: "  database: plant\n",
@@ -369,14 +384,9 @@ fn kill_minus_nine_while_aggregating_neither_loses_nor_double_counts_a_point() {
 #[test]
 fn a_point_past_max_lateness_is_counted_as_late_and_kept_raw_and_a_later_one_corrects_its_window() {
     let influx = setup(true);
-    let rule = "lifecycle:\n  checkpoint_interval: 1s\n  rules:\n    - measurement: meter\n      downsample: 5m\n      max_lateness: 10m\n";
-    let h = Hissrv::start_with(
-        &influx.url(),
-        Sections {
-            influxdb: "  database: plant\n",
-            other: rule,
-            ..Sections::default()
-        },
+    let h = agent_with(
+        &influx,
+        "lifecycle:\n  checkpoint_interval: 1s\n  rules:\n    - measurement: meter\n      downsample: 5m\n      max_lateness: 10m\n",
     );
     let url = h.url();
     let warm = |start: i64| -> Option<BTreeMap<String, f64>> {
@@ -583,15 +593,7 @@ fn inspect(h: &Hissrv) -> String {
 fn inspect_export_and_the_views_leave_out_delivered_batches_held_for_a_checkpoint_and_show_the_windows()
  {
     let influx = setup(true);
-    let rule = "lifecycle:\n  checkpoint_interval: 1h\n  rules:\n    - measurement: meter\n      downsample: 5m\n";
-    let mut h = Hissrv::start_with(
-        &influx.url(),
-        Sections {
-            influxdb: "  database: plant\n",
-            other: rule,
-            ..Sections::default()
-        },
-    );
+    let mut h = agent_with(&influx, HOURLY_CHECKPOINTS);
     send(
         &h.url(),
         &format!("meter,id=a p=1 {}\nmeter,id=a p=2 {}\n", T0, T0 + S),
@@ -664,15 +666,7 @@ fn a_retry_after_a_clean_restart_is_not_counted_twice() {
 #[test]
 fn a_retry_after_kill_minus_nine_is_known_however_the_codec_spells_its_numbers() {
     let influx = setup(true);
-    let rule = "lifecycle:\n  checkpoint_interval: 1h\n  rules:\n    - measurement: meter\n      downsample: 5m\n";
-    let mut h = Hissrv::start_with(
-        &influx.url(),
-        Sections {
-            influxdb: "  database: plant\n",
-            other: rule,
-            ..Sections::default()
-        },
-    );
+    let mut h = agent_with(&influx, HOURLY_CHECKPOINTS);
     let body: String = (0..12)
         .map(|i| format!("meter,site=plant1,id=r0 p={} {}\n", 200 + i, T0 + i * S))
         .collect();

@@ -56,6 +56,18 @@ fn commit_and_feed(wal: &mut Wal, d: &mut Downsampler, b: &NewBatch) -> i64 {
     ids[0]
 }
 
+/// Degrade may take nothing: `m f=1` stays in the buffer (then `dir` goes).
+fn assert_nothing_degraded(mut wal: Wal, dir: &std::path::Path, why: &str) {
+    let gone = wal.degrade(u64::MAX).expect("degrade");
+    let left = buffered(&wal);
+    drop(wal);
+    let _ = std::fs::remove_dir_all(dir);
+    assert!(
+        gone.is_empty() && left.contains("f=1"),
+        "m f=1 deleted undelivered though {why}: {gone:?}, buffer {left:?}"
+    );
+}
+
 /// Every line still in the buffer for `dest()` (undelivered).
 fn buffered(wal: &Wal) -> String {
     let pack = wal.pack(&dest(), 0, usize::MAX, usize::MAX).expect("pack");
@@ -64,7 +76,7 @@ fn buffered(wal: &Wal) -> String {
         .collect()
 }
 
-/// F1: a corrected value at a counted timestamp is an `Outcome::Repeat`
+/// a corrected value at a counted timestamp is an `Outcome::Repeat`
 /// (the windows keep the first value), yet `feed` calls its batch whole:
 /// degrade deletes it undelivered, and the value InfluxDB would have kept
 /// (last write wins) is nowhere any more.
@@ -88,7 +100,7 @@ fn a_corrected_value_keeps_its_raw_batch_from_degrade() {
     );
 }
 
-/// F2: a rule whose identity changes (here its window; a measurement or tag
+/// a rule whose identity changes (here its window; a measurement or tag
 /// glob edit does the same) or is removed while other rules stay: its lanes
 /// are dropped at the restore and its saved sets deleted, but the raw
 /// batches a checkpoint marked whole stay in `downsample_whole`, and degrade
@@ -117,17 +129,10 @@ fn raw_batches_of_a_changed_rule_s_windows_are_not_degradable() {
         wal.saved_windows().expect("saved").sets.is_empty(),
         "its window is gone"
     );
-    let gone = wal.degrade(u64::MAX).expect("degrade");
-    let left = buffered(&wal);
-    drop(wal);
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(
-        gone.is_empty() && left.contains("f=1"),
-        "m f=1 deleted undelivered though no window holds it: {gone:?}, buffer {left:?}"
-    );
+    assert_nothing_degraded(wal, &dir, "no window holds it");
 }
 
-/// F3: `short_of_room` counts the database file's length, which deletes do
+/// `short_of_room` counts the database file's length, which deletes do
 /// not shrink (their pages go to the free list; the forwarder gives them
 /// back only once the buffer is empty). A buffer whose file grew near the
 /// quota once (an earlier outage, a slow drain) and was partly drained is
@@ -192,7 +197,7 @@ fn degrade_stops_once_free_pages_give_the_headroom() {
     );
 }
 
-/// F6: `hissrv inspect` on a buffer an agent from before `degrade` wrote
+/// `hissrv inspect` on a buffer an agent from before `degrade` wrote
 /// (custody tables, no `downsample_whole`/`downsample_recent`) fails as a
 /// whole: `has_custody` looks for `downsample_duty` only.
 #[test]
@@ -211,7 +216,7 @@ fn inspect_reads_a_buffer_without_the_newer_custody_tables() {
     assert!(got.is_ok(), "{got:?}");
 }
 
-/// F7: every open now writes the schema (DROP VIEW + CREATE VIEW, outside a
+/// every open now writes the schema (DROP VIEW + CREATE VIEW, outside a
 /// transaction), where an open of an existing buffer used to write nothing:
 /// on a full disk without the reserve file (spent: the case it exists for)
 /// the agent cannot open its buffer to drain it.
@@ -232,7 +237,7 @@ fn opening_a_buffer_whose_views_are_current_writes_nothing() {
     assert_eq!(before, after, "the open rewrote the schema");
 }
 
-/// F2, the damaged-windows path: the start finds a saved set it cannot
+/// The damaged-windows path: the start finds a saved set it cannot
 /// read and discards every saved set (`load`), but the batches they held
 /// stay marked whole and degradable.
 #[test]
@@ -257,14 +262,7 @@ fn raw_batches_of_discarded_windows_are_not_degradable() {
     let stats = Stats::default();
     let _w = crate::batch::warm::WarmTier::start(&l, &mut wal, &stats, std::sync::Arc::default())
         .expect("warm tier, windows started empty");
-    let gone = wal.degrade(u64::MAX).expect("degrade");
-    let left = buffered(&wal);
-    drop(wal);
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(
-        gone.is_empty() && left.contains("f=1"),
-        "m f=1 deleted undelivered though its window was discarded: {gone:?}, buffer {left:?}"
-    );
+    assert_nothing_degraded(wal, &dir, "its window was discarded");
 }
 
 /// Two rules sharing a derived warm destination must give it one
