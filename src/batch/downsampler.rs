@@ -305,21 +305,29 @@ impl Downsampler {
                     dest: warm,
                 };
                 let k = RecentLines::key(&mut scratch, key, &fields, ts, (lane.rule, warm));
-                let maybe_counted = self.windows.may_have_counted(lane, key, ts);
-                if maybe_counted && self.recent.contains(k) {
-                    let repeats = &mut self.windows.counts.repeats;
-                    *repeats = repeats.saturating_add(fields.len() as u64);
-                    continue;
-                }
                 // Whole only when every value was counted: a repeat by the
                 // slots may be a corrected value the windows do not keep
                 // (InfluxDB keeps the last write), so its raw point must
-                // stay (second review).
-                let mut counted = true;
-                self.windows.add_line(lane, key, &fields, ts, |_, o| {
-                    counted &= o == Outcome::Counted;
-                    whole &= o == Outcome::Counted;
-                });
+                // stay (second review). A repeat by the set is one counted.
+                let (mut counted, mut repeat) = (true, false);
+                let recent = &mut self.recent;
+                let maybe_counted = self.windows.add_line_unless(
+                    lane,
+                    key,
+                    &fields,
+                    ts,
+                    || {
+                        repeat = recent.contains(k);
+                        repeat
+                    },
+                    |_, o| {
+                        counted &= o == Outcome::Counted;
+                        whole &= o == Outcome::Counted;
+                    },
+                );
+                if repeat {
+                    continue;
+                }
                 // Remembered only once counted: a retry of a line refused
                 // (full, late, a type conflict) is not taken for a repeat,
                 // and no key is remembered twice (second review).

@@ -221,8 +221,29 @@ impl Windows {
         series: &[u8],
         fields: &[(&[u8], Value)],
         ts: i64,
-        mut each: impl FnMut(usize, Outcome),
+        each: impl FnMut(usize, Outcome),
     ) {
+        self.add_line_unless(lane, series, fields, ts, || false, each);
+    }
+
+    /// As `add_line`, asking `repeat()` first when the point may have been
+    /// counted: its series held in its window, with a slot (the greatest
+    /// counted) at or after `ts`. When `repeat()` says so, nothing changes
+    /// but the repeats count, and `each` is not called. Returns whether
+    /// the point may have been counted (`false` is sure: most points of
+    /// most series are newer than any counted, `recent.rs`). One lookup of
+    /// the series for both (it was two, `benches/downsample.rs`).
+    pub fn add_line_unless(
+        &mut self,
+        lane: Lane,
+        series: &[u8],
+        fields: &[(&[u8], Value)],
+        ts: i64,
+        repeat: impl FnOnce() -> bool,
+        mut each: impl FnMut(usize, Outcome),
+    ) -> bool {
+        // Moving the watermark first changes nothing for a repeat: every
+        // point counted moved it to at least its timestamp already.
         let start = match self.place(lane, ts) {
             Ok(start) => start,
             Err(o) => {
@@ -230,7 +251,7 @@ impl Windows {
                     self.counts.add(o);
                     each(i, o);
                 }
-                return;
+                return false;
             }
         };
         let room = self.max_open.saturating_sub(self.held);
@@ -252,7 +273,7 @@ impl Windows {
                     self.counts.add(o);
                     each(i, o);
                 }
-                return;
+                return false;
             }
             None => window.entry(series.into()).or_insert(Series {
                 fields: Vec::new(),
@@ -262,6 +283,11 @@ impl Windows {
                 hint: 0,
             }),
         };
+        let maybe_counted = (entry.slots[..usize::from(entry.slots_used)].iter()).any(|&t| t >= ts);
+        if maybe_counted && repeat() {
+            counts.repeats = (counts.repeats).saturating_add(fields.len() as u64);
+            return true;
+        }
         // The slot remembering `ts`, taken at the first field counted: then
         // a field named twice in the line, or the line retried, is a repeat.
         let mut slot = entry.slot_of(ts);
@@ -341,26 +367,7 @@ impl Windows {
             }
         }
         self.held += added;
-    }
-
-    /// Could a point of `series` at `ts` in `lane` have been counted? `false`
-    /// is sure: no window or series held (a forgotten window's point is late
-    /// anyway), or none of its slots (the greatest counted) at or after `ts`.
-    /// Most points of most series are newer than any counted (`recent.rs`).
-    pub fn may_have_counted(&self, lane: Lane, series: &[u8], ts: i64) -> bool {
-        let Some(rule) = self.rules.get(usize::from(lane.rule)) else {
-            return false;
-        };
-        let Some(start) = window_start(ts, rule.every_ns) else {
-            return false;
-        };
-        let Some(entry) = (self.open.get(&(lane, start))).and_then(|set| set.series.get(series))
-        else {
-            return false;
-        };
-        entry.slots[..usize::from(entry.slots_used)]
-            .iter()
-            .any(|&t| t >= ts)
+        maybe_counted
     }
 
     /// The window of `ts` in `lane`, after moving the lane's watermark:
@@ -446,15 +453,6 @@ impl Windows {
             true
         });
         self.held -= freed;
-    }
-}
-
-#[cfg(test)]
-impl Windows {
-    /// Moves a lane's watermark to `ts` as a point there would.
-    fn advance_to(&mut self, lane: Lane, ts: i64) {
-        let w = self.watermarks.entry(lane).or_insert(ts);
-        *w = (*w).max(ts);
     }
 }
 

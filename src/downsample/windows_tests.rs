@@ -5,6 +5,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::sim_tests::{rng, seeds};
 
+impl Windows {
+    /// Moves a lane's watermark to `ts` as a point there would.
+    pub(super) fn advance_to(&mut self, lane: Lane, ts: i64) {
+        let w = self.watermarks.entry(lane).or_insert(ts);
+        *w = (*w).max(ts);
+    }
+}
+
 const EVERY: i64 = 100;
 
 fn rule(grace: i64, lateness: i64) -> Rule {
@@ -421,4 +429,43 @@ fn a_config_rule_becomes_its_windowing_in_nanoseconds() {
 fn the_config_knows_every_aggregate_by_the_engine_s_name() {
     let engine: Vec<&str> = Aggregate::ALL.iter().map(|a| a.name()).collect();
     assert_eq!(engine, crate::config::AGGREGATE_NAMES);
+}
+
+/// `add_line_unless` asks its repeat check only for a point a slot may
+/// have counted (never for a series' newest point: the fast path), and a
+/// repeat it confirms changes nothing but the repeats count.
+#[test]
+fn the_repeat_check_is_asked_only_when_a_slot_may_have_counted_the_point() {
+    let mut w = Windows::new(vec![rule(0, 0)], 1_000);
+    let lane = Lane { rule: 0, dest: 0 };
+    let line = [(&b"f"[..], Value::Int(1))];
+    let mut asked = 0;
+    let mut add = |w: &mut Windows, ts: i64, says: bool| {
+        let mut outcomes = Vec::new();
+        let maybe = w.add_line_unless(
+            lane,
+            b"m",
+            &line,
+            ts,
+            || {
+                asked += 1;
+                says
+            },
+            |_, o| outcomes.push(o),
+        );
+        (maybe, outcomes)
+    };
+    assert_eq!(add(&mut w, 5, true), (false, vec![Outcome::Counted]));
+    assert_eq!(add(&mut w, 7, true), (false, vec![Outcome::Counted]));
+    let before = (w.counts, w.len());
+    // At or before the greatest slot: asked; a confirmed repeat is skipped.
+    assert_eq!(add(&mut w, 7, true), (true, vec![]));
+    assert_eq!(add(&mut w, 6, true), (true, vec![]));
+    assert_eq!(w.counts.repeats, before.0.repeats + 2);
+    assert_eq!((w.counts.counted, w.len()), (before.0.counted, before.1));
+    // Not confirmed: counted, or a repeat by the slots.
+    assert_eq!(add(&mut w, 6, false), (true, vec![Outcome::Counted]));
+    assert_eq!(add(&mut w, 6, false), (true, vec![Outcome::Repeat]));
+    drop(add);
+    assert_eq!(asked, 4);
 }
