@@ -466,6 +466,5 @@ fn the_repeat_check_is_asked_only_when_a_slot_may_have_counted_the_point() {
     // Not confirmed: counted, or a repeat by the slots.
     assert_eq!(add(&mut w, 6, false), (true, vec![Outcome::Counted]));
     assert_eq!(add(&mut w, 6, false), (true, vec![Outcome::Repeat]));
-    drop(add);
     assert_eq!(asked, 4);
 }
