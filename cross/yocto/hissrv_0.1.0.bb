@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "4c423f6f9ff7dad40a396b644cc9adc3db635884"
+SRCREV = "7b535f1b79218409959d4050b0fbef1ffa370879"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
