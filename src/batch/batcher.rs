@@ -210,7 +210,8 @@ pub async fn run_batcher(intake: &Intake, to_commit: Sender<Cut>) {
 
 /// Starts the commit thread: it owns the writing connection.
 /// `warm`: the downsampling windows, fed after each commit and checkpointed
-/// on their interval (between cuts too) and when the cuts end.
+/// on their interval (between cuts too) and when the cuts end. `hot`: told
+/// each cut's destinations before its commit (`route/hot.rs`).
 pub fn spawn_committer(
     mut wal: Wal,
     cuts: Receiver<Cut>,
@@ -218,6 +219,7 @@ pub fn spawn_committer(
     forwarder: Arc<Doorbell>,
     batcher: Sender<()>,
     mut warm: Option<WarmTier>,
+    mut hot: Option<crate::route::hot::HotTier>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("hissrv-commit".into())
@@ -247,6 +249,11 @@ pub fn spawn_committer(
                 let started = std::time::Instant::now();
                 // No reserve, no new data: it could wedge the next full disk.
                 let duties = warm.as_mut().map(|w| w.duties(&cut.batches));
+                if let Some(h) = hot.as_mut() {
+                    for b in &cut.batches {
+                        h.note(&b.dest, &b.payload);
+                    }
+                }
                 let committed = if stats.disk_reserve_missing.load(Ordering::Acquire) {
                     Err(crate::wal::WalError::ReserveMissing)
                 } else {

@@ -39,7 +39,7 @@ use crate::config::Lifecycle;
 use crate::downsample::recent::{RECENT_LINES, RecentLines};
 use crate::downsample::windows::{Lane, Outcome, Rule, StateError, Windows};
 use crate::route::dest::Destination;
-use crate::route::lifecycle::{LifecycleRules, WarmDestinations, identity};
+use crate::route::lifecycle::{LifecycleRules, WarmDestinations, identity, series_key};
 use crate::wal::{LaneKey, NewBatch, SavedWindows, WindowsCheckpoint};
 use std::collections::{BTreeMap, HashMap};
 
@@ -410,12 +410,6 @@ impl Downsampler {
     pub fn counts(&self) -> crate::downsample::windows::Counts {
         self.windows.counts
     }
-}
-
-/// The series key of a normalised line: up to the first space not escaped.
-fn series_key(line: &[u8]) -> Option<&[u8]> {
-    let end = (1..line.len()).find(|&i| line[i] == b' ' && line[i - 1] != b'\\')?;
-    line.get(..end)
 }
 
 /// An emitted line's timestamp (its last field, before the newline).

@@ -18,10 +18,11 @@
 //! ```
 //!
 //! Applied: `downsample` and what shapes it (the commit thread's warm tier,
-//! `batch/warm.rs`). Not applied yet, so refused (after every other key is
-//! checked) rather than accepted and silently not acted on: `hot_days` (the
-//! raw points' retention; a bucket's `retention` does it today) and
-//! `cold_storage` (the next issue's).
+//! `batch/warm.rs`); `hot_days`, the retention of the destinations the
+//! rule's raw points go to (`route/hot.rs`; it needs `manage_retention`,
+//! `validate.rs`). Not applied yet, so refused (after every other key is
+//! checked) rather than accepted and silently not acted on: `cold_storage`
+//! (the next issue's).
 
 use super::sharding::MIN_RETENTION_S;
 use super::{ConfigError, invalid, parse_duration_s};
@@ -167,15 +168,6 @@ impl Lifecycle {
         let mut warm = HashSet::new();
         for (i, r) in self.rules.iter().enumerate() {
             r.validate(&|k: &str| format!("lifecycle.rules[{i}].{k}"))?;
-            if r.hot_days.is_some() {
-                // Refused, once all else is checked, rather than accepted
-                // and ignored (README).
-                return Err(invalid(
-                    format!("lifecycle.rules[{i}].hot_days"),
-                    "valid, but not applied yet: give the raw points' retention as their \
-                     bucket's (influxdb.sharding.buckets[].retention, manage_retention)",
-                ));
-            }
             // Two rules' aggregates in one place would overwrite each other
             // at every shared window start (review).
             if !r.warm_destination.is_empty() && !warm.insert(r.warm_destination.as_str()) {

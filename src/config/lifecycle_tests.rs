@@ -3,12 +3,14 @@
 
 use crate::config::*;
 
-/// The design notes' rule, each field checked. Downsampling is applied;
-/// `hot_days` and `cold_storage` are refused, once valid, as not applied yet
-/// (never accepted and ignored).
+/// The design notes' rule, each field checked. Downsampling and `hot_days`
+/// are applied, `hot_days` only with `manage_retention` (it sets the
+/// upstream retention); `cold_storage` is refused, once valid, as not
+/// applied yet (never accepted and ignored).
 #[test]
-fn lifecycle_rules_are_checked_key_by_key_and_hot_days_not_yet_applied() {
+fn lifecycle_rules_are_checked_key_by_key_and_hot_days_needs_manage_retention() {
     let rule = |body: &str| format!("lifecycle:\n  rules:\n    - measurement: telemetry\n{body}");
+    let managed = |body: &str| format!("influxdb:\n  manage_retention: true\n{}", rule(body));
     let err = |body: &str| {
         Config::from_yaml(&rule(body))
             .map(|_| ())
@@ -22,13 +24,19 @@ fn lifecycle_rules_are_checked_key_by_key_and_hot_days_not_yet_applied() {
     let notes = "      hot_days: 7\n      warm_days: 30\n      downsample: \"5m\"\n";
     let e = err(notes);
     assert!(
-        e.starts_with("lifecycle.rules[0].hot_days:") && e.contains("not applied yet"),
+        e.starts_with("lifecycle.rules[0].hot_days:") && e.contains("manage_retention"),
         "{e}"
     );
+    let c = Config::from_yaml(&managed(notes)).expect("the design notes' rule");
+    assert!(c.lifecycle.rules[0].hot_days.is_some());
     // Fractional days and durations are times too.
-    for hot in ["0.5", "\"36h\"", "\"2w\""] {
+    for (hot, s) in [("0.5", 43_200), ("\"36h\"", 129_600), ("\"2w\"", 1_209_600)] {
+        let c = Config::from_yaml(&managed(&format!("      hot_days: {hot}\n")))
+            .unwrap_or_else(|e| panic!("{hot}: {e}"));
+        let days = c.lifecycle.rules[0].hot_days.as_ref().map(|d| d.seconds());
+        assert_eq!(days, Some(Ok(s)), "{hot}");
         let e = err(&format!("      hot_days: {hot}\n"));
-        assert!(e.contains("not applied yet"), "{hot}: {e}");
+        assert!(e.contains("manage_retention"), "{hot}: {e}");
     }
     for (text, ok) in [
         ("\"1s\"", true),

@@ -461,7 +461,8 @@ input_facing! {
     mod lifecycle;
 }
 pub use lifecycle::{
-    AGGREGATE_NAMES, DEFAULT_CHECKPOINT_INTERVAL_S, Days, Lifecycle, Rule as LifecycleRule,
+    AGGREGATE_NAMES, DEFAULT_CHECKPOINT_INTERVAL_S, DEFAULT_RP, Days, Lifecycle,
+    Rule as LifecycleRule,
 };
 
 #[path = "validate.rs"]

@@ -109,6 +109,18 @@ impl Config {
         }
         db.sharding.validate(db)?;
         self.lifecycle.validate()?;
+        // hot_days is the upstream retention of the rule's destinations:
+        // without manage_retention nothing would set it (accepted and not
+        // acted on, which the config never does).
+        if let Some(i) = (self.lifecycle.rules.iter()).position(|r| r.hot_days.is_some())
+            && !db.manage_retention
+        {
+            return Err(invalid(
+                format!("lifecycle.rules[{i}].hot_days"),
+                "sets the retention of the destinations the rule's raw points go to: \
+                 needs influxdb.manage_retention: true",
+            ));
+        }
         if self.buffer.when_full == super::WhenFull::Degrade
             && self.lifecycle.rules.iter().all(|r| r.downsample.is_empty())
         {

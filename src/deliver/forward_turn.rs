@@ -73,23 +73,24 @@ impl Forwarder {
             }
         };
         // Expiry is for good: never on a clock in doubt.
-        let retained = self
-            .plan
-            .bucket(dest)
-            .is_some_and(|b| b.retention_ns.is_some());
+        let retention = self.retention_of(dest);
+        let retained = (retention.as_ref()).is_some_and(|(b, _)| b.retention_ns.is_some());
         let now = if retained {
             self.trusted_wall_ns()
         } else {
             None
         };
-        let expired = match (self.plan.bucket(dest), now) {
-            (Some(b), Some(now)) => crate::deliver::drain::expire(&mut pack, b, now),
+        let expired = match (&retention, now) {
+            (Some((b, _)), Some(now)) => crate::deliver::drain::expire(&mut pack, b, now),
             _ => Vec::new(),
         };
         if !expired.is_empty() {
             // Lines left the pack: its body is made again at its request.
             zipped = None;
             Stats::add(&self.stats.points_expired, expired.len());
+            if retention.as_ref().is_some_and(|(_, hot)| *hot) {
+                Stats::add(&self.stats.points_expired_hot, expired.len());
+            }
             log::warn!(
                 "{} points for {:?} are older than its retention: not sent, kept as dead letters",
                 expired.len(),

@@ -135,15 +135,29 @@ fn ensure_v1(up: &Upstream, w: &Want, changes: &mut Vec<String>) -> Result<(), P
         &format!("SHOW RETENTION POLICIES ON {}", ident(db)),
     )?;
     // columns: name, duration, shardGroupDuration, replicaN, default
-    let existing = field(&result, "series")
-        .and_then(first)
-        .and_then(|s| field(s, "values"))
-        .and_then(array)
-        .into_iter()
-        .flatten()
-        .filter_map(array)
-        .find(|row| row.first().and_then(text) == Some(rp.as_str()))
-        .and_then(|row| row.get(1).and_then(text).map(go_duration_s));
+    let rows = || {
+        field(&result, "series")
+            .and_then(first)
+            .and_then(|s| field(s, "values"))
+            .and_then(array)
+            .into_iter()
+            .flatten()
+            .filter_map(array)
+    };
+    // No policy named: the points go to the database's default one (the
+    // hot tier of points written without `rp`), whatever its name.
+    let default_rp = || {
+        rows()
+            .find(|row| matches!(row.get(4), Some(Value::Bool(true))))
+            .and_then(|row| row.first().and_then(text).map(str::to_string))
+    };
+    let rp = match rp.as_str() {
+        "" => &default_rp().unwrap_or_else(|| crate::config::DEFAULT_RP.to_string()),
+        named => named,
+    };
+    let row = rows().find(|row| row.first().and_then(text) == Some(rp));
+    let existing = row.and_then(|row| row.get(1).and_then(text).map(go_duration_s));
+    let shard_s = row.and_then(|row| row.get(2).and_then(text).and_then(go_duration_s));
     let want = w.retention_s.unwrap_or(0);
     let dur = influxql_duration(w.retention_s);
     let on = format!("{} ON {}", ident(rp), ident(db));
@@ -157,10 +171,19 @@ fn ensure_v1(up: &Upstream, w: &Want, changes: &mut Vec<String>) -> Result<(), P
             changes.push(format!("created retention policy {db}.{rp} ({dur})"));
         }
         Some(have) if have != Some(want) => {
+            // influxd refuses a duration under the policy's shard duration
+            // (the default policy's is 7 days: found against 1.6.7 with
+            // hot_days 2): then the shard duration it would pick itself.
+            let shard = match (w.retention_s, shard_s) {
+                (Some(r), Some(s)) if r <= s => {
+                    format!(" SHARD DURATION {}s", default_shard_duration_s(r))
+                }
+                _ => String::new(),
+            };
             query(
                 up,
                 "POST",
-                &format!("ALTER RETENTION POLICY {on} DURATION {dur}"),
+                &format!("ALTER RETENTION POLICY {on} DURATION {dur}{shard}"),
             )?;
             changes.push(format!("altered retention policy {db}.{rp} to {dur}"));
         }
@@ -303,6 +326,19 @@ fn number(v: &Value) -> Option<u64> {
 
 /// A Go duration as InfluxDB prints it (`168h0m0s`, `0s`) → seconds, or
 /// `None` if it does not read as one.
+/// The shard group duration influxd gives a policy of `retention_s`
+/// (`shardGroupDuration` in its meta data): 1 h under 2 days, 1 day under
+/// 6 months, else 7 days.
+fn default_shard_duration_s(retention_s: u64) -> u64 {
+    const HOUR_S: u64 = 3_600;
+    const DAY_S: u64 = 24 * HOUR_S;
+    match retention_s {
+        r if r >= 180 * DAY_S => 7 * DAY_S,
+        r if r >= 2 * DAY_S => DAY_S,
+        _ => HOUR_S,
+    }
+}
+
 fn go_duration_s(s: &str) -> Option<u64> {
     let mut total = 0f64;
     let mut rest = s;
@@ -330,6 +366,16 @@ fn go_duration_s(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shortened_policy_gets_the_shard_duration_influxd_would_give_it() {
+        const DAY: u64 = 86_400;
+        assert_eq!(default_shard_duration_s(3_600), 3_600);
+        assert_eq!(default_shard_duration_s(2 * DAY - 1), 3_600);
+        assert_eq!(default_shard_duration_s(2 * DAY), DAY);
+        assert_eq!(default_shard_duration_s(180 * DAY - 1), DAY);
+        assert_eq!(default_shard_duration_s(180 * DAY), 7 * DAY);
+    }
 
     #[test]
     fn go_durations_as_influxdb_prints_them_read_as_seconds() {

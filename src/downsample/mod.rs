@@ -34,8 +34,8 @@
 //! degrade     `buffer.when_full: degrade`: batches the windows hold whole
 //!              (marked by the checkpoint that discharges them) may be
 //!              deleted undelivered by the forwarder (`wal/degrade.rs`).
-//! still owed   the hot tier's retention (`hot_days`, refused meanwhile); one
-//!              split of each line shared with the codec.
+//! still owed   one split of each line shared with the codec (the hot tier's
+//!              retention is `route/hot.rs`'s).
 //! ```
 //!
 //! May use: config, lineproto. No state of its own beyond the values it is

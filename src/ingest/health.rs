@@ -75,6 +75,7 @@ impl Ingest {
             udp_points_dropped: Stats::get(&s.udp_points_dropped),
             upstream_failures: Stats::get(&s.upstream_failures),
             points_expired: Stats::get(&s.points_expired),
+            points_expired_hot: Stats::get(&s.points_expired_hot),
             retention_failures: Stats::get(&s.provision_failures),
             last_error: s.last_error(),
             config_reloads: Stats::get(&s.config_reloads),

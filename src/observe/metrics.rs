@@ -140,6 +140,12 @@ pub fn render(s: &Stats, ring: &RingGauges) -> String {
     );
     counter(
         &mut o,
+        "hissrv_hot_points_expired_total",
+        "Of the points expired, those past their hot tier's lifecycle hot_days (their aggregates are in the warm tier).",
+        &[("", &s.points_expired_hot)],
+    );
+    counter(
+        &mut o,
         "hissrv_retention_management_failures_total",
         "Failed attempts to create or adjust buckets upstream (manage_retention).",
         &[("", &s.provision_failures)],

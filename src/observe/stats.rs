@@ -47,6 +47,8 @@ pub struct Stats {
     pub destination_refusals: AtomicU64,
     /// Points not sent because they outlived their bucket's retention.
     pub points_expired: AtomicU64,
+    /// Of them, points of a hot tier's destination (`lifecycle` `hot_days`).
+    pub points_expired_hot: AtomicU64,
     /// `manage_retention` attempts that failed (rights, network, refusals).
     pub provision_failures: AtomicU64,
     /// Config reloads put in force / refused (invalid file).
@@ -124,6 +126,7 @@ impl Default for Stats {
             dead_letters_pruned: AtomicU64::new(0),
             destination_refusals: AtomicU64::new(0),
             points_expired: AtomicU64::new(0),
+            points_expired_hot: AtomicU64::new(0),
             provision_failures: AtomicU64::new(0),
             config_reloads: AtomicU64::new(0),
             config_reload_failures: AtomicU64::new(0),

@@ -51,6 +51,8 @@ pub struct Health {
     pub udp_points_dropped: u64,
     pub upstream_failures: u64,
     pub points_expired: u64,
+    /// Of them, older than a hot tier's `hot_days`.
+    pub points_expired_hot: u64,
     pub retention_failures: u64,
     pub last_error: String,
     pub config_reloads: u64,
@@ -172,8 +174,8 @@ pub fn render(url: &str, a: &Health, b: &Health, secs: f64) -> String {
     if b.points_expired > 0 || b.retention_failures > 0 {
         let _ = writeln!(
             o,
-            "retention    {} points older than their bucket's retention (dead letters), {} failed attempts to manage retention",
-            b.points_expired, b.retention_failures
+            "retention    {} points older than their bucket's retention (dead letters; {} of them past a hot tier's hot_days), {} failed attempts to manage retention",
+            b.points_expired, b.points_expired_hot, b.retention_failures
         );
     }
     let mut config = format!(

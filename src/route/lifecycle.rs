@@ -16,6 +16,8 @@ use crate::config::{Lifecycle, LifecycleRule};
 
 struct Matcher {
     identity: String,
+    /// `hot_days` in seconds.
+    hot_s: Option<u64>,
     measurement: Vec<u8>,
     tags: Vec<(Vec<u8>, Vec<Vec<u8>>)>,
 }
@@ -37,13 +39,24 @@ pub fn identity(r: &LifecycleRule) -> String {
 }
 
 impl LifecycleRules {
+    /// The rules that downsample (the warm tier's).
     pub fn from_config(l: &Lifecycle) -> LifecycleRules {
+        LifecycleRules::of(l, |r| !r.downsample.is_empty())
+    }
+
+    /// The rules that give `hot_days` (the hot tier's, `hot.rs`).
+    pub fn hot(l: &Lifecycle) -> LifecycleRules {
+        LifecycleRules::of(l, |r| r.hot_days.is_some())
+    }
+
+    fn of(l: &Lifecycle, keep: impl Fn(&LifecycleRule) -> bool) -> LifecycleRules {
         let rules = l
             .rules
             .iter()
-            .filter(|r| !r.downsample.is_empty())
+            .filter(|r| keep(r))
             .map(|r| Matcher {
                 identity: identity(r),
+                hot_s: r.hot_days.as_ref().and_then(|d| d.seconds().ok()),
                 measurement: r.measurement.as_bytes().to_vec(),
                 tags: r
                     .tags
@@ -68,6 +81,11 @@ impl LifecycleRules {
 
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
+    }
+
+    /// The `i`th rule's `hot_days`, in seconds.
+    pub fn hot_s(&self, i: usize) -> Option<u64> {
+        self.rules.get(i).and_then(|m| m.hot_s)
     }
 
     /// The identity of the `i`th downsampling rule.
@@ -233,6 +251,12 @@ mod tests {
             );
         }
     }
+}
+
+/// The series key of a normalised line: up to the first space not escaped.
+pub fn series_key(line: &[u8]) -> Option<&[u8]> {
+    let end = (1..line.len()).find(|&i| line[i] == b' ' && line[i - 1] != b'\\')?;
+    line.get(..end)
 }
 
 /// The warm destinations the windows write to, with the retention each is

@@ -6,7 +6,9 @@
 //!   destinations admitted (capped by `service.max_destinations`);
 //! - `rules`: the router applied to each write on the executor;
 //! - `lifecycle`: which `lifecycle.rules` take a point, and each rule's
-//!   identity (what its checkpointed windows are stored under).
+//!   identity (what its checkpointed windows are stored under);
+//! - `hot`: the destinations holding points of rules with `hot_days`, and
+//!   the retention each gets upstream.
 //!
 //! Invariant: routing happens once, at ingest; a stored batch has one
 //! destination, and a reload never re-routes what is already buffered.
@@ -15,6 +17,7 @@
 //! shared destination set.
 
 pub mod dest;
+pub mod hot;
 pub mod lifecycle;
 mod rules;
 
