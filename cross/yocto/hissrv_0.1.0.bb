@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "7b535f1b79218409959d4050b0fbef1ffa370879"
+SRCREV = "2bd7e2a8eb1ec5ade9309412ac7bd40753fa9679"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
