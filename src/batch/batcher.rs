@@ -249,6 +249,9 @@ pub fn spawn_committer(
                 let started = std::time::Instant::now();
                 // No reserve, no new data: it could wedge the next full disk.
                 let duties = warm.as_mut().map(|w| w.duties(&cut.batches));
+                let splits = (duties.as_ref())
+                    .map(|d| WarmTier::splits(&cut.batches, d))
+                    .unwrap_or_default();
                 if let Some(h) = hot.as_mut() {
                     for b in &cut.batches {
                         h.note(&b.dest, &b.payload);
@@ -258,7 +261,7 @@ pub fn spawn_committer(
                     Err(crate::wal::WalError::ReserveMissing)
                 } else {
                     match &duties {
-                        Some(d) => wal.commit_with_duty(&cut.batches, d),
+                        Some(d) => wal.commit_with_duty_split(&cut.batches, d, &splits),
                         None => wal.commit(&cut.batches),
                     }
                 };
@@ -328,8 +331,9 @@ pub fn spawn_committer(
                     let _ = ack.try_send(result.clone());
                 }
                 if let (Some((ids, seq, d)), Some(w)) = (to_feed, warm.as_mut()) {
-                    w.fed(&cut.batches, &ids, seq, &d, &stats);
+                    w.fed(&cut.batches, &ids, seq, &d, &splits, &stats);
                 }
+                drop(splits);
                 drop(cut);
                 stats
                     .commits_in_flight

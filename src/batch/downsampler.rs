@@ -38,6 +38,7 @@
 use crate::config::Lifecycle;
 use crate::downsample::recent::{RECENT_LINES, RecentLines};
 use crate::downsample::windows::{Lane, Outcome, Rule, StateError, Windows};
+use crate::lineproto::split_lines::SplitLines;
 use crate::route::dest::Destination;
 use crate::route::lifecycle::{LifecycleRules, WarmDestinations, identity, series_key};
 use crate::wal::{LaneKey, NewBatch, SavedWindows, WindowsCheckpoint};
@@ -182,7 +183,7 @@ impl Downsampler {
             return Ok(None);
         };
         let bad = wal
-            .replay_duties(|owed, dest, lines| d.feed_batch(owed, dest, lines))
+            .replay_duties(|owed, dest, lines| d.feed_batch(owed, dest, &SplitLines::of(lines)))
             .map_err(|e| e.to_string())?;
         if !bad.is_empty() {
             log::warn!(
@@ -252,8 +253,8 @@ impl Downsampler {
 
     /// [`Downsampler::feed`] of batch `id` of commit `seq`, remembered for
     /// the next checkpoint when every value of it was counted.
-    pub fn feed_batch(&mut self, (id, seq): (i64, i64), dest: &Destination, payload: &[u8]) {
-        if self.feed(dest, payload) {
+    pub fn feed_batch(&mut self, (id, seq): (i64, i64), dest: &Destination, lines: &SplitLines) {
+        if self.feed_split(dest, lines) {
             self.whole.push((id, seq));
         }
     }
@@ -262,14 +263,20 @@ impl Downsampler {
     /// rule took every line and every value was counted (or was a repeat
     /// of one counted): the windows then hold all the batch says.
     pub fn feed(&mut self, dest: &Destination, payload: &[u8]) -> bool {
+        self.feed_split(dest, &SplitLines::of(payload))
+    }
+
+    /// `feed`, of a payload split already (the split the codec took).
+    pub fn feed_split(&mut self, dest: &Destination, lines: &SplitLines) -> bool {
         let mut whole = true;
         let mut matches = std::mem::take(&mut self.matches);
         // Per matching rule (by index), its lane's warm destination id.
         let mut lanes: Vec<Option<u32>> = vec![None; self.identities.len()];
-        let mut fields = Vec::with_capacity(16);
         let mut scratch = Vec::with_capacity(256);
-        for line in crate::lineproto::lines(payload) {
-            let Some(key) = series_key(line) else {
+        for line in lines.iter() {
+            // A line the splitter will not read is not aggregated (the
+            // codec keeps it as text; see `lineproto::split`).
+            let Some((key, fields, ts)) = line else {
                 whole = false;
                 continue;
             };
@@ -278,12 +285,6 @@ impl Downsampler {
                 whole = false;
                 continue;
             }
-            // A line the splitter will not read is not aggregated (the
-            // codec keeps it as text; see `lineproto::split`).
-            let Some((key, ts)) = crate::lineproto::split::split_into(line, &mut fields) else {
-                whole = false;
-                continue;
-            };
             let mut written: Vec<u32> = Vec::with_capacity(matches.len());
             for &rule in &matches {
                 let warm = match lanes.get(rule).copied().flatten() {
@@ -304,7 +305,7 @@ impl Downsampler {
                     rule: rule as u16,
                     dest: warm,
                 };
-                let k = RecentLines::key(&mut scratch, key, &fields, ts, (lane.rule, warm));
+                let k = RecentLines::key(&mut scratch, key, fields, ts, (lane.rule, warm));
                 // Whole only when every value was counted: a repeat by the
                 // slots may be a corrected value the windows do not keep
                 // (InfluxDB keeps the last write), so its raw point must
@@ -314,7 +315,7 @@ impl Downsampler {
                 let maybe_counted = self.windows.add_line_unless(
                     lane,
                     key,
-                    &fields,
+                    fields,
                     ts,
                     || {
                         repeat = recent.contains(k);

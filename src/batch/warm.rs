@@ -20,6 +20,7 @@
 
 use super::downsampler::Downsampler;
 use crate::config::Lifecycle;
+use crate::lineproto::split_lines::SplitLines;
 use crate::observe::backlog::Delta;
 use crate::observe::downsampling::Counts;
 use crate::observe::stats::Stats;
@@ -92,7 +93,7 @@ fn load_windows(l: &Lifecycle, wal: &Wal, stats: &Stats) -> Result<Downsampler, 
     if let Ok(saved) = wal.saved_windows() {
         ds.discard_saved(&saved);
     }
-    wal.replay_duties(|owed, dest, lines| ds.feed_batch(owed, dest, lines))
+    wal.replay_duties(|owed, dest, lines| ds.feed_batch(owed, dest, &SplitLines::of(lines)))
         .map_err(|e| format!("the owed batches cannot be read: {e}"))?;
     Ok(ds)
 }
@@ -163,6 +164,13 @@ impl WarmTier {
         batches.iter().map(|b| self.ds.takes(&b.payload)).collect()
     }
 
+    /// The batches with a duty, split once for the codec and the feed.
+    pub fn splits<'a>(batches: &'a [NewBatch], duties: &[bool]) -> Vec<Option<SplitLines<'a>>> {
+        (batches.iter().zip(duties))
+            .map(|(b, &d)| d.then(|| SplitLines::of(&b.payload)))
+            .collect()
+    }
+
     /// After the commit `seq` of `batches` (given `ids`) returned: counts
     /// the ones with a duty.
     pub fn fed(
@@ -171,14 +179,22 @@ impl WarmTier {
         ids: &[i64],
         seq: i64,
         duties: &[bool],
+        splits: &[Option<SplitLines>],
         stats: &Stats,
     ) {
         if self.suspended {
             return;
         }
         let mut any = false;
-        for ((b, id), _) in batches.iter().zip(ids).zip(duties).filter(|(_, d)| **d) {
-            self.ds.feed_batch((*id, seq), &b.dest, &b.payload);
+        for (i, ((b, id), _)) in
+            (batches.iter().zip(ids).zip(duties).enumerate()).filter(|(_, (_, d))| **d)
+        {
+            match splits.get(i).and_then(Option::as_ref) {
+                Some(s) => self.ds.feed_batch((*id, seq), &b.dest, s),
+                None => self
+                    .ds
+                    .feed_batch((*id, seq), &b.dest, &SplitLines::of(&b.payload)),
+            }
             any = true;
         }
         if any {

@@ -57,14 +57,16 @@ fn a_failed_checkpoint_after_a_damaged_start_still_emits_every_window() {
     let mut w = WarmTier::start(&cfg, &mut wal, &stats, Arc::default()).expect("warm tier");
     let b = batch(format!("m,h=a f=1i {}\nm,h=a f=2i {}\n", S, 100 * S));
     let duties = w.duties(std::slice::from_ref(&b));
+    let splits = WarmTier::splits(std::slice::from_ref(&b), &duties);
     let ids = wal
-        .commit_with_duty(std::slice::from_ref(&b), &duties)
+        .commit_with_duty_split(std::slice::from_ref(&b), &duties, &splits)
         .expect("commit");
     w.fed(
         std::slice::from_ref(&b),
         &ids,
         wal.last_commit_seq(),
         &duties,
+        &splits,
         &stats,
     );
     raw.execute_batch(

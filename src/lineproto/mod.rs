@@ -2,7 +2,8 @@
 //! normalises request bodies exactly as InfluxDB 1.6 does (`parse`, with its
 //! `errors`, `values` and `lines` scanners; `numbers`, the digits-to-number fast paths
 //! both use), and `split`, which takes a normalised
-//! line apart again (routing and the buffer's column codec use it).
+//! line apart again (routing and the buffer's column codec use it;
+//! `split_lines`: a whole payload at once, for the codec and the windows).
 //!
 //! Invariant: a line accepted here is stored and delivered in a form that
 //! parses back to the same point; anything else is rejected with its line,
@@ -13,5 +14,6 @@
 pub mod numbers;
 mod parse;
 pub mod split;
+pub mod split_lines;
 
 pub use parse::*;

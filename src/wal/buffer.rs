@@ -340,40 +340,29 @@ impl Wal {
         duty: &[bool],
         now: i64,
     ) -> Result<Vec<i64>, WalError> {
-        let result = match self.commit_once(batches, duty, now) {
-            // A WAL that was truncated on a full disk cannot grow to its
-            // checkpoint size, so it never starts over by itself: the
-            // database's free pages are there, only the WAL is in the way.
-            Err(WalError::DiskFull) if self.truncate_wal().is_ok() => {
-                self.commit_once(batches, duty, now)
-            }
-            other => other,
-        };
-        result.map_err(|e| self.explain(e))
+        let encoded = self.encode_all(batches);
+        self.commit_encoded_at(batches, &encoded, duty, now)
     }
 
     /// Each batch's stored format and bytes.
     fn encode_all(&self, batches: &[NewBatch]) -> Vec<(i64, Vec<u8>)> {
-        batches
-            .iter()
-            .map(|b| match codec::encode(self.format, &b.payload) {
-                Ok(blob) => (self.format, blob),
-                Err(e) => {
-                    // Never lose points to an encoder's refusal: keep the text.
-                    log::warn!("storing a batch unencoded: {e}");
-                    (codec::FORMAT_NONE, b.payload.clone())
-                }
-            })
+        (batches.iter())
+            .map(|b| codec::encode_or_text(self.format, &b.payload, None))
             .collect()
+    }
+
+    /// The stored format of new batches.
+    pub fn format(&self) -> i64 {
+        self.format
     }
 
     fn commit_once(
         &mut self,
         batches: &[NewBatch],
+        encoded: &[(i64, Vec<u8>)],
         duty: &[bool],
         now: i64,
     ) -> Result<Vec<i64>, WalError> {
-        let encoded = self.encode_all(batches);
         let incoming: u64 = encoded.iter().map(|(_, b)| b.len() as u64).sum();
         if let Some(used) = self.room_for(incoming)? {
             return Err(WalError::QuotaFull {
@@ -402,7 +391,7 @@ impl Wal {
                 quota_bytes: self.quota_bytes,
             });
         }
-        let ids = Wal::insert_batches(&tx, batches, &encoded, now)?;
+        let ids = Wal::insert_batches(&tx, batches, encoded, now)?;
         let seq: i64 = tx.query_row("UPDATE commit_seq SET n = n + 1 RETURNING n", [], |r| {
             r.get(0)
         })?;

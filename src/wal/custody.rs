@@ -172,6 +172,50 @@ impl Wal {
         self.commit_duty_at(batches, duty, crate::clock::record_ms())
     }
 
+    /// [`Wal::commit_with_duty`] with the batches split already (`split[i]`
+    /// of `batches[i]`, or `None`): the codec takes the split the windows
+    /// will be fed (one split a line, not two: `benches/downsample.rs`).
+    pub fn commit_with_duty_split(
+        &mut self,
+        batches: &[NewBatch],
+        duty: &[bool],
+        split: &[Option<crate::lineproto::split_lines::SplitLines>],
+    ) -> Result<Vec<i64>, WalError> {
+        let format = self.format();
+        let encoded: Vec<(i64, Vec<u8>)> = (batches.iter().enumerate())
+            .map(|(i, b)| {
+                // Only the split of this very payload: any other would
+                // store other points.
+                let s = (split.get(i).and_then(Option::as_ref)).filter(|s| {
+                    s.payload.as_ptr() == b.payload.as_ptr() && s.payload.len() == b.payload.len()
+                });
+                codec::encode_or_text(format, &b.payload, s)
+            })
+            .collect();
+        self.commit_encoded_at(batches, &encoded, duty, crate::clock::record_ms())
+    }
+
+    /// As `commit_duty_at`, each batch's stored form given (`encoded[i]`:
+    /// `codec::encode_or_text` of batch `i` in this buffer's format).
+    pub(super) fn commit_encoded_at(
+        &mut self,
+        batches: &[NewBatch],
+        encoded: &[(i64, Vec<u8>)],
+        duty: &[bool],
+        now: i64,
+    ) -> Result<Vec<i64>, WalError> {
+        let result = match self.commit_once(batches, encoded, duty, now) {
+            // A WAL that was truncated on a full disk cannot grow to its
+            // checkpoint size, so it never starts over by itself: the
+            // database's free pages are there, only the WAL is in the way.
+            Err(WalError::DiskFull) if self.truncate_wal().is_ok() => {
+                self.commit_once(batches, encoded, duty, now)
+            }
+            other => other,
+        };
+        result.map_err(|e| self.explain(e))
+    }
+
     /// Writes a checkpoint in one transaction; returns the ids of the
     /// emitted batches. The emitted lines are small beside the raw points
     /// they summarise and free those points' rows: they are not refused for

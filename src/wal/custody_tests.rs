@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::config::Synchronous;
+use crate::lineproto::split_lines::SplitLines;
 use std::collections::BTreeMap;
 
 use crate::sim_tests::{rng, seeds};
@@ -127,7 +128,21 @@ fn a_batch_leaves_only_when_delivered_and_checkpointed_and_replays_until_then() 
                         });
                         duty.push(!next().is_multiple_of(3));
                     }
-                    let ids = w.commit_with_duty(&batches, &duty).unwrap();
+                    // Half the commits with the batches split once (the
+                    // commit thread's), now and then the splits of other
+                    // batches (which must be ignored, never stored).
+                    let ids = match next() % 4 {
+                        0 | 1 => w.commit_with_duty(&batches, &duty).unwrap(),
+                        way => {
+                            let mut splits: Vec<_> = (batches.iter())
+                                .map(|b| Some(SplitLines::of(&b.payload)))
+                                .collect();
+                            if way == 3 {
+                                splits.rotate_left(1);
+                            }
+                            w.commit_with_duty_split(&batches, &duty, &splits).unwrap()
+                        }
+                    };
                     let seq = w.last_commit_seq();
                     for ((id, b), d) in ids.iter().zip(batches).zip(duty) {
                         let row = Row {

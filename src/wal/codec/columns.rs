@@ -11,7 +11,8 @@ use super::bits::{BitWriter, put_bytes, put_ints, put_varint, zigzag};
 use super::floats::{self, Digits};
 use super::{CodecError, MAX_TS_SCALE_EXP, VERSION};
 use crate::lineproto::numbers::Decimal;
-use crate::lineproto::split::{self, Value};
+use crate::lineproto::split::Value;
+use crate::lineproto::split_lines::SplitLines;
 
 /// The codec's maps. Their keys (series and field names) come from HTTP
 /// clients, but a map lives for one batch (at most `max_batch_size` lines)
@@ -214,6 +215,11 @@ fn shape_matches(shape: &[u64], fields: &[(&[u8], Value)], fkeys: &Dict) -> bool
 
 /// Line protocol → format 2 body (before lz4).
 pub(super) fn columns(lp: &[u8]) -> Result<Vec<u8>, CodecError> {
+    columns_of(&SplitLines::of(lp))
+}
+
+/// As `columns`, from line protocol split already.
+pub(super) fn columns_of(split: &SplitLines) -> Result<Vec<u8>, CodecError> {
     let mut keys = Dict::default();
     let mut fkeys = Dict::default();
     // shape = key id + (field key id, type) list → shape id
@@ -226,9 +232,8 @@ pub(super) fn columns(lp: &[u8]) -> Result<Vec<u8>, CodecError> {
     let mut line_shapes = Vec::new();
     let mut ts = Vec::new();
     let mut sig = Vec::with_capacity(32);
-    let mut fields = Vec::with_capacity(16);
-    for line in crate::lineproto::lines(lp) {
-        let (key, t) = split::split_into(line, &mut fields).ok_or_else(|| {
+    for (line, l) in crate::lineproto::lines(split.payload).zip(split.iter()) {
+        let (key, fields, t) = l.ok_or_else(|| {
             CodecError(format!(
                 "not a normalised line: {}",
                 String::from_utf8_lossy(&line[..line.len().min(200)])
@@ -240,12 +245,12 @@ pub(super) fn columns(lp: &[u8]) -> Result<Vec<u8>, CodecError> {
             last_shape.resize(kidx + 1, NO_SHAPE);
         }
         let cached = last_shape[kidx];
-        let shape = if cached != NO_SHAPE && shape_matches(&shapes[cached], &fields, &fkeys) {
+        let shape = if cached != NO_SHAPE && shape_matches(&shapes[cached], fields, &fkeys) {
             cached
         } else {
             sig.clear();
             sig.push(kid);
-            for (k, v) in &fields {
+            for (k, v) in fields {
                 sig.push(fkeys.id(k) << 3 | v.kind() as u64);
             }
             let shape = match shape_ids.get(&sig) {
@@ -259,11 +264,11 @@ pub(super) fn columns(lp: &[u8]) -> Result<Vec<u8>, CodecError> {
             last_shape[kidx] = shape;
             shape
         };
-        values.push_line(&fields)?;
+        values.push_line(fields)?;
         line_shapes.push(shape as u64);
         ts.push(t);
     }
-    let mut out = Vec::with_capacity(lp.len() / 4);
+    let mut out = Vec::with_capacity(split.payload.len() / 4);
     out.push(VERSION);
     put_varint(&mut out, ts.len() as u64);
     keys.write(&mut out);

@@ -50,6 +50,7 @@ mod columns;
 mod floats;
 
 use crate::lineproto::numbers::{push_i64, push_u64};
+use crate::lineproto::split_lines::SplitLines;
 use bits::{Reader, Short, get_ints, get_ints_into, unzigzag};
 use std::fmt;
 
@@ -100,6 +101,33 @@ pub fn encode(format: i64, lp: &[u8]) -> Result<Vec<u8>, CodecError> {
         FORMAT_LZ4 => Ok(lz4_flex::compress_prepend_size(lp)),
         FORMAT_DELTA => Ok(lz4_flex::compress_prepend_size(&columns::columns(lp)?)),
         f => Err(CodecError(format!("unknown format {f}"))),
+    }
+}
+
+/// As `encode`, from the payload split already (the commit thread shares
+/// one split of a batch with the downsampling windows).
+pub fn encode_split(format: i64, split: &SplitLines) -> Result<Vec<u8>, CodecError> {
+    match format {
+        FORMAT_DELTA => Ok(lz4_flex::compress_prepend_size(&columns::columns_of(
+            split,
+        )?)),
+        other => encode(other, split.payload),
+    }
+}
+
+/// `encode`, or the text itself when the encoder refuses (logged): points
+/// are never lost to an encoder. The stored format and bytes.
+pub fn encode_or_text(format: i64, lp: &[u8], split: Option<&SplitLines>) -> (i64, Vec<u8>) {
+    let encoded = match split {
+        Some(s) => encode_split(format, s),
+        None => encode(format, lp),
+    };
+    match encoded {
+        Ok(blob) => (format, blob),
+        Err(e) => {
+            log::warn!("storing a batch unencoded: {e}");
+            (FORMAT_NONE, lp.to_vec())
+        }
     }
 }
 

@@ -1,0 +1,75 @@
+//! A payload's lines taken apart once for every reader of one commit: the
+//! buffer's column codec and the downsampling windows each split every line
+//! of a batch a rule takes, and splitting was a third of the windows' cost
+//! (`benches/downsample.rs`). One arena of fields for the whole payload,
+//! not a vector a line.
+//!
+//! Invariant: `lines` has one entry per line of the payload, in order (as
+//! `lineproto::lines` cuts it); a line `split_into` refuses is kept as
+//! `None`, so a reader that needs every line (the codec) can refuse the
+//! payload as it would have.
+
+use super::split::{Value, split_into};
+
+/// One line of a payload: its series key, its fields' range in
+/// `SplitLines::fields`, its timestamp; `None` when it does not split.
+pub type SplitLine<'a> = Option<(&'a [u8], std::ops::Range<usize>, i64)>;
+
+/// A line's series key, fields and timestamp.
+pub type Parts<'a, 'f> = (&'a [u8], &'f [(&'a [u8], Value<'a>)], i64);
+
+#[derive(Default)]
+pub struct SplitLines<'a> {
+    /// What was split.
+    pub payload: &'a [u8],
+    pub lines: Vec<SplitLine<'a>>,
+    pub fields: Vec<(&'a [u8], Value<'a>)>,
+}
+
+impl<'a> SplitLines<'a> {
+    pub fn of(payload: &'a [u8]) -> SplitLines<'a> {
+        let mut out = SplitLines {
+            payload,
+            ..SplitLines::default()
+        };
+        let mut fields = Vec::with_capacity(16);
+        for line in super::lines(payload) {
+            let at = out.fields.len();
+            let split = split_into(line, &mut fields).map(|(key, ts)| {
+                out.fields.append(&mut fields);
+                (key, at..out.fields.len(), ts)
+            });
+            out.lines.push(split);
+        }
+        out
+    }
+
+    /// Each line: series key, fields, timestamp (`None`: it does not split).
+    pub fn iter(&self) -> impl Iterator<Item = Option<Parts<'a, '_>>> {
+        self.lines.iter().map(|l| {
+            let (key, range, ts) = l.as_ref()?;
+            Some((*key, self.fields.get(range.clone())?, *ts))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_line_splits_as_alone_and_a_refused_one_keeps_its_place() {
+        let payload = b"m,t=a f=1.5,i=-3i 9\nm v=x 1\nn s=\"a b\" -1\n";
+        let s = SplitLines::of(payload);
+        let got: Vec<_> = s.iter().collect();
+        assert_eq!(got.len(), 3);
+        let mut fields = Vec::new();
+        for (line, got) in crate::lineproto::lines(payload).zip(&got) {
+            match split_into(line, &mut fields) {
+                Some((key, ts)) => assert_eq!(*got, Some((key, &fields[..], ts))),
+                None => assert!(got.is_none()),
+            }
+        }
+        assert!(SplitLines::of(b"").iter().next().is_none());
+    }
+}
