@@ -150,7 +150,11 @@ fn main() {
         let started = Instant::now();
         let mut n = 0usize;
         for body in &seconds {
-            n = n.wrapping_add(hissrv::lineproto::split_lines::SplitLines::of(body).fields.len());
+            n = n.wrapping_add(
+                hissrv::lineproto::split_lines::SplitLines::of(body)
+                    .fields
+                    .len(),
+            );
         }
         arena.push(started.elapsed().as_nanos() as f64 / lines);
         std::hint::black_box(n);

@@ -5,6 +5,7 @@
 //! the warm tier, and destinations of no rule left alone.
 
 mod common;
+use common::scripted::{Answer, Scripted};
 use common::*;
 use std::time::Duration;
 
@@ -153,5 +154,211 @@ fn hot_days_sets_the_retention_of_the_rules_destinations_and_expires_older_point
         agent
             .log()
             .contains("altered retention policy plant.autogen")
+    );
+}
+
+/// A bucket whose policy is the database's default one (`retention_policy:
+/// autogen`) keeps its own retention (README: "a bucket of
+/// influxdb.sharding keeps its own retention"). The rule's points go to
+/// (plant, "") — the same upstream policy under another Destination — so
+/// the wants are merged by the policy they name, the bucket's first (found
+/// in review: altered to hot_days on every provisioning pass).
+#[test]
+fn a_bucket_on_the_default_policy_keeps_its_own_retention_over_hot_days() {
+    let influx = Influx::start();
+    influx.create_db("plant");
+    let agent = Hissrv::start_with(
+        &influx.url(),
+        Sections {
+            influxdb: "  database: plant\n  manage_retention: true\n  sharding:\n    strategy: tag-based\n    buckets:\n      - {name: events, retention_policy: autogen, retention: 30d, points: [alarms]}\n",
+            other: "lifecycle:\n  rules:\n    - measurement: telemetry\n      hot_days: 2\n",
+            ..Sections::default()
+        },
+    );
+    wait_for("the bucket's policy", Duration::from_secs(30), || {
+        duration_of(&influx, "plant", "autogen").as_deref() == Some("720h0m0s")
+    });
+    let t = now_ns();
+    assert_eq!(
+        agent
+            .post("/write?db=plant", &format!("alarms a=1 {t}\n"))
+            .0,
+        204
+    );
+    assert_eq!(
+        agent
+            .post("/write?db=plant", &format!("telemetry v=1 {t}\n"))
+            .0,
+        204
+    );
+    wait_for("both delivered", DELIVERY_TIMEOUT, || {
+        influx.count("plant", "telemetry") == 1 && influx.count("plant", "alarms") == 1
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        duration_of(&influx, "plant", "autogen").as_deref(),
+        Some("720h0m0s"),
+        "the bucket's 30d retention was overridden by hot_days; log:\n{}",
+        agent
+            .log()
+            .lines()
+            .filter(|l| l.contains("retention policy"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// Points written without rp and with rp=autogen land in one upstream policy
+/// but are two destinations noted: merged, the longest hot_days wins (found
+/// in review: the policy was altered twice a pass, in hash order, so the
+/// shorter won about half the time and rule B's points went after 2 days).
+#[test]
+fn rp_autogen_and_no_rp_are_one_policy_and_the_longest_hot_days_wins() {
+    let influx = Influx::start();
+    let dbs: Vec<String> = (0..6).map(|i| format!("p{i}")).collect();
+    for db in &dbs {
+        influx.create_db(db);
+    }
+    let agent = Hissrv::start_with(
+        &influx.url(),
+        Sections {
+            influxdb: "  database: p0\n  manage_retention: true\n",
+            other: "lifecycle:\n  rules:\n    - measurement: telemetry\n      hot_days: 2\n    - measurement: power\n      hot_days: 30\n",
+            ..Sections::default()
+        },
+    );
+    let t = now_ns();
+    for db in &dbs {
+        assert_eq!(
+            agent
+                .post(&format!("/write?db={db}"), &format!("telemetry v=1 {t}\n"))
+                .0,
+            204
+        );
+        assert_eq!(
+            agent
+                .post(
+                    &format!("/write?db={db}&rp=autogen"),
+                    &format!("power v=1 {t}\n")
+                )
+                .0,
+            204
+        );
+    }
+    wait_for("all delivered", DELIVERY_TIMEOUT, || {
+        dbs.iter()
+            .all(|db| influx.count(db, "telemetry") == 1 && influx.count(db, "power") == 1)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let got: Vec<(String, Option<String>)> = dbs
+        .iter()
+        .map(|db| (db.clone(), duration_of(&influx, db, "autogen")))
+        .collect();
+    assert!(
+        got.iter().all(|(_, d)| d.as_deref() == Some("720h0m0s")),
+        "the longest hot_days (30d) must win in every db: {got:?}"
+    );
+}
+
+/// Backlog buffered before a restart, the outage still on: its destination
+/// is noted as its batches are read (found in review: noted at commit, it
+/// was not until a new point came), and the first delivery after the
+/// outage waits for the server's time, so the old points are expired, not
+/// sent (README: "Points older than hot_days when they are delivered").
+#[test]
+fn backlog_buffered_before_a_restart_mid_outage_is_expired_by_hot_days() {
+    let mut influx = Influx::start();
+    influx.create_db("plant");
+    let url = influx.url();
+    influx.stop();
+    let sections = || Sections {
+        influxdb: "  database: plant\n  manage_retention: true\n",
+        other: "lifecycle:\n  rules:\n    - measurement: telemetry\n      hot_days: 2\n",
+        ..Sections::default()
+    };
+    let mut agent = Hissrv::start_with(&url, sections());
+    let now = now_ns();
+    let old: String = (0..10)
+        .map(|i| format!("telemetry,id=m1 v={i} {}\n", now - 4 * DAY_NS + i * NS))
+        .collect();
+    assert_eq!(agent.post("/write?db=plant", &old).0, 204);
+    assert_eq!(agent.buffered_points(), 10);
+    // The outage goes on across a restart (an edge box rebooted).
+    agent.restart_with(&url, sections());
+    influx.restart();
+    wait_for("the backlog drained", DELIVERY_TIMEOUT, || {
+        agent.buffered_points() == 0
+    });
+    assert_eq!(
+        metric_of(&agent, "hissrv_hot_points_expired_total"),
+        10.0,
+        "sent instead of expired: {} upstream, autogen {:?}",
+        influx.count("plant", "telemetry"),
+        duration_of(&influx, "plant", "autogen")
+    );
+}
+
+/// 2.x refuses a retention shorter than the bucket's shard group duration
+/// (422 "shard-group duration must also be updated to be smaller than new
+/// retention duration", from its storage engine; a scripted 2.x server
+/// answers so): the PATCH shrinks it too (found in review).
+#[test]
+fn a_2x_bucket_is_shortened_to_hot_days_with_its_shard_group_duration() {
+    let up = Scripted::start(
+        Vec::new(),
+        Box::new(move |target, body| {
+            let path = target.split('?').next().unwrap_or("");
+            match path {
+                "/api/v2/orgs" => Answer::status(200).body("{\"orgs\":[{\"id\":\"0123\",\"name\":\"o\"}]}"),
+                "/api/v2/buckets" if body.is_empty() => Answer::status(200).body(
+                    "{\"buckets\":[{\"id\":\"b1\",\"name\":\"plant\",\"retentionRules\":[{\"type\":\"expire\",\"everySeconds\":0,\"shardGroupDurationSeconds\":604800}]}]}",
+                ),
+                "/api/v2/buckets/b1" => {
+                    let sgd_ok = body
+                        .split("\"shardGroupDurationSeconds\":")
+                        .nth(1)
+                        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next()?.parse::<u64>().ok())
+                        .is_some_and(|s| s <= 172_800);
+                    if sgd_ok {
+                        Answer::status(200).body("{}")
+                    } else {
+                        Answer::status(422).body("{\"code\":\"unprocessable entity\",\"message\":\"shard-group duration must also be updated to be smaller than new retention duration\"}")
+                    }
+                }
+                "/api/v2/write" => Answer::status(204),
+                _ => Answer::status(404),
+            }
+        }),
+    );
+    let h = Hissrv::start_with(
+        &up.url(),
+        Sections {
+            influxdb: "  api: v2\n  org: o\n  token: t\n  gzip: false\n  manage_retention: true\n",
+            other: "lifecycle:\n  rules:\n    - measurement: telemetry\n      hot_days: 2\n",
+            ..Sections::default()
+        },
+    );
+    assert_eq!(
+        h.post(
+            "/api/v2/write?bucket=plant",
+            &format!("telemetry v=1 {}", now_ns())
+        )
+        .0,
+        204
+    );
+    wait_for("a PATCH of the bucket", DELIVERY_TIMEOUT, || {
+        up.seen()
+            .iter()
+            .any(|s| s.target.starts_with("/api/v2/buckets/b1"))
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let patches: Vec<_> = up
+        .seen()
+        .into_iter()
+        .filter(|s| s.target.starts_with("/api/v2/buckets/b1"))
+        .collect();
+    assert!(
+        patches.iter().any(|s| s.status == 200),
+        "every PATCH refused: {patches:?}"
     );
 }

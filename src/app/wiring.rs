@@ -103,8 +103,6 @@ pub fn run(
         &stats,
         warm_destinations.clone(),
     );
-    let hot_destinations = Arc::new(crate::route::hot::HotDestinations::default());
-    let hot = crate::route::hot::HotTier::from_config(&cfg.lifecycle, hot_destinations.clone());
     let mut reader = open()?;
     reader.set_dead_letter_share(cfg.buffer.max_dead_letters_percent);
     match reader.backlog() {
@@ -143,7 +141,6 @@ pub fn run(
     )
     .with_destinations(destinations.clone())
     .with_warm_destinations(warm_destinations.clone())
-    .with_hot_destinations(hot_destinations)
     .with_reserve(reserve)
     .spawn()?;
     let ring_bytes = ring_bytes(cfg.performance.ring_buffer_mb, quota);
@@ -158,7 +155,6 @@ pub fn run(
         bell.clone(),
         intake.waker(),
         warm,
-        hot,
     )?;
     let deadline = Rc::new(std::cell::Cell::new(None));
 

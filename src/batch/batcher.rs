@@ -210,8 +210,7 @@ pub async fn run_batcher(intake: &Intake, to_commit: Sender<Cut>) {
 
 /// Starts the commit thread: it owns the writing connection.
 /// `warm`: the downsampling windows, fed after each commit and checkpointed
-/// on their interval (between cuts too) and when the cuts end. `hot`: told
-/// each cut's destinations before its commit (`route/hot.rs`).
+/// on their interval (between cuts too) and when the cuts end.
 pub fn spawn_committer(
     mut wal: Wal,
     cuts: Receiver<Cut>,
@@ -219,7 +218,6 @@ pub fn spawn_committer(
     forwarder: Arc<Doorbell>,
     batcher: Sender<()>,
     mut warm: Option<WarmTier>,
-    mut hot: Option<crate::route::hot::HotTier>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("hissrv-commit".into())
@@ -252,11 +250,6 @@ pub fn spawn_committer(
                 let splits = (duties.as_ref())
                     .map(|d| WarmTier::splits(&cut.batches, d))
                     .unwrap_or_default();
-                if let Some(h) = hot.as_mut() {
-                    for b in &cut.batches {
-                        h.note(&b.dest, &b.payload);
-                    }
-                }
                 let committed = if stats.disk_reserve_missing.load(Ordering::Acquire) {
                     Err(crate::wal::WalError::ReserveMissing)
                 } else {

@@ -442,3 +442,33 @@ fn the_forwarder_learns_exactly_the_warm_destinations_with_their_retention() {
         Some(Some(30 * 86_400))
     );
 }
+
+/// Found in review: a producer's retry of a counted line, its window past
+/// max_lateness by event time but not yet forgotten (no checkpoint since),
+/// is a repeat, as before one lookup served both; `add_line_unless` asked
+/// `place` first and counted it late, so its batch was never whole (never
+/// degradable).
+#[test]
+fn a_retry_into_a_window_past_lateness_not_yet_forgotten_is_a_repeat_not_late() {
+    let mut d = Downsampler::from_config(&lifecycle()).expect("a rule");
+    let dest = Destination {
+        db: "db".into(),
+        rp: String::new(),
+    };
+    let line = format!("m,h=a f=1i {}\n", S);
+    assert!(d.feed(&dest, line.as_bytes()));
+    // Event time moves past the first window's close + max_lateness (20s).
+    assert!(d.feed(&dest, format!("m,h=a f=2i {}\n", 40 * S).as_bytes()));
+    let (late, repeats) = (d.windows.counts.late, d.windows.counts.repeats);
+    // The retry of the first line, before any checkpoint.
+    let whole = d.feed(&dest, line.as_bytes());
+    assert_eq!(
+        (
+            d.windows.counts.late - late,
+            d.windows.counts.repeats - repeats,
+            whole
+        ),
+        (0, 1, true),
+        "a retry of a counted line taken for a late value"
+    );
+}

@@ -108,9 +108,10 @@ pub struct Forwarder {
     /// them), and those found missing upstream: provisioned with the buckets.
     warm: Arc<crate::route::lifecycle::WarmDestinations>,
     warm_wants: Vec<crate::deliver::provision::Want>,
-    /// The raw destinations of rules with `hot_days` (the commit thread
-    /// notes them), and their generation last provisioned.
-    hot: Arc<crate::route::hot::HotDestinations>,
+    /// The raw destinations of rules with `hot_days` (noted as their
+    /// batches are read, backlog from before a restart too), and their
+    /// generation last provisioned.
+    hot: Option<crate::route::hot::HotTier>,
     hot_seen: u64,
     /// `buffer.when_full: degrade`: the room kept free by deleting raw
     /// batches the warm tier holds (bytes; 0: off), next look.
@@ -211,7 +212,7 @@ impl Forwarder {
             provision_failures: 0,
             warm: Arc::default(),
             warm_wants: Vec::new(),
-            hot: Arc::default(),
+            hot: crate::route::hot::HotTier::from_config(&cfg.lifecycle, Arc::default()),
             hot_seen: 0,
             degrade_headroom: degrading::degrade_headroom(&cfg.buffer),
             degrade_at: now,

@@ -4,17 +4,16 @@
 //! provisioned once a delivery finds it missing, if the commit thread named
 //! it one (`WarmDestinations`, exact names): its database is the raw
 //! points', which producers name. A hot destination (`route/hot.rs`) as
-//! soon as the commit thread names it, before any batch of it is read: its
-//! retention is `hot_days`, and points older than it are expired (dead
-//! letters, counted apart) as a bucket's are.
+//! soon as a batch of it is read, before it is sent: its retention is
+//! `hot_days`, and points older than it are expired (dead letters, counted
+//! apart) as a bucket's are.
 
 use super::Forwarder;
+use crate::config::DEFAULT_RP;
 use crate::deliver::drain::BucketInfo;
 use crate::deliver::provision::{ProvisionError, Want};
 use crate::observe::stats::Stats;
 use crate::route::dest::Destination;
-use crate::route::hot::HotDestinations;
-use std::sync::Arc;
 use std::time::Duration;
 
 const NS: i64 = 1_000_000_000;
@@ -42,19 +41,46 @@ impl Forwarder {
         }
     }
 
-    /// Where the commit thread notes the hot tier's destinations.
-    pub fn with_hot_destinations(mut self, h: Arc<HotDestinations>) -> Forwarder {
-        self.hot = h;
-        self
+    /// Notes the hot destination `dest` of a pack about to be delivered
+    /// (`route/hot.rs`): read by the forwarder, so that backlog committed
+    /// before a restart is known too, and a refused commit never is (both
+    /// found in review when the commit thread noted them).
+    /// A warm destination's batches are aggregates, never raw points: not
+    /// hot, whatever their measurement (the warm tier notes its
+    /// destinations before it emits to them, and at start for every lane
+    /// it restores).
+    pub(super) fn note_hot(&mut self, dest: &Destination, pack: &[crate::wal::StoredBatch]) {
+        if self.warm.retention_of(dest).is_some() {
+            return;
+        }
+        if let Some(h) = self.hot.as_mut() {
+            for b in pack {
+                h.note(dest, &b.payload);
+            }
+        }
     }
 
     /// The retention a delivery to `dest` expires points by: its bucket's,
-    /// else its hot tier's (then `true`).
+    /// else its hot tier's (then `true`). On 1.x a destination without a
+    /// policy is the default one, taken to be `autogen` here.
     pub(super) fn retention_of(&self, dest: &Destination) -> Option<(BucketInfo, bool)> {
-        if let Some(b) = self.plan.bucket(dest) {
+        let v1 = self.influxdb.api == crate::config::ApiVersion::V1;
+        let default = |rp: &str| v1 && (rp.is_empty() || rp == DEFAULT_RP);
+        let other = Destination {
+            db: dest.db.clone(),
+            rp: if dest.rp.is_empty() { DEFAULT_RP } else { "" }.to_string(),
+        };
+        let bucket = (self.plan.bucket(dest)).or_else(|| {
+            default(&dest.rp)
+                .then(|| self.plan.bucket(&other))
+                .flatten()
+        });
+        if let Some(b) = bucket {
             return Some((b.clone(), false));
         }
-        let retention_s = self.hot.retention_of(dest)??;
+        let retention_s = (self.hot.as_ref()?.registry()).longest_where(|d| {
+            d == dest || (d.db == dest.db && default(&d.rp) && default(&dest.rp))
+        })??;
         let info = BucketInfo {
             name: format!("{} (lifecycle hot_days)", dest.bucket()),
             priority: 0,
@@ -67,34 +93,21 @@ impl Forwarder {
         Some((info, true))
     }
 
-    /// The warm destinations found missing and the hot ones, each with the
-    /// longer retention when it is both; a bucket keeps its own (`ensure`).
+    /// The warm destinations found missing and the hot ones (`ensure`
+    /// merges those naming one policy, buckets first).
     fn retention_wants(&self) -> Vec<Want> {
         let mut wants = self.warm_wants.clone();
-        for (dest, retention_s) in self.hot.all() {
-            if let Some(b) = self.plan.bucket(&dest) {
-                let hot_ns =
-                    retention_s.map(|s| i64::try_from(s).unwrap_or(i64::MAX).saturating_mul(NS));
-                if b.retention_ns != hot_ns {
-                    log::warn!(
-                        "manage_retention: bucket {:?} keeps its own retention; lifecycle hot_days of the rules writing there is overridden",
-                        b.name
-                    );
-                }
-                continue;
-            }
-            match wants.iter_mut().find(|w| w.dest == dest) {
-                Some(w) => w.retention_s = w.retention_s.zip(retention_s).map(|(a, b)| a.max(b)),
-                None => wants.push(Want { dest, retention_s }),
-            }
+        if let Some(h) = &self.hot {
+            let hot = h.registry().all().into_iter();
+            wants.extend(hot.map(|(dest, retention_s)| Want { dest, retention_s }));
         }
         wants
     }
 
     /// `manage_retention`: creates or adjusts the buckets upstream when due,
-    /// and at once when the commit thread names a new hot destination.
+    /// and at once when a new hot destination is noted.
     pub(super) fn provision(&mut self) {
-        let generation = self.hot.generation();
+        let generation = (self.hot.as_ref()).map_or(0, |h| h.registry().generation());
         if generation != self.hot_seen && self.influxdb.manage_retention {
             self.hot_seen = generation;
             self.provision_at.get_or_insert(self.clock.now());

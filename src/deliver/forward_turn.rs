@@ -73,6 +73,7 @@ impl Forwarder {
             }
         };
         // Expiry is for good: never on a clock in doubt.
+        self.note_hot(dest, &pack);
         let retention = self.retention_of(dest);
         let retained = (retention.as_ref()).is_some_and(|(b, _)| b.retention_ns.is_some());
         let now = if retained {
@@ -282,6 +283,13 @@ impl Forwarder {
         {
             log::warn!("cannot record the failure of batch {}: {e}", first.id);
             self.note_read_only(&e);
+        }
+        // No server time yet and no answer: ask again before the next
+        // delivery, so the first one after an outage (a backlog that may
+        // have outlived its retention) is judged by a trusted clock, not
+        // sent unexpired (found in review: after a restart mid-outage).
+        if self.sink.server_time().is_none() {
+            self.time_asked_at = None;
         }
         let delay = self.back_off(dest, d.delay);
         log::warn!(

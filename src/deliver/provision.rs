@@ -54,10 +54,18 @@ pub struct Want {
     pub retention_s: Option<u64>,
 }
 
-/// Creates or adjusts every bucket, then each of `more` (the warm tier's
-/// destinations) that is not a bucket; returns what changed, for the log.
+/// Creates or adjusts every bucket, then each of `more` (the lifecycle
+/// tiers' destinations); returns what changed, for the log.
+///
+/// Wants naming one upstream policy are merged first: on 1.x a destination
+/// without a policy is the database's default one, so (`db`, "") and
+/// (`db`, `autogen`) are one policy (found in review: altered back and
+/// forth each pass). A bucket's own retention wins (the operator named it
+/// there; a different one asked is logged); otherwise the longest wins (a
+/// point is never dropped sooner than a rule asks). One want refused does
+/// not stop the others: the first error is returned after all were tried.
 pub fn ensure(up: &Upstream, db: &Influxdb, more: &[Want]) -> Result<Vec<String>, ProvisionError> {
-    let mut wants: Vec<Want> = db
+    let buckets: Vec<Want> = db
         .sharding
         .buckets
         .iter()
@@ -66,27 +74,91 @@ pub fn ensure(up: &Upstream, db: &Influxdb, more: &[Want]) -> Result<Vec<String>
             retention_s: b.retention_s(),
         })
         .collect();
-    for w in more {
-        // A bucket's own retention wins: the operator named it there.
-        if !wants.iter().any(|b| b.dest == w.dest) {
-            wants.push(w.clone());
+    let mut defaults = std::collections::HashMap::new();
+    let mut wants: Vec<Want> = Vec::new();
+    for (i, w) in buckets.iter().chain(more).enumerate() {
+        let mut dest = w.dest.clone();
+        if db.api == ApiVersion::V1 && dest.rp.is_empty() {
+            dest.rp = match defaults.get(&dest.db) {
+                Some(rp) => String::clone(rp),
+                None => {
+                    let rp = default_rp(up, &dest.db)?;
+                    defaults.insert(dest.db.clone(), rp.clone());
+                    rp
+                }
+            };
+        }
+        match wants.iter().position(|h| h.dest == dest) {
+            Some(at) if at < buckets.len() => {
+                if i >= buckets.len() && wants[at].retention_s != w.retention_s {
+                    log::warn!(
+                        "manage_retention: {}.{} keeps its bucket's retention; a lifecycle rule's asked for another",
+                        dest.db,
+                        dest.rp
+                    );
+                }
+            }
+            Some(at) => {
+                let h = &mut wants[at];
+                h.retention_s = h.retention_s.zip(w.retention_s).map(|(a, b)| a.max(b));
+            }
+            None => wants.push(Want {
+                dest,
+                retention_s: w.retention_s,
+            }),
         }
     }
     let mut changes = Vec::new();
-    match db.api {
-        ApiVersion::V1 => {
-            for w in &wants {
-                ensure_v1(up, w, &mut changes)?;
-            }
-        }
-        ApiVersion::V2 => {
-            let org = org_id(up, &db.org)?;
-            for w in &wants {
-                ensure_v2(up, &org, w, &mut changes)?;
-            }
+    let mut first_error = None;
+    let org = match db.api {
+        ApiVersion::V1 => None,
+        ApiVersion::V2 => Some(org_id(up, &db.org)?),
+    };
+    for w in &wants {
+        let done = match &org {
+            None => ensure_v1(up, w, &mut changes),
+            Some(org) => ensure_v2(up, org, w, &mut changes),
+        };
+        if let Err(e) = done {
+            first_error.get_or_insert(e);
         }
     }
-    Ok(changes)
+    match first_error {
+        None => Ok(changes),
+        Some(e) => {
+            for c in &changes {
+                log::info!("upstream: {c}");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The name of database `db`'s default retention policy (created with the
+/// database if it is missing).
+fn default_rp(up: &Upstream, db: &str) -> Result<String, ProvisionError> {
+    query(up, "POST", &format!("CREATE DATABASE {}", ident(db)))?;
+    let result = query(
+        up,
+        "GET",
+        &format!("SHOW RETENTION POLICIES ON {}", ident(db)),
+    )?;
+    Ok(policy_rows(&result)
+        .find(|row| matches!(row.get(4), Some(Value::Bool(true))))
+        .and_then(|row| row.first().and_then(text).map(str::to_string))
+        .unwrap_or_else(|| crate::config::DEFAULT_RP.to_string()))
+}
+
+/// The rows of `SHOW RETENTION POLICIES` (1.6.7: name, duration,
+/// shardGroupDuration, replicaN, default).
+fn policy_rows(result: &Value) -> impl Iterator<Item = &Vec<Value>> {
+    field(result, "series")
+        .and_then(first)
+        .and_then(|s| field(s, "values"))
+        .and_then(array)
+        .into_iter()
+        .flatten()
+        .filter_map(array)
 }
 
 /// An InfluxQL identifier, quoted.
@@ -135,24 +207,16 @@ fn ensure_v1(up: &Upstream, w: &Want, changes: &mut Vec<String>) -> Result<(), P
         &format!("SHOW RETENTION POLICIES ON {}", ident(db)),
     )?;
     // columns: name, duration, shardGroupDuration, replicaN, default
-    let rows = || {
-        field(&result, "series")
-            .and_then(first)
-            .and_then(|s| field(s, "values"))
-            .and_then(array)
-            .into_iter()
-            .flatten()
-            .filter_map(array)
-    };
-    // No policy named: the points go to the database's default one (the
-    // hot tier of points written without `rp`), whatever its name.
-    let default_rp = || {
+    let rows = || policy_rows(&result);
+    // No policy named: the points go to the database's default one,
+    // whatever its name (`ensure` resolves it first; kept for any caller).
+    let default = || {
         rows()
             .find(|row| matches!(row.get(4), Some(Value::Bool(true))))
             .and_then(|row| row.first().and_then(text).map(str::to_string))
     };
     let rp = match rp.as_str() {
-        "" => &default_rp().unwrap_or_else(|| crate::config::DEFAULT_RP.to_string()),
+        "" => &default().unwrap_or_else(|| crate::config::DEFAULT_RP.to_string()),
         named => named,
     };
     let row = rows().find(|row| row.first().and_then(text) == Some(rp));
@@ -268,13 +332,25 @@ fn ensure_v2(
             changes.push(format!("created bucket {name} ({rules})"));
         }
         Some(b) => {
-            let have = field(b, "retentionRules")
-                .and_then(first)
-                .and_then(|r| field(r, "everySeconds"))
+            let rule = field(b, "retentionRules").and_then(first);
+            let have = (rule.and_then(|r| field(r, "everySeconds")))
                 .and_then(number)
                 .filter(|&s| s > 0);
+            let shard_s = rule
+                .and_then(|r| field(r, "shardGroupDurationSeconds"))
+                .and_then(number);
             if have != w.retention_s {
                 let id = field(b, "id").and_then(text).unwrap_or_default();
+                // As on 1.x: a retention at or under the bucket's shard
+                // group duration is refused (422) unless that shrinks too
+                // (found in review).
+                let rules = match (w.retention_s, shard_s) {
+                    (Some(r), Some(sg)) if r <= sg => format!(
+                        "[{{\"type\":\"expire\",\"everySeconds\":{r},\"shardGroupDurationSeconds\":{}}}]",
+                        default_shard_duration_s(r)
+                    ),
+                    _ => rules,
+                };
                 let body = format!("{{\"retentionRules\":{rules}}}");
                 api(
                     up,

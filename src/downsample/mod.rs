@@ -7,7 +7,8 @@
 //!   a point, and the aggregate fields it emits (`<field>_mean`, …);
 //! - `windows`: every open window of every rule and destination, closed by
 //!   the points' event time, with late points, retries and a bound; its
-//!   `series` (a series' window, held per series), `checkpoint` (what
+//!   `outcome` (what became of a value, the counts), `series` (a series'
+//!   window, held per series), `checkpoint` (what
 //!   changed since the last one; restore) and `state` (a window set's
 //!   bytes, fuzzed: `fuzz/fuzz_targets/decode_state.rs`);
 //! - `recent`: the lines counted lately (a retry older than a series'

@@ -98,23 +98,6 @@ pub struct Lane {
     pub dest: u32,
 }
 
-/// What became of a point given to `add`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Counted,
-    /// A retry of a point already counted.
-    Repeat,
-    /// For a window already forgotten (past `max_lateness`).
-    Late,
-    /// `max_open` windows exist already.
-    Full,
-    /// The field's type differs from its window's.
-    TypeConflict,
-    /// A timestamp whose window starts before the earliest i64 nanosecond,
-    /// or a lane whose rule does not exist.
-    OutOfRange,
-}
-
 /// The series of one lane's window, by series key (measurement and tags,
 /// as written): looked up by the line's own bytes, no allocation a line.
 /// Hashed (a B-tree's comparisons of 10,000 keys were most of a line's
@@ -131,32 +114,6 @@ struct WindowSet {
     /// Changed since the last checkpoint (`state`).
     unsaved: bool,
     series: SeriesMap,
-}
-
-/// Counters of what the windows did, for metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
-    pub counted: u64,
-    pub repeats: u64,
-    pub late: u64,
-    pub full: u64,
-    pub type_conflicts: u64,
-    /// Windows emitted for the first time, and again after late points.
-    pub emitted: u64,
-    pub re_emitted: u64,
-}
-
-impl Counts {
-    fn add(&mut self, outcome: Outcome) {
-        match outcome {
-            Outcome::Counted => self.counted += 1,
-            Outcome::Repeat => self.repeats += 1,
-            Outcome::Late => self.late += 1,
-            Outcome::Full => self.full += 1,
-            Outcome::TypeConflict => self.type_conflicts += 1,
-            Outcome::OutOfRange => {}
-        }
-    }
 }
 
 pub struct Windows {
@@ -247,6 +204,21 @@ impl Windows {
         let start = match self.place(lane, ts) {
             Ok(start) => start,
             Err(o) => {
+                // A retry into a window past max_lateness not yet forgotten
+                // (no close since) is a repeat, not late: its batch stays
+                // whole (review).
+                let held = (self.rules.get(usize::from(lane.rule)))
+                    .and_then(|r| window_start(ts, r.every_ns))
+                    .and_then(|start| self.open.get(&(lane, start))?.series.get(series))
+                    .is_some_and(|e| {
+                        e.slots[..usize::from(e.slots_used)]
+                            .iter()
+                            .any(|&t| t >= ts)
+                    });
+                if o == Outcome::Late && held && repeat() {
+                    self.counts.repeats = self.counts.repeats.saturating_add(fields.len() as u64);
+                    return true;
+                }
                 for i in 0..fields.len() {
                     self.counts.add(o);
                     each(i, o);
@@ -476,6 +448,10 @@ fn forgotten(rule: &Rule, start: i64, watermark: i64) -> bool {
 #[cfg(test)]
 #[path = "windows_tests.rs"]
 mod tests;
+
+#[path = "outcome.rs"]
+mod outcome;
+pub use outcome::{Counts, Outcome};
 
 #[path = "series.rs"]
 mod series;

@@ -5,22 +5,24 @@
 //! written without a policy; 2.x bucket), set by `manage_retention`
 //! (`deliver/provision.rs`), which the config requires with `hot_days`.
 //!
-//! Which destinations: those the rule's points are committed to, as the
-//! commit thread sees them (`HotTier::note`, before the commit, so the
-//! forwarder knows a destination's hot retention before it reads a batch of
-//! it). Not guessed from the config: a rule's measurement glob and the
-//! buckets' rules cross in ways only the points tell.
+//! Which destinations: those the rule's points are delivered to, as the
+//! forwarder reads their batches (`HotTier::note`, before a pack is sent or
+//! expired). Not guessed from the config: a rule's measurement glob and the
+//! buckets' rules cross in ways only the points tell. Not noted at commit:
+//! backlog from before a restart would go unnoted, and a refused commit
+//! would make a destination of nothing stored hot (both found in review).
 //!
-//! A retention is a destination's, not a measurement's: every point there
-//! lives as long. So:
-//! - two rules whose points share a destination: the longest `hot_days`
-//!   wins (never a point dropped sooner than a rule asks);
+//! A retention is an upstream policy's, not a measurement's: every point
+//! there lives as long. So (`provision::ensure` merges the wants):
+//! - two rules whose points share a policy (on 1.x `rp=autogen` and no
+//!   `rp` are one): the longest `hot_days` wins (never a point dropped
+//!   sooner than a rule asks);
 //! - a bucket of `influxdb.sharding` keeps the `retention` the operator gave
-//!   it (`provision::ensure`), the rule's `hot_days` logged as overridden;
-//! - points of no rule in that destination live as long as the rule's.
+//!   it, the rule's `hot_days` logged as overridden;
+//! - points of no rule in that policy live as long as the rule's.
 //!
 //! Backlog older than the hot retention at delivery is not sent: it becomes
-//! dead letters (`expired`, exportable) as a bucket's does, counted apart
+//! dead letters (`expired`, exportable) as a bucket's are, counted apart
 //! (`hissrv_hot_points_expired_total`); with `downsample`, its aggregates are
 //! in the warm tier already.
 
@@ -32,7 +34,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The hot destinations and their retention (seconds; `None`: for ever),
-/// noted by the commit thread, read by the forwarder (provisioning, expiry).
+/// noted and read by the forwarder (provisioning, expiry); shared, so that
+/// others may show them.
 #[derive(Debug, Default)]
 pub struct HotDestinations {
     known: Mutex<HashMap<Destination, Option<u64>>>,
@@ -68,6 +71,16 @@ impl HotDestinations {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// The longest retention of the hot destinations `which` takes;
+    /// `None`: none.
+    pub fn longest_where(&self, which: impl Fn(&Destination) -> bool) -> Option<Option<u64>> {
+        let known = self.known.lock().ok()?;
+        (known.iter())
+            .filter(|(d, _)| which(d))
+            .map(|(_, r)| *r)
+            .reduce(longer)
+    }
+
     /// Every hot destination with its retention, in no order.
     pub fn all(&self) -> Vec<(Destination, Option<u64>)> {
         (self.known.lock().ok())
@@ -76,7 +89,7 @@ impl HotDestinations {
     }
 }
 
-/// The commit thread's part: which rules' points each batch holds.
+/// Which rules' points each batch read holds.
 pub struct HotTier {
     rules: LifecycleRules,
     /// Per destination, the rules already noted for it: once all are, its
@@ -99,6 +112,10 @@ impl HotTier {
             registry,
             matches: Vec::new(),
         })
+    }
+
+    pub fn registry(&self) -> &HotDestinations {
+        &self.registry
     }
 
     /// Notes `dest` for every rule a line of `payload` (normalised lines)
