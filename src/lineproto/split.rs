@@ -193,13 +193,29 @@ pub fn split_into<'a>(
     fields: &mut Vec<(&'a [u8], Value<'a>)>,
 ) -> Option<(&'a [u8], i64)> {
     fields.clear();
-    let Frame { key, ts, body, .. } = frame(line)?;
-    let mut i = 0;
-    while i < body.len() {
-        let (k, text) = next_field(body, &mut i)?;
-        fields.push((k, value(text.get(k.len() + 1..)?)?));
+    split_onto(line, fields)
+}
+
+/// As `split_into`, appending the fields to `fields` (a whole payload's
+/// arena, `split_lines`); a line refused leaves `fields` as it was.
+pub fn split_onto<'a>(
+    line: &'a [u8],
+    fields: &mut Vec<(&'a [u8], Value<'a>)>,
+) -> Option<(&'a [u8], i64)> {
+    let at = fields.len();
+    let split = (|| {
+        let Frame { key, ts, body, .. } = frame(line)?;
+        let mut i = 0;
+        while i < body.len() {
+            let (k, text) = next_field(body, &mut i)?;
+            fields.push((k, value(text.get(k.len() + 1..)?)?));
+        }
+        (fields.len() > at).then_some((key, ts))
+    })();
+    if split.is_none() {
+        fields.truncate(at);
     }
-    (!fields.is_empty()).then_some((key, ts))
+    split
 }
 
 #[cfg(test)]

@@ -11,8 +11,8 @@ use super::bits::{BitWriter, put_bytes, put_ints, put_varint, zigzag};
 use super::floats::{self, Digits};
 use super::{CodecError, MAX_TS_SCALE_EXP, VERSION};
 use crate::lineproto::numbers::Decimal;
-use crate::lineproto::split::Value;
-use crate::lineproto::split_lines::SplitLines;
+use crate::lineproto::split::{self, Value};
+use crate::lineproto::split_lines::{Parts, SplitLines};
 
 /// The codec's maps. Their keys (series and field names) come from HTTP
 /// clients, but a map lives for one batch (at most `max_batch_size` lines)
@@ -213,120 +213,155 @@ fn shape_matches(shape: &[u64], fields: &[(&[u8], Value)], fkeys: &Dict) -> bool
         })
 }
 
-/// Line protocol → format 2 body (before lz4).
+/// Line protocol → format 2 body (before lz4). Split line by line, no
+/// arena: a batch no rule takes pays no more memory than its columns.
 pub(super) fn columns(lp: &[u8]) -> Result<Vec<u8>, CodecError> {
-    columns_of(&SplitLines::of(lp))
+    let mut c = Columns::default();
+    let mut fields = Vec::with_capacity(16);
+    for line in crate::lineproto::lines(lp) {
+        let parts = split::split_into(line, &mut fields).map(|(key, t)| (key, &fields[..], t));
+        c.push(line, parts)?;
+    }
+    Ok(c.finish(lp.len()))
 }
 
-/// As `columns`, from line protocol split already.
+/// As `columns`, from line protocol split already (shared with the
+/// downsampling windows).
 pub(super) fn columns_of(split: &SplitLines) -> Result<Vec<u8>, CodecError> {
-    let mut keys = Dict::default();
-    let mut fkeys = Dict::default();
-    // shape = key id + (field key id, type) list → shape id
-    let mut shape_ids: HashMap<Vec<u64>, usize> = HashMap::default();
-    let mut shapes: Vec<Vec<u64>> = Vec::new();
-    let mut values = Values::default();
-    // The shape a series key had last, by key id: a meter sends the same
-    // fields line after line, so most lines skip hashing their field names.
-    let mut last_shape: Vec<usize> = Vec::new();
-    let mut line_shapes = Vec::new();
-    let mut ts = Vec::new();
-    let mut sig = Vec::with_capacity(32);
-    for (line, l) in crate::lineproto::lines(split.payload).zip(split.iter()) {
-        let (key, fields, t) = l.ok_or_else(|| {
+    let mut c = Columns::default();
+    for (line, parts) in crate::lineproto::lines(split.payload).zip(split.iter()) {
+        c.push(line, parts)?;
+    }
+    Ok(c.finish(split.payload.len()))
+}
+
+/// The columns of a body as its lines come.
+#[derive(Default)]
+struct Columns<'a> {
+    keys: Dict<'a>,
+    fkeys: Dict<'a>,
+    /// shape = key id + (field key id, type) list → shape id
+    shape_ids: HashMap<Vec<u64>, usize>,
+    shapes: Vec<Vec<u64>>,
+    values: Values<'a>,
+    /// The shape a series key had last, by key id: a meter sends the same
+    /// fields line after line, so most lines skip hashing their field names.
+    last_shape: Vec<usize>,
+    line_shapes: Vec<u64>,
+    ts: Vec<i64>,
+    sig: Vec<u64>,
+}
+
+impl<'a> Columns<'a> {
+    fn push(&mut self, line: &[u8], parts: Option<Parts<'a, '_>>) -> Result<(), CodecError> {
+        let (key, fields, t) = parts.ok_or_else(|| {
             CodecError(format!(
                 "not a normalised line: {}",
                 String::from_utf8_lossy(&line[..line.len().min(200)])
             ))
         })?;
-        let kid = keys.id(key);
+        let kid = self.keys.id(key);
         let kidx = kid as usize;
-        if last_shape.len() <= kidx {
-            last_shape.resize(kidx + 1, NO_SHAPE);
+        if self.last_shape.len() <= kidx {
+            self.last_shape.resize(kidx + 1, NO_SHAPE);
         }
-        let cached = last_shape[kidx];
-        let shape = if cached != NO_SHAPE && shape_matches(&shapes[cached], fields, &fkeys) {
-            cached
-        } else {
-            sig.clear();
-            sig.push(kid);
-            for (k, v) in fields {
-                sig.push(fkeys.id(k) << 3 | v.kind() as u64);
-            }
-            let shape = match shape_ids.get(&sig) {
-                Some(&s) => s,
-                None => {
-                    shape_ids.insert(sig.clone(), shapes.len());
-                    shapes.push(sig.clone());
-                    shapes.len() - 1
+        let cached = self.last_shape[kidx];
+        let shape =
+            if cached != NO_SHAPE && shape_matches(&self.shapes[cached], fields, &self.fkeys) {
+                cached
+            } else {
+                self.sig.clear();
+                self.sig.push(kid);
+                for (k, v) in fields {
+                    self.sig.push(self.fkeys.id(k) << 3 | v.kind() as u64);
                 }
+                let shape = match self.shape_ids.get(&self.sig) {
+                    Some(&s) => s,
+                    None => {
+                        self.shape_ids.insert(self.sig.clone(), self.shapes.len());
+                        self.shapes.push(self.sig.clone());
+                        self.shapes.len() - 1
+                    }
+                };
+                self.last_shape[kidx] = shape;
+                shape
             };
-            last_shape[kidx] = shape;
-            shape
-        };
-        values.push_line(fields)?;
-        line_shapes.push(shape as u64);
-        ts.push(t);
+        self.values.push_line(fields)?;
+        self.line_shapes.push(shape as u64);
+        self.ts.push(t);
+        Ok(())
     }
-    let mut out = Vec::with_capacity(split.payload.len() / 4);
-    out.push(VERSION);
-    put_varint(&mut out, ts.len() as u64);
-    keys.write(&mut out);
-    fkeys.write(&mut out);
-    put_varint(&mut out, shapes.len() as u64);
-    for s in &shapes {
-        put_varint(&mut out, s[0]);
-        put_varint(&mut out, (s.len() - 1) as u64);
-        for f in &s[1..] {
-            put_varint(&mut out, f >> 3);
-            out.push((f & 7) as u8);
+
+    fn finish(self, lp_len: usize) -> Vec<u8> {
+        let Columns {
+            keys,
+            fkeys,
+            shapes,
+            values,
+            line_shapes,
+            ts,
+            ..
+        } = self;
+        let mut out = Vec::with_capacity(lp_len / 4);
+        out.push(VERSION);
+        put_varint(&mut out, ts.len() as u64);
+        keys.write(&mut out);
+        fkeys.write(&mut out);
+        put_varint(&mut out, shapes.len() as u64);
+        for s in &shapes {
+            put_varint(&mut out, s[0]);
+            put_varint(&mut out, (s.len() - 1) as u64);
+            for f in &s[1..] {
+                put_varint(&mut out, f >> 3);
+                out.push((f & 7) as u8);
+            }
         }
-    }
-    for s in &line_shapes {
-        put_varint(&mut out, *s);
-    }
-    // Timestamps in the coarsest power-of-ten unit they all share (a
-    // producer writing at ms precision stores ms), then delta-of-delta.
-    let scale = (0..=MAX_TS_SCALE_EXP)
-        .rev()
-        .find(|&k| ts.iter().all(|t| t.rem_euclid(10i64.pow(k)) == 0))
-        .unwrap_or(0);
-    out.push(scale as u8);
-    let unit = 10i64.pow(scale);
-    let (mut prev, mut prev_delta) = (0i64, 0i64);
-    let dod: Vec<u64> = ts
-        .iter()
-        .map(|&t| {
-            let t = t / unit;
-            let delta = t.wrapping_sub(prev);
-            let d = zigzag(delta.wrapping_sub(prev_delta));
-            (prev, prev_delta) = (t, delta);
-            d
-        })
-        .collect();
-    let mut packed = Vec::new();
-    put_ints(&mut packed, &dod);
-    put_bytes(&mut out, &packed);
-    // The lines of each shape, shape after shape (a counting sort).
-    let mut first = vec![0u32; shapes.len() + 1];
-    for &s in &line_shapes {
-        first[s as usize + 1] += 1;
-    }
-    for i in 1..first.len() {
-        first[i] += first[i - 1];
-    }
-    let mut next = first.clone();
-    let mut by_shape = vec![0u32; line_shapes.len()];
-    for (line, &s) in line_shapes.iter().enumerate() {
-        by_shape[next[s as usize] as usize] = line as u32;
-        next[s as usize] += 1;
-    }
-    let mut scratch = Scratch::default();
-    for (s, shape) in shapes.iter().enumerate() {
-        let lines = &by_shape[first[s] as usize..first[s + 1] as usize];
-        for (f, field) in shape[1..].iter().enumerate() {
-            write_column((field & 7) as u8, f, lines, &values, &mut scratch, &mut out);
+        for s in &line_shapes {
+            put_varint(&mut out, *s);
         }
+        // Timestamps in the coarsest power-of-ten unit they all share (a
+        // producer writing at ms precision stores ms), then delta-of-delta.
+        let scale = (0..=MAX_TS_SCALE_EXP)
+            .rev()
+            .find(|&k| ts.iter().all(|t| t.rem_euclid(10i64.pow(k)) == 0))
+            .unwrap_or(0);
+        out.push(scale as u8);
+        let unit = 10i64.pow(scale);
+        let (mut prev, mut prev_delta) = (0i64, 0i64);
+        let dod: Vec<u64> = ts
+            .iter()
+            .map(|&t| {
+                let t = t / unit;
+                let delta = t.wrapping_sub(prev);
+                let d = zigzag(delta.wrapping_sub(prev_delta));
+                (prev, prev_delta) = (t, delta);
+                d
+            })
+            .collect();
+        let mut packed = Vec::new();
+        put_ints(&mut packed, &dod);
+        put_bytes(&mut out, &packed);
+        // The lines of each shape, shape after shape (a counting sort).
+        let mut first = vec![0u32; shapes.len() + 1];
+        for &s in &line_shapes {
+            first[s as usize + 1] += 1;
+        }
+        for i in 1..first.len() {
+            first[i] += first[i - 1];
+        }
+        let mut next = first.clone();
+        let mut by_shape = vec![0u32; line_shapes.len()];
+        for (line, &s) in line_shapes.iter().enumerate() {
+            by_shape[next[s as usize] as usize] = line as u32;
+            next[s as usize] += 1;
+        }
+        let mut scratch = Scratch::default();
+        for (s, shape) in shapes.iter().enumerate() {
+            let lines = &by_shape[first[s] as usize..first[s + 1] as usize];
+            for (f, field) in shape[1..].iter().enumerate() {
+                write_column((field & 7) as u8, f, lines, &values, &mut scratch, &mut out);
+            }
+        }
+        out
     }
-    Ok(out)
 }
