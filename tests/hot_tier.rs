@@ -362,3 +362,168 @@ fn a_2x_bucket_is_shortened_to_hot_days_with_its_shard_group_duration() {
         "every PATCH refused: {patches:?}"
     );
 }
+
+/// A database whose default policy is not `autogen`, a bucket on it: points
+/// without rp go there, kept 30 days upstream, so the forwarder sends
+/// points 4 days old rather than expiring them at hot_days (found in
+/// review: the default was taken for `autogen`, and they were
+/// dead-lettered).
+#[test]
+fn points_without_rp_keep_the_bucket_retention_of_a_default_policy_not_named_autogen() {
+    let influx = Influx::start();
+    influx.create_db("plant");
+    influx.exec(
+        "CREATE RETENTION POLICY \"one_year\" ON \"plant\" DURATION 365d REPLICATION 1 DEFAULT",
+    );
+    let agent = Hissrv::start_with(
+        &influx.url(),
+        Sections {
+            influxdb: "  database: plant\n  manage_retention: true\n  sharding:\n    strategy: tag-based\n    buckets:\n      - {name: events, retention_policy: one_year, retention: 30d, points: [alarms]}\n",
+            other: "lifecycle:\n  rules:\n    - measurement: telemetry\n      hot_days: 2\n",
+            ..Sections::default()
+        },
+    );
+    wait_for("the bucket's policy", Duration::from_secs(30), || {
+        duration_of(&influx, "plant", "one_year").as_deref() == Some("720h0m0s")
+    });
+    let now = now_ns();
+    // A fresh point first (the server's time known), then 4-day-old ones.
+    assert_eq!(
+        agent
+            .post("/write?db=plant", &format!("telemetry v=0 {now}\n"))
+            .0,
+        204
+    );
+    wait_for("the fresh point", DELIVERY_TIMEOUT, || {
+        influx.count("plant", "telemetry") == 1
+    });
+    let old: String = (1..=10)
+        .map(|i| format!("telemetry,id=m1 v={i} {}\n", now - 4 * DAY_NS + i * NS))
+        .collect();
+    assert_eq!(agent.post("/write?db=plant", &old).0, 204);
+    wait_for("the backlog drained", DELIVERY_TIMEOUT, || {
+        agent.buffered_points() == 0
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        duration_of(&influx, "plant", "one_year").as_deref(),
+        Some("720h0m0s"),
+        "the bucket keeps its retention upstream"
+    );
+    assert_eq!(
+        (
+            influx.count("plant", "telemetry"),
+            metric_of(&agent, "hissrv_hot_points_expired_total")
+        ),
+        (11, 0.0),
+        "points upstream keeps 30 days were expired at hot_days"
+    );
+}
+
+/// One database whose policies cannot be read (the user lacks the rights on
+/// `bad`; a timeout does the same) stops no other's provisioning (found in
+/// review: `good`'s policy was never set).
+#[test]
+fn one_database_refusing_provisioning_does_not_stop_the_others() {
+    let up = Scripted::start(
+        Vec::new(),
+        Box::new(move |target, _body| {
+            let path = target.split('?').next().unwrap_or("");
+            match path {
+                "/query" if target.contains("bad") => Answer::status(403)
+                    .body("{\"error\":\"user is not authorized to execute statement\"}"),
+                "/query" if target.contains("SHOW") => Answer::status(200).body(
+                    "{\"results\":[{\"statement_id\":0,\"series\":[{\"name\":\"retention_policies\",\"columns\":[\"name\",\"duration\",\"shardGroupDuration\",\"replicaN\",\"default\"],\"values\":[[\"autogen\",\"0s\",\"168h0m0s\",1,true]]}]}]}",
+                ),
+                "/query" => Answer::status(200).body("{\"results\":[{\"statement_id\":0}]}"),
+                _ => Answer::status(204),
+            }
+        }),
+    );
+    let agent = Hissrv::start_with(
+        &up.url(),
+        Sections {
+            influxdb: "  database: good\n  gzip: false\n  manage_retention: true\n",
+            other: "lifecycle:\n  rules:\n    - measurement: telemetry\n      hot_days: 2\n",
+            ..Sections::default()
+        },
+    );
+    let t = now_ns();
+    for db in ["bad", "good"] {
+        assert_eq!(
+            agent
+                .post(&format!("/write?db={db}"), &format!("telemetry v=1 {t}\n"))
+                .0,
+            204
+        );
+    }
+    wait_for("both delivered", DELIVERY_TIMEOUT, || {
+        agent.buffered_points() == 0
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let alters: Vec<_> = (up.seen().into_iter())
+        .filter(|s| s.target.contains("ALTER") && s.target.contains("good"))
+        .collect();
+    assert!(
+        !alters.is_empty(),
+        "good's policy never altered; log:\n{}",
+        agent.log()
+    );
+}
+
+/// Aggregates buffered before a restart, read back by a run whose warm
+/// tier does not know their lane (the rule's `downsample` removed; a changed
+/// rule identity or a suspended tier does the same), match the hot rule by
+/// measurement but never make the warm policy hot: every warm destination
+/// emitted to is kept in the buffer (found in review: the warm policy was
+/// shrunk to hot_days, upstream dropping its history).
+#[test]
+fn aggregates_buffered_before_a_restart_never_make_the_warm_policy_hot() {
+    let mut influx = Influx::start();
+    influx.create_db("plant");
+    let url = influx.url();
+    let with_warm = || Sections {
+        influxdb: "  database: plant\n  manage_retention: true\n",
+        other: "lifecycle:\n  checkpoint_interval: 1s\n  rules:\n    - measurement: telemetry\n      hot_days: 2\n      warm_days: 30\n      downsample: 5m\n",
+        ..Sections::default()
+    };
+    let mut agent = Hissrv::start_with(&url, with_warm());
+    let now = now_ns();
+    let window = |days_ago: i64| (now - days_ago * DAY_NS) / (300 * NS) * (300 * NS);
+    let post = |agent: &Hissrv, start: i64| {
+        let old: String = (0..5)
+            .map(|i| format!("telemetry,id=m1 v={i} {}\n", start + i * NS))
+            .collect();
+        assert_eq!(agent.post("/write?db=plant", &old).0, 204);
+        let fresh = format!("telemetry,id=m1 v=1 {}\n", now_ns());
+        assert_eq!(agent.post("/write?db=plant", &fresh).0, 204);
+    };
+    post(&agent, window(1));
+    wait_for("the warm policy", DELIVERY_TIMEOUT, || {
+        duration_of(&influx, "plant", "autogen_5m").as_deref() == Some("720h0m0s")
+    });
+    // An outage: the next window's aggregates stay buffered.
+    influx.stop();
+    post(&agent, window(1) + 300 * NS);
+    std::thread::sleep(Duration::from_secs(4));
+    // The operator stops downsampling (hot_days kept); the outage ends.
+    agent.restart_with(
+        &url,
+        Sections {
+            influxdb: "  database: plant\n  manage_retention: true\n",
+            other: "lifecycle:\n  rules:\n    - measurement: telemetry\n      hot_days: 2\n",
+            ..Sections::default()
+        },
+    );
+    influx.restart();
+    wait_for("the backlog drained", DELIVERY_TIMEOUT, || {
+        agent.buffered_points() == 0
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        duration_of(&influx, "plant", "autogen_5m").as_deref(),
+        Some("720h0m0s"),
+        "the warm tier's policy was made hot; log:\n{}",
+        agent.log()
+    );
+}

@@ -103,6 +103,12 @@ pub fn run(
         &stats,
         warm_destinations.clone(),
     );
+    // Warm destinations of earlier runs too: aggregates still buffered for
+    // a rule since removed are never taken for a hot tier's raw points.
+    match writer.warm_destinations() {
+        Ok(known) => (known.iter()).for_each(|(d, r)| warm_destinations.note(d, *r)),
+        Err(e) => log::warn!("cannot read the warm destinations of earlier runs: {e}"),
+    }
     let mut reader = open()?;
     reader.set_dead_letter_share(cfg.buffer.max_dead_letters_percent);
     match reader.backlog() {

@@ -52,8 +52,7 @@ fn commit_and_feed(wal: &mut Wal, d: &mut Downsampler, b: &NewBatch) -> i64 {
     let ids = wal
         .commit_with_duty(std::slice::from_ref(b), &[true])
         .expect("commit");
-    let lines = crate::lineproto::split_lines::SplitLines::of(&b.payload);
-    d.feed_batch((ids[0], wal.last_commit_seq()), &b.dest, &lines);
+    d.feed_batch((ids[0], wal.last_commit_seq()), &b.dest, &b.payload, None);
     ids[0]
 }
 

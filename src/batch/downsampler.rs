@@ -183,7 +183,7 @@ impl Downsampler {
             return Ok(None);
         };
         let bad = wal
-            .replay_duties(|owed, dest, lines| d.feed_batch(owed, dest, &SplitLines::of(lines)))
+            .replay_duties(|owed, dest, lines| d.feed_batch(owed, dest, lines, None))
             .map_err(|e| e.to_string())?;
         if !bad.is_empty() {
             log::warn!(
@@ -252,102 +252,131 @@ impl Downsampler {
     }
 
     /// [`Downsampler::feed`] of batch `id` of commit `seq`, remembered for
-    /// the next checkpoint when every value of it was counted.
-    pub fn feed_batch(&mut self, (id, seq): (i64, i64), dest: &Destination, lines: &SplitLines) {
-        if self.feed_split(dest, lines) {
+    /// the next checkpoint when every value of it was counted; from `lines`
+    /// when the commit thread split it already (`SplitLines` of `payload`).
+    pub fn feed_batch(
+        &mut self,
+        (id, seq): (i64, i64),
+        dest: &Destination,
+        payload: &[u8],
+        lines: Option<&SplitLines>,
+    ) {
+        let whole = match lines {
+            Some(lines) => self.feed_split(dest, lines),
+            None => self.feed(dest, payload),
+        };
+        if whole {
             self.whole.push((id, seq));
         }
     }
 
     /// Counts a committed batch's lines into their windows. True when a
     /// rule took every line and every value was counted (or was a repeat
-    /// of one counted): the windows then hold all the batch says.
+    /// of one counted): the windows then hold all the batch says. Split
+    /// line by line: no arena (a batch too large to share its split).
     pub fn feed(&mut self, dest: &Destination, payload: &[u8]) -> bool {
-        self.feed_split(dest, &SplitLines::of(payload))
+        let mut st = FeedState::new(self);
+        let mut fields = Vec::with_capacity(16);
+        for line in crate::lineproto::lines(payload) {
+            match crate::lineproto::split::split_into(line, &mut fields) {
+                Some((key, ts)) => self.feed_line(&mut st, dest, key, &fields, ts),
+                None => st.whole = false,
+            }
+        }
+        self.matches = st.matches;
+        st.whole
     }
 
     /// `feed`, of a payload split already (the split the codec took).
     pub fn feed_split(&mut self, dest: &Destination, lines: &SplitLines) -> bool {
-        let mut whole = true;
-        let mut matches = std::mem::take(&mut self.matches);
-        // Per matching rule (by index), its lane's warm destination id.
-        let mut lanes: Vec<Option<u32>> = vec![None; self.identities.len()];
-        let mut scratch = Vec::with_capacity(256);
+        let mut st = FeedState::new(self);
         for line in lines.iter() {
-            // A line the splitter will not read is not aggregated (the
-            // codec keeps it as text; see `lineproto::split`).
-            let Some((key, fields, ts)) = line else {
-                whole = false;
-                continue;
-            };
-            self.rules.matching(key, &mut matches);
-            if matches.is_empty() {
-                whole = false;
-                continue;
-            }
-            let mut written: Vec<u32> = Vec::with_capacity(matches.len());
-            for &rule in &matches {
-                let warm = match lanes.get(rule).copied().flatten() {
-                    Some(id) => id,
-                    None => {
-                        let id = self.dest_id(&self.warm_dest(rule, dest), rule);
-                        if let Some(slot) = lanes.get_mut(rule) {
-                            *slot = Some(id);
-                        }
-                        id
-                    }
-                };
-                if written.contains(&warm) {
-                    continue;
-                }
-                written.push(warm);
-                let lane = Lane {
-                    rule: rule as u16,
-                    dest: warm,
-                };
-                let k = RecentLines::key(&mut scratch, key, fields, ts, (lane.rule, warm));
-                // Whole only when every value was counted: a repeat by the
-                // slots may be a corrected value the windows do not keep
-                // (InfluxDB keeps the last write), so its raw point must
-                // stay (second review). A repeat by the set is one counted.
-                let (mut counted, mut repeat) = (true, false);
-                let recent = &mut self.recent;
-                let maybe_counted = self.windows.add_line_unless(
-                    lane,
-                    key,
-                    fields,
-                    ts,
-                    || {
-                        repeat = recent.contains(k);
-                        repeat
-                    },
-                    |_, o| {
-                        counted &= o == Outcome::Counted;
-                        whole &= o == Outcome::Counted;
-                    },
-                );
-                if repeat {
-                    continue;
-                }
-                // Remembered only once counted: a retry of a line refused
-                // (full, late, a type conflict) is not taken for a repeat,
-                // and no key is remembered twice (second review).
-                if counted {
-                    if maybe_counted {
-                        self.recent.insert(k);
-                    } else {
-                        self.recent.remember(k);
-                    }
-                    if self.fresh.len() >= RECENT_LINES {
-                        // Only the newest are remembered anyway.
-                        self.fresh.drain(..RECENT_LINES / 2);
-                    }
-                    self.fresh.push(k);
-                }
+            match line {
+                Some((key, fields, ts)) => self.feed_line(&mut st, dest, key, fields, ts),
+                None => st.whole = false,
             }
         }
-        self.matches = matches;
-        whole
+        self.matches = st.matches;
+        st.whole
+    }
+
+    /// One line of a batch fed (`feed`): into each lane a rule matching it
+    /// writes, once a warm destination. A line the splitter will not read
+    /// is not aggregated (the codec keeps it as text; `lineproto::split`):
+    /// the callers count it as not whole.
+    fn feed_line(
+        &mut self,
+        st: &mut FeedState,
+        dest: &Destination,
+        key: &[u8],
+        fields: &[(&[u8], crate::lineproto::split::Value)],
+        ts: i64,
+    ) {
+        self.rules.matching(key, &mut st.matches);
+        if st.matches.is_empty() {
+            st.whole = false;
+            return;
+        }
+        let mut written: Vec<u32> = Vec::with_capacity(st.matches.len());
+        for &rule in &st.matches {
+            let warm = match st.lanes.get(rule).copied().flatten() {
+                Some(id) => id,
+                None => {
+                    let id = self.dest_id(&self.warm_dest(rule, dest), rule);
+                    if let Some(slot) = st.lanes.get_mut(rule) {
+                        *slot = Some(id);
+                    }
+                    id
+                }
+            };
+            if written.contains(&warm) {
+                continue;
+            }
+            written.push(warm);
+            let lane = Lane {
+                rule: rule as u16,
+                dest: warm,
+            };
+            let k = RecentLines::key(&mut st.scratch, key, fields, ts, (lane.rule, warm));
+            // Whole only when every value was counted: a repeat by the
+            // slots may be a corrected value the windows do not keep
+            // (InfluxDB keeps the last write), so its raw point must
+            // stay (second review). A repeat by the set is one counted.
+            let (mut counted, mut repeat) = (true, false);
+            let recent = &mut self.recent;
+            let maybe_counted = self.windows.add_line_unless(
+                lane,
+                key,
+                fields,
+                ts,
+                || {
+                    repeat = recent.contains(k);
+                    repeat
+                },
+                |_, o| {
+                    counted &= o == Outcome::Counted;
+                    st.whole &= o == Outcome::Counted;
+                },
+            );
+            if repeat {
+                continue;
+            }
+            // Remembered only once counted: a retry of a line refused
+            // (full, late, a type conflict) is not taken for a repeat,
+            // and no key is remembered twice (second review).
+            if counted {
+                if maybe_counted {
+                    self.recent.insert(k);
+                } else {
+                    self.recent.remember(k);
+                }
+                if self.fresh.len() >= RECENT_LINES {
+                    // Only the newest are remembered anyway.
+                    self.fresh.drain(..RECENT_LINES / 2);
+                }
+                self.fresh.push(k);
+            }
+        }
     }
 
     /// Closes what event time has passed and returns the checkpoint's rows,
@@ -400,6 +429,9 @@ impl Downsampler {
                 .collect(),
             whole: std::mem::take(&mut self.whole),
             recent: std::mem::take(&mut self.fresh),
+            warm: (self.dests.iter().cloned())
+                .zip(self.retentions.iter().copied())
+                .collect(),
         }
     }
 
@@ -410,6 +442,26 @@ impl Downsampler {
 
     pub fn counts(&self) -> crate::downsample::windows::Counts {
         self.windows.counts
+    }
+}
+
+/// One batch's feed: its answer and what its lines reuse.
+struct FeedState {
+    whole: bool,
+    matches: Vec<usize>,
+    /// Per matching rule (by index), its lane's warm destination id.
+    lanes: Vec<Option<u32>>,
+    scratch: Vec<u8>,
+}
+
+impl FeedState {
+    fn new(d: &mut Downsampler) -> FeedState {
+        FeedState {
+            whole: true,
+            matches: std::mem::take(&mut d.matches),
+            lanes: vec![None; d.identities.len()],
+            scratch: Vec::with_capacity(256),
+        }
     }
 }
 

@@ -137,3 +137,38 @@ fn what_rules_left_in_the_buffer_is_cleared_at_a_start_without_rules() {
         "the undelivered batch stays, the held one goes"
     );
 }
+
+/// The splits a cut shares with the codec are bounded by fields, not by
+/// the body (found in review: one 8 MiB body of short fields took 99 MiB):
+/// a batch past what is left of `SHARED_SPLIT_MAX_FIELDS` is split line
+/// by line by the codec and the feed instead, and a batch without a duty
+/// is never split here.
+#[test]
+fn a_cut_s_shared_splits_hold_at_most_the_field_budget() {
+    let line = |i: usize| {
+        let fields: Vec<String> = (0..100).map(|f| format!("f{f}={}", f % 10)).collect();
+        format!("m,id={} {} {}\n", i % 100, fields.join(","), 1_000 + i)
+    };
+    let big: String = (0..SHARED_SPLIT_MAX_FIELDS / 100 + 1).map(line).collect();
+    let small: String = (0..10).map(line).collect();
+    let batches = [batch(big), batch(small.clone()), batch(small)];
+    let splits = WarmTier::splits(&batches, &[true, true, false]);
+    let fields: Vec<Option<usize>> = splits
+        .iter()
+        .map(|s| s.as_ref().map(|s| s.fields.len()))
+        .collect();
+    assert_eq!(fields, [None, Some(1_000), None]);
+    let entry = std::mem::size_of::<(&[u8], crate::lineproto::split::Value)>();
+    let held: usize = (splits.iter().flatten())
+        .map(|s| s.fields.capacity() * entry)
+        .sum();
+    assert!(held <= SHARED_SPLIT_MAX_FIELDS * entry, "{held} bytes");
+    // Within the budget, each batch in turn until it is spent.
+    let halves: String = (0..SHARED_SPLIT_MAX_FIELDS / 200).map(line).collect();
+    let batches = [batch(halves.clone()), batch(halves.clone()), batch(halves)];
+    let splits = WarmTier::splits(&batches, &[true, true, true]);
+    assert_eq!(
+        splits.iter().map(Option::is_some).collect::<Vec<_>>(),
+        [true, true, false]
+    );
+}

@@ -9,7 +9,6 @@
 //! apart) as a bucket's are.
 
 use super::Forwarder;
-use crate::config::DEFAULT_RP;
 use crate::deliver::drain::BucketInfo;
 use crate::deliver::provision::{ProvisionError, Want};
 use crate::observe::stats::Stats;
@@ -58,29 +57,36 @@ impl Forwarder {
                 h.note(dest, &b.payload);
             }
         }
+        // A new hot destination: its policy set (and on 1.x the default
+        // policy found) before this pack is judged and sent, not after.
+        self.provision();
     }
 
     /// The retention a delivery to `dest` expires points by: its bucket's,
-    /// else its hot tier's (then `true`). On 1.x a destination without a
-    /// policy is the default one, taken to be `autogen` here.
+    /// else its hot tier's (then `true`), the longest of those naming its
+    /// upstream policy. On 1.x a destination without a policy is the
+    /// database's default one, as provisioning found it (found in review:
+    /// taken for `autogen`, points a bucket on another default kept were
+    /// expired); before that is known, no hot expiry for it.
     pub(super) fn retention_of(&self, dest: &Destination) -> Option<(BucketInfo, bool)> {
-        let v1 = self.influxdb.api == crate::config::ApiVersion::V1;
-        let default = |rp: &str| v1 && (rp.is_empty() || rp == DEFAULT_RP);
-        let other = Destination {
-            db: dest.db.clone(),
-            rp: if dest.rp.is_empty() { DEFAULT_RP } else { "" }.to_string(),
-        };
-        let bucket = (self.plan.bucket(dest)).or_else(|| {
-            default(&dest.rp)
-                .then(|| self.plan.bucket(&other))
-                .flatten()
-        });
-        if let Some(b) = bucket {
+        if let Some(b) = self.plan.bucket(dest) {
             return Some((b.clone(), false));
         }
-        let retention_s = (self.hot.as_ref()?.registry()).longest_where(|d| {
-            d == dest || (d.db == dest.db && default(&d.rp) && default(&dest.rp))
-        })??;
+        let v1 = self.influxdb.api == crate::config::ApiVersion::V1;
+        let policy = |d: &Destination| match v1 && d.rp.is_empty() {
+            true => self.sink.default_policy(&d.db),
+            false => Some(d.rp.clone()),
+        };
+        let mine = policy(dest)?;
+        let named = Destination {
+            db: dest.db.clone(),
+            rp: mine.clone(),
+        };
+        if let Some(b) = self.plan.bucket(&named) {
+            return Some((b.clone(), false));
+        }
+        let retention_s = (self.hot.as_ref()?.registry())
+            .longest_where(|d| d.db == dest.db && policy(d).as_ref() == Some(&mine))??;
         let info = BucketInfo {
             name: format!("{} (lifecycle hot_days)", dest.bucket()),
             priority: 0,
@@ -112,6 +118,8 @@ impl Forwarder {
             self.hot_seen = generation;
             self.provision_at.get_or_insert(self.clock.now());
         }
+        // Wants just learned (a hot destination) are provisioned now,
+        // unless a failure planned a later try.
         if self.provision_at.is_none_or(|t| t > self.clock.now()) {
             return;
         }

@@ -76,16 +76,25 @@ pub fn ensure(up: &Upstream, db: &Influxdb, more: &[Want]) -> Result<Vec<String>
         .collect();
     let mut defaults = std::collections::HashMap::new();
     let mut wants: Vec<Want> = Vec::new();
+    let mut first_error = None;
     for (i, w) in buckets.iter().chain(more).enumerate() {
         let mut dest = w.dest.clone();
         if db.api == ApiVersion::V1 && dest.rp.is_empty() {
             dest.rp = match defaults.get(&dest.db) {
                 Some(rp) => String::clone(rp),
-                None => {
-                    let rp = default_rp(up, &dest.db)?;
-                    defaults.insert(dest.db.clone(), rp.clone());
-                    rp
-                }
+                // One database unreadable stops none of the others (found
+                // in review): its wants wait for the next pass.
+                None => match default_rp(up, &dest.db) {
+                    Ok(rp) => {
+                        up.note_default_policy(&dest.db, &rp);
+                        defaults.insert(dest.db.clone(), rp.clone());
+                        rp
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                        continue;
+                    }
+                },
             };
         }
         match wants.iter().position(|h| h.dest == dest) {
@@ -109,7 +118,6 @@ pub fn ensure(up: &Upstream, db: &Influxdb, more: &[Want]) -> Result<Vec<String>
         }
     }
     let mut changes = Vec::new();
-    let mut first_error = None;
     let org = match db.api {
         ApiVersion::V1 => None,
         ApiVersion::V2 => Some(org_id(up, &db.org)?),

@@ -72,6 +72,11 @@ pub trait Sink: Send + Sync {
     }
     /// Asks the server for its `Date` (a cheap request) when none is known.
     fn learn_server_time(&self) {}
+    /// 1.x: database `db`'s default retention policy, once provisioning
+    /// found it; `None` before.
+    fn default_policy(&self, _db: &str) -> Option<String> {
+        None
+    }
     /// `manage_retention`: creates or adjusts the buckets upstream, and
     /// `more` (the warm tier's destinations).
     fn ensure_retention(
@@ -122,6 +127,19 @@ impl Sink for Upstream {
     ) -> Result<Vec<String>, crate::deliver::provision::ProvisionError> {
         crate::deliver::provision::ensure(self, db, more)
     }
+
+    fn default_policy(&self, db: &str) -> Option<String> {
+        self.default_policies.lock().ok()?.get(db).cloned()
+    }
+}
+
+impl Upstream {
+    /// Provisioning found `rp` to be database `db`'s default policy.
+    pub fn note_default_policy(&self, db: &str, rp: &str) {
+        if let Ok(mut d) = self.default_policies.lock() {
+            d.insert(db.to_string(), rp.to_string());
+        }
+    }
 }
 
 pub struct Upstream {
@@ -129,6 +147,9 @@ pub struct Upstream {
     cfg: Influxdb,
     /// The server's clock from its last answer's `Date` header, and when.
     server_date: std::sync::Mutex<Option<(i64, std::time::Instant)>>,
+    /// Each 1.x database's default retention policy, as provisioning found
+    /// it (`provision::ensure`): where points without `rp` go.
+    default_policies: std::sync::Mutex<std::collections::HashMap<String, String>>,
     /// Why `influxdb.tls` cannot be used: every request fails with it (the
     /// data waits) until a reload brings usable files.
     tls_error: Option<String>,
@@ -166,6 +187,7 @@ impl Upstream {
             agent,
             cfg: cfg.clone(),
             server_date: std::sync::Mutex::new(None),
+            default_policies: std::sync::Mutex::default(),
             tls_error,
         }
     }

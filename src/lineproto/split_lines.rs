@@ -28,20 +28,29 @@ pub struct SplitLines<'a> {
 
 impl<'a> SplitLines<'a> {
     pub fn of(payload: &'a [u8]) -> SplitLines<'a> {
-        // About a field per 10 bytes and a line per 100 (a meter's line
-        // of 10 fields): one allocation each, mostly.
+        SplitLines::of_at_most(payload, usize::MAX).unwrap_or_default()
+    }
+
+    /// `of`, or `None` once more than `max_fields` fields were split (the
+    /// arena bounded: its memory is the caller's limit, not the payload's).
+    pub fn of_at_most(payload: &'a [u8], max_fields: usize) -> Option<SplitLines<'a>> {
+        // About a field per 10 bytes and a line per 100 (a meter's line of
+        // 10 fields), within the bound: one allocation each, mostly.
         let mut out = SplitLines {
             payload,
             lines: Vec::with_capacity(payload.len() / 100),
-            fields: Vec::with_capacity(payload.len() / 10),
+            fields: Vec::with_capacity((payload.len() / 10).min(max_fields)),
         };
         for line in super::lines(payload) {
             let at = out.fields.len();
             let split = split_onto(line, &mut out.fields);
+            if out.fields.len() > max_fields {
+                return None;
+            }
             out.lines
                 .push(split.map(|(key, ts)| (key, at..out.fields.len(), ts)));
         }
-        out
+        Some(out)
     }
 
     /// Each line: series key, fields, timestamp (`None`: it does not split).
@@ -78,5 +87,11 @@ mod tests {
         let s = SplitLines::of(b"m a=1,v=x 1\nm b=2 2\n");
         assert_eq!(s.fields.len(), 1);
         assert!(SplitLines::of(b"").iter().next().is_none());
+        // Bounded: past the bound, nothing (the caller splits line by line).
+        assert_eq!(
+            SplitLines::of_at_most(payload, 3).map(|s| s.fields.len()),
+            Some(3)
+        );
+        assert!(SplitLines::of_at_most(payload, 2).is_none());
     }
 }

@@ -37,6 +37,11 @@
 //!                 keys BLOB)                     -- new keys of the lines
 //!                 -- counted lately (`downsample::recent`), 8 bytes each,
 //!                 -- little-endian; the newest RECENT_LINES kept
+//! downsample_dests(db TEXT, rp TEXT,           -- every warm destination
+//!                 retention_s INTEGER,           -- emitted to (warm_days;
+//!                 PRIMARY KEY (db, rp)) WITHOUT ROWID  -- NULL: for ever), kept
+//!                 -- when its rule goes: its aggregates still buffered are
+//!                 -- never taken for a hot tier's raw points (review)
 //! downsample_marks(rule TEXT, db TEXT, rp TEXT, watermark INTEGER,
 //!                 PRIMARY KEY (rule, db, rp)) WITHOUT ROWID
 //! ```
@@ -68,6 +73,10 @@ CREATE TABLE IF NOT EXISTS downsample_recent (
   id INTEGER PRIMARY KEY,
   keys BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS downsample_dests (
+  db TEXT NOT NULL, rp TEXT NOT NULL, retention_s INTEGER,
+  PRIMARY KEY (db, rp)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS downsample_marks (
   rule TEXT NOT NULL, db TEXT NOT NULL, rp TEXT NOT NULL, watermark INTEGER NOT NULL,
   PRIMARY KEY (rule, db, rp)
@@ -150,6 +159,9 @@ pub struct WindowsCheckpoint {
     /// checkpoint, oldest first (`downsample::recent`): a retry of one is
     /// known after a restart too (review).
     pub recent: Vec<u64>,
+    /// The warm destinations emitted to, with their retention (seconds;
+    /// `None`: for ever): kept for good (`downsample_dests`).
+    pub warm: Vec<(Destination, Option<u64>)>,
 }
 
 /// What the last checkpoint saved: window sets, watermarks and the keys of
@@ -283,6 +295,14 @@ impl Wal {
             "DELETE FROM downsample_duty WHERE seq <= ?1",
             [c.covers_seq],
         )?;
+        let mut dest = tx.prepare_cached(
+            "INSERT OR REPLACE INTO downsample_dests (db, rp, retention_s) VALUES (?1, ?2, ?3)",
+        )?;
+        for (d, retention_s) in &c.warm {
+            let r = retention_s.map(|s| i64::try_from(s).unwrap_or(i64::MAX));
+            dest.execute(params![d.db, d.rp, r])?;
+        }
+        drop(dest);
         if !c.recent.is_empty() {
             let blob: Vec<u8> = c.recent.iter().flat_map(|k| k.to_le_bytes()).collect();
             tx.execute("INSERT INTO downsample_recent (keys) VALUES (?1)", [blob])?;
@@ -382,6 +402,24 @@ impl Wal {
             watermarks,
             recent,
         })
+    }
+
+    /// Every warm destination a checkpoint ever emitted to, with its
+    /// retention: their batches are aggregates, whatever rules are
+    /// configured now.
+    pub fn warm_destinations(&self) -> Result<Vec<(Destination, Option<u64>)>, WalError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT db, rp, retention_s FROM downsample_dests ORDER BY db, rp")?;
+        let rows = stmt.query_map([], |r| {
+            let d = Destination {
+                db: r.get(0)?,
+                rp: r.get(1)?,
+            };
+            let retention: Option<i64> = r.get(2)?;
+            Ok((d, retention.and_then(|s| u64::try_from(s).ok())))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The batches with a duty, in commit order, decoded: what the windows
