@@ -220,7 +220,10 @@ fn assert_warm_tier_equals_influxd(influx: &Influx, h: &Hissrv) {
         // them too (a check at the first look failed while they were on
         // their way).
         if want.len() <= 80 {
-            last = vec![format!("influxd has the raw points of {} windows", want.len())];
+            last = vec![format!(
+                "influxd has the raw points of {} windows",
+                want.len()
+            )];
             std::thread::sleep(Duration::from_millis(200));
             continue;
         }

@@ -527,3 +527,125 @@ fn aggregates_buffered_before_a_restart_never_make_the_warm_policy_hot() {
         agent.log()
     );
 }
+
+/// `Date` as an HTTP date (IMF-fixdate), for a scripted
+/// upstream whose time the agent must trust.
+fn http_date(ns: i64) -> String {
+    let secs = ns / NS;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
+    let mon = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][(m - 1) as usize];
+    format!(
+        "{wd}, {d:02} {mon} {y} {:02}:{:02}:{:02} GMT",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// A new hot destination is provisioned before its pack is judged even
+/// when an earlier pass failed: one database refusing (`bad`, 403) plans
+/// the next pass `max_backoff_ms` later, and a good database's destination
+/// (no rp) waited for it, its default policy unknown, its backlog older than
+/// hot_days sent (found in the third review).
+#[test]
+fn another_database_refusing_provisioning_does_not_let_a_good_one_s_old_backlog_through() {
+    let up = Scripted::start(
+        Vec::new(),
+        Box::new(move |target, _body| {
+            let path = target.split('?').next().unwrap_or("");
+            let answer = match path {
+                "/query" if target.contains("bad") => Answer::status(403)
+                    .body("{\"error\":\"user is not authorized to execute statement\"}"),
+                "/query" if target.contains("SHOW") => Answer::status(200).body(
+                    "{\"results\":[{\"statement_id\":0,\"series\":[{\"name\":\"retention_policies\",\"columns\":[\"name\",\"duration\",\"shardGroupDuration\",\"replicaN\",\"default\"],\"values\":[[\"autogen\",\"0s\",\"168h0m0s\",1,true]]}]}]}",
+                ),
+                "/query" => Answer::status(200).body("{\"results\":[{\"statement_id\":0}]}"),
+                _ => Answer::status(204),
+            };
+            answer.header("Date", &http_date(now_ns()))
+        }),
+    );
+    let agent = Hissrv::start_with(
+        &up.url(),
+        Sections {
+            influxdb: "  database: good\n  gzip: false\n  manage_retention: true\n",
+            retry: "  initial_backoff_ms: 50\n  max_backoff_ms: 60000\n",
+            other: "lifecycle:\n  rules:\n    - measurement: telemetry\n      hot_days: 2\n",
+            ..Sections::default()
+        },
+    );
+    let t = now_ns();
+    let post =
+        |db: &str, body: &str| assert_eq!(agent.post(&format!("/write?db={db}"), body).0, 204);
+    post("bad", &format!("telemetry v=1 {t}\n"));
+    wait_for("bad's provisioning refused", DELIVERY_TIMEOUT, || {
+        up.seen().iter().any(|s| s.status == 403) && agent.buffered_points() == 0
+    });
+    let old: String = (1..=10)
+        .map(|i| format!("telemetry,id=m1 v={i} {}\n", t - 4 * DAY_NS + i * NS))
+        .collect();
+    post("good", &old);
+    wait_for("good's backlog handled", DELIVERY_TIMEOUT, || {
+        agent.buffered_points() == 0
+    });
+    let sent_old = (up.seen().into_iter())
+        .filter(|s| s.target.starts_with("/write") && s.target.contains("db=good"))
+        .any(|s| s.body.contains("v=1"));
+    assert!(
+        !sent_old && metric_of(&agent, "hissrv_hot_points_expired_total") == 10.0,
+        "good's 4-day-old backlog was sent, not expired at hot_days 2 (sent: {sent_old}); log:\n{}",
+        agent.log()
+    );
+}
+
+/// A silent upstream (link black-holed: every request runs into
+/// `timeout_ms`) costs one timeout a provisioning pass, not one per
+/// database: the pass runs on the forwarder thread, which delivers nothing
+/// and checks no stop flag meanwhile (found in the third review: `ensure`
+/// went on past every database, 20 of them 200 s at the default timeout).
+#[test]
+fn a_silent_upstream_costs_one_timeout_a_provisioning_pass_not_one_per_database() {
+    use hissrv::deliver::provision::{ProvisionError, Want, ensure};
+    // Accepts connections in the kernel's backlog, never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let db = hissrv::config::Influxdb {
+        url: format!("http://{}", silent.local_addr().expect("addr")),
+        timeout_ms: 300,
+        manage_retention: true,
+        ..hissrv::config::Influxdb::default()
+    };
+    let up = hissrv::deliver::upstream::Upstream::new(&db);
+    let wants: Vec<Want> = (0..6)
+        .map(|i| Want {
+            dest: hissrv::route::dest::Destination {
+                db: format!("p{i}"),
+                rp: String::new(),
+            },
+            retention_s: Some(2 * 86_400),
+        })
+        .collect();
+    let t = std::time::Instant::now();
+    let got = ensure(&up, &db, &wants);
+    let took = t.elapsed();
+    assert!(
+        matches!(got, Err(ProvisionError::Unreachable(_))),
+        "{got:?}"
+    );
+    assert!(
+        took < Duration::from_millis(2 * 300),
+        "one pass against a silent upstream took {took:?} (timeout 300 ms, 6 databases)"
+    );
+}

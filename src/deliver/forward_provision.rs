@@ -115,11 +115,13 @@ impl Forwarder {
     pub(super) fn provision(&mut self) {
         let generation = (self.hot.as_ref()).map_or(0, |h| h.registry().generation());
         if generation != self.hot_seen && self.influxdb.manage_retention {
+            // A new hot destination is provisioned now, whatever later try
+            // a failure planned (another database's refusal must not let
+            // this one's old backlog through unjudged; third review). As
+            // often as destinations are new: bounded.
             self.hot_seen = generation;
-            self.provision_at.get_or_insert(self.clock.now());
+            self.provision_at = Some(self.clock.now());
         }
-        // Wants just learned (a hot destination) are provisioned now,
-        // unless a failure planned a later try.
         if self.provision_at.is_none_or(|t| t > self.clock.now()) {
             return;
         }

@@ -62,8 +62,9 @@ pub struct Want {
 /// (`db`, `autogen`) are one policy (found in review: altered back and
 /// forth each pass). A bucket's own retention wins (the operator named it
 /// there; a different one asked is logged); otherwise the longest wins (a
-/// point is never dropped sooner than a rule asks). One want refused does
-/// not stop the others: the first error is returned after all were tried.
+/// point is never dropped sooner than a rule asks). One want refused
+/// (rights, a bad name) does not stop the others: the first error is
+/// returned after all were tried; no answer ends the pass at once.
 pub fn ensure(up: &Upstream, db: &Influxdb, more: &[Want]) -> Result<Vec<String>, ProvisionError> {
     let buckets: Vec<Want> = db
         .sharding
@@ -90,6 +91,9 @@ pub fn ensure(up: &Upstream, db: &Influxdb, more: &[Want]) -> Result<Vec<String>
                         defaults.insert(dest.db.clone(), rp.clone());
                         rp
                     }
+                    // No answer: the pass ends (each try would cost a
+                    // timeout on a silent link; third review).
+                    Err(e @ ProvisionError::Unreachable(_)) => return Err(e),
                     Err(e) => {
                         first_error.get_or_insert(e);
                         continue;
@@ -127,8 +131,15 @@ pub fn ensure(up: &Upstream, db: &Influxdb, more: &[Want]) -> Result<Vec<String>
             None => ensure_v1(up, w, &mut changes),
             Some(org) => ensure_v2(up, org, w, &mut changes),
         };
-        if let Err(e) = done {
-            first_error.get_or_insert(e);
+        match done {
+            Err(e @ ProvisionError::Unreachable(_)) => {
+                first_error = Some(e);
+                break;
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+            Ok(()) => {}
         }
     }
     match first_error {
