@@ -29,9 +29,10 @@
 use crate::config::Lifecycle;
 use crate::route::dest::Destination;
 use crate::route::lifecycle::{LifecycleRules, series_key};
+use portable_atomic::AtomicU64;
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 /// The hot destinations and their retention (seconds; `None`: for ever),
 /// noted and read by the forwarder (provisioning, expiry); shared, so that
