@@ -25,11 +25,11 @@ for t in "${targets[@]}"; do
     armv5te-*-gnueabi) runner="qemu-arm -L /usr/arm-linux-gnueabi" ;;
   esac
   echo "== $t: unit tests under ${runner%% *}"
-  # The seeded simulations run a fifth of their seeds under emulation (10-20
+  # The seeded simulations run a tenth of their seeds under emulation (10-20
   # times slower): 32-bit arithmetic still tried, CI kept under 30 minutes.
   case "$t" in
-    *-musl | *-musleabihf) HISSRV_SIM_SHARE=20 cargo-zigbuild test --locked --target "$t" --lib ;;
-    *) HISSRV_SIM_SHARE=20 cargo test --locked --target "$t" --lib ;;
+    *-musl | *-musleabihf) HISSRV_SIM_SHARE=10 cargo-zigbuild test --locked --target "$t" --lib ;;
+    *) HISSRV_SIM_SHARE=10 cargo test --locked --target "$t" --lib ;;
   esac
   echo "== $t: end to end under ${runner%% *} (kill -9, restart, delivery to influxd)"
   HISSRV_TEST_BIN="$PWD/dist/hissrv-${version}-${t}" HISSRV_TEST_RUNNER="$runner" \

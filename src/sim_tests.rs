@@ -13,7 +13,8 @@ pub fn rng(mut x: u64) -> impl FnMut() -> u64 {
 
 /// Seeds to run: all of `n`, or the share `HISSRV_SIM_SHARE` (percent) asks
 /// for: the ARM builds run the simulations under qemu, 10-20 times slower
-/// (`cross/test-arm.sh`), where a fifth still tries 32-bit arithmetic.
+/// (`cross/test-arm.sh`), where a tenth still tries 32-bit arithmetic (a
+/// fifth put CI at its 30-minute limit).
 pub fn seeds(n: u64) -> u64 {
     let share = std::env::var("HISSRV_SIM_SHARE")
         .ok()

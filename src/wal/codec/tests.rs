@@ -141,7 +141,7 @@ fn random_batches_round_trip_exactly_in_every_format() {
 fn a_batch_split_once_encodes_to_the_same_bytes() {
     use crate::lineproto::split_lines::SplitLines;
     let mut r = Rng(0x5eed);
-    for i in 0..300 {
+    for i in 0..crate::sim_tests::seeds(300) {
         let mut lp = batch(&mut r);
         if i % 50 == 0 {
             lp.extend_from_slice(b"m v=x 1\n");
