@@ -41,29 +41,6 @@ fn rows_in(influx: &Influx, rp: &str, measurement: &str) -> Vec<String> {
     )
 }
 
-/// `SHOW RETENTION POLICIES ON hissrv` as (name, duration) pairs.
-fn retention_policies(influx: &Influx) -> Vec<(String, String)> {
-    influx
-        .rows("hissrv", "SHOW RETENTION POLICIES ON \"hissrv\"")
-        .iter()
-        .map(|row| {
-            let cols: Vec<String> = row
-                .trim_matches(|c| c == '[' || c == ']')
-                .split(',')
-                .map(|c| c.trim_matches('"').to_string())
-                .collect();
-            (cols[0].clone(), cols[1].clone())
-        })
-        .collect()
-}
-
-fn duration_of(influx: &Influx, rp: &str) -> Option<String> {
-    retention_policies(influx)
-        .into_iter()
-        .find(|(n, _)| n == rp)
-        .map(|(_, d)| d)
-}
-
 #[test]
 fn tag_based_rules_route_the_seed_points_to_their_retention_policies() {
     let influx = Influx::start();
@@ -197,24 +174,35 @@ fn manage_retention_creates_policies_and_alters_them_after_a_reload() {
     let influx = Influx::start();
     let mut agent = Hissrv::start(&influx.url(), SEED_BUCKETS);
     wait_for("retention policies", Duration::from_secs(20), || {
-        retention_policies(&influx).len() == 4
+        influx.policies("hissrv").len() == 4
     });
     assert_eq!(
-        duration_of(&influx, "high_frequency").as_deref(),
+        influx
+            .policy_duration("hissrv", "high_frequency")
+            .as_deref(),
         Some("168h0m0s")
     );
     assert_eq!(
-        duration_of(&influx, "low_frequency").as_deref(),
+        influx.policy_duration("hissrv", "low_frequency").as_deref(),
         Some("720h0m0s")
     );
-    assert_eq!(duration_of(&influx, "events").as_deref(), Some("8760h0m0s"));
+    assert_eq!(
+        influx.policy_duration("hissrv", "events").as_deref(),
+        Some("8760h0m0s")
+    );
     // The database's own default policy is left alone.
-    assert_eq!(duration_of(&influx, "autogen").as_deref(), Some("0s"));
+    assert_eq!(
+        influx.policy_duration("hissrv", "autogen").as_deref(),
+        Some("0s")
+    );
 
     let changed = SEED_BUCKETS.replace("retention: 7d", "retention: 14d");
     agent.rewrite_config(&influx.url(), Sections::influxdb(&changed));
     wait_for("altered policy", Duration::from_secs(20), || {
-        duration_of(&influx, "high_frequency").as_deref() == Some("336h0m0s")
+        influx
+            .policy_duration("hissrv", "high_frequency")
+            .as_deref()
+            == Some("336h0m0s")
     });
     assert_eq!(agent.health().config_reloads, 1);
 }

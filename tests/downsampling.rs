@@ -482,13 +482,6 @@ fn week_requests(lines_per_request: usize) -> (Vec<String>, usize) {
     (reqs, total)
 }
 
-fn metric_of(h: &Hissrv, name: &str) -> f64 {
-    h.get("/metrics")
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} in /metrics"))
-}
-
 #[test]
 fn a_week_of_outage_in_a_small_quota_degrades_the_oldest_raw_points_and_keeps_the_warm_tier_whole()
 {
@@ -525,7 +518,7 @@ fn a_week_of_outage_in_a_small_quota_degrades_the_oldest_raw_points_and_keeps_th
         T0 + WEEK + 45 * MIN
     );
     send(&h.url(), &closer);
-    let degraded = metric_of(&h, "hissrv_downsample_points_degraded_total") as usize;
+    let degraded = h.metric("hissrv_downsample_points_degraded_total") as usize;
     assert!(degraded > 0, "the quota was too small to hold the week");
     proxy.set_cut(false);
     wait_for("the backlog delivered", DELIVERY_TIMEOUT * 3, || {
@@ -548,7 +541,7 @@ fn a_week_of_outage_in_a_small_quota_degrades_the_oldest_raw_points_and_keeps_th
     // The newest raw points are kept, every one; the degraded ones are
     // exactly the rest, all counted.
     let kept = influx.count_field("plant", "meter", "e");
-    let degraded = metric_of(&h, "hissrv_downsample_points_degraded_total") as usize;
+    let degraded = h.metric("hissrv_downsample_points_degraded_total") as usize;
     assert_eq!(
         kept + degraded,
         total + 1,

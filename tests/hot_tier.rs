@@ -30,35 +30,6 @@ const LIFECYCLE: &str = "lifecycle:
       hot_days: \"72h\"
 ";
 
-/// `SHOW RETENTION POLICIES ON db` as (name, duration).
-fn policies(influx: &Influx, db: &str) -> Vec<(String, String)> {
-    influx
-        .rows(db, &format!("SHOW RETENTION POLICIES ON \"{db}\""))
-        .iter()
-        .map(|row| {
-            let cols: Vec<String> = row
-                .trim_matches(|c| c == '[' || c == ']')
-                .split(',')
-                .map(|c| c.trim_matches('"').to_string())
-                .collect();
-            (cols[0].clone(), cols[1].clone())
-        })
-        .collect()
-}
-
-fn duration_of(influx: &Influx, db: &str, rp: &str) -> Option<String> {
-    (policies(influx, db).into_iter())
-        .find(|(n, _)| n == rp)
-        .map(|(_, d)| d)
-}
-
-fn metric_of(h: &Hissrv, name: &str) -> f64 {
-    h.get("/metrics")
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} in /metrics"))
-}
-
 #[test]
 fn hot_days_sets_the_retention_of_the_rules_destinations_and_expires_older_points_to_dead_letters()
 {
@@ -90,17 +61,17 @@ fn hot_days_sets_the_retention_of_the_rules_destinations_and_expires_older_point
     wait_for(
         "plant's default policy at hot_days",
         Duration::from_secs(30),
-        || duration_of(&influx, "plant", "autogen").as_deref() == Some("48h0m0s"),
+        || influx.policy_duration("plant", "autogen").as_deref() == Some("48h0m0s"),
     );
     wait_for(
         "the old points expired, the recent ones delivered",
         DELIVERY_TIMEOUT,
         || {
-            metric_of(&agent, "hissrv_hot_points_expired_total") == 10.0
+            agent.metric("hissrv_hot_points_expired_total") == 10.0
                 && influx.count("plant", "telemetry") == 10
         },
     );
-    assert_eq!(metric_of(&agent, "hissrv_points_expired_total"), 10.0);
+    assert_eq!(agent.metric("hissrv_points_expired_total"), 10.0);
     let rows = influx.rows(
         "plant",
         "SELECT * FROM \"plant\".\"autogen\".\"telemetry\" WHERE time < now() - 1d",
@@ -121,7 +92,7 @@ fn hot_days_sets_the_retention_of_the_rules_destinations_and_expires_older_point
     });
     assert_eq!(warm_rows().len(), 1, "{:?}", warm_rows());
     assert_eq!(
-        duration_of(&influx, "plant", "autogen_5m").as_deref(),
+        influx.policy_duration("plant", "autogen_5m").as_deref(),
         Some("720h0m0s")
     );
     // The old points are dead letters, exportable.
@@ -143,10 +114,10 @@ fn hot_days_sets_the_retention_of_the_rules_destinations_and_expires_older_point
     wait_for(
         "plant's default policy at the longer hot_days",
         Duration::from_secs(30),
-        || duration_of(&influx, "plant", "autogen").as_deref() == Some("72h0m0s"),
+        || influx.policy_duration("plant", "autogen").as_deref() == Some("72h0m0s"),
     );
     assert_eq!(
-        duration_of(&influx, "lab", "autogen").as_deref(),
+        influx.policy_duration("lab", "autogen").as_deref(),
         Some("0s"),
         "a database of no rule is left alone"
     );
@@ -176,7 +147,7 @@ fn a_bucket_on_the_default_policy_keeps_its_own_retention_over_hot_days() {
         },
     );
     wait_for("the bucket's policy", Duration::from_secs(30), || {
-        duration_of(&influx, "plant", "autogen").as_deref() == Some("720h0m0s")
+        influx.policy_duration("plant", "autogen").as_deref() == Some("720h0m0s")
     });
     let t = now_ns();
     assert_eq!(
@@ -196,7 +167,7 @@ fn a_bucket_on_the_default_policy_keeps_its_own_retention_over_hot_days() {
     });
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
-        duration_of(&influx, "plant", "autogen").as_deref(),
+        influx.policy_duration("plant", "autogen").as_deref(),
         Some("720h0m0s"),
         "the bucket's 30d retention was overridden by hot_days; log:\n{}",
         agent
@@ -252,7 +223,7 @@ fn rp_autogen_and_no_rp_are_one_policy_and_the_longest_hot_days_wins() {
     std::thread::sleep(Duration::from_secs(2));
     let got: Vec<(String, Option<String>)> = dbs
         .iter()
-        .map(|db| (db.clone(), duration_of(&influx, db, "autogen")))
+        .map(|db| (db.clone(), influx.policy_duration(db, "autogen")))
         .collect();
     assert!(
         got.iter().all(|(_, d)| d.as_deref() == Some("720h0m0s")),
@@ -290,11 +261,11 @@ fn backlog_buffered_before_a_restart_mid_outage_is_expired_by_hot_days() {
         agent.buffered_points() == 0
     });
     assert_eq!(
-        metric_of(&agent, "hissrv_hot_points_expired_total"),
+        agent.metric("hissrv_hot_points_expired_total"),
         10.0,
         "sent instead of expired: {} upstream, autogen {:?}",
         influx.count("plant", "telemetry"),
-        duration_of(&influx, "plant", "autogen")
+        influx.policy_duration("plant", "autogen")
     );
 }
 
@@ -384,7 +355,7 @@ fn points_without_rp_keep_the_bucket_retention_of_a_default_policy_not_named_aut
         },
     );
     wait_for("the bucket's policy", Duration::from_secs(30), || {
-        duration_of(&influx, "plant", "one_year").as_deref() == Some("720h0m0s")
+        influx.policy_duration("plant", "one_year").as_deref() == Some("720h0m0s")
     });
     let now = now_ns();
     // A fresh point first (the server's time known), then 4-day-old ones.
@@ -406,14 +377,14 @@ fn points_without_rp_keep_the_bucket_retention_of_a_default_policy_not_named_aut
     });
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(
-        duration_of(&influx, "plant", "one_year").as_deref(),
+        influx.policy_duration("plant", "one_year").as_deref(),
         Some("720h0m0s"),
         "the bucket keeps its retention upstream"
     );
     assert_eq!(
         (
             influx.count("plant", "telemetry"),
-            metric_of(&agent, "hissrv_hot_points_expired_total")
+            agent.metric("hissrv_hot_points_expired_total")
         ),
         (11, 0.0),
         "points upstream keeps 30 days were expired at hot_days"
@@ -500,7 +471,7 @@ fn aggregates_buffered_before_a_restart_never_make_the_warm_policy_hot() {
     };
     post(&agent, window(1));
     wait_for("the warm policy", DELIVERY_TIMEOUT, || {
-        duration_of(&influx, "plant", "autogen_5m").as_deref() == Some("720h0m0s")
+        influx.policy_duration("plant", "autogen_5m").as_deref() == Some("720h0m0s")
     });
     // An outage: the next window's aggregates stay buffered.
     influx.stop();
@@ -521,7 +492,7 @@ fn aggregates_buffered_before_a_restart_never_make_the_warm_policy_hot() {
     });
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
-        duration_of(&influx, "plant", "autogen_5m").as_deref(),
+        influx.policy_duration("plant", "autogen_5m").as_deref(),
         Some("720h0m0s"),
         "the warm tier's policy was made hot; log:\n{}",
         agent.log()
@@ -605,7 +576,7 @@ fn another_database_refusing_provisioning_does_not_let_a_good_one_s_old_backlog_
         .filter(|s| s.target.starts_with("/write") && s.target.contains("db=good"))
         .any(|s| s.body.contains("v=1"));
     assert!(
-        !sent_old && metric_of(&agent, "hissrv_hot_points_expired_total") == 10.0,
+        !sent_old && agent.metric("hissrv_hot_points_expired_total") == 10.0,
         "good's 4-day-old backlog was sent, not expired at hot_days 2 (sent: {sent_old}); log:\n{}",
         agent.log()
     );

@@ -153,19 +153,29 @@ pub fn ensure(up: &Upstream, db: &Influxdb, more: &[Want]) -> Result<Vec<String>
     }
 }
 
-/// The name of database `db`'s default retention policy (created with the
-/// database if it is missing).
-fn default_rp(up: &Upstream, db: &str) -> Result<String, ProvisionError> {
+/// Database `db`'s retention policies (`SHOW RETENTION POLICIES`), the
+/// database created first if it is missing.
+fn policies_on(up: &Upstream, db: &str) -> Result<Value, ProvisionError> {
     query(up, "POST", &format!("CREATE DATABASE {}", ident(db)))?;
-    let result = query(
+    query(
         up,
         "GET",
         &format!("SHOW RETENTION POLICIES ON {}", ident(db)),
-    )?;
-    Ok(policy_rows(&result)
+    )
+}
+
+/// The name of database `db`'s default retention policy.
+fn default_rp(up: &Upstream, db: &str) -> Result<String, ProvisionError> {
+    Ok(default_of(&policies_on(up, db)?))
+}
+
+/// The default policy among `SHOW RETENTION POLICIES`' rows (`autogen`
+/// when none says so).
+fn default_of(result: &Value) -> String {
+    policy_rows(result)
         .find(|row| matches!(row.get(4), Some(Value::Bool(true))))
         .and_then(|row| row.first().and_then(text).map(str::to_string))
-        .unwrap_or_else(|| crate::config::DEFAULT_RP.to_string()))
+        .unwrap_or_else(|| crate::config::DEFAULT_RP.to_string())
 }
 
 /// The rows of `SHOW RETENTION POLICIES` (1.6.7: name, duration,
@@ -219,26 +229,14 @@ fn query(up: &Upstream, method: &str, q: &str) -> Result<Value, ProvisionError> 
 
 fn ensure_v1(up: &Upstream, w: &Want, changes: &mut Vec<String>) -> Result<(), ProvisionError> {
     let (db, rp) = (&w.dest.db, &w.dest.rp);
-    query(up, "POST", &format!("CREATE DATABASE {}", ident(db)))?;
-    let result = query(
-        up,
-        "GET",
-        &format!("SHOW RETENTION POLICIES ON {}", ident(db)),
-    )?;
-    // columns: name, duration, shardGroupDuration, replicaN, default
-    let rows = || policy_rows(&result);
+    let result = policies_on(up, db)?;
     // No policy named: the points go to the database's default one,
     // whatever its name (`ensure` resolves it first; kept for any caller).
-    let default = || {
-        rows()
-            .find(|row| matches!(row.get(4), Some(Value::Bool(true))))
-            .and_then(|row| row.first().and_then(text).map(str::to_string))
-    };
     let rp = match rp.as_str() {
-        "" => &default().unwrap_or_else(|| crate::config::DEFAULT_RP.to_string()),
+        "" => &default_of(&result),
         named => named,
     };
-    let row = rows().find(|row| row.first().and_then(text) == Some(rp));
+    let row = policy_rows(&result).find(|row| row.first().and_then(text) == Some(rp));
     let existing = row.and_then(|row| row.get(1).and_then(text).map(go_duration_s));
     let shard_s = row.and_then(|row| row.get(2).and_then(text).and_then(go_duration_s));
     let want = w.retention_s.unwrap_or(0);

@@ -213,6 +213,14 @@ impl Hissrv {
         (status, r.body_mut().read_to_string().unwrap_or_default())
     }
 
+    /// A metric without labels from `/metrics`.
+    pub fn metric(&self, name: &str) -> f64 {
+        self.get("/metrics")
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /metrics"))
+    }
+
     /// Points still in the buffer file (read-only look, as an operator would).
     pub fn buffered_points(&self) -> i64 {
         let c = rusqlite::Connection::open_with_flags(

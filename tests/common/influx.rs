@@ -216,6 +216,28 @@ impl Influx {
         assert!(r.status().is_success(), "{q}: {}", r.status());
     }
 
+    /// `SHOW RETENTION POLICIES ON db` as (name, duration) pairs.
+    pub fn policies(&self, db: &str) -> Vec<(String, String)> {
+        self.rows(db, &format!("SHOW RETENTION POLICIES ON \"{db}\""))
+            .iter()
+            .map(|row| {
+                let cols: Vec<String> = row
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .split(',')
+                    .map(|c| c.trim_matches('"').to_string())
+                    .collect();
+                (cols[0].clone(), cols[1].clone())
+            })
+            .collect()
+    }
+
+    /// The duration of policy `rp` on `db` as influxd spells it (`48h0m0s`).
+    pub fn policy_duration(&self, db: &str, rp: &str) -> Option<String> {
+        (self.policies(db).into_iter())
+            .find(|(n, _)| n == rp)
+            .map(|(_, d)| d)
+    }
+
     /// The databases, as `SHOW DATABASES` lists them.
     pub fn databases(&self) -> Vec<String> {
         self.rows("", "SHOW DATABASES")
