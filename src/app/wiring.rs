@@ -161,6 +161,7 @@ pub fn run(
         bell.clone(),
         intake.waker(),
         warm,
+        crate::batch::cold::ColdTier::from_config(&cfg.lifecycle),
     )?;
     let deadline = Rc::new(std::cell::Cell::new(None));
 

@@ -218,13 +218,14 @@ pub fn spawn_committer(
     forwarder: Arc<Doorbell>,
     batcher: Sender<()>,
     mut warm: Option<WarmTier>,
+    mut cold: Option<super::cold::ColdTier>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("hissrv-commit".into())
         .spawn(move || {
             let mut provisional = super::restamp::Provisional::default();
             loop {
-                let cut = match next_cut(&cuts, warm.as_ref().and_then(WarmTier::due_in)) {
+                let mut cut = match next_cut(&cuts, warm.as_ref().and_then(WarmTier::due_in)) {
                     Next::Cut(cut) => cut,
                     Next::Due => {
                         if let Some(w) = warm.as_mut() {
@@ -245,6 +246,17 @@ pub fn spawn_committer(
                 let stamped_provisionally = crate::clock::record_is_provisional();
                 let points: usize = cut.batches.iter().map(|b| b.points).sum();
                 let started = std::time::Instant::now();
+                // The archive each batch owes, batches split where they
+                // mix archives (before the windows' duties: those are per
+                // stored batch).
+                let owed = match cold.as_mut() {
+                    Some(c) => {
+                        let (batches, owed) = c.split(std::mem::take(&mut cut.batches));
+                        cut.batches = batches;
+                        owed
+                    }
+                    None => Vec::new(),
+                };
                 // No reserve, no new data: it could wedge the next full disk.
                 let duties = warm.as_mut().map(|w| w.duties(&cut.batches));
                 let splits = (duties.as_ref())
@@ -254,7 +266,10 @@ pub fn spawn_committer(
                     Err(crate::wal::WalError::ReserveMissing)
                 } else {
                     match &duties {
-                        Some(d) => wal.commit_with_duty_split(&cut.batches, d, &splits),
+                        Some(d) => wal.commit_with_duty_split(&cut.batches, d, &splits, &owed),
+                        None if !owed.is_empty() => {
+                            wal.commit_with_duty_split(&cut.batches, &[], &[], &owed)
+                        }
                         None => wal.commit(&cut.batches),
                     }
                 };

@@ -9,11 +9,13 @@
 //! Invariants:
 //! - a producer hears 204 only after the commit holding its points returned;
 //!   a failed commit answers every producer of that cut with the refusal;
-//! - a write is never split across batches: one request's points for one
-//!   destination go into one batch;
+//! - a write is never split across commits: one request's points for one
+//!   destination go into one batch, or, where a cold archive takes some of
+//!   them, one batch per archive and one of the rest, in one commit (`cold`);
 //! - at most `COMMIT_PIPELINE_DEPTH` cuts are in flight, so memory stays
 //!   bounded while the disk is slow.
 //!
+//! `cold` splits batches by the archive they owe (the cold tier's part);
 //! `downsampler` is the warm tier's part on the commit thread (windows fed
 //! after each commit, checkpointed with the buffer's custody); `warm` says
 //! when the commit thread calls it.
@@ -23,6 +25,7 @@
 
 pub mod adaptive;
 mod batcher;
+pub mod cold;
 pub mod downsampler;
 mod restamp;
 pub mod ring;

@@ -59,7 +59,7 @@ fn a_failed_checkpoint_after_a_damaged_start_still_emits_every_window() {
     let duties = w.duties(std::slice::from_ref(&b));
     let splits = WarmTier::splits(std::slice::from_ref(&b), &duties);
     let ids = wal
-        .commit_with_duty_split(std::slice::from_ref(&b), &duties, &splits)
+        .commit_with_duty_split(std::slice::from_ref(&b), &duties, &splits, &[])
         .expect("commit");
     w.fed(
         std::slice::from_ref(&b),

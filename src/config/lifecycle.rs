@@ -20,9 +20,9 @@
 //! Applied: `downsample` and what shapes it (the commit thread's warm tier,
 //! `batch/warm.rs`); `hot_days`, the retention of the destinations the
 //! rule's raw points go to (`route/hot.rs`; it needs `manage_retention`,
-//! `validate.rs`). Not applied yet, so refused (after every other key is
-//! checked) rather than accepted and silently not acted on: `cold_storage`
-//! (the next issue's).
+//! `validate.rs`); `cold_storage`, where the rule's raw points are archived
+//! (`archive.rs` for the targets and `lifecycle.archive`; the archiver is
+//! `crate::archive`).
 
 use super::sharding::MIN_RETENTION_S;
 use super::{ConfigError, invalid, parse_duration_s};
@@ -59,6 +59,8 @@ pub const AGGREGATE_NAMES: [&str; 6] = ["mean", "min", "max", "last", "count", "
 pub struct Lifecycle {
     pub max_open_windows: usize,
     pub checkpoint_interval: String,
+    /// How archive objects are cut (`archive.rs`).
+    pub archive: super::archive::Archive,
     pub rules: Vec<Rule>,
 }
 
@@ -67,6 +69,7 @@ impl Default for Lifecycle {
         Lifecycle {
             max_open_windows: DEFAULT_MAX_OPEN_WINDOWS,
             checkpoint_interval: format!("{DEFAULT_CHECKPOINT_INTERVAL_S}s"),
+            archive: super::archive::Archive::default(),
             rules: Vec::new(),
         }
     }
@@ -120,7 +123,8 @@ pub struct Rule {
     /// Where the aggregates go: 1.x retention policy (2.x bucket); default
     /// `<hot>_<downsample>`, e.g. `autogen_5m`.
     pub warm_destination: String,
-    /// The cold archive: the issue after this one.
+    /// Where the rule's raw points are archived: `file:///dir/`
+    /// (`archive.rs`); empty: not archived.
     pub cold_storage: String,
 }
 
@@ -164,6 +168,7 @@ impl Lifecycle {
             ));
         }
         self.checkpoint_interval_s()?;
+        self.archive.validate()?;
         let mut seen = HashSet::new();
         let mut warm = HashSet::new();
         for (i, r) in self.rules.iter().enumerate() {
@@ -237,10 +242,8 @@ impl Rule {
             }
         }
         if !self.cold_storage.is_empty() {
-            return Err(invalid(
-                key("cold_storage"),
-                "the cold archive is not built yet (issue \"Data lifecycle, part 2\")",
-            ));
+            super::archive::ArchiveTarget::parse(&self.cold_storage)
+                .map_err(|e| invalid(key("cold_storage"), e))?;
         }
         let hot = match &self.hot_days {
             Some(d) => Some(d.seconds().map_err(|e| invalid(key("hot_days"), e))?),
@@ -275,10 +278,10 @@ impl Rule {
                     return Err(invalid(key(name), "has no meaning without downsample"));
                 }
             }
-            if hot.is_none() {
+            if hot.is_none() && self.cold_storage.is_empty() {
                 return Err(invalid(
                     key("downsample"),
-                    "the rule does nothing: give hot_days, downsample or both",
+                    "the rule does nothing: give hot_days, downsample, cold_storage or some of them",
                 ));
             }
             return Ok(());

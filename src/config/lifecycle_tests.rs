@@ -5,8 +5,8 @@ use crate::config::*;
 
 /// The design notes' rule, each field checked. Downsampling and `hot_days`
 /// are applied, `hot_days` only with `manage_retention` (it sets the
-/// upstream retention); `cold_storage` is refused, once valid, as not
-/// applied yet (never accepted and ignored).
+/// upstream retention); `cold_storage` takes a `file://` directory and
+/// refuses S3 by name until it is built (never accepted and ignored).
 #[test]
 fn lifecycle_rules_are_checked_key_by_key_and_hot_days_needs_manage_retention() {
     let rule = |body: &str| format!("lifecycle:\n  rules:\n    - measurement: telemetry\n{body}");
@@ -57,7 +57,15 @@ fn lifecycle_rules_are_checked_key_by_key_and_hot_days_needs_manage_retention() 
             }
         }
     }
+    let c = Config::from_yaml(&rule("      cold_storage: \"file:///mnt/usb/archive/\"\n"))
+        .expect("a rule may only archive");
+    assert_eq!(c.lifecycle.rules[0].cold_storage, "file:///mnt/usb/archive/");
     for (body, key, why) in [
+        (
+            "      cold_storage: \"file://relative\"\n",
+            "lifecycle.rules[0].cold_storage",
+            "absolute",
+        ),
         (
             "      hot_days: 7\n      cold_storage: \"s3://bucket/archive/\"\n",
             "lifecycle.rules[0].cold_storage",

@@ -457,6 +457,12 @@ input_facing! {
 pub use sharding::{Bucket, Sharding, Strategy, parse_duration_s, parse_id_range};
 
 input_facing! {
+    #[path = "archive.rs"]
+    mod archive;
+}
+pub use archive::{Archive, ArchiveTarget};
+
+input_facing! {
     #[path = "lifecycle.rs"]
     mod lifecycle;
 }

@@ -18,6 +18,8 @@ struct Matcher {
     identity: String,
     /// `hot_days` in seconds.
     hot_s: Option<u64>,
+    /// `cold_storage`, as written (the archive target's URL).
+    cold: String,
     measurement: Vec<u8>,
     tags: Vec<(Vec<u8>, Vec<Vec<u8>>)>,
 }
@@ -49,6 +51,11 @@ impl LifecycleRules {
         LifecycleRules::of(l, |r| r.hot_days.is_some())
     }
 
+    /// The rules that archive (`cold_storage`, the cold tier's).
+    pub fn cold(l: &Lifecycle) -> LifecycleRules {
+        LifecycleRules::of(l, |r| !r.cold_storage.is_empty())
+    }
+
     fn of(l: &Lifecycle, keep: impl Fn(&LifecycleRule) -> bool) -> LifecycleRules {
         let rules = l
             .rules
@@ -57,6 +64,7 @@ impl LifecycleRules {
             .map(|r| Matcher {
                 identity: identity(r),
                 hot_s: r.hot_days.as_ref().and_then(|d| d.seconds().ok()),
+                cold: r.cold_storage.clone(),
                 measurement: r.measurement.as_bytes().to_vec(),
                 tags: r
                     .tags
@@ -86,6 +94,11 @@ impl LifecycleRules {
     /// The `i`th rule's `hot_days`, in seconds.
     pub fn hot_s(&self, i: usize) -> Option<u64> {
         self.rules.get(i).and_then(|m| m.hot_s)
+    }
+
+    /// The `i`th rule's `cold_storage`.
+    pub fn cold_target(&self, i: usize) -> Option<&str> {
+        self.rules.get(i).map(|m| m.cold.as_str())
     }
 
     /// The identity of the `i`th downsampling rule.

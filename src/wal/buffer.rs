@@ -50,6 +50,8 @@
 //!
 //! downsample_duty, downsample_sets, downsample_marks   -- the downsampling
 //!                                      --   windows' custody and checkpoint (custody.rs)
+//! archive_duty, archive_runs, archive_meta   -- the cold archive's custody
+//!                                      --   (archive.rs)
 //! commit_seq(n)                        -- commits so far (only grows; the gauges'
 //!                                      --   re-read tells which commits it saw)
 //!
@@ -270,8 +272,9 @@ impl Wal {
         }
         // Views for operators with only the sqlite3 CLI (see `inspect`).
         conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {COMMIT_SEQ} {} COMMIT;",
-            custody::CUSTODY_SCHEMA
+            "BEGIN IMMEDIATE; {COMMIT_SEQ} {} {} COMMIT;",
+            custody::CUSTODY_SCHEMA,
+            archive::ARCHIVE_SCHEMA
         ))?;
         crate::wal::views::ensure(&conn);
         space::migrate_to_incremental_vacuum(&conn, path)?;
@@ -341,7 +344,7 @@ impl Wal {
         now: i64,
     ) -> Result<Vec<i64>, WalError> {
         let encoded = self.encode_all(batches);
-        self.commit_encoded_at(batches, &encoded, duty, now)
+        self.commit_encoded_at(batches, &encoded, duty, &[], now)
     }
 
     /// Each batch's stored format and bytes.
@@ -361,6 +364,7 @@ impl Wal {
         batches: &[NewBatch],
         encoded: &[(i64, Vec<u8>)],
         duty: &[bool],
+        cold: &[Option<String>],
         now: i64,
     ) -> Result<Vec<i64>, WalError> {
         let incoming: u64 = encoded.iter().map(|(_, b)| b.len() as u64).sum();
@@ -396,6 +400,7 @@ impl Wal {
             r.get(0)
         })?;
         custody::owe(&tx, &ids, duty, seq)?;
+        archive::owe(&tx, &ids, cold, seq)?;
         tx.commit()?;
         self.last_commit_bytes = incoming;
         self.last_commit_seq = seq;
@@ -466,6 +471,10 @@ pub use custody::{LaneKey, NOT_HELD, SavedWindows, WindowsCheckpoint};
 #[cfg(test)]
 #[path = "custody_tests.rs"]
 mod custody_tests;
+
+#[path = "archive.rs"]
+mod archive;
+pub use archive::{ArchiveQueue, ArchiveRun, RunBatch};
 
 #[path = "degrade.rs"]
 mod degrade;

@@ -89,7 +89,9 @@ CREATE TABLE IF NOT EXISTS downsample_marks (
 /// empty without lifecycle rules: no cost then; with them it holds the
 /// commits of one checkpoint interval, a few hundred rows, read once a
 /// statement.
-pub const NOT_HELD: &str = "id NOT IN (SELECT batch_id FROM downsample_duty WHERE delivered = 1)";
+/// The cold archive holds batches the same way (`archive.rs`).
+pub const NOT_HELD: &str = "id NOT IN (SELECT batch_id FROM downsample_duty WHERE delivered = 1
+    UNION ALL SELECT batch_id FROM archive_duty WHERE delivered = 1)";
 
 /// Deletes the oldest rows of `downsample_recent` not needed to keep the
 /// newest `RECENT_LINES` keys.
@@ -192,6 +194,7 @@ impl Wal {
         batches: &[NewBatch],
         duty: &[bool],
         split: &[Option<crate::lineproto::split_lines::SplitLines>],
+        cold: &[Option<String>],
     ) -> Result<Vec<i64>, WalError> {
         let format = self.format();
         let encoded: Vec<(i64, Vec<u8>)> = (batches.iter().enumerate())
@@ -204,7 +207,7 @@ impl Wal {
                 codec::encode_or_text(format, &b.payload, s)
             })
             .collect();
-        self.commit_encoded_at(batches, &encoded, duty, crate::clock::record_ms())
+        self.commit_encoded_at(batches, &encoded, duty, cold, crate::clock::record_ms())
     }
 
     /// As `commit_duty_at`, each batch's stored form given (`encoded[i]`:
@@ -214,14 +217,15 @@ impl Wal {
         batches: &[NewBatch],
         encoded: &[(i64, Vec<u8>)],
         duty: &[bool],
+        cold: &[Option<String>],
         now: i64,
     ) -> Result<Vec<i64>, WalError> {
-        let result = match self.commit_once(batches, encoded, duty, now) {
+        let result = match self.commit_once(batches, encoded, duty, cold, now) {
             // A WAL that was truncated on a full disk cannot grow to its
             // checkpoint size, so it never starts over by itself: the
             // database's free pages are there, only the WAL is in the way.
             Err(WalError::DiskFull) if self.truncate_wal().is_ok() => {
-                self.commit_once(batches, encoded, duty, now)
+                self.commit_once(batches, encoded, duty, cold, now)
             }
             other => other,
         };
@@ -286,9 +290,11 @@ impl Wal {
                 whole.execute([*id, *seq, c.covers_seq])?;
             }
         }
+        // Not those the archive still holds: its run deletes them (`archive.rs`).
         tx.execute(
             "DELETE FROM batches WHERE id IN
-               (SELECT batch_id FROM downsample_duty WHERE seq <= ?1 AND delivered = 1)",
+               (SELECT batch_id FROM downsample_duty WHERE seq <= ?1 AND delivered = 1)
+             AND NOT EXISTS (SELECT 1 FROM archive_duty a WHERE a.batch_id = batches.id)",
             [c.covers_seq],
         )?;
         tx.execute(
@@ -335,7 +341,8 @@ impl Wal {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut n = tx.execute(
-            "DELETE FROM batches WHERE id IN (SELECT batch_id FROM downsample_duty WHERE delivered = 1)",
+            "DELETE FROM batches WHERE id IN (SELECT batch_id FROM downsample_duty WHERE delivered = 1)
+             AND NOT EXISTS (SELECT 1 FROM archive_duty a WHERE a.batch_id = batches.id)",
             [],
         )?;
         for table in [

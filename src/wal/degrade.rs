@@ -6,7 +6,8 @@
 //! that discharges its duty is the one that marks it in `downsample_whole`
 //! (`custody.rs`), so a marked batch owes nothing. Its points then live on in
 //! saved windows and emitted aggregates: the shape survives and only the
-//! raw detail goes. Data of no rule, a batch
+//! raw detail goes. A batch its cold archive has not confirmed yet
+//! (`archive.rs`) stays: its raw detail is owed there. Data of no rule, a batch
 //! with a late, refused or conflicting value, and the warm tier's own
 //! aggregate batches are never degraded.
 //!
@@ -52,6 +53,7 @@ impl Wal {
             let mut pick = tx.prepare_cached(
                 "SELECT b.id, b.db, b.rp, b.points, b.bytes
                  FROM downsample_whole w JOIN batches b ON b.id = w.batch_id
+                 WHERE NOT EXISTS (SELECT 1 FROM archive_duty a WHERE a.batch_id = b.id)
                  ORDER BY w.batch_id",
             )?;
             // Picked first, deleted after: rows are not deleted under a

@@ -40,16 +40,21 @@ impl Wal {
             }
             // A batch the downsampling windows still owe a checkpoint is
             // kept, marked delivered (`custody`): the replay after a crash
-            // needs its points; the checkpoint deletes it.
+            // needs its points; the checkpoint deletes it. So is one the
+            // cold archive still owes (`archive`): its run deletes it.
             let mut delete = tx.prepare_cached(
                 "DELETE FROM batches WHERE id = ?1
-                 AND NOT EXISTS (SELECT 1 FROM downsample_duty WHERE batch_id = ?1)",
+                 AND NOT EXISTS (SELECT 1 FROM downsample_duty WHERE batch_id = ?1)
+                 AND NOT EXISTS (SELECT 1 FROM archive_duty WHERE batch_id = ?1)",
             )?;
             let mut held =
                 tx.prepare_cached("UPDATE downsample_duty SET delivered = 1 WHERE batch_id = ?1")?;
+            let mut archive_held =
+                tx.prepare_cached("UPDATE archive_duty SET delivered = 1 WHERE batch_id = ?1")?;
             for b in batches {
                 if delete.execute([b.id])? == 0 {
                     held.execute([b.id])?;
+                    archive_held.execute([b.id])?;
                 }
             }
         }
