@@ -18,6 +18,9 @@
 //!   views, stored encodings (`codec`), the disk reserve, the commit doorbell.
 //! - [`deliver`]: the forwarder thread: drain order, one delivery under the
 //!   status policy, the upstream client, retention provisioning.
+//! - [`archive`]: the cold archive: the archiver thread writes each raw
+//!   point of a rule with `cold_storage` to gzip objects before its batch
+//!   may leave the buffer.
 //! - [`route`]: destinations and the bucket rules applied to each write.
 //! - [`downsample`]: window aggregates by event time (the warm tier's
 //!   engine; the commit thread drives it).
@@ -52,6 +55,7 @@ macro_rules! input_facing {
 }
 
 pub mod app;
+pub mod archive;
 pub mod batch;
 pub mod cli;
 pub mod clock;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["app", "cli"],
     &["ingest"],
-    &["batch", "deliver"],
+    &["batch", "deliver", "archive"],
     &["wal"],
     &["route", "downsample"],
     &["observe"],

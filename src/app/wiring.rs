@@ -133,6 +133,13 @@ pub fn run(
         reserve.bytes(),
         reader.checkpoint_pages().unwrap_or(0)
     );
+    // The cold archive: its own connection and thread, beside the forwarder.
+    let stop_archiver = Arc::new(AtomicBool::new(false));
+    let archiver =
+        match crate::archive::archiver::Archiver::new(open()?, &cfg.lifecycle, stats.clone())? {
+            Some(a) => Some(a.spawn(stop_archiver.clone())?),
+            None => None,
+        };
     let destinations = Arc::new(crate::route::dest::Destinations::default());
     let bell = Arc::new(Doorbell::default());
     let stop_forwarder = Arc::new(AtomicBool::new(false));
@@ -263,11 +270,17 @@ pub fn run(
     // the commit thread ends after the cut it may be committing.
     drop(ex);
     stop_forwarder.store(true, Ordering::Relaxed);
+    stop_archiver.store(true, Ordering::Relaxed);
     bell.ring();
     let until = deadline
         .get()
         .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
-    for (name, handle) in [("commit", committer), ("forwarder", forwarder)] {
+    let threads = [
+        ("commit", Some(committer)),
+        ("forwarder", Some(forwarder)),
+        ("archive", archiver),
+    ];
+    for (name, handle) in threads.into_iter().filter_map(|(n, h)| Some((n, h?))) {
         while !handle.is_finished() && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(STOP_POLL_MS));
         }

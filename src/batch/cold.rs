@@ -15,6 +15,7 @@
 //! config never changes which of a buffered batch's lines are archived.
 
 use crate::config::Lifecycle;
+use crate::lineproto::line_ts;
 use crate::route::lifecycle::{LifecycleRules, series_key};
 use crate::wal::NewBatch;
 
@@ -96,7 +97,10 @@ impl ColdTier {
             }
             parts.sort_by_key(|(t, _, _)| t.is_none());
             for (t, payload, s) in parts {
-                owed.push(t.and_then(|i| self.rules.cold_target(i)).map(str::to_string));
+                owed.push(
+                    t.and_then(|i| self.rules.cold_target(i))
+                        .map(str::to_string),
+                );
                 out.push(NewBatch {
                     dest: b.dest.clone(),
                     points: s.points,
@@ -126,12 +130,6 @@ impl Stamps {
             self.last = Some(self.last.map_or(ts, |l| l.max(ts)));
         }
     }
-}
-
-/// A normalised line's timestamp: its last space-separated field.
-pub fn line_ts(line: &[u8]) -> Option<i64> {
-    let at = line.iter().rposition(|&b| b == b' ')?;
-    std::str::from_utf8(line.get(at + 1..)?).ok()?.parse().ok()
 }
 
 #[cfg(test)]

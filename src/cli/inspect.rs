@@ -29,8 +29,8 @@ fn open(path: &Path) -> Result<Connection, String> {
     Ok(c)
 }
 
-pub use crate::clock::rfc3339;
 use crate::clock::days_from_civil;
+pub use crate::clock::rfc3339;
 
 /// `--since` / `--until`: RFC 3339 (`2026-11-25T10:00:00Z`, a `+hh:mm` offset,
 /// fractions) or integer nanoseconds.
@@ -174,10 +174,11 @@ pub(super) fn has_table(c: &Connection, name: &str) -> bool {
 /// The condition of a batch not yet delivered: not one delivered and held
 /// for the downsampling windows' checkpoint (`wal::NOT_HELD`).
 fn undelivered(c: &Connection) -> &'static str {
-    if has_custody(c) {
-        crate::wal::NOT_HELD
-    } else {
-        "1"
+    match (has_custody(c), has_table(c, "archive_duty")) {
+        (true, true) => crate::wal::NOT_HELD,
+        // A buffer of an agent from before the cold archive.
+        (true, false) => "id NOT IN (SELECT batch_id FROM downsample_duty WHERE delivered = 1)",
+        _ => "1",
     }
 }
 

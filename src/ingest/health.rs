@@ -87,6 +87,7 @@ impl Ingest {
                 .map(|r| r.clone())
                 .unwrap_or_default(),
             downsampling: s.downsampling.health(),
+            archive: s.archiving.health(),
         };
         Response::json(200, miniserde::json::to_string(&h))
     }

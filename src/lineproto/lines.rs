@@ -103,3 +103,9 @@ pub fn lines(payload: &[u8]) -> impl Iterator<Item = &[u8]> {
         None
     })
 }
+
+/// A normalised line's timestamp (ns): its last space-separated field.
+pub fn line_ts(line: &[u8]) -> Option<i64> {
+    let at = line.iter().rposition(|&b| b == b' ')?;
+    std::str::from_utf8(line.get(at + 1..)?).ok()?.parse().ok()
+}

@@ -431,7 +431,7 @@ fn scan_fields(
 #[path = "lines.rs"]
 mod lines;
 use lines::scan_line_escaped;
-pub use lines::{lines, plain_line_end, scan_line};
+pub use lines::{line_ts, lines, plain_line_end, scan_line};
 
 #[path = "errors.rs"]
 mod errors;

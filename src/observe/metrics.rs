@@ -320,7 +320,55 @@ pub fn render(s: &Stats, ring: &RingGauges) -> String {
         "Duration of write-ahead buffer commits.",
     );
     downsampling(&mut o, &s.downsampling);
+    archiving(&mut o, &s.archiving);
     o
+}
+
+/// The cold archive (`lifecycle.rules` with `cold_storage`); zeros without one.
+fn archiving(o: &mut String, a: &crate::observe::archiving::Archiving) {
+    for (name, help, v) in [
+        (
+            "hissrv_archive_objects_total",
+            "Archive objects written and confirmed (synced and renamed).",
+            &a.objects,
+        ),
+        (
+            "hissrv_archive_points_total",
+            "Raw points written to archive objects.",
+            &a.points,
+        ),
+        (
+            "hissrv_archive_bytes_total",
+            "Bytes of archive objects written (gzip).",
+            &a.bytes,
+        ),
+        (
+            "hissrv_archive_failures_total",
+            "Archive runs that failed (retried after a back-off; nothing left the buffer).",
+            &a.failures,
+        ),
+    ] {
+        counter(o, name, help, &[("", v)]);
+    }
+    for (name, help, v) in [
+        (
+            "hissrv_archive_pending_points",
+            "Raw points buffered that an archive has not confirmed yet.",
+            &a.pending_points,
+        ),
+        (
+            "hissrv_archive_pending_bytes",
+            "Stored bytes of the batches an archive has not confirmed yet (counted in the quota).",
+            &a.pending_bytes,
+        ),
+        (
+            "hissrv_archive_oldest_pending_seconds",
+            "Age of the oldest batch an archive has not confirmed yet.",
+            &a.oldest_pending_s,
+        ),
+    ] {
+        gauge(o, name, help, v.load(Relaxed) as f64);
+    }
 }
 
 /// The warm tier (`lifecycle.rules` with `downsample`); zeros without one.

@@ -8,6 +8,7 @@
 //!
 //! May use: config, clock. Nothing here calls into a stage.
 
+pub mod archiving;
 pub mod backlog;
 pub mod downsampling;
 pub mod histogram;

@@ -83,6 +83,8 @@ pub struct Stats {
     pub backlog: crate::observe::backlog::BacklogGauges,
     /// The warm tier's windows and aggregates.
     pub downsampling: crate::observe::downsampling::Downsampling,
+    /// The cold archive's backlog and objects.
+    pub archiving: crate::observe::archiving::Archiving,
     pub dead_letters_stored: AtomicU64,
     /// Live bytes in the buffer file.
     pub buffer_bytes: AtomicU64,
@@ -145,6 +147,7 @@ impl Default for Stats {
             buffer_read_only: AtomicBool::new(false),
             backlog: Default::default(),
             downsampling: Default::default(),
+            archiving: Default::default(),
             dead_letters_stored: AtomicU64::new(0),
             buffer_bytes: AtomicU64::new(0),
             buffer_disk_bytes: AtomicU64::new(0),

@@ -63,6 +63,8 @@ pub struct Health {
     pub restart_needed: Vec<String>,
     /// The warm tier, with a downsampling rule.
     pub downsampling: Option<crate::observe::downsampling::WarmHealth>,
+    /// The cold archive, with an archiving rule.
+    pub archive: Option<crate::observe::archiving::ColdHealth>,
 }
 
 fn fetch(url: &str) -> Result<Health, String> {
@@ -217,6 +219,24 @@ pub fn render(url: &str, a: &Health, b: &Health, secs: f64) -> String {
                 )
             } else {
                 String::new()
+            }
+        );
+    }
+    if let Some(a) = &b.archive {
+        let _ = writeln!(
+            o,
+            "archive      {} points ({}) in {} batches owed, oldest {}; {} objects written ({} points, {}){}",
+            a.pending_points,
+            bytes(a.pending_bytes),
+            a.pending_batches,
+            age(a.oldest_pending_s.saturating_mul(1000)),
+            a.objects_written,
+            a.points_archived,
+            bytes(a.bytes_written),
+            if a.last_error.is_empty() {
+                String::new()
+            } else {
+                format!("; FAILING ({} runs): {}", a.failures, a.last_error)
             }
         );
     }

@@ -112,18 +112,22 @@ pub struct ArchiveQueue {
     pub points: u64,
     /// Stored bytes.
     pub bytes: u64,
-    /// The commit time of the oldest (ms, record time).
+    /// The commit time of the oldest and the newest (ms, record time).
     pub oldest_ms: i64,
+    pub newest_ms: i64,
+    /// The newest point's timestamp (ns).
+    pub newest_ts: i64,
 }
 
 impl Wal {
-    /// What waits for each archive, per target and destination, by commit
-    /// order of its oldest batch.
+    /// What waits for each archive (in a run or not), per target and
+    /// destination, by commit order of its oldest batch.
     pub fn archive_queues(&self) -> Result<Vec<ArchiveQueue>, WalError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT a.target, b.db, b.rp, count(*), sum(b.points), sum(b.bytes), min(b.created_ms)
+            "SELECT a.target, b.db, b.rp, count(*), sum(b.points), sum(b.bytes), min(b.created_ms),
+                    max(b.created_ms), max(b.last_ts)
              FROM archive_duty a JOIN batches b ON b.id = a.batch_id
-             WHERE a.run IS NULL GROUP BY a.target, b.db, b.rp ORDER BY min(a.seq)",
+             GROUP BY a.target, b.db, b.rp ORDER BY min(a.seq)",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(ArchiveQueue {
@@ -136,6 +140,8 @@ impl Wal {
                 points: r.get::<_, i64>(4)?.max(0) as u64,
                 bytes: r.get::<_, i64>(5)?.max(0) as u64,
                 oldest_ms: r.get(6)?,
+                newest_ms: r.get(7)?,
+                newest_ts: r.get(8)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -191,7 +197,8 @@ impl Wal {
         )?;
         let id = tx.last_insert_rowid();
         {
-            let mut take = tx.prepare_cached("UPDATE archive_duty SET run = ?2 WHERE batch_id = ?1")?;
+            let mut take =
+                tx.prepare_cached("UPDATE archive_duty SET run = ?2 WHERE batch_id = ?1")?;
             for b in &batches {
                 take.execute([b.id, id])?;
             }
@@ -298,17 +305,22 @@ impl Wal {
         };
         let mut n = 0;
         for t in &gone {
+            n += tx.query_row(
+                "SELECT count(*) FROM archive_duty WHERE target = ?1",
+                [t],
+                |r| r.get::<_, i64>(0),
+            )?;
             tx.execute(
                 "DELETE FROM batches WHERE id IN
                    (SELECT batch_id FROM archive_duty WHERE target = ?1 AND delivered = 1)
                  AND NOT EXISTS (SELECT 1 FROM downsample_duty d WHERE d.batch_id = batches.id)",
                 [t],
             )?;
-            n += tx.execute("DELETE FROM archive_duty WHERE target = ?1", [t])?;
+            tx.execute("DELETE FROM archive_duty WHERE target = ?1", [t])?;
             tx.execute("DELETE FROM archive_runs WHERE target = ?1", [t])?;
         }
         tx.commit()?;
-        Ok(n as u64)
+        Ok(n.max(0) as u64)
     }
 
     /// This buffer's id in object names, made on first use.

@@ -140,7 +140,8 @@ fn a_batch_leaves_only_when_delivered_and_checkpointed_and_replays_until_then() 
                             if way == 3 {
                                 splits.rotate_left(1);
                             }
-                            w.commit_with_duty_split(&batches, &duty, &splits, &[]).unwrap()
+                            w.commit_with_duty_split(&batches, &duty, &splits, &[])
+                                .unwrap()
                         }
                     };
                     let seq = w.last_commit_seq();

@@ -96,12 +96,11 @@ impl Wal {
         max_bytes: usize,
         min_batches: usize,
     ) -> Result<Vec<StoredBatch>, WalError> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT id, points, bytes, format, attempts, first_ts FROM batches
-             WHERE db = ?1 AND rp = ?2 AND id >= ?3 AND id NOT IN
-               (SELECT batch_id FROM downsample_duty WHERE delivered = 1)
-             ORDER BY id LIMIT ?4",
-        )?;
+                 WHERE db = ?1 AND rp = ?2 AND id >= ?3 AND {NOT_HELD}
+                 ORDER BY id LIMIT ?4"
+        ))?;
         let rows = stmt.query_map(
             params![
                 dest.db,
@@ -161,10 +160,10 @@ impl Wal {
     /// The first batch of `dest` committed at or after `since_ms`, if any:
     /// where live data starts while an older backlog drains.
     pub fn first_since(&self, dest: &Destination, since_ms: i64) -> Result<Option<i64>, WalError> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT min(id) FROM batches WHERE db = ?1 AND rp = ?2 AND created_ms >= ?3
-             AND id NOT IN (SELECT batch_id FROM downsample_duty WHERE delivered = 1)",
-        )?;
+                 AND {NOT_HELD}"
+        ))?;
         self.count_read();
         Ok(stmt.query_row(params![dest.db, dest.rp, since_ms], |r| r.get(0))?)
     }
@@ -184,12 +183,13 @@ impl Wal {
     /// Totals of what the buffer holds, in one consistent statement.
     pub fn backlog(&self) -> Result<Backlog, WalError> {
         Ok(self.conn.query_row(
-            "SELECT count(*), coalesce(sum(points), 0), coalesce(sum(bytes), 0),
+            &format!(
+                "SELECT count(*), coalesce(sum(points), 0), coalesce(sum(bytes), 0),
                     (SELECT count(*) FROM dead_letters),
-                    (SELECT created_ms FROM batches WHERE id NOT IN
-                       (SELECT batch_id FROM downsample_duty WHERE delivered = 1) ORDER BY id LIMIT 1),
+                    (SELECT created_ms FROM batches WHERE {NOT_HELD} ORDER BY id LIMIT 1),
                     (SELECT n FROM commit_seq) FROM batches
-             WHERE id NOT IN (SELECT batch_id FROM downsample_duty WHERE delivered = 1)",
+                 WHERE {NOT_HELD}"
+            ),
             [],
             |r| {
                 Ok(Backlog {

@@ -1,0 +1,211 @@
+//! The `file://` target: objects in a directory (a mounted USB disk, NFS).
+//!
+//! An object appears whole: it is written under `<name>.part` (which never
+//! ends in `.gz`), synced, renamed to its name, and the directory synced;
+//! only then is it confirmed, and only a confirmed object lets its batches
+//! leave the buffer. Its manifest follows the same way. A name that exists
+//! already is kept when it holds the same lines (a run written again after
+//! a crash) and is never overwritten when it holds others: that is an error
+//! (`Conflict`), retried and shown until an operator looks.
+
+use super::ArchiveError;
+use super::object::{MANIFEST_SUFFIX, Manifest, ObjectWriter, Written, content_sha256};
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// The suffix of an object being written.
+pub const PART_SUFFIX: &str = ".part";
+/// Bytes buffered before a write reaches the file.
+const WRITE_BUFFER_BYTES: usize = 256 * 1024;
+
+pub struct DirTarget {
+    root: PathBuf,
+}
+
+/// An object being written into the directory.
+pub struct DirObject {
+    name: String,
+    part: PathBuf,
+    writer: ObjectWriter<BufWriter<File>>,
+}
+
+fn io(what: String) -> impl FnOnce(std::io::Error) -> ArchiveError {
+    move |source| ArchiveError::Io { what, source }
+}
+
+/// Syncs a directory, so a rename or a new entry in it survives power loss.
+fn sync_dir(dir: &Path) -> Result<(), ArchiveError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(format!("sync directory {}", dir.display())))
+}
+
+impl DirTarget {
+    pub fn new(root: PathBuf) -> DirTarget {
+        DirTarget { root }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Starts object `name` (relative, `/`-separated) of destination `db`/`rp`.
+    pub fn begin(&self, name: &str, db: &str, rp: &str) -> Result<DirObject, ArchiveError> {
+        let path = self.root.join(name);
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
+            // Each new directory's entry in its parent, up to the root.
+            let mut d = dir.as_path();
+            while let Some(parent) = d.parent() {
+                sync_dir(parent)?;
+                if parent == self.root || !parent.starts_with(&self.root) {
+                    break;
+                }
+                d = parent;
+            }
+        }
+        let part = PathBuf::from(format!("{}{PART_SUFFIX}", path.display()));
+        let file = File::create(&part).map_err(io(format!("create {}", part.display())))?;
+        let writer = ObjectWriter::new(BufWriter::with_capacity(WRITE_BUFFER_BYTES, file), db, rp)
+            .map_err(io(format!("write {}", part.display())))?;
+        Ok(DirObject {
+            name: name.to_string(),
+            part,
+            writer,
+        })
+    }
+
+    /// Ends `o`: synced, renamed into place, directory synced. Returns what
+    /// it holds (as already there, for a rewrite of the same lines).
+    pub fn confirm(&self, o: DirObject) -> Result<Written, ArchiveError> {
+        let DirObject { name, part, writer } = o;
+        let result = self.confirm_part(&name, &part, writer);
+        if result.is_err() {
+            let _ = fs::remove_file(&part);
+        }
+        result
+    }
+
+    fn confirm_part(
+        &self,
+        name: &str,
+        part: &Path,
+        writer: ObjectWriter<BufWriter<File>>,
+    ) -> Result<Written, ArchiveError> {
+        let what = || format!("write {}", part.display());
+        let (buf, written) = writer.finish().map_err(io(what()))?;
+        let file = buf.into_inner().map_err(|e| ArchiveError::Io {
+            what: what(),
+            source: e.into_error(),
+        })?;
+        file.sync_all().map_err(io(what()))?;
+        drop(file);
+        let path = self.root.join(name);
+        if path.exists() {
+            let there = File::open(&path)
+                .and_then(content_sha256)
+                .map_err(io(format!("read {}", path.display())))?;
+            if there != written.content_sha256 {
+                return Err(ArchiveError::Conflict {
+                    object: path.display().to_string(),
+                });
+            }
+            // The same lines, written before a crash: keep that object.
+            let _ = fs::remove_file(part);
+            let bytes = fs::metadata(&path)
+                .map(|m| m.len())
+                .unwrap_or(written.bytes);
+            let sha256 = File::open(&path)
+                .and_then(sha256_of)
+                .map_err(io(format!("read {}", path.display())))?;
+            return Ok(Written {
+                bytes,
+                sha256,
+                ..written
+            });
+        }
+        fs::rename(part, &path).map_err(io(format!("rename to {}", path.display())))?;
+        sync_dir(path.parent().unwrap_or(&self.root))?;
+        Ok(written)
+    }
+
+    /// Writes `m` as `<object>.json`, whole (part, sync, rename, sync).
+    pub fn put_manifest(&self, m: &Manifest) -> Result<(), ArchiveError> {
+        let path = self.root.join(format!("{}{MANIFEST_SUFFIX}", m.object));
+        let part = PathBuf::from(format!("{}{PART_SUFFIX}", path.display()));
+        let what = || format!("write {}", part.display());
+        let result = File::create(&part)
+            .and_then(|mut f| {
+                f.write_all(miniserde::json::to_string(m).as_bytes())?;
+                f.write_all(b"\n")?;
+                f.sync_all()
+            })
+            .map_err(io(what()))
+            .and_then(|()| {
+                fs::rename(&part, &path).map_err(io(format!("rename to {}", path.display())))
+            })
+            .and_then(|()| sync_dir(path.parent().unwrap_or(&self.root)));
+        if result.is_err() {
+            let _ = fs::remove_file(&part);
+        }
+        result
+    }
+}
+
+impl DirObject {
+    pub fn line(&mut self, line: &[u8], ts: i64) -> Result<(), ArchiveError> {
+        let part = &self.part;
+        (self.writer.line(line, ts)).map_err(|source| ArchiveError::Io {
+            what: format!("write {}", part.display()),
+            source,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+fn sha256_of(mut f: File) -> std::io::Result<String> {
+    use sha2::Digest;
+    let mut sha = sha2::Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = std::io::Read::read(&mut f, &mut buf)?;
+        if n == 0 {
+            return Ok(super::object::hex(&sha.finalize()));
+        }
+        sha.update(buf.get(..n).unwrap_or(&buf));
+    }
+}
+
+/// Every object under `root` with its manifest (`None`: none yet, or
+/// unreadable), sorted by name: `hissrv archive ls`.
+pub fn list(root: &Path) -> Result<Vec<(String, Option<Manifest>)>, ArchiveError> {
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        let entries = fs::read_dir(&d).map_err(io(format!("read {}", d.display())))?;
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+                continue;
+            }
+            let Some(rel) = p.strip_prefix(root).ok().and_then(|r| r.to_str()) else {
+                continue;
+            };
+            if !rel.ends_with(super::object::OBJECT_SUFFIX) {
+                continue;
+            }
+            let manifest = fs::read_to_string(format!("{}{MANIFEST_SUFFIX}", p.display()))
+                .ok()
+                .and_then(|t| miniserde::json::from_str::<Manifest>(&t).ok());
+            out.push((rel.to_string(), manifest));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
