@@ -23,11 +23,20 @@ pub struct DirTarget {
     root: PathBuf,
 }
 
-/// An object being written into the directory.
+/// An object being written into the directory. Dropped unconfirmed (a
+/// failed write, a run given up), its part file goes with it: a full disk
+/// is not left fuller.
 pub struct DirObject {
     name: String,
     part: PathBuf,
-    writer: ObjectWriter<BufWriter<File>>,
+    writer: Option<ObjectWriter<BufWriter<File>>>,
+}
+
+impl Drop for DirObject {
+    fn drop(&mut self) {
+        // Renamed away once confirmed: then there is nothing to remove.
+        let _ = fs::remove_file(&self.part);
+    }
 }
 
 fn io(what: String) -> impl FnOnce(std::io::Error) -> ArchiveError {
@@ -73,19 +82,19 @@ impl DirTarget {
         Ok(DirObject {
             name: name.to_string(),
             part,
-            writer,
+            writer: Some(writer),
         })
     }
 
     /// Ends `o`: synced, renamed into place, directory synced. Returns what
     /// it holds (as already there, for a rewrite of the same lines).
-    pub fn confirm(&self, o: DirObject) -> Result<Written, ArchiveError> {
-        let DirObject { name, part, writer } = o;
-        let result = self.confirm_part(&name, &part, writer);
-        if result.is_err() {
-            let _ = fs::remove_file(&part);
-        }
-        result
+    pub fn confirm(&self, mut o: DirObject) -> Result<Written, ArchiveError> {
+        let writer = o.writer.take().ok_or_else(|| ArchiveError::Io {
+            what: format!("confirm {}", o.name),
+            source: std::io::Error::other("confirmed twice"),
+        })?;
+        // `o` drops after this: the part file goes unless it was renamed.
+        self.confirm_part(&o.name, &o.part, writer)
     }
 
     fn confirm_part(
@@ -157,7 +166,11 @@ impl DirTarget {
 impl DirObject {
     pub fn line(&mut self, line: &[u8], ts: i64) -> Result<(), ArchiveError> {
         let part = &self.part;
-        (self.writer.line(line, ts)).map_err(|source| ArchiveError::Io {
+        let w = self.writer.as_mut().ok_or_else(|| ArchiveError::Io {
+            what: format!("write {}", part.display()),
+            source: std::io::Error::other("already confirmed"),
+        })?;
+        w.line(line, ts).map_err(|source| ArchiveError::Io {
             what: format!("write {}", part.display()),
             source,
         })

@@ -1,0 +1,367 @@
+//! The cold archive (`lifecycle.rules[].cold_storage`, `file://` targets)
+//! against real parts: influxd 1.6.7 upstream, Debian's `influx -import
+//! -compressed` reading the objects back into a fresh influxd, a real tmpfs
+//! that fills up, and `kill -9` of the agent while it archives.
+
+mod common;
+use common::*;
+use hissrv::archive::object::Manifest;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const NS: i64 = 1_000_000_000;
+const HOUR_NS: i64 = 3_600 * NS;
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_nanos() as i64
+}
+
+fn lifecycle(target: &Path, archive: &str) -> String {
+    format!(
+        "lifecycle:\n  archive:\n    flush_interval: 1s\n    max_backoff: 1s\n{archive}  rules:\n    - measurement: telemetry\n      cold_storage: \"file://{}/\"\n",
+        target.display()
+    )
+}
+
+/// Every object under `root` (relative name → bytes); also asserts no
+/// half-written file is left and each manifest says what its object is.
+fn objects(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+                continue;
+            }
+            let name = p.strip_prefix(root).unwrap().display().to_string();
+            if name.ends_with(".lp.gz") {
+                out.insert(name, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn parts_left(root: &Path) -> Vec<PathBuf> {
+    let mut left = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.to_string_lossy().ends_with(".part") {
+                left.push(p);
+            }
+        }
+    }
+    left
+}
+
+fn manifest(root: &Path, name: &str) -> Manifest {
+    let text = std::fs::read_to_string(root.join(format!("{name}.json")))
+        .unwrap_or_else(|e| panic!("manifest of {name}: {e}"));
+    miniserde::json::from_str(&text).unwrap_or_else(|_| panic!("bad manifest {text}"))
+}
+
+fn gunzip(bytes: &[u8]) -> String {
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(bytes), &mut text)
+        .expect("a gzip object");
+    text
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Each object's manifest matches its bytes and lines; returns the data
+/// lines of all objects, with the object each came from.
+fn archived_lines(root: &Path) -> Vec<(String, String)> {
+    let mut lines = Vec::new();
+    for (name, bytes) in objects(root) {
+        let m = manifest(root, &name);
+        assert_eq!(m.object, name);
+        assert_eq!(m.sha256, sha256_hex(&bytes), "{name}: sha256");
+        assert_eq!(m.bytes, bytes.len() as u64, "{name}: bytes");
+        let text = gunzip(&bytes);
+        assert!(text.starts_with("# DML\n# CONTEXT-DATABASE: "), "{name}");
+        let data: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(m.points, data.len() as u64, "{name}: points");
+        for l in data {
+            lines.push((l.to_string(), name.clone()));
+        }
+    }
+    lines
+}
+
+#[test]
+fn every_point_of_an_archiving_rule_reaches_an_object_that_influx_import_reads_back_equal() {
+    let influx = Influx::start();
+    influx.create_db("plant");
+    let archive = TempDir::new("archive");
+    let agent = Hissrv::start_with(
+        &influx.url(),
+        Sections {
+            influxdb: "  database: plant\n",
+            other: &lifecycle(archive.path(), ""),
+            ..Sections::default()
+        },
+    );
+    // Three hours of points, with another measurement in the same writes
+    // (not archived: the batch is split at commit).
+    let start = (now_ns() - 5 * HOUR_NS) / HOUR_NS * HOUR_NS;
+    let mut sent = 0;
+    for h in 0..3 {
+        let body: String = (0..200)
+            .map(|i| {
+                let t = start + h * HOUR_NS + i * 10 * NS;
+                format!(
+                    "telemetry,id=m{} v={i},n={h}i {t}\nother v={i} {t}\n",
+                    i % 4
+                )
+            })
+            .collect();
+        assert_eq!(agent.post("/write?db=plant", &body).0, 204);
+        sent += 200;
+    }
+    wait_for("delivered and archived", DELIVERY_TIMEOUT, || {
+        influx.count("plant", "telemetry") == sent
+            && agent.metric("hissrv_archive_pending_points") == 0.0
+            && agent.buffered_points() == 0
+    });
+    assert_eq!(
+        influx.count("plant", "other"),
+        sent,
+        "the rest delivered too"
+    );
+    let lines = archived_lines(archive.path());
+    assert_eq!(lines.len(), sent, "every archived point once: {lines:?}");
+    assert!(lines.iter().all(|(l, _)| l.starts_with("telemetry,")));
+    let hours: std::collections::BTreeSet<&str> = lines
+        .iter()
+        .map(|(_, o)| o.rsplit('/').next().unwrap().split('.').nth(2).unwrap())
+        .collect();
+    assert_eq!(hours.len(), 3, "one object an hour: {hours:?}");
+    assert!(parts_left(archive.path()).is_empty());
+    assert_eq!(agent.metric("hissrv_archive_points_total"), sent as f64);
+
+    // Read back with the standard tool into a fresh server.
+    let fresh = Influx::start();
+    fresh.create_db("plant");
+    let port = fresh.url().rsplit(':').next().unwrap().to_string();
+    for name in objects(archive.path()).keys() {
+        let out = std::process::Command::new("influx")
+            .args([
+                "-host",
+                "127.0.0.1",
+                "-port",
+                &port,
+                "-compressed",
+                "-precision",
+                "ns",
+            ])
+            .arg(format!("-path={}", archive.path().join(name).display()))
+            .arg("-import")
+            .output()
+            .expect("influx (Debian's influxdb-client)");
+        let said = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "influx -import {name}: {said}");
+        assert!(said.contains("Failed 0 inserts"), "{name}: {said}");
+    }
+    let q = "SELECT * FROM telemetry GROUP BY *";
+    let want = influx.rows("plant", q);
+    assert_eq!(want.len(), sent);
+    assert_eq!(
+        fresh.rows("plant", q),
+        want,
+        "the archive equals the raw points"
+    );
+    assert_eq!(fresh.count("plant", "other"), 0);
+}
+
+#[test]
+fn an_archive_that_cannot_be_written_keeps_every_point_and_delivery_goes_on() {
+    let influx = Influx::start();
+    influx.create_db("plant");
+    let archive = TempDir::new("archive-blocked");
+    // A file where the target directory should be: mkdir fails, even as root.
+    let target = archive.path().join("usb");
+    std::fs::write(&target, "not a directory").unwrap();
+    let agent = Hissrv::start_with(
+        &influx.url(),
+        Sections {
+            influxdb: "  database: plant\n",
+            other: &lifecycle(&target, ""),
+            ..Sections::default()
+        },
+    );
+    let now = now_ns();
+    let body: String = (0..100)
+        .map(|i| format!("telemetry,id=m1 v={i} {}\n", now + i * NS))
+        .collect();
+    assert_eq!(agent.post("/write?db=plant", &body).0, 204);
+    wait_for(
+        "delivered while the archive fails",
+        DELIVERY_TIMEOUT,
+        || {
+            influx.count("plant", "telemetry") == 100
+                && agent.metric("hissrv_archive_failures_total") >= 2.0
+        },
+    );
+    assert_eq!(agent.buffered_points(), 100, "nothing left the buffer");
+    assert_eq!(agent.metric("hissrv_archive_pending_points"), 100.0);
+    let h = agent.health();
+    let a = h.archive.expect("the archive in /health");
+    assert!(a.last_error.contains("usb"), "{}", a.last_error);
+    assert_eq!(a.objects_written, 0);
+    // The disk is mounted at last: the backlog is archived and leaves.
+    std::fs::remove_file(&target).unwrap();
+    wait_for("archived once writable", DELIVERY_TIMEOUT, || {
+        agent.buffered_points() == 0
+    });
+    assert_eq!(archived_lines(&target).len(), 100);
+    assert!(agent.health().archive.unwrap().last_error.is_empty());
+    assert_eq!(influx.count("plant", "telemetry"), 100, "delivered once");
+}
+
+#[test]
+fn a_full_archive_disk_is_a_visible_error_that_deletes_nothing_until_there_is_room() {
+    let archive = TempDir::new("archive-full");
+    let Some(fs) = disk::tmpfs_or_skip(&archive.path().join("usb"), 64) else {
+        return;
+    };
+    let influx = Influx::start();
+    influx.create_db("plant");
+    let agent = Hissrv::start_with(
+        &influx.url(),
+        Sections {
+            influxdb: "  database: plant\n",
+            other: &lifecycle(fs.path(), ""),
+            ..Sections::default()
+        },
+    );
+    // Values that do not compress: far more than 64 KiB of gzip.
+    let now = now_ns();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut sent = 0;
+    for _ in 0..4 {
+        let body: String = (0..5_000)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                sent += 1;
+                format!(
+                    "telemetry,id=m{} v={}i {}\n",
+                    i % 7,
+                    x >> 1,
+                    now + sent * 1_000
+                )
+            })
+            .collect();
+        assert_eq!(agent.post("/write?db=plant", &body).0, 204);
+    }
+    let sent = sent as usize;
+    wait_for("delivered, the archive full", DELIVERY_TIMEOUT, || {
+        influx.count("plant", "telemetry") == sent
+            && agent.metric("hissrv_archive_failures_total") >= 1.0
+    });
+    let err = agent.health().archive.unwrap().last_error;
+    assert!(err.contains("No space left"), "{err}");
+    assert_eq!(agent.buffered_points() as usize, sent, "nothing deleted");
+    assert!(
+        parts_left(fs.path()).is_empty(),
+        "no half object left behind"
+    );
+    // Room again (a bigger disk): everything is archived, then leaves.
+    std::process::Command::new("mount")
+        .args(["-o", "remount,size=16m"])
+        .arg(fs.path())
+        .status()
+        .expect("mount");
+    wait_for("archived once there is room", DELIVERY_TIMEOUT, || {
+        agent.buffered_points() == 0
+    });
+    let lines = archived_lines(fs.path());
+    assert_eq!(lines.len(), sent);
+}
+
+#[test]
+fn kill_minus_nine_while_archiving_loses_no_point_and_repeats_only_whole_identical_objects() {
+    let influx = Influx::start();
+    influx.create_db("plant");
+    let archive = TempDir::new("archive-kill");
+    let sections = |archive_lines: &'static str| Sections {
+        influxdb: "  database: plant\n",
+        other: Box::leak(lifecycle(archive.path(), archive_lines).into_boxed_str()),
+        ..Sections::default()
+    };
+    // Small objects: many runs, so kills land inside them.
+    let mut agent = Hissrv::start_with(&influx.url(), sections("    max_object_mb: 1\n"));
+    let mut next = {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    };
+    let base = (now_ns() - 30 * HOUR_NS) / HOUR_NS * HOUR_NS;
+    let mut acked: Vec<String> = Vec::new();
+    let mut n = 0i64;
+    for _cycle in 0..6 {
+        for _ in 0..(2 + next() % 4) {
+            // Points over many hours: runs with several objects each.
+            let lines: Vec<String> = (0..3_000)
+                .map(|_| {
+                    n += 1;
+                    let t = base + (n % 30) * HOUR_NS + n;
+                    format!("telemetry,id=m{} v={n}i {t}", n % 5)
+                })
+                .collect();
+            let (status, _) = agent.post("/write?db=plant", &(lines.join("\n") + "\n"));
+            if status == 204 {
+                acked.extend(lines);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(next() % 1_500));
+        agent.kill9();
+        agent.spawn();
+    }
+    wait_for(
+        "everything archived and delivered",
+        Duration::from_secs(120),
+        || agent.buffered_points() == 0,
+    );
+    assert!(parts_left(archive.path()).is_empty());
+    let lines = archived_lines(archive.path());
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for (l, object) in &lines {
+        if let Some(first) = seen.insert(l, object) {
+            panic!("{l} in two objects: {first} and {object}");
+        }
+    }
+    for l in &acked {
+        assert!(
+            seen.contains_key(l.as_str()),
+            "acknowledged {l} not archived"
+        );
+    }
+    assert!(agent.log().contains("archive"), "the archiver ran");
+}
