@@ -35,6 +35,9 @@ fn main() -> ExitCode {
             let url = url.unwrap_or_else(|| format!("http://{}", cfg.service.http_listen));
             hissrv::observe::status::status(&url).map(|text| print!("{text}"))
         }),
+        Command::ArchiveList { source } => {
+            hissrv::cli::archive_ls::list(&source).map(|text| print!("{text}"))
+        }
         Command::Inspect { buffer, config } => buffer_path(buffer, config).and_then(|p| {
             hissrv::cli::inspect::inspect(&p, hissrv::clock::now_ms()).map(|text| print!("{text}"))
         }),

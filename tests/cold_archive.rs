@@ -158,6 +158,17 @@ fn every_point_of_an_archiving_rule_reaches_an_object_that_influx_import_reads_b
     assert_eq!(hours.len(), 3, "one object an hour: {hours:?}");
     assert!(parts_left(archive.path()).is_empty());
     assert_eq!(agent.metric("hissrv_archive_points_total"), sent as f64);
+    let ls = hissrv_command()
+        .args(["archive", "ls"])
+        .arg(format!("file://{}/", archive.path().display()))
+        .output()
+        .expect("hissrv archive ls");
+    let listing = String::from_utf8_lossy(&ls.stdout);
+    assert!(ls.status.success(), "{listing}");
+    assert!(
+        listing.contains(&format!("3 objects, {sent} points")),
+        "{listing}"
+    );
 
     // Read back with the standard tool into a fresh server.
     let fresh = Influx::start();

@@ -14,6 +14,7 @@ usage: hissrv run [--config PATH]            run the agent (embedded defaults wi
                      [--since T] [--until T] [--dead-letters]
                                              buffered points as line protocol on stdout
                                              (T: RFC 3339 like 2026-11-25T10:00:00Z, or ns)
+       hissrv archive ls file:///DIR/          the cold archive's objects with their manifests
        hissrv --version";
 
 #[derive(Debug, PartialEq)]
@@ -40,6 +41,10 @@ pub enum Command {
         buffer: Option<PathBuf>,
         config: Option<PathBuf>,
         filter: crate::cli::inspect::ExportFilter,
+    },
+    /// `archive ls SOURCE`: a `cold_storage` URL.
+    ArchiveList {
+        source: String,
     },
 }
 
@@ -135,6 +140,15 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 },
             }
         }
+        "archive" => {
+            allow(&[], 2)?;
+            if positional[0] != "ls" {
+                return Err(format!("unknown archive command {:?} (ls)", positional[0]));
+            }
+            Command::ArchiveList {
+                source: positional[1].clone(),
+            }
+        }
         other => return Err(format!("unknown command {other:?}")),
     })
 }
@@ -175,5 +189,12 @@ mod tests {
                 .contains("--frobnicate")
         );
         assert!(p("dance").unwrap_err().contains("dance"));
+        assert_eq!(
+            p("archive ls file:///a/"),
+            Ok(Command::ArchiveList {
+                source: "file:///a/".into()
+            })
+        );
+        assert!(p("archive rm file:///a/").unwrap_err().contains("rm"));
     }
 }

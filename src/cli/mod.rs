@@ -1,4 +1,5 @@
-//! The command line: `hissrv run | check-config | status | inspect | export`
+//! The command line: `hissrv run | check-config | status | inspect | export
+//! | archive ls` (`archive_ls`: the cold archive's objects)
 //! (`commands`: parsing the arguments), and `inspect`/`export`, which read a
 //! buffer file without disturbing the agent that writes it (`inspect_warm`:
 //! inspect's downsampling part).
@@ -8,6 +9,7 @@
 //!
 //! May use: any stage (it is a top layer, like `app`).
 
+pub mod archive_ls;
 mod commands;
 pub mod inspect;
 mod inspect_warm;
