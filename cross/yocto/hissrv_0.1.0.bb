@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "8e2c40de4493a1f278ca6105e8e30410828e55e3"
+SRCREV = "536edfaab420c33ff447d0c13034b81ba21f7970"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
