@@ -4,6 +4,7 @@
 //! that fills up, and `kill -9` of the agent while it archives.
 
 mod common;
+use common::moto;
 use common::*;
 use hissrv::archive::object::Manifest;
 use std::collections::BTreeMap;
@@ -173,27 +174,7 @@ fn every_point_of_an_archiving_rule_reaches_an_object_that_influx_import_reads_b
     // Read back with the standard tool into a fresh server.
     let fresh = Influx::start();
     fresh.create_db("plant");
-    let port = fresh.url().rsplit(':').next().unwrap().to_string();
-    for name in objects(archive.path()).keys() {
-        let out = std::process::Command::new("influx")
-            .args([
-                "-host",
-                "127.0.0.1",
-                "-port",
-                &port,
-                "-compressed",
-                "-precision",
-                "ns",
-            ])
-            .arg(format!("-path={}", archive.path().join(name).display()))
-            .arg("-import")
-            .output()
-            .expect("influx (Debian's influxdb-client)");
-        let said = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "influx -import {name}: {said}");
-        assert!(said.contains("Failed 0 inserts"), "{name}: {said}");
-    }
+    import_all(archive.path(), &fresh);
     let q = "SELECT * FROM telemetry GROUP BY *";
     let want = influx.rows("plant", q);
     assert_eq!(want.len(), sent);
@@ -375,4 +356,150 @@ fn kill_minus_nine_while_archiving_loses_no_point_and_repeats_only_whole_identic
         );
     }
     assert!(agent.log().contains("archive"), "the archiver ran");
+}
+
+fn s3_lifecycle(moto: &moto::Moto, secret: &str, extra: &str) -> String {
+    format!(
+        "lifecycle:\n  archive:\n    flush_interval: 1s\n    max_backoff: 1s\n    s3:\n      endpoint: \"{}\"\n      path_style: true\n      access_key_id: \"{}\"\n      secret_access_key: \"{secret}\"\n{extra}  rules:\n    - measurement: telemetry\n      cold_storage: \"s3://{}/gw7/\"\n",
+        moto.url(),
+        moto.key,
+        moto.bucket
+    )
+}
+
+/// Imports every object under `root` into `db` of `into` with Debian's
+/// `influx -import -compressed`.
+fn import_all(root: &Path, into: &Influx) {
+    let port = into.url().rsplit(':').next().unwrap().to_string();
+    for name in objects(root).keys() {
+        let out = std::process::Command::new("influx")
+            .args([
+                "-host",
+                "127.0.0.1",
+                "-port",
+                &port,
+                "-compressed",
+                "-precision",
+                "ns",
+            ])
+            .arg(format!("-path={}", root.join(name).display()))
+            .arg("-import")
+            .output()
+            .expect("influx (Debian's influxdb-client)");
+        let said = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && said.contains("Failed 0 inserts"),
+            "{name}: {said}"
+        );
+    }
+}
+
+#[test]
+fn a_wrong_s3_secret_gets_403_and_keeps_every_point_until_a_reloaded_secret_uploads_the_backlog() {
+    let moto = moto::Moto::start("plant-archive");
+    let influx = Influx::start();
+    influx.create_db("plant");
+    let lines = s3_lifecycle(&moto, "not-the-secret", "");
+    let mut agent = Hissrv::start_with(
+        &influx.url(),
+        Sections {
+            influxdb: "  database: plant\n",
+            other: &lines,
+            ..Sections::default()
+        },
+    );
+    let start = (now_ns() - 3 * HOUR_NS) / HOUR_NS * HOUR_NS;
+    let body: String = (0..300)
+        .map(|i| format!("telemetry,id=m{} v={i} {}\n", i % 3, start + i * 30 * NS))
+        .collect();
+    assert_eq!(agent.post("/write?db=plant", &body).0, 204);
+    wait_for("delivered while S3 refuses", DELIVERY_TIMEOUT, || {
+        influx.count("plant", "telemetry") == 300
+            && agent.metric("hissrv_archive_failures_total") >= 2.0
+    });
+    let err = agent
+        .health()
+        .archive
+        .expect("archive in /health")
+        .last_error;
+    assert!(
+        err.contains("403") && err.contains("SignatureDoesNotMatch"),
+        "{err}"
+    );
+    assert_eq!(agent.buffered_points(), 300, "nothing deleted on a 403");
+    assert!(objects(moto.snapshot().path()).is_empty());
+    // The operator fixes the secret: a reload, no restart.
+    let fixed = s3_lifecycle(&moto, &moto.secret, "");
+    agent.rewrite_config(
+        &influx.url(),
+        Sections {
+            influxdb: "  database: plant\n",
+            other: &fixed,
+            ..Sections::default()
+        },
+    );
+    wait_for(
+        "the backlog uploaded once the keys are right",
+        DELIVERY_TIMEOUT,
+        || agent.buffered_points() == 0,
+    );
+    assert!(agent.health().archive.unwrap().last_error.is_empty());
+    let got = moto.snapshot();
+    let root = got.path().join("gw7");
+    assert_eq!(archived_lines(&root).len(), 300);
+    let fresh = Influx::start();
+    fresh.create_db("plant");
+    import_all(&root, &fresh);
+    let q = "SELECT * FROM telemetry GROUP BY *";
+    assert_eq!(fresh.rows("plant", q), influx.rows("plant", q));
+}
+
+#[test]
+fn a_missing_bucket_is_a_visible_error_and_is_created_only_when_the_config_says_so() {
+    let moto = moto::Moto::start("plant-archive");
+    let influx = Influx::start();
+    influx.create_db("plant");
+    let with = |create: bool| {
+        s3_lifecycle(
+            &moto,
+            &moto.secret,
+            &format!("      create_bucket: {create}\n"),
+        )
+        .replace("s3://plant-archive/", "s3://new-archive/")
+    };
+    let off = with(false);
+    let mut agent = Hissrv::start_with(
+        &influx.url(),
+        Sections {
+            influxdb: "  database: plant\n",
+            other: &off,
+            ..Sections::default()
+        },
+    );
+    let now = now_ns();
+    let body: String = (0..50)
+        .map(|i| format!("telemetry v={i} {}\n", now + i))
+        .collect();
+    assert_eq!(agent.post("/write?db=plant", &body).0, 204);
+    wait_for("the missing bucket shown", DELIVERY_TIMEOUT, || {
+        agent
+            .health()
+            .archive
+            .is_some_and(|a| a.last_error.contains("NoSuchBucket"))
+    });
+    assert_eq!(agent.buffered_points(), 50);
+    let on = with(true);
+    agent.restart_with(
+        &influx.url(),
+        Sections {
+            influxdb: "  database: plant\n",
+            other: &on,
+            ..Sections::default()
+        },
+    );
+    wait_for("archived into the bucket it made", DELIVERY_TIMEOUT, || {
+        agent.buffered_points() == 0
+    });
+    assert!(agent.log().contains("created the bucket"));
 }

@@ -12,7 +12,9 @@
 //!   with the settings it started with, the next one uses the new);
 //! - on the forwarder (through its mailbox, at its next request): upstream
 //!   URL, API and credentials, packing, backlog replay, retry, drain
-//!   priorities, retention (and `manage_retention` runs again).
+//!   priorities, retention (and `manage_retention` runs again);
+//! - on the archiver (at its next request): the S3 keys of
+//!   `lifecycle.archive.s3` (a corrected secret uploads the backlog).
 //!
 //! Settings read only at start — listen addresses, connection and body
 //! limits, self-monitoring, the ring size, the buffer file and its
@@ -47,12 +49,17 @@ pub struct Reloader {
     pub mailbox: Mailbox,
     pub bell: Arc<Doorbell>,
     pub stats: Arc<Stats>,
+    /// The archiver's S3 keys (live).
+    pub archive_keys: crate::archive::s3::LiveKeys,
 }
 
 /// Copies the restart-only settings of `started` into `new`; returns the keys
 /// that differed (they need a restart).
 pub fn keep_restart_only(started: &Config, new: &mut Config) -> Vec<String> {
     let mut changed = Vec::new();
+    // The S3 keys are live; the rest of `lifecycle` is compared without them.
+    let keys = new.lifecycle.archive.s3.credentials.clone();
+    new.lifecycle.archive.s3.credentials = started.lifecycle.archive.s3.credentials.clone();
     macro_rules! keep {
         ($($key:literal => $($f:ident).+;)*) => {$(
             if new.$($f).+ != started.$($f).+ {
@@ -84,6 +91,7 @@ pub fn keep_restart_only(started: &Config, new: &mut Config) -> Vec<String> {
         // set is applied by the restore of the next start.
         "lifecycle" => lifecycle;
     }
+    new.lifecycle.archive.s3.credentials = keys;
     changed
 }
 
@@ -189,6 +197,12 @@ impl Reloader {
         if let Ok(mut m) = self.mailbox.lock() {
             *m = Some(new.clone());
         }
+        if let Ok(mut k) = self.archive_keys.lock()
+            && *k != new.lifecycle.archive.s3.credentials
+        {
+            *k = new.lifecycle.archive.s3.credentials.clone();
+            log::info!("archive: S3 keys reloaded; in force at the next upload");
+        }
         self.bell.ring();
         self.ingest.apply(Settings::new(new));
         self.stats.config_reloads.fetch_add(1, Relaxed);
@@ -263,5 +277,29 @@ lifecycle: {rules: [{measurement: m, downsample: 5m}]}
         assert_eq!(new.service.max_destinations, 9);
         assert!(new.service.udp_allow_unauthenticated);
         assert_eq!(new.buffer.max_dead_letters_percent, 10);
+    }
+
+    #[test]
+    fn s3_keys_are_live_and_the_rest_of_the_archive_needs_a_restart() {
+        let started = Config::default();
+        let mut new = Config::from_yaml(
+            "lifecycle: {archive: {s3: {access_key_id: AK, secret_access_key: fixed}}}",
+        )
+        .unwrap();
+        assert!(keep_restart_only(&started, &mut new).is_empty());
+        assert_eq!(
+            new.lifecycle.archive.s3.credentials.secret_access_key,
+            "fixed"
+        );
+        let mut new = Config::from_yaml(
+            "lifecycle: {archive: {s3: {region: eu-west-1, secret_access_key: fixed}}}",
+        )
+        .unwrap();
+        assert_eq!(keep_restart_only(&started, &mut new), vec!["lifecycle"]);
+        assert_eq!(new.lifecycle.archive.s3.region, "us-east-1", "kept");
+        assert_eq!(
+            new.lifecycle.archive.s3.credentials.secret_access_key, "fixed",
+            "the keys still live"
+        );
     }
 }

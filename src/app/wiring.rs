@@ -135,11 +135,20 @@ pub fn run(
     );
     // The cold archive: its own connection and thread, beside the forwarder.
     let stop_archiver = Arc::new(AtomicBool::new(false));
-    let archiver =
-        match crate::archive::archiver::Archiver::new(open()?, &cfg.lifecycle, stats.clone())? {
-            Some(a) => Some(a.spawn(stop_archiver.clone())?),
-            None => None,
-        };
+    let archive_keys: crate::archive::s3::LiveKeys = Arc::new(std::sync::Mutex::new(
+        cfg.lifecycle.archive.s3.credentials.clone(),
+    ));
+    let spool = PathBuf::from(format!("{}-archive", cfg.buffer.path.display()));
+    let archiver = match crate::archive::archiver::Archiver::new(
+        open()?,
+        &cfg.lifecycle,
+        stats.clone(),
+        &spool,
+        &archive_keys,
+    )? {
+        Some(a) => Some(a.spawn(stop_archiver.clone())?),
+        None => None,
+    };
     let destinations = Arc::new(crate::route::dest::Destinations::default());
     let bell = Arc::new(Doorbell::default());
     let stop_forwarder = Arc::new(AtomicBool::new(false));
@@ -224,6 +233,7 @@ pub fn run(
                     mailbox,
                     bell: bell.clone(),
                     stats: stats.clone(),
+                    archive_keys: archive_keys.clone(),
                 };
                 ex.spawn(r.run(hup, listeners_closed.clone()))
             });

@@ -22,9 +22,10 @@
 //! crash are written first, the same again.
 
 use super::ArchiveError;
-use super::dir::{DirObject, DirTarget};
 use super::object::{Manifest, object_name, period_of};
-use crate::config::{ArchiveTarget, Lifecycle};
+use super::part::PartFile;
+use super::target::Target;
+use crate::config::Lifecycle;
 use crate::observe::archiving::Archiving;
 use crate::observe::stats::Stats;
 use crate::wal::{ArchiveRun, Wal};
@@ -71,7 +72,7 @@ struct Backoff {
 
 pub struct Archiver {
     wal: Wal,
-    targets: BTreeMap<String, DirTarget>,
+    targets: BTreeMap<String, Target>,
     cutting: Cutting,
     buffer_id: String,
     stats: Arc<Stats>,
@@ -81,15 +82,31 @@ pub struct Archiver {
 impl Archiver {
     /// `None` when no rule archives. Duties of archives no rule names any
     /// more are dropped first (their batches are delivered, not archived).
+    /// `spool`: where S3 objects are written before they are sent (beside
+    /// the buffer, emptied here); `keys`: the S3 keys in force (live).
     pub fn new(
         mut wal: Wal,
         l: &Lifecycle,
         stats: Arc<Stats>,
+        spool: &std::path::Path,
+        keys: &super::s3::LiveKeys,
     ) -> Result<Option<Archiver>, ArchiveError> {
         let mut targets = BTreeMap::new();
         for r in l.rules.iter().filter(|r| !r.cold_storage.is_empty()) {
-            if let Ok(ArchiveTarget::Dir(root)) = ArchiveTarget::parse(&r.cold_storage) {
-                targets.insert(r.cold_storage.clone(), DirTarget::new(root));
+            if !targets.contains_key(&r.cold_storage) {
+                let t = Target::open(&r.cold_storage, l, spool, keys)?;
+                targets.insert(r.cold_storage.clone(), t);
+            }
+        }
+        // Part files of a run a crash cut short: written again from the run.
+        if let Ok(entries) = std::fs::read_dir(spool) {
+            for e in entries.flatten() {
+                if e.path()
+                    .to_string_lossy()
+                    .ends_with(super::part::PART_SUFFIX)
+                {
+                    let _ = std::fs::remove_file(e.path());
+                }
             }
         }
         let named: Vec<String> = targets.keys().cloned().collect();
@@ -312,7 +329,7 @@ impl Archiver {
                 (Some(lo), Some(hi)) => (*lo, *hi),
                 _ => continue,
             };
-            let mut open: BTreeMap<i64, DirObject> = BTreeMap::new();
+            let mut open: BTreeMap<i64, PartFile> = BTreeMap::new();
             for b in &run.batches {
                 if period_of(b.last_ts, p) < lo || period_of(b.first_ts, p) > hi {
                     continue;

@@ -9,38 +9,14 @@
 //! (`Conflict`), retried and shown until an operator looks.
 
 use super::ArchiveError;
-use super::object::{MANIFEST_SUFFIX, Manifest, ObjectWriter, Written, content_sha256};
+use super::object::{MANIFEST_SUFFIX, Manifest, Written, content_sha256};
+use super::part::{PART_SUFFIX, PartFile, io};
 use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-
-/// The suffix of an object being written.
-pub const PART_SUFFIX: &str = ".part";
-/// Bytes buffered before a write reaches the file.
-const WRITE_BUFFER_BYTES: usize = 256 * 1024;
 
 pub struct DirTarget {
     root: PathBuf,
-}
-
-/// An object being written into the directory. Dropped unconfirmed (a
-/// failed write, a run given up), its part file goes with it: a full disk
-/// is not left fuller.
-pub struct DirObject {
-    name: String,
-    part: PathBuf,
-    writer: Option<ObjectWriter<BufWriter<File>>>,
-}
-
-impl Drop for DirObject {
-    fn drop(&mut self) {
-        // Renamed away once confirmed: then there is nothing to remove.
-        let _ = fs::remove_file(&self.part);
-    }
-}
-
-fn io(what: String) -> impl FnOnce(std::io::Error) -> ArchiveError {
-    move |source| ArchiveError::Io { what, source }
 }
 
 /// Syncs a directory, so a rename or a new entry in it survives power loss.
@@ -60,7 +36,7 @@ impl DirTarget {
     }
 
     /// Starts object `name` (relative, `/`-separated) of destination `db`/`rp`.
-    pub fn begin(&self, name: &str, db: &str, rp: &str) -> Result<DirObject, ArchiveError> {
+    pub fn begin(&self, name: &str, db: &str, rp: &str) -> Result<PartFile, ArchiveError> {
         let path = self.root.join(name);
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         if !dir.is_dir() {
@@ -76,42 +52,14 @@ impl DirTarget {
             }
         }
         let part = PathBuf::from(format!("{}{PART_SUFFIX}", path.display()));
-        let file = File::create(&part).map_err(io(format!("create {}", part.display())))?;
-        let writer = ObjectWriter::new(BufWriter::with_capacity(WRITE_BUFFER_BYTES, file), db, rp)
-            .map_err(io(format!("write {}", part.display())))?;
-        Ok(DirObject {
-            name: name.to_string(),
-            part,
-            writer: Some(writer),
-        })
+        PartFile::create(part, name, db, rp)
     }
 
     /// Ends `o`: synced, renamed into place, directory synced. Returns what
     /// it holds (as already there, for a rewrite of the same lines).
-    pub fn confirm(&self, mut o: DirObject) -> Result<Written, ArchiveError> {
-        let writer = o.writer.take().ok_or_else(|| ArchiveError::Io {
-            what: format!("confirm {}", o.name),
-            source: std::io::Error::other("confirmed twice"),
-        })?;
-        // `o` drops after this: the part file goes unless it was renamed.
-        self.confirm_part(&o.name, &o.part, writer)
-    }
-
-    fn confirm_part(
-        &self,
-        name: &str,
-        part: &Path,
-        writer: ObjectWriter<BufWriter<File>>,
-    ) -> Result<Written, ArchiveError> {
-        let what = || format!("write {}", part.display());
-        let (buf, written) = writer.finish().map_err(io(what()))?;
-        let file = buf.into_inner().map_err(|e| ArchiveError::Io {
-            what: what(),
-            source: e.into_error(),
-        })?;
-        file.sync_all().map_err(io(what()))?;
-        drop(file);
-        let path = self.root.join(name);
+    pub fn confirm(&self, mut o: PartFile) -> Result<Written, ArchiveError> {
+        let written = o.finish()?;
+        let path = self.root.join(o.name());
         if path.exists() {
             let there = File::open(&path)
                 .and_then(content_sha256)
@@ -121,8 +69,8 @@ impl DirTarget {
                     object: path.display().to_string(),
                 });
             }
-            // The same lines, written before a crash: keep that object.
-            let _ = fs::remove_file(part);
+            // The same lines, written before a crash: keep that object (the
+            // part goes as `o` drops).
             let bytes = fs::metadata(&path)
                 .map(|m| m.len())
                 .unwrap_or(written.bytes);
@@ -135,7 +83,7 @@ impl DirTarget {
                 ..written
             });
         }
-        fs::rename(part, &path).map_err(io(format!("rename to {}", path.display())))?;
+        fs::rename(o.path(), &path).map_err(io(format!("rename to {}", path.display())))?;
         sync_dir(path.parent().unwrap_or(&self.root))?;
         Ok(written)
     }
@@ -160,24 +108,6 @@ impl DirTarget {
             let _ = fs::remove_file(&part);
         }
         result
-    }
-}
-
-impl DirObject {
-    pub fn line(&mut self, line: &[u8], ts: i64) -> Result<(), ArchiveError> {
-        let part = &self.part;
-        let w = self.writer.as_mut().ok_or_else(|| ArchiveError::Io {
-            what: format!("write {}", part.display()),
-            source: std::io::Error::other("already confirmed"),
-        })?;
-        w.line(line, ts).map_err(|source| ArchiveError::Io {
-            what: format!("write {}", part.display()),
-            source,
-        })
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
     }
 }
 

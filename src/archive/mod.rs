@@ -5,8 +5,9 @@
 //! standard tools (`influx -import -compressed`).
 //!
 //! Owns: the archiver thread (`archiver`), its own SQLite connection, its
-//! back-off per target; the objects' format and names (`object`); the
-//! `file://` target (`dir`).
+//! back-off per target; the objects' format and names (`object`); the part
+//! files objects are written to (`part`); the targets (`target`): a
+//! directory (`dir`) or an S3 bucket (`s3`, with its failure table).
 //!
 //! Invariants:
 //! - a batch owed to an archive leaves the buffer only once its objects
@@ -25,6 +26,10 @@
 pub mod archiver;
 pub mod dir;
 pub mod object;
+pub mod part;
+pub mod s3;
+pub mod sigv4;
+pub mod target;
 
 /// Why an archive could not be written: each is retried after a back-off
 /// and shown in `/health`, `status` and the log; nothing leaves the buffer
@@ -38,6 +43,13 @@ pub enum ArchiveError {
     },
     /// An object of that name holds other lines: never overwritten.
     Conflict { object: String },
+    /// The S3 store refused (see `s3.rs`'s table).
+    Store {
+        target: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
     /// The buffer could not be read or written.
     Buffer(crate::wal::WalError),
 }
@@ -51,6 +63,21 @@ impl std::fmt::Display for ArchiveError {
                 "{object} exists with other lines; it is not overwritten (move it away to go on)"
             ),
             ArchiveError::Buffer(e) => write!(f, "buffer: {e}"),
+            ArchiveError::Store {
+                target,
+                status,
+                code,
+                message,
+            } => {
+                let hint = match (status, code.as_str()) {
+                    (403, _) => ": check the keys, their rights and the gateway's clock",
+                    (404, "NoSuchBucket") => {
+                        ": create the bucket, or set lifecycle.archive.s3.create_bucket: true"
+                    }
+                    _ => "",
+                };
+                write!(f, "{target} answered {status} {code} {message}{hint}")
+            }
         }
     }
 }

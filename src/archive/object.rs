@@ -15,8 +15,10 @@
 //! destination, the buffer's id and its commits), and so do the bytes
 //! (fixed gzip settings, no time in the gzip header): a run written again
 //! after a crash writes the same objects under the same names. Name parts
-//! keep `[A-Za-z0-9._-]` and percent-encode every other byte; the default
-//! policy is `@default`.
+//! keep `[A-Za-z0-9._-]` and write every other byte as `~XX` (upper-case
+//! hex); the default policy is `~default` (lower case: no escape reads so).
+//! Only URL-unreserved characters, so a name is the same encoded or not
+//! (S3 signs the encoded path; some stores check the decoded one).
 
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -27,11 +29,11 @@ pub const OBJECT_SUFFIX: &str = ".lp.gz";
 pub const MANIFEST_SUFFIX: &str = ".json";
 
 /// A name part: the bytes a file system and S3 key take everywhere kept,
-/// the rest percent-encoded (so `/`, `..` and control bytes never reach a
-/// path); the empty policy is `@default`.
+/// the rest escaped (so `/`, `..` and control bytes never reach a path);
+/// the empty policy is `~default`.
 pub fn name_part(s: &str) -> String {
     if s.is_empty() {
-        return "@default".into();
+        return "~default".into();
     }
     let mut out = String::with_capacity(s.len());
     for (i, b) in s.bytes().enumerate() {
@@ -39,7 +41,7 @@ pub fn name_part(s: &str) -> String {
         if keep {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.push_str(&format!("~{b:02X}"));
         }
     }
     out
@@ -236,15 +238,26 @@ mod tests {
         let p = period_of(1_764_324_000_000_000_000, 3_600); // 2025-11-28T10:00Z
         assert_eq!(
             object_name("plant", "", p, 3_600, "ab12", (7, 9)),
-            "plant/@default/2025-11-28/plant.@default.20251128T10.ab12-7-9.lp.gz"
+            "plant/~default/2025-11-28/plant.~default.20251128T10.ab12-7-9.lp.gz"
         );
         let d = period_of(1_764_324_000_000_000_000, 86_400);
         assert_eq!(
             object_name("a/../b", "x y", d, 86_400, "ab12", (1, 1)),
-            "a%2F..%2Fb/x%20y/2025-11-28/a%2F..%2Fb.x%20y.20251128.ab12-1-1.lp.gz"
+            "a~2F..~2Fb/x~20y/2025-11-28/a~2F..~2Fb.x~20y.20251128.ab12-1-1.lp.gz"
         );
-        assert_eq!(name_part(".."), "%2E.");
-        assert_eq!(name_part("ü"), "%C3%BC");
+        assert_eq!(name_part(".."), "~2E.");
+        assert_eq!(name_part("ü"), "~C3~BC");
+        assert_eq!(
+            name_part("~default"),
+            "~7Edefault",
+            "no name reads as the default's"
+        );
+        let all = object_name("a b/ü~", "r%p@", 7, 3_600, "ab12", (1, 2));
+        assert!(
+            all.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b)),
+            "URL-unreserved only: {all}"
+        );
         // Before 1970: floored, not truncated toward zero.
         assert_eq!(period_of(-1, 3_600), -1);
         assert!(object_name("d", "r", -1, 3_600, "b", (1, 1)).contains("19691231T23"));

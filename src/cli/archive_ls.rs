@@ -9,7 +9,14 @@ use std::fmt::Write;
 
 /// The listing, or why not.
 pub fn list(source: &str) -> Result<String, String> {
-    let ArchiveTarget::Dir(root) = ArchiveTarget::parse(source)?;
+    let root = match ArchiveTarget::parse(source)? {
+        ArchiveTarget::Dir(root) => root,
+        ArchiveTarget::S3 { .. } => {
+            return Err(format!(
+                "{source}: listing an S3 archive is not built yet (aws s3 ls {source} lists it)"
+            ));
+        }
+    };
     let objects = dir::list(&root).map_err(|e| e.to_string())?;
     let mut o = String::new();
     let (mut points, mut bytes) = (0u64, 0u64);

@@ -10,14 +10,23 @@
 //!     max_object_mb: 64      # an object is cut at about this many raw bytes
 //!     flush_interval: "10m"  # an open period is written as a part this often
 //!     max_backoff: "5m"      # an unwritable target is retried at most this far apart
+//!     s3:                    # for s3:// targets
+//!       endpoint: ""         # default https://s3.<region>.amazonaws.com; any S3-compatible store
+//!       region: "us-east-1"
+//!       path_style: false    # bucket in the path (most self-hosted stores), not the host name
+//!       access_key_id: ""    # else $AWS_ACCESS_KEY_ID (and the secret, the token likewise)
+//!       secret_access_key: ""
+//!       session_token: ""
+//!       create_bucket: false # a missing bucket is an error unless this
 //!   rules:
 //!     - measurement: "telemetry"
-//!       cold_storage: "file:///mnt/usb/archive/"
+//!       cold_storage: "file:///mnt/usb/archive/"   # or "s3://bucket/prefix/"
 //! ```
 //!
-//! Targets: `file:///absolute/dir/` (a mounted USB disk, NFS). `s3://` is
-//! refused by name until the S3 target is built, rather than accepted and
-//! silently not archived.
+//! Targets: `file:///absolute/dir/` (a mounted USB disk, NFS) and
+//! `s3://bucket/prefix/`. The S3 credentials are live (a reload with a
+//! corrected secret uploads the backlog); the rest of `lifecycle` needs a
+//! restart.
 
 use super::{ConfigError, invalid, parse_duration_s};
 use serde::{Deserialize, Serialize};
@@ -45,6 +54,68 @@ pub struct Archive {
     pub max_object_mb: u64,
     pub flush_interval: String,
     pub max_backoff: String,
+    pub s3: S3,
+}
+
+/// The S3 store of `s3://` targets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3 {
+    pub endpoint: String,
+    pub region: String,
+    pub path_style: bool,
+    pub create_bucket: bool,
+    #[serde(flatten)]
+    pub credentials: S3Credentials,
+}
+
+impl Default for S3 {
+    fn default() -> Self {
+        S3 {
+            endpoint: String::new(),
+            region: "us-east-1".into(),
+            path_style: false,
+            create_bucket: false,
+            credentials: S3Credentials::default(),
+        }
+    }
+}
+
+/// Keys for S3; empty ones are taken from the environment
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`).
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct S3Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+}
+
+/// Never the secret in a log or a printed config.
+impl std::fmt::Debug for S3Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Credentials {
+    /// These, each empty one from the environment.
+    pub fn resolved(&self) -> S3Credentials {
+        let env = |v: &str, name: &str| {
+            if v.is_empty() {
+                std::env::var(name).unwrap_or_default()
+            } else {
+                v.to_string()
+            }
+        };
+        S3Credentials {
+            access_key_id: env(&self.access_key_id, "AWS_ACCESS_KEY_ID"),
+            secret_access_key: env(&self.secret_access_key, "AWS_SECRET_ACCESS_KEY"),
+            session_token: env(&self.session_token, "AWS_SESSION_TOKEN"),
+        }
+    }
 }
 
 impl Default for Archive {
@@ -54,6 +125,7 @@ impl Default for Archive {
             max_object_mb: DEFAULT_MAX_OBJECT_MB,
             flush_interval: format!("{}m", DEFAULT_FLUSH_INTERVAL_S / 60),
             max_backoff: format!("{}m", DEFAULT_ARCHIVE_MAX_BACKOFF_S / 60),
+            s3: S3::default(),
         }
     }
 }
@@ -63,6 +135,8 @@ impl Default for Archive {
 pub enum ArchiveTarget {
     /// A directory (created if missing, with its parents).
     Dir(PathBuf),
+    /// A bucket, and a key prefix ending in `/` (or empty).
+    S3 { bucket: String, prefix: String },
 }
 
 impl ArchiveTarget {
@@ -79,12 +153,32 @@ impl ArchiveTarget {
             }
             return Ok(ArchiveTarget::Dir(PathBuf::from(path)));
         }
-        if url.starts_with("s3://") {
-            return Err(format!(
-                "{url:?}: the S3 target is not built yet (issue \"Data lifecycle, part 2\"); use file:///dir/"
-            ));
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            // S3's bucket naming rules: 3..63 of a-z 0-9 . -
+            let ok = (3..=63).contains(&bucket.len())
+                && bucket
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+            if !ok {
+                return Err(format!(
+                    "{url:?}: a bucket name is 3 to 63 of a-z, 0-9, '.' and '-', like s3://plant-archive/hissrv/"
+                ));
+            }
+            if prefix.chars().any(char::is_control) || prefix.starts_with('/') {
+                return Err(format!("{url:?}: a key prefix like hissrv/gateway-7/"));
+            }
+            let prefix = if prefix.is_empty() || prefix.ends_with('/') {
+                prefix.to_string()
+            } else {
+                format!("{prefix}/")
+            };
+            return Ok(ArchiveTarget::S3 {
+                bucket: bucket.to_string(),
+                prefix,
+            });
         }
-        Err(format!("{url:?}: give file:///absolute/dir/"))
+        Err(format!("{url:?}: give file:///absolute/dir/ or s3://bucket/prefix/"))
     }
 }
 
@@ -117,6 +211,16 @@ impl Archive {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let e = &self.s3.endpoint;
+        if !(e.is_empty() || e.starts_with("http://") || e.starts_with("https://")) {
+            return Err(invalid(
+                "lifecycle.archive.s3.endpoint",
+                "an http:// or https:// URL, like https://s3.eu-west-1.amazonaws.com",
+            ));
+        }
+        if self.s3.region.is_empty() || self.s3.region.chars().any(|c| c.is_control() || c == '/') {
+            return Err(invalid("lifecycle.archive.s3.region", "a region name, like eu-west-1"));
+        }
         self.period_s()?;
         self.max_object_bytes()?;
         self.flush_interval_s()?;
@@ -145,10 +249,36 @@ mod tests {
         );
         let rel = ArchiveTarget::parse("file://mnt/usb").unwrap_err();
         assert!(rel.contains("absolute"), "{rel}");
-        let s3 = ArchiveTarget::parse("s3://bucket/archive/").unwrap_err();
-        assert!(s3.contains("S3 target is not built"), "{s3}");
+        assert_eq!(
+            ArchiveTarget::parse("s3://bucket/archive"),
+            Ok(ArchiveTarget::S3 {
+                bucket: "bucket".into(),
+                prefix: "archive/".into()
+            })
+        );
+        assert_eq!(
+            ArchiveTarget::parse("s3://bucket"),
+            Ok(ArchiveTarget::S3 {
+                bucket: "bucket".into(),
+                prefix: String::new()
+            })
+        );
+        for bad in ["s3://B/x/", "s3://ab/", "s3://bucket//x/", "s3://bücket/"] {
+            assert!(ArchiveTarget::parse(bad).is_err(), "{bad}");
+        }
         assert!(ArchiveTarget::parse("/mnt/usb").is_err());
         assert!(ArchiveTarget::parse("file:///a\nb").is_err());
+    }
+
+    #[test]
+    fn s3_keys_come_from_the_environment_when_the_config_has_none_and_never_print() {
+        let c = S3Credentials {
+            access_key_id: "AKIA".into(),
+            secret_access_key: "s3cr3t".into(),
+            session_token: String::new(),
+        };
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+        assert_eq!(c.resolved().secret_access_key, "s3cr3t");
     }
 
     #[test]

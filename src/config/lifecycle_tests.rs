@@ -67,9 +67,9 @@ fn lifecycle_rules_are_checked_key_by_key_and_hot_days_needs_manage_retention() 
             "absolute",
         ),
         (
-            "      hot_days: 7\n      cold_storage: \"s3://bucket/archive/\"\n",
+            "      hot_days: 7\n      cold_storage: \"s3://Bucket/archive/\"\n",
             "lifecycle.rules[0].cold_storage",
-            "not built yet",
+            "a bucket name is 3 to 63",
         ),
         (
             "      downsample: \"5x\"\n",

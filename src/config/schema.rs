@@ -460,7 +460,7 @@ input_facing! {
     #[path = "archive.rs"]
     mod archive;
 }
-pub use archive::{Archive, ArchiveTarget};
+pub use archive::{Archive, ArchiveTarget, S3 as S3Settings, S3Credentials};
 
 input_facing! {
     #[path = "lifecycle.rs"]

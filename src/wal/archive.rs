@@ -351,3 +351,7 @@ impl Wal {
         Ok(id)
     }
 }
+
+#[cfg(test)]
+#[path = "archive_tests.rs"]
+mod tests;

@@ -6,6 +6,7 @@
 
 use super::*;
 use crate::config::Synchronous;
+use crate::wal::{NewBatch, WindowsCheckpoint};
 use std::collections::BTreeMap;
 
 use crate::sim_tests::{rng, seeds};

@@ -476,10 +476,6 @@ mod custody_tests;
 mod archive;
 pub use archive::{ArchiveQueue, ArchiveRun, RunBatch};
 
-#[cfg(test)]
-#[path = "archive_tests.rs"]
-mod archive_tests;
-
 #[path = "degrade.rs"]
 mod degrade;
 pub use degrade::Degraded;

@@ -4,7 +4,7 @@
 //! scripted server for answers influxd never gives (`scripted`), small real
 //! file systems for disk faults (`disk`), a shifted wall clock for one
 //! agent (`clock_shim`), a test PKI and an mTLS front
-//! (`tls`), and the forwarder's virtual-time
+//! (`tls`), moto's S3 server with authentication (`moto`), and the forwarder's virtual-time
 //! harness (`sim`); here the small shared helpers. Everything started is
 //! stopped on drop. Each test binary uses a part of it.
 #![allow(dead_code, unused_imports)]
@@ -15,6 +15,7 @@ mod config;
 pub mod disk;
 pub mod fault_proxy;
 mod influx;
+pub mod moto;
 mod proxy;
 pub mod scripted;
 pub mod sim;

@@ -1,0 +1,264 @@
+//! The `s3://bucket/prefix/` target: AWS S3 or any S3-compatible store
+//! (`lifecycle.archive.s3`). Requests are signed with SigV4 in the
+//! `Authorization` header (`sigv4.rs`, the payload's SHA-256 signed too) and
+//! sent by our ureq client.
+//!
+//! An object is written to a part file in the spool directory beside the
+//! buffer (`<buffer>-archive/`), synced, then sent in one PUT whose body is
+//! streamed from that file (memory: ureq's buffers, never the object). It is
+//! confirmed by the store's 200; only then may its batches leave the buffer.
+//! S3 shows an object whole or not at all, so no temporary name is needed
+//! there. A run written again after a crash PUTs the same bytes under the
+//! same key (the buffer's random id in every name keeps other buffers'
+//! objects apart).
+//!
+//! | the store answers | meaning | hissrv |
+//! |---|---|---|
+//! | 200 | stored | the object is confirmed |
+//! | 403 (`SignatureDoesNotMatch`, `InvalidAccessKeyId`, `RequestTimeTooSkewed`, `AccessDenied`) | keys, rights or clock | kept, back off, shown; a reload with corrected keys applies at the next try |
+//! | 404 `NoSuchBucket` | the bucket is missing | kept, back off, shown; created only with `create_bucket: true` |
+//! | 5xx, 429, network | the store or the way to it | kept, back off |
+//! | other 4xx | a request the store will not take | kept, back off, shown |
+
+use super::ArchiveError;
+use super::object::{Manifest, Written};
+use super::part::{PART_SUFFIX, PartFile, io};
+use super::sigv4::{Keys, encode_path, sign};
+use crate::config::S3Credentials;
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Connecting to the store gives up after this.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// One request gives up after this: an object of `max_object_mb` over a
+/// slow uplink (64 MiB of line protocol gzips to a few MiB).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(900);
+/// Bytes of an error answer kept for the message.
+const ERROR_BODY_MAX_BYTES: u64 = 4_096;
+
+/// The keys in force: the reload puts corrected ones here (live).
+pub type LiveKeys = Arc<Mutex<S3Credentials>>;
+
+/// Sends a built request with its body.
+type SendWith<'a> = dyn Fn(
+        ureq::RequestBuilder<ureq::typestate::WithBody>,
+    ) -> Result<ureq::http::Response<ureq::Body>, ArchiveError>
+    + 'a;
+
+pub struct S3Target {
+    /// `http://host:port/base` with no trailing slash, the bucket in it
+    /// (virtual host) or not (path style).
+    base: String,
+    /// The `Host` header (signed).
+    host: String,
+    /// The path before a key: `/base/bucket` (path style) or `/base`.
+    root: String,
+    region: String,
+    prefix: String,
+    label: String,
+    spool: PathBuf,
+    agent: ureq::Agent,
+    keys: LiveKeys,
+    create_bucket: bool,
+}
+
+impl S3Target {
+    pub fn new(
+        bucket: &str,
+        prefix: &str,
+        s3: &crate::config::S3Settings,
+        spool: PathBuf,
+        keys: LiveKeys,
+    ) -> Result<S3Target, ArchiveError> {
+        let endpoint = if s3.endpoint.is_empty() {
+            format!("https://s3.{}.amazonaws.com", s3.region)
+        } else {
+            s3.endpoint.trim_end_matches('/').to_string()
+        };
+        let (scheme, rest) = endpoint.split_once("://").ok_or_else(|| ArchiveError::Io {
+            what: format!("use the S3 endpoint {endpoint}"),
+            source: std::io::Error::other("not a URL"),
+        })?;
+        let (authority, base) = match rest.find('/') {
+            Some(i) => (rest.get(..i).unwrap_or(rest), rest.get(i..).unwrap_or("")),
+            None => (rest, ""),
+        };
+        let (host, root) = if s3.path_style {
+            (authority.to_string(), format!("{base}/{bucket}"))
+        } else {
+            (format!("{bucket}.{authority}"), base.to_string())
+        };
+        std::fs::create_dir_all(&spool).map_err(io(format!("create {}", spool.display())))?;
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            .build()
+            .new_agent();
+        Ok(S3Target {
+            base: format!("{scheme}://{host}"),
+            host,
+            root,
+            region: s3.region.clone(),
+            label: format!("s3://{bucket}/{prefix}"),
+            prefix: prefix.to_string(),
+            spool,
+            agent,
+            keys,
+            create_bucket: s3.create_bucket,
+        })
+    }
+
+    /// Starts object `name` in the spool (a flat file name).
+    pub fn begin(&self, name: &str, db: &str, rp: &str) -> Result<PartFile, ArchiveError> {
+        let flat = name.replace('/', "~");
+        let part = self.spool.join(format!("{flat}{PART_SUFFIX}"));
+        PartFile::create(part, name, db, rp)
+    }
+
+    /// Sends the object and, on the store's 200, confirms it.
+    pub fn confirm(&self, mut o: PartFile) -> Result<Written, ArchiveError> {
+        let written = o.finish()?;
+        let path = o.path().to_path_buf();
+        let key = format!("{}{}", self.prefix, o.name());
+        self.put(&key, "application/gzip", &written.sha256, &|req| {
+            let file =
+                std::fs::File::open(&path).map_err(io(format!("read {}", path.display())))?;
+            req.send(&file).map_err(|e| self.unreachable(e))
+        })?;
+        Ok(written)
+    }
+
+    /// PUTs the manifest (`<object>.json`).
+    pub fn put_manifest(&self, m: &Manifest) -> Result<(), ArchiveError> {
+        let key = format!(
+            "{}{}{}",
+            self.prefix,
+            m.object,
+            super::object::MANIFEST_SUFFIX
+        );
+        let body = miniserde::json::to_string(m) + "\n";
+        let sha = super::object::hex(&Sha256::digest(body.as_bytes()));
+        self.put(&key, "application/json", &sha, &|req| {
+            req.send(body.as_bytes()).map_err(|e| self.unreachable(e))
+        })
+    }
+
+    /// A signed PUT of `path` under the bucket's root (`""`: the bucket
+    /// itself), its body of SHA-256 `sha` sent by `send`.
+    fn request(
+        &self,
+        path: &str,
+        content_type: &str,
+        sha: &str,
+        send: &SendWith,
+    ) -> Result<(), ArchiveError> {
+        let k = (self.keys.lock().map(|k| k.resolved())).unwrap_or_default();
+        let full = format!("{}/{path}", self.root);
+        let path = encode_path(if path.is_empty() {
+            self.root.as_str()
+        } else {
+            full.as_str()
+        });
+        let path = if path.is_empty() {
+            "/".to_string()
+        } else {
+            path
+        };
+        let mut req =
+            (self.agent.put(format!("{}{path}", self.base))).header("content-type", content_type);
+        if !k.access_key_id.is_empty() {
+            let keys = Keys {
+                access_key_id: &k.access_key_id,
+                secret_access_key: &k.secret_access_key,
+                session_token: (!k.session_token.is_empty()).then_some(k.session_token.as_str()),
+                region: &self.region,
+            };
+            let now_s = crate::clock::now_ms().div_euclid(1_000);
+            for (name, value) in sign(&keys, "PUT", &path, "", &[("host", &self.host)], sha, now_s)
+            {
+                req = req.header(name, value);
+            }
+        }
+        self.judge(send(req)?)
+    }
+
+    /// PUTs `key`; a missing bucket is created first when allowed.
+    fn put(
+        &self,
+        key: &str,
+        content_type: &str,
+        sha: &str,
+        send: &SendWith,
+    ) -> Result<(), ArchiveError> {
+        match self.request(key, content_type, sha, send) {
+            Err(ArchiveError::Store {
+                status: 404, code, ..
+            }) if code == "NoSuchBucket" && self.create_bucket => {
+                self.make_bucket()?;
+                self.request(key, content_type, sha, send)
+            }
+            other => other,
+        }
+    }
+
+    fn make_bucket(&self) -> Result<(), ArchiveError> {
+        // us-east-1 takes no location; every other region needs its own.
+        let body = if self.region == "us-east-1" {
+            String::new()
+        } else {
+            format!(
+                "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LocationConstraint>{}</LocationConstraint></CreateBucketConfiguration>",
+                self.region
+            )
+        };
+        let sha = super::object::hex(&Sha256::digest(body.as_bytes()));
+        let result = self.request("", "application/xml", &sha, &|req| {
+            req.send(body.as_bytes()).map_err(|e| self.unreachable(e))
+        });
+        match result {
+            Ok(()) => {
+                log::info!("archive: created the bucket of {}", self.label);
+                Ok(())
+            }
+            // Someone made it meanwhile: as good.
+            Err(ArchiveError::Store { code, .. }) if code.starts_with("BucketAlready") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn unreachable(&self, e: ureq::Error) -> ArchiveError {
+        ArchiveError::Io {
+            what: format!("reach {}", self.label),
+            source: std::io::Error::other(e.to_string()),
+        }
+    }
+
+    /// 2xx is stored; anything else an error with S3's code and message.
+    fn judge(&self, mut answer: ureq::http::Response<ureq::Body>) -> Result<(), ArchiveError> {
+        let status = answer.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        let text = answer
+            .body_mut()
+            .with_config()
+            .limit(ERROR_BODY_MAX_BYTES)
+            .read_to_string()
+            .unwrap_or_default();
+        let tag = |t: &str| {
+            let open = format!("<{t}>");
+            let start = text.find(&open)? + open.len();
+            let end = text.get(start..)?.find('<')? + start;
+            text.get(start..end).map(str::to_string)
+        };
+        Err(ArchiveError::Store {
+            target: self.label.clone(),
+            status,
+            code: tag("Code").unwrap_or_default(),
+            message: tag("Message").unwrap_or_default(),
+        })
+    }
+}
