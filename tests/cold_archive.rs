@@ -223,6 +223,7 @@ fn an_archive_that_cannot_be_written_keeps_every_point_and_delivery_goes_on() {
     assert_eq!(a.objects_written, 0);
     // The disk is mounted at last: the backlog is archived and leaves.
     std::fs::remove_file(&target).unwrap();
+    std::fs::create_dir(&target).unwrap();
     wait_for("archived once writable", DELIVERY_TIMEOUT, || {
         agent.buffered_points() == 0
     });

@@ -17,17 +17,24 @@
 //! read again for each group of them. Memory: the batch being read and the
 //! open streams, never a whole object.
 //!
-//! A failing target backs off (1 s doubling to `lifecycle.archive.
-//! max_backoff`) and is shown; other targets go on. Runs left open by a
-//! crash are written first, the same again.
+//! A failing run backs off (1 s doubling to `lifecycle.archive.
+//! max_backoff`) and is shown, per target and destination: one destination
+//! whose objects cannot be written (a name, a conflict, a directory's
+//! rights) never stops the others (review). Runs left open by a crash are
+//! written first, the same again (with the period they were started with).
+//!
+//! A point whose string field holds a line break goes to the object's
+//! sidecar (`object::MULTILINE_SUFFIX`): `influx -import` reads one point a
+//! line.
 
 use super::ArchiveError;
-use super::object::{Manifest, object_name, period_of};
+use super::object::{MULTILINE_SUFFIX, Manifest, OBJECT_SUFFIX, object_name, period_of};
 use super::part::PartFile;
 use super::target::Target;
 use crate::config::Lifecycle;
 use crate::observe::archiving::Archiving;
 use crate::observe::stats::Stats;
+use crate::route::dest::Destination;
 use crate::wal::{ArchiveRun, Wal};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -76,7 +83,8 @@ pub struct Archiver {
     cutting: Cutting,
     buffer_id: String,
     stats: Arc<Stats>,
-    backoff: HashMap<String, Backoff>,
+    /// Per target and destination.
+    backoff: HashMap<(String, Destination), Backoff>,
 }
 
 impl Archiver {
@@ -91,11 +99,15 @@ impl Archiver {
         spool: &std::path::Path,
         keys: &super::s3::LiveKeys,
     ) -> Result<Option<Archiver>, ArchiveError> {
+        let canonical = |url: &str| crate::config::ArchiveTarget::canonical(url).ok();
         let mut targets = BTreeMap::new();
         for r in l.rules.iter().filter(|r| !r.cold_storage.is_empty()) {
-            if !targets.contains_key(&r.cold_storage) {
-                let t = Target::open(&r.cold_storage, l, spool, keys)?;
-                targets.insert(r.cold_storage.clone(), t);
+            let Some(url) = canonical(&r.cold_storage) else {
+                continue;
+            };
+            if let std::collections::btree_map::Entry::Vacant(v) = targets.entry(url) {
+                let t = Target::open(v.key(), l, spool, keys)?;
+                v.insert(t);
             }
         }
         // Part files of a run a crash cut short: written again from the run.
@@ -110,7 +122,7 @@ impl Archiver {
             }
         }
         let named: Vec<String> = targets.keys().cloned().collect();
-        let dropped = wal.forget_archives_except(&named)?;
+        let dropped = wal.forget_archives_except(&named, canonical)?;
         if dropped > 0 {
             log::warn!(
                 "archive: {dropped} buffered batches were owed to archives no rule names any more; they are delivered, not archived"
@@ -170,12 +182,12 @@ impl Archiver {
                     written += usize::from(self.attempt(run));
                 }
             }
-            Err(e) => self.failed("", &ArchiveError::Buffer(e)),
+            Err(e) => self.buffer_failed(&e),
         }
         let queues = match self.wal.archive_queues() {
             Ok(q) => q,
             Err(e) => {
-                self.failed("", &ArchiveError::Buffer(e));
+                self.buffer_failed(&e);
                 return written;
             }
         };
@@ -193,14 +205,14 @@ impl Archiver {
                 || now_ms.saturating_sub(q.oldest_ms) >= self.cutting.flush_ms
                 || (period_of(q.newest_ts, self.cutting.period_s) < period_now
                     && now_ms.saturating_sub(q.newest_ms) >= SETTLE_MS);
-            if !due || self.backing_off(&q.target) {
+            if !due || self.backing_off(&q.target, &q.dest) {
                 continue;
             }
-            let max = self.cutting.max_object_bytes;
-            match self.wal.start_run(&q.target, &q.dest, max) {
+            let (max, period) = (self.cutting.max_object_bytes, self.cutting.period_s);
+            match self.wal.start_run(&q.target, &q.dest, max, period) {
                 Ok(Some(run)) => written += usize::from(self.attempt(run)),
                 Ok(None) => {}
-                Err(e) => self.failed(&q.target, &ArchiveError::Buffer(e)),
+                Err(e) => self.failed(&q.target, &q.dest, &ArchiveError::Buffer(e)),
             }
         }
         if written > 0 {
@@ -212,21 +224,27 @@ impl Archiver {
         written
     }
 
-    fn backing_off(&self, target: &str) -> bool {
+    fn backing_off(&self, target: &str, dest: &Destination) -> bool {
         self.backoff
-            .get(target)
+            .get(&(target.to_string(), dest.clone()))
             .is_some_and(|b| Instant::now() < b.until)
     }
 
     /// Writes a run and finishes it; false on failure (noted, backed off).
     fn attempt(&mut self, run: ArchiveRun) -> bool {
-        if self.backing_off(&run.target) {
+        if self.backing_off(&run.target, &run.dest) {
             return false;
         }
-        match self.write_run(&run).and_then(|objects| {
-            let deleted = self.wal.finish_run(run.id)?;
-            Ok((objects, deleted))
-        }) {
+        let ready = match self.targets.get(&run.target) {
+            Some(t) => t.ready(&mut self.wal, &run.target, &self.buffer_id),
+            None => Ok(()),
+        };
+        match ready
+            .and_then(|()| self.write_run(&run))
+            .and_then(|objects| {
+                let deleted = self.wal.finish_run(run.id)?;
+                Ok((objects, deleted))
+            }) {
             Ok((objects, deleted)) => {
                 log::debug!(
                     "archive: run {} of {}/{} (commits {}-{}) written as {objects} objects; {deleted} batches left the buffer",
@@ -236,31 +254,51 @@ impl Archiver {
                     run.first_seq,
                     run.last_seq
                 );
-                if self.backoff.remove(&run.target).is_some() {
-                    log::info!("archive {}: writing again", run.target);
-                    self.stats.archiving.set_error(String::new());
+                let key = (run.target.clone(), run.dest.clone());
+                if self.backoff.remove(&key).is_some() {
+                    log::info!(
+                        "archive {} ({}/{}): writing again",
+                        run.target,
+                        run.dest.db,
+                        run.dest.rp
+                    );
+                    if self.backoff.is_empty() {
+                        self.stats.archiving.set_error(String::new());
+                    }
                 }
                 true
             }
             Err(e) => {
-                self.failed(&run.target, &e);
+                self.failed(&run.target, &run.dest, &e);
                 false
             }
         }
     }
 
-    fn failed(&mut self, target: &str, e: &ArchiveError) {
+    /// The buffer could not be read: shown, tried again at the next look.
+    fn buffer_failed(&self, e: &crate::wal::WalError) {
+        let a = &self.stats.archiving;
+        Archiving::add(&a.failures, 1);
+        let msg = format!("archive: cannot read what is owed ({e}); trying again");
+        log::warn!("{msg}");
+        a.set_error(msg);
+    }
+
+    fn failed(&mut self, target: &str, dest: &Destination, e: &ArchiveError) {
         let a = &self.stats.archiving;
         Archiving::add(&a.failures, 1);
         let max = self.cutting.max_backoff;
-        let b = self.backoff.entry(target.to_string()).or_insert(Backoff {
+        let key = (target.to_string(), dest.clone());
+        let b = self.backoff.entry(key).or_insert(Backoff {
             until: Instant::now(),
             wait: Duration::from_millis(FIRST_BACKOFF_MS / 2),
         });
         b.wait = (b.wait * 2).min(max);
         b.until = Instant::now() + b.wait;
         let msg = format!(
-            "archive {target}: {e}; nothing left the buffer, trying again in {}s",
+            "archive {target} ({}/{}): {e}; nothing left the buffer, trying again in {}s",
+            dest.db,
+            dest.rp,
             b.wait.as_secs_f64().ceil()
         );
         log::warn!("{msg}");
@@ -291,7 +329,7 @@ impl Archiver {
                 what: format!("find target {}", run.target),
                 source: std::io::Error::other("no rule names it"),
             })?;
-        let p = self.cutting.period_s;
+        let p = run.period_s;
         // The periods the batches' ranges span, when few; else those their
         // points are really in (one more read).
         let mut spans = BTreeSet::new();
@@ -329,7 +367,9 @@ impl Archiver {
                 (Some(lo), Some(hi)) => (*lo, *hi),
                 _ => continue,
             };
-            let mut open: BTreeMap<i64, PartFile> = BTreeMap::new();
+            // Per period: the object and, for points holding a line break,
+            // its sidecar.
+            let mut open: BTreeMap<i64, (PartFile, Option<PartFile>)> = BTreeMap::new();
             for b in &run.batches {
                 if period_of(b.last_ts, p) < lo || period_of(b.first_ts, p) > hi {
                     continue;
@@ -344,25 +384,45 @@ impl Archiver {
                     if !group.contains(&period) {
                         continue;
                     }
-                    let o = match open.entry(period) {
+                    let name = || {
+                        object_name(
+                            &run.dest.db,
+                            &run.dest.rp,
+                            period,
+                            p,
+                            &self.buffer_id,
+                            (run.first_seq, run.last_seq),
+                        )
+                    };
+                    let (main, side) = match open.entry(period) {
                         std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
                         std::collections::btree_map::Entry::Vacant(v) => {
-                            let name = object_name(
-                                &run.dest.db,
-                                &run.dest.rp,
-                                period,
-                                p,
-                                &self.buffer_id,
-                                (run.first_seq, run.last_seq),
-                            );
-                            v.insert(target.begin(&name, &run.dest.db, &run.dest.rp)?)
+                            let o = target.begin(&name(), &run.dest.db, &run.dest.rp)?;
+                            v.insert((o, None))
                         }
                     };
-                    o.line(line, ts)?;
+                    if !line.contains(&b'\n') {
+                        main.line(line, ts)?;
+                        continue;
+                    }
+                    if side.is_none() {
+                        let n = name();
+                        let stem = n.strip_suffix(OBJECT_SUFFIX).unwrap_or(&n);
+                        let side_name = format!("{stem}{MULTILINE_SUFFIX}");
+                        *side = Some(target.begin(&side_name, &run.dest.db, &run.dest.rp)?);
+                    }
+                    if let Some(side) = side.as_mut() {
+                        side.line(line, ts)?;
+                    }
                 }
             }
-            for (period, o) in open {
+            for (period, (o, side)) in open {
                 let name = o.name().to_string();
+                // The sidecar first: the manifest, last, says both are there.
+                let multiline = match side {
+                    Some(side) => target.confirm(side)?.points,
+                    None => 0,
+                };
                 let w = target.confirm(o)?;
                 let start_ns = period
                     .saturating_mul(p as i64)
@@ -381,11 +441,16 @@ impl Archiver {
                     bytes: w.bytes,
                     sha256: w.sha256,
                     content_sha256: w.content_sha256,
+                    multiline_points: multiline,
                     buffer: self.buffer_id.clone(),
                     first_seq: run.first_seq,
                     last_seq: run.last_seq,
                     format: "influx -import -compressed -precision ns".into(),
                 })?;
+                if w.existed {
+                    // Written before a crash, counted then.
+                    continue;
+                }
                 let a = &self.stats.archiving;
                 Archiving::add(&a.objects, 1);
                 Archiving::add(&a.points, w.points);
@@ -405,3 +470,7 @@ impl Archiver {
         Ok(objects)
     }
 }
+
+#[cfg(test)]
+#[path = "archiver_tests.rs"]
+mod tests;

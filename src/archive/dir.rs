@@ -1,5 +1,12 @@
 //! The `file://` target: objects in a directory (a mounted USB disk, NFS).
 //!
+//! The directory must exist: it is never created (an unplugged USB disk
+//! leaves its mount point, an empty directory on the gateway's own flash;
+//! objects written there would be hidden once the disk is back and would
+//! fill the buffer's file system). The first run writes a marker file,
+//! `.hissrv-archive`, and the buffer notes it; a target whose marker is gone
+//! afterwards is an error, not written under (review).
+//!
 //! An object appears whole: it is written under `<name>.part` (which never
 //! ends in `.gz`), synced, renamed to its name, and the directory synced;
 //! only then is it confirmed, and only a confirmed object lets its batches
@@ -26,9 +33,46 @@ fn sync_dir(dir: &Path) -> Result<(), ArchiveError> {
         .map_err(io(format!("sync directory {}", dir.display())))
 }
 
+/// The marker file at a directory target's root.
+pub const MARKER: &str = ".hissrv-archive";
+
 impl DirTarget {
     pub fn new(root: PathBuf) -> DirTarget {
         DirTarget { root }
+    }
+
+    /// Whether objects may be written now: the root is there and, once
+    /// written to (`marked`), still holds its marker. Writes the marker the
+    /// first time; returns true when it did (the caller notes it).
+    pub fn ready(&self, marked: bool, buffer: &str) -> Result<bool, ArchiveError> {
+        let missing = |why: &str| ArchiveError::Io {
+            what: format!("use {}", self.root.display()),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, why.to_string()),
+        };
+        if !self.root.is_dir() {
+            return Err(missing(
+                "no such directory (is the disk mounted?); hissrv never creates an archive's root",
+            ));
+        }
+        let marker = self.root.join(MARKER);
+        if marker.exists() {
+            return Ok(false);
+        }
+        if marked {
+            return Err(missing(
+                "its .hissrv-archive marker is gone: is the disk unmounted? (put the disk back, or remove the archive from lifecycle)",
+            ));
+        }
+        let text = format!("hissrv cold archive; buffer {buffer}\n");
+        let part = self.root.join(format!("{MARKER}{PART_SUFFIX}"));
+        (File::create(&part).and_then(|mut f| {
+            f.write_all(text.as_bytes())?;
+            f.sync_all()
+        }))
+        .map_err(io(format!("write {}", part.display())))?;
+        fs::rename(&part, &marker).map_err(io(format!("write {}", marker.display())))?;
+        sync_dir(&self.root)?;
+        Ok(true)
     }
 
     pub fn root(&self) -> &Path {
@@ -39,6 +83,12 @@ impl DirTarget {
     pub fn begin(&self, name: &str, db: &str, rp: &str) -> Result<PartFile, ArchiveError> {
         let path = self.root.join(name);
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        if !self.root.is_dir() {
+            return Err(ArchiveError::Io {
+                what: format!("use {}", self.root.display()),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
+            });
+        }
         if !dir.is_dir() {
             fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
             // Each new directory's entry in its parent, up to the root.
@@ -80,6 +130,7 @@ impl DirTarget {
             return Ok(Written {
                 bytes,
                 sha256,
+                existed: true,
                 ..written
             });
         }
@@ -133,7 +184,8 @@ pub fn list(root: &Path) -> Result<Vec<(String, Option<Manifest>)>, ArchiveError
         let entries = fs::read_dir(&d).map_err(io(format!("read {}", d.display())))?;
         for e in entries.flatten() {
             let p = e.path();
-            if p.is_dir() {
+            // Not through links: a link loop would never end (review).
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
                 dirs.push(p);
                 continue;
             }

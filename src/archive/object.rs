@@ -25,6 +25,17 @@ use std::io::Write;
 
 /// The object's suffix; a name being written never ends with it.
 pub const OBJECT_SUFFIX: &str = ".lp.gz";
+/// The suffix of an object's sidecar: its points whose string fields hold
+/// a line break, which `influx -import` (one point a line) would split and
+/// misread (a review found a forged `# CONTEXT-DATABASE:` that way). Same
+/// header and gzip; read back by hissrv's own parser.
+pub const MULTILINE_SUFFIX: &str = ".mlp.gz";
+/// A name part's longest form: longer ones keep a prefix and a hash, so a
+/// path stays under file systems' 255-byte names (a review found a
+/// 200-byte database name failing every run with ENAMETOOLONG).
+const NAME_PART_MAX_BYTES: usize = 64;
+/// Bytes of a long name part kept before its hash.
+const NAME_PART_KEPT_BYTES: usize = 40;
 /// A manifest's suffix, after the object's name.
 pub const MANIFEST_SUFFIX: &str = ".json";
 
@@ -42,6 +53,33 @@ pub fn name_part(s: &str) -> String {
             out.push(b as char);
         } else {
             out.push_str(&format!("~{b:02X}"));
+        }
+    }
+    if out.len() > NAME_PART_MAX_BYTES {
+        // `~h` reads as no escape (`h` is not hex): unique by the hash of
+        // the whole name.
+        let hash = hex(&Sha256::digest(s.as_bytes()));
+        out.truncate(NAME_PART_KEPT_BYTES);
+        out.push_str("~h");
+        out.push_str(hash.get(..16).unwrap_or(&hash));
+    }
+    out
+}
+
+/// A name as the import header can say it: `influx -import` reads one
+/// line a header and splits it at `:`, so control characters and `:` are
+/// written as `~XX` (InfluxDB refuses such names anyway, so no point of one
+/// was delivered); the manifest holds the real name.
+pub fn header_name(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() || c == ':' || c == '~' {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("~{b:02X}"));
+            }
+        } else {
+            out.push(c);
         }
     }
     out
@@ -80,9 +118,12 @@ pub fn object_name(
 /// The header `influx -import` reads: the lines that follow go to `db`
 /// (and `rp`, unless the default).
 pub fn header(db: &str, rp: &str) -> String {
-    let mut h = format!("# DML\n# CONTEXT-DATABASE: {db}\n");
+    let mut h = format!("# DML\n# CONTEXT-DATABASE: {}\n", header_name(db));
     if !rp.is_empty() {
-        h.push_str(&format!("# CONTEXT-RETENTION-POLICY: {rp}\n"));
+        h.push_str(&format!(
+            "# CONTEXT-RETENTION-POLICY: {}\n",
+            header_name(rp)
+        ));
     }
     h
 }
@@ -127,6 +168,9 @@ pub struct Written {
     pub sha256: String,
     /// Of the uncompressed text, hex: the same content whatever gzip made.
     pub content_sha256: String,
+    /// It was there already, the same lines (a run written again after a
+    /// crash): not counted again.
+    pub existed: bool,
 }
 
 pub fn hex(d: &[u8]) -> String {
@@ -182,6 +226,7 @@ impl<W: Write> ObjectWriter<W> {
             bytes: h.bytes,
             sha256: hex(&h.sha.finalize()),
             content_sha256: hex(&lines),
+            existed: false,
         };
         Ok((h.inner, written))
     }
@@ -205,6 +250,9 @@ pub struct Manifest {
     pub bytes: u64,
     pub sha256: String,
     pub content_sha256: String,
+    /// Points whose string fields hold a line break, in the sidecar
+    /// `<object without .lp.gz>.mlp.gz` (0: no sidecar).
+    pub multiline_points: u64,
     /// Where in the buffer's commits it came from.
     pub buffer: String,
     pub first_seq: i64,
@@ -252,6 +300,18 @@ mod tests {
             "~7Edefault",
             "no name reads as the default's"
         );
+        let long = name_part(&"d".repeat(200));
+        assert!(
+            long.len() <= NAME_PART_MAX_BYTES && long.contains("~h"),
+            "{long}"
+        );
+        assert_ne!(
+            long,
+            name_part(&format!("{}e", "d".repeat(199))),
+            "the hash tells them apart"
+        );
+        let long = object_name(&"d".repeat(300), &"r".repeat(300), 1, 3_600, "b", (1, 2));
+        assert!(long.split('/').all(|part| part.len() < 255), "{long}");
         let all = object_name("a b/ü~", "r%p@", 7, 3_600, "ab12", (1, 2));
         assert!(
             all.bytes()
@@ -261,6 +321,15 @@ mod tests {
         // Before 1970: floored, not truncated toward zero.
         assert_eq!(period_of(-1, 3_600), -1);
         assert!(object_name("d", "r", -1, 3_600, "b", (1, 1)).contains("19691231T23"));
+    }
+
+    #[test]
+    fn a_header_cannot_be_forged_by_a_name() {
+        let h = header("plant\n# CONTEXT-DATABASE: victim", "a:b");
+        assert_eq!(h.lines().count(), 3, "{h}");
+        assert!(h.contains("plant~0A# CONTEXT-DATABASE~3A victim"), "{h}");
+        assert!(h.ends_with("# CONTEXT-RETENTION-POLICY: a~3Ab\n"), "{h}");
+        assert_eq!(header_name("plant"), "plant");
     }
 
     #[test]

@@ -60,3 +60,24 @@ impl Target {
         }
     }
 }
+
+impl Target {
+    /// Whether a run may be written now (a directory's root and marker,
+    /// `dir.rs`); S3 answers for itself.
+    pub fn ready(
+        &self,
+        wal: &mut crate::wal::Wal,
+        url: &str,
+        buffer: &str,
+    ) -> Result<(), ArchiveError> {
+        match self {
+            Target::Dir(t) => {
+                if t.ready(wal.archive_marked(url)?, buffer)? {
+                    wal.mark_archive(url)?;
+                }
+                Ok(())
+            }
+            Target::S3(_) => Ok(()),
+        }
+    }
+}

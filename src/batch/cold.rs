@@ -35,17 +35,6 @@ impl ColdTier {
         })
     }
 
-    /// The archive URLs the rules name (to forget the duties of others).
-    pub fn targets(l: &Lifecycle) -> Vec<String> {
-        let mut t: Vec<String> = (l.rules.iter())
-            .filter(|r| !r.cold_storage.is_empty())
-            .map(|r| r.cold_storage.clone())
-            .collect();
-        t.sort();
-        t.dedup();
-        t
-    }
-
     /// The archive a line is owed to (its first archiving rule's).
     fn target_of(&mut self, line: &[u8]) -> Option<usize> {
         let key = series_key(line)?;

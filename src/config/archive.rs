@@ -151,7 +151,14 @@ impl ArchiveTarget {
             if path.chars().any(char::is_control) {
                 return Err(format!("{url:?}: control characters in the path"));
             }
-            return Ok(ArchiveTarget::Dir(PathBuf::from(path)));
+            if path.split('/').any(|s| s == "..") {
+                return Err(format!("{url:?}: give the path without .."));
+            }
+            // One spelling a directory: `file:///x`, `file:///x/` and
+            // `file:////x/./` are one archive (review: two spellings were two
+            // targets whose object names collided).
+            let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
+            return Ok(ArchiveTarget::Dir(PathBuf::from(format!("/{}", segments.join("/")))));
         }
         if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -179,6 +186,19 @@ impl ArchiveTarget {
             });
         }
         Err(format!("{url:?}: give file:///absolute/dir/ or s3://bucket/prefix/"))
+    }
+}
+
+impl ArchiveTarget {
+    /// The one spelling of a target: the key its duties are stored under.
+    pub fn canonical(url: &str) -> Result<String, String> {
+        Ok(match ArchiveTarget::parse(url)? {
+            ArchiveTarget::Dir(root) => {
+                let p = root.display().to_string();
+                format!("file://{}/", p.trim_end_matches('/'))
+            }
+            ArchiveTarget::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
+        })
     }
 }
 
@@ -245,8 +265,21 @@ mod tests {
     fn a_file_target_needs_an_absolute_path_and_s3_is_refused_by_name() {
         assert_eq!(
             ArchiveTarget::parse("file:///mnt/usb/a/"),
-            Ok(ArchiveTarget::Dir("/mnt/usb/a/".into()))
+            Ok(ArchiveTarget::Dir("/mnt/usb/a".into()))
         );
+        for spelling in ["file:///mnt/usb/a", "file:///mnt//usb/./a/", "file:///mnt/usb/a//"] {
+            assert_eq!(
+                ArchiveTarget::canonical(spelling).as_deref(),
+                Ok("file:///mnt/usb/a/"),
+                "{spelling}"
+            );
+        }
+        assert_eq!(ArchiveTarget::canonical("file:///").as_deref(), Ok("file:///"));
+        assert_eq!(
+            ArchiveTarget::canonical("s3://bucket/x").as_deref(),
+            Ok("s3://bucket/x/")
+        );
+        assert!(ArchiveTarget::parse("file:///mnt/../etc").is_err());
         let rel = ArchiveTarget::parse("file://mnt/usb").unwrap_err();
         assert!(rel.contains("absolute"), "{rel}");
         assert_eq!(

@@ -18,7 +18,8 @@ struct Matcher {
     identity: String,
     /// `hot_days` in seconds.
     hot_s: Option<u64>,
-    /// `cold_storage`, as written (the archive target's URL).
+    /// `cold_storage` in its canonical spelling (`ArchiveTarget::canonical`):
+    /// the key its duties are stored under.
     cold: String,
     measurement: Vec<u8>,
     tags: Vec<(Vec<u8>, Vec<Vec<u8>>)>,
@@ -64,7 +65,8 @@ impl LifecycleRules {
             .map(|r| Matcher {
                 identity: identity(r),
                 hot_s: r.hot_days.as_ref().and_then(|d| d.seconds().ok()),
-                cold: r.cold_storage.clone(),
+                cold: crate::config::ArchiveTarget::canonical(&r.cold_storage)
+                    .unwrap_or_else(|_| r.cold_storage.clone()),
                 measurement: r.measurement.as_bytes().to_vec(),
                 tags: r
                     .tags

@@ -28,9 +28,15 @@
 //!              run INTEGER)                    -- the run writing it (archive_runs.id)
 //! INDEX archive_duty_held ON archive_duty(batch_id) WHERE delivered = 1
 //! INDEX archive_duty_queue ON archive_duty(target, seq)
+//! INDEX archive_duty_run ON archive_duty(run) WHERE run IS NOT NULL
 //! archive_runs(id INTEGER PRIMARY KEY,         -- a run recorded before its objects
 //!              target TEXT, db TEXT, rp TEXT,
-//!              first_seq INTEGER, last_seq INTEGER)
+//!              first_seq INTEGER, last_seq INTEGER,
+//!              period_s INTEGER)               -- its objects' period: written again
+//!                                              --   the same after a config change
+//! archive_marks(target TEXT PRIMARY KEY)      -- directory targets written to: their
+//!                                              --   marker file must be there (a disk
+//!                                              --   unmounted is not written under)
 //! archive_meta(buffer_id TEXT NOT NULL)        -- random, made once: in object names,
 //!                                              --   so a new buffer's seq 1 never
 //!                                              --   names an old buffer's object
@@ -52,11 +58,14 @@ CREATE TABLE IF NOT EXISTS archive_duty (
 );
 CREATE INDEX IF NOT EXISTS archive_duty_held ON archive_duty(batch_id) WHERE delivered = 1;
 CREATE INDEX IF NOT EXISTS archive_duty_queue ON archive_duty(target, seq);
+CREATE INDEX IF NOT EXISTS archive_duty_run ON archive_duty(run) WHERE run IS NOT NULL;
 CREATE TABLE IF NOT EXISTS archive_runs (
   id INTEGER PRIMARY KEY,
   target TEXT NOT NULL, db TEXT NOT NULL, rp TEXT NOT NULL,
-  first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL
+  first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+  period_s INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS archive_marks (target TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS archive_meta (buffer_id TEXT NOT NULL);
 CREATE TRIGGER IF NOT EXISTS archive_duty_gone AFTER DELETE ON batches
 BEGIN DELETE FROM archive_duty WHERE batch_id = old.id; END;
@@ -100,6 +109,8 @@ pub struct ArchiveRun {
     pub dest: Destination,
     pub first_seq: i64,
     pub last_seq: i64,
+    /// Seconds of point time an object of it spans (hour or day).
+    pub period_s: u64,
     pub batches: Vec<RunBatch>,
 }
 
@@ -156,6 +167,7 @@ impl Wal {
         target: &str,
         dest: &Destination,
         max_bytes: u64,
+        period_s: u64,
     ) -> Result<Option<ArchiveRun>, WalError> {
         let tx = self
             .conn
@@ -192,8 +204,16 @@ impl Wal {
             return Ok(None);
         };
         tx.execute(
-            "INSERT INTO archive_runs (target, db, rp, first_seq, last_seq) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![target, dest.db, dest.rp, first_seq, last_seq],
+            "INSERT INTO archive_runs (target, db, rp, first_seq, last_seq, period_s)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                target,
+                dest.db,
+                dest.rp,
+                first_seq,
+                last_seq,
+                i64::try_from(period_s).unwrap_or(i64::MAX)
+            ],
         )?;
         let id = tx.last_insert_rowid();
         {
@@ -210,6 +230,7 @@ impl Wal {
             dest: dest.clone(),
             first_seq,
             last_seq,
+            period_s,
             batches,
         }))
     }
@@ -218,7 +239,7 @@ impl Wal {
     /// first: they are written again before any new one.
     pub fn open_runs(&self) -> Result<Vec<ArchiveRun>, WalError> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, target, db, rp, first_seq, last_seq FROM archive_runs ORDER BY id",
+            "SELECT id, target, db, rp, first_seq, last_seq, period_s FROM archive_runs ORDER BY id",
         )?;
         let runs: Vec<ArchiveRun> = stmt
             .query_map([], |r| {
@@ -231,6 +252,7 @@ impl Wal {
                     },
                     first_seq: r.get(4)?,
                     last_seq: r.get(5)?,
+                    period_s: r.get::<_, i64>(6)?.max(1) as u64,
                     batches: Vec::new(),
                 })
             })?
@@ -289,20 +311,43 @@ impl Wal {
     }
 
     /// Drops the duties and runs of archives no rule names any more
-    /// (`targets`: the configured ones), deleting the batches they alone
+    /// (`targets`: the configured ones, each in its canonical spelling;
+    /// `canonical` spells a stored one so), deleting the batches they alone
     /// held; returns the duties dropped. The operator took the archive
-    /// away: what was buffered for it is delivered, not archived.
-    pub fn forget_archives_except(&mut self, targets: &[String]) -> Result<u64, WalError> {
+    /// away: what was buffered for it is delivered, not archived. A stored
+    /// target spelled otherwise than its configured one (`file:///x` for
+    /// `file:///x/`) is the same archive: respelled, kept (review).
+    pub fn forget_archives_except(
+        &mut self,
+        targets: &[String],
+        canonical: impl Fn(&str) -> Option<String>,
+    ) -> Result<u64, WalError> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let gone: Vec<String> = {
-            let mut stmt = tx.prepare("SELECT DISTINCT target FROM archive_duty")?;
+        let stored: Vec<String> = {
+            let mut stmt = tx
+                .prepare("SELECT target FROM archive_duty UNION SELECT target FROM archive_runs")?;
             let all = stmt.query_map([], |r| r.get::<_, String>(0))?;
-            all.filter_map(Result::ok)
-                .filter(|t| !targets.contains(t))
-                .collect()
+            all.collect::<Result<_, _>>()?
         };
+        let mut gone = Vec::new();
+        for t in stored {
+            match canonical(&t).filter(|c| targets.contains(c)) {
+                Some(c) if c == t => {}
+                Some(c) => {
+                    tx.execute(
+                        "UPDATE archive_duty SET target = ?2 WHERE target = ?1",
+                        [&t, &c],
+                    )?;
+                    tx.execute(
+                        "UPDATE archive_runs SET target = ?2 WHERE target = ?1",
+                        [&t, &c],
+                    )?;
+                }
+                None => gone.push(t),
+            }
+        }
         let mut n = 0;
         for t in &gone {
             n += tx.query_row(
@@ -321,6 +366,29 @@ impl Wal {
         }
         tx.commit()?;
         Ok(n.max(0) as u64)
+    }
+
+    /// Whether the directory target `target` was written to before (its
+    /// marker file must then be there).
+    pub fn archive_marked(&self, target: &str) -> Result<bool, WalError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM archive_marks WHERE target = ?1",
+                [target],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Notes that `target`'s marker file was written.
+    pub fn mark_archive(&mut self, target: &str) -> Result<(), WalError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO archive_marks (target) VALUES (?1)",
+            [target],
+        )?;
+        Ok(())
     }
 
     /// This buffer's id in object names, made on first use.

@@ -207,7 +207,7 @@ fn a_batch_leaves_only_once_delivered_counted_and_archived_whatever_the_order() 
                     } else {
                         u64::MAX
                     };
-                    let run = w.start_run(t, &d, cap).unwrap();
+                    let run = w.start_run(t, &d, cap, 3_600).unwrap();
                     let mut waiting: Vec<(i64, i64)> = (m.rows.iter())
                         .filter_map(|(&id, r)| match r.archive {
                             Some((rt, s, None)) if rt == t && r.dest == d => Some((s, id)),
@@ -299,7 +299,8 @@ fn archives_no_rule_names_any_more_release_their_batches() {
     w.finish(&pack, &[]).unwrap();
     assert_eq!(w.archive_queues().unwrap().len(), 2, "both held");
     assert_eq!(
-        w.forget_archives_except(&[TARGETS[1].to_string()]).unwrap(),
+        w.forget_archives_except(&[TARGETS[1].to_string()], |t| Some(t.to_string()))
+            .unwrap(),
         1
     );
     let q = w.archive_queues().unwrap();
