@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "071b03e16ad099d6b3f09f68f31e3c49e2aaade4"
+SRCREV = "af39ebd3b9fcf4ff208f3d45192876aabb29b473"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
