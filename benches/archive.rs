@@ -70,11 +70,14 @@ fn main() {
     let mut raw_bytes = 0u64;
     for body in telemetry(0, bodies, LINES) {
         raw_bytes += body.len() as u64;
+        let stamps: Vec<i64> = hissrv::lineproto::lines(&body)
+            .filter_map(hissrv::lineproto::line_ts)
+            .collect();
         let b = NewBatch {
             dest: dest.clone(),
             points: LINES,
-            first_ts: 0,
-            last_ts: 0,
+            first_ts: stamps.iter().copied().min().unwrap_or(0),
+            last_ts: stamps.iter().copied().max().unwrap_or(0),
             payload: body.to_vec(),
         };
         wal.commit_with_duty_split(&[b], &[], &[], &[Some(url.clone())])
@@ -115,6 +118,7 @@ fn main() {
         base_cpu.push(cpu_s() - c);
 
         let _ = std::fs::remove_dir_all(&target_dir);
+        std::fs::create_dir_all(&target_dir).expect("archive root");
         // Peak RSS from here (Linux: 5 resets VmHWM).
         let _ = std::fs::write("/proc/self/clear_refs", "5");
         let before = hwm_kib();

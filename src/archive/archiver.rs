@@ -378,6 +378,37 @@ impl Archiver {
                     undecodable.insert(b.id);
                     continue;
                 };
+                // The common case: one period, no line break inside a line
+                // (as many newlines as lines the parser's scan finds): the
+                // whole payload at once.
+                let one = period_of(b.first_ts, p);
+                let in_one = one == period_of(b.last_ts, p) && group.contains(&one);
+                let n = if in_one {
+                    crate::lineproto::lines(&lines).count()
+                } else {
+                    0
+                };
+                let whole = in_one
+                    && lines.ends_with(b"\n")
+                    && lines.iter().filter(|&&c| c == b'\n').count() == n;
+                if whole {
+                    let name = object_name(
+                        &run.dest.db,
+                        &run.dest.rp,
+                        one,
+                        p,
+                        &self.buffer_id,
+                        (run.first_seq, run.last_seq),
+                    );
+                    let (main, _) = match open.entry(one) {
+                        std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                        std::collections::btree_map::Entry::Vacant(v) => {
+                            v.insert((target.begin(&name, &run.dest.db, &run.dest.rp)?, None))
+                        }
+                    };
+                    main.payload(&lines, n as u64, b.first_ts, b.last_ts)?;
+                    continue;
+                }
                 for line in crate::lineproto::lines(&lines) {
                     let ts = crate::lineproto::line_ts(line).unwrap_or(b.first_ts);
                     let period = period_of(ts, p);
@@ -440,7 +471,6 @@ impl Archiver {
                     period_s: p,
                     bytes: w.bytes,
                     sha256: w.sha256,
-                    content_sha256: w.content_sha256,
                     multiline_points: multiline,
                     buffer: self.buffer_id.clone(),
                     first_seq: run.first_seq,

@@ -111,10 +111,12 @@ impl DirTarget {
         let written = o.finish()?;
         let path = self.root.join(o.name());
         if path.exists() {
-            let there = File::open(&path)
-                .and_then(content_sha256)
-                .map_err(io(format!("read {}", path.display())))?;
-            if there != written.content_sha256 {
+            let read = |p: &Path| {
+                File::open(p)
+                    .and_then(content_sha256)
+                    .map_err(io(format!("read {}", p.display())))
+            };
+            if read(&path)? != read(o.path())? {
                 return Err(ArchiveError::Conflict {
                     object: path.display().to_string(),
                 });

@@ -62,6 +62,22 @@ impl PartFile {
         w.line(line, ts).map_err(io(what()))
     }
 
+    /// Appends a whole payload (`ObjectWriter::payload`).
+    pub fn payload(
+        &mut self,
+        text: &[u8],
+        points: u64,
+        first: i64,
+        last: i64,
+    ) -> Result<(), ArchiveError> {
+        let what = || format!("write {}", self.part.display());
+        let w = (self.writer.as_mut()).ok_or_else(|| ArchiveError::Io {
+            what: what(),
+            source: std::io::Error::other("already finished"),
+        })?;
+        w.payload(text, points, first, last).map_err(io(what()))
+    }
+
     /// Ends the gzip stream and syncs the file; the file stays until the
     /// part is dropped (or renamed away by the caller).
     pub fn finish(&mut self) -> Result<Written, ArchiveError> {
