@@ -35,6 +35,31 @@ fn main() -> ExitCode {
             let url = url.unwrap_or_else(|| format!("http://{}", cfg.service.http_listen));
             hissrv::observe::status::status(&url).map(|text| print!("{text}"))
         }),
+        Command::Restore {
+            source,
+            url,
+            config,
+            filter,
+            max_rate,
+            dry_run,
+        } => load(config.as_deref()).and_then(|cfg| {
+            let r = hissrv::cli::restore::Restore {
+                source,
+                filter,
+                dry_run,
+                url: url.unwrap_or_else(|| format!("http://{}", cfg.service.http_listen)),
+                auth: cfg.service.auth.clone(),
+                max_rate,
+            };
+            let done = hissrv::cli::restore::restore(&r, &mut std::io::stdout().lock())?;
+            eprintln!(
+                "hissrv: {} {} points from {} objects",
+                if dry_run { "would restore" } else { "restored" },
+                done.points,
+                done.objects
+            );
+            Ok(())
+        }),
         Command::ArchiveList { source } => {
             hissrv::cli::archive_ls::list(&source).map(|text| print!("{text}"))
         }

@@ -504,3 +504,82 @@ fn a_missing_bucket_is_a_visible_error_and_is_created_only_when_the_config_says_
     });
     assert!(agent.log().contains("created the bucket"));
 }
+
+#[test]
+fn restore_sends_an_archived_span_back_through_the_agent_once_and_never_archives_it_again() {
+    let influx = Influx::start();
+    influx.create_db("plant");
+    let archive = TempDir::new("archive-restore");
+    let agent = Hissrv::start_with(
+        &influx.url(),
+        Sections {
+            influxdb: "  database: plant\n",
+            other: &lifecycle(archive.path(), ""),
+            ..Sections::default()
+        },
+    );
+    let start = (now_ns() - 6 * HOUR_NS) / HOUR_NS * HOUR_NS;
+    let body: String = (0..3 * 120)
+        .map(|i| format!("telemetry,id=m{} v={i}i {}\n", i % 3, start + i * 30 * NS))
+        .collect();
+    assert_eq!(agent.post("/write?db=plant", &body).0, 204);
+    wait_for("delivered and archived", DELIVERY_TIMEOUT, || {
+        influx.count("plant", "telemetry") == 360 && agent.buffered_points() == 0
+    });
+    let objects_before = objects(archive.path());
+    let archived = agent.metric("hissrv_archive_points_total");
+    // The middle hour, as the upstream had it; then the upstream loses it all.
+    let (since, until) = (start + HOUR_NS, start + 2 * HOUR_NS);
+    let q = format!("SELECT * FROM telemetry WHERE time >= {since} AND time < {until} GROUP BY *");
+    let want = influx.rows("plant", &q);
+    assert_eq!(want.len(), 120);
+    influx.exec_on("plant", "DROP MEASUREMENT telemetry");
+    wait_for("dropped", DELIVERY_TIMEOUT, || {
+        influx.count("plant", "telemetry") == 0
+    });
+    let restore = |extra: &[&str]| {
+        let out = hissrv_command()
+            .args(["restore"])
+            .arg(format!("file://{}/", archive.path().display()))
+            .args([
+                "--url",
+                &agent.url(),
+                "--since",
+                &since.to_string(),
+                "--until",
+            ])
+            .arg(until.to_string())
+            .args(extra)
+            .output()
+            .expect("hissrv restore");
+        let said = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{said}");
+        said
+    };
+    let said = restore(&["--dry-run"]);
+    assert!(
+        said.contains("would restore 120 points from 1 objects"),
+        "{said}"
+    );
+    assert_eq!(
+        agent.metric("hissrv_points_accepted_total"),
+        360.0,
+        "a dry run sends nothing"
+    );
+    let said = restore(&[]);
+    assert!(
+        said.contains("restored 120 points from 1 objects"),
+        "{said}"
+    );
+    wait_for("the span back upstream", DELIVERY_TIMEOUT, || {
+        influx.count("plant", "telemetry") == 120 && agent.buffered_points() == 0
+    });
+    assert_eq!(influx.rows("plant", &q), want, "the span as it was");
+    assert_eq!(
+        agent.metric("hissrv_archive_points_total"),
+        archived,
+        "restored points are not archived again"
+    );
+    assert_eq!(objects(archive.path()).len(), objects_before.len());
+}

@@ -38,29 +38,38 @@ pub const COMMIT_PIPELINE_DEPTH: usize = 2;
 /// A cut on its way to the commit thread.
 pub struct Cut {
     pub batches: Vec<NewBatch>,
+    /// Per batch: restored from an archive (`Entry::restored`).
+    pub restored: Vec<bool>,
     acks: Vec<AckSender>,
     _permit: SemaphoreGuardArc,
 }
 
-/// Groups ring entries by destination, keeping commit order within each.
-/// A destination's first entry lends its buffer to the batch, grown once to
-/// the final size: a cut of one request per destination copies nothing.
+/// Groups ring entries by destination (and whether restored from an
+/// archive), keeping commit order within each. A group's first entry lends
+/// its buffer to the batch, grown once to the final size: a cut of one
+/// request per destination copies nothing.
 fn cut(entries: Vec<Entry>, permit: SemaphoreGuardArc) -> Cut {
-    let mut totals: Vec<(&crate::route::dest::Destination, usize)> = Vec::new();
+    let mut totals: Vec<(&crate::route::dest::Destination, bool, usize)> = Vec::new();
     for e in &entries {
-        match totals.iter_mut().find(|(d, _)| **d == e.dest) {
-            Some((_, n)) => *n += e.payload.len(),
-            None => totals.push((&e.dest, e.payload.len())),
+        match totals
+            .iter_mut()
+            .find(|(d, r, _)| **d == e.dest && *r == e.restored)
+        {
+            Some((_, _, n)) => *n += e.payload.len(),
+            None => totals.push((&e.dest, e.restored, e.payload.len())),
         }
     }
-    let totals: Vec<usize> = totals.into_iter().map(|(_, n)| n).collect();
+    let totals: Vec<usize> = totals.into_iter().map(|(_, _, n)| n).collect();
     let mut batches: Vec<NewBatch> = Vec::with_capacity(totals.len());
+    let mut restored: Vec<bool> = Vec::with_capacity(totals.len());
     let mut acks = Vec::new();
     for e in entries {
         if let Some(ack) = e.ack {
             acks.push(ack);
         }
-        match batches.iter_mut().find(|b| b.dest == e.dest) {
+        let at =
+            (batches.iter().zip(&restored)).position(|(b, r)| b.dest == e.dest && *r == e.restored);
+        match at.and_then(|i| batches.get_mut(i)) {
             Some(b) => {
                 b.payload.extend_from_slice(&e.payload);
                 b.points += e.points;
@@ -70,6 +79,7 @@ fn cut(entries: Vec<Entry>, permit: SemaphoreGuardArc) -> Cut {
             None => {
                 let mut payload = e.payload;
                 payload.reserve_exact(totals[batches.len()] - payload.len());
+                restored.push(e.restored);
                 batches.push(NewBatch {
                     dest: e.dest,
                     points: e.points,
@@ -82,6 +92,7 @@ fn cut(entries: Vec<Entry>, permit: SemaphoreGuardArc) -> Cut {
     }
     Cut {
         batches,
+        restored,
         acks,
         _permit: permit,
     }
@@ -251,7 +262,8 @@ pub fn spawn_committer(
                 // stored batch).
                 let owed = match cold.as_mut() {
                     Some(c) => {
-                        let (batches, owed) = c.split(std::mem::take(&mut cut.batches));
+                        let (batches, owed) =
+                            c.split(std::mem::take(&mut cut.batches), &cut.restored);
                         cut.batches = batches;
                         owed
                     }
@@ -405,6 +417,7 @@ mod tests {
             payload: payload.as_bytes().to_vec(),
             ack: None,
             arrived: std::time::Instant::now(),
+            restored: false,
         }
     }
 

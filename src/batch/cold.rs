@@ -43,11 +43,22 @@ impl ColdTier {
     }
 
     /// Splits the cut's batches where they mix archives (see the module
-    /// doc); returns the batches and, per batch, the archive it owes.
-    pub fn split(&mut self, batches: Vec<NewBatch>) -> (Vec<NewBatch>, Vec<Option<String>>) {
+    /// doc); returns the batches and, per batch, the archive it owes. A
+    /// batch `restored[i]` (`hissrv restore` sending back what an archive
+    /// holds) owes none: it is there already.
+    pub fn split(
+        &mut self,
+        batches: Vec<NewBatch>,
+        restored: &[bool],
+    ) -> (Vec<NewBatch>, Vec<Option<String>>) {
         let mut out = Vec::with_capacity(batches.len());
         let mut owed = Vec::with_capacity(batches.len());
-        for b in batches {
+        for (i, b) in batches.into_iter().enumerate() {
+            if restored.get(i).copied().unwrap_or(false) {
+                owed.push(None);
+                out.push(b);
+                continue;
+            }
             let mut first: Option<Option<usize>> = None;
             let mut mixed = false;
             for line in crate::lineproto::lines(&b.payload) {
@@ -159,7 +170,10 @@ mod tests {
     fn a_batch_mixing_archives_is_split_per_archive_keeping_each_lines_order() {
         let mut t = tier(&[("a", "file:///x/"), ("b*", "file:///y/")]);
         let mixed = "a v=1 5\nc v=2 3\nb1 v=3 7\na v=4 2\nc v=5 8\n";
-        let (out, owed) = t.split(vec![batch(mixed), batch("a v=1 1\n"), batch("c v=1 1\n")]);
+        let (out, owed) = t.split(
+            vec![batch(mixed), batch("a v=1 1\n"), batch("c v=1 1\n")],
+            &[false, false, false],
+        );
         let texts: Vec<&str> = out
             .iter()
             .map(|b| std::str::from_utf8(&b.payload).unwrap())
@@ -197,7 +211,7 @@ mod tests {
     #[test]
     fn a_line_two_archiving_rules_take_goes_to_the_first_ones_archive() {
         let mut t = tier(&[("a*", "file:///first/"), ("ab", "file:///second/")]);
-        let (out, owed) = t.split(vec![batch("ab v=1 1\n")]);
+        let (out, owed) = t.split(vec![batch("ab v=1 1\n")], &[]);
         assert_eq!(out.len(), 1);
         assert_eq!(owed, [Some("file:///first/".to_string())]);
     }
@@ -206,7 +220,7 @@ mod tests {
     fn a_quoted_newline_in_a_string_field_stays_inside_its_line() {
         let mut t = tier(&[("a", "file:///x/")]);
         let mixed = "a s=\"x\ny\" 1\nc v=2 2\n";
-        let (out, _) = t.split(vec![batch(mixed)]);
+        let (out, _) = t.split(vec![batch(mixed)], &[]);
         assert_eq!(out[0].payload, b"a s=\"x\ny\" 1\n");
         assert_eq!(out[1].payload, b"c v=2 2\n");
     }

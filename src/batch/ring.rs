@@ -52,6 +52,9 @@ pub struct Entry {
     /// Where to report the commit; `None` for UDP (fire and forget).
     pub ack: Option<AckSender>,
     pub arrived: std::time::Instant,
+    /// Points `hissrv restore` sends back from an archive: never owed to
+    /// an archive again (`batch/cold.rs`).
+    pub restored: bool,
 }
 
 pub struct Ring {
@@ -167,6 +170,7 @@ mod tests {
             payload: vec![b'x'; bytes],
             ack: None,
             arrived: std::time::Instant::now(),
+            restored: false,
         }
     }
 

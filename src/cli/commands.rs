@@ -15,7 +15,14 @@ usage: hissrv run [--config PATH]            run the agent (embedded defaults wi
                                              buffered points as line protocol on stdout
                                              (T: RFC 3339 like 2026-11-25T10:00:00Z, or ns)
        hissrv archive ls file:///DIR/          the cold archive's objects with their manifests
+       hissrv restore file:///DIR/ [--url URL | --config PATH] [--destination DB[/RP]]
+                      [--since T] [--until T] [--max-rate POINTS/S] [--dry-run]
+                                             archived points sent back through the agent
        hissrv --version";
+
+/// Points a second `restore` sends by default: a tenth of what one agent
+/// commits on a gateway core, so live writes keep their pace.
+pub const RESTORE_DEFAULT_RATE: u64 = 20_000;
 
 #[derive(Debug, PartialEq)]
 pub enum Command {
@@ -46,6 +53,14 @@ pub enum Command {
     ArchiveList {
         source: String,
     },
+    Restore {
+        source: String,
+        url: Option<String>,
+        config: Option<PathBuf>,
+        filter: crate::cli::inspect::ExportFilter,
+        max_rate: u64,
+        dry_run: bool,
+    },
 }
 
 /// Parses the arguments after the program name.
@@ -59,9 +74,9 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     let mut it = rest.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--dead-letters" => flags.push(a.as_str()),
+            "--dead-letters" | "--dry-run" => flags.push(a.as_str()),
             "--config" | "-c" | "--url" | "--buffer" | "--destination" | "--since" | "--until"
-            | "--get" => {
+            | "--get" | "--max-rate" => {
                 let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
                 let key = if a == "-c" { "--config" } else { a.as_str() };
                 opts.insert(key, v.clone());
@@ -78,8 +93,12 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         if positional.len() != pos {
             return Err(format!("unexpected arguments for {cmd}: {positional:?}"));
         }
-        if !flags.is_empty() && cmd != "export" {
-            return Err(format!("--dead-letters does not apply to {cmd}"));
+        for f in &flags {
+            let applies = (*f == "--dead-letters" && cmd == "export")
+                || (*f == "--dry-run" && cmd == "restore");
+            if !applies {
+                return Err(format!("{f} does not apply to {cmd}"));
+            }
         }
         Ok(())
     };
@@ -140,6 +159,43 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 },
             }
         }
+        "restore" => {
+            allow(
+                &[
+                    "--config",
+                    "--url",
+                    "--destination",
+                    "--since",
+                    "--until",
+                    "--max-rate",
+                ],
+                1,
+            )?;
+            let time = |k: &str| {
+                opts.get(k)
+                    .map(|t| crate::cli::inspect::parse_time(t))
+                    .transpose()
+            };
+            let max_rate = match opts.get("--max-rate") {
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| format!("--max-rate {v:?}: points a second, like 20000"))?,
+                None => RESTORE_DEFAULT_RATE,
+            };
+            Command::Restore {
+                source: positional[0].clone(),
+                url: opts.get("--url").cloned(),
+                config: path("--config"),
+                filter: crate::cli::inspect::ExportFilter {
+                    destination: opts.get("--destination").cloned(),
+                    since_ns: time("--since")?,
+                    until_ns: time("--until")?,
+                    dead_letters: false,
+                },
+                max_rate,
+                dry_run: flags.contains(&"--dry-run"),
+            }
+        }
         "archive" => {
             allow(&[], 2)?;
             if positional[0] != "ls" {
@@ -196,5 +252,25 @@ mod tests {
             })
         );
         assert!(p("archive rm file:///a/").unwrap_err().contains("rm"));
+        let Ok(Command::Restore {
+            filter,
+            dry_run,
+            max_rate,
+            ..
+        }) = p("restore file:///a/ --destination plant --since 5 --dry-run")
+        else {
+            panic!()
+        };
+        assert_eq!(filter.destination.as_deref(), Some("plant"));
+        assert_eq!(
+            (filter.since_ns, dry_run, max_rate),
+            (Some(5), true, RESTORE_DEFAULT_RATE)
+        );
+        assert!(p("inspect --dry-run").unwrap_err().contains("--dry-run"));
+        assert!(
+            p("restore file:///a/ --max-rate fast")
+                .unwrap_err()
+                .contains("fast")
+        );
     }
 }

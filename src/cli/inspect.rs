@@ -193,7 +193,7 @@ pub struct ExportFilter {
 }
 
 impl ExportFilter {
-    fn dest_matches(&self, db: &str, rp: &str) -> bool {
+    pub(crate) fn dest_matches(&self, db: &str, rp: &str) -> bool {
         match &self.destination {
             None => true,
             Some(d) => match d.split_once('/') {
@@ -203,7 +203,7 @@ impl ExportFilter {
         }
     }
 
-    fn time_matches(&self, line: &[u8]) -> bool {
+    pub(crate) fn time_matches(&self, line: &[u8]) -> bool {
         let ts = line.iter().rposition(|&b| b == b' ').and_then(|i| {
             std::str::from_utf8(&line[i + 1..])
                 .ok()?

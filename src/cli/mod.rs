@@ -1,5 +1,6 @@
 //! The command line: `hissrv run | check-config | status | inspect | export
-//! | archive ls` (`archive_ls`: the cold archive's objects)
+//! | archive ls | restore` (`archive_ls`: the cold archive's objects;
+//! `restore`: its points sent back through the agent)
 //! (`commands`: parsing the arguments), and `inspect`/`export`, which read a
 //! buffer file without disturbing the agent that writes it (`inspect_warm`:
 //! inspect's downsampling part).
@@ -13,5 +14,6 @@ pub mod archive_ls;
 mod commands;
 pub mod inspect;
 mod inspect_warm;
+pub mod restore;
 
 pub use commands::*;

@@ -32,6 +32,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// What `/ping` reports as the InfluxDB version: the 1.x API we serve.
+/// The header `hissrv restore` sends with points from an archive: they are
+/// not archived again.
+pub const RESTORE_HEADER: &str = "x-hissrv-restore";
+
 pub const COMPAT_VERSION: &str = concat!("1.8-compatible hissrv/", env!("CARGO_PKG_VERSION"));
 
 #[derive(Clone, Copy, PartialEq)]
@@ -221,11 +225,14 @@ impl Ingest {
         if parsed.points > 0 {
             let (ack, acked) = smol::channel::unbounded();
             let max_destinations = live.config.service.max_destinations;
+            // `hissrv restore` sends back what an archive holds: it is
+            // not owed to the archive again.
+            let restored = req.header(RESTORE_HEADER).is_some();
             let stored = self.store(
                 live.router.as_ref(),
                 dest,
                 &parsed,
-                out,
+                (out, restored),
                 Some(ack),
                 Some(max_destinations),
             );
@@ -273,7 +280,7 @@ impl Ingest {
         router: Option<&Router>,
         dest: Destination,
         parsed: &Parsed,
-        payload: Vec<u8>,
+        (payload, restored): (Vec<u8>, bool),
         ack: Option<crate::batch::ring::AckSender>,
         max_destinations: Option<usize>,
     ) -> Result<usize, Refusal> {
@@ -288,6 +295,7 @@ impl Ingest {
                 payload,
                 ack,
                 arrived,
+                restored,
             }],
             Some(router) => router
                 .route(&dest, &payload)
@@ -300,6 +308,7 @@ impl Ingest {
                     payload: r.payload,
                     ack: ack.clone(),
                     arrived,
+                    restored,
                 })
                 .collect(),
         };
@@ -349,7 +358,7 @@ impl Ingest {
         }
         // The agent's own points go to the configured database, unrouted.
         let dest = Destination::configured(&live.config.influxdb);
-        self.store(None, dest, &parsed, out, None, None).is_ok()
+        self.store(None, dest, &parsed, (out, false), None, None).is_ok()
     }
 
     /// One UDP datagram: parse, store, never answer. Drops are counted.
@@ -387,7 +396,7 @@ impl Ingest {
         }
         let dest = Destination::configured(&live.config.influxdb);
         if self
-            .store(live.router.as_ref(), dest, &parsed, out, None, None)
+            .store(live.router.as_ref(), dest, &parsed, (out, false), None, None)
             .is_err()
         {
             Stats::add(&self.stats.udp_points_dropped, parsed.points);

@@ -216,6 +216,18 @@ impl Influx {
         assert!(r.status().is_success(), "{q}: {}", r.status());
     }
 
+    /// Runs a statement that changes `db` (POST /query with `db`).
+    pub fn exec_on(&self, db: &str, q: &str) {
+        let r = self
+            .client()
+            .post(format!("{}/query", self.url()))
+            .query("db", db)
+            .query("q", q)
+            .send_empty()
+            .expect("influxd answers");
+        assert!(r.status().is_success(), "{q}: {}", r.status());
+    }
+
     /// `SHOW RETENTION POLICIES ON db` as (name, duration) pairs.
     pub fn policies(&self, db: &str) -> Vec<(String, String)> {
         self.rows(db, &format!("SHOW RETENTION POLICIES ON \"{db}\""))
