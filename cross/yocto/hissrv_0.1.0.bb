@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "613d8ff9b666f55e8fc1cb68aeaf0b7a1398ef62"
+SRCREV = "a766a2c8a2fc256bac54aae98676c32c809ef4d8"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
