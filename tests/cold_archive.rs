@@ -221,6 +221,17 @@ fn an_archive_that_cannot_be_written_keeps_every_point_and_delivery_goes_on() {
     let a = h.archive.expect("the archive in /health");
     assert!(a.last_error.contains("usb"), "{}", a.last_error);
     assert_eq!(a.objects_written, 0);
+    let inspect = hissrv_command()
+        .args(["inspect", "--buffer"])
+        .arg(agent.buffer_path())
+        .output()
+        .expect("hissrv inspect");
+    let report = String::from_utf8_lossy(&inspect.stdout);
+    assert!(
+        report.contains("cold archive (owed") && report.contains("plant: 100 points in"),
+        "{report}"
+    );
+    assert!(report.contains("delivered upstream already"), "{report}");
     // The disk is mounted at last: the backlog is archived and leaves.
     std::fs::remove_file(&target).unwrap();
     std::fs::create_dir(&target).unwrap();

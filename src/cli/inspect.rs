@@ -152,6 +152,9 @@ pub fn inspect(path: &Path, now_ms: i64) -> Result<String, String> {
     if has_custody(&c) {
         super::inspect_warm::report(&c, &mut o)?;
     }
+    if has_table(&c, "archive_duty") && has_table(&c, "archive_runs") {
+        super::inspect_archive::report(&c, now_ms, &mut o)?;
+    }
     Ok(o)
 }
 

@@ -13,6 +13,7 @@
 pub mod archive_ls;
 mod commands;
 pub mod inspect;
+mod inspect_archive;
 mod inspect_warm;
 pub mod restore;
 
