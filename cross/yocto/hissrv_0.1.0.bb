@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "a766a2c8a2fc256bac54aae98676c32c809ef4d8"
+SRCREV = "49dfaee3af7000488d58bcf0b545d6cc63898b9b"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
