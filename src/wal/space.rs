@@ -99,12 +99,20 @@ impl Over {
     }
 }
 
-/// Pages a commit touches besides its payload's: the table and index
-/// leaves, `commit_seq`, the header page.
-const COMMIT_OVERHEAD_PAGES: u64 = 4;
+/// Pages a commit touches besides its payload's: the table's and the
+/// index's leaf and interior pages, `commit_seq`, the header page and a
+/// freelist trunk when it reuses free pages, and one to spare (found when a
+/// schema change moved a full buffer 296 bytes past its quota with 4: a
+/// commit through a held WAL wrote two pages more than counted).
+const COMMIT_OVERHEAD_PAGES: u64 = 8;
 
 /// The bytes `payload` bytes take as pages of `page_size` (an overflow page
 /// holds 4 bytes less than a page), plus a commit's other pages.
+/// An SQLite WAL frame's header, before each page it holds.
+const WAL_FRAME_HEADER_BYTES: u64 = 24;
+/// The SQLite WAL file's own header.
+const WAL_HEADER_BYTES: u64 = 32;
+
 fn on_pages(payload: u64, page_size: i64) -> u64 {
     let page = page_size.max(512) as u64;
     payload
@@ -392,13 +400,20 @@ pub(super) fn over_quota(
     let disk = DiskUse::of_connection(conn);
     let incoming = on_pages(incoming, page_size);
     let database = (file.max(0) as u64).max((live.max(0) as u64).saturating_add(incoming));
+    // In the WAL each page is a frame with its own header, and the file
+    // has one (found when a schema change moved a full buffer 296 bytes
+    // past its quota: the frames' headers were not counted).
+    let page = page_size.max(1) as u64;
+    let frames = |bytes: u64| bytes / page * (page + WAL_FRAME_HEADER_BYTES);
     // The WAL grows to its checkpoint size and a commit before it starts
     // over, so that much is always counted (the database file must leave
     // it room); more while a reader holds it.
-    let wal_room = (checkpoint_pages.max(0) as u64).saturating_mul(page_size.max(0) as u64);
+    let wal_room = (checkpoint_pages.max(0) as u64)
+        .saturating_mul(page + WAL_FRAME_HEADER_BYTES)
+        .saturating_add(WAL_HEADER_BYTES);
     let projected = database
         .saturating_add(disk.wal.max(wal_room))
-        .saturating_add(incoming)
+        .saturating_add(frames(incoming))
         .saturating_add(disk.shm);
     Ok((projected > quota_bytes).then(|| Over {
         used: disk.total(),
