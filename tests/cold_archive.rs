@@ -593,4 +593,5 @@ fn restore_sends_an_archived_span_back_through_the_agent_once_and_never_archives
         "restored points are not archived again"
     );
     assert_eq!(objects(archive.path()).len(), objects_before.len());
+    assert_eq!(agent.metric("hissrv_points_restored_total"), 120.0);
 }

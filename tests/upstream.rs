@@ -338,3 +338,28 @@ fn manage_retention_on_2x_creates_the_bucket_through_the_buckets_api_then_delive
     assert_eq!(seen[write].authorization.as_deref(), Some("Token t0k"));
     assert_eq!(*buckets.lock().unwrap(), vec!["week".to_string()]);
 }
+
+#[test]
+fn a_redirect_is_retried_never_taken_for_written() {
+    // A captive portal: the write is sent elsewhere, whose page answers 200
+    // to a GET. Followed, the batch would be deleted and delivered nowhere.
+    let up = Scripted::with_script(vec![
+        Answer::status(302).header("Location", "/portal"),
+        Answer::status(302).header("Location", "/portal"),
+    ]);
+    let h = agent_for(&up, "");
+    assert_eq!(h.post("/write?db=plant", "m v=1i 1").0, 204);
+    wait_for("delivery once the redirects stop", DELIVERY_TIMEOUT, || {
+        h.buffered_points() == 0
+    });
+    let seen = up.seen();
+    assert_eq!(
+        seen.iter().map(|s| s.status).collect::<Vec<_>>(),
+        vec![302, 302, 204],
+        "retried, not followed"
+    );
+    assert!(
+        seen.iter().all(|s| s.body == "m v=1i 1\n"),
+        "every try the batch itself"
+    );
+}

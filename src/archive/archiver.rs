@@ -450,11 +450,15 @@ impl Archiver {
             for (period, (o, side)) in open {
                 let name = o.name().to_string();
                 // The sidecar first: the manifest, last, says both are there.
-                let multiline = match side {
-                    Some(side) => target.confirm(side)?.points,
-                    None => 0,
-                };
-                let w = target.confirm(o)?;
+                let side = side.map(|s| target.confirm(s)).transpose()?;
+                let multiline = side.as_ref().map_or(0, |s| s.points);
+                let mut w = target.confirm(o)?;
+                // The manifest's range covers the sidecar's points too: a
+                // restore by time finds them (second review).
+                if let Some(s) = &side {
+                    w.first_ts = w.first_ts.min(s.first_ts);
+                    w.last_ts = w.last_ts.max(s.last_ts);
+                }
                 let start_ns = period
                     .saturating_mul(p as i64)
                     .saturating_mul(1_000_000_000);

@@ -191,6 +191,11 @@ fn a_line_break_in_a_string_goes_to_the_sidecar_and_cannot_forge_a_header() {
     )
     .unwrap();
     assert_eq!((m.points, m.multiline_points), (1, 1));
+    assert_eq!(
+        (m.first_ts, m.last_ts),
+        (ts, ts + 1),
+        "the range covers the sidecar's point too (a restore by time finds it)"
+    );
 }
 
 #[test]

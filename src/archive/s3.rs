@@ -85,14 +85,22 @@ impl S3Target {
             Some(i) => (rest.get(..i).unwrap_or(rest), rest.get(i..).unwrap_or("")),
             None => (rest, ""),
         };
+        // The Host header ureq sends leaves out the scheme's default port:
+        // the signed one must too (second review: `http://store:80` was
+        // refused every time).
+        let authority = default_port_dropped(scheme, authority);
         let (host, root) = if s3.path_style {
             (authority.to_string(), format!("{base}/{bucket}"))
         } else {
             (format!("{bucket}.{authority}"), base.to_string())
         };
         std::fs::create_dir_all(&spool).map_err(io(format!("create {}", spool.display())))?;
+        // No redirects: ureq would follow one to a PUT as a GET, and that
+        // GET's 200 (a captive portal) would be taken for "stored" (second
+        // review). A 3xx is an error like any other answer but 2xx.
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .max_redirects(0)
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_global(Some(REQUEST_TIMEOUT))
             .build()
@@ -111,10 +119,13 @@ impl S3Target {
         })
     }
 
-    /// Starts object `name` in the spool (a flat file name).
+    /// Starts object `name` in the spool, under the hash of its key (a
+    /// flat name of it can pass 255 bytes: second review).
     pub fn begin(&self, name: &str, db: &str, rp: &str) -> Result<PartFile, ArchiveError> {
-        let flat = name.replace('/', "~");
-        let part = self.spool.join(format!("{flat}{PART_SUFFIX}"));
+        let hash = super::object::hex(&Sha256::digest(name.as_bytes()));
+        let part = self
+            .spool
+            .join(format!("{}{PART_SUFFIX}", hash.get(..32).unwrap_or(&hash)));
         PartFile::create(part, name, db, rp)
     }
 
@@ -262,3 +273,17 @@ impl S3Target {
         })
     }
 }
+
+/// `authority` without the port `scheme` has by default (`:80`, `:443`).
+fn default_port_dropped<'a>(scheme: &str, authority: &'a str) -> &'a str {
+    let default = match scheme {
+        "http" => ":80",
+        "https" => ":443",
+        _ => return authority,
+    };
+    authority.strip_suffix(default).unwrap_or(authority)
+}
+
+#[cfg(test)]
+#[path = "s3_tests.rs"]
+mod tests;

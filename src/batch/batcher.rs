@@ -263,14 +263,17 @@ pub fn spawn_committer(
                 let owed = match cold.as_mut() {
                     Some(c) => {
                         let (batches, owed) =
-                            c.split(std::mem::take(&mut cut.batches), &cut.restored);
+                            c.split(std::mem::take(&mut cut.batches), &mut cut.restored);
                         cut.batches = batches;
                         owed
                     }
                     None => Vec::new(),
                 };
                 // No reserve, no new data: it could wedge the next full disk.
-                let duties = warm.as_mut().map(|w| w.duties(&cut.batches));
+                // Restored points are not counted by the windows again
+                // (second review: a span restored within max_lateness
+                // was counted twice).
+                let duties = warm.as_mut().map(|w| w.duties(&cut.batches, &cut.restored));
                 let splits = (duties.as_ref())
                     .map(|d| WarmTier::splits(&cut.batches, d))
                     .unwrap_or_default();

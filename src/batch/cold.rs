@@ -45,18 +45,21 @@ impl ColdTier {
     /// Splits the cut's batches where they mix archives (see the module
     /// doc); returns the batches and, per batch, the archive it owes. A
     /// batch `restored[i]` (`hissrv restore` sending back what an archive
-    /// holds) owes none: it is there already.
+    /// holds) owes none: it is there already. `restored` is updated to say
+    /// it of each batch returned.
     pub fn split(
         &mut self,
         batches: Vec<NewBatch>,
-        restored: &[bool],
+        restored: &mut Vec<bool>,
     ) -> (Vec<NewBatch>, Vec<Option<String>>) {
         let mut out = Vec::with_capacity(batches.len());
         let mut owed = Vec::with_capacity(batches.len());
+        let was = std::mem::take(restored);
         for (i, b) in batches.into_iter().enumerate() {
-            if restored.get(i).copied().unwrap_or(false) {
+            if was.get(i).copied().unwrap_or(false) {
                 owed.push(None);
                 out.push(b);
+                restored.push(true);
                 continue;
             }
             let mut first: Option<Option<usize>> = None;
@@ -76,6 +79,7 @@ impl ColdTier {
                 let t = first.flatten().and_then(|i| self.rules.cold_target(i));
                 owed.push(t.map(str::to_string));
                 out.push(b);
+                restored.push(false);
                 continue;
             }
             // Per archive in order of first appearance, then the rest.
@@ -172,7 +176,7 @@ mod tests {
         let mixed = "a v=1 5\nc v=2 3\nb1 v=3 7\na v=4 2\nc v=5 8\n";
         let (out, owed) = t.split(
             vec![batch(mixed), batch("a v=1 1\n"), batch("c v=1 1\n")],
-            &[false, false, false],
+            &mut vec![false, false, false],
         );
         let texts: Vec<&str> = out
             .iter()
@@ -211,7 +215,7 @@ mod tests {
     #[test]
     fn a_line_two_archiving_rules_take_goes_to_the_first_ones_archive() {
         let mut t = tier(&[("a*", "file:///first/"), ("ab", "file:///second/")]);
-        let (out, owed) = t.split(vec![batch("ab v=1 1\n")], &[]);
+        let (out, owed) = t.split(vec![batch("ab v=1 1\n")], &mut Vec::new());
         assert_eq!(out.len(), 1);
         assert_eq!(owed, [Some("file:///first/".to_string())]);
     }
@@ -220,7 +224,7 @@ mod tests {
     fn a_quoted_newline_in_a_string_field_stays_inside_its_line() {
         let mut t = tier(&[("a", "file:///x/")]);
         let mixed = "a s=\"x\ny\" 1\nc v=2 2\n";
-        let (out, _) = t.split(vec![batch(mixed)], &[]);
+        let (out, _) = t.split(vec![batch(mixed)], &mut Vec::new());
         assert_eq!(out[0].payload, b"a s=\"x\ny\" 1\n");
         assert_eq!(out[1].payload, b"c v=2 2\n");
     }

@@ -165,9 +165,14 @@ impl WarmTier {
         })
     }
 
-    /// Per batch of a cut: does a rule take any of its lines?
-    pub fn duties(&mut self, batches: &[NewBatch]) -> Vec<bool> {
-        batches.iter().map(|b| self.ds.takes(&b.payload)).collect()
+    /// Per batch of a cut: does a rule take any of its lines? Never one
+    /// `restored[i]` from an archive: its points were counted when they
+    /// first came (second review: a span restored within `max_lateness`
+    /// was counted twice).
+    pub fn duties(&mut self, batches: &[NewBatch], restored: &[bool]) -> Vec<bool> {
+        (batches.iter().enumerate())
+            .map(|(i, b)| !restored.get(i).copied().unwrap_or(false) && self.ds.takes(&b.payload))
+            .collect()
     }
 
     /// The batches with a duty, split once for the codec and the feed,

@@ -56,7 +56,7 @@ fn a_failed_checkpoint_after_a_damaged_start_still_emits_every_window() {
     let bell = Doorbell::default();
     let mut w = WarmTier::start(&cfg, &mut wal, &stats, Arc::default()).expect("warm tier");
     let b = batch(format!("m,h=a f=1i {}\nm,h=a f=2i {}\n", S, 100 * S));
-    let duties = w.duties(std::slice::from_ref(&b));
+    let duties = w.duties(std::slice::from_ref(&b), &[]);
     let splits = WarmTier::splits(std::slice::from_ref(&b), &duties);
     let ids = wal
         .commit_with_duty_split(std::slice::from_ref(&b), &duties, &splits, &[])
@@ -171,4 +171,32 @@ fn a_cut_s_shared_splits_hold_at_most_the_field_budget() {
         splits.iter().map(Option::is_some).collect::<Vec<_>>(),
         [true, true, false]
     );
+}
+
+/// Second review: points `hissrv restore` sends back from an archive were
+/// counted by the windows once already; they owe them nothing again.
+#[test]
+fn restored_batches_owe_the_windows_nothing() {
+    let dir = temp("restored");
+    let cfg = Lifecycle {
+        rules: vec![LifecycleRule {
+            measurement: "m".into(),
+            downsample: "10s".into(),
+            ..LifecycleRule::default()
+        }],
+        ..Lifecycle::default()
+    };
+    let mut wal = Wal::open(&dir.join("buffer.db"), Synchronous::Off, 1 << 30).expect("opens");
+    let stats = Stats::default();
+    let mut w = WarmTier::start(&cfg, &mut wal, &stats, Arc::default()).expect("warm tier");
+    let live = batch(format!("m f=1i {S}\n"));
+    let restored = batch(format!("m f=1i {S}\n"));
+    let batches = [live, restored];
+    assert_eq!(w.duties(&batches, &[false, true]), [true, false]);
+    assert_eq!(
+        w.duties(&batches, &[]),
+        [true, true],
+        "no flags: none restored"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -142,7 +142,7 @@ pub fn restore(r: &Restore, out: &mut dyn Write) -> Result<Restored, String> {
             chosen.push((m.period_start.clone(), name, m));
         }
     }
-    chosen.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    in_commit_order(&mut chosen);
     let mut sender = Sender {
         r,
         agent: ureq::Agent::config_builder()
@@ -178,13 +178,15 @@ pub fn restore(r: &Restore, out: &mut dyn Write) -> Result<Restored, String> {
                 *lines = 0;
                 Ok(())
             };
-            let take = |line: &[u8], body: &mut Vec<u8>, lines: &mut u64| {
+            // Whether `line` goes in, and whether the body must be sent
+            // first to stay within `RESTORE_BODY_MAX_BYTES`.
+            let wanted = |line: &[u8], body: &[u8]| -> (bool, bool) {
                 let header = line.is_empty() || line.first() == Some(&b'#');
-                if !header && r.filter.time_matches(line) {
-                    body.extend_from_slice(line);
-                    body.push(b'\n');
-                    *lines += 1;
-                }
+                let keep = !header && r.filter.time_matches(line);
+                let full = !body.is_empty()
+                    && body.len().saturating_add(line.len()).saturating_add(1)
+                        > RESTORE_BODY_MAX_BYTES;
+                (keep, keep && full)
             };
             if multiline {
                 // Small, and its lines hold line breaks: read whole, split
@@ -193,8 +195,16 @@ pub fn restore(r: &Restore, out: &mut dyn Write) -> Result<Restored, String> {
                 std::io::Read::read_to_end(&mut gz, &mut text)
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                 for line in crate::lineproto::lines(&text) {
-                    take(line, &mut body, &mut lines);
-                    if lines as usize >= RESTORE_LINES_MAX || body.len() >= RESTORE_BODY_MAX_BYTES {
+                    let (keep, send_first) = wanted(line, &body);
+                    if send_first {
+                        flush(&mut body, &mut lines)?;
+                    }
+                    if keep {
+                        body.extend_from_slice(line);
+                        body.push(b'\n');
+                        lines += 1;
+                    }
+                    if lines as usize >= RESTORE_LINES_MAX {
                         flush(&mut body, &mut lines)?;
                     }
                 }
@@ -209,8 +219,16 @@ pub fn restore(r: &Restore, out: &mut dyn Write) -> Result<Restored, String> {
                         break;
                     }
                     let l = line.strip_suffix(b"\n").unwrap_or(&line);
-                    take(l, &mut body, &mut lines);
-                    if lines as usize >= RESTORE_LINES_MAX || body.len() >= RESTORE_BODY_MAX_BYTES {
+                    let (keep, send_first) = wanted(l, &body);
+                    if send_first {
+                        flush(&mut body, &mut lines)?;
+                    }
+                    if keep {
+                        body.extend_from_slice(l);
+                        body.push(b'\n');
+                        lines += 1;
+                    }
+                    if lines as usize >= RESTORE_LINES_MAX {
                         flush(&mut body, &mut lines)?;
                     }
                 }
@@ -231,4 +249,50 @@ pub fn restore(r: &Restore, out: &mut dyn Write) -> Result<Restored, String> {
         let _ = writeln!(out, "skipped {s} (no manifest: not whole yet)");
     }
     Ok(done)
+}
+
+/// Objects `(period start, name, manifest)` by period, then in commit
+/// order (the names' numbers are not padded: by name, commit 10 came before
+/// commit 2, and a corrected point was restored with its old value last:
+/// second review).
+fn in_commit_order(chosen: &mut [(String, String, object::Manifest)]) {
+    chosen.sort_by(|a, b| {
+        (&a.0, &a.2.buffer, a.2.first_seq, &a.1).cmp(&(&b.0, &b.2.buffer, b.2.first_seq, &b.1))
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_period_s_objects_are_restored_in_commit_order_not_name_order() {
+        let m = |first_seq: i64| object::Manifest {
+            object: String::new(),
+            database: "d".into(),
+            retention_policy: String::new(),
+            points: 1,
+            first_ts: 0,
+            last_ts: 0,
+            first: String::new(),
+            last: String::new(),
+            period_start: "p".into(),
+            period_s: 3_600,
+            bytes: 0,
+            sha256: String::new(),
+            multiline_points: 0,
+            buffer: "b".into(),
+            first_seq,
+            last_seq: first_seq,
+            format: String::new(),
+        };
+        let mut chosen = vec![
+            ("p".to_string(), "x.b-10-10.lp.gz".to_string(), m(10)),
+            ("p".to_string(), "x.b-2-9.lp.gz".to_string(), m(2)),
+            ("o".to_string(), "x.b-30-30.lp.gz".to_string(), m(30)),
+        ];
+        in_commit_order(&mut chosen);
+        let order: Vec<i64> = chosen.iter().map(|c| c.2.first_seq).collect();
+        assert_eq!(order, [30, 2, 10]);
+    }
 }

@@ -81,8 +81,11 @@ impl Default for S3 {
     }
 }
 
-/// Keys for S3; empty ones are taken from the environment
-/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`).
+/// Keys for S3, as a set: from the config when it names a key id, else all
+/// three from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`). Never mixed: a stale token left in the environment
+/// signed with long-term keys of the config is refused by AWS every time
+/// (second review).
 #[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct S3Credentials {
@@ -101,19 +104,21 @@ impl std::fmt::Debug for S3Credentials {
 }
 
 impl S3Credentials {
-    /// These, each empty one from the environment.
+    /// The keys in force: these when they name a key id, else the
+    /// environment's.
     pub fn resolved(&self) -> S3Credentials {
-        let env = |v: &str, name: &str| {
-            if v.is_empty() {
-                std::env::var(name).unwrap_or_default()
-            } else {
-                v.to_string()
-            }
-        };
+        if !self.access_key_id.is_empty() {
+            return self.clone();
+        }
+        self.or_from(|name| std::env::var(name).ok())
+    }
+
+    /// The keys of `env` (a variable's value by name), all three.
+    fn or_from(&self, env: impl Fn(&str) -> Option<String>) -> S3Credentials {
         S3Credentials {
-            access_key_id: env(&self.access_key_id, "AWS_ACCESS_KEY_ID"),
-            secret_access_key: env(&self.secret_access_key, "AWS_SECRET_ACCESS_KEY"),
-            session_token: env(&self.session_token, "AWS_SESSION_TOKEN"),
+            access_key_id: env("AWS_ACCESS_KEY_ID").unwrap_or_default(),
+            secret_access_key: env("AWS_SECRET_ACCESS_KEY").unwrap_or_default(),
+            session_token: env("AWS_SESSION_TOKEN").unwrap_or_default(),
         }
     }
 }
@@ -311,7 +316,11 @@ mod tests {
             session_token: String::new(),
         };
         assert!(!format!("{c:?}").contains("s3cr3t"));
-        assert_eq!(c.resolved().secret_access_key, "s3cr3t");
+        assert_eq!(c.resolved(), c, "the config's keys, whole");
+        let env = |name: &str| Some(format!("env-{name}"));
+        let from_env = S3Credentials::default().or_from(env);
+        assert_eq!(from_env.access_key_id, "env-AWS_ACCESS_KEY_ID");
+        assert_eq!(from_env.session_token, "env-AWS_SESSION_TOKEN");
     }
 
     #[test]

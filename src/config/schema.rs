@@ -433,7 +433,13 @@ impl Config {
 
     pub fn to_redacted_yaml(&self) -> String {
         let mut c = self.clone();
-        for secret in [&mut c.influxdb.token, &mut c.influxdb.password] {
+        let s3 = &mut c.lifecycle.archive.s3.credentials;
+        for secret in [
+            &mut c.influxdb.token,
+            &mut c.influxdb.password,
+            &mut s3.secret_access_key,
+            &mut s3.session_token,
+        ] {
             if !secret.is_empty() {
                 *secret = "<redacted>".into();
             }

@@ -274,3 +274,21 @@ fn one_setting_is_read_by_its_dotted_key_sections_and_unknown_keys_are_errors() 
     assert!(c.setting("buffer").unwrap_err().contains("section"));
     assert!(c.setting("buffer.nope").unwrap_err().contains("no setting"));
 }
+
+/// Second review: the S3 secret and token are printed redacted too.
+#[test]
+fn the_s3_secret_is_redacted_when_printed() {
+    let c = Config::from_yaml(
+        "lifecycle: {archive: {s3: {access_key_id: AKIA, secret_access_key: s3-s3cr3t, session_token: s3-t0k}}}",
+    )
+    .unwrap();
+    let printed = c.to_redacted_yaml();
+    for secret in ["s3-s3cr3t", "s3-t0k"] {
+        assert!(!printed.contains(secret), "{secret} in {printed}");
+    }
+    assert!(printed.contains("AKIA"), "the key id is not a secret");
+    assert_ne!(
+        c.setting("lifecycle.archive.s3.secret_access_key").unwrap(),
+        "s3-s3cr3t"
+    );
+}

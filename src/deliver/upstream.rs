@@ -175,8 +175,13 @@ impl Upstream {
                 )
             }
         };
+        // No redirects: ureq follows a 301/302/303 to a POST as a GET, and
+        // that GET's 200 (a captive portal, a proxy's login page) would read
+        // as "written": the batch deleted, delivered nowhere (found by the
+        // archive's second review). A 3xx is retried like a 5xx.
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .max_redirects(0)
             .timeout_global(Some(Duration::from_millis(cfg.timeout_ms)))
             .max_idle_connections_per_host(2)
             .user_agent(concat!("hissrv/", env!("CARGO_PKG_VERSION")))

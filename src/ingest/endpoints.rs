@@ -227,7 +227,10 @@ impl Ingest {
             let max_destinations = live.config.service.max_destinations;
             // `hissrv restore` sends back what an archive holds: it is
             // not owed to the archive again.
-            let restored = req.header(RESTORE_HEADER).is_some();
+            let restored = req.header(RESTORE_HEADER) == Some("1");
+            if restored {
+                Stats::add(&self.stats.points_restored, parsed.points);
+            }
             let stored = self.store(
                 live.router.as_ref(),
                 dest,

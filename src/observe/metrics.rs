@@ -48,6 +48,12 @@ pub fn render(s: &Stats, ring: &RingGauges) -> String {
     );
     counter(
         &mut o,
+        "hissrv_points_restored_total",
+        "Points written with the x-hissrv-restore header (hissrv restore): never archived again.",
+        &[("", &s.points_restored)],
+    );
+    counter(
+        &mut o,
         "hissrv_points_accepted_total",
         "Points committed to the write-ahead buffer.",
         &[("", &s.points_committed)],

@@ -11,6 +11,9 @@ pub struct Stats {
     pub http_requests: AtomicU64,
     /// Points parsed and offered to the rings (HTTP + UDP).
     pub points_received: AtomicU64,
+    /// Points written with the restore header (`hissrv restore`): not
+    /// archived again. Counted, as any producer could send the header.
+    pub points_restored: AtomicU64,
     /// Points committed to the write-ahead buffer.
     pub points_committed: AtomicU64,
     pub batches_committed: AtomicU64,
@@ -109,6 +112,7 @@ impl Default for Stats {
         Stats {
             http_requests: AtomicU64::new(0),
             points_received: AtomicU64::new(0),
+            points_restored: AtomicU64::new(0),
             points_committed: AtomicU64::new(0),
             batches_committed: AtomicU64::new(0),
             bytes_committed: AtomicU64::new(0),

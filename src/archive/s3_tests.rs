@@ -1,0 +1,133 @@
+//! The S3 target against scripted stores: the second review's holes.
+
+use super::*;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+
+fn settings(endpoint: &str) -> crate::config::S3Settings {
+    crate::config::S3Settings {
+        endpoint: endpoint.into(),
+        path_style: true,
+        ..Default::default()
+    }
+}
+
+fn keys() -> LiveKeys {
+    Arc::new(Mutex::new(S3Credentials {
+        access_key_id: "AKIA".into(),
+        secret_access_key: "secret".into(),
+        session_token: String::new(),
+    }))
+}
+
+fn spool(tag: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("hissrv-s3-{tag}-{}", std::process::id()))
+}
+
+/// A store that answers each request with the next of `answers`; returns
+/// the request lines it saw.
+fn store(answers: Vec<&'static [u8]>) -> (u16, std::thread::JoinHandle<Vec<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let h = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for answer in answers {
+            let Ok((s, _)) = listener.accept() else { break };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut headers = Vec::new();
+            loop {
+                let mut l = String::new();
+                if r.read_line(&mut l).unwrap_or(0) == 0 || l.trim().is_empty() {
+                    break;
+                }
+                headers.push(l.trim().to_string());
+            }
+            let len: usize = (headers.iter())
+                .find_map(|h| {
+                    let h = h.to_ascii_lowercase();
+                    h.strip_prefix("content-length:")?.trim().parse().ok()
+                })
+                .unwrap_or(0);
+            let mut body = vec![0u8; len];
+            let _ = std::io::Read::read_exact(&mut r, &mut body);
+            let _ = std::io::Write::write_all(&mut &s, answer);
+            seen.push(headers.first().cloned().unwrap_or_default());
+        }
+        seen
+    });
+    (port, h)
+}
+
+#[test]
+fn a_redirected_put_is_an_error_not_stored() {
+    let (port, seen) = store(vec![
+        b"HTTP/1.1 302 Found\r\nlocation: /portal\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+    ]);
+    let dir = spool("redirect");
+    let t = S3Target::new(
+        "bucket",
+        "p/",
+        &settings(&format!("http://127.0.0.1:{port}")),
+        dir.clone(),
+        keys(),
+    )
+    .unwrap();
+    let mut o = t.begin("a/b.lp.gz", "db", "").unwrap();
+    o.line(b"m v=1 1", 1).unwrap();
+    let confirmed = t.confirm(o);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        matches!(confirmed, Err(ArchiveError::Store { status: 302, .. })),
+        "{confirmed:?}"
+    );
+    assert_eq!(
+        seen.join().unwrap().len(),
+        1,
+        "the redirect was not followed"
+    );
+}
+
+#[test]
+fn the_signed_host_leaves_out_the_default_port_as_the_sent_one_does() {
+    assert_eq!(default_port_dropped("http", "store:80"), "store");
+    assert_eq!(
+        default_port_dropped("https", "s3.example.com:443"),
+        "s3.example.com"
+    );
+    assert_eq!(default_port_dropped("http", "store:9000"), "store:9000");
+    assert_eq!(default_port_dropped("https", "store:80"), "store:80");
+    let t = S3Target::new(
+        "bucket",
+        "",
+        &settings("http://127.0.0.1:80"),
+        spool("host"),
+        keys(),
+    )
+    .unwrap();
+    assert_eq!(t.host, "127.0.0.1");
+    let _ = std::fs::remove_dir_all(spool("host"));
+}
+
+#[test]
+fn a_long_destination_is_spooled_under_a_short_name() {
+    let dir = spool("long");
+    let t = S3Target::new(
+        "bucket",
+        "p/",
+        &settings("http://127.0.0.1:9"),
+        dir.clone(),
+        keys(),
+    )
+    .unwrap();
+    let name = crate::archive::object::object_name(
+        &"d".repeat(200),
+        &"r".repeat(200),
+        1,
+        3_600,
+        "0123456789abcdef",
+        (1, 1),
+    );
+    let begun = t.begin(&name, &"d".repeat(200), &"r".repeat(200));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(begun.is_ok(), "{:?}", begun.err());
+}
