@@ -27,6 +27,7 @@ pub mod archiver;
 pub mod dir;
 pub mod object;
 pub mod part;
+mod run;
 pub mod s3;
 pub mod sigv4;
 pub mod target;
