@@ -50,6 +50,7 @@ fn main() -> ExitCode {
                 url: url.unwrap_or_else(|| format!("http://{}", cfg.service.http_listen)),
                 auth: cfg.service.auth.clone(),
                 max_rate,
+                s3: cfg.lifecycle.archive.s3.clone(),
             };
             let done = hissrv::cli::restore::restore(&r, &mut std::io::stdout().lock())?;
             eprintln!(
@@ -60,9 +61,10 @@ fn main() -> ExitCode {
             );
             Ok(())
         }),
-        Command::ArchiveList { source } => {
-            hissrv::cli::archive_ls::list(&source).map(|text| print!("{text}"))
-        }
+        Command::ArchiveList { source, config } => load(config.as_deref()).and_then(|cfg| {
+            hissrv::cli::archive_ls::list(&source, &cfg.lifecycle.archive.s3)
+                .map(|text| print!("{text}"))
+        }),
         Command::Inspect { buffer, config } => buffer_path(buffer, config).and_then(|p| {
             hissrv::cli::inspect::inspect(&p, hissrv::clock::now_ms()).map(|text| print!("{text}"))
         }),

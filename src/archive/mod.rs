@@ -30,6 +30,7 @@ pub mod part;
 mod run;
 pub mod s3;
 pub mod sigv4;
+pub mod source;
 pub mod target;
 
 /// Why an archive could not be written: each is retried after a back-off

@@ -240,6 +240,11 @@ impl S3Target {
         }
     }
 
+    /// `s3://bucket/prefix/`, for messages.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
     fn unreachable(&self, e: ureq::Error) -> ArchiveError {
         ArchiveError::Io {
             what: format!("reach {}", self.label),
@@ -283,6 +288,9 @@ fn default_port_dropped<'a>(scheme: &str, authority: &'a str) -> &'a str {
     };
     authority.strip_suffix(default).unwrap_or(authority)
 }
+
+#[path = "s3_read.rs"]
+mod read;
 
 #[cfg(test)]
 #[path = "s3_tests.rs"]

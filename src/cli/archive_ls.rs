@@ -1,23 +1,18 @@
-//! `hissrv archive ls SOURCE`: the objects of a cold archive with what their
-//! manifests say, one a line, by name (destination, then day), and a total. An object
-//! without a manifest (being written, or a crash between the two renames:
-//! the next run writes it again) is listed as such.
+//! `hissrv archive ls SOURCE [--config PATH]`: the objects of a cold archive
+//! (a directory, or an S3 bucket with the store and keys of
+//! `lifecycle.archive.s3`) with what their manifests say, one a line, by
+//! name (destination, then day), and a total. An object without a manifest
+//! (being written, or a crash between the two: the next run writes it
+//! again) is listed as such.
 
-use crate::archive::dir;
-use crate::config::ArchiveTarget;
+use crate::archive::source::Source;
+use crate::config::S3Settings;
 use std::fmt::Write;
 
 /// The listing, or why not.
-pub fn list(source: &str) -> Result<String, String> {
-    let root = match ArchiveTarget::parse(source)? {
-        ArchiveTarget::Dir(root) => root,
-        ArchiveTarget::S3 { .. } => {
-            return Err(format!(
-                "{source}: listing an S3 archive is not built yet (aws s3 ls {source} lists it)"
-            ));
-        }
-    };
-    let objects = dir::list(&root).map_err(|e| e.to_string())?;
+pub fn list(source: &str, s3: &S3Settings) -> Result<String, String> {
+    let src = Source::open(source, s3, &s3.credentials.resolved())?;
+    let objects = src.objects()?;
     let mut o = String::new();
     let (mut points, mut bytes) = (0u64, 0u64);
     for (name, m) in &objects {
@@ -40,7 +35,7 @@ pub fn list(source: &str) -> Result<String, String> {
         o,
         "{} objects, {points} points, {bytes} bytes in {}",
         objects.len(),
-        root.display()
+        src.label()
     );
     Ok(o)
 }

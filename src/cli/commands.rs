@@ -14,8 +14,10 @@ usage: hissrv run [--config PATH]            run the agent (embedded defaults wi
                      [--since T] [--until T] [--dead-letters]
                                              buffered points as line protocol on stdout
                                              (T: RFC 3339 like 2026-11-25T10:00:00Z, or ns)
-       hissrv archive ls file:///DIR/          the cold archive's objects with their manifests
-       hissrv restore file:///DIR/ [--url URL | --config PATH] [--destination DB[/RP]]
+       hissrv archive ls file:///DIR/|s3://BUCKET/PREFIX/ [--config PATH]
+                                             the cold archive's objects with their manifests
+                                             (S3: the store and keys of the config)
+       hissrv restore SOURCE [--url URL | --config PATH] [--destination DB[/RP]]
                       [--since T] [--until T] [--max-rate POINTS/S] [--dry-run]
                                              archived points sent back through the agent
        hissrv --version";
@@ -52,6 +54,7 @@ pub enum Command {
     /// `archive ls SOURCE`: a `cold_storage` URL.
     ArchiveList {
         source: String,
+        config: Option<PathBuf>,
     },
     Restore {
         source: String,
@@ -197,12 +200,13 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             }
         }
         "archive" => {
-            allow(&[], 2)?;
+            allow(&["--config"], 2)?;
             if positional[0] != "ls" {
                 return Err(format!("unknown archive command {:?} (ls)", positional[0]));
             }
             Command::ArchiveList {
                 source: positional[1].clone(),
+                config: path("--config"),
             }
         }
         other => return Err(format!("unknown command {other:?}")),
@@ -248,7 +252,8 @@ mod tests {
         assert_eq!(
             p("archive ls file:///a/"),
             Ok(Command::ArchiveList {
-                source: "file:///a/".into()
+                source: "file:///a/".into(),
+                config: None
             })
         );
         assert!(p("archive rm file:///a/").unwrap_err().contains("rm"));

@@ -15,9 +15,10 @@
 //! Objects without a manifest (being written, or cut short by a crash and
 //! written again by the agent) are skipped and named.
 
-use crate::archive::{dir, object};
+use crate::archive::object;
+use crate::archive::source::Source;
 use crate::cli::inspect::ExportFilter;
-use crate::config::{ArchiveTarget, Auth};
+use crate::config::{Auth, S3Settings};
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
@@ -40,6 +41,8 @@ pub struct Restore {
     pub auth: Auth,
     /// Points a second at most (0: no limit).
     pub max_rate: u64,
+    /// The store and keys of an `s3://` source.
+    pub s3: S3Settings,
 }
 
 /// What a restore did.
@@ -120,18 +123,10 @@ impl Sender<'_> {
 
 /// Runs a restore; lists (dry run) or progress to `out`.
 pub fn restore(r: &Restore, out: &mut dyn Write) -> Result<Restored, String> {
-    let root = match ArchiveTarget::parse(&r.source)? {
-        ArchiveTarget::Dir(root) => root,
-        ArchiveTarget::S3 { .. } => {
-            return Err(format!(
-                "{}: restoring from S3 is not built yet: copy the objects down (aws s3 sync {} DIR) and restore file:///DIR/",
-                r.source, r.source
-            ));
-        }
-    };
+    let src = Source::open(&r.source, &r.s3, &r.s3.credentials.resolved())?;
     let mut done = Restored::default();
     let mut chosen = Vec::new();
-    for (name, m) in dir::list(&root).map_err(|e| e.to_string())? {
+    for (name, m) in src.objects()? {
         let Some(m) = m else {
             done.skipped.push(name);
             continue;
@@ -154,18 +149,14 @@ pub fn restore(r: &Restore, out: &mut dyn Write) -> Result<Restored, String> {
         sent: 0,
     };
     for (_, name, m) in chosen {
-        let mut files = vec![(root.join(&name), false)];
+        let mut files = vec![(name.clone(), false)];
         if m.multiline_points > 0 {
             let stem = name.strip_suffix(object::OBJECT_SUFFIX).unwrap_or(&name);
-            files.push((
-                root.join(format!("{stem}{}", object::MULTILINE_SUFFIX)),
-                true,
-            ));
+            files.push((format!("{stem}{}", object::MULTILINE_SUFFIX), true));
         }
         let mut points = 0u64;
         for (path, multiline) in files {
-            let file = std::fs::File::open(&path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let file = src.read(&path)?;
             let mut gz = std::io::BufReader::new(flate2::read::GzDecoder::new(file));
             let mut body = Vec::new();
             let mut lines = 0u64;
@@ -193,7 +184,7 @@ pub fn restore(r: &Restore, out: &mut dyn Write) -> Result<Restored, String> {
                 // as the parser does (quotes respected).
                 let mut text = Vec::new();
                 std::io::Read::read_to_end(&mut gz, &mut text)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                    .map_err(|e| format!("cannot read {path}: {e}"))?;
                 for line in crate::lineproto::lines(&text) {
                     let (keep, send_first) = wanted(line, &body);
                     if send_first {
@@ -214,7 +205,7 @@ pub fn restore(r: &Restore, out: &mut dyn Write) -> Result<Restored, String> {
                     line.clear();
                     let n = gz
                         .read_until(b'\n', &mut line)
-                        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                        .map_err(|e| format!("cannot read {path}: {e}"))?;
                     if n == 0 {
                         break;
                     }
