@@ -322,3 +322,7 @@ impl Archiver {
 #[cfg(test)]
 #[path = "archiver_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "restore_tests.rs"]
+mod restore_tests;

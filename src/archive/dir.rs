@@ -197,12 +197,31 @@ pub fn list(root: &Path) -> Result<Vec<(String, Option<Manifest>)>, ArchiveError
             if !rel.ends_with(super::object::OBJECT_SUFFIX) {
                 continue;
             }
-            let manifest = fs::read_to_string(format!("{}{MANIFEST_SUFFIX}", p.display()))
-                .ok()
-                .and_then(|t| miniserde::json::from_str::<Manifest>(&t).ok());
+            let manifest =
+                manifest_text(&PathBuf::from(format!("{}{MANIFEST_SUFFIX}", p.display())))
+                    .and_then(|t| miniserde::json::from_str::<Manifest>(&t).ok());
             out.push((rel.to_string(), manifest));
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
+}
+
+/// A manifest's text: a regular file of at most
+/// `source::MANIFEST_MAX_BYTES` (links, FIFOs and devices are not read, nor
+/// a hostile gigabyte: third review).
+fn manifest_text(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let meta = fs::symlink_metadata(path).ok()?;
+    let max = super::source::MANIFEST_MAX_BYTES;
+    if !meta.is_file() || meta.len() > max {
+        return None;
+    }
+    let mut text = String::new();
+    File::open(path)
+        .ok()?
+        .take(max)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
 }

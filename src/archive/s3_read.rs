@@ -145,11 +145,23 @@ impl S3Target {
                 .first()
                 .is_some_and(|t| t == "true");
             token = elements(&xml, "NextContinuationToken").into_iter().next();
-            if !truncated || token.is_none() {
+            if !truncated {
                 return Ok(keys);
             }
+            // A listing that says there is more and gives no way to it
+            // would end short, silently (third review).
+            if token.is_none() {
+                return Err(self.listing_error("truncated without a NextContinuationToken"));
+            }
         }
-        Ok(keys)
+        Err(self.listing_error("more pages than LIST_PAGES_MAX"))
+    }
+
+    fn listing_error(&self, why: &str) -> ArchiveError {
+        ArchiveError::Io {
+            what: format!("list {}", self.label),
+            source: std::io::Error::other(why.to_string()),
+        }
     }
 
     /// Object `name` (under the prefix), streamed.

@@ -7,7 +7,69 @@ use super::s3::S3Target;
 use crate::config::{ArchiveTarget, S3Credentials, S3Settings};
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// A manifest's bytes at most: hissrv writes a few hundred; a hostile one
+/// (a sparse gigabyte, a link to `/dev/zero`) is not read whole (third
+/// review).
+pub const MANIFEST_MAX_BYTES: u64 = 64 * 1024;
+/// An object fetched to a local file at most (its gzip bytes).
+const FETCH_MAX_BYTES: u64 = 4 << 30;
+
+/// Temp files of this process, numbered.
+static FETCHED: AtomicU64 = AtomicU64::new(0);
+
+/// An object as a local file: the archive's own (a directory) or a copy
+/// fetched whole (S3), removed when dropped. Fetched first, so a slow
+/// restore never holds a download open, and checked before any point is
+/// sent (third review).
+pub struct Local {
+    path: PathBuf,
+    temp: bool,
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        if self.temp {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl Local {
+    /// Its bytes are `bytes` long with SHA-256 `sha` (the manifest's), or
+    /// an error naming the object.
+    pub fn verify(&self, bytes: u64, sha: &str, name: &str) -> Result<(), String> {
+        use sha2::Digest;
+        let mut f = self.reader(name)?;
+        let mut h = sha2::Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut n = 0u64;
+        loop {
+            let k = f
+                .read(&mut buf)
+                .map_err(|e| format!("cannot read {name}: {e}"))?;
+            if k == 0 {
+                break;
+            }
+            n = n.saturating_add(k as u64);
+            h.update(buf.get(..k).unwrap_or(&buf));
+        }
+        let got = super::object::hex(&h.finalize());
+        if n != bytes || got != sha {
+            return Err(format!(
+                "{name} is damaged ({n} bytes, sha256 {got}; its manifest says {bytes} bytes, {sha}): not sent"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads it from the start.
+    pub fn reader(&self, name: &str) -> Result<std::fs::File, String> {
+        std::fs::File::open(&self.path).map_err(|e| format!("cannot read {name}: {e}"))
+    }
+}
 
 pub enum Source {
     Dir(PathBuf),
@@ -46,14 +108,17 @@ impl Source {
                 let mut out = Vec::new();
                 for k in keys.iter().filter(|k| k.ends_with(OBJECT_SUFFIX)) {
                     let manifest = format!("{k}{MANIFEST_SUFFIX}");
-                    let m = if all.contains(manifest.as_str()) {
-                        let mut text = String::new();
-                        let mut r = t.open(&manifest).map_err(|e| e.to_string())?;
-                        r.read_to_string(&mut text).map_err(|e| e.to_string())?;
-                        miniserde::json::from_str::<Manifest>(&text).ok()
-                    } else {
-                        None
-                    };
+                    // One unreadable manifest is that object's "none", not
+                    // the whole listing's failure (third review).
+                    let m = all
+                        .contains(manifest.as_str())
+                        .then(|| {
+                            let mut text = String::new();
+                            let r = t.open(&manifest).ok()?;
+                            r.take(MANIFEST_MAX_BYTES).read_to_string(&mut text).ok()?;
+                            miniserde::json::from_str::<Manifest>(&text).ok()
+                        })
+                        .flatten();
                     out.push((k.clone(), m));
                 }
                 out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -62,16 +127,35 @@ impl Source {
         }
     }
 
-    /// Object `name`'s bytes (gzip), streamed.
-    pub fn read(&self, name: &str) -> Result<Box<dyn Read + Send>, String> {
+    /// Object `name` as a local file (see `Local`).
+    pub fn local(&self, name: &str) -> Result<Local, String> {
         match self {
             Source::Dir(root) => {
                 let path = root.join(name);
-                let f = std::fs::File::open(&path)
+                let meta = std::fs::symlink_metadata(&path)
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                Ok(Box::new(f))
+                if !meta.is_file() {
+                    return Err(format!("{}: not a regular file", path.display()));
+                }
+                Ok(Local { path, temp: false })
             }
-            Source::S3(t) => t.open(name).map_err(|e| e.to_string()),
+            Source::S3(t) => {
+                let n = FETCHED.fetch_add(1, Ordering::Relaxed);
+                let path = std::env::temp_dir()
+                    .join(format!("hissrv-restore-{}-{n}.gz", std::process::id()));
+                let local = Local { path, temp: true };
+                let mut file = std::fs::File::create(&local.path)
+                    .map_err(|e| format!("cannot write {}: {e}", local.path.display()))?;
+                let body = t.open(name).map_err(|e| e.to_string())?;
+                let copied = std::io::copy(&mut body.take(FETCH_MAX_BYTES + 1), &mut file)
+                    .map_err(|e| format!("cannot fetch {name}: {e}"))?;
+                if copied > FETCH_MAX_BYTES {
+                    return Err(format!(
+                        "{name}: larger than {FETCH_MAX_BYTES} bytes; not fetched"
+                    ));
+                }
+                Ok(local)
+            }
         }
     }
 

@@ -19,7 +19,7 @@ use crate::archive::object;
 use crate::archive::source::Source;
 use crate::cli::inspect::ExportFilter;
 use crate::config::{Auth, S3Settings};
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::time::{Duration, Instant};
 
 /// Lines a request: the agent's rings take this in one go (≈ 1 MiB).
@@ -30,6 +30,8 @@ const RESTORE_BODY_MAX_BYTES: usize = 1 << 20;
 const RETRY_WAIT_MS: u64 = 1_000;
 /// Tries of one request before giving up (with Retry-After waits, minutes).
 const RETRY_MAX: u32 = 600;
+/// A sidecar's text at most, unpacked: its points are read whole.
+const SIDECAR_MAX_BYTES: u64 = 256 << 20;
 
 pub struct Restore {
     pub source: String,
@@ -149,15 +151,27 @@ pub fn restore(r: &Restore, out: &mut dyn Write) -> Result<Restored, String> {
         sent: 0,
     };
     for (_, name, m) in chosen {
-        let mut files = vec![(name.clone(), false)];
+        // The sidecar first: its points came from the same run, and a
+        // correction of one of them is likelier written later as a plain
+        // line (third review; order between the two files is not kept).
+        let mut files = Vec::new();
         if m.multiline_points > 0 {
             let stem = name.strip_suffix(object::OBJECT_SUFFIX).unwrap_or(&name);
             files.push((format!("{stem}{}", object::MULTILINE_SUFFIX), true));
         }
+        files.push((name.clone(), false));
         let mut points = 0u64;
         for (path, multiline) in files {
-            let file = src.read(&path)?;
-            let mut gz = std::io::BufReader::new(flate2::read::GzDecoder::new(file));
+            // Fetched whole to a local file and checked against the
+            // manifest before a point is sent: a damaged object sends
+            // nothing (third review: a flipped byte sent altered points
+            // before gzip's CRC at the end said so).
+            let local = src.local(&path)?;
+            if !multiline {
+                local.verify(m.bytes, &m.sha256, &path)?;
+            }
+            let gz = flate2::read::GzDecoder::new(local.reader(&path)?);
+            let mut gz = std::io::BufReader::new(gz);
             let mut body = Vec::new();
             let mut lines = 0u64;
             let mut flush = |body: &mut Vec<u8>, lines: &mut u64| -> Result<(), String> {
@@ -169,59 +183,68 @@ pub fn restore(r: &Restore, out: &mut dyn Write) -> Result<Restored, String> {
                 *lines = 0;
                 Ok(())
             };
-            // Whether `line` goes in, and whether the body must be sent
-            // first to stay within `RESTORE_BODY_MAX_BYTES`.
-            let wanted = |line: &[u8], body: &[u8]| -> (bool, bool) {
-                let header = line.is_empty() || line.first() == Some(&b'#');
-                let keep = !header && r.filter.time_matches(line);
-                let full = !body.is_empty()
+            let mut add = |line: &[u8],
+                           body: &mut Vec<u8>,
+                           lines: &mut u64|
+             -> Result<(), String> {
+                if line.is_empty() || line.first() == Some(&b'#') || !r.filter.time_matches(line) {
+                    return Ok(());
+                }
+                // Within RESTORE_BODY_MAX_BYTES: the body goes first.
+                if !body.is_empty()
                     && body.len().saturating_add(line.len()).saturating_add(1)
-                        > RESTORE_BODY_MAX_BYTES;
-                (keep, keep && full)
+                        > RESTORE_BODY_MAX_BYTES
+                {
+                    flush(body, lines)?;
+                }
+                body.extend_from_slice(line);
+                body.push(b'\n');
+                *lines += 1;
+                if *lines as usize >= RESTORE_LINES_MAX {
+                    flush(body, lines)?;
+                }
+                Ok(())
             };
             if multiline {
-                // Small, and its lines hold line breaks: read whole, split
-                // as the parser does (quotes respected).
+                // Its lines hold line breaks: read it (bounded), drop the
+                // header as written (a name with a quote must not open a
+                // string: third review), split as the parser does.
                 let mut text = Vec::new();
-                std::io::Read::read_to_end(&mut gz, &mut text)
-                    .map_err(|e| format!("cannot read {path}: {e}"))?;
-                for line in crate::lineproto::lines(&text) {
-                    let (keep, send_first) = wanted(line, &body);
-                    if send_first {
-                        flush(&mut body, &mut lines)?;
-                    }
-                    if keep {
-                        body.extend_from_slice(line);
-                        body.push(b'\n');
-                        lines += 1;
-                    }
-                    if lines as usize >= RESTORE_LINES_MAX {
-                        flush(&mut body, &mut lines)?;
-                    }
+                std::io::Read::read_to_end(
+                    &mut std::io::Read::take(&mut gz, SIDECAR_MAX_BYTES + 1),
+                    &mut text,
+                )
+                .map_err(|e| format!("cannot read {path}: {e}"))?;
+                if text.len() as u64 > SIDECAR_MAX_BYTES {
+                    return Err(format!(
+                        "{path}: longer than {SIDECAR_MAX_BYTES} bytes unpacked; not sent"
+                    ));
+                }
+                let header = object::header(&m.database, &m.retention_policy);
+                let data = text.strip_prefix(header.as_bytes()).unwrap_or(&text);
+                for line in crate::lineproto::lines(data) {
+                    add(line, &mut body, &mut lines)?;
                 }
             } else {
                 let mut line = Vec::new();
                 loop {
                     line.clear();
-                    let n = gz
+                    // A line no request could carry is damage, not a
+                    // reason to hold gigabytes (third review: a gzip bomb).
+                    let n = (&mut gz)
+                        .take(RESTORE_BODY_MAX_BYTES as u64 + 1)
                         .read_until(b'\n', &mut line)
                         .map_err(|e| format!("cannot read {path}: {e}"))?;
                     if n == 0 {
                         break;
                     }
+                    if !line.ends_with(b"\n") && n > RESTORE_BODY_MAX_BYTES {
+                        return Err(format!(
+                            "{path}: a line longer than {RESTORE_BODY_MAX_BYTES} bytes; the object is damaged, not sent further"
+                        ));
+                    }
                     let l = line.strip_suffix(b"\n").unwrap_or(&line);
-                    let (keep, send_first) = wanted(l, &body);
-                    if send_first {
-                        flush(&mut body, &mut lines)?;
-                    }
-                    if keep {
-                        body.extend_from_slice(l);
-                        body.push(b'\n');
-                        lines += 1;
-                    }
-                    if lines as usize >= RESTORE_LINES_MAX {
-                        flush(&mut body, &mut lines)?;
-                    }
+                    add(l, &mut body, &mut lines)?;
                 }
             }
             flush(&mut body, &mut lines)?;
@@ -242,13 +265,16 @@ pub fn restore(r: &Restore, out: &mut dyn Write) -> Result<Restored, String> {
     Ok(done)
 }
 
-/// Objects `(period start, name, manifest)` by period, then in commit
-/// order (the names' numbers are not padded: by name, commit 10 came before
-/// commit 2, and a corrected point was restored with its old value last:
-/// second review).
+/// Objects `(period start, name, manifest)` in commit order (the names'
+/// numbers are not padded: by name, commit 10 came before commit 2, and a
+/// corrected point was restored with its old value last: second review).
+/// Objects of different buffers (a replaced SD card) by buffer id.
 fn in_commit_order(chosen: &mut [(String, String, object::Manifest)]) {
+    // Commits first, the period within a run (third review: after a change
+    // from hour to day objects, a day object holding a later correction
+    // sorted before the hour it corrects).
     chosen.sort_by(|a, b| {
-        (&a.0, &a.2.buffer, a.2.first_seq, &a.1).cmp(&(&b.0, &b.2.buffer, b.2.first_seq, &b.1))
+        (&a.2.buffer, a.2.first_seq, &a.0, &a.1).cmp(&(&b.2.buffer, b.2.first_seq, &b.0, &b.1))
     });
 }
 
@@ -284,6 +310,6 @@ mod tests {
         ];
         in_commit_order(&mut chosen);
         let order: Vec<i64> = chosen.iter().map(|c| c.2.first_seq).collect();
-        assert_eq!(order, [30, 2, 10]);
+        assert_eq!(order, [2, 10, 30], "by commit, whatever the period");
     }
 }

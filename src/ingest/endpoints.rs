@@ -228,9 +228,6 @@ impl Ingest {
             // `hissrv restore` sends back what an archive holds: it is
             // not owed to the archive again.
             let restored = req.header(RESTORE_HEADER) == Some("1");
-            if restored {
-                Stats::add(&self.stats.points_restored, parsed.points);
-            }
             let stored = self.store(
                 live.router.as_ref(),
                 dest,
@@ -269,6 +266,10 @@ impl Ingest {
             self.stats
                 .ack_latency
                 .observe(arrived.elapsed().as_secs_f64());
+            // Counted once stored (a refused try is sent again).
+            if restored {
+                Stats::add(&self.stats.points_restored, parsed.points);
+            }
         }
         if parsed.rejected > 0 {
             return error(api, 400, parse_failure(&parsed));
