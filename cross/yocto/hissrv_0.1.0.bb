@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "e51fa4419273387facb4a96428d59f016dc953e7"
+SRCREV = "cafdc4c6c04ac05a86df825a4fc9dcd4ab3f9e1e"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
