@@ -157,6 +157,47 @@ impl S3Target {
         })
     }
 
+    /// The request path of `path` under the bucket's root (`""`: the
+    /// bucket itself), encoded as sent and signed.
+    fn path_of(&self, path: &str) -> String {
+        let full = if path.is_empty() {
+            self.root.clone()
+        } else {
+            format!("{}/{path}", self.root)
+        };
+        let encoded = encode_path(&full);
+        if encoded.is_empty() {
+            "/".to_string()
+        } else {
+            encoded
+        }
+    }
+
+    /// The SigV4 headers of a request (none without a key id: an open
+    /// store), with the keys in force now.
+    fn signed(&self, method: &str, path: &str, query: &str, sha: &str) -> Vec<(String, String)> {
+        let k = (self.keys.lock().map(|k| k.resolved())).unwrap_or_default();
+        if k.access_key_id.is_empty() {
+            return Vec::new();
+        }
+        let keys = Keys {
+            access_key_id: &k.access_key_id,
+            secret_access_key: &k.secret_access_key,
+            session_token: (!k.session_token.is_empty()).then_some(k.session_token.as_str()),
+            region: &self.region,
+        };
+        let now_s = crate::clock::now_ms().div_euclid(1_000);
+        sign(
+            &keys,
+            method,
+            path,
+            query,
+            &[("host", &self.host)],
+            sha,
+            now_s,
+        )
+    }
+
     /// A signed PUT of `path` under the bucket's root (`""`: the bucket
     /// itself), its body of SHA-256 `sha` sent by `send`.
     fn request(
@@ -166,32 +207,11 @@ impl S3Target {
         sha: &str,
         send: &SendWith,
     ) -> Result<(), ArchiveError> {
-        let k = (self.keys.lock().map(|k| k.resolved())).unwrap_or_default();
-        let full = format!("{}/{path}", self.root);
-        let path = encode_path(if path.is_empty() {
-            self.root.as_str()
-        } else {
-            full.as_str()
-        });
-        let path = if path.is_empty() {
-            "/".to_string()
-        } else {
-            path
-        };
+        let path = self.path_of(path);
         let mut req =
             (self.agent.put(format!("{}{path}", self.base))).header("content-type", content_type);
-        if !k.access_key_id.is_empty() {
-            let keys = Keys {
-                access_key_id: &k.access_key_id,
-                secret_access_key: &k.secret_access_key,
-                session_token: (!k.session_token.is_empty()).then_some(k.session_token.as_str()),
-                region: &self.region,
-            };
-            let now_s = crate::clock::now_ms().div_euclid(1_000);
-            for (name, value) in sign(&keys, "PUT", &path, "", &[("host", &self.host)], sha, now_s)
-            {
-                req = req.header(name, value);
-            }
+        for (name, value) in self.signed("PUT", &path, "", sha) {
+            req = req.header(name, value);
         }
         self.judge(send(req)?)
     }

@@ -4,7 +4,6 @@
 //! XML is read for the few elements needed, nothing more.
 
 use super::super::ArchiveError;
-use super::super::sigv4::{Keys, encode_path, sign};
 use super::S3Target;
 
 /// SHA-256 of an empty payload: every GET's.
@@ -15,15 +14,7 @@ const LIST_PAGES_MAX: usize = 100_000;
 
 /// A query value as SigV4 and S3 want it: every byte but `A-Za-z0-9-._~`.
 fn encode_query(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    super::super::sigv4::uri_encode(v, false)
 }
 
 /// The text of each `<tag>…</tag>` in `xml`, entities decoded.
@@ -57,18 +48,7 @@ impl S3Target {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<ureq::http::Response<ureq::Body>, ArchiveError> {
-        let k = (self.keys.lock().map(|k| k.resolved())).unwrap_or_default();
-        let full = if path.is_empty() {
-            self.root.clone()
-        } else {
-            format!("{}/{path}", self.root)
-        };
-        let path = encode_path(&full);
-        let path = if path.is_empty() {
-            "/".to_string()
-        } else {
-            path
-        };
+        let path = self.path_of(path);
         let mut pairs: Vec<(String, String)> = query
             .iter()
             .map(|(k, v)| (encode_query(k), encode_query(v)))
@@ -82,26 +62,8 @@ impl S3Target {
             format!("{}{path}?{canonical}", self.base)
         };
         let mut req = self.agent.get(url);
-        if !k.access_key_id.is_empty() {
-            let keys = Keys {
-                access_key_id: &k.access_key_id,
-                secret_access_key: &k.secret_access_key,
-                session_token: (!k.session_token.is_empty()).then_some(k.session_token.as_str()),
-                region: &self.region,
-            };
-            let now_s = crate::clock::now_ms().div_euclid(1_000);
-            let headers = sign(
-                &keys,
-                "GET",
-                &path,
-                &canonical,
-                &[("host", &self.host)],
-                EMPTY_SHA256,
-                now_s,
-            );
-            for (name, value) in headers {
-                req = req.header(name, value);
-            }
+        for (name, value) in self.signed("GET", &path, &canonical, EMPTY_SHA256) {
+            req = req.header(name, value);
         }
         let answer = req.call().map_err(|e| self.unreachable(e))?;
         if answer.status().is_success() {

@@ -48,9 +48,15 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
 /// An S3 path percent-encoded as SigV4 wants it: every byte but
 /// `A-Za-z0-9-._~` and `/`.
 pub fn encode_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for b in path.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+    uri_encode(path, true)
+}
+
+/// SigV4's URI encoding: every byte but `A-Za-z0-9-._~` (and `/` when
+/// `keep_slash`: a path) as `%XX`.
+pub fn uri_encode(s: &str, keep_slash: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || (keep_slash && b == b'/') {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));

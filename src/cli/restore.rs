@@ -71,17 +71,7 @@ impl Sender<'_> {
                 std::thread::sleep(wait);
             }
         }
-        let enc = |s: &str| -> String {
-            s.bytes()
-                .map(|b| {
-                    if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                        (b as char).to_string()
-                    } else {
-                        format!("%{b:02X}")
-                    }
-                })
-                .collect()
-        };
+        let enc = |s: &str| crate::archive::sigv4::uri_encode(s, false);
         let mut url = format!("{}/write?precision=ns&db={}", self.r.url, enc(db));
         if !rp.is_empty() {
             url.push_str(&format!("&rp={}", enc(rp)));
