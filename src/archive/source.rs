@@ -7,7 +7,8 @@ use super::s3::S3Target;
 use crate::config::{ArchiveTarget, S3Credentials, S3Settings};
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use portable_atomic::AtomicU64;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 /// A manifest's bytes at most: hissrv writes a few hundred; a hostile one
