@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "796fdde20f0affb62df97dab3340b42b19915867"
+SRCREV = "f649ef06b05c10f9c4f8eb6178f21dd78ffcc06a"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
