@@ -5,9 +5,9 @@
 use super::object::{MANIFEST_SUFFIX, Manifest, OBJECT_SUFFIX};
 use super::s3::S3Target;
 use crate::config::{ArchiveTarget, S3Credentials, S3Settings};
+use portable_atomic::AtomicU64;
 use std::io::Read;
 use std::path::PathBuf;
-use portable_atomic::AtomicU64;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
