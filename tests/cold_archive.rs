@@ -317,56 +317,14 @@ fn kill_minus_nine_while_archiving_loses_no_point_and_repeats_only_whole_identic
     };
     // Small objects: many runs, so kills land inside them.
     let mut agent = Hissrv::start_with(&influx.url(), sections("    max_object_mb: 1\n"));
-    let mut next = {
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        }
-    };
-    let base = (now_ns() - 30 * HOUR_NS) / HOUR_NS * HOUR_NS;
-    let mut acked: Vec<String> = Vec::new();
-    let mut n = 0i64;
-    for _cycle in 0..6 {
-        for _ in 0..(2 + next() % 4) {
-            // Points over many hours: runs with several objects each.
-            let lines: Vec<String> = (0..3_000)
-                .map(|_| {
-                    n += 1;
-                    let t = base + (n % 30) * HOUR_NS + n;
-                    format!("telemetry,id=m{} v={n}i {t}", n % 5)
-                })
-                .collect();
-            let (status, _) = agent.post("/write?db=plant", &(lines.join("\n") + "\n"));
-            if status == 204 {
-                acked.extend(lines);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(next() % 1_500));
-        agent.kill9();
-        agent.spawn();
-    }
+    let acked = write_and_kill(&mut agent);
     wait_for(
         "everything archived and delivered",
         Duration::from_secs(120),
         || agent.buffered_points() == 0,
     );
     assert!(parts_left(archive.path()).is_empty());
-    let lines = archived_lines(archive.path());
-    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
-    for (l, object) in &lines {
-        if let Some(first) = seen.insert(l, object) {
-            panic!("{l} in two objects: {first} and {object}");
-        }
-    }
-    for l in &acked {
-        assert!(
-            seen.contains_key(l.as_str()),
-            "acknowledged {l} not archived"
-        );
-    }
+    each_once(&archived_lines(archive.path()), &acked);
     assert!(agent.log().contains("archive"), "the archiver ran");
 }
 
@@ -628,4 +586,84 @@ fn restore_sends_an_archived_span_back_through_the_agent_once_and_never_archives
     );
     assert_eq!(objects(archive.path()).len(), objects_before.len());
     assert_eq!(agent.metric("hissrv_points_restored_total"), 120.0);
+}
+
+/// Six cycles of writes (points over 30 hours: runs of many objects) each
+/// ended by a kill -9 at a random moment and a restart; the lines the
+/// agent acknowledged.
+fn write_and_kill(agent: &mut Hissrv) -> Vec<String> {
+    let mut next = {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    };
+    let base = (now_ns() - 30 * HOUR_NS) / HOUR_NS * HOUR_NS;
+    let mut acked: Vec<String> = Vec::new();
+    let mut n = 0i64;
+    for _cycle in 0..6 {
+        for _ in 0..(2 + next() % 4) {
+            let lines: Vec<String> = (0..3_000)
+                .map(|_| {
+                    n += 1;
+                    let t = base + (n % 30) * HOUR_NS + n;
+                    format!("telemetry,id=m{} v={n}i {t}", n % 5)
+                })
+                .collect();
+            let (status, _) = agent.post("/write?db=plant", &(lines.join("\n") + "\n"));
+            if status == 204 {
+                acked.extend(lines);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(next() % 1_500));
+        agent.kill9();
+        agent.spawn();
+    }
+    acked
+}
+
+/// Every acknowledged line in exactly one object (a run written again
+/// after a kill rewrites the same object under the same name).
+fn each_once(lines: &[(String, String)], acked: &[String]) {
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for (l, object) in lines {
+        if let Some(first) = seen.insert(l, object) {
+            panic!("{l} in two objects: {first} and {object}");
+        }
+    }
+    for l in acked {
+        assert!(
+            seen.contains_key(l.as_str()),
+            "acknowledged {l} not archived"
+        );
+    }
+}
+
+#[test]
+fn kill_minus_nine_while_uploading_to_s3_loses_no_point_and_repeats_only_whole_objects() {
+    let moto = moto::Moto::start("plant-archive");
+    let influx = Influx::start();
+    influx.create_db("plant");
+    let lines = s3_lifecycle(&moto, &moto.secret, "    max_object_mb: 1\n");
+    let mut agent = Hissrv::start_with(
+        &influx.url(),
+        Sections {
+            influxdb: "  database: plant\n",
+            other: &lines,
+            ..Sections::default()
+        },
+    );
+    let acked = write_and_kill(&mut agent);
+    wait_for(
+        "everything uploaded and delivered",
+        Duration::from_secs(120),
+        || agent.buffered_points() == 0,
+    );
+    let got = moto.snapshot();
+    each_once(&archived_lines(&got.path().join("gw7")), &acked);
+    let spool = PathBuf::from(format!("{}-archive", agent.buffer_path().display()));
+    assert!(parts_left(&spool).is_empty(), "no spool file left behind");
 }
