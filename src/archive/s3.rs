@@ -310,7 +310,7 @@ fn default_port_dropped<'a>(scheme: &str, authority: &'a str) -> &'a str {
 }
 
 #[path = "s3_read.rs"]
-mod read;
+pub mod read;
 
 #[cfg(test)]
 #[path = "s3_tests.rs"]

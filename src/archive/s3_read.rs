@@ -40,6 +40,18 @@ fn elements(xml: &str, tag: &str) -> Vec<String> {
     out
 }
 
+/// One ListObjectsV2 page: its keys, whether more follow, and the token to
+/// them. Any text is taken (a store's answer is input: fuzzed,
+/// `fuzz/fuzz_targets/archive_read.rs`).
+pub fn parse_listing(xml: &str) -> (Vec<String>, bool, Option<String>) {
+    let keys = elements(xml, "Key");
+    let truncated = elements(xml, "IsTruncated")
+        .first()
+        .is_some_and(|t| t == "true");
+    let token = elements(xml, "NextContinuationToken").into_iter().next();
+    (keys, truncated, token)
+}
+
 impl S3Target {
     /// A signed GET of `path` under the bucket's root (`""`: the bucket)
     /// with `query` (name, value); the answer when 2xx.
@@ -100,13 +112,11 @@ impl S3Target {
                 .limit(64 << 20)
                 .read_to_string()
                 .map_err(|e| self.unreachable(e))?;
-            for k in elements(&xml, "Key") {
+            let (page, truncated, next) = parse_listing(&xml);
+            for k in page {
                 keys.push(k.strip_prefix(&self.prefix).unwrap_or(&k).to_string());
             }
-            let truncated = elements(&xml, "IsTruncated")
-                .first()
-                .is_some_and(|t| t == "true");
-            token = elements(&xml, "NextContinuationToken").into_iter().next();
+            token = next;
             if !truncated {
                 return Ok(keys);
             }
