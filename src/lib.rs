@@ -7,8 +7,8 @@
 //! The folders are the pipeline's stages (ARCHITECTURE.md has the picture and
 //! the rules): points flow
 //! [`ingest`] → [`batch`] → [`wal`] → [`deliver`], and every stage may use the
-//! shared layers below it: [`route`], [`observe`], [`config`], [`lineproto`],
-//! [`clock`]. Nothing below reaches up (`tests/code_map.rs` checks it).
+//! shared layers below it: [`route`], [`observe`], [`tls`], [`config`],
+//! [`lineproto`], [`clock`]. Nothing below reaches up (`tests/code_map.rs` checks it).
 //!
 //! - [`ingest`]: HTTP and UDP listeners, the InfluxDB-compatible endpoints,
 //!   credentials, the body budget, the agent's own metrics as points.
@@ -26,6 +26,8 @@
 //!   engine; the commit thread drives it).
 //! - [`observe`]: counters, gauges, histograms; `/metrics`; `/health` and
 //!   `hissrv status`.
+//! - [`tls`]: private CAs and client certificates, for the upstream's client
+//!   and the S3 store's.
 //! - [`config`]: the YAML config, embedded defaults, validation.
 //! - [`lineproto`]: line protocol, InfluxDB 1.6's rules.
 //! - [`clock`]: wall time and the forwarder's clock.
@@ -68,4 +70,5 @@ pub mod observe;
 pub mod route;
 #[cfg(test)]
 mod sim_tests;
+pub mod tls;
 pub mod wal;

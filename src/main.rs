@@ -105,9 +105,9 @@ fn load(path: Option<&Path>) -> Result<Config, String> {
         Some(p) => Config::load(p)
             .map_err(|e| format!("{}: {e}", p.display()))
             .and_then(|c| {
-                // The TLS files parsed as the upstream client will (a key
-                // that does not fit its certificate is refused here).
-                hissrv::deliver::tls::tls_config(&c.influxdb.tls)
+                // The TLS files parsed as the clients will (a key that does
+                // not fit its certificate is refused here).
+                hissrv::tls::check_files(&c)
                     .map(|_| c)
                     .map_err(|e| format!("{}: {e}", p.display()))
             }),

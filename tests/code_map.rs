@@ -20,6 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["wal"],
     &["route", "downsample"],
     &["observe"],
+    &["tls"],
     &["config"],
     &["lineproto"],
     &["clock"],

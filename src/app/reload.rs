@@ -13,8 +13,9 @@
 //! - on the forwarder (through its mailbox, at its next request): upstream
 //!   URL, API and credentials, packing, backlog replay, retry, drain
 //!   priorities, retention (and `manage_retention` runs again);
-//! - on the archiver (at its next request): the S3 keys of
-//!   `lifecycle.archive.s3` (a corrected secret uploads the backlog).
+//! - on the archiver (at its next request): the S3 keys and TLS files of
+//!   `lifecycle.archive.s3` (a corrected secret or a renewed certificate
+//!   uploads the backlog).
 //!
 //! Settings read only at start — listen addresses, connection and body
 //! limits, self-monitoring, the ring size, the buffer file and its
@@ -49,17 +50,20 @@ pub struct Reloader {
     pub mailbox: Mailbox,
     pub bell: Arc<Doorbell>,
     pub stats: Arc<Stats>,
-    /// The archiver's S3 keys (live).
-    pub archive_keys: crate::archive::s3::LiveKeys,
+    /// The archiver's S3 keys and TLS settings (live).
+    pub archive_live: crate::archive::s3::LiveS3,
 }
 
 /// Copies the restart-only settings of `started` into `new`; returns the keys
 /// that differed (they need a restart).
 pub fn keep_restart_only(started: &Config, new: &mut Config) -> Vec<String> {
     let mut changed = Vec::new();
-    // The S3 keys are live; the rest of `lifecycle` is compared without them.
+    // The S3 keys and TLS files are live; the rest of `lifecycle` is
+    // compared without them.
     let keys = new.lifecycle.archive.s3.credentials.clone();
+    let tls = new.lifecycle.archive.s3.tls.clone();
     new.lifecycle.archive.s3.credentials = started.lifecycle.archive.s3.credentials.clone();
+    new.lifecycle.archive.s3.tls = started.lifecycle.archive.s3.tls.clone();
     macro_rules! keep {
         ($($key:literal => $($f:ident).+;)*) => {$(
             if new.$($f).+ != started.$($f).+ {
@@ -92,6 +96,7 @@ pub fn keep_restart_only(started: &Config, new: &mut Config) -> Vec<String> {
         "lifecycle" => lifecycle;
     }
     new.lifecycle.archive.s3.credentials = keys;
+    new.lifecycle.archive.s3.tls = tls;
     changed
 }
 
@@ -156,11 +161,7 @@ impl Reloader {
     pub fn reload(&self, in_force: &mut String) {
         let loaded = Config::load(&self.path)
             .map_err(|e| e.to_string())
-            .and_then(|c| {
-                crate::deliver::tls::tls_config(&c.influxdb.tls)
-                    .map(|_| c)
-                    .map_err(|e| e.to_string())
-            });
+            .and_then(|c| crate::tls::check_files(&c).map(|_| c));
         let mut new = match loaded {
             Ok(c) => c,
             Err(e) => {
@@ -197,11 +198,16 @@ impl Reloader {
         if let Ok(mut m) = self.mailbox.lock() {
             *m = Some(new.clone());
         }
-        if let Ok(mut k) = self.archive_keys.lock()
-            && *k != new.lifecycle.archive.s3.credentials
-        {
-            *k = new.lifecycle.archive.s3.credentials.clone();
-            log::info!("archive: S3 keys reloaded; in force at the next upload");
+        if let Ok(mut live) = self.archive_live.lock() {
+            let s3 = &new.lifecycle.archive.s3;
+            if live.keys != s3.credentials {
+                log::info!("archive: S3 keys reloaded; in force at the next upload");
+            }
+            live.keys = s3.credentials.clone();
+            // A new client at the next upload: the TLS files may have been
+            // renewed under the same names (the in-force text changed).
+            live.tls = s3.tls.clone();
+            live.generation = live.generation.wrapping_add(1);
         }
         self.bell.ring();
         self.ingest.apply(Settings::new(new));
@@ -219,8 +225,11 @@ impl Reloader {
 /// the forwarder's back-off).
 fn in_force_text(cfg: &Config) -> String {
     let mut text = serde_norway::to_string(cfg).unwrap_or_default();
-    let t = &cfg.influxdb.tls;
-    for f in [&t.ca_file, &t.client_cert, &t.client_key] {
+    let (t, s) = (&cfg.influxdb.tls, &cfg.lifecycle.archive.s3.tls);
+    for f in [&t.ca_file, &t.client_cert, &t.client_key]
+        .into_iter()
+        .chain([&s.ca_file, &s.client_cert, &s.client_key])
+    {
         if f.is_empty() {
             continue;
         }
@@ -280,10 +289,10 @@ lifecycle: {rules: [{measurement: m, downsample: 5m}]}
     }
 
     #[test]
-    fn s3_keys_are_live_and_the_rest_of_the_archive_needs_a_restart() {
+    fn s3_keys_and_tls_are_live_and_the_rest_of_the_archive_needs_a_restart() {
         let started = Config::default();
         let mut new = Config::from_yaml(
-            "lifecycle: {archive: {s3: {access_key_id: AK, secret_access_key: fixed}}}",
+            "lifecycle: {archive: {s3: {access_key_id: AK, secret_access_key: fixed, tls: {insecure_skip_verify: true}}}}",
         )
         .unwrap();
         assert!(keep_restart_only(&started, &mut new).is_empty());
@@ -291,6 +300,7 @@ lifecycle: {rules: [{measurement: m, downsample: 5m}]}
             new.lifecycle.archive.s3.credentials.secret_access_key,
             "fixed"
         );
+        assert!(new.lifecycle.archive.s3.tls.insecure_skip_verify, "live");
         let mut new = Config::from_yaml(
             "lifecycle: {archive: {s3: {region: eu-west-1, secret_access_key: fixed}}}",
         )

@@ -135,16 +135,14 @@ pub fn run(
     );
     // The cold archive: its own connection and thread, beside the forwarder.
     let stop_archiver = Arc::new(AtomicBool::new(false));
-    let archive_keys: crate::archive::s3::LiveKeys = Arc::new(std::sync::Mutex::new(
-        cfg.lifecycle.archive.s3.credentials.clone(),
-    ));
+    let archive_live = crate::archive::s3::LiveSettings::shared(&cfg.lifecycle.archive.s3);
     let spool = PathBuf::from(format!("{}-archive", cfg.buffer.path.display()));
     let archiver = match crate::archive::archiver::Archiver::new(
         open()?,
         &cfg.lifecycle,
         stats.clone(),
         &spool,
-        &archive_keys,
+        &archive_live,
     )? {
         Some(a) => Some(a.spawn(stop_archiver.clone())?),
         None => None,
@@ -233,7 +231,7 @@ pub fn run(
                     mailbox,
                     bell: bell.clone(),
                     stats: stats.clone(),
-                    archive_keys: archive_keys.clone(),
+                    archive_live: archive_live.clone(),
                 };
                 ex.spawn(r.run(hup, listeners_closed.clone()))
             });

@@ -96,7 +96,7 @@ impl Archiver {
         l: &Lifecycle,
         stats: Arc<Stats>,
         spool: &std::path::Path,
-        keys: &super::s3::LiveKeys,
+        keys: &super::s3::LiveS3,
     ) -> Result<Option<Archiver>, ArchiveError> {
         let canonical = |url: &str| crate::config::ArchiveTarget::canonical(url).ok();
         let mut targets = BTreeMap::new();

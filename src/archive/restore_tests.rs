@@ -251,10 +251,13 @@ fn target(port: u16, prefix: &str, tag: &str) -> S3Target {
         path_style: true,
         ..Default::default()
     };
-    let keys = Arc::new(Mutex::new(crate::config::S3Credentials {
-        access_key_id: "AKIA".into(),
-        secret_access_key: "secret".into(),
-        session_token: String::new(),
+    let keys = Arc::new(Mutex::new(crate::archive::s3::LiveSettings {
+        keys: crate::config::S3Credentials {
+            access_key_id: "AKIA".into(),
+            secret_access_key: "secret".into(),
+            session_token: String::new(),
+        },
+        ..Default::default()
     }));
     let spool = std::env::temp_dir().join(format!("hissrv-r3-s3-{tag}-{}", std::process::id()));
     S3Target::new("bucket", prefix, &s, spool, keys).unwrap()

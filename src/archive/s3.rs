@@ -19,12 +19,19 @@
 //! | 404 `NoSuchBucket` | the bucket is missing | kept, back off, shown; created only with `create_bucket: true` |
 //! | 5xx, 429, network | the store or the way to it | kept, back off |
 //! | other 4xx | a request the store will not take | kept, back off, shown |
+//! | TLS refused (certificate, CA, client certificate) | `lifecycle.archive.s3.tls` | kept, back off, shown; a reload with the right files applies at the next try |
+//!
+//! TLS is the upstream's (`crate::tls`): an `https://` endpoint is verified
+//! against `lifecycle.archive.s3.tls.ca_file` (else the built-in roots), and
+//! a client certificate is presented when one is given. The client is made
+//! again after each applied reload (renewed files under the same names
+//! too): the keys and the TLS files are live.
 
 use super::ArchiveError;
 use super::object::{Manifest, Written};
 use super::part::{PART_SUFFIX, PartFile, io};
 use super::sigv4::{Keys, encode_path, sign};
-use crate::config::S3Credentials;
+use crate::config::{S3Credentials, S3Settings, Tls};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -38,8 +45,40 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(900);
 /// Bytes of an error answer kept for the message.
 const ERROR_BODY_MAX_BYTES: u64 = 4_096;
 
-/// The keys in force: the reload puts corrected ones here (live).
-pub type LiveKeys = Arc<Mutex<S3Credentials>>;
+/// Where the TLS settings sit in the config, for messages.
+const TLS_KEY: &str = "lifecycle.archive.s3.tls";
+
+/// What a reload changes under running S3 targets (`app/reload.rs`): the
+/// keys, and the TLS settings with a generation bumped at each applied
+/// reload, so that renewed files under the same names make a new client.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiveSettings {
+    pub keys: S3Credentials,
+    pub tls: Tls,
+    pub generation: u64,
+}
+
+/// The settings in force, shared with the reloader (live).
+pub type LiveS3 = Arc<Mutex<LiveSettings>>;
+
+impl LiveSettings {
+    /// `s3`'s live part, to share.
+    pub fn shared(s3: &S3Settings) -> LiveS3 {
+        Arc::new(Mutex::new(LiveSettings {
+            keys: s3.credentials.clone(),
+            tls: s3.tls.clone(),
+            generation: 0,
+        }))
+    }
+}
+
+/// The client made with a generation of the TLS settings.
+struct Client {
+    generation: Option<u64>,
+    agent: ureq::Agent,
+    /// Why the TLS files cannot be used: every request fails with it.
+    tls_error: Option<String>,
+}
 
 /// Sends a built request with its body.
 type SendWith<'a> = dyn Fn(
@@ -59,8 +98,8 @@ pub struct S3Target {
     prefix: String,
     label: String,
     spool: PathBuf,
-    agent: ureq::Agent,
-    keys: LiveKeys,
+    client: Mutex<Client>,
+    live: LiveS3,
     create_bucket: bool,
 }
 
@@ -68,9 +107,9 @@ impl S3Target {
     pub fn new(
         bucket: &str,
         prefix: &str,
-        s3: &crate::config::S3Settings,
+        s3: &S3Settings,
         spool: PathBuf,
-        keys: LiveKeys,
+        live: LiveS3,
     ) -> Result<S3Target, ArchiveError> {
         let endpoint = if s3.endpoint.is_empty() {
             format!("https://s3.{}.amazonaws.com", s3.region)
@@ -95,16 +134,6 @@ impl S3Target {
             (format!("{bucket}.{authority}"), base.to_string())
         };
         std::fs::create_dir_all(&spool).map_err(io(format!("create {}", spool.display())))?;
-        // No redirects: ureq would follow one to a PUT as a GET, and that
-        // GET's 200 (a captive portal) would be taken for "stored" (second
-        // review). A 3xx is an error like any other answer but 2xx.
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .timeout_connect(Some(CONNECT_TIMEOUT))
-            .timeout_global(Some(REQUEST_TIMEOUT))
-            .build()
-            .new_agent();
         Ok(S3Target {
             base: format!("{scheme}://{host}"),
             host,
@@ -113,10 +142,52 @@ impl S3Target {
             label: format!("s3://{bucket}/{prefix}"),
             prefix: prefix.to_string(),
             spool,
-            agent,
-            keys,
+            client: Mutex::new(Client {
+                generation: None,
+                agent: ureq::Agent::new_with_defaults(),
+                tls_error: None,
+            }),
+            live,
             create_bucket: s3.create_bucket,
         })
+    }
+
+    /// The client for the TLS settings in force, made again when a reload
+    /// changed them; an error while the files cannot be used.
+    fn agent(&self) -> Result<ureq::Agent, ArchiveError> {
+        let (generation, tls) = match self.live.lock() {
+            Ok(l) => (l.generation, l.tls.clone()),
+            Err(_) => (0, Tls::default()),
+        };
+        let mut c = self
+            .client
+            .lock()
+            .map_err(|_| io(format!("reach {}", self.label))(std::io::Error::other("poisoned")))?;
+        if c.generation != Some(generation) {
+            let server = format!("the S3 store of {}", self.label);
+            let (config, error) = crate::tls::for_client(TLS_KEY, &tls, &server);
+            // No redirects: ureq would follow one to a PUT as a GET, and
+            // that GET's 200 (a captive portal) would be taken for "stored"
+            // (second review). A 3xx is an error like any other but 2xx.
+            c.agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .timeout_connect(Some(CONNECT_TIMEOUT))
+                .timeout_global(Some(REQUEST_TIMEOUT))
+                .user_agent(concat!("hissrv/", env!("CARGO_PKG_VERSION")))
+                .tls_config(config)
+                .build()
+                .new_agent();
+            c.tls_error = error;
+            c.generation = Some(generation);
+        }
+        match &c.tls_error {
+            Some(e) => Err(ArchiveError::Io {
+                what: format!("reach {}", self.label),
+                source: std::io::Error::other(e.clone()),
+            }),
+            None => Ok(c.agent.clone()),
+        }
     }
 
     /// Starts object `name` in the spool, under the hash of its key (a
@@ -176,7 +247,7 @@ impl S3Target {
     /// The SigV4 headers of a request (none without a key id: an open
     /// store), with the keys in force now.
     fn signed(&self, method: &str, path: &str, query: &str, sha: &str) -> Vec<(String, String)> {
-        let k = (self.keys.lock().map(|k| k.resolved())).unwrap_or_default();
+        let k = (self.live.lock().map(|l| l.keys.resolved())).unwrap_or_default();
         if k.access_key_id.is_empty() {
             return Vec::new();
         }
@@ -208,8 +279,8 @@ impl S3Target {
         send: &SendWith,
     ) -> Result<(), ArchiveError> {
         let path = self.path_of(path);
-        let mut req =
-            (self.agent.put(format!("{}{path}", self.base))).header("content-type", content_type);
+        let mut req = (self.agent()?.put(format!("{}{path}", self.base)))
+            .header("content-type", content_type);
         for (name, value) in self.signed("PUT", &path, "", sha) {
             req = req.header(name, value);
         }
@@ -266,9 +337,15 @@ impl S3Target {
     }
 
     fn unreachable(&self, e: ureq::Error) -> ArchiveError {
+        let why = crate::tls::explain(
+            e.to_string(),
+            self.base.starts_with("https://"),
+            "the S3 store",
+            TLS_KEY,
+        );
         ArchiveError::Io {
             what: format!("reach {}", self.label),
-            source: std::io::Error::other(e.to_string()),
+            source: std::io::Error::other(why),
         }
     }
 

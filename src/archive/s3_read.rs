@@ -73,7 +73,7 @@ impl S3Target {
         } else {
             format!("{}{path}?{canonical}", self.base)
         };
-        let mut req = self.agent.get(url);
+        let mut req = self.agent()?.get(url);
         for (name, value) in self.signed("GET", &path, &canonical, EMPTY_SHA256) {
             req = req.header(name, value);
         }

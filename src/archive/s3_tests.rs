@@ -12,11 +12,14 @@ fn settings(endpoint: &str) -> crate::config::S3Settings {
     }
 }
 
-fn keys() -> LiveKeys {
-    Arc::new(Mutex::new(S3Credentials {
-        access_key_id: "AKIA".into(),
-        secret_access_key: "secret".into(),
-        session_token: String::new(),
+fn keys() -> LiveS3 {
+    Arc::new(Mutex::new(LiveSettings {
+        keys: S3Credentials {
+            access_key_id: "AKIA".into(),
+            secret_access_key: "secret".into(),
+            session_token: String::new(),
+        },
+        ..LiveSettings::default()
     }))
 }
 

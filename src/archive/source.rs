@@ -3,7 +3,7 @@
 //! read object by object, streamed.
 
 use super::object::{MANIFEST_SUFFIX, Manifest, OBJECT_SUFFIX};
-use super::s3::S3Target;
+use super::s3::{LiveSettings, S3Target};
 use crate::config::{ArchiveTarget, S3Credentials, S3Settings};
 use portable_atomic::AtomicU64;
 use std::io::Read;
@@ -89,7 +89,11 @@ impl Source {
                     &prefix,
                     s3,
                     std::env::temp_dir(),
-                    Arc::new(Mutex::new(keys.clone())),
+                    Arc::new(Mutex::new(LiveSettings {
+                        keys: keys.clone(),
+                        tls: s3.tls.clone(),
+                        generation: 0,
+                    })),
                 )
                 .map_err(|e| e.to_string())?;
                 Source::S3(Box::new(t))

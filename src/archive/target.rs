@@ -5,7 +5,7 @@ use super::ArchiveError;
 use super::dir::DirTarget;
 use super::object::{Manifest, Written};
 use super::part::PartFile;
-use super::s3::{LiveKeys, S3Target};
+use super::s3::{LiveS3, S3Target};
 use crate::config::{ArchiveTarget, Lifecycle};
 use std::path::Path;
 
@@ -21,7 +21,7 @@ impl Target {
         url: &str,
         l: &Lifecycle,
         spool: &Path,
-        keys: &LiveKeys,
+        keys: &LiveS3,
     ) -> Result<Target, ArchiveError> {
         let bad = |why: String| ArchiveError::Io {
             what: format!("use {url}"),

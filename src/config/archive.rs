@@ -18,15 +18,20 @@
 //!       secret_access_key: ""
 //!       session_token: ""
 //!       create_bucket: false # a missing bucket is an error unless this
+//!       tls:                 # for an https:// endpoint, as influxdb.tls
+//!         ca_file: ""        # a private CA's PEM bundle (else the built-in roots)
+//!         client_cert: ""    # mutual TLS: PEM certificate and its key
+//!         client_key: ""
+//!         insecure_skip_verify: false
 //!   rules:
 //!     - measurement: "telemetry"
 //!       cold_storage: "file:///mnt/usb/archive/"   # or "s3://bucket/prefix/"
 //! ```
 //!
 //! Targets: `file:///absolute/dir/` (a mounted USB disk, NFS) and
-//! `s3://bucket/prefix/`. The S3 credentials are live (a reload with a
-//! corrected secret uploads the backlog); the rest of `lifecycle` needs a
-//! restart.
+//! `s3://bucket/prefix/`. The S3 credentials and TLS files are live (a
+//! reload with a corrected secret or a renewed certificate uploads the
+//! backlog); the rest of `lifecycle` needs a restart.
 
 use super::{ConfigError, invalid, parse_duration_s};
 use serde::{Deserialize, Serialize};
@@ -65,6 +70,8 @@ pub struct S3 {
     pub region: String,
     pub path_style: bool,
     pub create_bucket: bool,
+    /// TLS towards an `https://` endpoint, the keys of `influxdb.tls`.
+    pub tls: super::Tls,
     #[serde(flatten)]
     pub credentials: S3Credentials,
 }
@@ -76,6 +83,7 @@ impl Default for S3 {
             region: "us-east-1".into(),
             path_style: false,
             create_bucket: false,
+            tls: super::Tls::default(),
             credentials: S3Credentials::default(),
         }
     }
@@ -246,6 +254,7 @@ impl Archive {
         if self.s3.region.is_empty() || self.s3.region.chars().any(|c| c.is_control() || c == '/') {
             return Err(invalid("lifecycle.archive.s3.region", "a region name, like eu-west-1"));
         }
+        super::validate::validate_tls("lifecycle.archive.s3.tls", &self.s3.tls)?;
         self.period_s()?;
         self.max_object_bytes()?;
         self.flush_interval_s()?;

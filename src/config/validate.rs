@@ -129,7 +129,7 @@ impl Config {
                 "degrade deletes only raw points the warm tier holds: give a lifecycle rule with downsample",
             ));
         }
-        validate_tls(&db.tls)?;
+        validate_tls("influxdb.tls", &db.tls)?;
         let b = &self.performance.adaptive_batching;
         if b.min_batch_size == 0 {
             return Err(invalid(
@@ -200,13 +200,13 @@ impl Config {
         Ok(())
     }
 }
-/// Largest TLS file accepted (as `deliver::tls::MAX_TLS_FILE_BYTES`).
+/// Largest TLS file accepted (as `tls::MAX_TLS_FILE_BYTES`).
 const MAX_TLS_FILE_BYTES: u64 = 1024 * 1024;
 
-/// `influxdb.tls`: the files exist, are readable and hold what their key
-/// says (a PEM section of the right kind); the certificates themselves are
-/// parsed when the upstream client is made.
-fn validate_tls(t: &super::Tls) -> Result<(), ConfigError> {
+/// `influxdb.tls` or `lifecycle.archive.s3.tls` (`at`): the files exist, are
+/// readable and hold what their key says (a PEM section of the right kind);
+/// the certificates themselves are parsed when the client is made.
+pub(super) fn validate_tls(at: &str, t: &super::Tls) -> Result<(), ConfigError> {
     let check = |key: &str, path: &str, marker: &str, what: &str| -> Result<(), ConfigError> {
         if path.is_empty() {
             return Ok(());
@@ -235,32 +235,32 @@ fn validate_tls(t: &super::Tls) -> Result<(), ConfigError> {
         Ok(())
     };
     check(
-        "influxdb.tls.ca_file",
+        &format!("{at}.ca_file"),
         &t.ca_file,
         "-----BEGIN CERTIFICATE-----",
         "certificate",
     )?;
     check(
-        "influxdb.tls.client_cert",
+        &format!("{at}.client_cert"),
         &t.client_cert,
         "-----BEGIN CERTIFICATE-----",
         "certificate",
     )?;
     check(
-        "influxdb.tls.client_key",
+        &format!("{at}.client_key"),
         &t.client_key,
         "PRIVATE KEY-----",
         "private key",
     )?;
     if t.client_cert.is_empty() != t.client_key.is_empty() {
         return Err(invalid(
-            "influxdb.tls.client_key",
+            format!("{at}.client_key"),
             "client_cert and client_key go together: give both or neither",
         ));
     }
     if t.insecure_skip_verify && !t.ca_file.is_empty() {
         return Err(invalid(
-            "influxdb.tls.insecure_skip_verify",
+            format!("{at}.insecure_skip_verify"),
             "a ca_file is pointless when nothing is verified: choose one",
         ));
     }

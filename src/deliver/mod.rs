@@ -13,7 +13,6 @@
 //!   (split on 413, isolate poison lines by probing);
 //! - `upstream`: one write to InfluxDB and what its answer means;
 //! - `provision`: `manage_retention` (databases, retention policies, buckets);
-//! - `tls`: private CAs and client certificates towards the upstream.
 //!
 //! Owns: the reading connection to the buffer, the upstream client, the
 //! back-off state.
@@ -36,7 +35,6 @@ pub mod forward;
 mod heads;
 mod prefetch;
 pub mod provision;
-pub mod tls;
 pub mod upstream;
 
 pub use forward::{Forwarder, IDLE_POLL_MS, MIN_RETRY_DELAY_MS, Mailbox, MakeSink, Step};

@@ -157,24 +157,7 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn new(cfg: &Influxdb) -> Upstream {
-        let (tls, tls_error) = match crate::deliver::tls::tls_config(&cfg.tls) {
-            Ok(t) => {
-                if cfg.tls.insecure_skip_verify {
-                    log::error!(
-                        "influxdb.tls.insecure_skip_verify is on: the upstream's certificate is NOT verified; \
-                         anyone on the path can read and change what is delivered (lab use only)"
-                    );
-                }
-                (t, None)
-            }
-            Err(e) => {
-                log::error!("upstream TLS: {e}; nothing is delivered until it is fixed");
-                (
-                    ureq::tls::TlsConfig::default(),
-                    Some(format!("TLS setup: {e}")),
-                )
-            }
-        };
+        let (tls, tls_error) = crate::tls::for_client("influxdb.tls", &cfg.tls, "the upstream");
         // No redirects: ureq follows a 301/302/303 to a POST as a GET, and
         // that GET's 200 (a captive portal, a proxy's login page) would read
         // as "written": the batch deleted, delivered nowhere (found by the
@@ -215,9 +198,11 @@ impl Upstream {
                 "no complete answer within influxdb.timeout_ms ({} ms): the upstream or the link is silent or too slow ({e})",
                 self.cfg.timeout_ms
             ),
-            other => crate::deliver::tls::explain(
+            other => crate::tls::explain(
                 other.to_string(),
                 self.cfg.url.starts_with("https://"),
+                "the upstream",
+                "influxdb.tls",
             ),
         }
     }

@@ -1,12 +1,15 @@
-//! TLS towards the upstream (`influxdb.tls`): which CAs to trust (a private
-//! PKI's bundle instead of the built-in Mozilla roots), the client
-//! certificate to present (mutual TLS), and, for labs only, no verification.
+//! TLS towards a server of ours: the upstream (`influxdb.tls`) and the cold
+//! archive's S3 store (`lifecycle.archive.s3.tls`), the same keys for both:
+//! which CAs to trust (a private PKI's bundle instead of the built-in
+//! Mozilla roots), the client certificate to present (mutual TLS), and, for
+//! labs only, no verification. A layer of its own under `deliver` and
+//! `archive`, so both clients are made by the same code.
 //!
-//! The files are read and parsed each time the upstream client is made (at
-//! start and after a reload), so a renewed certificate is a reload away. A
-//! file that cannot be used does not stop the agent: writes keep being
-//! buffered, and every delivery attempt fails with the reason, counted and
-//! shown in `/health` (`last_error`), until the files are fixed.
+//! The files are read and parsed each time a client is made (at start and
+//! after a reload), so a renewed certificate is a reload away. A file that
+//! cannot be used does not stop the agent: writes keep being buffered, and
+//! every delivery or upload fails with the reason, counted and shown in
+//! `/health` (`last_error`, `archive`), until the files are fixed.
 
 use crate::config::Tls;
 use rustls::pki_types::{
@@ -23,30 +26,28 @@ pub const MAX_TLS_FILE_BYTES: u64 = 1024 * 1024;
 /// check `check-config`, start and reload run, so a file that would fail (a
 /// key that does not belong to its certificate, an encrypted key) is refused
 /// before any connection: ureq panics on a key mismatch at the first one.
-pub fn tls_config(t: &Tls) -> Result<TlsConfig, String> {
+/// `key`: where `t` sits in the config (`influxdb.tls`), for messages.
+pub fn tls_config(key: &str, t: &Tls) -> Result<TlsConfig, String> {
     let mut b = TlsConfig::builder();
     if !t.ca_file.is_empty() {
-        let (certs, _) = read_pem("influxdb.tls.ca_file", &t.ca_file)?;
+        let (certs, _) = read_pem(&format!("{key}.ca_file"), &t.ca_file)?;
         if certs.is_empty() {
-            return Err(format!(
-                "influxdb.tls.ca_file {:?}: no certificate",
-                t.ca_file
-            ));
+            return Err(format!("{key}.ca_file {:?}: no certificate", t.ca_file));
         }
         b = b.root_certs(RootCerts::new_with_certs(&certs));
     }
     if !t.client_cert.is_empty() {
-        let (chain, _) = read_pem("influxdb.tls.client_cert", &t.client_cert)?;
-        let key_pem = read_tls_file("influxdb.tls.client_key", &t.client_key)?;
+        let (chain, _) = read_pem(&format!("{key}.client_cert"), &t.client_cert)?;
+        let key_pem = read_tls_file(&format!("{key}.client_key"), &t.client_key)?;
         if chain.is_empty() {
             return Err(format!(
-                "influxdb.tls.client_cert {:?}: no certificate",
+                "{key}.client_cert {:?}: no certificate",
                 t.client_cert
             ));
         }
         let key = matching_key(&chain, &key_pem).ok_or_else(|| {
             format!(
-                "influxdb.tls.client_key {:?}: no private key there belongs to the certificate in \
+                "{key}.client_key {:?}: no private key there belongs to the certificate in \
                  client_cert {:?} (encrypted keys are not supported)",
                 t.client_key, t.client_cert
             )
@@ -59,32 +60,63 @@ pub fn tls_config(t: &Tls) -> Result<TlsConfig, String> {
     Ok(b.build())
 }
 
+/// Both clients' TLS files parsed as the clients will parse them: what
+/// `check-config`, start and reload refuse.
+pub fn check_files(c: &crate::config::Config) -> Result<(), String> {
+    tls_config("influxdb.tls", &c.influxdb.tls)?;
+    tls_config("lifecycle.archive.s3.tls", &c.lifecycle.archive.s3.tls)?;
+    Ok(())
+}
+
+/// The TLS settings a client of `server` ("the upstream") is made with, and
+/// why `key`'s files cannot be used, if so: the client is then made with the
+/// defaults and every request fails with that reason (the data waits).
+/// Insecure settings are logged as an error each time a client is made.
+pub fn for_client(key: &str, t: &Tls, server: &str) -> (TlsConfig, Option<String>) {
+    match tls_config(key, t) {
+        Ok(c) => {
+            if t.insecure_skip_verify {
+                log::error!(
+                    "{key}.insecure_skip_verify is on: {server}'s certificate is NOT verified; \
+                     anyone on the path can read and change what is sent (lab use only)"
+                );
+            }
+            (c, None)
+        }
+        Err(e) => {
+            log::error!("{server}: TLS: {e}; nothing is sent there until it is fixed");
+            (TlsConfig::default(), Some(format!("TLS setup: {e}")))
+        }
+    }
+}
+
 /// A failed request's error, with what a TLS failure means for the operator
 /// (the TLS library's own words kept: they name the certificate problem).
-/// `tls`: the request went over TLS.
-pub fn explain(error: String, tls: bool) -> String {
+/// `tls`: the request went over TLS; `server`: whom it went to ("the
+/// upstream"); `key`: its TLS settings' place in the config.
+pub fn explain(error: String, tls: bool, server: &str, key: &str) -> String {
     if error.contains("invalid peer certificate") {
         format!(
-            "TLS: the upstream's certificate was refused ({error}); UnknownIssuer: not signed by a CA \
-             in influxdb.tls.ca_file (or the built-in roots), NotValidForName: issued for another host \
+            "TLS: {server}'s certificate was refused ({error}); UnknownIssuer: not signed by a CA \
+             in {key}.ca_file (or the built-in roots), NotValidForName: issued for another host \
              name, Expired/NotValidYet: check the dates and this gateway's clock"
         )
     } else if error.contains("CertificateRequired") || error.contains("BadCertificate") {
         format!(
-            "TLS: the upstream refused our client certificate ({error}); check \
-             influxdb.tls.client_cert and client_key"
+            "TLS: {server} refused our client certificate ({error}); check \
+             {key}.client_cert and client_key"
         )
     } else if error.contains("received fatal alert") {
         format!(
-            "TLS: the upstream ended the handshake ({error}); with a client certificate, \
-             check influxdb.tls.client_cert, client_key and their dates"
+            "TLS: {server} ended the handshake ({error}); with a client certificate, \
+             check {key}.client_cert, client_key and their dates"
         )
     } else if tls && (error.contains("Broken pipe") || error.contains("reset")) {
         // TLS 1.3 servers refuse a client certificate after the handshake:
         // the client then sees only the connection go.
         format!(
             "{error} (over TLS this is often the server refusing the client certificate: \
-             check influxdb.tls.client_cert and client_key)"
+             check {key}.client_cert and client_key)"
         )
     } else {
         error
@@ -177,7 +209,7 @@ mod tests {
             ca_file: junk.display().to_string(),
             ..Tls::default()
         };
-        let e = tls_config(&t).expect_err("refused");
+        let e = tls_config("influxdb.tls", &t).expect_err("refused");
         assert!(
             e.contains("influxdb.tls.ca_file") && e.contains("junk.pem"),
             "{e}"
@@ -186,10 +218,10 @@ mod tests {
             ca_file: dir.join("missing.pem").display().to_string(),
             ..Tls::default()
         };
-        let e = tls_config(&t).expect_err("refused");
+        let e = tls_config("influxdb.tls", &t).expect_err("refused");
         assert!(e.contains("missing.pem"), "{e}");
         assert!(
-            tls_config(&Tls::default()).is_ok(),
+            tls_config("influxdb.tls", &Tls::default()).is_ok(),
             "no files: the built-in roots"
         );
         let _ = std::fs::remove_dir_all(&dir);
