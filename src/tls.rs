@@ -34,6 +34,20 @@ pub fn tls_config(key: &str, t: &Tls) -> Result<TlsConfig, String> {
         if certs.is_empty() {
             return Err(format!("{key}.ca_file {:?}: no certificate", t.ca_file));
         }
+        // ureq keeps only the certificates rustls can parse, silently: a
+        // bundle cut short (a partial copy, a full disk) would leave a
+        // client that trusts nothing, accepted here (review).
+        let mut store = rustls::RootCertStore::empty();
+        let (_, ignored) = store.add_parsable_certificates(
+            certs.iter().map(|c| CertificateDer::from(c.der().to_vec())),
+        );
+        if ignored > 0 {
+            return Err(format!(
+                "{key}.ca_file {:?}: {ignored} of its {} certificates cannot be parsed (cut short or damaged?)",
+                t.ca_file,
+                certs.len()
+            ));
+        }
         b = b.root_certs(RootCerts::new_with_certs(&certs));
     }
     if !t.client_cert.is_empty() {
@@ -225,5 +239,39 @@ mod tests {
             "no files: the built-in roots"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_ca_file_whose_certificate_is_not_one_is_refused_not_an_empty_trust_store() {
+        // A CA bundle cut in half (a partial copy, a full disk): still PEM,
+        // base64 that decodes, but no certificate. ureq's
+        // `add_parsable_certificates` drops it silently, so the client
+        // would trust nothing and every upload fail with UnknownIssuer; the
+        // check that start, check-config and reload run must refuse it, so
+        // a reload to it keeps the running, working client.
+        let dir = std::env::temp_dir().join(format!("hissrv-tls-cut-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cut = dir.join("cut-ca.pem");
+        std::fs::write(
+            &cut,
+            "-----BEGIN CERTIFICATE-----\n\
+             MIIBbzCCARWgAwIBAgIUGzTx4rtUUzfMRdGaQIir+PDVT9swCgYIKoZIzj0EAwIw\n\
+             DTELMAkGA1UEAwwCY2EwHhcNMjYxMTI4MDM0NjU4WhcNMjYxMTMwMDM0NjU4WjAN\n\
+             MQswCQYDVQQDDAJjYTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABIFPGT04NJCL\n\
+             tJjSaCdlKI6zZjdbB/SGIVzc/Fzg2T6J8FgNAG0Ca1CoQMyMmVL3S3aCyd8mUhgC\n\
+             -----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let t = Tls {
+            ca_file: cut.display().to_string(),
+            ..Tls::default()
+        };
+        let got = tls_config("lifecycle.archive.s3.tls", &t);
+        let _ = std::fs::remove_dir_all(&dir);
+        let e = got.expect_err("a cut CA bundle must be refused");
+        assert!(
+            e.contains("lifecycle.archive.s3.tls.ca_file") && e.contains("cut-ca.pem"),
+            "{e}"
+        );
     }
 }

@@ -204,9 +204,10 @@ impl Reloader {
                 log::info!("archive: S3 keys reloaded; in force at the next upload");
             }
             live.keys = s3.credentials.clone();
-            // A new client at the next upload: the TLS files may have been
-            // renewed under the same names (the in-force text changed).
-            live.tls = s3.tls.clone();
+            // The files read now, just checked (`check_files`): a new client
+            // at the next upload, as renewed files under the same names
+            // change the in-force text too.
+            live.tls = crate::archive::s3::ClientTls::of(&s3.tls);
             live.generation = live.generation.wrapping_add(1);
         }
         self.bell.ring();

@@ -20,7 +20,7 @@
 //! - an unwritable archive never blocks delivery, and delivery never
 //!   blocks the archive.
 //!
-//! May use: wal, route, observe, config, lineproto, clock. Never ingest,
+//! May use: wal, route, observe, tls, config, lineproto, clock. Never ingest,
 //! batch or deliver.
 
 pub mod archiver;

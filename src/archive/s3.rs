@@ -49,26 +49,51 @@ const ERROR_BODY_MAX_BYTES: u64 = 4_096;
 const TLS_KEY: &str = "lifecycle.archive.s3.tls";
 
 /// What a reload changes under running S3 targets (`app/reload.rs`): the
-/// keys, and the TLS settings with a generation bumped at each applied
-/// reload, so that renewed files under the same names make a new client.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// keys, and the client TLS made from `lifecycle.archive.s3.tls` when the
+/// config was taken (at start, at each applied reload: the files read once,
+/// by the same check that accepted them), with a generation bumped each
+/// time so that the targets make their client again.
+#[derive(Clone, Default)]
 pub struct LiveSettings {
     pub keys: S3Credentials,
-    pub tls: Tls,
+    pub tls: ClientTls,
     pub generation: u64,
+}
+
+/// A client's TLS, made from the files, or why they cannot be used.
+#[derive(Clone, Default)]
+pub struct ClientTls {
+    config: ureq::tls::TlsConfig,
+    error: Option<String>,
+}
+
+impl ClientTls {
+    /// Reads and parses `tls`'s files now (logged when insecure or
+    /// unusable).
+    pub fn of(tls: &Tls) -> ClientTls {
+        let (config, error) = crate::tls::for_client(TLS_KEY, tls, "the S3 store");
+        ClientTls { config, error }
+    }
 }
 
 /// The settings in force, shared with the reloader (live).
 pub type LiveS3 = Arc<Mutex<LiveSettings>>;
 
 impl LiveSettings {
-    /// `s3`'s live part, to share.
+    /// `s3`'s live part, its TLS files read now, to share.
     pub fn shared(s3: &S3Settings) -> LiveS3 {
-        Arc::new(Mutex::new(LiveSettings {
-            keys: s3.credentials.clone(),
-            tls: s3.tls.clone(),
+        Arc::new(Mutex::new(LiveSettings::of(
+            s3.credentials.clone(),
+            &s3.tls,
+        )))
+    }
+
+    pub fn of(keys: S3Credentials, tls: &Tls) -> LiveSettings {
+        LiveSettings {
+            keys,
+            tls: ClientTls::of(tls),
             generation: 0,
-        }))
+        }
     }
 }
 
@@ -157,15 +182,13 @@ impl S3Target {
     fn agent(&self) -> Result<ureq::Agent, ArchiveError> {
         let (generation, tls) = match self.live.lock() {
             Ok(l) => (l.generation, l.tls.clone()),
-            Err(_) => (0, Tls::default()),
+            Err(_) => (0, ClientTls::default()),
         };
         let mut c = self
             .client
             .lock()
             .map_err(|_| io(format!("reach {}", self.label))(std::io::Error::other("poisoned")))?;
         if c.generation != Some(generation) {
-            let server = format!("the S3 store of {}", self.label);
-            let (config, error) = crate::tls::for_client(TLS_KEY, &tls, &server);
             // No redirects: ureq would follow one to a PUT as a GET, and
             // that GET's 200 (a captive portal) would be taken for "stored"
             // (second review). A 3xx is an error like any other but 2xx.
@@ -175,10 +198,10 @@ impl S3Target {
                 .timeout_connect(Some(CONNECT_TIMEOUT))
                 .timeout_global(Some(REQUEST_TIMEOUT))
                 .user_agent(concat!("hissrv/", env!("CARGO_PKG_VERSION")))
-                .tls_config(config)
+                .tls_config(tls.config)
                 .build()
                 .new_agent();
-            c.tls_error = error;
+            c.tls_error = tls.error;
             c.generation = Some(generation);
         }
         match &c.tls_error {

@@ -134,3 +134,98 @@ fn a_long_destination_is_spooled_under_a_short_name() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(begun.is_ok(), "{:?}", begun.err());
 }
+
+/// A certificate and two keys made with openssl in `dir`: the
+/// certificate's key (`good.key`) and another one (`other.key`).
+fn client_pki(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        "good.key",
+    ]);
+    run(&[
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        "other.key",
+    ]);
+    run(&[
+        "req",
+        "-new",
+        "-x509",
+        "-key",
+        "good.key",
+        "-subj",
+        "/CN=gw7",
+        "-days",
+        "2",
+        "-out",
+        "client.pem",
+    ]);
+}
+
+#[test]
+fn the_tls_files_checked_at_start_are_the_ones_the_archiver_uses_not_what_lies_there_at_its_first_upload()
+ {
+    // The agent starts with good S3 TLS files (start checked them). Before
+    // the archiver's first upload, a renewal writes the new certificate's
+    // key... into the wrong place, half done: the key on disk no longer
+    // fits. A reload would be refused ("the running config stays"), and
+    // the upstream keeps the client it made at start; the archiver must
+    // keep the one of its start too, not read the files again at its first
+    // upload and fail every upload until someone fixes the files.
+    let dir = spool("tls-lazy");
+    let pki = dir.join("pki");
+    client_pki(&pki);
+    let tls = Tls {
+        client_cert: pki.join("client.pem").display().to_string(),
+        client_key: pki.join("good.key").display().to_string(),
+        ..Tls::default()
+    };
+    crate::tls::tls_config(TLS_KEY, &tls).expect("good files at start");
+    let live = keys();
+    live.lock().unwrap().tls = ClientTls::of(&tls);
+    let (port, seen) = store(vec![
+        b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+    ]);
+    let t = S3Target::new(
+        "bucket",
+        "p/",
+        &settings(&format!("http://127.0.0.1:{port}")),
+        dir.clone(),
+        live,
+    )
+    .unwrap();
+    // The renewal, half done, after start, before any upload.
+    std::fs::copy(pki.join("other.key"), pki.join("good.key")).unwrap();
+    let mut o = t.begin("a/b.lp.gz", "db", "").unwrap();
+    o.line(b"m v=1 1", 1).unwrap();
+    let confirmed = t.confirm(o);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        confirmed.is_ok(),
+        "the client of the files checked at start was not used: {:?}",
+        confirmed.err()
+    );
+    assert_eq!(seen.join().unwrap().len(), 1, "the PUT reached the store");
+}

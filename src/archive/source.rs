@@ -89,11 +89,7 @@ impl Source {
                     &prefix,
                     s3,
                     std::env::temp_dir(),
-                    Arc::new(Mutex::new(LiveSettings {
-                        keys: keys.clone(),
-                        tls: s3.tls.clone(),
-                        generation: 0,
-                    })),
+                    Arc::new(Mutex::new(LiveSettings::of(keys.clone(), &s3.tls))),
                 )
                 .map_err(|e| e.to_string())?;
                 Source::S3(Box::new(t))

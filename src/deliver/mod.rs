@@ -26,7 +26,7 @@
 //! - a line is condemned (dead letter) only on the server's word: a 4xx for
 //!   it, or confirmed failures between canaries that the server did take.
 //!
-//! May use: wal, route, observe, config, lineproto, clock. Never ingest or
+//! May use: wal, route, observe, tls, config, lineproto, clock. Never ingest or
 //! batch: it hears of commits from the wal's doorbell.
 
 pub mod delivery;
