@@ -317,7 +317,10 @@ impl Downsampler {
             st.whole = false;
             return;
         }
-        let mut written: Vec<u32> = Vec::with_capacity(st.matches.len());
+        // The warm destinations this line went to (reused: no allocation a
+        // line).
+        let mut written = std::mem::take(&mut st.written);
+        written.clear();
         for &rule in &st.matches {
             let warm = match st.lanes.get(rule).copied().flatten() {
                 Some(id) => id,
@@ -377,6 +380,7 @@ impl Downsampler {
                 self.fresh.push(k);
             }
         }
+        st.written = written;
     }
 
     /// Closes what event time has passed and returns the checkpoint's rows,
@@ -452,6 +456,7 @@ struct FeedState {
     /// Per matching rule (by index), its lane's warm destination id.
     lanes: Vec<Option<u32>>,
     scratch: Vec<u8>,
+    written: Vec<u32>,
 }
 
 impl FeedState {
@@ -461,6 +466,7 @@ impl FeedState {
             matches: std::mem::take(&mut d.matches),
             lanes: vec![None; d.identities.len()],
             scratch: Vec::with_capacity(256),
+            written: Vec::with_capacity(4),
         }
     }
 }
