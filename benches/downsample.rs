@@ -17,13 +17,23 @@
 //! at the peak of windows held, in the first run (later runs reuse the
 //! pages it freed).
 //!
-//! Run: `cargo bench --bench downsample` (HISSRV_BENCH_RUNS=5 runs).
+//! Run: `cargo bench --bench downsample` (HISSRV_BENCH_RUNS=5 runs,
+//! HISSRV_BENCH_SERIES=10000 series).
 
 use hissrv::downsample::windows::{Lane, Rule, Windows};
 use hissrv::lineproto::split::split_into;
 use std::time::Instant;
 
-const SERIES: usize = 10_000;
+/// Series by default (the 10,000); `HISSRV_BENCH_SERIES` sets it
+/// (fewer: state that fits the caches, to tell misses from work).
+const SERIES_DEFAULT: usize = 10_000;
+
+fn series_count() -> usize {
+    std::env::var("HISSRV_BENCH_SERIES")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(SERIES_DEFAULT)
+}
 const FIELDS: usize = 10;
 const SECONDS: i64 = 660;
 const NS: i64 = 1_000_000_000;
@@ -42,9 +52,9 @@ fn rss_bytes() -> u64 {
 }
 
 /// One second of lines, one per meter.
-fn second(t: i64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(SERIES * 120);
-    for s in 0..SERIES {
+fn second(t: i64, series: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(series * 120);
+    for s in 0..series {
         out.extend_from_slice(format!("meter,site=plant{},id={s} ", s % 7).as_bytes());
         for f in 0..FIELDS {
             let v = ((s * 31 + f * 17) as i64 * 100 + (t / NS) % 97) as f64 / 100.0;
@@ -70,8 +80,9 @@ fn main() {
         .unwrap_or(5);
     // 11 minutes of data: two windows' worth and more, so windows close,
     // are emitted, and stay held for late points (max_lateness).
-    let seconds: Vec<Vec<u8>> = (0..SECONDS).map(|t| second(t * NS)).collect();
-    let lines = SERIES as f64 * SECONDS as f64;
+    let series = series_count();
+    let seconds: Vec<Vec<u8>> = (0..SECONDS).map(|t| second(t * NS, series)).collect();
+    let lines = series as f64 * SECONDS as f64;
     let rule = Rule {
         every_ns: 300 * NS,
         grace_ns: 300 * NS,
@@ -177,7 +188,7 @@ fn main() {
     }
     let (b, m) = (median(base), median(with));
     println!(
-        "downsample bench: {SERIES} series x {FIELDS} fields, {SECONDS} s at 1 s, rule 5m, {runs} runs"
+        "downsample bench: {series} series x {FIELDS} fields, {SECONDS} s at 1 s, rule 5m, {runs} runs"
     );
     println!("split only (baseline): {b:.0} ns/line");
     println!(

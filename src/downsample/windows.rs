@@ -127,6 +127,9 @@ pub struct Windows {
     removed: Vec<(Lane, i64)>,
     max_open: usize,
     pub counts: Counts,
+    /// The lane and window start `place` found last: a line of the same
+    /// window skips the division (lines come by the thousand per window).
+    last_start: Option<(Lane, i64)>,
 }
 
 impl Windows {
@@ -150,6 +153,7 @@ impl Windows {
             removed: Vec::new(),
             max_open,
             counts: Counts::default(),
+            last_start: None,
         }
     }
 
@@ -351,7 +355,19 @@ impl Windows {
             .rules
             .get(usize::from(lane.rule))
             .ok_or(Outcome::OutOfRange)?;
-        let start = window_start(ts, rule.every_ns).ok_or(Outcome::OutOfRange)?;
+        let start = match self.last_start {
+            // ts - s fits in u64 when ts >= s, whatever their signs.
+            Some((l, s))
+                if l == lane && ts >= s && (ts.wrapping_sub(s) as u64) < rule.every_ns as u64 =>
+            {
+                s
+            }
+            _ => {
+                let s = window_start(ts, rule.every_ns).ok_or(Outcome::OutOfRange)?;
+                self.last_start = Some((lane, s));
+                s
+            }
+        };
         let mark = self.watermarks.entry(lane).or_insert(ts);
         *mark = (*mark).max(ts);
         if forgotten(&rule, start, *mark) {
