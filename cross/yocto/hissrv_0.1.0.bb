@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "dc5cfaa131fe39e937ba686d4bbccbdc31384755"
+SRCREV = "2d12104c3dd711c48d586cd9a5796013b53229b7"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
