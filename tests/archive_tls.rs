@@ -15,21 +15,14 @@ const NS: i64 = 1_000_000_000;
 
 /// The lifecycle section: the store at `endpoint`, TLS keys `tls`.
 fn lifecycle(moto: &Moto, endpoint: &str, tls: &[(&str, String)]) -> String {
-    let mut s = format!(
-        "lifecycle:\n  archive:\n    flush_interval: 1s\n    max_backoff: 1s\n    s3:\n      endpoint: \"{endpoint}\"\n      path_style: true\n      access_key_id: \"{}\"\n      secret_access_key: \"{}\"\n",
-        moto.key, moto.secret
-    );
+    let mut extra = String::new();
     if !tls.is_empty() {
-        s.push_str("      tls:\n");
+        extra.push_str("      tls:\n");
         for (k, v) in tls {
-            s.push_str(&format!("        {k}: {v:?}\n"));
+            extra.push_str(&format!("        {k}: {v:?}\n"));
         }
     }
-    s.push_str(&format!(
-        "  rules:\n    - measurement: telemetry\n      cold_storage: \"s3://{}/gw7/\"\n",
-        moto.bucket
-    ));
-    s
+    moto.lifecycle(endpoint, &moto.secret, &extra)
 }
 
 fn sections(other: &str) -> Sections<'_> {
@@ -51,29 +44,7 @@ fn archive_error(agent: &Hissrv) -> String {
 /// Lines of every object of the bucket, read over plain HTTP behind the
 /// front.
 fn archived_lines(moto: &Moto) -> usize {
-    let got = moto.snapshot();
-    let mut n = 0;
-    let mut dirs = vec![got.path().to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else if p.to_string_lossy().ends_with(".lp.gz") {
-                let mut text = String::new();
-                std::io::Read::read_to_string(
-                    &mut flate2::read::GzDecoder::new(std::fs::File::open(&p).unwrap()),
-                    &mut text,
-                )
-                .unwrap();
-                n += text
-                    .lines()
-                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                    .count();
-            }
-        }
-    }
-    n
+    moto.archived_lines().len()
 }
 
 #[test]

@@ -329,12 +329,7 @@ fn kill_minus_nine_while_archiving_loses_no_point_and_repeats_only_whole_identic
 }
 
 fn s3_lifecycle(moto: &moto::Moto, secret: &str, extra: &str) -> String {
-    format!(
-        "lifecycle:\n  archive:\n    flush_interval: 1s\n    max_backoff: 1s\n    s3:\n      endpoint: \"{}\"\n      path_style: true\n      access_key_id: \"{}\"\n      secret_access_key: \"{secret}\"\n{extra}  rules:\n    - measurement: telemetry\n      cold_storage: \"s3://{}/gw7/\"\n",
-        moto.url(),
-        moto.key,
-        moto.bucket
-    )
+    moto.lifecycle(&moto.url(), secret, extra)
 }
 
 /// Imports every object under `root` into `db` of `into` with Debian's

@@ -62,7 +62,8 @@ impl std::fmt::Display for ArchiveError {
             ArchiveError::Io { what, source } => write!(f, "cannot {what}: {source}"),
             ArchiveError::Conflict { object } => write!(
                 f,
-                "{object} exists with other lines; it is not overwritten (move it away to go on)"
+                "{object} exists with other lines; it is not overwritten (move it away to go on; \
+                 two gateways cloned from one disk image share a buffer id, and so object names)"
             ),
             ArchiveError::Buffer(e) => write!(f, "buffer: {e}"),
             ArchiveError::Store {

@@ -8,13 +8,19 @@
 //! streamed from that file (memory: ureq's buffers, never the object). It is
 //! confirmed by the store's 200; only then may its batches leave the buffer.
 //! S3 shows an object whole or not at all, so no temporary name is needed
-//! there. A run written again after a crash PUTs the same bytes under the
-//! same key (the buffer's random id in every name keeps other buffers'
-//! objects apart).
+//! there. Every object and manifest is PUT with `If-None-Match: *`, so an
+//! object already there is never replaced: the store answers 412, and the
+//! object is read back (`s3_exists.rs`). The same lines (a run written again
+//! after a crash) confirm the run; other lines (another buffer with this
+//! buffer's id: a gateway cloned from this one's disk image writes the same
+//! names) are a conflict, kept and shown, as on a directory. A store that
+//! answers 501 to conditional writes gets unconditional PUTs from then on
+//! (logged): there the buffer's random id is all that keeps buffers apart.
 //!
 //! | the store answers | meaning | hissrv |
 //! |---|---|---|
 //! | 200 | stored | the object is confirmed |
+//! | 412 `PreconditionFailed` | the name is taken | read back: the same lines confirm, other lines are a conflict (kept, shown) |
 //! | 403 (`SignatureDoesNotMatch`, `InvalidAccessKeyId`, `RequestTimeTooSkewed`, `AccessDenied`) | keys, rights or clock | kept, back off, shown; a reload with corrected keys applies at the next try |
 //! | 404 `NoSuchBucket` | the bucket is missing | kept, back off, shown; created only with `create_bucket: true` |
 //! | 5xx, 429, network | the store or the way to it | kept, back off |
@@ -34,6 +40,7 @@ use super::sigv4::{Keys, encode_path, sign};
 use crate::config::{S3Credentials, S3Settings, Tls};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -126,6 +133,8 @@ pub struct S3Target {
     client: Mutex<Client>,
     live: LiveS3,
     create_bucket: bool,
+    /// PUTs carry `If-None-Match: *`; off once the store answered 501.
+    conditional: AtomicBool,
 }
 
 impl S3Target {
@@ -174,6 +183,7 @@ impl S3Target {
             }),
             live,
             create_bucket: s3.create_bucket,
+            conditional: AtomicBool::new(true),
         })
     }
 
@@ -228,12 +238,20 @@ impl S3Target {
         let written = o.finish()?;
         let path = o.path().to_path_buf();
         let key = format!("{}{}", self.prefix, o.name());
-        self.put(&key, "application/gzip", &written.sha256, &|req| {
+        let put = self.put(&key, "application/gzip", &written.sha256, &|req| {
             let file =
                 std::fs::File::open(&path).map_err(io(format!("read {}", path.display())))?;
             req.send(&file).map_err(|e| self.unreachable(e))
-        })?;
-        Ok(written)
+        });
+        match put {
+            Ok(()) => Ok(written),
+            Err(ArchiveError::Store { status: 412, .. }) => self
+                .existing_object(&key, &path, &written)?
+                .ok_or_else(|| ArchiveError::Conflict {
+                    object: format!("{}{}", self.label, o.name()),
+                }),
+            Err(e) => Err(e),
+        }
     }
 
     /// PUTs the manifest (`<object>.json`).
@@ -246,9 +264,26 @@ impl S3Target {
         );
         let body = miniserde::json::to_string(m) + "\n";
         let sha = super::object::hex(&Sha256::digest(body.as_bytes()));
-        self.put(&key, "application/json", &sha, &|req| {
+        let put = self.put(&key, "application/json", &sha, &|req| {
             req.send(body.as_bytes()).map_err(|e| self.unreachable(e))
-        })
+        });
+        match put {
+            Err(ArchiveError::Store { status: 412, .. }) => {
+                if self.existing_manifest(&key)? == body.as_bytes() {
+                    Ok(())
+                } else {
+                    Err(ArchiveError::Conflict {
+                        object: format!(
+                            "{}{}{}",
+                            self.label,
+                            m.object,
+                            super::object::MANIFEST_SUFFIX
+                        ),
+                    })
+                }
+            }
+            other => other,
+        }
     }
 
     /// The request path of `path` under the bucket's root (`""`: the
@@ -293,24 +328,30 @@ impl S3Target {
     }
 
     /// A signed PUT of `path` under the bucket's root (`""`: the bucket
-    /// itself), its body of SHA-256 `sha` sent by `send`.
+    /// itself), its body of SHA-256 `sha` sent by `send`; `if_none` asks
+    /// the store not to replace an object there (while it takes that).
     fn request(
         &self,
         path: &str,
         content_type: &str,
         sha: &str,
         send: &SendWith,
+        if_none: bool,
     ) -> Result<(), ArchiveError> {
         let path = self.path_of(path);
         let mut req = (self.agent()?.put(format!("{}{path}", self.base)))
             .header("content-type", content_type);
+        if if_none && self.conditional.load(Relaxed) {
+            req = req.header("if-none-match", "*");
+        }
         for (name, value) in self.signed("PUT", &path, "", sha) {
             req = req.header(name, value);
         }
         self.judge(send(req)?)
     }
 
-    /// PUTs `key`; a missing bucket is created first when allowed.
+    /// PUTs `key` unless an object is there (412); a missing bucket is
+    /// created first when allowed.
     fn put(
         &self,
         key: &str,
@@ -318,12 +359,25 @@ impl S3Target {
         sha: &str,
         send: &SendWith,
     ) -> Result<(), ArchiveError> {
-        match self.request(key, content_type, sha, send) {
+        let first = match self.request(key, content_type, sha, send, true) {
+            Err(ArchiveError::Store { status: 501, .. })
+                if self.conditional.swap(false, Relaxed) =>
+            {
+                log::warn!(
+                    "archive: {} does not take conditional writes (If-None-Match): objects are \
+                     PUT unconditionally from now on, kept apart only by the buffer's id",
+                    self.label
+                );
+                self.request(key, content_type, sha, send, true)
+            }
+            other => other,
+        };
+        match first {
             Err(ArchiveError::Store {
                 status: 404, code, ..
             }) if code == "NoSuchBucket" && self.create_bucket => {
                 self.make_bucket()?;
-                self.request(key, content_type, sha, send)
+                self.request(key, content_type, sha, send, true)
             }
             other => other,
         }
@@ -340,9 +394,13 @@ impl S3Target {
             )
         };
         let sha = super::object::hex(&Sha256::digest(body.as_bytes()));
-        let result = self.request("", "application/xml", &sha, &|req| {
-            req.send(body.as_bytes()).map_err(|e| self.unreachable(e))
-        });
+        let result = self.request(
+            "",
+            "application/xml",
+            &sha,
+            &|req| req.send(body.as_bytes()).map_err(|e| self.unreachable(e)),
+            false,
+        );
         match result {
             Ok(()) => {
                 log::info!("archive: created the bucket of {}", self.label);
@@ -411,6 +469,9 @@ fn default_port_dropped<'a>(scheme: &str, authority: &'a str) -> &'a str {
 
 #[path = "s3_read.rs"]
 pub mod read;
+
+#[path = "s3_exists.rs"]
+mod exists;
 
 #[cfg(test)]
 #[path = "s3_tests.rs"]

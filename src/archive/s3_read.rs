@@ -55,7 +55,7 @@ pub fn parse_listing(xml: &str) -> (Vec<String>, bool, Option<String>) {
 impl S3Target {
     /// A signed GET of `path` under the bucket's root (`""`: the bucket)
     /// with `query` (name, value); the answer when 2xx.
-    fn get_signed(
+    pub(super) fn get_signed(
         &self,
         path: &str,
         query: &[(&str, String)],

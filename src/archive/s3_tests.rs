@@ -54,7 +54,7 @@ fn store(answers: Vec<&'static [u8]>) -> (u16, std::thread::JoinHandle<Vec<Strin
             let mut body = vec![0u8; len];
             let _ = std::io::Read::read_exact(&mut r, &mut body);
             let _ = std::io::Write::write_all(&mut &s, answer);
-            seen.push(headers.first().cloned().unwrap_or_default());
+            seen.push(headers.join("\n"));
         }
         seen
     });
@@ -228,4 +228,64 @@ fn the_tls_files_checked_at_start_are_the_ones_the_archiver_uses_not_what_lies_t
         confirmed.err()
     );
     assert_eq!(seen.join().unwrap().len(), 1, "the PUT reached the store");
+}
+
+#[test]
+fn a_store_without_conditional_writes_gets_plain_puts_after_its_501() {
+    // Objects are PUT with `If-None-Match: *` (never replace what another
+    // buffer wrote); a store that answers 501 to it must still get the
+    // archive, without the header, from then on.
+    let (port, seen) = store(vec![
+        b"HTTP/1.1 501 Not Implemented\r\ncontent-length: 79\r\nconnection: close\r\n\r\n<Error><Code>NotImplemented</Code><Message>If-None-Match</Message></Error>\n\n\n\n\n\n\n",
+        b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+    ]);
+    let dir = spool("conditional-501");
+    let t = S3Target::new(
+        "bucket",
+        "p/",
+        &settings(&format!("http://127.0.0.1:{port}")),
+        dir.clone(),
+        keys(),
+    )
+    .unwrap();
+    for name in ["a/b.lp.gz", "a/c.lp.gz"] {
+        let mut o = t.begin(name, "db", "").unwrap();
+        o.line(b"m v=1 1", 1).unwrap();
+        t.confirm(o).expect("stored once the store said 501");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let seen = seen.join().unwrap();
+    let conditional: Vec<bool> = (seen.iter())
+        .map(|h| h.to_ascii_lowercase().contains("if-none-match: *"))
+        .collect();
+    assert_eq!(conditional, [true, false, false], "{seen:?}");
+}
+
+#[test]
+fn a_412_whose_object_cannot_be_read_back_is_an_error_and_never_confirmed() {
+    // The name is taken and the object will not come back (the store
+    // answers 403 to the GET): the run must stay unconfirmed, not be
+    // taken for written.
+    let (port, _seen) = store(vec![
+        b"HTTP/1.1 412 Precondition Failed\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+    ]);
+    let dir = spool("conditional-412");
+    let t = S3Target::new(
+        "bucket",
+        "p/",
+        &settings(&format!("http://127.0.0.1:{port}")),
+        dir.clone(),
+        keys(),
+    )
+    .unwrap();
+    let mut o = t.begin("a/b.lp.gz", "db", "").unwrap();
+    o.line(b"m v=1 1", 1).unwrap();
+    let got = t.confirm(o);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        matches!(got, Err(ArchiveError::Store { status: 403, .. })),
+        "{got:?}"
+    );
 }

@@ -86,6 +86,16 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// A `lifecycle` section archiving `telemetry` to this store's bucket
+    /// under `gw7/` through `endpoint`, signed with `secret`; `extra`: more
+    /// keys of `lifecycle.archive.s3` (indented six spaces).
+    pub fn lifecycle(&self, endpoint: &str, secret: &str, extra: &str) -> String {
+        format!(
+            "lifecycle:\n  archive:\n    flush_interval: 1s\n    max_backoff: 1s\n    s3:\n      endpoint: \"{endpoint}\"\n      path_style: true\n      access_key_id: \"{}\"\n      secret_access_key: \"{secret}\"\n{extra}  rules:\n    - measurement: telemetry\n      cold_storage: \"s3://{}/gw7/\"\n",
+            self.key, self.bucket
+        )
+    }
+
     /// Every object of the bucket, downloaded under `out` by its key.
     pub fn download(&self, out: &Path) {
         let status = Command::new("python3")
@@ -101,6 +111,34 @@ impl Moto {
             .status()
             .expect("python3 with boto3");
         assert!(status.success(), "download from moto");
+    }
+
+    /// The point lines of every `.lp.gz` object in the bucket now.
+    pub fn archived_lines(&self) -> Vec<String> {
+        let got = self.snapshot();
+        let mut lines = Vec::new();
+        let mut dirs = vec![got.path().to_path_buf()];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).expect("the snapshot") {
+                let p = e.expect("an entry").path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if p.to_string_lossy().ends_with(".lp.gz") {
+                    let mut text = String::new();
+                    std::io::Read::read_to_string(
+                        &mut flate2::read::GzDecoder::new(std::fs::File::open(&p).expect("object")),
+                        &mut text,
+                    )
+                    .expect("gzip");
+                    lines.extend(
+                        (text.lines())
+                            .filter(|l| !l.starts_with('#') && !l.is_empty())
+                            .map(str::to_string),
+                    );
+                }
+            }
+        }
+        lines
     }
 
     /// A temp dir holding the bucket's objects now.
