@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "2d12104c3dd711c48d586cd9a5796013b53229b7"
+SRCREV = "76b57766215e899ef63657c4431289e3fcdd6cb6"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
