@@ -23,6 +23,19 @@ fn keys() -> LiveS3 {
     }))
 }
 
+/// A target of bucket `bucket`, prefix `p/`, on the scripted store at
+/// `port`, spooling in `dir`.
+fn scripted(port: u16, dir: &std::path::Path) -> S3Target {
+    S3Target::new(
+        "bucket",
+        "p/",
+        &settings(&format!("http://127.0.0.1:{port}")),
+        dir.to_path_buf(),
+        keys(),
+    )
+    .unwrap()
+}
+
 fn spool(tag: &str) -> PathBuf {
     std::env::temp_dir().join(format!("hissrv-s3-{tag}-{}", std::process::id()))
 }
@@ -67,14 +80,7 @@ fn a_redirected_put_is_an_error_not_stored() {
         b"HTTP/1.1 302 Found\r\nlocation: /portal\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
     ]);
     let dir = spool("redirect");
-    let t = S3Target::new(
-        "bucket",
-        "p/",
-        &settings(&format!("http://127.0.0.1:{port}")),
-        dir.clone(),
-        keys(),
-    )
-    .unwrap();
+    let t = scripted(port, &dir);
     let mut o = t.begin("a/b.lp.gz", "db", "").unwrap();
     o.line(b"m v=1 1", 1).unwrap();
     let confirmed = t.confirm(o);
@@ -241,14 +247,7 @@ fn a_store_without_conditional_writes_gets_plain_puts_after_its_501() {
         b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
     ]);
     let dir = spool("conditional-501");
-    let t = S3Target::new(
-        "bucket",
-        "p/",
-        &settings(&format!("http://127.0.0.1:{port}")),
-        dir.clone(),
-        keys(),
-    )
-    .unwrap();
+    let t = scripted(port, &dir);
     for name in ["a/b.lp.gz", "a/c.lp.gz"] {
         let mut o = t.begin(name, "db", "").unwrap();
         o.line(b"m v=1 1", 1).unwrap();
@@ -272,14 +271,7 @@ fn a_412_whose_object_cannot_be_read_back_is_an_error_and_never_confirmed() {
         b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
     ]);
     let dir = spool("conditional-412");
-    let t = S3Target::new(
-        "bucket",
-        "p/",
-        &settings(&format!("http://127.0.0.1:{port}")),
-        dir.clone(),
-        keys(),
-    )
-    .unwrap();
+    let t = scripted(port, &dir);
     let mut o = t.begin("a/b.lp.gz", "db", "").unwrap();
     o.line(b"m v=1 1", 1).unwrap();
     let got = t.confirm(o);
