@@ -248,7 +248,13 @@ impl S3Target {
             Err(ArchiveError::Store { status: 412, .. }) => self
                 .existing_object(&key, &path, &written)?
                 .ok_or_else(|| ArchiveError::Conflict {
-                    object: format!("{}{}", self.label, o.name()),
+                    object: format!(
+                        "{}{} (with its manifest {}{})",
+                        self.label,
+                        o.name(),
+                        o.name(),
+                        super::object::MANIFEST_SUFFIX
+                    ),
                 }),
             Err(e) => Err(e),
         }

@@ -29,11 +29,13 @@ struct Tee<R> {
     sha: Sha256,
     bytes: u64,
     limit: u64,
+    /// The store's stream itself failed (not what it held).
+    broken: bool,
 }
 
 impl<R: Read> Read for Tee<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = self.inner.read(buf).inspect_err(|_| self.broken = true)?;
         self.bytes += n as u64;
         if self.bytes > self.limit {
             return Err(std::io::Error::other("larger than this run's object"));
@@ -76,16 +78,28 @@ impl S3Target {
         let Some((ours, our_len)) = content(file, u64::MAX).map_err(io(what()))? else {
             return Ok(None);
         };
-        let answer = self.get_signed(key, &[])?;
+        let answer = self.get_signed(key, &[]).map_err(read_back_hint)?;
         let mut raw = Tee {
             inner: answer.into_body().into_reader(),
             sha: Sha256::new(),
             bytes: 0,
             // Another gzip of the same lines may be somewhat larger.
             limit: written.bytes.saturating_mul(2).saturating_add(64 * 1024),
+            broken: false,
+        };
+        let cut = |raw: &Tee<_>, e: &std::io::Error| {
+            raw.broken || e.kind() == std::io::ErrorKind::UnexpectedEof
         };
         let theirs = match content(&mut raw, our_len) {
             Ok(t) => t,
+            // The way to the store failed, or the stream ended early: an
+            // error, retried; it says nothing about the lines.
+            Err(e) if cut(&raw, &e) => {
+                return Err(ArchiveError::Io {
+                    what: format!("read back {key}"),
+                    source: std::io::Error::other("the read-back was cut short"),
+                });
+            }
             // Not gzip, or larger than ours: not this run's object.
             Err(_) => return Ok(None),
         };
@@ -93,7 +107,13 @@ impl S3Target {
             return Ok(None);
         }
         // The rest of the raw stream (gzip's trailer), for its hash.
-        if std::io::copy(&mut raw, &mut std::io::sink()).is_err() {
+        if let Err(e) = std::io::copy(&mut raw, &mut std::io::sink()) {
+            if raw.broken {
+                return Err(ArchiveError::Io {
+                    what: format!("read back {key}"),
+                    source: e,
+                });
+            }
             return Ok(None);
         }
         log::info!(
@@ -111,7 +131,7 @@ impl S3Target {
     /// The manifest at `key` as stored (at most `MANIFEST_READ_MAX_BYTES`
     /// and one: a larger one is not ours, and compares unequal).
     pub(super) fn existing_manifest(&self, key: &str) -> Result<Vec<u8>, ArchiveError> {
-        let answer = self.get_signed(key, &[])?;
+        let answer = self.get_signed(key, &[]).map_err(read_back_hint)?;
         let mut out = Vec::new();
         answer
             .into_body()
@@ -123,5 +143,27 @@ impl S3Target {
                 source: e,
             })?;
         Ok(out)
+    }
+}
+
+/// A read-back the store refused, with what the keys need: a run written
+/// again after a restart reads its object back (review: keys allowed only
+/// `s3:PutObject` then fail for ever, the run's batches held).
+fn read_back_hint(e: ArchiveError) -> ArchiveError {
+    match e {
+        ArchiveError::Store {
+            target,
+            status: 403,
+            code,
+            message,
+        } => ArchiveError::Store {
+            target,
+            status: 403,
+            code,
+            message: format!(
+                "{message} (reading back an object already there: the keys need s3:GetObject as well as s3:PutObject)"
+            ),
+        },
+        other => other,
     }
 }

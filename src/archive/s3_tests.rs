@@ -280,4 +280,59 @@ fn a_412_whose_object_cannot_be_read_back_is_an_error_and_never_confirmed() {
         matches!(got, Err(ArchiveError::Store { status: 403, .. })),
         "{got:?}"
     );
+    let said = got.unwrap_err().to_string();
+    assert!(
+        said.contains("s3:GetObject"),
+        "names what the keys lack: {said}"
+    );
+}
+
+#[test]
+fn a_read_back_cut_short_by_the_network_is_an_error_to_retry_not_a_conflict() {
+    // The run is written again after a crash: its object is there, the
+    // same lines (412). The read-back's connection drops half way (a
+    // flaky uplink). That says nothing about the object's lines: it must
+    // be an error retried as any network error, never "exists with other
+    // lines ... move it away", which sends the operator to move a good
+    // object (this gateway's own) out of the archive.
+    let (stored, _) = {
+        let mut w = crate::archive::object::ObjectWriter::new(Vec::new(), "db", "").unwrap();
+        for i in 0..20_000u64 {
+            w.line(
+                format!("m,id=s{} v={} {i}", i % 97, i * 7919 % 10_007).as_bytes(),
+                i as i64,
+            )
+            .unwrap();
+        }
+        w.finish().unwrap()
+    };
+    let half = &stored[..stored.len() / 2];
+    let mut cut = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/gzip\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        stored.len()
+    )
+    .into_bytes();
+    cut.extend_from_slice(half);
+    let (port, _seen) = store(vec![
+        b"HTTP/1.1 412 Precondition Failed\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        Box::leak(cut.into_boxed_slice()),
+    ]);
+    let dir = spool("cut-read-back");
+    let t = scripted(port, &dir);
+    let mut o = t.begin("a/b.lp.gz", "db", "").unwrap();
+    for i in 0..20_000u64 {
+        o.line(
+            format!("m,id=s{} v={} {i}", i % 97, i * 7919 % 10_007).as_bytes(),
+            i as i64,
+        )
+        .unwrap();
+    }
+    let got = t.confirm(o);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(got.is_err(), "never confirmed from half an object: {got:?}");
+    assert!(
+        !matches!(got, Err(ArchiveError::Conflict { .. })),
+        "a dropped connection is reported as another gateway's lines: {}",
+        got.unwrap_err()
+    );
 }
