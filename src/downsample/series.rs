@@ -3,7 +3,9 @@
 //! lookups `windows` makes on every line.
 
 use super::DEDUP_RECENT_TIMESTAMPS;
+use super::{Counts, Outcome};
 use crate::downsample::aggregate::Window;
+use crate::lineproto::split::Value;
 
 /// One series' window: its fields' windows, and the timestamps counted
 /// lately with which fields each. Held per series rather than per field: a
@@ -69,6 +71,53 @@ impl Series {
             }
         }
         None
+    }
+
+    /// Whether `fields` are this series' fields, each once, in the order
+    /// held (at most 64: the fast path's bit set).
+    pub(super) fn holds_in_order(&self, fields: &[(&[u8], Value)]) -> bool {
+        fields.len() == self.fields.len()
+            && fields.len() <= 64
+            && (fields.iter().zip(&self.fields))
+                .all(|((name, _), f)| self.names.get(f.name()).is_some_and(|n| same(n, name)))
+    }
+
+    /// Counts a line newer than every point counted in this window (no slot
+    /// at `ts`, so no field of it is a repeat) whose fields are this
+    /// series' own in their order (`holds_in_order`: none new, none twice):
+    /// the look-ups a field of the general loop skipped. Returns whether a
+    /// field counted.
+    pub(super) fn add_in_order(
+        &mut self,
+        fields: &[(&[u8], Value)],
+        ts: i64,
+        counts: &mut Counts,
+        mut each: impl FnMut(usize, Outcome),
+    ) -> bool {
+        let mut counted = 0u64;
+        for (i, ((_, v), field)) in fields.iter().zip(self.fields.iter_mut()).enumerate() {
+            let outcome = if field.window.add(v, ts).is_ok() {
+                field.changed = true;
+                counted |= 1 << i;
+                Outcome::Counted
+            } else {
+                Outcome::TypeConflict
+            };
+            counts.add(outcome);
+            each(i, outcome);
+        }
+        if counted == 0 {
+            return false;
+        }
+        // Taken once a field counted, as the general loop does.
+        if let Some(j) = self.take_slot(ts) {
+            for (i, field) in self.fields.iter_mut().enumerate() {
+                if counted & 1 << i != 0 {
+                    field.seen |= 1 << j;
+                }
+            }
+        }
+        true
     }
 
     /// The slot holding `ts`, if it is among the greatest counted.

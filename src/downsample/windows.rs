@@ -36,7 +36,7 @@
 //! series of one window in the hash map's order, which differs by process:
 //! the line set is what is the same).
 
-use super::aggregate::{Aggregate, Aggregates, TypeConflict, Window, window_start};
+use super::aggregate::{Aggregates, TypeConflict, Window, window_start};
 use crate::lineproto::numbers::push_i64;
 use crate::lineproto::split::Value;
 use std::collections::BTreeMap;
@@ -50,45 +50,6 @@ const _: () = assert!(DEDUP_RECENT_TIMESTAMPS <= 8, "Field::seen has a bit a slo
 /// A field name longer than this is not aggregated (`OutOfRange`): names
 /// are kept as u32 offsets, and InfluxDB's own key limit is 64 KiB.
 pub const MAX_FIELD_NAME_BYTES: usize = 65_535;
-
-/// One rule's windowing, in nanoseconds.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Rule {
-    /// Window length (`downsample`), > 0.
-    pub every_ns: i64,
-    /// How far past a window's end the watermark goes before it closes.
-    pub grace_ns: i64,
-    /// How long past its close a window is kept for late points.
-    pub max_lateness_ns: i64,
-    /// `None`: the defaults for each field's type.
-    pub aggregates: Option<Aggregates>,
-}
-
-impl Rule {
-    /// A `lifecycle.rules` entry's windowing, in nanoseconds; `None` for a
-    /// rule without `downsample` (or one the config would refuse).
-    pub fn from_config(r: &crate::config::LifecycleRule) -> Option<Rule> {
-        const NS: i64 = 1_000_000_000;
-        let (every, grace, late) = r.windowing_s()?;
-        let ns = |s: u64| i64::try_from(s).ok()?.checked_mul(NS);
-        let aggregates = if r.aggregates.is_empty() {
-            None
-        } else {
-            let list: Option<Vec<Aggregate>> = r
-                .aggregates
-                .iter()
-                .map(|a| Aggregate::from_name(a))
-                .collect();
-            Some(Aggregates::of(&list?))
-        };
-        Some(Rule {
-            every_ns: ns(every).filter(|&e| e > 0)?,
-            grace_ns: ns(grace)?,
-            max_lateness_ns: ns(late)?,
-            aggregates,
-        })
-    }
-}
 
 /// A rule applied to one destination's points: windows, watermark and
 /// emitted lines are per lane.
@@ -130,6 +91,9 @@ pub struct Windows {
     /// The lane and window start `place` found last: a line of the same
     /// window skips the division (lines come by the thousand per window).
     last_start: Option<(Lane, i64)>,
+    /// The common line's shortcut in `add_line_unless` (off only in the
+    /// test that checks it against the general loop).
+    fast_path: bool,
 }
 
 impl Windows {
@@ -154,6 +118,7 @@ impl Windows {
             max_open,
             counts: Counts::default(),
             last_start: None,
+            fast_path: true,
         }
     }
 
@@ -263,6 +228,16 @@ impl Windows {
         if maybe_counted && repeat() {
             counts.repeats = (counts.repeats).saturating_add(fields.len() as u64);
             return true;
+        }
+        if self.fast_path && !maybe_counted && !fields.is_empty() && entry.holds_in_order(fields) {
+            // The common line (`Series::add_in_order`): the general loop
+            // below gives the same outcome field by field
+            // (`windows_tests.rs` checks the two agree).
+            if entry.add_in_order(fields, ts, counts, each) {
+                set.dirty = true;
+                set.unsaved = true;
+            }
+            return false;
         }
         // The slot remembering `ts`, taken at the first field counted: then
         // a field named twice in the line, or the line retried, is a repeat.
@@ -464,6 +439,14 @@ fn forgotten(rule: &Rule, start: i64, watermark: i64) -> bool {
 #[cfg(test)]
 #[path = "windows_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "fast_path_tests.rs"]
+mod fast_path_tests;
+
+#[path = "rule.rs"]
+mod rule;
+pub use rule::Rule;
 
 #[path = "outcome.rs"]
 mod outcome;

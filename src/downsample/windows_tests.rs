@@ -13,9 +13,9 @@ impl Windows {
     }
 }
 
-const EVERY: i64 = 100;
+pub(super) const EVERY: i64 = 100;
 
-fn rule(grace: i64, lateness: i64) -> Rule {
+pub(super) fn rule(grace: i64, lateness: i64) -> Rule {
     Rule {
         every_ns: EVERY,
         grace_ns: grace,
