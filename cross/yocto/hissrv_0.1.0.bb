@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "76b57766215e899ef63657c4431289e3fcdd6cb6"
+SRCREV = "8fe2f15cae6ecc9a721635368ab4ad193fa0e311"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
