@@ -1,102 +1,279 @@
-//! The common line's shortcut (`Series::add_in_order`) against the
-//! general loop of `add_line_unless`, over random lines.
+//! The common line's shortcut (`Series::add_in_order`) against the general
+//! loop of `add_line_unless` (written by a review, which found the first
+//! version of this test blind to checkpoints and retries): small bounds,
+//! many fields (past 64), every value type, full slot rings, a `repeat`
+//! closure as the downsampler's (lines remembered once counted), and
+//! checkpoints compared and restored in the middle.
 
-use super::tests::{EVERY, rule};
+use super::state::decode;
+use super::tests::EVERY;
 use super::*;
+use crate::downsample::aggregate::{Aggregate, Aggregates};
 use crate::lineproto::split::split;
 use crate::sim_tests::{rng, seeds};
+use std::collections::{BTreeMap, HashSet};
 
-/// The common line's shortcut (`add_line_unless`: a line newer than every
-/// point of its series' window, naming the series' fields in order) gives
-/// what the general loop gives: the same outcome for every field, the same
-/// counts, the same lines emitted, the same windows held, over random
-/// lines of changing field orders, repeated names, type conflicts, retries
-/// and points late and out of order, in two lanes.
+fn rules() -> Vec<Rule> {
+    vec![
+        Rule {
+            every_ns: EVERY,
+            grace_ns: EVERY / 2,
+            max_lateness_ns: 2 * EVERY,
+            aggregates: Some(Aggregates::of(&Aggregate::ALL)),
+        },
+        Rule {
+            every_ns: 3 * EVERY,
+            grace_ns: 0,
+            max_lateness_ns: EVERY,
+            aggregates: None,
+        },
+    ]
+}
+
+/// A saved set as compared: its key, `dirty`, its series sorted by key.
+type NormalSet = ((Lane, i64), bool, Vec<(Vec<u8>, String)>);
+
+#[derive(Default, Clone)]
+struct Rows {
+    sets: BTreeMap<(Lane, i64), Vec<u8>>,
+    watermarks: Vec<(Lane, i64)>,
+}
+
+impl Rows {
+    fn apply(&mut self, c: Checkpoint) {
+        for (lane, start, blob) in c.sets {
+            self.sets.insert((lane, start), blob);
+        }
+        for key in c.removed {
+            self.sets.remove(&key);
+        }
+        self.watermarks = c.watermarks;
+    }
+
+    /// The rows' content, independent of hash order (series sorted).
+    fn normal(&self) -> Vec<NormalSet> {
+        self.sets
+            .iter()
+            .map(|(k, b)| {
+                let (set, _) = decode(b).expect("own state");
+                let mut s: Vec<(Vec<u8>, String)> = (set.series.iter())
+                    .map(|(key, e)| (key.to_vec(), format!("{e:?}")))
+                    .collect();
+                s.sort();
+                (*k, set.dirty, s)
+            })
+            .collect()
+    }
+
+    fn restore(&self, max_open: usize) -> Windows {
+        let sets = self.sets.iter().map(|(&(l, s), b)| (l, s, b.as_slice()));
+        Windows::restore(rules(), max_open, &self.watermarks, sets)
+            .expect("own state")
+            .0
+    }
+}
+
+fn value(next: &mut impl FnMut() -> u64, kind: u64) -> String {
+    match kind {
+        0 => format!("{}.5", next() % 50),
+        1 => format!("{}i", next() % 100),
+        2 => format!("{}u", next() % 100),
+        3 => (if next().is_multiple_of(2) { "t" } else { "f" }).to_string(),
+        _ => format!("\"s{}\"", next() % 3),
+    }
+}
+
+/// One side: windows, and the lines it remembered as counted (the
+/// downsampler's `RecentLines`, by the line's text and lane).
+struct Side {
+    w: Windows,
+    recent: HashSet<(Lane, String)>,
+    rows: Rows,
+}
+
+type Seen = (bool, bool, Vec<(usize, Outcome)>);
+
+impl Side {
+    fn feed(&mut self, lane: Lane, line: &str) -> Seen {
+        let l = split(line.as_bytes()).expect("a line");
+        let mut got = Vec::new();
+        let mut repeat = false;
+        let recent = &self.recent;
+        let key = (lane, line.to_string());
+        let maybe = self.w.add_line_unless(
+            lane,
+            l.key,
+            &l.fields,
+            l.ts,
+            || {
+                repeat = recent.contains(&key);
+                repeat
+            },
+            |i, o| got.push((i, o)),
+        );
+        if !repeat && !got.is_empty() && got.iter().all(|(_, o)| *o == Outcome::Counted) {
+            self.recent.insert(key);
+        }
+        (maybe, repeat, got)
+    }
+}
+
 #[test]
 fn the_fast_path_for_the_common_line_agrees_with_the_general_loop() {
-    const NAMES: [&str; 4] = ["a", "b", "cc", "a2"];
-    for seed in 1..=seeds(40) {
-        let mut next = rng(seed * 7_919);
-        let rules = vec![rule(EVERY, 3 * EVERY), rule(0, EVERY)];
-        let mut fast = Windows::new(rules.clone(), 200);
-        let mut slow = Windows::new(rules, 200);
-        slow.fast_path = false;
+    let mut stats = [0usize; 7];
+    for seed in 1..=seeds(400) {
+        let mut next = rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let max_open = [3usize, 7, 20, 60, 10_000][(next() % 5) as usize];
+        let many = next().is_multiple_of(3);
+        let n_names = if many { 70 } else { 6 };
+        let n_series = 1 + next() % 4;
+        // Each series' usual fields (order) and their kinds.
+        let templates: Vec<Vec<(usize, u64)>> = (0..n_series)
+            .map(|_| {
+                let n = if many {
+                    1 + (next() % 70) as usize
+                } else {
+                    1 + (next() % 4) as usize
+                };
+                let mut names: Vec<usize> = (0..n_names).collect();
+                for i in (1..names.len()).rev() {
+                    names.swap(i, (next() % (i as u64 + 1)) as usize);
+                }
+                names.truncate(n);
+                names.into_iter().map(|f| (f, next() % 5)).collect()
+            })
+            .collect();
+        let new_side = |fast: bool| {
+            let mut w = Windows::new(rules(), max_open);
+            w.fast_path = fast;
+            Side {
+                w,
+                recent: HashSet::new(),
+                rows: Rows::default(),
+            }
+        };
+        let (mut fast, mut slow) = (new_side(true), new_side(false));
         let mut ts = [0i64; 2];
         let mut sent: Vec<(Lane, String)> = Vec::new();
-        for step in 0..600 {
+        for step in 0..500 {
             let lane = Lane {
                 rule: (next() % 2) as u16,
                 dest: (next() % 2) as u32,
             };
             let r = usize::from(lane.rule);
-            let line = if next().is_multiple_of(8) && !sent.is_empty() {
-                // A retry of a line sent before.
-                sent[(next() % sent.len() as u64) as usize].1.clone()
+            let pick = next() % 20;
+            let (lane, line) = if pick < 2 && !sent.is_empty() {
+                sent[(next() % sent.len() as u64) as usize].clone()
+            } else if pick < 4 && !sent.is_empty() {
+                // A retry of a recent line.
+                let back = 1 + (next() % 12) as usize;
+                sent[sent.len().saturating_sub(back)].clone()
             } else {
-                ts[r] += (next() % 40) as i64;
-                let at = ts[r] - (next().is_multiple_of(4)) as i64 * (next() % 300) as i64;
-                let n = 1 + (next() % 4) as usize;
-                let fields: Vec<String> = (0..n)
-                    .map(|_| {
-                        let name = NAMES[if next().is_multiple_of(4) {
-                            (next() % 4) as usize
-                        } else {
-                            0
-                        }];
-                        let name = if next().is_multiple_of(3) {
-                            name
-                        } else {
-                            NAMES[(next() % 2) as usize]
-                        };
-                        if next().is_multiple_of(20) {
-                            format!("{name}=1.5")
-                        } else {
-                            format!("{name}={}i", next() % 100)
-                        }
-                    })
-                    .collect();
-                // Most lines name the same fields in the same order.
-                let fields = if next().is_multiple_of(3) {
-                    fields.join(",")
+                ts[r] += (next() % 8) as i64;
+                let at = if next().is_multiple_of(10) {
+                    ts[r] - (next() % (4 * EVERY as u64)) as i64
                 } else {
-                    format!("a={}i,b={}i", next() % 100, next() % 100)
+                    ts[r]
                 };
-                format!("m,s={} {fields} {at}", next() % 3)
+                let s = (next() % n_series) as usize;
+                let mut fields: Vec<(usize, u64)> = templates[s].clone();
+                match next() % 12 {
+                    0 => {
+                        let k = (next() % n_names as u64) as usize;
+                        fields.insert(
+                            (next() % (fields.len() as u64 + 1)) as usize,
+                            (k, next() % 5),
+                        );
+                    }
+                    1 if fields.len() > 1 => {
+                        fields.remove((next() % fields.len() as u64) as usize);
+                    }
+                    2 if fields.len() > 1 => {
+                        let n = fields.len() as u64;
+                        fields.swap((next() % n) as usize, (next() % n) as usize);
+                    }
+                    3 => {
+                        let f = fields[(next() % fields.len() as u64) as usize];
+                        fields.push(f);
+                    }
+                    _ => {}
+                }
+                for f in &mut fields {
+                    if next().is_multiple_of(40) {
+                        f.1 = next() % 5;
+                    }
+                }
+                let text: Vec<String> = fields
+                    .iter()
+                    .map(|&(f, k)| format!("f{f}={}", value(&mut next, k)))
+                    .collect();
+                (lane, format!("m,s={s} {} {at}", text.join(",")))
             };
             sent.push((lane, line.clone()));
-            let l = split(line.as_bytes()).expect("a line");
-            let (mut got_fast, mut got_slow) = (Vec::new(), Vec::new());
-            let maybe_fast = fast.add_line_unless(
-                lane,
-                l.key,
-                &l.fields,
-                l.ts,
-                || false,
-                |i, o| got_fast.push((i, o)),
-            );
-            let maybe_slow = slow.add_line_unless(
-                lane,
-                l.key,
-                &l.fields,
-                l.ts,
-                || false,
-                |i, o| got_slow.push((i, o)),
-            );
-            assert_eq!(
-                (maybe_fast, &got_fast),
-                (maybe_slow, &got_slow),
-                "seed {seed} step {step}: {line}"
-            );
-            assert_eq!(fast.counts, slow.counts, "seed {seed} step {step}");
-            assert_eq!(fast.len(), slow.len(), "seed {seed} step {step}");
-            if next().is_multiple_of(25) {
-                let (mut a, mut b) = (Vec::new(), Vec::new());
-                fast.close(|lane, l| a.push((lane, l.to_vec())));
-                slow.close(|lane, l| b.push((lane, l.to_vec())));
-                a.sort();
-                b.sort();
-                assert_eq!(a, b, "seed {seed} step {step}: the lines emitted");
+            let shortcut = {
+                let l = split(line.as_bytes()).expect("a line");
+                let every = rules()[usize::from(lane.rule)].every_ns;
+                crate::downsample::aggregate::window_start(l.ts, every)
+                    .and_then(|st| fast.w.open.get(&(lane, st)))
+                    .and_then(|set| set.series.get(l.key))
+                    .filter(|e| {
+                        !e.slots[..usize::from(e.slots_used)]
+                            .iter()
+                            .any(|&t| t >= l.ts)
+                            && !l.fields.is_empty()
+                            && e.holds_in_order(&l.fields)
+                    })
+                    .map(|e| (e.slots_used, l.fields.len()))
+            };
+            let a = fast.feed(lane, &line);
+            if let Some((used, n)) = shortcut {
+                stats[0] += 1;
+                stats[1] += usize::from(used == 8);
+                stats[2] += usize::from(n > 8);
+                stats[3] += usize::from(n > 60);
+                stats[4] += usize::from(a.2.iter().any(|(_, o)| *o == Outcome::TypeConflict));
+                stats[5] += usize::from(a.2.iter().all(|(_, o)| *o == Outcome::TypeConflict));
+                stats[6] += usize::from(fast.w.len() == max_open);
+            }
+            let b = slow.feed(lane, &line);
+            assert_eq!(a, b, "seed {seed} step {step}: {line}");
+            assert_eq!(fast.w.counts, slow.w.counts, "seed {seed} step {step}");
+            assert_eq!(fast.w.len(), slow.w.len(), "seed {seed} step {step}");
+            assert!(fast.w.len() <= max_open);
+            if next().is_multiple_of(6) {
+                let (mut x, mut y) = (Vec::new(), Vec::new());
+                fast.w.close(|lane, l| x.push((lane, l.to_vec())));
+                slow.w.close(|lane, l| y.push((lane, l.to_vec())));
+                x.sort();
+                y.sort();
+                assert_eq!(x, y, "seed {seed} step {step}: the lines emitted");
+            }
+            if next().is_multiple_of(9) {
+                let (cf, cs) = (fast.w.checkpoint(), slow.w.checkpoint());
+                assert_eq!(cf.removed, cs.removed, "seed {seed} step {step}");
+                let keys = |c: &Checkpoint| c.sets.iter().map(|s| (s.0, s.1)).collect::<Vec<_>>();
+                assert_eq!(keys(&cf), keys(&cs), "seed {seed} step {step}: sets saved");
+                fast.rows.apply(cf);
+                slow.rows.apply(cs);
+                assert_eq!(
+                    fast.rows.normal(),
+                    slow.rows.normal(),
+                    "seed {seed} step {step}: rows"
+                );
+                if next().is_multiple_of(3) {
+                    // Restart both from their rows (the recent lines kept).
+                    let held = fast.w.len();
+                    fast.w = fast.rows.restore(max_open);
+                    slow.w = slow.rows.restore(max_open);
+                    slow.w.fast_path = false;
+                    assert_eq!(fast.w.len(), held, "seed {seed} step {step}");
+                    assert_eq!(slow.w.len(), held, "seed {seed} step {step}");
+                    fast.w.counts = slow.w.counts;
+                }
             }
         }
     }
+    eprintln!(
+        "shortcut, slots full, >8 fields, >60 fields, a conflict, all conflicts, at max_open: {stats:?}"
+    );
 }

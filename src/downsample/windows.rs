@@ -232,7 +232,7 @@ impl Windows {
         if self.fast_path && !maybe_counted && !fields.is_empty() && entry.holds_in_order(fields) {
             // The common line (`Series::add_in_order`): the general loop
             // below gives the same outcome field by field
-            // (`windows_tests.rs` checks the two agree).
+            // (`fast_path_tests.rs` checks the two agree).
             if entry.add_in_order(fields, ts, counts, each) {
                 set.dirty = true;
                 set.unsaved = true;
