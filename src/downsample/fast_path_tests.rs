@@ -6,12 +6,13 @@
 //! checkpoints compared and restored in the middle.
 
 use super::state::decode;
+use super::state_tests::Rows;
 use super::tests::EVERY;
 use super::*;
 use crate::downsample::aggregate::{Aggregate, Aggregates};
 use crate::lineproto::split::split;
 use crate::sim_tests::{rng, seeds};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 fn rules() -> Vec<Rule> {
     vec![
@@ -33,44 +34,19 @@ fn rules() -> Vec<Rule> {
 /// A saved set as compared: its key, `dirty`, its series sorted by key.
 type NormalSet = ((Lane, i64), bool, Vec<(Vec<u8>, String)>);
 
-#[derive(Default, Clone)]
-struct Rows {
-    sets: BTreeMap<(Lane, i64), Vec<u8>>,
-    watermarks: Vec<(Lane, i64)>,
-}
-
-impl Rows {
-    fn apply(&mut self, c: Checkpoint) {
-        for (lane, start, blob) in c.sets {
-            self.sets.insert((lane, start), blob);
-        }
-        for key in c.removed {
-            self.sets.remove(&key);
-        }
-        self.watermarks = c.watermarks;
-    }
-
-    /// The rows' content, independent of hash order (series sorted).
-    fn normal(&self) -> Vec<NormalSet> {
-        self.sets
-            .iter()
-            .map(|(k, b)| {
-                let (set, _) = decode(b).expect("own state");
-                let mut s: Vec<(Vec<u8>, String)> = (set.series.iter())
-                    .map(|(key, e)| (key.to_vec(), format!("{e:?}")))
-                    .collect();
-                s.sort();
-                (*k, set.dirty, s)
-            })
-            .collect()
-    }
-
-    fn restore(&self, max_open: usize) -> Windows {
-        let sets = self.sets.iter().map(|(&(l, s), b)| (l, s, b.as_slice()));
-        Windows::restore(rules(), max_open, &self.watermarks, sets)
-            .expect("own state")
-            .0
-    }
+/// The rows' content, independent of hash order (series sorted).
+fn normal(rows: &Rows) -> Vec<NormalSet> {
+    rows.sets
+        .iter()
+        .map(|(k, b)| {
+            let (set, _) = decode(b).expect("own state");
+            let mut s: Vec<(Vec<u8>, String)> = (set.series.iter())
+                .map(|(key, e)| (key.to_vec(), format!("{e:?}")))
+                .collect();
+            s.sort();
+            (*k, set.dirty, s)
+        })
+        .collect()
 }
 
 fn value(next: &mut impl FnMut() -> u64, kind: u64) -> String {
@@ -256,15 +232,15 @@ fn the_fast_path_for_the_common_line_agrees_with_the_general_loop() {
                 fast.rows.apply(cf);
                 slow.rows.apply(cs);
                 assert_eq!(
-                    fast.rows.normal(),
-                    slow.rows.normal(),
+                    normal(&fast.rows),
+                    normal(&slow.rows),
                     "seed {seed} step {step}: rows"
                 );
                 if next().is_multiple_of(3) {
                     // Restart both from their rows (the recent lines kept).
                     let held = fast.w.len();
-                    fast.w = fast.rows.restore(max_open);
-                    slow.w = slow.rows.restore(max_open);
+                    fast.w = fast.rows.restore_with(rules(), max_open).0;
+                    slow.w = slow.rows.restore_with(rules(), max_open).0;
                     slow.w.fast_path = false;
                     assert_eq!(fast.w.len(), held, "seed {seed} step {step}");
                     assert_eq!(slow.w.len(), held, "seed {seed} step {step}");

@@ -31,13 +31,13 @@ fn rules() -> Vec<Rule> {
 /// The rows a buffer would hold: each checkpoint applied as one
 /// transaction would apply it.
 #[derive(Default, Clone)]
-struct Rows {
-    sets: BTreeMap<(Lane, i64), Vec<u8>>,
+pub(super) struct Rows {
+    pub(super) sets: BTreeMap<(Lane, i64), Vec<u8>>,
     watermarks: Vec<(Lane, i64)>,
 }
 
 impl Rows {
-    fn apply(&mut self, c: Checkpoint) {
+    pub(super) fn apply(&mut self, c: Checkpoint) {
         for (lane, start, blob) in c.sets {
             self.sets.insert((lane, start), blob);
         }
@@ -48,11 +48,15 @@ impl Rows {
     }
 
     fn restore(&self, max_open: usize) -> Windows {
-        let sets = self.sets.iter().map(|(&(l, s), b)| (l, s, b.as_slice()));
-        let (w, dropped) =
-            Windows::restore(rules(), max_open, &self.watermarks, sets).expect("own state");
+        let (w, dropped) = self.restore_with(rules(), max_open);
         assert_eq!(dropped, 0);
         w
+    }
+
+    /// The windows `rules` restore from these rows, and the sets dropped.
+    pub(super) fn restore_with(&self, rules: Vec<Rule>, max_open: usize) -> (Windows, usize) {
+        let sets = self.sets.iter().map(|(&(l, s), b)| (l, s, b.as_slice()));
+        Windows::restore(rules, max_open, &self.watermarks, sets).expect("own state")
     }
 }
 
