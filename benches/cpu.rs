@@ -30,7 +30,8 @@
 //! taking every line, as agent `hissrv+5m` (with HISSRV_BENCH_FRESH=1, so
 //! that lines do not repeat after the first pass over the bodies);
 //! HISSRV_BENCH_BASELINE_BIN=path drains with that binary too, after this
-//! build's, each round: a before/after in one run). Needs `influxd`, `vmagent`
+//! build's, each round: a before/after in one run; HISSRV_BENCH_PERF=prefix
+//! records each agent with `perf record`). Needs `influxd`, `vmagent`
 //! and `victoria-metrics` on the PATH (Debian: influxdb, victoria-metrics).
 
 #[path = "../tests/common/mod.rs"]
@@ -159,6 +160,17 @@ fn measure(
 ) -> Row {
     let tck = clock_ticks_per_sec();
     let before = cpu_ticks(pid);
+    // HISSRV_BENCH_PERF=prefix: a `perf record` of the agent while it
+    // takes the load (prefix-PID.data), to see where its CPU goes.
+    let perf = std::env::var("HISSRV_BENCH_PERF").ok().and_then(|prefix| {
+        Command::new("perf")
+            .args(["record", "-F", "1000", "-p", &pid.to_string(), "-o"])
+            .arg(format!("{prefix}-{pid}.data"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()
+    });
     let load = drive(url, bodies, LINES_PER_BODY as u64, conns, dur);
     wait_for(
         "the agent's backlog delivered",
@@ -166,6 +178,12 @@ fn measure(
         settled,
     );
     let cpu_s = (cpu_ticks(pid) - before) as f64 / tck;
+    if let Some(mut p) = perf {
+        let _ = Command::new("kill")
+            .args(["-INT", &p.id().to_string()])
+            .status();
+        let _ = p.wait();
+    }
     Row {
         lines_s: load.points as f64 / load.elapsed.as_secs_f64(),
         cpu_us_line: cpu_s * 1e6 / load.points.max(1) as f64,
@@ -375,8 +393,19 @@ fn main() {
                             Sections {
                                 service: "  log_level: warn\n",
                                 influxdb: "  database: bench\n",
+                                // The shipped back-off, not the tests' fast
+                                // one: a down upstream is retried as in the
+                                // field, not every 50-500 ms.
+                                retry: "  initial_backoff_ms: 500\n  max_backoff_ms: 60000\n",
                                 other: if who == "hissrv+5m" {
-                                    "lifecycle:\n  rules:\n    - measurement: meter\n      downsample: 5m\n"
+                                    // Event time runs ~2,000x faster than
+                                    // the clock here (2 M lines/s of 1,000
+                                    // series at 1 s): checkpoints each second
+                                    // and room for the windows the 1 h
+                                    // lateness keeps, or most values are
+                                    // refused as full and the bench times
+                                    // refusals (it did, to 2026-11-28).
+                                    "lifecycle:\n  checkpoint_interval: 1s\n  max_open_windows: 1000000\n  rules:\n    - measurement: meter\n      downsample: 5m\n"
                                 } else {
                                     ""
                                 },
@@ -397,6 +426,28 @@ fn main() {
                             dur,
                             &delivered,
                         );
+                        if who == "hissrv+5m" {
+                            // What the rule did: every value counted, none
+                            // refused (a bench of refusals measures nothing).
+                            let m = ureq::get(&format!("{url}/metrics"))
+                                .call()
+                                .ok()
+                                .and_then(|r| r.into_body().read_to_string().ok())
+                                .unwrap_or_default();
+                            let metric = |name: &str| {
+                                m.lines()
+                                    .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+                                    .unwrap_or(0.0)
+                            };
+                            println!(
+                                "    5m rule: {:.0} values counted, {:.0} refused (full), {:.0} late, {:.0} repeats, {:.0} checkpoints",
+                                metric("hissrv_downsample_values_counted_total "),
+                                metric("hissrv_downsample_values_refused_full_total "),
+                                metric("hissrv_downsample_values_late_total "),
+                                metric("hissrv_downsample_values_repeated_total "),
+                                metric("hissrv_downsample_checkpoints_total "),
+                            );
+                        }
                         drop(h);
                         if let Ok(mut b) = BINARY.lock() {
                             *b = None;

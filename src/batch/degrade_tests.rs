@@ -198,7 +198,7 @@ fn degrade_stops_once_free_pages_give_the_headroom() {
 }
 
 /// `hissrv inspect` on a buffer an agent from before `degrade` wrote
-/// (custody tables, no `downsample_whole`/`downsample_recent`) fails as a
+/// (custody tables, no `downsample_whole`/`downsample_recent`/`downsample_keys`) fails as a
 /// whole: `has_custody` looks for `downsample_duty` only.
 #[test]
 fn inspect_reads_a_buffer_without_the_newer_custody_tables() {
@@ -207,7 +207,7 @@ fn inspect_reads_a_buffer_without_the_newer_custody_tables() {
     drop(Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens"));
     let raw = rusqlite::Connection::open(&path).expect("raw");
     raw.execute_batch(
-        "DROP TRIGGER downsample_whole_gone; DROP TABLE downsample_whole; DROP TABLE downsample_recent;",
+        "DROP TRIGGER downsample_whole_gone; DROP TABLE downsample_whole; DROP TABLE downsample_recent; DROP TABLE downsample_keys;",
     )
     .expect("as an older agent left it");
     drop(raw);

@@ -36,6 +36,7 @@
 //! write to one destination, the first in config order takes it.
 
 use crate::config::Lifecycle;
+use crate::downsample::line_key;
 use crate::downsample::recent::{RECENT_LINES, RecentLines};
 use crate::downsample::windows::{Lane, Outcome, Rule, StateError, Windows};
 use crate::lineproto::split_lines::SplitLines;
@@ -160,6 +161,7 @@ impl Downsampler {
         for &k in &saved.recent {
             d.recent.remember(k);
         }
+        d.recent.remember_legacy(&saved.legacy_recent);
         let stale = std::mem::take(&mut d.stale);
         d.windows = windows;
         d.stale = stale;
@@ -322,14 +324,17 @@ impl Downsampler {
         let mut written = std::mem::take(&mut st.written);
         written.clear();
         for &rule in &st.matches {
-            let warm = match st.lanes.get(rule).copied().flatten() {
-                Some(id) => id,
+            let (warm, seed) = match st.lanes.get(rule).copied().flatten() {
+                Some(lane) => lane,
                 None => {
-                    let id = self.dest_id(&self.warm_dest(rule, dest), rule);
+                    let to = self.warm_dest(rule, dest);
+                    let id = self.dest_id(&to, rule);
+                    let identity = self.identities.get(rule).map_or("", |i| i.as_str());
+                    let lane = (id, line_key::lane_seed(identity, &to.db, &to.rp));
                     if let Some(slot) = st.lanes.get_mut(rule) {
-                        *slot = Some(id);
+                        *slot = Some(lane);
                     }
-                    id
+                    lane
                 }
             };
             if written.contains(&warm) {
@@ -340,20 +345,29 @@ impl Downsampler {
                 rule: rule as u16,
                 dest: warm,
             };
-            let k = RecentLines::key(&mut st.scratch, key, fields, ts, (lane.rule, warm));
             // Whole only when every value was counted: a repeat by the
             // slots may be a corrected value the windows do not keep
             // (InfluxDB keeps the last write), so its raw point must
             // stay (second review). A repeat by the set is one counted.
             let (mut counted, mut repeat) = (true, false);
-            let recent = &mut self.recent;
-            let maybe_counted = self.windows.add_line_unless(
+            let recent = &self.recent;
+            let scratch = &mut st.scratch;
+            let added = self.windows.add_line_unless(
                 lane,
                 key,
                 fields,
                 ts,
-                || {
-                    repeat = recent.contains(k);
+                seed,
+                |k| {
+                    repeat = recent.contains(k)
+                        || (recent.has_legacy()
+                            && recent.legacy_contains(line_key::legacy(
+                                scratch,
+                                key,
+                                fields,
+                                ts,
+                                (lane.rule, warm),
+                            )));
                     repeat
                 },
                 |_, o| {
@@ -367,8 +381,9 @@ impl Downsampler {
             // Remembered only once counted: a retry of a line refused
             // (full, late, a type conflict) is not taken for a repeat,
             // and no key is remembered twice (second review).
+            let k = added.key;
             if counted {
-                if maybe_counted {
+                if added.maybe_counted {
                     self.recent.insert(k);
                 } else {
                     self.recent.remember(k);
@@ -453,8 +468,9 @@ impl Downsampler {
 struct FeedState {
     whole: bool,
     matches: Vec<usize>,
-    /// Per matching rule (by index), its lane's warm destination id.
-    lanes: Vec<Option<u32>>,
+    /// Per matching rule (by index), its lane's warm destination id and
+    /// key seed (`line_key::lane_seed`).
+    lanes: Vec<Option<(u32, u64)>>,
     scratch: Vec<u8>,
     written: Vec<u32>,
 }
@@ -488,3 +504,7 @@ mod tests;
 #[cfg(test)]
 #[path = "degrade_tests.rs"]
 mod degrade_tests;
+
+#[cfg(test)]
+#[path = "retry_tests.rs"]
+mod retry_tests;

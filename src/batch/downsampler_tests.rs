@@ -55,7 +55,7 @@ fn deliver(up: &mut Upstream, batches: &[NewBatch]) {
     }
 }
 
-const S: i64 = 1_000_000_000;
+pub(super) const S: i64 = 1_000_000_000;
 
 /// Random streams of committed batches (two destinations, series of two
 /// rules, points out of order and late), deliveries of the raw batches,
@@ -199,13 +199,13 @@ fn crashes_at_random_moments_change_nothing_the_upstream_gets() {
     }
 }
 
-fn restart(cfg: &Lifecycle, wal: &Wal) -> Downsampler {
+pub(super) fn restart(cfg: &Lifecycle, wal: &Wal) -> Downsampler {
     Downsampler::rebuild(cfg, wal)
         .expect("rebuilds")
         .expect("rules")
 }
 
-fn one_rule(downsample: &str) -> Lifecycle {
+pub(super) fn one_rule(downsample: &str) -> Lifecycle {
     Lifecycle {
         max_open_windows: 1_000,
         rules: vec![LifecycleRule {
@@ -217,7 +217,7 @@ fn one_rule(downsample: &str) -> Lifecycle {
     }
 }
 
-fn emitted(d: &mut Downsampler) -> Vec<(Destination, String)> {
+pub(super) fn emitted(d: &mut Downsampler) -> Vec<(Destination, String)> {
     let c = d.checkpoint(0);
     let mut out = Vec::new();
     for b in c.emitted {
@@ -321,95 +321,6 @@ fn a_batch_is_whole_only_when_every_value_of_it_was_counted() {
         !feed(format!("m,h=a f=7i {}\n", 5 * S)),
         "late: past max_lateness"
     );
-}
-
-/// Found in review: a producer's retry committed after a checkpoint that
-/// covered its first try (an answer lost on the network, or the shutdown
-/// checkpoint) was recognised by the uninterrupted run only: the lines
-/// counted lately were not saved, so after a crash the retry's points older
-/// than the eight greatest of their window counted twice.
-#[test]
-fn a_retry_straddling_a_checkpoint_counts_once_after_a_crash_too() {
-    let dir = std::env::temp_dir().join(format!("hissrv-ds-straddle-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("buffer.db");
-    let cfg = one_rule("1m");
-    let mut wal = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
-    let dest = Destination {
-        db: "db".into(),
-        rp: String::new(),
-    };
-    // Ten points of one series in one window: more than the slots hold.
-    let body: Vec<u8> = (1..=10)
-        .map(|s| format!("m,h=a f={s}i {}\n", s * S))
-        .collect::<String>()
-        .into_bytes();
-    let batch = |payload: &[u8]| NewBatch {
-        points: 10,
-        dest: dest.clone(),
-        first_ts: 0,
-        last_ts: 0,
-        payload: payload.to_vec(),
-    };
-    let mut live = Downsampler::from_config(&cfg).expect("rule");
-    let mut reference = Downsampler::from_config(&cfg).expect("rule");
-    wal.commit_with_duty(&[batch(&body)], &[true])
-        .expect("commit");
-    live.feed(&dest, &body);
-    reference.feed(&dest, &body);
-    wal.checkpoint_windows(&live.checkpoint(wal.last_commit_seq()))
-        .expect("checkpoint");
-    let _ = reference.checkpoint(0);
-    // The retry, after the checkpoint; then kill -9.
-    wal.commit_with_duty(&[batch(&body)], &[true])
-        .expect("commit");
-    live.feed(&dest, &body);
-    reference.feed(&dest, &body);
-    drop(wal);
-    let wal = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
-    let mut live = restart(&cfg, &wal);
-    let far = format!("m,h=a f=0i {}\n", 10_000 * S).into_bytes();
-    live.feed(&dest, &far);
-    reference.feed(&dest, &far);
-    let text = |d: &mut Downsampler| -> String { emitted(d).into_iter().map(|(_, l)| l).collect() };
-    let got = text(&mut live);
-    let want = text(&mut reference);
-    drop(wal);
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(want.contains("f_count=10i"), "{want}");
-    assert_eq!(
-        got, want,
-        "the crashed run differs from the uninterrupted one"
-    );
-}
-
-/// The saved keys are bounded: the newest `RECENT_LINES` (a row a
-/// checkpoint; the oldest rows go).
-#[test]
-fn the_saved_keys_of_lines_counted_lately_keep_only_the_newest() {
-    let dir = std::env::temp_dir().join(format!("hissrv-ds-keys-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let mut wal = Wal::open(&dir.join("buffer.db"), Synchronous::Off, 1 << 30).expect("opens");
-    let n = crate::downsample::recent::RECENT_LINES as u64;
-    for round in 0..5u64 {
-        let c = crate::wal::WindowsCheckpoint {
-            recent: (round * n / 2..(round + 1) * n / 2).collect(),
-            ..Default::default()
-        };
-        wal.checkpoint_windows(&c).expect("checkpoint");
-    }
-    let saved = wal.saved_windows().expect("saved").recent;
-    drop(wal);
-    let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(saved.len() as u64, n, "two rows of n/2 kept");
-    assert_eq!(
-        saved.first(),
-        Some(&(3 * n / 2)),
-        "the oldest of the newest"
-    );
-    assert_eq!(saved.last(), Some(&(5 * n / 2 - 1)));
 }
 
 /// Found in review: any policy named like `<rp>_<window>` was taken for a

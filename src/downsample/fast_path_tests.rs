@@ -76,17 +76,27 @@ impl Side {
         let mut repeat = false;
         let recent = &self.recent;
         let key = (lane, line.to_string());
-        let maybe = self.w.add_line_unless(
+        let seed = u64::from(lane.rule) << 32 | u64::from(lane.dest);
+        let want = crate::downsample::line_key::key(seed, l.key, &l.fields, l.ts);
+        let added = self.w.add_line_unless(
             lane,
             l.key,
             &l.fields,
             l.ts,
-            || {
+            seed,
+            |k| {
+                assert_eq!(k, want, "{line}: the key asked about");
                 repeat = recent.contains(&key);
                 repeat
             },
             |i, o| got.push((i, o)),
         );
+        let maybe = added.maybe_counted;
+        if !got.is_empty() && got.iter().any(|(_, o)| *o == Outcome::Counted) {
+            // Made of the parts the series keeps (the fast path's) or of
+            // the line (the general loop's): the same key.
+            assert_eq!(added.key, want, "{line}: the key of a counted line");
+        }
         if !repeat && !got.is_empty() && got.iter().all(|(_, o)| *o == Outcome::Counted) {
             self.recent.insert(key);
         }

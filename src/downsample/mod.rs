@@ -43,5 +43,6 @@
 //! given.
 
 pub mod aggregate;
+pub mod line_key;
 pub mod recent;
 pub mod windows;

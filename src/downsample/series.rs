@@ -5,6 +5,7 @@
 use super::DEDUP_RECENT_TIMESTAMPS;
 use super::{Counts, Outcome};
 use crate::downsample::aggregate::Window;
+use crate::downsample::line_key;
 use crate::lineproto::split::Value;
 
 /// One series' window: its fields' windows, and the timestamps counted
@@ -25,6 +26,11 @@ pub(super) struct Series {
     /// Where the next field of a line is likely found: fields come in the
     /// same order line after line.
     pub(super) hint: usize,
+    /// `line_key::bytes_hash` of the series key, and `line_key::names_hash`
+    /// of `fields`' names in their order: the parts of a line's key that
+    /// the common line (`holds_in_order`) need not hash again.
+    pub(super) key_hash: u64,
+    pub(super) names_hash: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +56,46 @@ impl Field {
 }
 
 impl Series {
+    /// The window of a series not yet counted in it.
+    pub(super) fn new(series: &[u8]) -> Series {
+        Series {
+            fields: Vec::new(),
+            names: Vec::new(),
+            slots: [0; DEDUP_RECENT_TIMESTAMPS],
+            slots_used: 0,
+            hint: 0,
+            key_hash: line_key::bytes_hash(series),
+            names_hash: line_key::names_hash([]),
+        }
+    }
+
+    /// `names_hash` again, after fields were added.
+    pub(super) fn rehash_names(&mut self) {
+        let names = &self.names;
+        self.names_hash = line_key::names_hash(
+            (self.fields.iter()).map(|f| names.get(f.name()).unwrap_or_default()),
+        );
+    }
+
+    /// The key of a line of this series (`line_key`); `in_order`: the
+    /// line holds this series' fields in their order (`holds_in_order`),
+    /// so their names need no hashing.
+    #[inline]
+    pub(super) fn line_key(
+        &self,
+        lane_seed: u64,
+        fields: &[(&[u8], Value)],
+        ts: i64,
+        in_order: bool,
+    ) -> u64 {
+        let names = if in_order {
+            self.names_hash
+        } else {
+            line_key::names_hash(fields.iter().map(|(n, _)| *n))
+        };
+        line_key::key_of(lane_seed, self.key_hash, names, fields, ts)
+    }
+
     /// The field named `name`, looked for first where the hint points.
     pub(super) fn find(&mut self, name: &[u8]) -> Option<usize> {
         // Wrapped by a compare, not `%`: a division a field was a tenth of
@@ -82,8 +128,8 @@ impl Series {
                 .all(|((name, _), f)| self.names.get(f.name()).is_some_and(|n| same(n, name)))
     }
 
-    /// Counts a line newer than every point counted in this window (no slot
-    /// at `ts`, so no field of it is a repeat) whose fields are this
+    /// Counts a line never counted in this window (`!may_have_counted(ts)`:
+    /// no field of it is a repeat) whose fields are this
     /// series' own in their order (`holds_in_order`: none new, none twice):
     /// the look-ups a field of the general loop skipped. Returns whether a
     /// field counted.
@@ -118,6 +164,25 @@ impl Series {
             }
         }
         true
+    }
+
+    /// Whether a point at `ts` may have been counted in this window: `ts`
+    /// has a slot, or is older than every slot of a full ring. The slots
+    /// are the greatest timestamps counted (`take_slot`), so one not among
+    /// them yet newer than the least of a full ring (or of any ring not
+    /// full) never was: a sure "no", without asking the lines counted
+    /// lately (a lookup a line out of order, with producers writing one
+    /// series in parallel, cost more than the windows' work: BENCHMARKS.md,
+    /// "The windows' cost, measured counting").
+    #[inline]
+    pub(super) fn may_have_counted(&self, ts: i64) -> bool {
+        let used = &self.slots[..usize::from(self.slots_used)];
+        let (mut at, mut least) = (false, i64::MAX);
+        for &t in used {
+            at |= t == ts;
+            least = least.min(t);
+        }
+        at || (used.len() == DEDUP_RECENT_TIMESTAMPS && ts < least)
     }
 
     /// The slot holding `ts`, if it is among the greatest counted.

@@ -192,13 +192,14 @@ pub(super) fn decode(blob: &[u8]) -> Result<(WindowSet, usize), StateError> {
             fields.push(field);
         }
         held += fields.len();
-        let s = Series {
+        let mut s = Series {
             fields,
             names,
             slots,
             slots_used,
-            hint: 0,
+            ..Series::new(&key)
         };
+        s.rehash_names();
         if series.insert(key, s).is_some() {
             return Err(damaged("a series twice"));
         }

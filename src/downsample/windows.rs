@@ -37,6 +37,7 @@
 //! the line set is what is the same).
 
 use super::aggregate::{Aggregates, TypeConflict, Window, window_start};
+use super::line_key;
 use crate::lineproto::numbers::push_i64;
 use crate::lineproto::split::Value;
 use std::collections::BTreeMap;
@@ -50,6 +51,23 @@ const _: () = assert!(DEDUP_RECENT_TIMESTAMPS <= 8, "Field::seen has a bit a slo
 /// A field name longer than this is not aggregated (`OutOfRange`): names
 /// are kept as u32 offsets, and InfluxDB's own key limit is 64 KiB.
 pub const MAX_FIELD_NAME_BYTES: usize = 65_535;
+
+/// What `add_line_unless` found of a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Added {
+    /// The point may have been counted before (`false` is sure).
+    pub maybe_counted: bool,
+    /// Its key (`line_key`) when a field counted or a repeat was asked
+    /// about it; otherwise 0.
+    pub key: u64,
+}
+
+impl Added {
+    const NOT: Added = Added {
+        maybe_counted: false,
+        key: 0,
+    };
+}
 
 /// A rule applied to one destination's points: windows, watermark and
 /// emitted lines are per lane.
@@ -149,25 +167,32 @@ impl Windows {
         ts: i64,
         each: impl FnMut(usize, Outcome),
     ) {
-        self.add_line_unless(lane, series, fields, ts, || false, each);
+        self.add_line_unless(lane, series, fields, ts, 0, |_| false, each);
     }
 
-    /// As `add_line`, asking `repeat()` first when the point may have been
-    /// counted: its series held in its window, with a slot (the greatest
-    /// counted) at or after `ts`. When `repeat()` says so, nothing changes
+    /// As `add_line`, asking `repeat(key)` first when the point may have
+    /// been counted: its series held in its window, and `ts` at a slot or
+    /// older than every slot of a full ring (`Series::may_have_counted`).
+    /// `key` is the line's
+    /// (`line_key`, in the lane seeded `lane_seed`), made from the parts
+    /// the series' window keeps. When `repeat` says so, nothing changes
     /// but the repeats count, and `each` is not called. Returns whether
     /// the point may have been counted (`false` is sure: most points of
-    /// most series are newer than any counted, `recent.rs`). One lookup of
-    /// the series for both (it was two, `benches/downsample.rs`).
+    /// most series are among or newer than the greatest counted,
+    /// `recent.rs`), and the key
+    /// when a field counted or `repeat` was asked (else 0). One lookup of
+    /// the series for all (it was two, `benches/downsample.rs`).
+    #[allow(clippy::too_many_arguments)]
     pub fn add_line_unless(
         &mut self,
         lane: Lane,
         series: &[u8],
         fields: &[(&[u8], Value)],
         ts: i64,
-        repeat: impl FnOnce() -> bool,
+        lane_seed: u64,
+        repeat: impl FnOnce(u64) -> bool,
         mut each: impl FnMut(usize, Outcome),
-    ) -> bool {
+    ) -> Added {
         // Moving the watermark first changes nothing for a repeat: every
         // point counted moved it to at least its timestamp already.
         let start = match self.place(lane, ts) {
@@ -179,20 +204,23 @@ impl Windows {
                 let held = (self.rules.get(usize::from(lane.rule)))
                     .and_then(|r| window_start(ts, r.every_ns))
                     .and_then(|start| self.open.get(&(lane, start))?.series.get(series))
-                    .is_some_and(|e| {
-                        e.slots[..usize::from(e.slots_used)]
-                            .iter()
-                            .any(|&t| t >= ts)
-                    });
-                if o == Outcome::Late && held && repeat() {
-                    self.counts.repeats = self.counts.repeats.saturating_add(fields.len() as u64);
-                    return true;
+                    .is_some_and(|e| e.may_have_counted(ts));
+                if o == Outcome::Late && held {
+                    let key = line_key::key(lane_seed, series, fields, ts);
+                    if repeat(key) {
+                        self.counts.repeats =
+                            self.counts.repeats.saturating_add(fields.len() as u64);
+                        return Added {
+                            maybe_counted: true,
+                            key,
+                        };
+                    }
                 }
                 for i in 0..fields.len() {
                     self.counts.add(o);
                     each(i, o);
                 }
-                return false;
+                return Added::NOT;
             }
         };
         let room = self.max_open.saturating_sub(self.held);
@@ -214,22 +242,22 @@ impl Windows {
                     self.counts.add(o);
                     each(i, o);
                 }
-                return false;
+                return Added::NOT;
             }
-            None => window.entry(series.into()).or_insert(Series {
-                fields: Vec::new(),
-                names: Vec::new(),
-                slots: [0; DEDUP_RECENT_TIMESTAMPS],
-                slots_used: 0,
-                hint: 0,
-            }),
+            None => window
+                .entry(series.into())
+                .or_insert_with(|| Series::new(series)),
         };
-        let maybe_counted = (entry.slots[..usize::from(entry.slots_used)].iter()).any(|&t| t >= ts);
-        if maybe_counted && repeat() {
+        let maybe_counted = entry.may_have_counted(ts);
+        let in_order = !fields.is_empty() && entry.holds_in_order(fields);
+        // Made before any field changes the series' names (the key is of
+        // the line as it came).
+        let key = entry.line_key(lane_seed, fields, ts, in_order);
+        if maybe_counted && repeat(key) {
             counts.repeats = (counts.repeats).saturating_add(fields.len() as u64);
-            return true;
+            return Added { maybe_counted, key };
         }
-        if self.fast_path && !maybe_counted && !fields.is_empty() && entry.holds_in_order(fields) {
+        if self.fast_path && !maybe_counted && in_order {
             // The common line (`Series::add_in_order`): the general loop
             // below gives the same outcome field by field
             // (`fast_path_tests.rs` checks the two agree).
@@ -237,7 +265,7 @@ impl Windows {
                 set.dirty = true;
                 set.unsaved = true;
             }
-            return false;
+            return Added { maybe_counted, key };
         }
         // The slot remembering `ts`, taken at the first field counted: then
         // a field named twice in the line, or the line retried, is a repeat.
@@ -310,6 +338,9 @@ impl Windows {
             counts.add(outcome);
             each(i, outcome);
         }
+        if added > 0 {
+            entry.rehash_names();
+        }
         if entry.fields.is_empty() {
             // Every field refused (or none given): no empty entry stays.
             window.remove(series);
@@ -318,7 +349,7 @@ impl Windows {
             }
         }
         self.held += added;
-        maybe_counted
+        Added { maybe_counted, key }
     }
 
     /// The window of `ts` in `lane`, after moving the lane's watermark:

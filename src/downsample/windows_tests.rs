@@ -431,40 +431,55 @@ fn the_config_knows_every_aggregate_by_the_engine_s_name() {
     assert_eq!(engine, crate::config::AGGREGATE_NAMES);
 }
 
-/// `add_line_unless` asks its repeat check only for a point a slot may
-/// have counted (never for a series' newest point: the fast path), and a
+/// `add_line_unless` asks its repeat check only for a point its series'
+/// window may have counted (at a slot, or older than a full ring's), never
+/// for one newer than the least slot and not at one, in order or not; a
 /// repeat it confirms changes nothing but the repeats count.
 #[test]
-fn the_repeat_check_is_asked_only_when_a_slot_may_have_counted_the_point() {
+fn the_repeat_check_is_asked_only_when_the_window_may_have_counted_the_point() {
     let mut w = Windows::new(vec![rule(0, 0)], 1_000);
     let lane = Lane { rule: 0, dest: 0 };
     let line = [(&b"f"[..], Value::Int(1))];
     let mut asked = 0;
     let mut add = |w: &mut Windows, ts: i64, says: bool| {
         let mut outcomes = Vec::new();
-        let maybe = w.add_line_unless(
+        let want = crate::downsample::line_key::key(3, b"m", &line, ts);
+        let added = w.add_line_unless(
             lane,
             b"m",
             &line,
             ts,
-            || {
+            3,
+            |k| {
+                assert_eq!(k, want, "the key asked about is the line's");
                 asked += 1;
                 says
             },
             |_, o| outcomes.push(o),
         );
-        (maybe, outcomes)
+        assert_eq!(added.key, want, "the key returned is the line's");
+        (added.maybe_counted, outcomes)
     };
-    assert_eq!(add(&mut w, 5, true), (false, vec![Outcome::Counted]));
-    assert_eq!(add(&mut w, 7, true), (false, vec![Outcome::Counted]));
+    for ts in 1..=8 {
+        assert_eq!(add(&mut w, ts, true), (false, vec![Outcome::Counted]));
+    }
     let before = (w.counts, w.len());
-    // At or before the greatest slot: asked; a confirmed repeat is skipped.
-    assert_eq!(add(&mut w, 7, true), (true, vec![]));
-    assert_eq!(add(&mut w, 6, true), (true, vec![]));
+    // At a slot, or older than every slot of the full ring: asked; a
+    // confirmed repeat is skipped.
+    assert_eq!(add(&mut w, 8, true), (true, vec![]));
+    assert_eq!(add(&mut w, 9, true), (false, vec![Outcome::Counted]));
+    assert_eq!(add(&mut w, 1, true), (true, vec![]), "older than the ring");
     assert_eq!(w.counts.repeats, before.0.repeats + 2);
-    assert_eq!((w.counts.counted, w.len()), (before.0.counted, before.1));
-    // Not confirmed: counted, or a repeat by the slots.
-    assert_eq!(add(&mut w, 6, false), (true, vec![Outcome::Counted]));
-    assert_eq!(add(&mut w, 6, false), (true, vec![Outcome::Repeat]));
+    assert_eq!(
+        (w.counts.counted, w.len()),
+        (before.0.counted + 1, before.1)
+    );
+    // Not confirmed: a repeat by the slots, or counted.
+    assert_eq!(add(&mut w, 5, false), (true, vec![Outcome::Repeat]));
+    assert_eq!(add(&mut w, 1, false), (true, vec![Outcome::Counted]));
+    // Not at a slot and newer than the least (the ring holds 2..=9): never
+    // counted, so not asked, however out of order.
+    assert_eq!(add(&mut w, 20, true), (false, vec![Outcome::Counted]));
+    assert_eq!(add(&mut w, 15, true), (false, vec![Outcome::Counted]));
     assert_eq!(asked, 4);
 }

@@ -33,10 +33,14 @@
 //!                 -- live on in the windows and their aggregates, and
 //!                 -- `buffer.when_full: degrade` may delete it undelivered
 //!                 -- (`degrade.rs`); a trigger drops the row with the batch
-//! downsample_recent(id INTEGER PRIMARY KEY,      -- one checkpoint's
+//! downsample_keys(id INTEGER PRIMARY KEY,        -- one checkpoint's
 //!                 keys BLOB)                     -- new keys of the lines
-//!                 -- counted lately (`downsample::recent`), 8 bytes each,
-//!                 -- little-endian; the newest RECENT_LINES kept
+//!                 -- counted lately (`downsample::line_key`), 8 bytes
+//!                 -- each, little-endian; the newest RECENT_LINES kept
+//! downsample_recent(id INTEGER PRIMARY KEY,      -- the same, keyed as the
+//!                 keys BLOB)                     -- first release did
+//!                 -- (`line_key::legacy`): read at start, emptied by the
+//!                 -- first checkpoint that saves keys
 //! downsample_dests(db TEXT, rp TEXT,           -- every warm destination
 //!                 retention_s INTEGER,           -- emitted to (warm_days;
 //!                 PRIMARY KEY (db, rp)) WITHOUT ROWID  -- NULL: for ever), kept
@@ -73,6 +77,10 @@ CREATE TABLE IF NOT EXISTS downsample_recent (
   id INTEGER PRIMARY KEY,
   keys BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS downsample_keys (
+  id INTEGER PRIMARY KEY,
+  keys BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS downsample_dests (
   db TEXT NOT NULL, rp TEXT NOT NULL, retention_s INTEGER,
   PRIMARY KEY (db, rp)
@@ -93,12 +101,12 @@ CREATE TABLE IF NOT EXISTS downsample_marks (
 pub const NOT_HELD: &str = "id NOT IN (SELECT batch_id FROM downsample_duty WHERE delivered = 1
     UNION ALL SELECT batch_id FROM archive_duty WHERE delivered = 1)";
 
-/// Deletes the oldest rows of `downsample_recent` not needed to keep the
+/// Deletes the oldest rows of `downsample_keys` not needed to keep the
 /// newest `RECENT_LINES` keys.
 fn forget_old_keys(tx: &rusqlite::Transaction) -> Result<(), WalError> {
     let want = (crate::downsample::recent::RECENT_LINES as i64).saturating_mul(8);
     let mut stmt =
-        tx.prepare_cached("SELECT id, length(keys) FROM downsample_recent ORDER BY id DESC")?;
+        tx.prepare_cached("SELECT id, length(keys) FROM downsample_keys ORDER BY id DESC")?;
     let mut rows = stmt.query([])?;
     let mut kept = 0i64;
     let mut cut = None;
@@ -111,7 +119,7 @@ fn forget_old_keys(tx: &rusqlite::Transaction) -> Result<(), WalError> {
     }
     drop(rows);
     if let Some(id) = cut {
-        tx.execute("DELETE FROM downsample_recent WHERE id <= ?1", [id])?;
+        tx.execute("DELETE FROM downsample_keys WHERE id <= ?1", [id])?;
     }
     Ok(())
 }
@@ -173,6 +181,8 @@ pub struct SavedWindows {
     pub sets: Vec<(LaneKey, i64, Vec<u8>)>,
     pub watermarks: Vec<(LaneKey, i64)>,
     pub recent: Vec<u64>,
+    /// Keys the first release saved (`line_key::legacy`).
+    pub legacy_recent: Vec<u64>,
 }
 
 impl Wal {
@@ -311,8 +321,11 @@ impl Wal {
         drop(dest);
         if !c.recent.is_empty() {
             let blob: Vec<u8> = c.recent.iter().flat_map(|k| k.to_le_bytes()).collect();
-            tx.execute("INSERT INTO downsample_recent (keys) VALUES (?1)", [blob])?;
+            tx.execute("INSERT INTO downsample_keys (keys) VALUES (?1)", [blob])?;
             forget_old_keys(&tx)?;
+            // The first release's keys: in memory since the start, their
+            // rows need not outlive the first keys of this one.
+            tx.execute("DELETE FROM downsample_recent", [])?;
         }
         let ids = Wal::insert_batches(&tx, &c.emitted, &encoded, now)?;
         let seq = if ids.is_empty() {
@@ -351,6 +364,7 @@ impl Wal {
             "downsample_marks",
             "downsample_whole",
             "downsample_recent",
+            "downsample_keys",
         ] {
             n += tx.execute(&format!("DELETE FROM {table}"), [])?;
         }
@@ -392,22 +406,28 @@ impl Wal {
         let watermarks = stmt
             .query_map([], |r| Ok((lane(r)?, r.get(3)?)))?
             .collect::<Result<_, _>>()?;
-        let mut recent = Vec::new();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT keys FROM downsample_recent ORDER BY id")?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let blob: Vec<u8> = r.get(0)?;
-            recent.extend(
-                blob.chunks_exact(8)
-                    .filter_map(|k| Some(u64::from_le_bytes(k.try_into().ok()?))),
-            );
-        }
+        let keys = |table: &str| -> Result<Vec<u64>, WalError> {
+            let mut keys = Vec::new();
+            let mut stmt = self
+                .conn
+                .prepare(&format!("SELECT keys FROM {table} ORDER BY id"))?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let blob: Vec<u8> = r.get(0)?;
+                keys.extend(
+                    blob.chunks_exact(8)
+                        .filter_map(|k| Some(u64::from_le_bytes(k.try_into().ok()?))),
+                );
+            }
+            Ok(keys)
+        };
+        let recent = keys("downsample_keys")?;
+        let legacy_recent = keys("downsample_recent")?;
         Ok(SavedWindows {
             sets,
             watermarks,
             recent,
+            legacy_recent,
         })
     }
 

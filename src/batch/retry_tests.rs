@@ -1,0 +1,242 @@
+//! A producer's retry counted once across checkpoints, crashes and
+//! upgrades: the keys of the lines counted lately (`downsample::recent`,
+//! `downsample::line_key`) as the buffer saves them.
+
+use super::tests::{S, emitted, one_rule, restart};
+use super::*;
+use crate::config::Synchronous;
+use crate::wal::Wal;
+
+fn temp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("hissrv-ds-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn batch(dest: &Destination, payload: &[u8]) -> NewBatch {
+    NewBatch {
+        points: crate::lineproto::lines(payload).count(),
+        dest: dest.clone(),
+        first_ts: 0,
+        last_ts: 0,
+        payload: payload.to_vec(),
+    }
+}
+
+fn db(name: &str) -> Destination {
+    Destination {
+        db: name.into(),
+        rp: String::new(),
+    }
+}
+
+/// Ten points of one series in one window: more than the slots hold, so
+/// a retry of the first two is known by the lines counted lately only.
+fn ten_points(series: &str) -> Vec<u8> {
+    (1..=10)
+        .map(|s| format!("{series} f={s}i {}\n", s * S))
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// Found in review: a producer's retry committed after a checkpoint that
+/// covered its first try (an answer lost on the network, or the shutdown
+/// checkpoint) was recognised by the uninterrupted run only: the lines
+/// counted lately were not saved, so after a crash the retry's points older
+/// than the eight greatest of their window counted twice.
+#[test]
+fn a_retry_straddling_a_checkpoint_counts_once_after_a_crash_too() {
+    let dir = temp("straddle");
+    let path = dir.join("buffer.db");
+    let cfg = one_rule("1m");
+    let mut wal = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
+    let dest = Destination {
+        db: "db".into(),
+        rp: String::new(),
+    };
+    // Ten points of one series in one window: more than the slots hold.
+    let body: Vec<u8> = (1..=10)
+        .map(|s| format!("m,h=a f={s}i {}\n", s * S))
+        .collect::<String>()
+        .into_bytes();
+    let batch = |payload: &[u8]| NewBatch {
+        points: 10,
+        dest: dest.clone(),
+        first_ts: 0,
+        last_ts: 0,
+        payload: payload.to_vec(),
+    };
+    let mut live = Downsampler::from_config(&cfg).expect("rule");
+    let mut reference = Downsampler::from_config(&cfg).expect("rule");
+    wal.commit_with_duty(&[batch(&body)], &[true])
+        .expect("commit");
+    live.feed(&dest, &body);
+    reference.feed(&dest, &body);
+    wal.checkpoint_windows(&live.checkpoint(wal.last_commit_seq()))
+        .expect("checkpoint");
+    let _ = reference.checkpoint(0);
+    // The retry, after the checkpoint; then kill -9.
+    wal.commit_with_duty(&[batch(&body)], &[true])
+        .expect("commit");
+    live.feed(&dest, &body);
+    reference.feed(&dest, &body);
+    drop(wal);
+    let wal = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
+    let mut live = restart(&cfg, &wal);
+    let far = format!("m,h=a f=0i {}\n", 10_000 * S).into_bytes();
+    live.feed(&dest, &far);
+    reference.feed(&dest, &far);
+    let text = |d: &mut Downsampler| -> String { emitted(d).into_iter().map(|(_, l)| l).collect() };
+    let got = text(&mut live);
+    let want = text(&mut reference);
+    drop(wal);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(want.contains("f_count=10i"), "{want}");
+    assert_eq!(
+        got, want,
+        "the crashed run differs from the uninterrupted one"
+    );
+}
+
+/// The saved keys are bounded: the newest `RECENT_LINES` (a row a
+/// checkpoint; the oldest rows go).
+#[test]
+fn the_saved_keys_of_lines_counted_lately_keep_only_the_newest() {
+    let dir = temp("keys");
+    let mut wal = Wal::open(&dir.join("buffer.db"), Synchronous::Off, 1 << 30).expect("opens");
+    let n = crate::downsample::recent::RECENT_LINES as u64;
+    for round in 0..5u64 {
+        let c = crate::wal::WindowsCheckpoint {
+            recent: (round * n / 2..(round + 1) * n / 2).collect(),
+            ..Default::default()
+        };
+        wal.checkpoint_windows(&c).expect("checkpoint");
+    }
+    let saved = wal.saved_windows().expect("saved").recent;
+    drop(wal);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(saved.len() as u64, n, "two rows of n/2 kept");
+    assert_eq!(
+        saved.first(),
+        Some(&(3 * n / 2)),
+        "the oldest of the newest"
+    );
+    assert_eq!(saved.last(), Some(&(5 * n / 2 - 1)));
+}
+
+/// Found in review of the keys' new shape: a key held the lane as the
+/// process numbered it (warm destinations by first appearance), while a
+/// restart numbers them from the saved watermarks (sorted). With two warm
+/// destinations the numbers swap, and a retry after a crash of a line the
+/// crashed run counted was counted again. The lane's part of a key is now
+/// its rule identity and destination.
+#[test]
+fn a_retry_after_a_crash_counts_once_whatever_order_the_destinations_came_in() {
+    let dir = temp("lanes");
+    let path = dir.join("buffer.db");
+    let cfg = one_rule("1m");
+    let mut wal = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
+    let (first, second) = (db("zz"), db("aa"));
+    let (a, b) = (ten_points("m,h=z"), ten_points("m,h=a"));
+    let mut live = Downsampler::from_config(&cfg).expect("rule");
+    let mut reference = Downsampler::from_config(&cfg).expect("rule");
+    // "zz" first: its lane is 0 in this run, 1 after a restart ("aa" < "zz").
+    for (dest, body) in [(&first, &a), (&second, &b)] {
+        wal.commit_with_duty(&[batch(dest, body)], &[true])
+            .expect("commit");
+        live.feed(dest, body);
+        reference.feed(dest, body);
+    }
+    wal.checkpoint_windows(&live.checkpoint(wal.last_commit_seq()))
+        .expect("checkpoint");
+    let _ = reference.checkpoint(0);
+    drop(wal);
+    let wal = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
+    let mut live = restart(&cfg, &wal);
+    // The producers retry both bodies after the restart.
+    for (dest, body) in [(&first, &a), (&second, &b)] {
+        live.feed(dest, body);
+        reference.feed(dest, body);
+    }
+    let far = |d: &mut Downsampler| {
+        for dest in [&first, &second] {
+            d.feed(dest, format!("m,h=x f=0i {}\n", 10_000 * S).as_bytes());
+        }
+    };
+    far(&mut live);
+    far(&mut reference);
+    let text = |d: &mut Downsampler| -> Vec<(Destination, String)> {
+        let mut e = emitted(d);
+        e.sort();
+        e
+    };
+    let (got, want) = (text(&mut live), text(&mut reference));
+    drop(wal);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        want.iter()
+            .filter(|(_, l)| l.contains("f_count=10i"))
+            .count(),
+        2,
+        "{want:?}"
+    );
+    assert_eq!(
+        got, want,
+        "the crashed run differs from the uninterrupted one"
+    );
+}
+
+/// An upgrade from the first release: the keys its checkpoints saved
+/// (`downsample_recent`, keyed by `line_key::legacy`) still recognise a
+/// retry after the restart; without them the same retry counts again (the
+/// control), so the test sees the difference.
+#[test]
+fn a_retry_of_a_line_the_first_release_counted_is_known_after_the_upgrade() {
+    let mut got = Vec::new();
+    for saved in [true, false] {
+        let dir = temp(&format!("legacy-{saved}"));
+        let path = dir.join("buffer.db");
+        let cfg = one_rule("1m");
+        let wal = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
+        let retry = format!("m,h=a f=1i {S}\n");
+        if saved {
+            let l = crate::lineproto::split::split(retry.trim_end().as_bytes()).expect("a line");
+            let k = line_key::legacy(&mut Vec::new(), l.key, &l.fields, l.ts, (0, 0));
+            let raw = rusqlite::Connection::open(&path).expect("raw");
+            raw.execute(
+                "INSERT INTO downsample_recent (keys) VALUES (?1)",
+                [k.to_le_bytes().to_vec()],
+            )
+            .expect("as the first release saved it");
+        }
+        let mut d = restart(&cfg, &wal);
+        // Nine newer points of the series, as the first release's saved
+        // windows would hold them: the retry is then older than the full
+        // ring of slots, one the windows may have counted, and the lines
+        // counted lately are asked.
+        let newer: String = (2..=10)
+            .map(|s| format!("m,h=a f={s}i {}\n", s * S))
+            .collect();
+        assert!(d.feed(&db("db"), newer.as_bytes()));
+        let before = d.windows.counts;
+        assert!(d.feed(&db("db"), retry.as_bytes()));
+        let after = d.windows.counts;
+        got.push((
+            after.repeats - before.repeats,
+            after.counted - before.counted,
+        ));
+        // The next checkpoint that saves keys empties the old table.
+        let mut wal = wal;
+        wal.checkpoint_windows(&d.checkpoint(0))
+            .expect("checkpoint");
+        assert!(wal.saved_windows().expect("saved").legacy_recent.is_empty());
+        drop(wal);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    assert_eq!(
+        got,
+        [(1, 0), (0, 1)],
+        "(repeats, counted): with the saved key, without"
+    );
+}
