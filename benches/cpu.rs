@@ -164,7 +164,15 @@ fn measure(
     // takes the load (prefix-PID.data), to see where its CPU goes.
     let perf = std::env::var("HISSRV_BENCH_PERF").ok().and_then(|prefix| {
         Command::new("perf")
-            .args(["record", "-F", "1000", "-p", &pid.to_string(), "-o"])
+            .args(["record", "-F", "1000", "-p", &pid.to_string()])
+            // HISSRV_BENCH_PERF_ARGS: more (`--call-graph dwarf`; a later
+            // `-F` wins).
+            .args(
+                std::env::var("HISSRV_BENCH_PERF_ARGS")
+                    .unwrap_or_default()
+                    .split_whitespace(),
+            )
+            .arg("-o")
             .arg(format!("{prefix}-{pid}.data"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -350,7 +350,7 @@ impl Downsampler {
             // (InfluxDB keeps the last write), so its raw point must
             // stay (second review). A repeat by the set is one counted.
             let (mut counted, mut repeat) = (true, false);
-            let recent = &self.recent;
+            let recent = &mut self.recent;
             let scratch = &mut st.scratch;
             let added = self.windows.add_line_unless(
                 lane,

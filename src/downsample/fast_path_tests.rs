@@ -106,7 +106,7 @@ impl Side {
 
 #[test]
 fn the_fast_path_for_the_common_line_agrees_with_the_general_loop() {
-    let mut stats = [0usize; 7];
+    let mut stats = [0usize; 8];
     for seed in 1..=seeds(400) {
         let mut next = rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         let max_open = [3usize, 7, 20, 60, 10_000][(next() % 5) as usize];
@@ -203,16 +203,16 @@ fn the_fast_path_for_the_common_line_agrees_with_the_general_loop() {
                     .and_then(|st| fast.w.open.get(&(lane, st)))
                     .and_then(|set| set.series.get(l.key))
                     .filter(|e| {
-                        !e.slots[..usize::from(e.slots_used)]
-                            .iter()
-                            .any(|&t| t >= l.ts)
+                        e.slot_of(l.ts).is_none()
                             && !l.fields.is_empty()
                             && e.holds_in_order(&l.fields)
                     })
-                    .map(|e| (e.slots_used, l.fields.len()))
+                    .map(|e| (e.slots_used, l.fields.len(), e.may_have_counted(l.ts)))
             };
             let a = fast.feed(lane, &line);
-            if let Some((used, n)) = shortcut {
+            if let Some((used, n, older)) = shortcut {
+                // Older than a full ring, after the lines counted lately.
+                stats[7] += usize::from(older);
                 stats[0] += 1;
                 stats[1] += usize::from(used == 8);
                 stats[2] += usize::from(n > 8);
@@ -260,6 +260,10 @@ fn the_fast_path_for_the_common_line_agrees_with_the_general_loop() {
         }
     }
     eprintln!(
-        "shortcut, slots full, >8 fields, >60 fields, a conflict, all conflicts, at max_open: {stats:?}"
+        "shortcut, slots full, >8 fields, >60 fields, a conflict, all conflicts, at max_open, older than the ring: {stats:?}"
+    );
+    assert!(
+        stats.iter().all(|&n| n > 0),
+        "every case of the shortcut was taken: {stats:?}"
     );
 }

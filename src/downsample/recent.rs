@@ -95,9 +95,22 @@ impl Generation {
     }
 }
 
+/// Keys remembered but not yet in a table: put there together, so that
+/// the CPU waits on their cache misses side by side, not one a line (the
+/// tables are megabytes; one miss a line was 70 ns, most of a line's
+/// downsampling cost, with the flush ~10: BENCHMARKS.md).
+const PENDING_KEYS: usize = 512;
+/// Bits of the filter that tells a lookup whether a key may be pending:
+/// 8 per pending key, so a lookup flushes early once in ~8.
+const PENDING_FILTER_BITS: usize = 4096;
+
 pub struct RecentLines {
     newer: Generation,
     older: Generation,
+    /// Remembered, in order, not yet in `newer` (at most `PENDING_KEYS`),
+    /// and a bit per key's low bits (the tables index by the top ones).
+    pending: Vec<u64>,
+    pending_filter: [u64; PENDING_FILTER_BITS / 64],
     /// Keys per generation.
     cap: usize,
     /// The first release's keys (`line_key::legacy`), and how many lines
@@ -126,21 +139,28 @@ impl RecentLines {
             newer: Generation::new(cap),
             older: Generation::new(cap),
             cap,
+            pending: Vec::with_capacity(PENDING_KEYS),
+            pending_filter: [0; PENDING_FILTER_BITS / 64],
             legacy: HashSet::new(),
             legacy_left: 0,
         }
     }
 
     /// Was `key` remembered (a repeat)?
-    pub fn contains(&self, key: u64) -> bool {
+    pub fn contains(&mut self, key: u64) -> bool {
         let key = stored(key);
+        // Flushed first when the key may be pending, or when the pending
+        // keys would turn a generation over (the older one's keys then
+        // forgotten): the answer is the one an unbuffered set gives.
+        if self.may_be_pending(key) || self.newer.len + self.pending.len() > self.cap {
+            self.flush();
+        }
         self.newer.contains(key) || self.older.contains(key)
     }
 
     /// Remembers `key`, looked for and not found (`contains`).
     pub fn insert(&mut self, key: u64) {
-        let key = stored(key);
-        if self.newer.contains(key) {
+        if self.contains(key) {
             return;
         }
         self.remember(key);
@@ -160,17 +180,39 @@ impl RecentLines {
     /// first. Most points of most series come in order.
     #[inline]
     pub fn remember(&mut self, key: u64) {
-        if self.newer.len >= self.cap {
-            std::mem::swap(&mut self.newer, &mut self.older);
-            self.newer.clear();
+        let key = stored(key);
+        if self.pending.len() >= PENDING_KEYS {
+            self.flush();
         }
-        self.newer.insert(stored(key));
+        self.pending.push(key);
+        let bit = key as usize % PENDING_FILTER_BITS;
+        self.pending_filter[bit / 64] |= 1 << (bit % 64);
         if self.legacy_left > 0 {
             self.legacy_left -= 1;
             if self.legacy_left == 0 {
                 self.legacy = HashSet::new();
             }
         }
+    }
+
+    #[inline]
+    fn may_be_pending(&self, key: u64) -> bool {
+        let bit = key as usize % PENDING_FILTER_BITS;
+        self.pending_filter[bit / 64] & 1 << (bit % 64) != 0
+    }
+
+    /// Puts the pending keys into the tables, in order: a generation
+    /// fills and turns over exactly as if each had gone in at once.
+    fn flush(&mut self) {
+        for i in 0..self.pending.len() {
+            if self.newer.len >= self.cap {
+                std::mem::swap(&mut self.newer, &mut self.older);
+                self.newer.clear();
+            }
+            self.newer.insert(self.pending[i]);
+        }
+        self.pending.clear();
+        self.pending_filter = [0; PENDING_FILTER_BITS / 64];
     }
 
     /// Keys a checkpoint of the first release saved: looked for with
@@ -198,7 +240,17 @@ impl RecentLines {
     /// Keys remembered now (between `cap` and `2 × cap` once that many
     /// lines were counted).
     pub fn len(&self) -> usize {
-        self.newer.len + self.older.len
+        let mut newer = self.newer.len;
+        let mut older = self.older.len;
+        // As `flush` would leave them.
+        for _ in &self.pending {
+            if newer >= self.cap {
+                older = newer;
+                newer = 0;
+            }
+            newer += 1;
+        }
+        newer + older
     }
 
     pub fn is_empty(&self) -> bool {
@@ -215,7 +267,8 @@ mod tests {
     /// remembered is (keys random, some remembered twice).
     #[test]
     fn the_newest_keys_are_found_and_the_oldest_forgotten_in_order() {
-        for cap in [1usize, 3, 16, 100] {
+        // 1,000: more than `PENDING_KEYS`, so keys wait in the buffer.
+        for cap in [1usize, 3, 16, 100, 1_000] {
             let mut r = RecentLines::with_capacity(cap);
             let mut order: Vec<u64> = Vec::new();
             let mut x = 7u64 + cap as u64;

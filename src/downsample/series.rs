@@ -128,8 +128,9 @@ impl Series {
                 .all(|((name, _), f)| self.names.get(f.name()).is_some_and(|n| same(n, name)))
     }
 
-    /// Counts a line never counted in this window (`!may_have_counted(ts)`:
-    /// no field of it is a repeat) whose fields are this
+    /// Counts a line without a slot at `ts` (never counted in this window,
+    /// or older than the ring and not a line counted lately: no field of it
+    /// is a repeat by the slots) whose fields are this
     /// series' own in their order (`holds_in_order`: none new, none twice):
     /// the look-ups a field of the general loop skipped. Returns whether a
     /// field counted.
@@ -223,7 +224,7 @@ impl Series {
 /// `a == b`, without a call to `memcmp` for the short names fields have (a
 /// call a field was measurable, `benches/downsample.rs`).
 #[inline]
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len()
         && if a.len() > SHORT_NAME_BYTES {
             a == b

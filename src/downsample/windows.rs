@@ -257,7 +257,10 @@ impl Windows {
             counts.repeats = (counts.repeats).saturating_add(fields.len() as u64);
             return Added { maybe_counted, key };
         }
-        if self.fast_path && !maybe_counted && in_order {
+        // No slot at `ts` (never counted, or not a repeat by the lines
+        // counted lately and older than the ring): no field of the line is
+        // a repeat by the slots, nor named twice when in order.
+        if self.fast_path && in_order && (!maybe_counted || entry.slot_of(ts).is_none()) {
             // The common line (`Series::add_in_order`): the general loop
             // below gives the same outcome field by field
             // (`fast_path_tests.rs` checks the two agree).
@@ -287,7 +290,7 @@ impl Windows {
                     // value must not hide it (second review).
                     let again = slot.is_none()
                         && (fields[..i].iter().enumerate()).any(|(k, (n, _))| {
-                            n == name && (k >= 64 || counted_here & 1 << k != 0)
+                            series::same(n, name) && (k >= 64 || counted_here & 1 << k != 0)
                         });
                     if again || slot.is_some_and(|j| field.seen & 1 << j != 0) {
                         (Outcome::Repeat, None)
