@@ -127,10 +127,21 @@ pub fn key_of(lane: u64, series: u64, names: u64, fields: &[(&[u8], Value)], ts:
     let mut h = Mix::new(lane);
     h.pair(ts as u64, series);
     h.pair(names, fields.len() as u64);
-    for (_, v) in fields {
+    // Two chains, the even fields' and the odd ones', joined at the end:
+    // each step waits on the one before (a multiply), so two chains take
+    // half the time of one.
+    let mut odd = Mix::new(!lane);
+    let mut pairs = fields.chunks_exact(2);
+    for pair in &mut pairs {
+        let (a, b) = (typed(&pair[0].1), typed(&pair[1].1));
+        h.pair(a.1, a.0);
+        odd.pair(b.1, b.0);
+    }
+    if let [(_, v)] = pairs.remainder() {
         let (tag, bits) = typed(v);
         h.pair(bits, tag);
     }
+    h.pair(odd.0, K[2]);
     h.finish()
 }
 
@@ -241,7 +252,7 @@ mod tests {
             "line key"
         );
     }
-    const PINNED: (u64, u64) = (4466992169460700679, 4192350222342722518);
+    const PINNED: (u64, u64) = (4466992169460700679, 13769488414123998030);
 
     /// Byte strings of every length up to three blocks, each byte's
     /// change seen (the tail's zero padding must not hide a length).

@@ -32,7 +32,8 @@ use std::collections::HashSet;
 
 /// Lines remembered at least: a producer's retry comes within seconds to
 /// minutes of its first try; 65,536 lines is a minute at 1,000 lines/s.
-/// Memory: two tables of twice as many slots, 8 bytes each (2 MiB).
+/// Memory: two tables of twice as many slots, 8 bytes each, and their
+/// filters (2.1 MiB).
 pub const RECENT_LINES: usize = 65_536;
 
 /// One generation: keys in open addressing (linear probing), at most half
@@ -42,16 +43,41 @@ struct Generation {
     len: usize,
     /// 64 less the slots' log2: a key's top bits pick its first slot.
     shift: u32,
+    /// Two bits a key (`filter_bits`): a lookup of a key never remembered
+    /// (nearly every lookup) mostly stops here, in a table an eighth of the
+    /// slots' size that stays in cache, without the slots' cache miss.
+    filter: Box<[u64]>,
 }
+
+/// Bits of a generation's filter a key: with two bits set a key, about 5 %
+/// of the lookups of keys not there go on to the slots.
+const FILTER_BITS_PER_KEY: usize = 8;
 
 impl Generation {
     fn new(keys: usize) -> Generation {
         let slots = (2 * keys.max(1)).next_power_of_two();
+        let bits = (FILTER_BITS_PER_KEY * keys.max(1))
+            .next_power_of_two()
+            .max(64);
         Generation {
             slots: vec![0; slots].into_boxed_slice(),
             len: 0,
             shift: 64 - slots.trailing_zeros(),
+            filter: vec![0; bits / 64].into_boxed_slice(),
         }
+    }
+
+    /// The filter's two bits of `key`, from its low bits (the slots take
+    /// the top ones).
+    #[inline]
+    fn filter_bits(&self, key: u64) -> [usize; 2] {
+        let mask = self.filter.len() * 64 - 1;
+        [key as usize & mask, (key >> 24) as usize & mask]
+    }
+
+    #[inline]
+    fn may_hold(&self, key: u64) -> bool {
+        (self.filter_bits(key).iter()).all(|&b| self.filter[b / 64] & 1 << (b % 64) != 0)
     }
 
     #[inline]
@@ -61,6 +87,9 @@ impl Generation {
     }
 
     fn contains(&self, key: u64) -> bool {
+        if !self.may_hold(key) {
+            return false;
+        }
         let mask = self.slots.len() - 1;
         let mut i = self.first(key);
         loop {
@@ -81,6 +110,9 @@ impl Generation {
                 0 => {
                     self.slots[i] = key;
                     self.len += 1;
+                    for b in self.filter_bits(key) {
+                        self.filter[b / 64] |= 1 << (b % 64);
+                    }
                     return;
                 }
                 k if k == key => return,
@@ -91,6 +123,7 @@ impl Generation {
 
     fn clear(&mut self) {
         self.slots.fill(0);
+        self.filter.fill(0);
         self.len = 0;
     }
 }

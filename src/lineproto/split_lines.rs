@@ -6,14 +6,16 @@
 //!
 //! Invariant: `lines` has one entry per line of the payload, in order (as
 //! `lineproto::lines` cuts it); a line `split_into` refuses is kept as
-//! `None`, so a reader that needs every line (the codec) can refuse the
-//! payload as it would have.
+//! its text, so a reader that needs every line (the codec) can refuse the
+//! payload as it would have, and name the line, without cutting the
+//! payload into lines again (a second cut was 26 ns a line, the codec's
+//! part of a commit with a rule: BENCHMARKS.md).
 
 use super::split::{Value, split_onto};
 
 /// One line of a payload: its series key, its fields' range in
-/// `SplitLines::fields`, its timestamp; `None` when it does not split.
-pub type SplitLine<'a> = Option<(&'a [u8], std::ops::Range<usize>, i64)>;
+/// `SplitLines::fields`, its timestamp; its text when it does not split.
+pub type SplitLine<'a> = Result<(&'a [u8], std::ops::Range<usize>, i64), &'a [u8]>;
 
 /// A line's series key, fields and timestamp.
 pub type Parts<'a, 'f> = (&'a [u8], &'f [(&'a [u8], Value<'a>)], i64);
@@ -47,17 +49,28 @@ impl<'a> SplitLines<'a> {
             if out.fields.len() > max_fields {
                 return None;
             }
-            out.lines
-                .push(split.map(|(key, ts)| (key, at..out.fields.len(), ts)));
+            out.lines.push(
+                split
+                    .map(|(key, ts)| (key, at..out.fields.len(), ts))
+                    .ok_or(line),
+            );
         }
         Some(out)
     }
 
     /// Each line: series key, fields, timestamp (`None`: it does not split).
     pub fn iter(&self) -> impl Iterator<Item = Option<Parts<'a, '_>>> {
+        self.parts().map(Result::ok)
+    }
+
+    /// Each line: series key, fields, timestamp, or its text when it does
+    /// not split.
+    pub fn parts(&self) -> impl Iterator<Item = Result<Parts<'a, '_>, &'a [u8]>> {
         self.lines.iter().map(|l| {
-            let (key, range, ts) = l.as_ref()?;
-            Some((*key, self.fields.get(range.clone())?, *ts))
+            let (key, range, ts) = l.as_ref().map_err(|line| *line)?;
+            // The range is the arena's own (`of_at_most`).
+            let fields = self.fields.get(range.clone()).unwrap_or_default();
+            Ok((*key, fields, *ts))
         })
     }
 }
@@ -86,6 +99,11 @@ mod tests {
         assert_eq!(s.fields.len(), n);
         let s = SplitLines::of(b"m a=1,v=x 1\nm b=2 2\n");
         assert_eq!(s.fields.len(), 1);
+        assert_eq!(
+            s.parts().next().map(|p| p.err()),
+            Some(Some(&b"m a=1,v=x 1"[..])),
+            "a refused line kept as its text"
+        );
         assert!(SplitLines::of(b"").iter().next().is_none());
         // Bounded: past the bound, nothing (the caller splits line by line).
         assert_eq!(

@@ -220,7 +220,7 @@ pub(super) fn columns(lp: &[u8]) -> Result<Vec<u8>, CodecError> {
     let mut fields = Vec::with_capacity(16);
     for line in crate::lineproto::lines(lp) {
         let parts = split::split_into(line, &mut fields).map(|(key, t)| (key, &fields[..], t));
-        c.push(line, parts)?;
+        c.push(parts.ok_or(line))?;
     }
     Ok(c.finish(lp.len()))
 }
@@ -229,8 +229,8 @@ pub(super) fn columns(lp: &[u8]) -> Result<Vec<u8>, CodecError> {
 /// downsampling windows).
 pub(super) fn columns_of(split: &SplitLines) -> Result<Vec<u8>, CodecError> {
     let mut c = Columns::default();
-    for (line, parts) in crate::lineproto::lines(split.payload).zip(split.iter()) {
-        c.push(line, parts)?;
+    for parts in split.parts() {
+        c.push(parts)?;
     }
     Ok(c.finish(split.payload.len()))
 }
@@ -253,8 +253,8 @@ struct Columns<'a> {
 }
 
 impl<'a> Columns<'a> {
-    fn push(&mut self, line: &[u8], parts: Option<Parts<'a, '_>>) -> Result<(), CodecError> {
-        let (key, fields, t) = parts.ok_or_else(|| {
+    fn push(&mut self, parts: Result<Parts<'a, '_>, &[u8]>) -> Result<(), CodecError> {
+        let (key, fields, t) = parts.map_err(|line| {
             CodecError(format!(
                 "not a normalised line: {}",
                 String::from_utf8_lossy(&line[..line.len().min(200)])

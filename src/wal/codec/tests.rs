@@ -318,6 +318,10 @@ fn a_line_the_columns_would_read_otherwise_than_the_parser_is_refused() {
     assert_eq!(lp_lines(&lp).count(), 2);
     let err = encode(FORMAT_DELTA, &lp).expect_err("refused");
     assert!(err.0.contains("not a normalised line"), "{err}");
+    // Split once for the windows, the same refusal naming the same line.
+    let split = crate::lineproto::split_lines::SplitLines::of(&lp);
+    let shared = encode_split(FORMAT_DELTA, &split).expect_err("refused");
+    assert_eq!(shared.0, err.0);
     // The second line alone is plain and still takes the columns.
     let plain = b"t `=t 0\n";
     let back = decode(FORMAT_DELTA, &encode(FORMAT_DELTA, plain).unwrap()).unwrap();
