@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "2d88770055e7500b716d37306f27c8b1ed894fe5"
+SRCREV = "e8dad17b8390700371512e0f3edfe1efbe8fc421"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
