@@ -111,7 +111,7 @@ pub fn names_hash<'a>(names: impl IntoIterator<Item = &'a [u8]>) -> u64 {
 /// Inlined: a call a field was half the key's cost (the string's hash
 /// stays a call).
 #[inline(always)]
-fn typed(v: &Value) -> (u64, u64) {
+pub fn typed(v: &Value) -> (u64, u64) {
     match v {
         Value::Decimal(d) => (0, d.to_f64().to_bits()),
         Value::Float(f) => (0, f.to_bits()),
@@ -131,25 +131,54 @@ fn string_hash(t: &[u8]) -> u64 {
 /// series key, `names` the `names_hash` of its field names in its order.
 #[inline]
 pub fn key_of(lane: u64, series: u64, names: u64, fields: &[(&[u8], Value)], ts: i64) -> u64 {
-    let mut h = Mix::new(lane);
-    h.pair(ts as u64, series);
-    h.pair(names, fields.len() as u64);
-    // Two chains, the even fields' and the odd ones', joined at the end:
-    // each step waits on the one before (a multiply), so two chains take
-    // half the time of one.
-    let mut odd = Mix::new(!lane);
-    let mut pairs = fields.chunks_exact(2);
-    for pair in &mut pairs {
-        let (a, b) = (typed(&pair[0].1), typed(&pair[1].1));
-        h.pair(a.1, a.0);
-        odd.pair(b.1, b.0);
-    }
-    if let [(_, v)] = pairs.remainder() {
+    let mut k = KeyChains::start(lane, series, names, fields.len(), ts);
+    for (_, v) in fields {
         let (tag, bits) = typed(v);
-        h.pair(bits, tag);
+        k.push(tag, bits);
     }
-    h.pair(odd.0, K[2]);
-    h.finish()
+    k.finish()
+}
+
+/// A key made value by value (`key_of`'s), for a caller that has each
+/// value's `typed` form anyway (the windows' shortcut: one conversion of a
+/// decimal a field, not two).
+pub struct KeyChains {
+    even: Mix,
+    odd: Mix,
+    next_odd: bool,
+}
+
+impl KeyChains {
+    #[inline(always)]
+    pub fn start(lane: u64, series: u64, names: u64, fields: usize, ts: i64) -> KeyChains {
+        let mut even = Mix::new(lane);
+        even.pair(ts as u64, series);
+        even.pair(names, fields as u64);
+        KeyChains {
+            even,
+            odd: Mix::new(!lane),
+            next_odd: false,
+        }
+    }
+
+    /// The next field's value. Two chains, the even fields' and the odd
+    /// ones', joined at the end: each step waits on the one before (a
+    /// multiply), so two chains take half the time of one.
+    #[inline(always)]
+    pub fn push(&mut self, tag: u64, bits: u64) {
+        if self.next_odd {
+            self.odd.pair(bits, tag);
+        } else {
+            self.even.pair(bits, tag);
+        }
+        self.next_odd = !self.next_odd;
+    }
+
+    #[inline(always)]
+    pub fn finish(mut self) -> u64 {
+        self.even.pair(self.odd.0, K[2]);
+        self.even.finish()
+    }
 }
 
 /// The key of a line, every part hashed here (a line the windows hold no

@@ -133,17 +133,23 @@ impl Series {
     /// is a repeat by the slots) whose fields are this
     /// series' own in their order (`holds_in_order`: none new, none twice):
     /// the look-ups a field of the general loop skipped. Returns whether a
-    /// field counted.
+    /// field counted, and the line's key when `key` was given (started
+    /// by `key_chains`).
     pub(super) fn add_in_order(
         &mut self,
         fields: &[(&[u8], Value)],
         ts: i64,
+        mut key: Option<line_key::KeyChains>,
         counts: &mut Counts,
         mut each: impl FnMut(usize, Outcome),
-    ) -> bool {
+    ) -> (bool, Option<u64>) {
         let mut counted = 0u64;
         for (i, ((_, v), field)) in fields.iter().zip(self.fields.iter_mut()).enumerate() {
-            let outcome = if field.window.add(v, ts).is_ok() {
+            let (tag, bits) = line_key::typed(v);
+            if let Some(k) = key.as_mut() {
+                k.push(tag, bits);
+            }
+            let outcome = if field.window.add_typed(v, bits, ts).is_ok() {
                 field.changed = true;
                 counted |= 1 << i;
                 Outcome::Counted
@@ -153,8 +159,9 @@ impl Series {
             counts.add(outcome);
             each(i, outcome);
         }
+        let key = key.map(line_key::KeyChains::finish);
         if counted == 0 {
-            return false;
+            return (false, key);
         }
         // Taken once a field counted, as the general loop does.
         if let Some(j) = self.take_slot(ts) {
@@ -164,7 +171,14 @@ impl Series {
                 }
             }
         }
-        true
+        (true, key)
+    }
+
+    /// A key made as the line is counted (`add_in_order`), from the parts
+    /// this series keeps: the line holds its fields in their order.
+    #[inline]
+    pub(super) fn key_chains(&self, lane_seed: u64, fields: usize, ts: i64) -> line_key::KeyChains {
+        line_key::KeyChains::start(lane_seed, self.key_hash, self.names_hash, fields, ts)
     }
 
     /// Whether a point at `ts` may have been counted in this window: `ts`

@@ -250,26 +250,43 @@ impl Windows {
         };
         let maybe_counted = entry.may_have_counted(ts);
         let in_order = !fields.is_empty() && entry.holds_in_order(fields);
+        let shortcut = self.fast_path && in_order;
         // Made before any field changes the series' names (the key is of
-        // the line as it came).
-        let key = entry.line_key(lane_seed, fields, ts, in_order);
-        if maybe_counted && repeat(key) {
+        // the line as it came); by the shortcut as it counts, when no
+        // repeat needs it first.
+        let key = if maybe_counted || !shortcut {
+            Some(entry.line_key(lane_seed, fields, ts, in_order))
+        } else {
+            None
+        };
+        if let Some(key) = key
+            && maybe_counted
+            && repeat(key)
+        {
             counts.repeats = (counts.repeats).saturating_add(fields.len() as u64);
             return Added { maybe_counted, key };
         }
         // No slot at `ts` (never counted, or not a repeat by the lines
         // counted lately and older than the ring): no field of the line is
         // a repeat by the slots, nor named twice when in order.
-        if self.fast_path && in_order && (!maybe_counted || entry.slot_of(ts).is_none()) {
+        if shortcut && (!maybe_counted || entry.slot_of(ts).is_none()) {
             // The common line (`Series::add_in_order`): the general loop
             // below gives the same outcome field by field
             // (`fast_path_tests.rs` checks the two agree).
-            if entry.add_in_order(fields, ts, counts, each) {
+            let chains = key
+                .is_none()
+                .then(|| entry.key_chains(lane_seed, fields.len(), ts));
+            let (any, made) = entry.add_in_order(fields, ts, chains, counts, each);
+            if any {
                 set.dirty = true;
                 set.unsaved = true;
             }
-            return Added { maybe_counted, key };
+            return Added {
+                maybe_counted,
+                key: key.or(made).unwrap_or(0),
+            };
         }
+        let key = key.unwrap_or(0);
         // The slot remembering `ts`, taken at the first field counted: then
         // a field named twice in the line, or the line retried, is a repeat.
         let mut slot = entry.slot_of(ts);
