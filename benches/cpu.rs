@@ -30,7 +30,8 @@
 //! taking every line, as agent `hissrv+5m` (with HISSRV_BENCH_FRESH=1, so
 //! that lines do not repeat after the first pass over the bodies);
 //! HISSRV_BENCH_BASELINE_BIN=path drains with that binary too, after this
-//! build's, each round: a before/after in one run; HISSRV_BENCH_PERF=prefix
+//! build's, each round: a before/after in one run, and with
+//! HISSRV_BENCH_WARM=1 that binary with the rule too; HISSRV_BENCH_PERF=prefix
 //! records each agent with `perf record`). Needs `influxd`, `vmagent`
 //! and `victoria-metrics` on the PATH (Debian: influxdb, victoria-metrics).
 
@@ -377,6 +378,11 @@ fn main() {
                 .position(|w| *w == "hissrv")
                 .map_or(0, |i| i + 1);
             order.insert(at, "hissrv+5m");
+            // And the baseline binary with the same rule, right after: a
+            // rule's cost before and after, in one run.
+            if baseline.is_some() {
+                order.insert(at + 1, "baseline+5m");
+            }
         }
         for mode in ["down", "up"] {
             if !modes.contains(mode) {
@@ -384,8 +390,8 @@ fn main() {
             }
             for &who in &order {
                 let row = match (who, mode) {
-                    ("hissrv" | "baseline" | "hissrv+5m", _) => {
-                        if who == "baseline"
+                    ("hissrv" | "baseline" | "hissrv+5m" | "baseline+5m", _) => {
+                        if who.starts_with("baseline")
                             && let (Ok(mut b), Some(bin)) = (BINARY.lock(), &baseline)
                         {
                             *b = Some((bin.clone(), String::new()));
@@ -405,7 +411,7 @@ fn main() {
                                 // one: a down upstream is retried as in the
                                 // field, not every 50-500 ms.
                                 retry: "  initial_backoff_ms: 500\n  max_backoff_ms: 60000\n",
-                                other: if who == "hissrv+5m" {
+                                other: if who.ends_with("+5m") {
                                     // Event time runs ~2,000x faster than
                                     // the clock here (2 M lines/s of 1,000
                                     // series at 1 s): checkpoints each second
@@ -434,7 +440,7 @@ fn main() {
                             dur,
                             &delivered,
                         );
-                        if who == "hissrv+5m" {
+                        if who.ends_with("+5m") {
                             // What the rule did: every value counted, none
                             // refused (a bench of refusals measures nothing).
                             let m = ureq::get(&format!("{url}/metrics"))
@@ -483,6 +489,7 @@ fn main() {
                             "hissrv" => "hissrv",
                             "baseline" => "baseline",
                             "hissrv+5m" => "hissrv+5m",
+                            "baseline+5m" => "baseline+5m",
                             _ => "vmagent",
                         },
                     ),
@@ -575,6 +582,15 @@ fn main() {
                 warm / med("hissrv", |r| r.cpu_us_line),
                 warm - med("hissrv", |r| r.cpu_us_line),
                 med("hissrv+5m", |r| r.lines_s) / med("hissrv", |r| r.lines_s)
+            );
+        }
+        let old_warm = med("baseline+5m", |r| r.cpu_us_line);
+        if old_warm.is_finite() {
+            println!(
+                "{mode}: baseline with a 5m rule / baseline without: CPU per line {:.2}x (+{:.2} us); with a rule, this build / baseline: {:.2}x",
+                old_warm / med("baseline", |r| r.cpu_us_line),
+                old_warm - med("baseline", |r| r.cpu_us_line),
+                warm / old_warm
             );
         }
     }

@@ -12,7 +12,7 @@
 //!   changed since the last one; restore) and `state` (a window set's
 //!   bytes, fuzzed: `fuzz/fuzz_targets/decode_state.rs`);
 //! - `recent`: the lines counted lately (a retry older than a series'
-//!   horizon).
+//!   horizon), by `line_key`: a line's key, from parts the windows keep.
 //!
 //! The commit thread drives it (`batch/downsampler.rs`: duty, feed,
 //! checkpoint, restore and replay; `batch/warm.rs`: when), the buffer keeps
