@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "51715cde26835127d0011d1543762b66a953522e"
+SRCREV = "1678e9979cf7cdf6471a7601074f7d937963439e"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
