@@ -68,6 +68,9 @@ pub struct Downsampler {
     /// keys new since the last checkpoint, which saves them.
     recent: RecentLines,
     fresh: Vec<u64>,
+    /// The buffer's secret, keying every line key (`line_key::lane_seed`;
+    /// 0 until a buffer's saved windows give it).
+    secret: u64,
     /// Saved windows were dropped (a rule gone or changed) or discarded
     /// (unreadable): raw batches marked whole may have had their points
     /// in them, so the marks must go before any degrade (second review).
@@ -109,6 +112,7 @@ impl Downsampler {
             matches: Vec::new(),
             recent: RecentLines::default(),
             fresh: Vec::new(),
+            secret: 0,
             registry: None,
             lost_windows: false,
             whole: Vec::new(),
@@ -124,6 +128,7 @@ impl Downsampler {
         let Some(mut d) = Downsampler::from_config(l) else {
             return Ok((None, saved.sets.len()));
         };
+        d.secret = saved.secret;
         let lane_of = |d: &mut Downsampler, k: &LaneKey| -> Option<Lane> {
             let rule = d.identities.iter().position(|i| *i == k.rule)?;
             Some(Lane {
@@ -201,6 +206,8 @@ impl Downsampler {
     pub fn discard_saved(&mut self, saved: &SavedWindows) {
         (self.stale).extend(saved.sets.iter().map(|(k, start, _)| (k.clone(), *start)));
         self.lost_windows = true;
+        // The keys saved and to come are still the buffer's.
+        self.secret = saved.secret;
     }
 
     /// Notes every warm destination, now and as they come, in `registry`.
@@ -330,7 +337,10 @@ impl Downsampler {
                     let to = self.warm_dest(rule, dest);
                     let id = self.dest_id(&to, rule);
                     let identity = self.identities.get(rule).map_or("", |i| i.as_str());
-                    let lane = (id, line_key::lane_seed(identity, &to.db, &to.rp));
+                    let lane = (
+                        id,
+                        line_key::lane_seed(self.secret, identity, &to.db, &to.rp),
+                    );
                     if let Some(slot) = st.lanes.get_mut(rule) {
                         *slot = Some(lane);
                     }
@@ -349,7 +359,9 @@ impl Downsampler {
             // slots may be a corrected value the windows do not keep
             // (InfluxDB keeps the last write), so its raw point must
             // stay (second review). A repeat by the set is one counted.
-            let (mut counted, mut repeat) = (true, false);
+            let (mut any_counted, mut all_counted, mut repeat) = (false, true, false);
+            let mut partial_repeat = false;
+            let dests = self.dests.len() as u32;
             let recent = &mut self.recent;
             let scratch = &mut st.scratch;
             let added = self.windows.add_line_unless(
@@ -359,38 +371,62 @@ impl Downsampler {
                 ts,
                 seed,
                 |k| {
+                    // The first release numbered warm destinations as
+                    // they came; this process may number them otherwise:
+                    // each number is tried (found in review), only while
+                    // its keys are looked for, only for a line that may
+                    // be a retry.
                     repeat = recent.contains(k)
                         || (recent.has_legacy()
-                            && recent.legacy_contains(line_key::legacy(
-                                scratch,
-                                key,
-                                fields,
-                                ts,
-                                (lane.rule, warm),
-                            )));
+                            && (0..dests).any(|id| {
+                                recent.legacy_contains(line_key::legacy(
+                                    scratch,
+                                    key,
+                                    fields,
+                                    ts,
+                                    (lane.rule, id),
+                                ))
+                            }));
+                    if !repeat && recent.contains(partly(k)) {
+                        (repeat, partial_repeat) = (true, true);
+                    }
                     repeat
                 },
                 |_, o| {
-                    counted &= o == Outcome::Counted;
+                    any_counted |= o == Outcome::Counted;
+                    all_counted &= o == Outcome::Counted;
                     st.whole &= o == Outcome::Counted;
                 },
             );
             if repeat {
+                // A retry of a line partly counted: the windows do not
+                // hold all it says, so its batch is not whole.
+                st.whole &= !partial_repeat;
                 continue;
             }
-            // Remembered only once counted: a retry of a line refused
-            // (full, late, a type conflict) is not taken for a repeat,
-            // and no key is remembered twice (second review).
-            let k = added.key;
-            if counted {
+            // Remembered once a value of it counted: a retry of a line
+            // refused whole (full, late, a type conflict) is not taken for a
+            // repeat, and no key is remembered twice (second review). A
+            // line partly counted is remembered as such (`partly`): its
+            // retry must not count its counted values again (found in
+            // review: a field named twice, the second a repeat, left the
+            // line unremembered), and is not whole either; the value
+            // refused stays so (kept raw, its batch not whole).
+            let k = if all_counted {
+                added.key
+            } else {
+                partly(added.key)
+            };
+            if any_counted {
                 if added.maybe_counted {
                     self.recent.insert(k);
                 } else {
                     self.recent.remember(k);
                 }
-                if self.fresh.len() >= RECENT_LINES {
-                    // Only the newest are remembered anyway.
-                    self.fresh.drain(..RECENT_LINES / 2);
+                if self.fresh.len() >= 2 * RECENT_LINES {
+                    // The newest RECENT_LINES are what a checkpoint
+                    // saves (found in review: cut to half of them).
+                    self.fresh.drain(..RECENT_LINES);
                 }
                 self.fresh.push(k);
             }
@@ -447,7 +483,12 @@ impl Downsampler {
                 })
                 .collect(),
             whole: std::mem::take(&mut self.whole),
-            recent: std::mem::take(&mut self.fresh),
+            recent: {
+                let mut fresh = std::mem::take(&mut self.fresh);
+                fresh.drain(..fresh.len().saturating_sub(RECENT_LINES));
+                fresh
+            },
+            forget_legacy: !self.recent.has_legacy(),
             warm: (self.dests.iter().cloned())
                 .zip(self.retentions.iter().copied())
                 .collect(),
@@ -462,6 +503,13 @@ impl Downsampler {
     pub fn counts(&self) -> crate::downsample::windows::Counts {
         self.windows.counts
     }
+}
+
+/// The key a line partly counted is remembered by (some values refused:
+/// full, a type conflict, a field named twice): its retry is a repeat, but
+/// its batch is not whole. Another key of the same 64-bit space.
+fn partly(key: u64) -> u64 {
+    key ^ 0x9e37_79b9_7f4a_7c15
 }
 
 /// One batch's feed: its answer and what its lines reuse.

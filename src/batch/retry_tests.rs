@@ -67,7 +67,7 @@ fn a_retry_straddling_a_checkpoint_counts_once_after_a_crash_too() {
         last_ts: 0,
         payload: payload.to_vec(),
     };
-    let mut live = Downsampler::from_config(&cfg).expect("rule");
+    let mut live = restart(&cfg, &wal);
     let mut reference = Downsampler::from_config(&cfg).expect("rule");
     wal.commit_with_duty(&[batch(&body)], &[true])
         .expect("commit");
@@ -139,7 +139,7 @@ fn a_retry_after_a_crash_counts_once_whatever_order_the_destinations_came_in() {
     let mut wal = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
     let (first, second) = (db("zz"), db("aa"));
     let (a, b) = (ten_points("m,h=z"), ten_points("m,h=a"));
-    let mut live = Downsampler::from_config(&cfg).expect("rule");
+    let mut live = restart(&cfg, &wal);
     let mut reference = Downsampler::from_config(&cfg).expect("rule");
     // "zz" first: its lane is 0 in this run, 1 after a restart ("aa" < "zz").
     for (dest, body) in [(&first, &a), (&second, &b)] {
@@ -230,7 +230,12 @@ fn a_retry_of_a_line_the_first_release_counted_is_known_after_the_upgrade() {
         let mut wal = wal;
         wal.checkpoint_windows(&d.checkpoint(0))
             .expect("checkpoint");
-        assert!(wal.saved_windows().expect("saved").legacy_recent.is_empty());
+        // Kept while they are looked for: a crash before the horizon has
+        // passed them still finds them (from review).
+        assert_eq!(
+            wal.saved_windows().expect("saved").legacy_recent.len(),
+            usize::from(saved)
+        );
         drop(wal);
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -239,4 +244,151 @@ fn a_retry_of_a_line_the_first_release_counted_is_known_after_the_upgrade() {
         [(1, 0), (0, 1)],
         "(repeats, counted): with the saved key, without"
     );
+}
+
+/// Found in review: a new point of another series taken for a repeat.
+/// With public seeds, series keys whose first 8 bytes were the hash's
+/// starting state (`alvrssih` for 15 bytes) hashed alike, so the line keys
+/// of two series' points with the same fields and time were one key: B's
+/// point, older than B's full ring of slots, was asked about and found
+/// (A's). Keys are now keyed by the buffer's secret.
+#[test]
+fn a_crafted_series_key_does_not_make_another_series_point_a_repeat() {
+    let dir = temp("crafted");
+    let wal = Wal::open(&dir.join("buffer.db"), Synchronous::Off, 1 << 30).expect("opens");
+    let mut cfg = one_rule("1m");
+    cfg.rules[0].measurement = "alvrssih".into();
+    let mut d = restart(&cfg, &wal);
+    drop(wal);
+    let _ = std::fs::remove_dir_all(&dir);
+    let dest = db("db");
+    assert!(d.feed(&dest, format!("alvrssih,t=aaaa f=1i {S}\n").as_bytes()));
+    let newer: String = (2..=9)
+        .map(|s| format!("alvrssih,t=bbbb f={s}i {}\n", s * S))
+        .collect();
+    assert!(d.feed(&dest, newer.as_bytes()));
+    let before = d.windows.counts;
+    d.feed(&dest, format!("alvrssih,t=bbbb f=1i {S}\n").as_bytes());
+    let after = d.windows.counts;
+    assert_eq!(
+        (
+            after.counted - before.counted,
+            after.repeats - before.repeats
+        ),
+        (1, 0),
+        "B's first point at 1 s: counted, not a repeat"
+    );
+}
+
+/// Found in review: a line with a field named twice counts once (one
+/// point to InfluxDB) but its key was not remembered (the second field's
+/// outcome is `Repeat`), so once its time was older than the ring of
+/// slots its retry counted again.
+#[test]
+fn a_retry_of_a_line_naming_a_field_twice_counts_once() {
+    let mut d = Downsampler::from_config(&one_rule("1m")).expect("rule");
+    let dest = db("db");
+    let line = format!("m,h=a f=1i,f=1i {S}\n");
+    d.feed(&dest, line.as_bytes());
+    let newer: String = (2..=9)
+        .map(|s| format!("m,h=a f={s}i {}\n", s * S))
+        .collect();
+    d.feed(&dest, newer.as_bytes());
+    let before = d.windows.counts;
+    d.feed(&dest, line.as_bytes());
+    let after = d.windows.counts;
+    assert_eq!(after.counted - before.counted, 0, "the retry counted again");
+}
+
+/// Found in review: legacy keys were looked for with the lane as *this*
+/// process numbers it, while the first release numbered warm destinations by
+/// first appearance (the very bug `lane_seed` fixes for new keys, see
+/// `a_retry_after_a_crash_counts_once_whatever_order_the_destinations_came_in`).
+/// "zz" came first in the old run (dest 0), after the upgrade's restore
+/// it is dest 1 (saved watermarks sorted): its legacy keys never match.
+#[test]
+fn legacy_keys_match_whatever_order_the_destinations_came_in() {
+    let dir = temp("legacy-lanes");
+    let path = dir.join("buffer.db");
+    let cfg = one_rule("1m");
+    let mut wal = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
+    let (first, second) = (db("zz"), db("aa"));
+    let (a, b) = (ten_points("m,h=z"), ten_points("m,h=a"));
+    let mut old = Downsampler::from_config(&cfg).expect("rule");
+    let mut legacy = Vec::new();
+    for (id, (dest, body)) in [(&first, &a), (&second, &b)].into_iter().enumerate() {
+        wal.commit_with_duty(&[batch(dest, body)], &[true])
+            .expect("commit");
+        old.feed(dest, body);
+        for line in crate::lineproto::lines(body) {
+            let l = crate::lineproto::split::split(line).expect("a line");
+            // As the first release keyed it: dest by first appearance.
+            legacy.push(line_key::legacy(
+                &mut Vec::new(),
+                l.key,
+                &l.fields,
+                l.ts,
+                (0, id as u32),
+            ));
+        }
+    }
+    wal.checkpoint_windows(&old.checkpoint(wal.last_commit_seq()))
+        .expect("checkpoint");
+    drop(wal);
+    {
+        // The first release's tables: its keys in downsample_recent only.
+        let raw = rusqlite::Connection::open(&path).expect("raw");
+        raw.execute("DELETE FROM downsample_keys", [])
+            .expect("no new keys");
+        let blob: Vec<u8> = legacy.iter().flat_map(|k| k.to_le_bytes()).collect();
+        raw.execute("INSERT INTO downsample_recent (keys) VALUES (?1)", [blob])
+            .expect("legacy keys");
+    }
+    let wal = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
+    let mut d = restart(&cfg, &wal);
+    let before = d.windows.counts;
+    d.feed(&first, &a);
+    d.feed(&second, &b);
+    let after = d.windows.counts;
+    drop(wal);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        after.counted - before.counted,
+        0,
+        "the retries of both bodies counted again"
+    );
+}
+
+/// Found in review: more than `RECENT_LINES` lines counted between two checkpoints:
+/// `fresh` is cut to its newest half (`drain(..RECENT_LINES / 2)`), so
+/// the checkpoint saves fewer than the newest `RECENT_LINES` keys the
+/// module promises (and the live run holds). A retry of a line 40,000
+/// lines back is known live, counted again after a restart.
+#[test]
+fn a_checkpoint_saves_the_newest_recent_lines_keys() {
+    let dir = temp("fresh-cut");
+    let path = dir.join("buffer.db");
+    let cfg = one_rule("1m");
+    let mut wal = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
+    let dest = db("db");
+    let n = crate::downsample::recent::RECENT_LINES as i64 * 3 / 2 + 1;
+    let body: String = (1..=n).map(|t| format!("m,h=a f={t}i {t}\n")).collect();
+    let mut live = restart(&cfg, &wal);
+    live.feed(&dest, body.as_bytes());
+    wal.checkpoint_windows(&live.checkpoint(wal.last_commit_seq()))
+        .expect("checkpoint");
+    drop(wal);
+    let wal = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
+    let mut restarted = restart(&cfg, &wal);
+    let t = n - 40_000;
+    let retry = format!("m,h=a f={t}i {t}\n");
+    let mut got = Vec::new();
+    for d in [&mut live, &mut restarted] {
+        let before = d.windows.counts.repeats;
+        d.feed(&dest, retry.as_bytes());
+        got.push(d.windows.counts.repeats - before);
+    }
+    drop(wal);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(got, [1, 1], "a repeat live and after the restart");
 }

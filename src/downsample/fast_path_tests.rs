@@ -267,3 +267,95 @@ fn the_fast_path_for_the_common_line_agrees_with_the_general_loop() {
         "every case of the shortcut was taken: {stats:?}"
     );
 }
+
+/// From review: `may_have_counted` is a sure "no": every (lane, window, series,
+/// ts) at which a field was ever counted, while its window is held, gets
+/// `repeat` asked again. Lines out of order, fields named twice, past 64
+/// fields, type conflicts, `Full`, closes, checkpoints and restores.
+#[test]
+fn may_have_counted_never_misses_a_counted_time() {
+    use std::collections::HashSet as Set;
+    let mut asked_total = 0usize;
+    for seed in 1..=seeds(300) {
+        let mut next = rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let max_open = [3usize, 7, 20, 10_000][(next() % 4) as usize];
+        let mut w = Windows::new(rules(), max_open);
+        let mut rows = Rows::default();
+        let mut model: Set<(Lane, i64, String, i64)> = Set::new();
+        let mut ts = [0i64; 2];
+        for step in 0..600 {
+            let lane = Lane {
+                rule: (next() % 2) as u16,
+                dest: (next() % 2) as u32,
+            };
+            let r = usize::from(lane.rule);
+            ts[r] += (next() % 6) as i64;
+            let at = match next() % 6 {
+                0 => ts[r] - (next() % (3 * EVERY as u64)) as i64,
+                1 => ts[r] - (next() % 12) as i64,
+                _ => ts[r],
+            };
+            let s = next() % 3;
+            let n = if next().is_multiple_of(8) {
+                66 + next() % 4
+            } else {
+                1 + next() % 4
+            };
+            let fields: Vec<String> = (0..n)
+                .map(|i| {
+                    let name = if next().is_multiple_of(7) {
+                        next() % 3
+                    } else {
+                        i
+                    };
+                    let kind = next() % 5;
+                    format!("f{name}={}", value(&mut next, kind))
+                })
+                .collect();
+            let line = format!("m,s={s} {} {at}", fields.join(","));
+            let l = split(line.as_bytes()).expect("a line");
+            let every = rules()[r].every_ns;
+            let start = crate::downsample::aggregate::window_start(l.ts, every).expect("start");
+            let series = String::from_utf8_lossy(l.key).into_owned();
+            let was = model.contains(&(lane, start, series.clone(), l.ts));
+            let held = w
+                .open
+                .get(&(lane, start))
+                .is_some_and(|set| set.series.contains_key(l.key));
+            let mut asked = false;
+            let mut counted = false;
+            w.add_line_unless(
+                lane,
+                l.key,
+                &l.fields,
+                l.ts,
+                7,
+                |_| {
+                    asked = true;
+                    false
+                },
+                |_, o| counted |= o == Outcome::Counted,
+            );
+            if was && held {
+                assert!(
+                    asked,
+                    "seed {seed} step {step}: {line} counted before, not asked"
+                );
+                asked_total += 1;
+            }
+            if counted {
+                model.insert((lane, start, series, l.ts));
+            }
+            if next().is_multiple_of(7) {
+                w.close(|_, _| {});
+            }
+            if next().is_multiple_of(11) {
+                rows.apply(w.checkpoint());
+                if next().is_multiple_of(2) {
+                    w = rows.restore_with(rules(), max_open).0;
+                }
+            }
+        }
+    }
+    assert!(asked_total > 1000, "{asked_total}");
+}

@@ -14,10 +14,16 @@
 //!   field, where laying the whole line out and hashing it (the first
 //!   release's key, `legacy`) was about a third of the windows' cost
 //!   (BENCHMARKS.md, "The windows' cost, measured counting").
-//! - **Stable.** Seeds are fixed, and the lane's part is its rule identity
+//! - **Stable.** The lane's part is the buffer's secret, its rule identity
 //!   and warm destination (`lane_seed`), not the ids a process gives them:
 //!   a key saved by one process is the same key in the next
 //!   (`keys_are_pinned_across_releases`).
+//! - **Keyed by a secret.** Every part is hashed from the lane's seed, so
+//!   from the buffer's secret (random, made once, `wal/custody.rs`): with
+//!   public seeds a producer could write a series key, a field name or a
+//!   string whose first word cancels the hash's state, and so make a new
+//!   point of another series look like a counted one, dropped from the
+//!   aggregates (found in review).
 //!
 //! A hash collision takes a new line for a retry: with 64 bits and at most
 //! `2 × RECENT_LINES` lines remembered, about one chance in 2^47 a line.
@@ -66,10 +72,11 @@ impl Mix {
     }
 }
 
-/// A byte string's hash (a series key, a field name, a string value).
+/// A byte string's hash (a series key, a field name, a string value),
+/// keyed by `seed` (a lane's, so by the buffer's secret).
 #[inline]
-pub fn bytes_hash(b: &[u8]) -> u64 {
-    let mut h = Mix::new(b.len() as u64);
+pub fn bytes_hash(seed: u64, b: &[u8]) -> u64 {
+    let mut h = Mix::new(seed ^ b.len() as u64);
     let word = |c: &[u8]| {
         let mut w = [0u8; 8];
         w[..c.len()].copy_from_slice(c);
@@ -87,21 +94,22 @@ pub fn bytes_hash(b: &[u8]) -> u64 {
     h.finish()
 }
 
-/// A lane's part of its lines' keys: its rule's identity and its warm
-/// destination, as the config and the buffer name them.
-pub fn lane_seed(rule_identity: &str, db: &str, rp: &str) -> u64 {
-    let mut h = Mix::new(0);
+/// A lane's part of its lines' keys: the buffer's secret
+/// (`downsample_meta`, random, made once), its rule's identity and its
+/// warm destination, as the config and the buffer name them.
+pub fn lane_seed(secret: u64, rule_identity: &str, db: &str, rp: &str) -> u64 {
+    let mut h = Mix::new(secret);
     for part in [rule_identity, db, rp] {
-        h.pair(part.len() as u64, bytes_hash(part.as_bytes()));
+        h.pair(part.len() as u64, bytes_hash(secret, part.as_bytes()));
     }
     h.finish()
 }
 
-/// The hash of field names, in the order given.
-pub fn names_hash<'a>(names: impl IntoIterator<Item = &'a [u8]>) -> u64 {
-    let mut h = Mix::new(1);
+/// The hash of field names, in the order given, keyed by `seed`.
+pub fn names_hash<'a>(seed: u64, names: impl IntoIterator<Item = &'a [u8]>) -> u64 {
+    let mut h = Mix::new(seed ^ 1);
     for name in names {
-        h.pair(bytes_hash(name), 0);
+        h.pair(bytes_hash(seed, name), 0);
     }
     h.finish()
 }
@@ -111,29 +119,30 @@ pub fn names_hash<'a>(names: impl IntoIterator<Item = &'a [u8]>) -> u64 {
 /// Inlined: a call a field was half the key's cost (the string's hash
 /// stays a call).
 #[inline(always)]
-pub fn typed(v: &Value) -> (u64, u64) {
+pub fn typed(seed: u64, v: &Value) -> (u64, u64) {
     match v {
         Value::Decimal(d) => (0, d.to_f64().to_bits()),
         Value::Float(f) => (0, f.to_bits()),
         Value::Int(i) => (1, *i as u64),
         Value::Uint(u) => (2, *u),
         Value::Bool(b) => (3, u64::from(*b)),
-        Value::Str(t) => (4, string_hash(t)),
+        Value::Str(t) => (4, string_hash(seed, t)),
     }
 }
 
 #[inline(never)]
-fn string_hash(t: &[u8]) -> u64 {
-    bytes_hash(t)
+fn string_hash(seed: u64, t: &[u8]) -> u64 {
+    bytes_hash(seed, t)
 }
 
-/// The key of a line from its parts: `series` is `bytes_hash` of its
-/// series key, `names` the `names_hash` of its field names in its order.
+/// The key of a line from its parts, in the lane seeded `lane`: `series`
+/// is `bytes_hash` of its series key, `names` the `names_hash` of its
+/// field names in its order, both keyed by `lane`.
 #[inline]
 pub fn key_of(lane: u64, series: u64, names: u64, fields: &[(&[u8], Value)], ts: i64) -> u64 {
     let mut k = KeyChains::start(lane, series, names, fields.len(), ts);
     for (_, v) in fields {
-        let (tag, bits) = typed(v);
+        let (tag, bits) = typed(lane, v);
         k.push(tag, bits);
     }
     k.finish()
@@ -184,8 +193,8 @@ impl KeyChains {
 /// The key of a line, every part hashed here (a line the windows hold no
 /// parts for; tests).
 pub fn key(lane: u64, series: &[u8], fields: &[(&[u8], Value)], ts: i64) -> u64 {
-    let names = names_hash(fields.iter().map(|(n, _)| *n));
-    key_of(lane, bytes_hash(series), names, fields, ts)
+    let names = names_hash(lane, fields.iter().map(|(n, _)| *n));
+    key_of(lane, bytes_hash(lane, series), names, fields, ts)
 }
 
 /// The first release's key: its point laid out, then hashed, with the
@@ -265,8 +274,8 @@ mod tests {
         }
         assert_ne!(k("m a=1 1", 0), k("m a=1 1", 1), "apart by lane");
         assert_ne!(
-            lane_seed("r", "db", "rp_5m"),
-            lane_seed("r", "dbrp", "_5m"),
+            lane_seed(7, "r", "db", "rp_5m"),
+            lane_seed(7, "r", "dbrp", "_5m"),
             "the lane's parts are delimited"
         );
     }
@@ -277,7 +286,7 @@ mod tests {
     /// means keys saved before it no longer match a retry after it.
     #[test]
     fn keys_are_pinned_across_releases() {
-        let lane = lane_seed("telemetry:5m", "db", "autogen_5m");
+        let lane = lane_seed(0x5eed, "telemetry:5m", "db", "autogen_5m");
         assert_eq!(lane, PINNED.0, "lane seed");
         assert_eq!(
             k(
@@ -288,7 +297,7 @@ mod tests {
             "line key"
         );
     }
-    const PINNED: (u64, u64) = (4466992169460700679, 13769488414123998030);
+    const PINNED: (u64, u64) = (4091516030663120992, 1581861466822245182);
 
     /// Byte strings of every length up to three blocks, each byte's
     /// change seen (the tail's zero padding must not hide a length).
@@ -297,15 +306,19 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for len in 0..48usize {
             let b: Vec<u8> = (0..len as u8).collect();
-            assert!(seen.insert(bytes_hash(&b)), "length {len}");
+            assert!(seen.insert(bytes_hash(3, &b)), "length {len}");
             for i in 0..len {
                 let mut c = b.clone();
                 c[i] ^= 0x80;
-                assert!(seen.insert(bytes_hash(&c)), "length {len}, byte {i}");
+                assert!(seen.insert(bytes_hash(3, &c)), "length {len}, byte {i}");
             }
             let mut z = b.clone();
             z.push(0);
-            assert_ne!(bytes_hash(&b), bytes_hash(&z), "a zero appended, {len}");
+            assert_ne!(
+                bytes_hash(3, &b),
+                bytes_hash(3, &z),
+                "a zero appended, {len}"
+            );
         }
     }
 
@@ -338,14 +351,53 @@ mod tests {
         );
     }
 
+    /// Found in review: with public seeds, a string whose first word
+    /// equals the hash's starting state cancels it, so two series keys
+    /// (or strings, or field names) sharing such a prefix hashed alike, and
+    /// a new point of one was taken for a counted point of the other. Keyed
+    /// by a secret the state is unknown: the same prefix no longer cancels
+    /// it (for a seed other than the one it was aimed at).
+    #[test]
+    fn a_prefix_aimed_at_one_seed_does_not_collide_under_another() {
+        let aimed = |seed: u64, len: u64| (Mix::new(seed ^ len).0).to_le_bytes();
+        let key = |seed: u64, tail: &[u8]| {
+            let mut b = aimed(0, 15).to_vec();
+            b.extend_from_slice(tail);
+            bytes_hash(seed, &b)
+        };
+        assert_eq!(
+            key(0, b",t=aaaa"),
+            key(0, b",t=bbbb"),
+            "the attack, aimed at seed 0, works there"
+        );
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..1_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            assert_ne!(key(x, b",t=aaaa"), key(x, b",t=bbbb"), "seed {x}");
+        }
+    }
+
+    /// Different buffers' secrets give different keys to the same point.
+    #[test]
+    fn the_secret_keys_every_part() {
+        let l = crate::lineproto::split::split(b"m,t=a v=1,s=\"x\" 5").expect("a line");
+        let a = key(lane_seed(1, "r", "db", "rp"), l.key, &l.fields, l.ts);
+        let b = key(lane_seed(2, "r", "db", "rp"), l.key, &l.fields, l.ts);
+        assert_ne!(a, b);
+        assert_ne!(bytes_hash(1, b"m"), bytes_hash(2, b"m"));
+        assert_ne!(names_hash(1, [&b"v"[..]]), names_hash(2, [&b"v"[..]]));
+    }
+
     /// The parts the windows keep give the key the whole line gives.
     #[test]
     fn a_key_from_kept_parts_equals_the_key_of_the_whole_line() {
         let line = "m,t=ü v=1.25,n=-3i,u=7u,b=F,s=\"q\\\"é\" 42";
         let l = crate::lineproto::split::split(line.as_bytes()).expect("a line");
-        let names = names_hash([&b"v"[..], b"n", b"u", b"b", b"s"]);
+        let names = names_hash(9, [&b"v"[..], b"n", b"u", b"b", b"s"]);
         assert_eq!(
-            key_of(9, bytes_hash(l.key), names, &l.fields, l.ts),
+            key_of(9, bytes_hash(9, l.key), names, &l.fields, l.ts),
             key(9, l.key, &l.fields, l.ts)
         );
     }

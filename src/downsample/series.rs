@@ -27,10 +27,12 @@ pub(super) struct Series {
     /// same order line after line.
     pub(super) hint: usize,
     /// `line_key::bytes_hash` of the series key, and `line_key::names_hash`
-    /// of `fields`' names in their order: the parts of a line's key that
-    /// the common line (`holds_in_order`) need not hash again.
+    /// of `fields`' names in their order, keyed by `hashed_with` (the lane's
+    /// seed; `None`: not yet, as after a restore): the parts of a line's
+    /// key that the common line (`holds_in_order`) need not hash again.
     pub(super) key_hash: u64,
     pub(super) names_hash: u64,
+    pub(super) hashed_with: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -57,15 +59,27 @@ impl Field {
 
 impl Series {
     /// The window of a series not yet counted in it.
-    pub(super) fn new(series: &[u8]) -> Series {
+    pub(super) fn new() -> Series {
         Series {
             fields: Vec::new(),
             names: Vec::new(),
             slots: [0; DEDUP_RECENT_TIMESTAMPS],
             slots_used: 0,
             hint: 0,
-            key_hash: line_key::bytes_hash(series),
-            names_hash: line_key::names_hash([]),
+            key_hash: 0,
+            names_hash: 0,
+            hashed_with: None,
+        }
+    }
+
+    /// The key's parts this series keeps, hashed with `lane_seed` (once a
+    /// window; `series` is the series key it is held under).
+    #[inline]
+    pub(super) fn hash_with(&mut self, lane_seed: u64, series: &[u8]) {
+        if self.hashed_with != Some(lane_seed) {
+            self.hashed_with = Some(lane_seed);
+            self.key_hash = line_key::bytes_hash(lane_seed, series);
+            self.rehash_names();
         }
     }
 
@@ -73,6 +87,7 @@ impl Series {
     pub(super) fn rehash_names(&mut self) {
         let names = &self.names;
         self.names_hash = line_key::names_hash(
+            self.hashed_with.unwrap_or(0),
             (self.fields.iter()).map(|f| names.get(f.name()).unwrap_or_default()),
         );
     }
@@ -91,7 +106,7 @@ impl Series {
         let names = if in_order {
             self.names_hash
         } else {
-            line_key::names_hash(fields.iter().map(|(n, _)| *n))
+            line_key::names_hash(lane_seed, fields.iter().map(|(n, _)| *n))
         };
         line_key::key_of(lane_seed, self.key_hash, names, fields, ts)
     }
@@ -144,8 +159,10 @@ impl Series {
         mut each: impl FnMut(usize, Outcome),
     ) -> (bool, Option<u64>) {
         let mut counted = 0u64;
+        // The lane's (`hash_with` came first); only strings use it.
+        let seed = self.hashed_with.unwrap_or(0);
         for (i, ((_, v), field)) in fields.iter().zip(self.fields.iter_mut()).enumerate() {
-            let (tag, bits) = line_key::typed(v);
+            let (tag, bits) = line_key::typed(seed, v);
             if let Some(k) = key.as_mut() {
                 k.push(tag, bits);
             }

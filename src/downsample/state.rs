@@ -192,14 +192,14 @@ pub(super) fn decode(blob: &[u8]) -> Result<(WindowSet, usize), StateError> {
             fields.push(field);
         }
         held += fields.len();
-        let mut s = Series {
+        // Its key's parts are hashed at its first line (`hash_with`).
+        let s = Series {
             fields,
             names,
             slots,
             slots_used,
-            ..Series::new(&key)
+            ..Series::new()
         };
-        s.rehash_names();
         if series.insert(key, s).is_some() {
             return Err(damaged("a series twice"));
         }

@@ -244,10 +244,9 @@ impl Windows {
                 }
                 return Added::NOT;
             }
-            None => window
-                .entry(series.into())
-                .or_insert_with(|| Series::new(series)),
+            None => window.entry(series.into()).or_insert_with(Series::new),
         };
+        entry.hash_with(lane_seed, series);
         let maybe_counted = entry.may_have_counted(ts);
         let in_order = !fields.is_empty() && entry.holds_in_order(fields);
         let shortcut = self.fast_path && in_order;

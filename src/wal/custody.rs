@@ -40,7 +40,10 @@
 //! downsample_recent(id INTEGER PRIMARY KEY,      -- the same, keyed as the
 //!                 keys BLOB)                     -- first release did
 //!                 -- (`line_key::legacy`): read at start, emptied by the
-//!                 -- first checkpoint that saves keys
+//!                 -- first checkpoint after they are no longer looked for
+//! downsample_meta(secret INTEGER NOT NULL)      -- random (SQLite's
+//!                 -- `random()`, from the OS), made once: keys every line
+//!                 -- key, so a producer cannot aim a collision (review)
 //! downsample_dests(db TEXT, rp TEXT,           -- every warm destination
 //!                 retention_s INTEGER,           -- emitted to (warm_days;
 //!                 PRIMARY KEY (db, rp)) WITHOUT ROWID  -- NULL: for ever), kept
@@ -55,7 +58,7 @@
 
 use super::{NewBatch, Wal, WalError, codec};
 use crate::route::dest::Destination;
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 pub(super) const CUSTODY_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS downsample_duty (
@@ -81,6 +84,9 @@ CREATE TABLE IF NOT EXISTS downsample_keys (
   id INTEGER PRIMARY KEY,
   keys BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS downsample_meta (secret INTEGER NOT NULL);
+INSERT INTO downsample_meta (secret)
+  SELECT random() WHERE NOT EXISTS (SELECT 1 FROM downsample_meta);
 CREATE TABLE IF NOT EXISTS downsample_dests (
   db TEXT NOT NULL, rp TEXT NOT NULL, retention_s INTEGER,
   PRIMARY KEY (db, rp)
@@ -169,6 +175,9 @@ pub struct WindowsCheckpoint {
     /// checkpoint, oldest first (`downsample::recent`): a retry of one is
     /// known after a restart too (review).
     pub recent: Vec<u64>,
+    /// The first release's keys (`downsample_recent`) are no longer
+    /// looked for: their rows go.
+    pub forget_legacy: bool,
     /// The warm destinations emitted to, with their retention (seconds;
     /// `None`: for ever): kept for good (`downsample_dests`).
     pub warm: Vec<(Destination, Option<u64>)>,
@@ -183,6 +192,8 @@ pub struct SavedWindows {
     pub recent: Vec<u64>,
     /// Keys the first release saved (`line_key::legacy`).
     pub legacy_recent: Vec<u64>,
+    /// The buffer's secret (`downsample_meta`) that keys the line keys.
+    pub secret: u64,
 }
 
 impl Wal {
@@ -323,8 +334,9 @@ impl Wal {
             let blob: Vec<u8> = c.recent.iter().flat_map(|k| k.to_le_bytes()).collect();
             tx.execute("INSERT INTO downsample_keys (keys) VALUES (?1)", [blob])?;
             forget_old_keys(&tx)?;
-            // The first release's keys: in memory since the start, their
-            // rows need not outlive the first keys of this one.
+        }
+        if c.forget_legacy {
+            // Kept until then: a crash before still finds them.
             tx.execute("DELETE FROM downsample_recent", [])?;
         }
         let ids = Wal::insert_batches(&tx, &c.emitted, &encoded, now)?;
@@ -423,11 +435,19 @@ impl Wal {
         };
         let recent = keys("downsample_keys")?;
         let legacy_recent = keys("downsample_recent")?;
+        let secret = self
+            .conn
+            .query_row("SELECT secret FROM downsample_meta", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()?
+            .unwrap_or(0) as u64;
         Ok(SavedWindows {
             sets,
             watermarks,
             recent,
             legacy_recent,
+            secret,
         })
     }
 
