@@ -12,7 +12,7 @@ use common::sim::Rng;
 use common::*;
 use miniserde::json::Value;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -359,8 +359,9 @@ fn kill_minus_nine_while_aggregating_neither_loses_nor_double_counts_a_point() {
     let h = Arc::new(Mutex::new(Hissrv::start_with(&influx.url(), sections())));
     let url = h.lock().unwrap().url();
     let done = Arc::new(AtomicBool::new(false));
+    let killed = Arc::new(AtomicUsize::new(0));
     let killer = {
-        let (h, done) = (h.clone(), done.clone());
+        let (h, done, killed) = (h.clone(), done.clone(), killed.clone());
         std::thread::spawn(move || {
             let mut rng = Rng(99);
             let mut kills = 0;
@@ -370,14 +371,27 @@ fn kill_minus_nine_while_aggregating_neither_loses_nor_double_counts_a_point() {
                 h.kill9();
                 h.spawn();
                 kills += 1;
+                killed.store(kills, Ordering::Relaxed);
             }
             kills
         })
     };
-    for body in requests(11, 5) {
+    let bodies = requests(11, 5);
+    let mut seen = 0;
+    for (i, body) in bodies.iter().enumerate() {
         // A write the kill cut off may be stored already: the same lines
         // again are a retry the windows must recognise.
-        send(&url, &body);
+        send(&url, body);
+        // A kill in each third of the load at least, however fast the
+        // agent takes it (a faster build once finished it between two).
+        if (i + 1) % bodies.len().div_ceil(3) == 0 || i + 1 == bodies.len() {
+            wait_for(
+                "a kill -9 during this third of the load",
+                DELIVERY_TIMEOUT,
+                || killed.load(Ordering::Relaxed) > seen,
+            );
+            seen = killed.load(Ordering::Relaxed);
+        }
     }
     done.store(true, Ordering::Relaxed);
     let kills = killer.join().expect("killer");
