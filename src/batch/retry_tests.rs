@@ -392,3 +392,80 @@ fn a_checkpoint_saves_the_newest_recent_lines_keys() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(got, [1, 1], "a repeat live and after the restart");
 }
+
+/// Found in the second review: `bytes_hash` folded each 16-byte block as
+/// `fold(w0 ^ state, w1 ^ K[0])`; a block whose second word was the public
+/// constant `K[0]` multiplied by 0 and zeroed the state whatever the
+/// secret, so two series keys differing only in that block's first word
+/// hashed alike under every buffer's secret: B's new point, older than B's
+/// full ring of slots, was taken for A's counted point and dropped.
+#[test]
+fn a_series_key_crafted_against_a_public_constant_does_not_collide() {
+    let dir = temp("crafted-k0");
+    let wal = Wal::open(&dir.join("buffer.db"), Synchronous::Off, 1 << 30).expect("opens");
+    let mut d = restart(&cfg_m(), &wal);
+    assert_ne!(d.secret, 0, "a real, random secret");
+    drop(wal);
+    let _ = std::fs::remove_dir_all(&dir);
+    let k0 = 0x243f_6a88_85a3_08d3u64.to_le_bytes();
+    // "m,t=AAAA" + K[0]: the first 16-byte block; same for B.
+    let series = |tag: &[u8; 4]| {
+        let mut s = b"m,t=".to_vec();
+        s.extend_from_slice(tag);
+        s.extend_from_slice(&k0);
+        s
+    };
+    let line = |s: &[u8], v: i64, t: i64| {
+        let mut l = s.to_vec();
+        l.extend_from_slice(format!(" f={v}i {t}\n").as_bytes());
+        l
+    };
+    let (a, b) = (series(b"AAAA"), series(b"BBBB"));
+    let dest = db("db");
+    assert!(d.feed(&dest, &line(&a, 1, S)));
+    for s in 2..=9 {
+        assert!(d.feed(&dest, &line(&b, s, s * S)));
+    }
+    let before = d.windows.counts;
+    d.feed(&dest, &line(&b, 1, S));
+    let after = d.windows.counts;
+    assert_eq!(
+        (
+            after.counted - before.counted,
+            after.repeats - before.repeats
+        ),
+        (1, 0),
+        "B's first point at 1 s: counted, not a repeat"
+    );
+}
+
+fn cfg_m() -> crate::config::Lifecycle {
+    one_rule("1m")
+}
+
+/// The same block against a string value: a corrected string at the same
+/// time (a repeat by the slots: not whole, its raw point kept) was taken
+/// for a repeat by the set, so its batch was marked whole and could be
+/// degraded while the windows' `s_last` held the first string.
+#[test]
+fn a_corrected_string_crafted_against_a_public_constant_keeps_its_batch() {
+    let dir = temp("crafted-k0-str");
+    let wal = Wal::open(&dir.join("buffer.db"), Synchronous::Off, 1 << 30).expect("opens");
+    let mut d = restart(&cfg_m(), &wal);
+    drop(wal);
+    let _ = std::fs::remove_dir_all(&dir);
+    let k0 = 0x243f_6a88_85a3_08d3u64.to_le_bytes();
+    let line = |first: &[u8; 8]| {
+        let mut l = b"m,h=a s=\"".to_vec();
+        l.extend_from_slice(first);
+        l.extend_from_slice(&k0);
+        l.extend_from_slice(format!("\" {S}\n").as_bytes());
+        l
+    };
+    let dest = db("db");
+    assert!(d.feed(&dest, &line(b"AAAAAAAA")));
+    assert!(
+        !d.feed(&dest, &line(b"BBBBBBBB")),
+        "a corrected value the windows do not hold: not whole"
+    );
+}

@@ -73,3 +73,20 @@ mod tests {
         assert_eq!(c, want);
     }
 }
+
+/// What `add_line_unless` found of a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Added {
+    /// The point may have been counted before (`false` is sure).
+    pub maybe_counted: bool,
+    /// Its key (`line_key`) when a field counted or a repeat was asked
+    /// about it; otherwise 0.
+    pub key: u64,
+}
+
+impl Added {
+    pub(super) const NOT: Added = Added {
+        maybe_counted: false,
+        key: 0,
+    };
+}

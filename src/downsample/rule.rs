@@ -41,3 +41,22 @@ impl Rule {
         })
     }
 }
+
+impl Rule {
+    /// The watermark has passed the window's end by its grace.
+    pub(super) fn closed(&self, start: i64, watermark: i64) -> bool {
+        let close_at = start
+            .saturating_add(self.every_ns)
+            .saturating_add(self.grace_ns);
+        watermark >= close_at
+    }
+
+    /// The watermark has passed the window's close by `max_lateness`.
+    pub(super) fn forgotten(&self, start: i64, watermark: i64) -> bool {
+        let forget_at = start
+            .saturating_add(self.every_ns)
+            .saturating_add(self.grace_ns)
+            .saturating_add(self.max_lateness_ns);
+        watermark > forget_at
+    }
+}

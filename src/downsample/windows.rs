@@ -52,23 +52,6 @@ const _: () = assert!(DEDUP_RECENT_TIMESTAMPS <= 8, "Field::seen has a bit a slo
 /// are kept as u32 offsets, and InfluxDB's own key limit is 64 KiB.
 pub const MAX_FIELD_NAME_BYTES: usize = 65_535;
 
-/// What `add_line_unless` found of a line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Added {
-    /// The point may have been counted before (`false` is sure).
-    pub maybe_counted: bool,
-    /// Its key (`line_key`) when a field counted or a repeat was asked
-    /// about it; otherwise 0.
-    pub key: u64,
-}
-
-impl Added {
-    const NOT: Added = Added {
-        maybe_counted: false,
-        key: 0,
-    };
-}
-
 /// A rule applied to one destination's points: windows, watermark and
 /// emitted lines are per lane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -395,7 +378,7 @@ impl Windows {
         };
         let mark = self.watermarks.entry(lane).or_insert(ts);
         *mark = (*mark).max(ts);
-        if forgotten(&rule, start, *mark) {
+        if rule.forgotten(start, *mark) {
             return Err(Outcome::Late);
         }
         Ok(start)
@@ -419,7 +402,7 @@ impl Windows {
             ) else {
                 return true;
             };
-            if !closed(rule, start, w) {
+            if !rule.closed(start, w) {
                 return true;
             }
             let window = &mut set.series;
@@ -458,7 +441,7 @@ impl Windows {
             }
             set.unsaved |= set.dirty;
             set.dirty = false;
-            if forgotten(rule, start, w) {
+            if rule.forgotten(start, w) {
                 freed += window.values().map(|e| e.fields.len()).sum::<usize>();
                 removed.push((lane, start));
                 return false;
@@ -467,23 +450,6 @@ impl Windows {
         });
         self.held -= freed;
     }
-}
-
-/// The watermark has passed the window's end by its grace.
-fn closed(rule: &Rule, start: i64, watermark: i64) -> bool {
-    let close_at = start
-        .saturating_add(rule.every_ns)
-        .saturating_add(rule.grace_ns);
-    watermark >= close_at
-}
-
-/// The watermark has passed the window's close by `max_lateness`.
-fn forgotten(rule: &Rule, start: i64, watermark: i64) -> bool {
-    let forget_at = start
-        .saturating_add(rule.every_ns)
-        .saturating_add(rule.grace_ns)
-        .saturating_add(rule.max_lateness_ns);
-    watermark > forget_at
 }
 
 #[cfg(test)]
@@ -500,7 +466,7 @@ pub use rule::Rule;
 
 #[path = "outcome.rs"]
 mod outcome;
-pub use outcome::{Counts, Outcome};
+pub use outcome::{Added, Counts, Outcome};
 
 #[path = "series.rs"]
 mod series;
