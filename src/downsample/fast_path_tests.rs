@@ -262,10 +262,14 @@ fn the_fast_path_for_the_common_line_agrees_with_the_general_loop() {
     eprintln!(
         "shortcut, slots full, >8 fields, >60 fields, a conflict, all conflicts, at max_open, older than the ring: {stats:?}"
     );
-    assert!(
-        stats.iter().all(|&n| n > 0),
-        "every case of the shortcut was taken: {stats:?}"
-    );
+    // With the seeds CI's emulated runs take at least (a tenth,
+    // `HISSRV_SIM_SHARE=10`), every case comes up.
+    if seeds(400) >= 40 {
+        assert!(
+            stats.iter().all(|&n| n > 0),
+            "every case of the shortcut was taken: {stats:?}"
+        );
+    }
 }
 
 /// From review: `may_have_counted` is a sure "no": every (lane, window, series,
@@ -276,7 +280,8 @@ fn the_fast_path_for_the_common_line_agrees_with_the_general_loop() {
 fn may_have_counted_never_misses_a_counted_time() {
     use std::collections::HashSet as Set;
     let mut asked_total = 0usize;
-    for seed in 1..=seeds(300) {
+    let n_seeds = seeds(300);
+    for seed in 1..=n_seeds {
         let mut next = rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         let max_open = [3usize, 7, 20, 10_000][(next() % 4) as usize];
         let mut w = Windows::new(rules(), max_open);
@@ -357,5 +362,10 @@ fn may_have_counted_never_misses_a_counted_time() {
             }
         }
     }
-    assert!(asked_total > 1000, "{asked_total}");
+    // About 3.5 a seed (over 1,000 with all 300; CI's emulated runs take a
+    // share of the seeds, `HISSRV_SIM_SHARE`).
+    assert!(
+        asked_total as u64 > 2 * n_seeds,
+        "{asked_total} over {n_seeds} seeds"
+    );
 }
