@@ -20,9 +20,21 @@ pub(super) struct Series {
     pub(super) names: Vec<u8>,
     /// The `DEDUP_RECENT_TIMESTAMPS` greatest timestamps counted in this
     /// window (any field), in no order; `slots_used` of them are valid.
-    /// Field `f` was counted at `slots[j]` iff bit `j` of `f.seen`.
+    /// Field `f` was counted at `slots[j]` iff `seen(f, j)`.
     pub(super) slots: [i64; DEDUP_RECENT_TIMESTAMPS],
+    /// Bit `f` of `masks[j]`: field `f` (of the first `MASK_FIELDS`) was
+    /// counted at `slots[j]`; past them, bit `j` of the field's `seen`.
+    /// By slot rather than by field: a line counted marks its fields with
+    /// one store, and a slot taken over is cleared with one (two walks
+    /// over the fields a line were, profiled).
+    masks: [u64; DEDUP_RECENT_TIMESTAMPS],
     pub(super) slots_used: u8,
+    /// The greatest of `slots` (`i64::MIN` when none is used): a point
+    /// newer than it has no slot and is no repeat by them, told without
+    /// reading the ring (the in-order line's check; scanning the slots
+    /// twice a line was a sixth of the windows' cost, profiled). Kept by
+    /// `take_slot`, the only writer of `slots` but the restore (`restored`).
+    greatest: i64,
     /// Where the next field of a line is likely found: fields come in the
     /// same order line after line.
     pub(super) hint: usize,
@@ -43,7 +55,9 @@ pub(super) struct Field {
     pub(super) name_at: u32,
     pub(super) name_len: u32,
     pub(super) window: Window,
-    /// Bit `j`: counted at `Series::slots[j]`.
+    /// Bit `j`: counted at `Series::slots[j]`, for a field past the
+    /// series' first `MASK_FIELDS` (theirs are in `Series::masks`; this is
+    /// 0 for them).
     pub(super) seen: u8,
     /// Counted into since it was last emitted (or never emitted).
     pub(super) changed: bool,
@@ -64,12 +78,69 @@ impl Series {
             fields: Vec::new(),
             names: Vec::new(),
             slots: [0; DEDUP_RECENT_TIMESTAMPS],
+            masks: [0; DEDUP_RECENT_TIMESTAMPS],
             slots_used: 0,
+            greatest: i64::MIN,
             hint: 0,
             key_hash: 0,
             names_hash: 0,
             hashed_with: None,
         }
+    }
+
+    /// A series' window as a checkpoint saved it: each field with its
+    /// `seen` bits by slot (`seen_bits`), whatever its place.
+    pub(super) fn restored(
+        mut fields: Vec<Field>,
+        names: Vec<u8>,
+        slots: [i64; DEDUP_RECENT_TIMESTAMPS],
+        slots_used: u8,
+    ) -> Series {
+        let used = &slots[..usize::from(slots_used).min(DEDUP_RECENT_TIMESTAMPS)];
+        let mut masks = [0u64; DEDUP_RECENT_TIMESTAMPS];
+        for (f, field) in fields.iter_mut().enumerate().take(MASK_FIELDS) {
+            for (j, mask) in masks.iter_mut().enumerate() {
+                *mask |= u64::from(field.seen >> j & 1) << f;
+            }
+            field.seen = 0;
+        }
+        Series {
+            fields,
+            names,
+            greatest: used.iter().copied().max().unwrap_or(i64::MIN),
+            slots,
+            masks,
+            slots_used,
+            ..Series::new()
+        }
+    }
+
+    /// Whether field `f` was counted at slot `j`.
+    #[inline]
+    pub(super) fn seen(&self, f: usize, j: usize) -> bool {
+        if f < MASK_FIELDS {
+            self.masks[j] >> f & 1 != 0
+        } else {
+            self.fields
+                .get(f)
+                .is_some_and(|field| field.seen >> j & 1 != 0)
+        }
+    }
+
+    /// Field `f` counted at slot `j`.
+    #[inline]
+    pub(super) fn mark(&mut self, f: usize, j: usize) {
+        if f < MASK_FIELDS {
+            self.masks[j] |= 1 << f;
+        } else if let Some(field) = self.fields.get_mut(f) {
+            field.seen |= 1 << j;
+        }
+    }
+
+    /// Field `f`'s bits by slot (bit `j`: `seen(f, j)`), as a checkpoint
+    /// saves them.
+    pub(super) fn seen_bits(&self, f: usize) -> u8 {
+        (0..DEDUP_RECENT_TIMESTAMPS).fold(0, |bits, j| bits | u8::from(self.seen(f, j)) << j)
     }
 
     /// The key's parts this series keeps, hashed with `lane_seed` (once a
@@ -138,7 +209,7 @@ impl Series {
     /// held (at most 64: the fast path's bit set).
     pub(super) fn holds_in_order(&self, fields: &[(&[u8], Value)]) -> bool {
         fields.len() == self.fields.len()
-            && fields.len() <= 64
+            && fields.len() <= MASK_FIELDS
             && (fields.iter().zip(&self.fields))
                 .all(|((name, _), f)| self.names.get(f.name()).is_some_and(|n| same(n, name)))
     }
@@ -180,13 +251,11 @@ impl Series {
         if counted == 0 {
             return (false, key);
         }
-        // Taken once a field counted, as the general loop does.
+        // Taken once a field counted, as the general loop does; the line's
+        // fields are the series' own in order, at most 64 (`holds_in_order`):
+        // their bits are `counted`'s.
         if let Some(j) = self.take_slot(ts) {
-            for (i, field) in self.fields.iter_mut().enumerate() {
-                if counted & 1 << i != 0 {
-                    field.seen |= 1 << j;
-                }
-            }
+            self.masks[j] |= counted;
         }
         (true, key)
     }
@@ -208,6 +277,9 @@ impl Series {
     /// "The windows' cost, measured counting").
     #[inline]
     pub(super) fn may_have_counted(&self, ts: i64) -> bool {
+        if ts > self.greatest {
+            return false;
+        }
         let used = &self.slots[..usize::from(self.slots_used)];
         let (mut at, mut least) = (false, i64::MAX);
         for &t in used {
@@ -238,6 +310,7 @@ impl Series {
         if used < DEDUP_RECENT_TIMESTAMPS {
             self.slots[used] = ts;
             self.slots_used += 1;
+            self.greatest = self.greatest.max(ts);
             return Some(used);
         }
         let (j, &least) = self.slots.iter().enumerate().min_by_key(|&(_, &t)| t)?;
@@ -245,24 +318,126 @@ impl Series {
             return None;
         }
         self.slots[j] = ts;
-        for f in &mut self.fields {
+        self.greatest = self.greatest.max(ts);
+        self.masks[j] = 0;
+        for f in self.fields.iter_mut().skip(MASK_FIELDS) {
             f.seen &= !(1u8 << j);
         }
         Some(j)
     }
 }
 
+/// A series' first fields whose bits by slot are kept in `Series::masks`
+/// (a u64 a slot); the shortcut takes lines of at most as many fields.
+pub(super) const MASK_FIELDS: usize = 64;
+
 /// `a == b`, without a call to `memcmp` for the short names fields have (a
-/// call a field was measurable, `benches/downsample.rs`).
+/// call a field was measurable, `benches/downsample.rs`): up to 16 bytes as
+/// two overlapping words (the head and the tail), not byte by byte (the
+/// names' compare was a tenth of the windows' cost a line, profiled).
 #[inline]
 pub(super) fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len()
-        && if a.len() > SHORT_NAME_BYTES {
-            a == b
-        } else {
-            a.iter().zip(b).all(|(x, y)| x == y)
-        }
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        0 => true,
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4),
+        8..=SHORT_NAME_BYTES => word8(a, 0) == word8(b, 0) && word8(a, n - 8) == word8(b, n - 8),
+        _ => a == b,
+    }
 }
 
-/// Names up to this long are compared byte by byte, inline.
+/// The 4 bytes of `s` at `at` (the caller checked the length).
+#[inline(always)]
+fn word4(s: &[u8], at: usize) -> u32 {
+    s.get(at..at + 4)
+        .and_then(|w| w.try_into().ok())
+        .map_or(0, u32::from_ne_bytes)
+}
+
+/// The 8 bytes of `s` at `at` (the caller checked the length).
+#[inline(always)]
+fn word8(s: &[u8], at: usize) -> u64 {
+    s.get(at..at + 8)
+        .and_then(|w| w.try_into().ok())
+        .map_or(0, u64::from_ne_bytes)
+}
+
+/// Names up to this long are compared as two words, inline.
 const SHORT_NAME_BYTES: usize = 16;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_same_exactly_when_every_byte_and_the_length_agree() {
+        // Every length across the word boundaries, a difference at each
+        // byte (the overlapping words must see all of them), and lengths
+        // that differ with a shared prefix.
+        for n in 0..40usize {
+            let a: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(same(&a, &a.clone()), "length {n}");
+            for i in 0..n {
+                let mut b = a.clone();
+                b[i] ^= 0x20;
+                assert!(!same(&a, &b), "length {n}, byte {i}");
+                assert!(!same(&b, &a), "length {n}, byte {i}");
+            }
+            let mut longer = a.clone();
+            longer.push(b'z');
+            assert!(!same(&a, &longer), "length {n} against {}", n + 1);
+            assert!(!same(&longer, &a), "length {} against {n}", n + 1);
+        }
+        // Unicode names: bytes, not characters.
+        assert!(same("é_ü".as_bytes(), "é_ü".as_bytes()));
+        assert!(!same("é_ü".as_bytes(), "é_u".as_bytes()));
+    }
+
+    /// A slot taken over by a newer timestamp forgets which fields were
+    /// counted at the old one, for a series' first fields (`masks`) and for
+    /// those past them (`Field::seen`) alike: else a field first counted at
+    /// the new timestamp would be taken for a repeat.
+    #[test]
+    fn a_slot_taken_over_forgets_the_fields_counted_at_its_old_timestamp() {
+        use crate::downsample::windows::{Lane, Outcome, Rule, Windows};
+        let rule = Rule {
+            every_ns: 1_000,
+            grace_ns: 0,
+            max_lateness_ns: 1_000,
+            aggregates: None,
+        };
+        let mut w = Windows::new(vec![rule], 10_000);
+        let lane = Lane { rule: 0, dest: 0 };
+        let names: Vec<String> = (0..70).map(|f| format!("f{f}")).collect();
+        let wide: Vec<(&[u8], Value)> = (names.iter())
+            .map(|n| (n.as_bytes(), Value::Int(1)))
+            .collect();
+        let mut outcomes = Vec::new();
+        w.add_line(lane, b"m", &wide, 1, |_, o| outcomes.push(o));
+        assert_eq!(outcomes, vec![Outcome::Counted; 70]);
+        // Eight newer timestamps of f0 alone: the slot of ts 1 goes to ts 9.
+        for ts in 2..=9 {
+            assert_eq!(
+                w.add(lane, b"m", b"f0", &Value::Int(2), ts),
+                Outcome::Counted
+            );
+        }
+        for f in [5, 63, 64, 69] {
+            let name = names[f].as_bytes();
+            assert_eq!(
+                w.add(lane, b"m", name, &Value::Int(3), 9),
+                Outcome::Counted,
+                "f{f} at 9, never counted there"
+            );
+            assert_eq!(
+                w.add(lane, b"m", name, &Value::Int(3), 9),
+                Outcome::Repeat,
+                "f{f} at 9 again"
+            );
+        }
+    }
+}

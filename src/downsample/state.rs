@@ -73,10 +73,10 @@ pub(super) fn encode(set: &WindowSet) -> Vec<u8> {
         }
         put_bytes(&mut out, &s.names);
         put_varint(&mut out, s.fields.len() as u64);
-        for f in &s.fields {
+        for (i, f) in s.fields.iter().enumerate() {
             put_varint(&mut out, u64::from(f.name_at));
             put_varint(&mut out, u64::from(f.name_len));
-            out.push(f.seen);
+            out.push(s.seen_bits(i));
             let flags = if f.changed { CHANGED } else { 0 } | if f.emitted { EMITTED } else { 0 };
             out.push(flags);
             out.push(f.window.kind());
@@ -193,13 +193,7 @@ pub(super) fn decode(blob: &[u8]) -> Result<(WindowSet, usize), StateError> {
         }
         held += fields.len();
         // Its key's parts are hashed at its first line (`hash_with`).
-        let s = Series {
-            fields,
-            names,
-            slots,
-            slots_used,
-            ..Series::new()
-        };
+        let s = Series::restored(fields, names, slots, slots_used);
         if series.insert(key, s).is_some() {
             return Err(damaged("a series twice"));
         }

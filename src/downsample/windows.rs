@@ -280,7 +280,6 @@ impl Windows {
         for (i, (name, v)) in fields.iter().enumerate() {
             let (outcome, at) = match entry.find(name) {
                 Some(f) => {
-                    let field = &mut entry.fields[f];
                     // Named twice in this line: one point to InfluxDB. The
                     // slot bits tell it when `ts` has a slot; when it has
                     // none (older than the 8 greatest), the line itself
@@ -291,7 +290,9 @@ impl Windows {
                         && (fields[..i].iter().enumerate()).any(|(k, (n, _))| {
                             series::same(n, name) && (k >= 64 || counted_here & 1 << k != 0)
                         });
-                    if again || slot.is_some_and(|j| field.seen & 1 << j != 0) {
+                    let repeat = again || slot.is_some_and(|j| entry.seen(f, j));
+                    let field = &mut entry.fields[f];
+                    if repeat {
                         (Outcome::Repeat, None)
                     } else if field.window.add(v, ts) == Err(TypeConflict) {
                         (Outcome::TypeConflict, None)
@@ -329,7 +330,7 @@ impl Windows {
                     slot_tried = true;
                 }
                 if let Some(j) = slot {
-                    entry.fields[f].seen |= 1 << j;
+                    entry.mark(f, j);
                 }
             }
             if at.is_some() && i < 64 {
