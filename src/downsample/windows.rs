@@ -40,7 +40,6 @@ use super::aggregate::{Aggregates, TypeConflict, Window, window_start};
 use super::line_key;
 use crate::lineproto::numbers::push_i64;
 use crate::lineproto::split::Value;
-use std::collections::BTreeMap;
 
 /// Latest counted timestamps per series × field × window kept to recognise
 /// a retried point: a producer that lost an answer resends its last body,
@@ -81,10 +80,10 @@ struct WindowSet {
 pub struct Windows {
     rules: Vec<Rule>,
     /// By lane and window start, then series: `close` emits in this order.
-    open: BTreeMap<(Lane, i64), WindowSet>,
+    open: Sorted<(Lane, i64), WindowSet>,
     /// Field windows held (the sum of `fields.len()` over `open`).
     held: usize,
-    watermarks: BTreeMap<Lane, i64>,
+    watermarks: Sorted<Lane, i64>,
     /// Sets forgotten since the last checkpoint (`state`).
     removed: Vec<(Lane, i64)>,
     max_open: usize,
@@ -112,9 +111,9 @@ impl Windows {
             .collect();
         Windows {
             rules,
-            open: BTreeMap::new(),
+            open: Sorted::default(),
             held: 0,
-            watermarks: BTreeMap::new(),
+            watermarks: Sorted::default(),
             removed: Vec::new(),
             max_open,
             counts: Counts::default(),
@@ -208,7 +207,9 @@ impl Windows {
         };
         let room = self.max_open.saturating_sub(self.held);
         let counts = &mut self.counts;
-        let set = self.open.entry((lane, start)).or_default();
+        let set = self
+            .open
+            .get_or_insert_with((lane, start), WindowSet::default);
         let window = &mut set.series;
         let entry = match window.get_mut(series) {
             Some(entry) => entry,
@@ -377,7 +378,7 @@ impl Windows {
                 s
             }
         };
-        let mark = self.watermarks.entry(lane).or_insert(ts);
+        let mark = self.watermarks.get_or_insert_with(lane, || ts);
         *mark = (*mark).max(ts);
         if rule.forgotten(start, *mark) {
             return Err(Outcome::Late);
@@ -460,6 +461,10 @@ mod tests;
 #[cfg(test)]
 #[path = "fast_path_tests.rs"]
 mod fast_path_tests;
+
+#[path = "sorted.rs"]
+mod sorted;
+use sorted::Sorted;
 
 #[path = "rule.rs"]
 mod rule;

@@ -8,7 +8,7 @@ use crate::sim_tests::{rng, seeds};
 impl Windows {
     /// Moves a lane's watermark to `ts` as a point there would.
     pub(super) fn advance_to(&mut self, lane: Lane, ts: i64) {
-        let w = self.watermarks.entry(lane).or_insert(ts);
+        let w = self.watermarks.get_or_insert_with(lane, || ts);
         *w = (*w).max(ts);
     }
 }
