@@ -288,7 +288,7 @@ impl Downsampler {
         let mut fields = Vec::with_capacity(16);
         for line in crate::lineproto::lines(payload) {
             match crate::lineproto::split::split_into(line, &mut fields) {
-                Some((key, ts)) => self.feed_line(&mut st, dest, key, &fields, ts),
+                Some((key, ts)) => self.feed_line(&mut st, dest, key, &fields, ts, None),
                 None => st.whole = false,
             }
         }
@@ -296,12 +296,23 @@ impl Downsampler {
         st.whole
     }
 
-    /// `feed`, of a payload split already (the split the codec took).
+    /// `feed`, of a payload split already (the split the codec took). With
+    /// the codec's line shapes (`SplitLines::shapes`), a hint a shape: a
+    /// series found once a batch a lane and window (`SeriesHint`).
     pub fn feed_split(&mut self, dest: &Destination, lines: &SplitLines) -> bool {
         let mut st = FeedState::new(self);
-        for line in lines.iter() {
+        let shapes = (lines.shapes.get()).filter(|s| s.len() == lines.lines.len());
+        let mut hints = vec![
+            crate::downsample::windows::SeriesHint::default();
+            shapes
+                .and_then(|s| s.iter().max())
+                .map_or(0, |&m| m as usize + 1)
+        ];
+        for (i, line) in lines.iter().enumerate() {
+            let shape = shapes.and_then(|s| s.get(i));
+            let hint = shape.and_then(|&s| hints.get_mut(s as usize));
             match line {
-                Some((key, fields, ts)) => self.feed_line(&mut st, dest, key, fields, ts),
+                Some((key, fields, ts)) => self.feed_line(&mut st, dest, key, fields, ts, hint),
                 None => st.whole = false,
             }
         }
@@ -405,3 +416,7 @@ mod degrade_tests;
 #[cfg(test)]
 #[path = "retry_tests.rs"]
 mod retry_tests;
+
+#[cfg(test)]
+#[path = "shape_hint_tests.rs"]
+mod shape_hint_tests;

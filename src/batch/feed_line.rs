@@ -4,6 +4,7 @@
 //! whether its batch stays whole.
 
 use super::*;
+use crate::downsample::windows::SeriesHint;
 
 impl Downsampler {
     /// One line of a batch fed (`feed`): into each lane a rule matching it
@@ -17,6 +18,7 @@ impl Downsampler {
         key: &[u8],
         fields: &[(&[u8], crate::lineproto::split::Value)],
         ts: i64,
+        mut hint: Option<&mut SeriesHint>,
     ) {
         self.rules.matching(key, &mut st.matches);
         if st.matches.is_empty() {
@@ -67,6 +69,7 @@ impl Downsampler {
                 fields,
                 ts,
                 seed,
+                hint.as_deref_mut(),
                 |k| {
                     // The first release numbered warm destinations as
                     // they came; this process may number them otherwise:

@@ -2,8 +2,8 @@
 //! lines, and what is past `max_lateness` is forgotten (the rules are in
 //! `windows`' module text).
 
-use crate::downsample::aggregate::Aggregates;
 use super::{Lane, Windows};
+use crate::downsample::aggregate::Aggregates;
 use crate::lineproto::numbers::push_i64;
 
 impl Windows {
@@ -11,12 +11,13 @@ impl Windows {
     /// `emit(lane, line)` with one line per lane, window and series (the
     /// fields of every field's window, `\n`-terminated), and forgets the
     /// windows past `max_lateness`. Lines come by lane and window start
-    /// (the series of one window in no set order); fields in the order
+    /// (the series of one window in the order they came); fields in the order
     /// they first came.
     pub fn close(&mut self, mut emit: impl FnMut(Lane, &[u8])) {
         let mut line: Vec<u8> = Vec::new();
         let mut freed = 0;
         let counts = &mut self.counts;
+        let removed_before = self.removed.len();
         let removed = &mut self.removed;
         self.open.retain(|&(lane, start), set| {
             let (Some(rule), Some(&w)) = (
@@ -72,5 +73,9 @@ impl Windows {
             true
         });
         self.held -= freed;
+        if self.removed.len() > removed_before {
+            // Sets forgotten: a `SeriesHint` of one holds no more.
+            self.epoch += 1;
+        }
     }
 }

@@ -65,6 +65,12 @@ impl SeriesTable {
         self.find(key).is_some()
     }
 
+    /// The key of series number `i`.
+    #[inline]
+    pub(super) fn key_of(&self, i: u32) -> Option<&[u8]> {
+        self.entries.get(i as usize).map(|(k, _)| &**k)
+    }
+
     /// Series number `i` with its key.
     #[inline]
     pub(super) fn at_mut(&mut self, i: u32) -> Option<(&[u8], &mut Series)> {
@@ -73,14 +79,15 @@ impl SeriesTable {
     }
 
     /// Adds series `key` (not held: the caller asked `find`); its number.
-    pub(super) fn push(&mut self, key: &[u8], series: Series) -> u32 {
+    pub(super) fn push(&mut self, key: impl Into<Box<[u8]>>, series: Series) -> u32 {
+        let key: Box<[u8]> = key.into();
         let i = self.entries.len() as u32;
-        let hash = self.hash(key);
+        let hash = self.hash(&key);
         let (entries, hasher) = (&self.entries, &self.hasher);
         self.index.insert_unique(hash, i, |&j| {
             hasher.hash_one(entries.get(j as usize).map_or(&[][..], |(k, _)| k))
         });
-        self.entries.push((key.into(), series));
+        self.entries.push((key, series));
         i
     }
 
@@ -90,7 +97,7 @@ impl SeriesTable {
             return;
         };
         let hash = self.hash(&self.entries[i].0);
-        if let Ok(e) = self.index.find_entry(hash, |&j| j as usize == i) {
+        if let Ok(e) = self.index.find_entry(hash, |&j: &u32| j as usize == i) {
             e.remove();
         }
         self.entries.pop();
@@ -153,18 +160,25 @@ mod tests {
                         model.remove(&k);
                     }
                     _ if !model.contains_key(&key) => {
-                        let i = t.push(&key, Series::new());
+                        let i = t.push(&key[..], Series::new());
                         assert_eq!(i as usize, order.len(), "seed {seed} step {step}");
                         model.insert(key.clone(), i);
                         order.push(key.clone());
                     }
                     _ => {}
                 }
-                assert_eq!(t.find(&key), model.get(&key).copied(), "seed {seed} step {step}");
+                assert_eq!(
+                    t.find(&key),
+                    model.get(&key).copied(),
+                    "seed {seed} step {step}"
+                );
                 assert_eq!(t.len(), order.len());
-                for (i, (k, _)) in t.iter().enumerate() {
-                    assert_eq!(k, &order[i][..]);
-                    assert_eq!(t.find(k), Some(i as u32));
+                if step % 50 == 49 {
+                    for (i, (k, _)) in t.iter().enumerate() {
+                        assert_eq!(k, &order[i][..]);
+                        assert_eq!(t.find(k), Some(i as u32));
+                        assert_eq!(t.key_of(i as u32), Some(k));
+                    }
                 }
             }
         }

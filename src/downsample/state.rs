@@ -32,7 +32,7 @@
 //! that read as line protocol, no series twice, no empty set).
 
 use super::emittable::{closes_only_at_its_end, is_field_name, is_series_key};
-use super::{Field, Series, SeriesMap, WindowSet};
+use super::{Field, Series, SeriesTable, WindowSet};
 use crate::downsample::aggregate::{Numbers, Window};
 use crate::downsample::windows::DEDUP_RECENT_TIMESTAMPS;
 
@@ -65,7 +65,7 @@ fn damaged(what: &str) -> StateError {
 pub(super) fn encode(set: &WindowSet) -> Vec<u8> {
     let mut out = vec![VERSION, u8::from(set.dirty)];
     put_varint(&mut out, set.series.len() as u64);
-    for (key, s) in &set.series {
+    for (key, s) in set.series.iter() {
         put_bytes(&mut out, key);
         out.push(s.slots_used);
         for &t in &s.slots[..usize::from(s.slots_used)] {
@@ -146,10 +146,10 @@ pub(super) fn decode(blob: &[u8]) -> Result<(WindowSet, usize), StateError> {
     if n_series == 0 {
         return Err(damaged("an empty set"));
     }
-    let mut series = SeriesMap::default();
+    let mut series = SeriesTable::default();
     series
         .try_reserve(n_series)
-        .map_err(|_| damaged("no memory"))?;
+        .map_err(|()| damaged("no memory"))?;
     let mut held = 0usize;
     for _ in 0..n_series {
         let key: Box<[u8]> = r.bytes()?.into();
@@ -194,9 +194,10 @@ pub(super) fn decode(blob: &[u8]) -> Result<(WindowSet, usize), StateError> {
         held += fields.len();
         // Its key's parts are hashed at its first line (`hash_with`).
         let s = Series::restored(fields, names, slots, slots_used);
-        if series.insert(key, s).is_some() {
+        if series.find(&key).is_some() {
             return Err(damaged("a series twice"));
         }
+        series.push(key, s);
     }
     if r.at != blob.len() {
         return Err(damaged("bytes after the set"));

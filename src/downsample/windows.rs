@@ -33,8 +33,8 @@
 //! the points given, in their order, and of the `close` calls between them;
 //! nothing reads a clock. Replaying the same batches after a restart from a
 //! checkpoint rebuilds the same windows and emits the same lines (the
-//! series of one window in the hash map's order, which differs by process:
-//! the line set is what is the same).
+//! series of one window in the order they came, `series_table`). Hints
+//! (`SeriesHint`) change how a series is found, never what is counted.
 
 use super::aggregate::{TypeConflict, Window, window_start};
 use super::line_key;
@@ -50,6 +50,10 @@ const _: () = assert!(DEDUP_RECENT_TIMESTAMPS <= 8, "Field::seen has a bit a slo
 /// are kept as u32 offsets, and InfluxDB's own key limit is 64 KiB.
 pub const MAX_FIELD_NAME_BYTES: usize = 65_535;
 
+/// The next `Windows`' first epoch, over 2^32 (`Windows::epoch`). A u32:
+/// every target has 32-bit atomics, not every one 64-bit.
+static EPOCHS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 /// A rule applied to one destination's points: windows, watermark and
 /// emitted lines are per lane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -58,12 +62,25 @@ pub struct Lane {
     pub dest: u32,
 }
 
-/// The series of one lane's window, by series key (measurement and tags,
-/// as written): looked up by the line's own bytes, no allocation a line.
-/// Hashed (a B-tree's comparisons of 10,000 keys were most of a line's
-/// cost, `benches/downsample.rs`); foldhash is seeded per process, so
-/// crafted collisions cannot be aimed at it.
-type SeriesMap = std::collections::HashMap<Box<[u8]>, Series, foldhash::fast::RandomState>;
+/// Where a batch's lines of one shape (the codec's: series key, field
+/// names and types, in order) found their series: a later line of the
+/// shape, in the same lane and window, takes the series by its number
+/// without hashing and comparing the key, and knows whether its fields are
+/// the series' own in order without comparing names (a lookup and the
+/// names' check were ~30 ns of a line's cost in the agent's profile; a
+/// batch of a meter's lines holds each series several times). Valid for
+/// one batch's shapes only: the caller makes new hints for each batch.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SeriesHint {
+    /// The lane, window start and `Windows::epoch` `series` holds for.
+    at: Option<(Lane, i64, u64)>,
+    series: u32,
+    /// The series' field count when the shape's fields were found to be its
+    /// own in order (`Series::holds_in_order`), or `u32::MAX` when they
+    /// were not. Fields are only ever added, never renamed or removed, so
+    /// while the count is the same the answer is.
+    in_order_at: u32,
+}
 
 /// One lane's window start: its series, and whether any changed since the
 /// last `close` (a closed window held for late points is not walked again
@@ -73,7 +90,7 @@ struct WindowSet {
     dirty: bool,
     /// Changed since the last checkpoint (`state`).
     unsaved: bool,
-    series: SeriesMap,
+    series: SeriesTable,
 }
 
 pub struct Windows {
@@ -93,6 +110,11 @@ pub struct Windows {
     /// The common line's shortcut in `add_line_unless` (off only in the
     /// test that checks it against the general loop).
     fast_path: bool,
+    /// Moves on whenever a window set or a series is removed: a
+    /// `SeriesHint` made before holds no more. Each `Windows` starts at its
+    /// own multiple of 2^32 (`EPOCHS`): a hint of another (before a
+    /// restore) matches none of its epochs.
+    epoch: u64,
 }
 
 impl Windows {
@@ -118,6 +140,7 @@ impl Windows {
             counts: Counts::default(),
             last_start: None,
             fast_path: true,
+            epoch: u64::from(EPOCHS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) << 32,
         }
     }
 
@@ -148,7 +171,7 @@ impl Windows {
         ts: i64,
         each: impl FnMut(usize, Outcome),
     ) {
-        self.add_line_unless(lane, series, fields, ts, 0, |_| false, each);
+        self.add_line_unless(lane, series, fields, ts, 0, None, |_| false, each);
     }
 
     /// As `add_line`, asking `repeat(key)` first when the point may have
@@ -162,7 +185,8 @@ impl Windows {
     /// most series are among or newer than the greatest counted,
     /// `recent.rs`), and the key
     /// when a field counted or `repeat` was asked (else 0). One lookup of
-    /// the series for all (it was two, `benches/downsample.rs`).
+    /// the series for all (it was two, `benches/downsample.rs`), none
+    /// when `hint` (this line's shape's, `SeriesHint`) still holds.
     #[allow(clippy::too_many_arguments)]
     pub fn add_line_unless(
         &mut self,
@@ -171,6 +195,7 @@ impl Windows {
         fields: &[(&[u8], Value)],
         ts: i64,
         lane_seed: u64,
+        hint: Option<&mut SeriesHint>,
         repeat: impl FnOnce(u64) -> bool,
         mut each: impl FnMut(usize, Outcome),
     ) -> Added {
@@ -210,8 +235,25 @@ impl Windows {
             .open
             .get_or_insert_with((lane, start), WindowSet::default);
         let window = &mut set.series;
-        let entry = match window.get_mut(series) {
-            Some(entry) => entry,
+        let epoch = self.epoch;
+        // A hint of this lane, window and epoch names this line's series
+        // (the caller's contract: one hint a shape of one batch); its key's
+        // length is checked all the same (it is beside the number, no
+        // reading of the key), its bytes in tests.
+        let hinted = (hint.as_deref()).filter(|h| {
+            h.at == Some((lane, start, epoch))
+                && window.key_of(h.series).is_some_and(|k| {
+                    debug_assert_eq!(k, series, "a hint of another series");
+                    k.len() == series.len()
+                })
+        });
+        let (number, in_order_at) = match hinted.map(|h| (h.series, h.in_order_at)) {
+            Some(known) => known,
+            None => (window.find(series).unwrap_or(u32::MAX), u32::MAX),
+        };
+        let found = window.at_mut(number);
+        let (number, entry) = match found {
+            Some((_, entry)) => (number, entry),
             None if room == 0 || !emittable::is_series_key(series) => {
                 let o = if room == 0 {
                     Outcome::Full
@@ -220,6 +262,7 @@ impl Windows {
                 };
                 if window.is_empty() {
                     self.open.remove(&(lane, start));
+                    self.epoch += 1;
                 }
                 for i in 0..fields.len() {
                     self.counts.add(o);
@@ -227,11 +270,26 @@ impl Windows {
                 }
                 return Added::NOT;
             }
-            None => window.entry(series.into()).or_insert_with(Series::new),
+            None => {
+                let number = window.push(series, Series::new());
+                match window.at_mut(number) {
+                    Some((_, entry)) => (number, entry),
+                    None => return Added::NOT, // just pushed: never
+                }
+            }
         };
         entry.hash_with(lane_seed, series);
         let maybe_counted = entry.may_have_counted(ts);
-        let in_order = !fields.is_empty() && entry.holds_in_order(fields);
+        let fields_now = u32::try_from(entry.fields.len()).unwrap_or(u32::MAX - 1);
+        let in_order =
+            !fields.is_empty() && (in_order_at == fields_now || entry.holds_in_order(fields));
+        if let Some(h) = hint {
+            *h = SeriesHint {
+                at: Some((lane, start, epoch)),
+                series: number,
+                in_order_at: if in_order { fields_now } else { u32::MAX },
+            };
+        }
         let shortcut = self.fast_path && in_order;
         // Made before any field changes the series' names (the key is of
         // the line as it came); by the shortcut as it counts, when no
@@ -346,10 +404,14 @@ impl Windows {
         }
         if entry.fields.is_empty() {
             // Every field refused (or none given): no empty entry stays.
-            window.remove(series);
+            // Only a series this line added can be empty (a series is
+            // kept with its first counted field, and fields stay), and it
+            // is the newest.
+            window.pop_newest();
             if window.is_empty() {
                 self.open.remove(&(lane, start));
             }
+            self.epoch += 1;
         }
         self.held += added;
         Added { maybe_counted, key }
@@ -412,6 +474,10 @@ pub use outcome::{Added, Counts, Outcome};
 #[path = "series.rs"]
 mod series;
 use series::{Field, Series};
+
+#[path = "series_table.rs"]
+mod series_table;
+use series_table::SeriesTable;
 
 #[path = "emittable.rs"]
 mod emittable;

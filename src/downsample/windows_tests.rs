@@ -450,6 +450,7 @@ fn the_repeat_check_is_asked_only_when_the_window_may_have_counted_the_point() {
             &line,
             ts,
             3,
+            None,
             |k| {
                 assert_eq!(k, want, "the key asked about is the line's");
                 asked += 1;

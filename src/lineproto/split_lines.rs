@@ -26,6 +26,12 @@ pub struct SplitLines<'a> {
     pub payload: &'a [u8],
     pub lines: Vec<SplitLine<'a>>,
     pub fields: Vec<(&'a [u8], Value<'a>)>,
+    /// Each line's shape, when the column codec encoded the split (its
+    /// `Columns`: lines of one shape have the same series key and the same
+    /// field names and types, in order), numbered 0.. in this payload only.
+    /// The downsampling windows find a shape's series once a batch with
+    /// them (`downsample::windows::SeriesHint`).
+    pub shapes: std::cell::OnceCell<Vec<u32>>,
 }
 
 impl<'a> SplitLines<'a> {
@@ -42,6 +48,7 @@ impl<'a> SplitLines<'a> {
             payload,
             lines: Vec::with_capacity(payload.len() / 100),
             fields: Vec::with_capacity((payload.len() / 10).min(max_fields)),
+            shapes: std::cell::OnceCell::new(),
         };
         for line in super::lines(payload) {
             let at = out.fields.len();

@@ -232,6 +232,16 @@ pub(super) fn columns_of(split: &SplitLines) -> Result<Vec<u8>, CodecError> {
     for parts in split.parts() {
         c.push(parts)?;
     }
+    // Shapes number below the lines, which a batch's `max_batch_size`
+    // keeps far below 2^32; a batch past that gives none.
+    let shapes: Option<Vec<u32>> = (c.line_shapes.iter())
+        .map(|&s| u32::try_from(s).ok())
+        .collect();
+    if let Some(shapes) = shapes {
+        // Set once: the codec encodes a split once (a second encoding
+        // would number the same shapes the same).
+        let _ = split.shapes.set(shapes);
+    }
     Ok(c.finish(split.payload.len()))
 }
 

@@ -1,0 +1,117 @@
+//! The codec's line shapes as series hints (`Downsampler::feed_split` with
+//! `SplitLines::shapes`): a batch fed with them counts exactly as fed
+//! without (`Downsampler::feed`, line by line), whatever the lines.
+
+use super::tests::S;
+use super::*;
+use crate::config::LifecycleRule;
+use crate::sim_tests::{rng, seeds};
+use crate::wal::codec;
+
+/// Two rules, one taking every line and one a measurement's lines of one
+/// tag value: lines in one lane or in two.
+fn two_rules() -> Lifecycle {
+    let mut site = std::collections::BTreeMap::new();
+    site.insert("site".to_string(), vec!["a".to_string()]);
+    Lifecycle {
+        max_open_windows: 60,
+        rules: vec![
+            LifecycleRule {
+                measurement: "m*".into(),
+                downsample: "10s".into(),
+                grace: "0".into(),
+                max_lateness: "20s".into(),
+                ..LifecycleRule::default()
+            },
+            LifecycleRule {
+                measurement: "mx".into(),
+                tags: site,
+                downsample: "1m".into(),
+                warm_destination: "warm".into(),
+                ..LifecycleRule::default()
+            },
+        ],
+        ..Lifecycle::default()
+    }
+}
+
+/// Random batches of a few series with their usual fields, now and then
+/// one more, one fewer, two swapped or a type changed; timestamps mostly in
+/// order, some late; a tenth of the batches a producer's retry of an
+/// earlier one. Both downsamplers give the same answer for each batch, the
+/// same counts, and emit the same lines; a small bound makes some series
+/// refused as full.
+#[test]
+fn fed_with_the_codecs_line_shapes_a_batch_counts_as_fed_without_them() {
+    let dest = Destination {
+        db: "db".into(),
+        rp: String::new(),
+    };
+    let mut shaped_batches = 0;
+    for seed in 1..=seeds(200) {
+        let mut next = rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
+        let mut plain = Downsampler::from_config(&two_rules()).expect("rules");
+        let mut hinted = Downsampler::from_config(&two_rules()).expect("rules");
+        let series = ["m,site=a", "m,site=b", "mx,site=a", "mx,site=b", "other"];
+        let usual: Vec<Vec<(u64, u64)>> = (0..series.len())
+            .map(|_| (0..1 + next() % 4).map(|f| (f, next() % 3)).collect())
+            .collect();
+        let mut now = 0i64;
+        let mut sent: Vec<Vec<u8>> = Vec::new();
+        for step in 0..30 {
+            let payload = if next().is_multiple_of(10) && !sent.is_empty() {
+                sent[(next() % sent.len() as u64) as usize].clone()
+            } else {
+                let mut p = Vec::new();
+                for _ in 0..1 + next() % 12 {
+                    let s = (next() % series.len() as u64) as usize;
+                    let mut fields = usual[s].clone();
+                    match next() % 8 {
+                        0 => fields.push((next() % 6, next() % 3)),
+                        1 if fields.len() > 1 => {
+                            fields.pop();
+                        }
+                        2 if fields.len() > 1 => fields.swap(0, 1),
+                        3 => fields[0].1 = next() % 3,
+                        _ => {}
+                    }
+                    now += (next() % 3) as i64;
+                    let ts = if next().is_multiple_of(8) {
+                        now - (next() % 30) as i64
+                    } else {
+                        now
+                    };
+                    let text: Vec<String> = (fields.iter())
+                        .map(|&(f, kind)| match kind {
+                            0 => format!("f{f}={}.5", next() % 9),
+                            1 => format!("f{f}={}i", next() % 9),
+                            _ => format!("f{f}=\"s{}\"", next() % 2),
+                        })
+                        .collect();
+                    let line = format!("{} {} {}\n", series[s], text.join(","), ts * S);
+                    p.extend_from_slice(line.as_bytes());
+                }
+                p
+            };
+            sent.push(payload.clone());
+            let a = plain.feed(&dest, &payload);
+            let split = SplitLines::of(&payload);
+            codec::encode_split(codec::FORMAT_DELTA, &split).expect("encodes");
+            shaped_batches += usize::from(split.shapes.get().is_some());
+            let b = hinted.feed_split(&dest, &split);
+            assert_eq!(a, b, "seed {seed} step {step}: whole");
+            assert_eq!(plain.counts(), hinted.counts(), "seed {seed} step {step}");
+            assert_eq!(plain.open_windows(), hinted.open_windows());
+            if next().is_multiple_of(4) {
+                let (mut x, mut y) = (
+                    super::tests::emitted(&mut plain),
+                    super::tests::emitted(&mut hinted),
+                );
+                x.sort();
+                y.sort();
+                assert_eq!(x, y, "seed {seed} step {step}: the lines emitted");
+            }
+        }
+    }
+    assert!(shaped_batches > 0, "the codec gave its shapes");
+}
