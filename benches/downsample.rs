@@ -17,6 +17,9 @@
 //! at the peak of windows held, in the first run (later runs reuse the
 //! pages it freed).
 //!
+//! Then the feed of the shared split in batches of 5 s, without and with
+//! the codec's line shapes (series hints), only the feed timed.
+//!
 //! Run: `cargo bench --bench downsample` (HISSRV_BENCH_RUNS=5 runs,
 //! HISSRV_BENCH_SERIES=10000 series).
 
@@ -186,6 +189,40 @@ fn main() {
         fed.push(started.elapsed().as_nanos() as f64 / lines);
         std::hint::black_box(checkpoints);
     }
+    // The codec's line shapes as series hints (`SeriesHint`): batches of
+    // 5 s (each series 5 times, as in the ingest bench's bodies), the feed
+    // of the shared split timed without and with the codec's shapes (the
+    // split and the codec's encoding not timed: the codec runs anyway).
+    let batches: Vec<Vec<u8>> = seconds.chunks(5).map(|c| c.concat()).collect();
+    let (mut unshaped, mut shaped) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        for with_shapes in [false, true] {
+            let mut d =
+                hissrv::batch::downsampler::Downsampler::from_config(&lifecycle).expect("a rule");
+            let mut spent = std::time::Duration::ZERO;
+            for (i, batch) in batches.iter().enumerate() {
+                let split = hissrv::lineproto::split_lines::SplitLines::of(batch);
+                if with_shapes {
+                    let format = hissrv::wal::codec::FORMAT_DELTA;
+                    let blob = hissrv::wal::codec::encode_split(format, &split).expect("encodes");
+                    std::hint::black_box(blob);
+                }
+                let started = Instant::now();
+                std::hint::black_box(d.feed_split(&dest, &split));
+                spent += started.elapsed();
+                if i % (CHECKPOINT_EVERY_S / 5) == CHECKPOINT_EVERY_S / 5 - 1 {
+                    std::hint::black_box(d.checkpoint(0).sets.len());
+                }
+            }
+            let ns = spent.as_nanos() as f64 / lines;
+            if with_shapes {
+                &mut shaped
+            } else {
+                &mut unshaped
+            }
+            .push(ns);
+        }
+    }
     let (b, m) = (median(base), median(with));
     println!(
         "downsample bench: {series} series x {FIELDS} fields, {SECONDS} s at 1 s, rule 5m, {runs} runs"
@@ -206,6 +243,11 @@ fn main() {
         "of which the batch's split (SplitLines, shared with the codec): {a:.0} ns/line; the rest, the windows' own cost on the commit thread: {:.0} ns/line ({:.2}x the split)",
         f - a,
         (f - a) / b
+    );
+    println!(
+        "feed of a shared split, 5 s a batch: {:.0} ns/line without the codec's shapes, {:.0} with them (series hints)",
+        median(unshaped),
+        median(shaped)
     );
     println!(
         "field windows held at peak: {held_peak}; RSS growth per field window: {:.0} B (first run); emitted {emitted_bytes} bytes",

@@ -297,20 +297,21 @@ impl Downsampler {
     }
 
     /// `feed`, of a payload split already (the split the codec took). With
-    /// the codec's line shapes (`SplitLines::shapes`), a hint a shape: a
-    /// series found once a batch a lane and window (`SeriesHint`).
+    /// the codec's line shapes (`SplitLines::shapes`), hints a shape (one
+    /// for each of its first `HINTED_LANES` lanes): a series found once a
+    /// batch, lane and window (`SeriesHint`).
     pub fn feed_split(&mut self, dest: &Destination, lines: &SplitLines) -> bool {
         let mut st = FeedState::new(self);
         let shapes = (lines.shapes.get()).filter(|s| s.len() == lines.lines.len());
-        let mut hints = vec![
-            crate::downsample::windows::SeriesHint::default();
-            shapes
-                .and_then(|s| s.iter().max())
-                .map_or(0, |&m| m as usize + 1)
-        ];
+        let n_shapes = shapes
+            .and_then(|s| s.iter().max())
+            .map_or(0, |&m| m as usize + 1);
+        let mut hints =
+            vec![crate::downsample::windows::SeriesHint::default(); n_shapes * HINTED_LANES];
         for (i, line) in lines.iter().enumerate() {
-            let shape = shapes.and_then(|s| s.get(i));
-            let hint = shape.and_then(|&s| hints.get_mut(s as usize));
+            let shape = shapes.and_then(|s| s.get(i)).map(|&s| s as usize);
+            let at = shape.map_or(0, |s| s * HINTED_LANES);
+            let hint = shape.and_then(|_| hints.get_mut(at..at + HINTED_LANES));
             match line {
                 Some((key, fields, ts)) => self.feed_line(&mut st, dest, key, fields, ts, hint),
                 None => st.whole = false,
@@ -390,6 +391,11 @@ impl Downsampler {
         self.windows.counts
     }
 }
+
+/// Lanes a line's shape keeps a series hint for (`feed_split`): a line
+/// two rules take (say 5m and 1h of one measurement) writes two lanes, each
+/// with its own series; past these few, the series is looked up.
+const HINTED_LANES: usize = 4;
 
 /// An emitted line's timestamp (its last field, before the newline).
 fn line_ts(line: &[u8]) -> i64 {

@@ -18,7 +18,7 @@ impl Downsampler {
         key: &[u8],
         fields: &[(&[u8], crate::lineproto::split::Value)],
         ts: i64,
-        mut hint: Option<&mut SeriesHint>,
+        mut hints: Option<&mut [SeriesHint]>,
     ) {
         self.rules.matching(key, &mut st.matches);
         if st.matches.is_empty() {
@@ -69,7 +69,10 @@ impl Downsampler {
                 fields,
                 ts,
                 seed,
-                hint.as_deref_mut(),
+                // The hint of this line's shape in this lane: the n-th
+                // lane a line of the shape writes is the same lane each
+                // time (rules in their order, `matching`).
+                (hints.as_deref_mut()).and_then(|h| h.get_mut(written.len() - 1)),
                 |k| {
                     // The first release numbered warm destinations as
                     // they came; this process may number them otherwise:
