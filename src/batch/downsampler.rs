@@ -297,21 +297,18 @@ impl Downsampler {
     }
 
     /// `feed`, of a payload split already (the split the codec took). With
-    /// the codec's line shapes (`SplitLines::shapes`), hints a shape (one
-    /// for each of its first `HINTED_LANES` lanes): a series found once a
-    /// batch, lane and window (`SeriesHint`).
+    /// the codec's line shapes (`SplitLines::shapes`), hints a shape
+    /// (`ShapeHints`): a series found once a batch, lane and window.
     pub fn feed_split(&mut self, dest: &Destination, lines: &SplitLines) -> bool {
         let mut st = FeedState::new(self);
         let shapes = (lines.shapes.get()).filter(|s| s.len() == lines.lines.len());
         let n_shapes = shapes
             .and_then(|s| s.iter().max())
             .map_or(0, |&m| m as usize + 1);
-        let mut hints =
-            vec![crate::downsample::windows::SeriesHint::default(); n_shapes * HINTED_LANES];
+        let mut hints = ShapeHints::new(n_shapes);
         for (i, line) in lines.iter().enumerate() {
             let shape = shapes.and_then(|s| s.get(i)).map(|&s| s as usize);
-            let at = shape.map_or(0, |s| s * HINTED_LANES);
-            let hint = shape.and_then(|_| hints.get_mut(at..at + HINTED_LANES));
+            let hint = shape.map(|s| (&mut hints, s));
             match line {
                 Some((key, fields, ts)) => self.feed_line(&mut st, dest, key, fields, ts, hint),
                 None => st.whole = false,
@@ -392,11 +389,6 @@ impl Downsampler {
     }
 }
 
-/// Lanes a line's shape keeps a series hint for (`feed_split`): a line
-/// two rules take (say 5m and 1h of one measurement) writes two lanes, each
-/// with its own series; past these few, the series is looked up.
-const HINTED_LANES: usize = 4;
-
 /// An emitted line's timestamp (its last field, before the newline).
 fn line_ts(line: &[u8]) -> i64 {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
@@ -409,7 +401,7 @@ fn line_ts(line: &[u8]) -> i64 {
 
 #[path = "feed_line.rs"]
 mod feed_line;
-use feed_line::FeedState;
+use feed_line::{FeedState, ShapeHints};
 
 #[cfg(test)]
 #[path = "downsampler_tests.rs"]

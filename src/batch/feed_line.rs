@@ -18,7 +18,7 @@ impl Downsampler {
         key: &[u8],
         fields: &[(&[u8], crate::lineproto::split::Value)],
         ts: i64,
-        mut hints: Option<&mut [SeriesHint]>,
+        mut hints: Option<(&mut ShapeHints, usize)>,
     ) {
         self.rules.matching(key, &mut st.matches);
         if st.matches.is_empty() {
@@ -72,7 +72,7 @@ impl Downsampler {
                 // The hint of this line's shape in this lane: the n-th
                 // lane a line of the shape writes is the same lane each
                 // time (rules in their order, `matching`).
-                (hints.as_deref_mut()).and_then(|h| h.get_mut(written.len() - 1)),
+                (hints.as_mut()).and_then(|(h, shape)| h.get(written.len() - 1, *shape)),
                 |k| {
                     // The first release numbered warm destinations as
                     // they came; this process may number them otherwise:
@@ -143,6 +143,40 @@ impl Downsampler {
 /// its batch is not whole. Another key of the same 64-bit space.
 fn partly(key: u64) -> u64 {
     key ^ 0x9e37_79b9_7f4a_7c15
+}
+
+/// Lanes a line's shape keeps a series hint for (`feed_split`): a line
+/// two rules take (say 5m and 1h of one measurement) writes two lanes, each
+/// with its own series; past these few, the series is looked up.
+const HINTED_LANES: usize = 4;
+
+/// One batch's series hints (`SeriesHint`): by the n-th lane a line
+/// writes, then by the line's shape (the codec's number). A lane's are made
+/// when a line first writes it: one rule's batch of 10,000 shapes keeps
+/// 120 KB of them, not four times as many (hints out of the cache cost more
+/// than the lookups they saved, `benches/downsample.rs`).
+pub(super) struct ShapeHints {
+    shapes: usize,
+    by_lane: [Vec<SeriesHint>; HINTED_LANES],
+}
+
+impl ShapeHints {
+    pub(super) fn new(shapes: usize) -> ShapeHints {
+        ShapeHints {
+            shapes,
+            by_lane: Default::default(),
+        }
+    }
+
+    /// Shape `shape`'s hint in its `lane`-th lane (from 0); `None` past
+    /// `HINTED_LANES` or the shapes.
+    fn get(&mut self, lane: usize, shape: usize) -> Option<&mut SeriesHint> {
+        let hints = self.by_lane.get_mut(lane)?;
+        if hints.is_empty() {
+            hints.resize(self.shapes, SeriesHint::default());
+        }
+        hints.get_mut(shape)
+    }
 }
 
 /// One batch's feed: its answer and what its lines reuse.

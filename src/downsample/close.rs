@@ -17,7 +17,6 @@ impl Windows {
         let mut line: Vec<u8> = Vec::new();
         let mut freed = 0;
         let counts = &mut self.counts;
-        let removed_before = self.removed.len();
         let removed = &mut self.removed;
         self.open.retain(|&(lane, start), set| {
             let (Some(rule), Some(&w)) = (
@@ -73,9 +72,5 @@ impl Windows {
             true
         });
         self.held -= freed;
-        if self.removed.len() > removed_before {
-            // Sets forgotten: a `SeriesHint` of one holds no more.
-            self.epoch += 1;
-        }
     }
 }

@@ -389,7 +389,7 @@ fn may_have_counted_never_misses_a_counted_time() {
 
 /// A series every field of whose first line is refused is removed again
 /// (the newest of its set), and the next series takes its number: a hint
-/// the refused line left must not find that one (the epoch moved on; in
+/// the refused line left must not find that one (the set's id moved on; in
 /// a test build a hint of another series' key panics).
 #[test]
 fn a_hint_left_by_a_series_removed_again_finds_no_other_series() {

@@ -205,8 +205,7 @@ pub(super) fn decode(blob: &[u8]) -> Result<(WindowSet, usize), StateError> {
     Ok((
         WindowSet {
             dirty,
-            unsaved: false,
-            series,
+            ..WindowSet::new(series)
         },
         held,
     ))

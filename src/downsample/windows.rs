@@ -50,9 +50,22 @@ const _: () = assert!(DEDUP_RECENT_TIMESTAMPS <= 8, "Field::seen has a bit a slo
 /// are kept as u32 offsets, and InfluxDB's own key limit is 64 KiB.
 pub const MAX_FIELD_NAME_BYTES: usize = 65_535;
 
-/// The next `Windows`' first epoch, over 2^32 (`Windows::epoch`). A u32:
-/// every target has 32-bit atomics, not every one 64-bit.
-static EPOCHS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+/// The next window set's `id`: unique in the process (every `Windows`
+/// alike), so a hint names one set of one `Windows` only. A u32: every
+/// target has 32-bit atomics, not every one 64-bit; it wraps after 2^32
+/// sets, and a hint lives for one batch.
+static SET_IDS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+/// A new window set's (or a changed one's) `id`, never 0 (no set's: a
+/// hint not yet set).
+fn next_set_id() -> u32 {
+    loop {
+        let id = SET_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if id != 0 {
+            return id;
+        }
+    }
+}
 
 /// A rule applied to one destination's points: windows, watermark and
 /// emitted lines are per lane.
@@ -70,10 +83,11 @@ pub struct Lane {
 /// names' check were ~30 ns of a line's cost in the agent's profile; a
 /// batch of a meter's lines holds each series several times). Valid for
 /// one batch's shapes only: the caller makes new hints for each batch.
+/// 12 bytes: a batch of 10,000 shapes keeps its hints in cache.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SeriesHint {
-    /// The lane, window start and `Windows::epoch` `series` holds for.
-    at: Option<(Lane, i64, u64)>,
+    /// The `WindowSet::id` of the set `series` is numbered in; 0: none.
+    set: u32,
     series: u32,
     /// The series' field count when the shape's fields were found to be its
     /// own in order (`Series::holds_in_order`), or `u32::MAX` when they
@@ -85,12 +99,26 @@ pub struct SeriesHint {
 /// One lane's window start: its series, and whether any changed since the
 /// last `close` (a closed window held for late points is not walked again
 /// until one comes).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct WindowSet {
     dirty: bool,
     /// Changed since the last checkpoint (`state`).
     unsaved: bool,
     series: SeriesTable,
+    /// Unique in the process (`next_set_id`), and new again when a series
+    /// is removed: a `SeriesHint` holds while it names this id.
+    id: u32,
+}
+
+impl WindowSet {
+    fn new(series: SeriesTable) -> WindowSet {
+        WindowSet {
+            dirty: false,
+            unsaved: false,
+            series,
+            id: next_set_id(),
+        }
+    }
 }
 
 pub struct Windows {
@@ -110,11 +138,6 @@ pub struct Windows {
     /// The common line's shortcut in `add_line_unless` (off only in the
     /// test that checks it against the general loop).
     fast_path: bool,
-    /// Moves on whenever a window set or a series is removed: a
-    /// `SeriesHint` made before holds no more. Each `Windows` starts at its
-    /// own multiple of 2^32 (`EPOCHS`): a hint of another (before a
-    /// restore) matches none of its epochs.
-    epoch: u64,
 }
 
 impl Windows {
@@ -140,7 +163,6 @@ impl Windows {
             counts: Counts::default(),
             last_start: None,
             fast_path: true,
-            epoch: u64::from(EPOCHS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) << 32,
         }
     }
 
@@ -233,15 +255,14 @@ impl Windows {
         let counts = &mut self.counts;
         let set = self
             .open
-            .get_or_insert_with((lane, start), WindowSet::default);
+            .get_or_insert_with((lane, start), || WindowSet::new(SeriesTable::default()));
         let window = &mut set.series;
-        let epoch = self.epoch;
         // A hint of this lane, window and epoch names this line's series
         // (the caller's contract: one hint a shape of one batch); its key's
         // length is checked all the same (it is beside the number, no
         // reading of the key), its bytes in tests.
         let hinted = (hint.as_deref()).filter(|h| {
-            h.at == Some((lane, start, epoch))
+            h.set == set.id
                 && window.key_of(h.series).is_some_and(|k| {
                     debug_assert_eq!(k, series, "a hint of another series");
                     k.len() == series.len()
@@ -262,7 +283,6 @@ impl Windows {
                 };
                 if window.is_empty() {
                     self.open.remove(&(lane, start));
-                    self.epoch += 1;
                 }
                 for i in 0..fields.len() {
                     self.counts.add(o);
@@ -285,7 +305,7 @@ impl Windows {
             !fields.is_empty() && (in_order_at == fields_now || entry.holds_in_order(fields));
         if let Some(h) = hint {
             *h = SeriesHint {
-                at: Some((lane, start, epoch)),
+                set: set.id,
                 series: number,
                 in_order_at: if in_order { fields_now } else { u32::MAX },
             };
@@ -408,10 +428,12 @@ impl Windows {
             // kept with its first counted field, and fields stay), and it
             // is the newest.
             window.pop_newest();
+            // A hint of the series removed must not find the next one
+            // numbered alike.
+            set.id = next_set_id();
             if window.is_empty() {
                 self.open.remove(&(lane, start));
             }
-            self.epoch += 1;
         }
         self.held += added;
         Added { maybe_counted, key }
