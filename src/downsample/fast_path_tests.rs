@@ -412,7 +412,9 @@ fn a_hint_left_by_a_series_removed_again_finds_no_other_series() {
         );
         got
     };
-    let (mut a, mut b) = (SeriesHint::default(), SeriesHint::default());
+    let [mut a, mut b, mut c] = [SeriesHint::default(); 3];
+    // A series held first: the set stays when the next is removed again.
+    assert_eq!(feed(&mut w, b"m,s=c", &fine, &mut c), [Outcome::Counted]);
     assert_eq!(
         feed(&mut w, b"m,s=a", &refused, &mut a),
         [Outcome::OutOfRange]
@@ -426,7 +428,7 @@ fn a_hint_left_by_a_series_removed_again_finds_no_other_series() {
     assert_eq!(feed(&mut w, b"m,s=b", &fine, &mut b), [Outcome::Repeat]);
     let start = crate::downsample::aggregate::window_start(5, EVERY).expect("a start");
     let set = w.open.get(&(lane, start)).expect("the set");
-    assert_eq!(set.series.len(), 1, "only m,s=b held");
+    assert_eq!(set.series.len(), 2, "only m,s=c and m,s=b held");
     assert!(
         set.series
             .get(b"m,s=b")
