@@ -30,9 +30,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 
 /// Field windows (series × field × window) held at most, by default: about
-/// 170 bytes each (`benches/downsample.rs`), so 34 MB of a 256 MB gateway.
+/// 150 bytes each with 10 fields a series (`benches/downsample.rs`; more with
+/// fewer: a series itself is ~250 bytes), so 30 MB of a 256 MB gateway.
 pub const DEFAULT_MAX_OPEN_WINDOWS: usize = 200_000;
-/// The most a config may ask for: 170 MB of window state.
+/// The most a config may ask for: 150 MB of window state (10 fields a series).
 pub const MAX_OPEN_WINDOWS_LIMIT: usize = 1_000_000;
 /// How often the windows are saved and closed windows emitted, by default:
 /// each save writes the changed window sets to the SD card, and raw batches
@@ -164,7 +165,7 @@ impl Lifecycle {
         if !(1..=MAX_OPEN_WINDOWS_LIMIT).contains(&self.max_open_windows) {
             return Err(invalid(
                 "lifecycle.max_open_windows",
-                format!("must be 1..={MAX_OPEN_WINDOWS_LIMIT} (about 170 bytes of memory each)"),
+                format!("must be 1..={MAX_OPEN_WINDOWS_LIMIT} (about 150 bytes of memory each)"),
             ));
         }
         self.checkpoint_interval_s()?;

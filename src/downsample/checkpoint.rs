@@ -19,7 +19,7 @@ pub struct Checkpoint {
 
 impl Windows {
     /// The sets changed since the last checkpoint, and the ones forgotten:
-    /// a checkpoint writes these rows, not every window held (170 bytes a
+    /// a checkpoint writes these rows, not every window held (150 bytes a
     /// field window, tens of MB for 10,000 series on an SD card).
     pub fn checkpoint(&mut self) -> Checkpoint {
         let sets = self

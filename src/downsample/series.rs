@@ -10,7 +10,7 @@ use crate::lineproto::split::Value;
 
 /// One series' window: its fields' windows, and the timestamps counted
 /// lately with which fields each. Held per series rather than per field: a
-/// meter's 10 fields share one key, one map entry and one ring (170 bytes
+/// meter's 10 fields share one key, one table entry and one ring (150 bytes
 /// a field window, 449 when each field had its own: `benches/downsample.rs`).
 #[derive(Debug, Clone)]
 pub(super) struct Series {

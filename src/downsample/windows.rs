@@ -26,7 +26,7 @@
 //! - **Bounds**: at most `max_open` field windows (series × field ×
 //!   window) exist; a field that would open one more is `Full`, counted by
 //!   the caller, and kept raw. Memory is this bound times a field window's
-//!   size (170 bytes measured with 10 fields a series,
+//!   size (150 bytes measured with 10 fields a series,
 //!   `benches/downsample.rs`), never the load.
 //!
 //! Determinism (what durability will rest on): the state is a function of
