@@ -4,6 +4,7 @@
 //! whether its batch stays whole.
 
 use super::*;
+use crate::downsample::recent::partly;
 use crate::downsample::windows::SeriesHint;
 
 impl Downsampler {
@@ -78,8 +79,10 @@ impl Downsampler {
                     // they came; this process may number them otherwise:
                     // each number is tried (found in review), only while
                     // its keys are looked for, only for a line that may
-                    // be a retry.
-                    repeat = recent.contains(k)
+                    // be a retry. The line's key and its partly-counted
+                    // twin are looked for in one walk (`contains_pair`).
+                    let (whole_seen, partly_seen) = recent.contains_pair(k);
+                    repeat = whole_seen
                         || (recent.has_legacy()
                             && (0..dests).any(|id| {
                                 recent.legacy_contains(line_key::legacy(
@@ -90,7 +93,7 @@ impl Downsampler {
                                     (lane.rule, id),
                                 ))
                             }));
-                    if !repeat && recent.contains(partly(k)) {
+                    if !repeat && partly_seen {
                         (repeat, partial_repeat) = (true, true);
                     }
                     repeat
@@ -121,11 +124,12 @@ impl Downsampler {
                 partly(added.key)
             };
             if any_counted {
-                if added.maybe_counted {
-                    self.recent.insert(k);
-                } else {
-                    self.recent.remember(k);
-                }
+                // Not there: a line that may have been counted was looked
+                // for, with its twin, just now (`repeat` above: it is asked
+                // for every such line), and one that may not never was
+                // counted. (A second lookup here was 10 ns a line with
+                // several producers, profiled.)
+                self.recent.remember(k);
                 if self.fresh.len() >= 2 * RECENT_LINES {
                     // The newest RECENT_LINES are what a checkpoint
                     // saves (found in review: cut to half of them).
@@ -136,13 +140,6 @@ impl Downsampler {
         }
         st.written = written;
     }
-}
-
-/// The key a line partly counted is remembered by (some values refused:
-/// full, a type conflict, a field named twice): its retry is a repeat, but
-/// its batch is not whole. Another key of the same 64-bit space.
-fn partly(key: u64) -> u64 {
-    key ^ 0x9e37_79b9_7f4a_7c15
 }
 
 /// Lanes a line's shape keeps a series hint for (`feed_split`): a line
