@@ -150,7 +150,7 @@ const HINTED_LANES: usize = 4;
 /// One batch's series hints (`SeriesHint`): by the n-th lane a line
 /// writes, then by the line's shape (the codec's number). A lane's are made
 /// when a line first writes it: one rule's batch of 10,000 shapes keeps
-/// 120 KB of them, not four times as many (hints out of the cache cost more
+/// 160 KB of them, not four times as many (hints out of the cache cost more
 /// than the lookups they saved, `benches/downsample.rs`).
 pub(super) struct ShapeHints {
     shapes: usize,

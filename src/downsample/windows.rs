@@ -51,20 +51,17 @@ const _: () = assert!(DEDUP_RECENT_TIMESTAMPS <= 8, "Field::seen has a bit a slo
 pub const MAX_FIELD_NAME_BYTES: usize = 65_535;
 
 /// The next window set's `id`: unique in the process (every `Windows`
-/// alike), so a hint names one set of one `Windows` only. A u32: every
-/// target has 32-bit atomics, not every one 64-bit; it wraps after 2^32
-/// sets, and a hint lives for one batch.
-static SET_IDS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+/// alike), so a hint names one set of one `Windows` only. 64 bits, never
+/// wrapping: a set lives until `max_lateness` (days, for a long rule) and
+/// ids go at up to a line's rate (a series removed again renews its set's),
+/// so 32 bits wrapped in hours and a hint found another series (review).
+/// `portable_atomic`: not every target has 64-bit atomics.
+static SET_IDS: portable_atomic::AtomicU64 = portable_atomic::AtomicU64::new(1);
 
 /// A new window set's (or a changed one's) `id`, never 0 (no set's: a
 /// hint not yet set).
-fn next_set_id() -> u32 {
-    loop {
-        let id = SET_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if id != 0 {
-            return id;
-        }
-    }
+fn next_set_id() -> u64 {
+    SET_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// A rule applied to one destination's points: windows, watermark and
@@ -83,11 +80,11 @@ pub struct Lane {
 /// names' check were ~30 ns of a line's cost in the agent's profile; a
 /// batch of a meter's lines holds each series several times). Valid for
 /// one batch's shapes only: the caller makes new hints for each batch.
-/// 12 bytes: a batch of 10,000 shapes keeps its hints in cache.
+/// 16 bytes: a batch of 10,000 shapes keeps its hints in cache.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SeriesHint {
     /// The `WindowSet::id` of the set `series` is numbered in; 0: none.
-    set: u32,
+    set: u64,
     series: u32,
     /// The series' field count when the shape's fields were found to be its
     /// own in order (`Series::holds_in_order`), or `u32::MAX` when they
@@ -107,7 +104,7 @@ struct WindowSet {
     series: SeriesTable,
     /// Unique in the process (`next_set_id`), and new again when a series
     /// is removed: a `SeriesHint` holds while it names this id.
-    id: u32,
+    id: u64,
 }
 
 impl WindowSet {
