@@ -8,7 +8,7 @@ use crate::wal::{Wal, codec};
 
 use crate::sim_tests::{rng, seeds};
 
-fn lifecycle() -> Lifecycle {
+pub(super) fn lifecycle() -> Lifecycle {
     let mut site = std::collections::BTreeMap::new();
     site.insert("site".to_string(), vec!["a".to_string()]);
     Lifecycle {

@@ -8,31 +8,39 @@ use crate::config::LifecycleRule;
 use crate::sim_tests::{rng, seeds};
 use crate::wal::codec;
 
-/// Two rules, one taking every line and one a measurement's lines of one
-/// tag value: lines in one lane or in two.
-fn two_rules() -> Lifecycle {
-    let mut site = std::collections::BTreeMap::new();
-    site.insert("site".to_string(), vec!["a".to_string()]);
-    Lifecycle {
-        max_open_windows: 60,
-        rules: vec![
-            LifecycleRule {
-                measurement: "m*".into(),
-                downsample: "10s".into(),
-                grace: "0".into(),
-                max_lateness: "20s".into(),
-                ..LifecycleRule::default()
-            },
-            LifecycleRule {
-                measurement: "mx".into(),
-                tags: site,
-                downsample: "1m".into(),
-                warm_destination: "warm".into(),
-                ..LifecycleRule::default()
-            },
-        ],
-        ..Lifecycle::default()
+/// The crash test's two rules (one taking every line, one a measurement's
+/// lines of one tag value: lines in one lane or in two), with a bound; and
+/// with `third`, a third rule to the second's warm destination, skipped for
+/// a line the second takes (`written.contains`).
+fn rules(max_open: usize, third: bool) -> Lifecycle {
+    let mut l = super::tests::lifecycle();
+    l.max_open_windows = max_open;
+    if third {
+        l.rules.push(LifecycleRule {
+            measurement: "m*".into(),
+            downsample: "30s".into(),
+            warm_destination: "warm".into(),
+            ..LifecycleRule::default()
+        });
     }
+    l
+}
+
+/// One batch fed to both: by line, and as the codec's split with its
+/// shapes; the same answer, counts and windows. Whether it had shapes.
+fn feed_both(plain: &mut Downsampler, hinted: &mut Downsampler, payload: &[u8], at: &str) -> bool {
+    let dest = Destination {
+        db: "db".into(),
+        rp: String::new(),
+    };
+    let a = plain.feed(&dest, payload);
+    let split = SplitLines::of(payload);
+    codec::encode_split(codec::FORMAT_DELTA, &split).expect("encodes");
+    let b = hinted.feed_split(&dest, &split);
+    assert_eq!(a, b, "{at}: whole");
+    assert_eq!(plain.counts(), hinted.counts(), "{at}");
+    assert_eq!(plain.open_windows(), hinted.open_windows(), "{at}");
+    split.shapes.get().is_some()
 }
 
 /// Random batches of a few series with their usual fields, now and then
@@ -43,15 +51,11 @@ fn two_rules() -> Lifecycle {
 /// refused as full.
 #[test]
 fn fed_with_the_codecs_line_shapes_a_batch_counts_as_fed_without_them() {
-    let dest = Destination {
-        db: "db".into(),
-        rp: String::new(),
-    };
     let mut shaped_batches = 0;
     for seed in 1..=seeds(200) {
         let mut next = rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
-        let mut plain = Downsampler::from_config(&two_rules()).expect("rules");
-        let mut hinted = Downsampler::from_config(&two_rules()).expect("rules");
+        let mut plain = Downsampler::from_config(&rules(60, false)).expect("rules");
+        let mut hinted = Downsampler::from_config(&rules(60, false)).expect("rules");
         let series = ["m,site=a", "m,site=b", "mx,site=a", "mx,site=b", "other"];
         let usual: Vec<Vec<(u64, u64)>> = (0..series.len())
             .map(|_| (0..1 + next() % 4).map(|f| (f, next() % 3)).collect())
@@ -94,14 +98,8 @@ fn fed_with_the_codecs_line_shapes_a_batch_counts_as_fed_without_them() {
                 p
             };
             sent.push(payload.clone());
-            let a = plain.feed(&dest, &payload);
-            let split = SplitLines::of(&payload);
-            codec::encode_split(codec::FORMAT_DELTA, &split).expect("encodes");
-            shaped_batches += usize::from(split.shapes.get().is_some());
-            let b = hinted.feed_split(&dest, &split);
-            assert_eq!(a, b, "seed {seed} step {step}: whole");
-            assert_eq!(plain.counts(), hinted.counts(), "seed {seed} step {step}");
-            assert_eq!(plain.open_windows(), hinted.open_windows());
+            let at = format!("seed {seed} step {step}");
+            shaped_batches += usize::from(feed_both(&mut plain, &mut hinted, &payload, &at));
             if next().is_multiple_of(4) {
                 let (mut x, mut y) = (
                     super::tests::emitted(&mut plain),
@@ -116,39 +114,6 @@ fn fed_with_the_codecs_line_shapes_a_batch_counts_as_fed_without_them() {
     assert!(shaped_batches > 0, "the codec gave its shapes");
 }
 
-/// Three rules (the third, to the second's warm destination, skipped for
-/// a line the second takes: `written.contains`), and a bound.
-fn three_rules(max_open: usize) -> Lifecycle {
-    let mut site = std::collections::BTreeMap::new();
-    site.insert("site".to_string(), vec!["a".to_string()]);
-    Lifecycle {
-        max_open_windows: max_open,
-        rules: vec![
-            LifecycleRule {
-                measurement: "m*".into(),
-                downsample: "10s".into(),
-                grace: "0".into(),
-                max_lateness: "20s".into(),
-                ..LifecycleRule::default()
-            },
-            LifecycleRule {
-                measurement: "mx".into(),
-                tags: site,
-                downsample: "1m".into(),
-                warm_destination: "warm".into(),
-                ..LifecycleRule::default()
-            },
-            LifecycleRule {
-                measurement: "m*".into(),
-                downsample: "30s".into(),
-                warm_destination: "warm".into(),
-                ..LifecycleRule::default()
-            },
-        ],
-        ..Lifecycle::default()
-    }
-}
-
 /// From review: many series, series removed again (every field refused:
 /// a name past `MAX_FIELD_NAME_BYTES`), a full bound, three rules, several
 /// windows and late lines in one batch; the emitted lines in their order
@@ -156,18 +121,14 @@ fn three_rules(max_open: usize) -> Lifecycle {
 /// in every process).
 #[test]
 fn hints_change_neither_the_order_emitted_nor_the_bytes_saved() {
-    let dest = Destination {
-        db: "db".into(),
-        rp: String::new(),
-    };
     let long = "x".repeat(65_536);
     let mut shaped = 0;
     for seed in 1..=seeds(150) {
         let mut next = rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         let max_open = [8usize, 40, 400][(next() % 3) as usize];
         let (Some(mut plain), Some(mut hinted)) = (
-            Downsampler::from_config(&three_rules(max_open)),
-            Downsampler::from_config(&three_rules(max_open)),
+            Downsampler::from_config(&rules(max_open, true)),
+            Downsampler::from_config(&rules(max_open, true)),
         ) else {
             panic!("rules")
         };
@@ -207,13 +168,8 @@ fn hints_change_neither_the_order_emitted_nor_the_bytes_saved() {
                 p
             };
             sent.push(payload.clone());
-            let a = plain.feed(&dest, &payload);
-            let split = SplitLines::of(&payload);
-            codec::encode_split(codec::FORMAT_DELTA, &split).expect("encodes");
-            shaped += usize::from(split.shapes.get().is_some());
-            let b = hinted.feed_split(&dest, &split);
-            assert_eq!(a, b, "seed {seed} step {step}: whole");
-            assert_eq!(plain.counts(), hinted.counts(), "seed {seed} step {step}");
+            let at = format!("seed {seed} step {step}");
+            shaped += usize::from(feed_both(&mut plain, &mut hinted, &payload, &at));
             if next().is_multiple_of(3) {
                 let x = plain.checkpoint(0);
                 let y = hinted.checkpoint(0);
