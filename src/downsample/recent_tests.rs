@@ -183,3 +183,35 @@ fn len_counts_a_key_once() {
     let _ = r.contains(9);
     assert_eq!(r.len(), 1, "flushed");
 }
+
+/// From review: `contains_pair` answers as `contains` of the key and of
+/// its twin, at every capacity's turnover, with twins remembered and the
+/// edge keys (0 and 1 stored alike, `PARTLY`, `u64::MAX`) among them.
+#[test]
+fn contains_pair_answers_as_contains_of_the_key_and_of_its_twin() {
+    for cap in [1usize, 2, 3, 7, 600] {
+        let mut next = crate::sim_tests::rng(99 + cap as u64);
+        let mut r = RecentLines::with_capacity(cap);
+        let mut pool: Vec<u64> = vec![0, 1, PARTLY, PARTLY ^ 1, u64::MAX, u64::MAX ^ PARTLY];
+        for step in 0..20_000 {
+            let k = if step % 3 == 0 {
+                let k = next();
+                pool.push(k);
+                k
+            } else {
+                let k = pool[(next() % pool.len() as u64) as usize];
+                if next().is_multiple_of(2) {
+                    partly(k)
+                } else {
+                    k
+                }
+            };
+            if next().is_multiple_of(3) {
+                let want = (r.contains(k), r.contains(partly(k)));
+                assert_eq!(r.contains_pair(k), want, "cap {cap} step {step} key {k:#x}");
+            } else {
+                r.remember(k);
+            }
+        }
+    }
+}
