@@ -50,47 +50,12 @@ const _: () = assert!(DEDUP_RECENT_TIMESTAMPS <= 8, "Field::seen has a bit a slo
 /// are kept as u32 offsets, and InfluxDB's own key limit is 64 KiB.
 pub const MAX_FIELD_NAME_BYTES: usize = 65_535;
 
-/// The next window set's `id`: unique in the process (every `Windows`
-/// alike), so a hint names one set of one `Windows` only. 64 bits, never
-/// wrapping: a set lives until `max_lateness` (days, for a long rule) and
-/// ids go at up to a line's rate (a series removed again renews its set's),
-/// so 32 bits wrapped in hours and a hint found another series (review).
-/// `portable_atomic`: not every target has 64-bit atomics.
-static SET_IDS: portable_atomic::AtomicU64 = portable_atomic::AtomicU64::new(1);
-
-/// A new window set's (or a changed one's) `id`, never 0 (no set's: a
-/// hint not yet set).
-fn next_set_id() -> u64 {
-    SET_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-}
-
 /// A rule applied to one destination's points: windows, watermark and
 /// emitted lines are per lane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Lane {
     pub rule: u16,
     pub dest: u32,
-}
-
-/// Where a batch's lines of one shape (the codec's: series key, field
-/// names and types, in order) found their series: a later line of the
-/// shape, in the same lane and window, takes the series by its number
-/// without hashing and comparing the key, and knows whether its fields are
-/// the series' own in order without comparing names (a lookup and the
-/// names' check were ~30 ns of a line's cost in the agent's profile; a
-/// batch of a meter's lines holds each series several times). Valid for
-/// one batch's shapes only: the caller makes new hints for each batch.
-/// 16 bytes: a batch of 10,000 shapes keeps its hints in cache.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SeriesHint {
-    /// The `WindowSet::id` of the set `series` is numbered in; 0: none.
-    set: u64,
-    series: u32,
-    /// The series' field count when the shape's fields were found to be its
-    /// own in order (`Series::holds_in_order`), or `u32::MAX` when they
-    /// were not. Fields are only ever added, never renamed or removed, so
-    /// while the count is the same the answer is.
-    in_order_at: u32,
 }
 
 /// One lane's window start: its series, and whether any changed since the
@@ -497,6 +462,11 @@ use series::{Field, Series};
 #[path = "series_table.rs"]
 mod series_table;
 use series_table::SeriesTable;
+
+#[path = "series_hint.rs"]
+mod series_hint;
+pub use series_hint::SeriesHint;
+use series_hint::next_set_id;
 
 #[path = "emittable.rs"]
 mod emittable;
