@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "746656ad314554c482a9cbf9c7abd6d0e80aa97e"
+SRCREV = "175bd216f4ff25a48e44c5836cd617e80672b467"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
