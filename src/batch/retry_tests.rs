@@ -254,13 +254,9 @@ fn a_retry_of_a_line_the_first_release_counted_is_known_after_the_upgrade() {
 /// (A's). Keys are now keyed by the buffer's secret.
 #[test]
 fn a_crafted_series_key_does_not_make_another_series_point_a_repeat() {
-    let dir = temp("crafted");
-    let wal = Wal::open(&dir.join("buffer.db"), Synchronous::Off, 1 << 30).expect("opens");
     let mut cfg = one_rule("1m");
     cfg.rules[0].measurement = "alvrssih".into();
-    let mut d = restart(&cfg, &wal);
-    drop(wal);
-    let _ = std::fs::remove_dir_all(&dir);
+    let mut d = started("crafted", &cfg);
     let dest = db("db");
     assert!(d.feed(&dest, format!("alvrssih,t=aaaa f=1i {S}\n").as_bytes()));
     let newer: String = (2..=9)
@@ -401,12 +397,8 @@ fn a_checkpoint_saves_the_newest_recent_lines_keys() {
 /// full ring of slots, was taken for A's counted point and dropped.
 #[test]
 fn a_series_key_crafted_against_a_public_constant_does_not_collide() {
-    let dir = temp("crafted-k0");
-    let wal = Wal::open(&dir.join("buffer.db"), Synchronous::Off, 1 << 30).expect("opens");
-    let mut d = restart(&cfg_m(), &wal);
+    let mut d = started("crafted-k0", &cfg_m());
     assert_ne!(d.secret, 0, "a real, random secret");
-    drop(wal);
-    let _ = std::fs::remove_dir_all(&dir);
     let k0 = 0x243f_6a88_85a3_08d3u64.to_le_bytes();
     // "m,t=AAAA" + K[0]: the first 16-byte block; same for B.
     let series = |tag: &[u8; 4]| {
@@ -439,6 +431,17 @@ fn a_series_key_crafted_against_a_public_constant_does_not_collide() {
     );
 }
 
+/// A downsampler started on a new buffer (its secret the buffer's), the
+/// buffer then removed: what the crafted-key tests feed.
+fn started(name: &str, cfg: &crate::config::Lifecycle) -> Downsampler {
+    let dir = temp(name);
+    let wal = Wal::open(&dir.join("buffer.db"), Synchronous::Off, 1 << 30).expect("opens");
+    let d = restart(cfg, &wal);
+    drop(wal);
+    let _ = std::fs::remove_dir_all(&dir);
+    d
+}
+
 fn cfg_m() -> crate::config::Lifecycle {
     one_rule("1m")
 }
@@ -449,11 +452,7 @@ fn cfg_m() -> crate::config::Lifecycle {
 /// degraded while the windows' `s_last` held the first string.
 #[test]
 fn a_corrected_string_crafted_against_a_public_constant_keeps_its_batch() {
-    let dir = temp("crafted-k0-str");
-    let wal = Wal::open(&dir.join("buffer.db"), Synchronous::Off, 1 << 30).expect("opens");
-    let mut d = restart(&cfg_m(), &wal);
-    drop(wal);
-    let _ = std::fs::remove_dir_all(&dir);
+    let mut d = started("crafted-k0-str", &cfg_m());
     let k0 = 0x243f_6a88_85a3_08d3u64.to_le_bytes();
     let line = |first: &[u8; 8]| {
         let mut l = b"m,h=a s=\"".to_vec();
