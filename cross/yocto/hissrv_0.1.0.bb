@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "6e78377c96e0fc5c958f3fa480e625639761a44d"
+SRCREV = "573120ae91a6aa3ab4ed4405b42f7501c9fbd532"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
