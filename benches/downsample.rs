@@ -18,7 +18,9 @@
 //! pages it freed).
 //!
 //! Then the feed of the shared split in batches of 5 s, without and with
-//! the codec's line shapes (series hints), only the feed timed.
+//! the codec's line shapes (series hints), and with them, the batches in
+//! the order three producers deliver them (lines out of order: the lookups
+//! among the lines counted lately), only the feed timed.
 //!
 //! Run: `cargo bench --bench downsample` (HISSRV_BENCH_RUNS=5 runs,
 //! HISSRV_BENCH_SERIES=10000 series).
@@ -195,9 +197,18 @@ fn main() {
     // split and the codec's encoding, on both sides, not timed: the codec
     // runs anyway).
     let batches: Vec<Vec<u8>> = seconds.chunks(5).map(|c| c.concat()).collect();
-    let (mut unshaped, mut shaped) = (Vec::new(), Vec::new());
+    // The same batches as several producers deliver them (the ingest
+    // bench's connections): each group of three in reverse, so the first
+    // of a group comes after the series' ring of greatest timestamps has
+    // moved past it, and its lines, a third, are looked for among the lines
+    // counted lately (`recent`), as 34 % of the ingest bench's were.
+    let interleaved: Vec<Vec<u8>> = batches
+        .chunks(3)
+        .flat_map(|g| g.iter().rev().cloned())
+        .collect();
+    let (mut unshaped, mut shaped, mut producers) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
-        for with_shapes in [false, true] {
+        for (with_shapes, batches) in [(false, &batches), (true, &batches), (true, &interleaved)] {
             let mut d =
                 hissrv::batch::downsampler::Downsampler::from_config(&lifecycle).expect("a rule");
             let mut spent = std::time::Duration::ZERO;
@@ -220,10 +231,12 @@ fn main() {
                 }
             }
             let ns = spent.as_nanos() as f64 / lines;
-            if with_shapes {
-                &mut shaped
-            } else {
+            if !with_shapes {
                 &mut unshaped
+            } else if std::ptr::eq(batches, &interleaved) {
+                &mut producers
+            } else {
+                &mut shaped
             }
             .push(ns);
         }
@@ -250,9 +263,10 @@ fn main() {
         (f - a) / b
     );
     println!(
-        "feed of a shared split, 5 s a batch: {:.0} ns/line without the codec's shapes, {:.0} with them (series hints)",
+        "feed of a shared split, 5 s a batch: {:.0} ns/line without the codec's shapes, {:.0} with them (series hints); {:.0} with them, batches as three producers deliver them (a third of the lines looked for among those counted lately)",
         median(unshaped),
-        median(shaped)
+        median(shaped),
+        median(producers)
     );
     println!(
         "field windows held at peak: {held_peak}; RSS growth per field window: {:.0} B (first run); emitted {emitted_bytes} bytes",

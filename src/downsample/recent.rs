@@ -43,14 +43,14 @@ struct Generation {
     len: usize,
     /// 64 less the slots' log2: a key's top bits pick its first slot.
     shift: u32,
-    /// Two bits a key (`filter_bits`): a lookup of a key never remembered
-    /// (nearly every lookup) mostly stops here, in a table an eighth of the
-    /// slots' size that stays in cache, without the slots' cache miss.
+    /// Two bits a key, in one word (`filter_word`): a lookup of a key
+    /// never remembered (nearly every lookup) mostly stops here, in a table
+    /// an eighth of the slots' size, without the slots' cache miss.
     filter: Box<[u64]>,
 }
 
-/// Bits of a generation's filter a key: with two bits set a key, about 5 %
-/// of the lookups of keys not there go on to the slots.
+/// Bits of a generation's filter a key: with two bits set a key in one
+/// word, about 5.5 % of the lookups of keys not there go on to the slots.
 const FILTER_BITS_PER_KEY: usize = 8;
 
 /// The key a line partly counted is remembered by (some values refused:
@@ -88,18 +88,23 @@ impl Generation {
         }
     }
 
-    /// The filter's two bits of `key`, from its low bits (the slots take
-    /// the top ones).
+    /// The filter's word of `key` and its two bits there: the word from
+    /// the low bits of its `spot`, the bits from the middle ones (the
+    /// slots take the top ones). Both bits in one word, so a lookup or an
+    /// insert reads one place of the filter, not two (each a cache miss on
+    /// the commit thread, which streams megabytes a batch between them;
+    /// the false "maybe" rises from 4.9 % to about 5.5 %).
     #[inline]
-    fn filter_bits(&self, key: u64) -> [usize; 2] {
-        let mask = self.filter.len() * 64 - 1;
+    fn filter_word(&self, key: u64) -> (usize, u64) {
         let s = spot(key);
-        [s as usize & mask, (s >> 24) as usize & mask]
+        let word = s as usize & (self.filter.len() - 1);
+        (word, 1 << (s >> 32 & 63) | 1 << (s >> 38 & 63))
     }
 
     #[inline]
     fn may_hold(&self, key: u64) -> bool {
-        (self.filter_bits(key).iter()).all(|&b| self.filter[b / 64] & 1 << (b % 64) != 0)
+        let (word, bits) = self.filter_word(key);
+        self.filter.get(word).is_some_and(|w| w & bits == bits)
     }
 
     #[inline]
@@ -156,8 +161,9 @@ impl Generation {
                 0 => {
                     self.slots[i] = key;
                     self.len += 1;
-                    for b in self.filter_bits(key) {
-                        self.filter[b / 64] |= 1 << (b % 64);
+                    let (word, bits) = self.filter_word(key);
+                    if let Some(w) = self.filter.get_mut(word) {
+                        *w |= bits;
                     }
                     return;
                 }
@@ -301,14 +307,16 @@ impl RecentLines {
     /// Puts the pending keys into the tables, in order: a generation
     /// fills and turns over exactly as if each had gone in at once.
     fn flush(&mut self) {
-        // First every key's slot read, loads that wait on nothing, so the
-        // CPU has many cache misses in flight at once; then the inserts
-        // find their slots in cache. (The reads' sum is kept only so that
-        // they are not optimised away.)
+        // First every key's slot and filter word read, loads that wait on
+        // nothing, so the CPU has many cache misses in flight at once; then
+        // the inserts find them in cache. (The reads' sum is kept only so
+        // that they are not optimised away.)
         let mut touched = 0u64;
         for &key in &self.pending {
             let at = self.newer.first(key);
             touched ^= self.newer.slots.get(at).copied().unwrap_or(0);
+            let (word, _) = self.newer.filter_word(key);
+            touched ^= self.newer.filter.get(word).copied().unwrap_or(0);
         }
         self.touched ^= touched;
         for i in 0..self.pending.len() {

@@ -215,3 +215,28 @@ fn contains_pair_answers_as_contains_of_the_key_and_of_its_twin() {
         }
     }
 }
+
+/// The filter (two bits a key in one word) never turns away a key
+/// remembered, and lets few keys never remembered go on to the slots: a
+/// filter that let most through would cost every lookup a cache miss
+/// (nothing else would notice).
+#[test]
+fn the_filter_holds_every_key_remembered_and_few_others() {
+    let mut next = crate::sim_tests::rng(0x_f117);
+    let mut r = RecentLines::with_capacity(RECENT_LINES);
+    let keys: Vec<u64> = (0..RECENT_LINES).map(|_| next()).collect();
+    for &k in &keys {
+        r.remember(k);
+    }
+    assert_eq!(r.len(), RECENT_LINES, "one generation, full");
+    for &k in &keys {
+        assert!(r.newer.may_hold(stored(k)), "{k:#x} remembered");
+    }
+    let tries = 100_000;
+    let passed = (0..tries).filter(|_| r.newer.may_hold(next())).count();
+    // Two bits of 8 a key in 64-bit words: about 5.5 %.
+    assert!(
+        passed * 100 < tries * 8,
+        "{passed} of {tries} keys never remembered passed the filter"
+    );
+}
