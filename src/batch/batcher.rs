@@ -394,13 +394,12 @@ fn next_cut(cuts: &Receiver<Cut>, due_in: Option<Duration>) -> Next {
     if wait.is_zero() {
         return Next::Due;
     }
-    smol::block_on(smol::future::or(
-        async { cuts.recv().await.map_or(Next::Closed, Next::Cut) },
-        async {
-            smol::Timer::after(wait).await;
-            Next::Due
-        },
-    ))
+    // Parked by the clock, not a reactor timer (`timed_recv`).
+    match super::timed_recv::recv_until(cuts, Instant::now() + wait) {
+        Ok(Some(cut)) => Next::Cut(cut),
+        Ok(None) => Next::Due,
+        Err(_) => Next::Closed,
+    }
 }
 
 #[cfg(test)]

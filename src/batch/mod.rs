@@ -18,7 +18,8 @@
 //! `cold` splits batches by the archive they owe (the cold tier's part);
 //! `downsampler` is the warm tier's part on the commit thread (windows fed
 //! after each commit, checkpointed with the buffer's custody); `warm` says
-//! when the commit thread calls it.
+//! when the commit thread calls it; `timed_recv` is how the commit thread
+//! waits for the next cut until a checkpoint is due.
 //!
 //! May use: wal (commit, the doorbell it rings), route, downsample, observe,
 //! config, clock. Never the deliver stage: it learns of commits from the doorbell.
@@ -29,6 +30,7 @@ pub mod cold;
 pub mod downsampler;
 mod restamp;
 pub mod ring;
+mod timed_recv;
 pub mod warm;
 
 pub use batcher::*;
