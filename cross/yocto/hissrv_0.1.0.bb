@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "573120ae91a6aa3ab4ed4405b42f7501c9fbd532"
+SRCREV = "0e339bef51b3c4e12b933392dcd998a348c39e9f"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
