@@ -208,7 +208,11 @@ fn main() {
         .collect();
     let (mut unshaped, mut shaped, mut producers) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
-        for (with_shapes, batches) in [(false, &batches), (true, &batches), (true, &interleaved)] {
+        for (with_shapes, batches, out) in [
+            (false, &batches, &mut unshaped),
+            (true, &batches, &mut shaped),
+            (true, &interleaved, &mut producers),
+        ] {
             let mut d =
                 hissrv::batch::downsampler::Downsampler::from_config(&lifecycle).expect("a rule");
             let mut spent = std::time::Duration::ZERO;
@@ -230,15 +234,7 @@ fn main() {
                     std::hint::black_box(d.checkpoint(0).sets.len());
                 }
             }
-            let ns = spent.as_nanos() as f64 / lines;
-            if !with_shapes {
-                &mut unshaped
-            } else if std::ptr::eq(batches, &interleaved) {
-                &mut producers
-            } else {
-                &mut shaped
-            }
-            .push(ns);
+            out.push(spent.as_nanos() as f64 / lines);
         }
     }
     let (b, m) = (median(base), median(with));

@@ -11,9 +11,13 @@
 //! downsampling rule's cost. Here the thread parks itself, with the
 //! standard library's timed park, and the channel's waker unparks it.
 //!
-//! Invariant: a value sent before the deadline is received, never lost: the
-//! receive future is polled once more after every wake-up, and dropping it
-//! on a timeout drops only its place in the queue of listeners.
+//! Invariant: a value is never lost: the receive future is polled once more
+//! after every wake-up, and dropping it on a timeout drops only its place in
+//! the queue of listeners; a value sent just as the deadline passes stays
+//! queued for the next call (as with the reactor timer before). A wake-up
+//! that comes as the wait times out leaves the thread's park token set: the
+//! next park of this thread returns at once, and polls again (harmless).
+//! A value waiting wins over a deadline passed, as `or(recv, timer)` did.
 
 use smol::channel::{Receiver, RecvError};
 use std::future::Future;

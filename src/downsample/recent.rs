@@ -45,7 +45,7 @@ struct Generation {
     shift: u32,
     /// Two bits a key, in one word (`filter_word`): a lookup of a key
     /// never remembered (nearly every lookup) mostly stops here, in a table
-    /// an eighth of the slots' size, without the slots' cache miss.
+    /// a sixteenth of the slots' size, without the slots' cache miss.
     filter: Box<[u64]>,
 }
 
