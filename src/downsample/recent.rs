@@ -113,26 +113,11 @@ impl Generation {
         spot(key).checked_shr(self.shift).unwrap_or(0) as usize
     }
 
-    fn contains(&self, key: u64) -> bool {
-        if !self.may_hold(key) {
-            return false;
-        }
-        let mask = self.slots.len() - 1;
-        let mut i = self.first(key);
-        loop {
-            match self.slots[i] {
-                0 => return false,
-                k if k == key => return true,
-                _ => i = (i + 1) & mask,
-            }
-        }
-    }
-
     /// Whether `a` and whether `b` are held: one walk when they share a
-    /// `spot` (a key and its `partly` twin), else two.
+    /// `spot` (a key and its `partly` twin, or the same key twice), else two.
     fn contains_pair(&self, a: u64, b: u64) -> (bool, bool) {
         if spot(a) != spot(b) {
-            return (self.contains(a), self.contains(b));
+            return (self.contains_pair(a, a).0, self.contains_pair(b, b).0);
         }
         if !self.may_hold(a) {
             return (false, false);
@@ -236,20 +221,16 @@ impl RecentLines {
 
     /// Was `key` remembered (a repeat)?
     pub fn contains(&mut self, key: u64) -> bool {
-        let key = stored(key);
-        // Flushed first when the key may be pending, or when the pending
-        // keys would turn a generation over (the older one's keys then
-        // forgotten): the answer is the one an unbuffered set gives.
-        if self.may_be_pending(key) || self.newer.len + self.pending.len() > self.cap {
-            self.flush();
-        }
-        self.newer.contains(key) || self.older.contains(key)
+        self.contains_pair(key).0
     }
 
-    /// Whether `key` and whether `partly(key)` were remembered: `contains`
-    /// of each, in one walk of each table.
+    /// Whether `key` and whether `partly(key)` were remembered, in one walk
+    /// of each table.
     pub fn contains_pair(&mut self, key: u64) -> (bool, bool) {
         let (a, b) = (stored(key), stored(partly(key)));
+        // Flushed first when a key may be pending, or when the pending
+        // keys would turn a generation over (the older one's keys then
+        // forgotten): the answers are the ones an unbuffered set gives.
         if self.may_be_pending(a)
             || self.may_be_pending(b)
             || self.newer.len + self.pending.len() > self.cap
