@@ -58,8 +58,9 @@ pub struct WarmTier {
 /// The windows as the buffer has them: the last checkpoint, then the owed
 /// batches replayed (`Downsampler::rebuild`). Saved windows that cannot be
 /// read are logged, marked for deletion at the next checkpoint (so they do
-/// not fail every start after), and the windows start empty with the owed
-/// batches replayed: the raw points are all still delivered, only the
+/// not fail every start after; deleted at once when not even their rows can
+/// be listed, `Wal::reset_saved_windows`), and the windows start empty with
+/// the owed batches replayed: the raw points are all still delivered, only the
 /// aggregates of windows open at the damage come out short. `Err` when the
 /// owed batches cannot be read either: the windows would not say what the
 /// buffer holds.
@@ -86,7 +87,7 @@ fn forget_whole(wal: &mut Wal) -> Result<(), String> {
     }
 }
 
-fn load_windows(l: &Lifecycle, wal: &Wal, stats: &Stats) -> Result<Downsampler, String> {
+fn load_windows(l: &Lifecycle, wal: &mut Wal, stats: &Stats) -> Result<Downsampler, String> {
     let e = match Downsampler::rebuild(l, wal) {
         Ok(Some(ds)) => return Ok(ds),
         Ok(None) => return Err("no downsampling rule".into()),
@@ -96,8 +97,19 @@ fn load_windows(l: &Lifecycle, wal: &Wal, stats: &Stats) -> Result<Downsampler, 
     log::error!("{msg}");
     stats.set_error(msg);
     let mut ds = Downsampler::from_config(l).ok_or("no downsampling rule")?;
-    if let Ok(saved) = wal.saved_windows() {
-        ds.discard_saved(&saved);
+    match wal.saved_windows() {
+        // A set that does not decode: the sets go at the next checkpoint.
+        Ok(saved) => ds.discard_saved(&saved),
+        // A row that cannot be read at all fails every read: without this,
+        // the windows started empty at every start, keys were made with a
+        // secret of 0, and batches marked whole stayed marked though their
+        // windows were lost, for `degrade` to delete (found in review).
+        Err(e) => {
+            log::error!("downsampling: the saved windows cannot be listed ({e}); deleting them");
+            let secret = (wal.reset_saved_windows())
+                .map_err(|e| format!("the saved windows cannot be deleted: {e}"))?;
+            ds.discard_unreadable(secret);
+        }
     }
     wal.replay_duties(|owed, dest, lines| ds.feed_batch(owed, dest, lines, None))
         .map_err(|e| format!("the owed batches cannot be read: {e}"))?;

@@ -200,3 +200,92 @@ fn restored_batches_owe_the_windows_nothing() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A saved row that cannot be read at all (a value of the wrong type in
+/// any of the windows' tables) fails every read of the saved windows, so
+/// they cannot be listed to be deleted one by one: the start deletes them
+/// all, with the marks of batches whole (their windows are lost, `degrade`
+/// must not take their raw points), and keeps the buffer's secret; the
+/// start after it finds them readable (found in review: the secret was 0,
+/// the marks stayed, and every start failed alike). An unreadable secret
+/// is made anew.
+#[test]
+fn saved_windows_that_cannot_be_read_are_deleted_and_the_secret_is_kept() {
+    for (name, damage) in [
+        ("keys", "INSERT INTO downsample_keys (keys) VALUES (42)"),
+        (
+            "marks",
+            "INSERT INTO downsample_marks (rule, db, rp, watermark) VALUES ('r', 'db', 'x', 'late')",
+        ),
+        (
+            "secret",
+            "UPDATE downsample_meta SET secret = 'none'; INSERT INTO downsample_keys (keys) VALUES (42)",
+        ),
+    ] {
+        let dir = temp(&format!("unreadable-{name}"));
+        let path = dir.join("buffer.db");
+        let cfg = Lifecycle {
+            rules: vec![LifecycleRule {
+                measurement: "m".into(),
+                downsample: "10s".into(),
+                ..LifecycleRule::default()
+            }],
+            ..Lifecycle::default()
+        };
+        let mut wal = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
+        let raw = rusqlite::Connection::open(&path).expect("raw");
+        let secret = |raw: &rusqlite::Connection| {
+            raw.query_row("SELECT secret FROM downsample_meta", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|s| s as u64)
+        };
+        let before = secret(&raw).expect("a secret made at open");
+        let ids = wal
+            .commit_with_duty(&[batch(format!("m f=1i {S}\n"))], &[false])
+            .expect("commit");
+        raw.execute(
+            "INSERT INTO downsample_whole (batch_id) VALUES (?1)",
+            [ids[0]],
+        )
+        .expect("marked whole");
+        raw.execute_batch(damage).expect("damage");
+        assert!(wal.saved_windows().is_err(), "{name}: unreadable");
+        let stats = Stats::default();
+        let w = WarmTier::start(&cfg, &mut wal, &stats, Arc::default()).expect("warm tier");
+        let readable = wal.saved_windows();
+        let whole: i64 = raw
+            .query_row("SELECT count(*) FROM downsample_whole", [], |r| r.get(0))
+            .expect("count");
+        let after = secret(&raw);
+        let error = stats.last_error();
+        let again = WarmTier::start(&cfg, &mut wal, &Stats::default(), Arc::default())
+            .map(|w| (w.suspended, w.ds.lost_windows));
+        drop((wal, raw));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(!w.suspended, "{name}: the tier runs");
+        assert!(w.ds.lost_windows, "{name}: the windows are lost");
+        assert!(readable.is_ok(), "{name}: readable after: {readable:?}");
+        assert_eq!(whole, 0, "{name}: no batch left marked whole");
+        let after = after.expect("a readable secret");
+        assert_eq!(
+            w.ds.secret(),
+            after,
+            "{name}: the keys keyed by the buffer's secret"
+        );
+        if name == "secret" {
+            assert_ne!(after, 0, "{name}: made anew");
+        } else {
+            assert_eq!(after, before, "{name}: the secret kept");
+        }
+        assert!(
+            error.contains("cannot be read"),
+            "{name}: reported: {error}"
+        );
+        assert_eq!(
+            again,
+            Some((false, false)),
+            "{name}: the next start is clean"
+        );
+    }
+}

@@ -75,4 +75,42 @@ impl Wal {
             secret,
         })
     }
+
+    /// Deletes what the last checkpoint saved when it cannot even be read
+    /// (`saved_windows` fails on a row, again and again: the damaged row
+    /// cannot be named, so all of it goes), with the marks of raw batches
+    /// whole (their points lived in windows now lost: `degrade` must not
+    /// take them), in one transaction: a crash after it starts from empty
+    /// windows that hold no whole batch. Returns the buffer's secret,
+    /// made anew when it is missing or unreadable too (the keys it keyed
+    /// are gone with the rest).
+    pub fn reset_saved_windows(&mut self) -> Result<u64, WalError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for table in [
+            "downsample_sets",
+            "downsample_marks",
+            "downsample_keys",
+            "downsample_recent",
+            "downsample_whole",
+        ] {
+            tx.execute(&format!("DELETE FROM {table}"), [])?;
+        }
+        let read = |tx: &rusqlite::Transaction| {
+            tx.query_row("SELECT secret FROM downsample_meta", [], |r| {
+                r.get::<_, i64>(0)
+            })
+        };
+        let secret = match read(&tx) {
+            Ok(s) => s,
+            Err(_) => {
+                tx.execute("DELETE FROM downsample_meta", [])?;
+                tx.execute("INSERT INTO downsample_meta (secret) SELECT random()", [])?;
+                read(&tx)?
+            }
+        };
+        tx.commit()?;
+        Ok(secret as u64)
+    }
 }
