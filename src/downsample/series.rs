@@ -88,6 +88,15 @@ impl Series {
         }
     }
 
+    /// `new`, with room for `fields` fields of `names` bytes of names.
+    pub(super) fn with_capacity(fields: usize, names: usize) -> Series {
+        Series {
+            fields: Vec::with_capacity(fields),
+            names: Vec::with_capacity(names),
+            ..Series::new()
+        }
+    }
+
     /// A series' window as a checkpoint saved it: each field with its
     /// `seen` bits by slot (`seen_bits`), whatever its place.
     pub(super) fn restored(
