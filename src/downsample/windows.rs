@@ -235,8 +235,8 @@ impl Windows {
             None => (window.find(series).unwrap_or(u32::MAX), u32::MAX),
         };
         let found = window.at_mut(number);
-        let (number, entry) = match found {
-            Some((_, entry)) => (number, entry),
+        let (number, entry, created) = match found {
+            Some((_, entry)) => (number, entry, false),
             None if room == 0 || !emittable::is_series_key(series) => {
                 let o = if room == 0 {
                     Outcome::Full
@@ -256,13 +256,15 @@ impl Windows {
                 // Room for the line's fields from the start: a meter's
                 // next lines name the same (one allocation each, not one a
                 // doubling: malloc was 4 ns a line with a rule, profiled).
-                // No more than the room left and the shortcut's fields: a
-                // hostile line of thousands reserves no more than it may use.
+                // No more than the room left and the shortcut's fields;
+                // what the line did not keep (a name repeated or refused)
+                // is given back below (found in review: held for the
+                // window's life, past what `max_open` bounds).
                 let n = fields.len().min(room).min(series::MASK_FIELDS);
                 let names = fields.iter().take(n).map(|(n, _)| n.len()).sum();
                 let number = window.push(series, Series::with_capacity(n, names));
                 match window.at_mut(number) {
-                    Some((_, entry)) => (number, entry),
+                    Some((_, entry)) => (number, entry, true),
                     None => return Added::NOT, // just pushed: never
                 }
             }
@@ -390,6 +392,11 @@ impl Windows {
         }
         if added > 0 {
             entry.rehash_names();
+        }
+        if created {
+            // No-ops for a meter's line of distinct, accepted names.
+            entry.fields.shrink_to_fit();
+            entry.names.shrink_to_fit();
         }
         if entry.fields.is_empty() {
             // Every field refused (or none given): no empty entry stays.
