@@ -210,14 +210,6 @@ impl Downsampler {
         self.secret = saved.secret;
     }
 
-    /// The saved windows could not be read and were deleted
-    /// (`Wal::reset_saved_windows`, which gave `secret`): nothing to delete
-    /// at the next checkpoint, but the windows are lost all the same.
-    pub fn discard_unreadable(&mut self, secret: u64) {
-        self.lost_windows = true;
-        self.secret = secret;
-    }
-
     /// The secret keying this process's line keys.
     #[cfg(test)]
     pub(crate) fn secret(&self) -> u64 {

@@ -58,9 +58,9 @@ pub struct WarmTier {
 /// The windows as the buffer has them: the last checkpoint, then the owed
 /// batches replayed (`Downsampler::rebuild`). Saved windows that cannot be
 /// read are logged, marked for deletion at the next checkpoint (so they do
-/// not fail every start after; deleted at once when not even their rows can
-/// be listed, `Wal::reset_saved_windows`), and the windows start empty with
-/// the owed batches replayed: the raw points are all still delivered, only the
+/// not fail every start after; a part holding a row no read can take is
+/// deleted at once, `Wal::reset_damaged_windows`), and the windows start
+/// empty with the owed batches replayed: the raw points are all still delivered, only the
 /// aggregates of windows open at the damage come out short. `Err` when the
 /// owed batches cannot be read either: the windows would not say what the
 /// buffer holds.
@@ -88,29 +88,49 @@ fn forget_whole(wal: &mut Wal) -> Result<(), String> {
 }
 
 fn load_windows(l: &Lifecycle, wal: &mut Wal, stats: &Stats) -> Result<Downsampler, String> {
-    let e = match Downsampler::rebuild(l, wal) {
+    let mut e = match Downsampler::rebuild(l, wal) {
         Ok(Some(ds)) => return Ok(ds),
         Ok(None) => return Err("no downsampling rule".into()),
         Err(e) => e,
     };
+    // A saved row no read can take fails every start alike, and cannot be
+    // named to be deleted alone: the part it is in goes, and the rest is
+    // restored again (found in review: the windows started empty at every
+    // start, keys were made with a secret of 0, and batches marked whole
+    // stayed marked though their windows were lost, for `degrade` to
+    // delete). A read failing otherwise deletes nothing: the tier is
+    // suspended until a restart.
+    let damaged = (wal.reset_damaged_windows())
+        .map_err(|e| format!("the saved windows cannot be read ({e})"))?;
+    if damaged.any() {
+        let msg = format!(
+            "downsampling: saved rows that cannot be read ({e}); deleted: {damaged}{}",
+            if damaged.windows {
+                "; the windows start empty"
+            } else {
+                ""
+            }
+        );
+        log::error!("{msg}");
+        stats.set_error(msg);
+        e = match Downsampler::rebuild(l, wal) {
+            Ok(Some(mut ds)) => {
+                ds.lost_windows |= damaged.windows;
+                return Ok(ds);
+            }
+            Ok(None) => return Err("no downsampling rule".into()),
+            Err(e) => e,
+        };
+    }
     let msg = format!("downsampling: the saved windows cannot be read ({e}); starting them empty");
     log::error!("{msg}");
     stats.set_error(msg);
     let mut ds = Downsampler::from_config(l).ok_or("no downsampling rule")?;
-    match wal.saved_windows() {
-        // A set that does not decode: the sets go at the next checkpoint.
-        Ok(saved) => ds.discard_saved(&saved),
-        // A row that cannot be read at all fails every read: without this,
-        // the windows started empty at every start, keys were made with a
-        // secret of 0, and batches marked whole stayed marked though their
-        // windows were lost, for `degrade` to delete (found in review).
-        Err(e) => {
-            log::error!("downsampling: the saved windows cannot be listed ({e}); deleting them");
-            let secret = (wal.reset_saved_windows())
-                .map_err(|e| format!("the saved windows cannot be deleted: {e}"))?;
-            ds.discard_unreadable(secret);
-        }
-    }
+    // Sets that do not decode: deleted at the next checkpoint. Read again
+    // here, where the first read passed: a failure now is not damage.
+    let saved =
+        (wal.saved_windows()).map_err(|e| format!("the saved windows cannot be read ({e})"))?;
+    ds.discard_saved(&saved);
     wal.replay_duties(|owed, dest, lines| ds.feed_batch(owed, dest, lines, None))
         .map_err(|e| format!("the owed batches cannot be read: {e}"))?;
     Ok(ds)

@@ -253,13 +253,9 @@ impl Windows {
                 return Added::NOT;
             }
             None => {
-                // Room for the line's fields from the start: a meter's
-                // next lines name the same (one allocation each, not one a
-                // doubling: malloc was 4 ns a line with a rule, profiled).
-                // No more than the room left and the shortcut's fields;
-                // what the line did not keep (a name repeated or refused)
-                // is given back below (found in review: held for the
-                // window's life, past what `max_open` bounds).
+                // Sized for the line's fields (malloc was 4 ns a line with
+                // a rule, profiled); what the line did not keep is given back
+                // below (found in review: held past what `max_open` bounds).
                 let n = fields.len().min(room).min(series::MASK_FIELDS);
                 let names = fields.iter().take(n).map(|(n, _)| n.len()).sum();
                 let number = window.push(series, Series::with_capacity(n, names));
@@ -453,6 +449,10 @@ mod tests;
 #[cfg(test)]
 #[path = "fast_path_tests.rs"]
 mod fast_path_tests;
+
+#[cfg(test)]
+#[path = "bounds_tests.rs"]
+mod bounds_tests;
 
 #[path = "close.rs"]
 mod close;
