@@ -65,6 +65,14 @@ pub struct WarmTier {
 /// owed batches cannot be read either: the windows would not say what the
 /// buffer holds.
 fn load(l: &Lifecycle, wal: &mut Wal, stats: &Stats) -> Result<Downsampler, String> {
+    match wal.repair_damaged_duties() {
+        Ok(0) => {}
+        Ok(n) => log::error!(
+            "downsampling: {n} owed batches had a commit number that cannot be read; replayed last"
+        ),
+        // The replay meets it and says so.
+        Err(e) => log::warn!("downsampling: the owed batches cannot be checked: {e}"),
+    }
     let ds = load_windows(l, wal, stats)?;
     if ds.lost_windows {
         forget_whole(wal)?;

@@ -318,3 +318,47 @@ fn a_saved_row_no_read_can_take_costs_only_its_part_of_the_saved_windows() {
         );
     }
 }
+
+/// A duty whose commit number cannot be read failed the replay at every
+/// start, so the tier was suspended for good and the duty never
+/// discharged (found in review): it replays last, once, and the next
+/// checkpoint discharges it.
+#[test]
+fn a_duty_whose_commit_number_cannot_be_read_replays_last_and_is_discharged() {
+    let dir = temp("duty");
+    let path = dir.join("buffer.db");
+    let cfg = Lifecycle {
+        rules: vec![LifecycleRule {
+            measurement: "m".into(),
+            downsample: "10s".into(),
+            ..LifecycleRule::default()
+        }],
+        ..Lifecycle::default()
+    };
+    let mut wal = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
+    wal.commit_with_duty(&[batch(format!("m f=1i {S}\n"))], &[true])
+        .expect("commit");
+    wal.commit_with_duty(&[batch(format!("m f=2i {}\n", 2 * S))], &[true])
+        .expect("commit");
+    let raw = rusqlite::Connection::open(&path).expect("raw");
+    raw.execute_batch("UPDATE downsample_duty SET seq = 'x' WHERE seq = 1")
+        .expect("damage");
+    let stats = Stats::default();
+    let mut w = WarmTier::start(&cfg, &mut wal, &stats, Arc::default()).expect("warm");
+    let first = (w.suspended, w.ds.counts().counted);
+    w.checkpoint(&mut wal, &stats, &Doorbell::default());
+    let owed: i64 = raw
+        .query_row("SELECT count(*) FROM downsample_duty", [], |r| r.get(0))
+        .expect("count");
+    let again = WarmTier::start(&cfg, &mut wal, &Stats::default(), Arc::default())
+        .map(|w| (w.suspended, w.ds.open_windows()));
+    drop((wal, raw));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(first, (false, 2), "not suspended; both points counted once");
+    assert_eq!(owed, 0, "both duties discharged");
+    assert_eq!(
+        again,
+        Some((false, 1)),
+        "the next start restores the window"
+    );
+}

@@ -431,6 +431,23 @@ impl Wal {
     }
 }
 
+impl Wal {
+    /// Gives each duty whose commit number cannot be read (a value of the
+    /// wrong type: the replay failed on it at every start, suspending the
+    /// tier for good, and no checkpoint discharged it; found in review) the
+    /// number of the last commit: it replays last (its place is lost), once,
+    /// and the next checkpoint discharges it. Returns how many.
+    pub fn repair_damaged_duties(&mut self) -> Result<usize, WalError> {
+        self.conn
+            .execute(
+                "UPDATE downsample_duty SET seq = (SELECT n FROM commit_seq)
+                 WHERE typeof(seq) != 'integer'",
+                [],
+            )
+            .map_err(|e| self.explain(e.into()))
+    }
+}
+
 #[path = "saved_windows.rs"]
 mod saved_windows;
 pub use saved_windows::SavedWindows;
