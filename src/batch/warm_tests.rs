@@ -362,3 +362,98 @@ fn a_duty_whose_commit_number_cannot_be_read_replays_last_and_is_discharged() {
         "the next start restores the window"
     );
 }
+
+/// Text that is not UTF-8 in a saved row (a bit flipped in a rule name)
+/// fails every read as the wrong type does: it costs its part, and the tier
+/// runs (found in review: suspended at every start).
+#[test]
+fn a_saved_name_that_is_not_utf8_costs_only_its_part() {
+    let dir = temp("utf8");
+    let path = dir.join("buffer.db");
+    let cfg = Lifecycle {
+        rules: vec![LifecycleRule {
+            measurement: "m".into(),
+            downsample: "10s".into(),
+            ..LifecycleRule::default()
+        }],
+        ..Lifecycle::default()
+    };
+    let mut wal = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
+    let raw = rusqlite::Connection::open(&path).expect("raw");
+    raw.execute_batch(
+        "INSERT INTO downsample_marks (rule, db, rp, watermark) VALUES (CAST(x'ff' AS TEXT), 'db', 'x', 0)",
+    )
+    .expect("damage");
+    assert!(wal.saved_windows().is_err(), "unreadable");
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let w = WarmTier::start(&cfg, &mut wal, &Stats::default(), Arc::default()).expect("warm");
+        runs.push((w.suspended, w.ds.lost_windows));
+    }
+    let readable = wal.saved_windows().is_ok();
+    drop((wal, raw));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        runs,
+        [(false, true), (false, false)],
+        "runs, then starts clean"
+    );
+    assert!(readable);
+}
+
+/// A duty damaged while the process runs (its batch fed) is covered by the
+/// next checkpoint like any other: kept, the start's repair replayed it
+/// into windows that held it already (found in review: a point counted
+/// twice once the saved keys no longer held it).
+#[test]
+fn a_duty_damaged_after_its_batch_was_fed_is_discharged_by_the_next_checkpoint() {
+    let dir = temp("duty-fed");
+    let path = dir.join("buffer.db");
+    let cfg = Lifecycle {
+        rules: vec![LifecycleRule {
+            measurement: "m".into(),
+            downsample: "10s".into(),
+            ..LifecycleRule::default()
+        }],
+        ..Lifecycle::default()
+    };
+    let mut wal = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
+    let raw = rusqlite::Connection::open(&path).expect("raw");
+    let stats = Stats::default();
+    let bell = Doorbell::default();
+    let mut w = WarmTier::start(&cfg, &mut wal, &stats, Arc::default()).expect("warm");
+    let feed = |w: &mut WarmTier, wal: &mut Wal, payload: String| {
+        let b = batch(payload);
+        let duties = w.duties(std::slice::from_ref(&b), &[]);
+        let splits = WarmTier::splits(std::slice::from_ref(&b), &duties);
+        let ids = wal
+            .commit_with_duty_split(std::slice::from_ref(&b), &duties, &splits, &[])
+            .expect("commit");
+        let seq = wal.last_commit_seq();
+        w.fed(
+            std::slice::from_ref(&b),
+            &ids,
+            seq,
+            &duties,
+            &splits,
+            &stats,
+        );
+    };
+    feed(&mut w, &mut wal, format!("m,h=a f=1i {S}\n"));
+    raw.execute_batch("UPDATE downsample_duty SET seq = 'x'")
+        .expect("damage");
+    feed(&mut w, &mut wal, format!("m,h=a f=2i {}\n", 2 * S));
+    w.checkpoint(&mut wal, &stats, &bell);
+    let owed: i64 = raw
+        .query_row("SELECT count(*) FROM downsample_duty", [], |r| r.get(0))
+        .expect("count");
+    // No saved keys to tell a replay: the replay would be counted.
+    raw.execute_batch("DELETE FROM downsample_keys")
+        .expect("keys gone");
+    let w = WarmTier::start(&cfg, &mut wal, &Stats::default(), Arc::default()).expect("warm");
+    let restart = (w.suspended, w.ds.counts().counted);
+    drop((wal, raw));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(owed, 0, "both duties discharged");
+    assert_eq!(restart, (false, 0), "nothing replayed at the restart");
+}

@@ -299,14 +299,20 @@ impl Wal {
             }
         }
         // Not those the archive still holds: its run deletes them (`archive.rs`).
+        // A duty whose commit number cannot be read (no longer an integer)
+        // is covered too: every duty there now was fed (this thread commits
+        // and feeds, and checkpoints between), so its points are in the
+        // windows saved; kept, the start's repair would count them again
+        // (review).
         tx.execute(
             "DELETE FROM batches WHERE id IN
-               (SELECT batch_id FROM downsample_duty WHERE seq <= ?1 AND delivered = 1)
+               (SELECT batch_id FROM downsample_duty
+                WHERE (seq <= ?1 OR typeof(seq) != 'integer') AND delivered = 1)
              AND NOT EXISTS (SELECT 1 FROM archive_duty a WHERE a.batch_id = batches.id)",
             [c.covers_seq],
         )?;
         tx.execute(
-            "DELETE FROM downsample_duty WHERE seq <= ?1",
+            "DELETE FROM downsample_duty WHERE seq <= ?1 OR typeof(seq) != 'integer'",
             [c.covers_seq],
         )?;
         let mut dest = tx.prepare_cached(
@@ -414,17 +420,25 @@ impl Wal {
         )?;
         let mut rows = stmt.query([])?;
         let mut undecodable = Vec::new();
-        while let Some(r) = rows.next()? {
-            let id: i64 = r.get(0)?;
+        let read = |r: &rusqlite::Row| -> rusqlite::Result<_> {
             let dest = Destination {
                 db: r.get(1)?,
                 rp: r.get(2)?,
             };
-            let blob: Vec<u8> = r.get(4)?;
-            let seq: i64 = r.get(5)?;
-            match codec::decode(r.get(3)?, &blob) {
-                Ok(lines) => each((id, seq), &dest, &lines),
-                Err(_) => undecodable.push(id),
+            let (format, blob, seq): (i64, Vec<u8>, i64) = (r.get(3)?, r.get(4)?, r.get(5)?);
+            Ok((dest, format, blob, seq))
+        };
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            match read(r) {
+                Ok((dest, format, blob, seq)) => match codec::decode(format, &blob) {
+                    Ok(lines) => each((id, seq), &dest, &lines),
+                    Err(_) => undecodable.push(id),
+                },
+                // A value of the wrong type: skipped as undecodable, not a
+                // replay failing at every start (review).
+                Err(e) if saved_windows::is_damage(&e) => undecodable.push(id),
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(undecodable)

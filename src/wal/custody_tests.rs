@@ -326,3 +326,41 @@ fn a_batch_leaves_only_when_delivered_and_checkpointed_and_replays_until_then() 
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// An owed batch whose row holds a value of the wrong type or text that is
+/// not UTF-8 is skipped by the replay as one that no longer decodes, and
+/// the others replay: the replay no longer fails at every start (review).
+#[test]
+fn an_owed_batch_whose_row_cannot_be_read_is_skipped_by_the_replay() {
+    let dir = std::env::temp_dir().join(format!("hissrv-custody-damaged-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("buffer.db");
+    let mut w = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
+    let batch = |ts: i64| NewBatch {
+        dest: dest(1),
+        points: 1,
+        first_ts: ts,
+        last_ts: ts,
+        payload: format!("m f=1i {ts}\n").into_bytes(),
+    };
+    let ids = w
+        .commit_with_duty(&[batch(1), batch(2), batch(3)], &[true, true, true])
+        .expect("commit");
+    let raw = rusqlite::Connection::open(&path).expect("raw");
+    raw.execute(
+        "UPDATE batches SET db = CAST(x'ff' AS TEXT) WHERE id = ?1",
+        [ids[0]],
+    )
+    .expect("damage");
+    raw.execute("UPDATE batches SET format = 'lz4' WHERE id = ?1", [ids[2]])
+        .expect("damage");
+    let mut replayed = Vec::new();
+    let skipped = w
+        .replay_duties(|(id, _), _, _| replayed.push(id))
+        .expect("the replay goes on");
+    drop((w, raw));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(replayed, [ids[1]]);
+    assert_eq!(skipped, [ids[0], ids[2]]);
+}
