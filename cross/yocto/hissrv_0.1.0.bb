@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "a634373356692f55ec60ab6ee5d35bb16d597059"
+SRCREV = "92a07ba49be1cf8632b84fe725ecc78bb3500b1d"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
