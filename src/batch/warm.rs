@@ -341,3 +341,7 @@ fn counts(ds: &Downsampler) -> Counts {
 #[cfg(test)]
 #[path = "warm_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "damage_sim_tests.rs"]
+mod damage_sim_tests;
