@@ -70,8 +70,9 @@ fn load(l: &Lifecycle, wal: &mut Wal, stats: &Stats) -> Result<Downsampler, Stri
         Ok(n) => log::error!(
             "downsampling: {n} owed batches had a commit number that cannot be read; replayed last"
         ),
-        // The replay meets it and says so.
-        Err(e) => log::warn!("downsampling: the owed batches cannot be checked: {e}"),
+        // Suspended: a duty left unrepaired fails the replay, not skipped
+        // there and then discharged by a checkpoint unfed (third review).
+        Err(e) => return Err(format!("the owed batches cannot be checked: {e}")),
     }
     let ds = load_windows(l, wal, stats)?;
     if ds.lost_windows {

@@ -321,10 +321,10 @@ fn a_saved_row_no_read_can_take_costs_only_its_part_of_the_saved_windows() {
 
 /// A duty whose commit number cannot be read failed the replay at every
 /// start, so the tier was suspended for good and the duty never
-/// discharged (found in review): it replays last, once, and the next
+/// discharged (found in review): it replays once, with the last commit's batches, and the next
 /// checkpoint discharges it.
 #[test]
-fn a_duty_whose_commit_number_cannot_be_read_replays_last_and_is_discharged() {
+fn a_duty_whose_commit_number_cannot_be_read_is_replayed_once_and_discharged() {
     let dir = temp("duty");
     let path = dir.join("buffer.db");
     let cfg = Lifecycle {

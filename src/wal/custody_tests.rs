@@ -364,3 +364,46 @@ fn an_owed_batch_whose_row_cannot_be_read_is_skipped_by_the_replay() {
     assert_eq!(replayed, [ids[1]]);
     assert_eq!(skipped, [ids[0], ids[2]]);
 }
+
+/// A duty whose commit number cannot be read fails the replay, never
+/// skipped: skipped, a checkpoint would discharge it unfed when the
+/// start's repair could not run (third review). The repair then lets the
+/// replay read it, with the last commit's batches.
+#[test]
+fn an_owed_batch_whose_commit_number_cannot_be_read_fails_the_replay_until_repaired() {
+    let dir = std::env::temp_dir().join(format!("hissrv-custody-seq-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("buffer.db");
+    let mut w = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
+    let batch = |ts: i64| NewBatch {
+        dest: dest(1),
+        points: 1,
+        first_ts: ts,
+        last_ts: ts,
+        payload: format!("m f=1i {ts}\n").into_bytes(),
+    };
+    let mut ids = w.commit_with_duty(&[batch(1)], &[true]).expect("commit");
+    ids.extend(w.commit_with_duty(&[batch(2)], &[true]).expect("commit"));
+    ids.extend(w.commit_with_duty(&[batch(3)], &[true]).expect("commit"));
+    let raw = rusqlite::Connection::open(&path).expect("raw");
+    raw.execute(
+        "UPDATE downsample_duty SET seq = 'x' WHERE batch_id = ?1",
+        [ids[0]],
+    )
+    .expect("damage");
+    let before = w.replay_duties(|_, _, _| {}).map(|_| ());
+    let repaired = w.repair_damaged_duties().expect("repairs");
+    let mut order = Vec::new();
+    let after = w.replay_duties(|(id, _), _, _| order.push(id));
+    drop((w, raw));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(before.is_err(), "the replay fails on it");
+    assert_eq!(repaired, 1);
+    assert!(after.is_ok_and(|skipped| skipped.is_empty()));
+    assert_eq!(
+        order,
+        [ids[1], ids[0], ids[2]],
+        "replayed with the last commit's"
+    );
+}
