@@ -12,14 +12,15 @@
 //!   (what InfluxDB keeps) counts at most the points fed to it, and exactly
 //!   those when the damage took no window and no owed batch (keys, secret).
 
+use super::tests::{feed, rule_10s};
 use super::*;
-use crate::config::{LifecycleRule, Synchronous};
+use crate::config::Synchronous;
 use crate::route::dest::Destination;
 use crate::sim_tests::{rng, seeds};
 use std::collections::BTreeMap;
 
 const S: i64 = 1_000_000_000;
-/// The rule's window, in seconds.
+/// The window of `rule_10s`, in seconds.
 const EVERY_S: i64 = 10;
 
 /// What one seed damages, and whether points may be lost by it.
@@ -73,37 +74,6 @@ fn temp(seed: u64) -> std::path::PathBuf {
     dir
 }
 
-fn cfg() -> Lifecycle {
-    Lifecycle {
-        rules: vec![LifecycleRule {
-            measurement: "m".into(),
-            downsample: format!("{EVERY_S}s"),
-            ..LifecycleRule::default()
-        }],
-        ..Lifecycle::default()
-    }
-}
-
-fn feed(w: &mut WarmTier, wal: &mut Wal, stats: &Stats, payload: String) {
-    let b = NewBatch {
-        points: payload.lines().count(),
-        dest: Destination {
-            db: "db".into(),
-            rp: String::new(),
-        },
-        first_ts: 0,
-        last_ts: 0,
-        payload: payload.into_bytes(),
-    };
-    let duties = w.duties(std::slice::from_ref(&b), &[]);
-    let splits = WarmTier::splits(std::slice::from_ref(&b), &duties);
-    let ids = wal
-        .commit_with_duty_split(std::slice::from_ref(&b), &duties, &splits, &[])
-        .expect("commit");
-    let seq = wal.last_commit_seq();
-    w.fed(std::slice::from_ref(&b), &ids, seq, &duties, &splits, stats);
-}
-
 /// The last `f_count` emitted for each (series, window start), in commit
 /// order: what the upstream keeps.
 fn last_counts(wal: &Wal) -> BTreeMap<(String, i64), u64> {
@@ -143,7 +113,7 @@ fn damaged_saved_state_never_stops_the_tier_or_counts_a_point_twice() {
         let raw = rusqlite::Connection::open(&path).expect("raw");
         let stats = Stats::default();
         let bell = Doorbell::default();
-        let mut w = WarmTier::start(&cfg(), &mut wal, &stats, Arc::default()).expect("warm");
+        let mut w = WarmTier::start(&rule_10s(), &mut wal, &stats, Arc::default()).expect("warm");
         // Unique points of three meters over 4 windows, shuffled a little
         // (out of order within the 1 h lateness), in batches of 1-6.
         let mut points: Vec<(u64, i64)> = (0..3u64)
@@ -178,7 +148,7 @@ fn damaged_saved_state_never_stops_the_tier_or_counts_a_point_twice() {
         // the seed undamaged; most must not (checked below).
         applied += usize::from(raw.execute(damage, []).expect("damage") > 0);
         let stats = Stats::default();
-        let mut w = WarmTier::start(&cfg(), &mut wal, &stats, Arc::default()).expect("warm");
+        let mut w = WarmTier::start(&rule_10s(), &mut wal, &stats, Arc::default()).expect("warm");
         let first = (w.suspended, w.ds.lost_windows);
         let whole: i64 = raw
             .query_row("SELECT count(*) FROM downsample_whole", [], |r| r.get(0))
@@ -192,7 +162,7 @@ fn damaged_saved_state_never_stops_the_tier_or_counts_a_point_twice() {
             format!("m,h=z f=1i {}\n", 1_000_000 * S),
         );
         w.checkpoint(&mut wal, &stats, &bell);
-        let again = WarmTier::start(&cfg(), &mut wal, &Stats::default(), Arc::default())
+        let again = WarmTier::start(&rule_10s(), &mut wal, &Stats::default(), Arc::default())
             .map(|w| (w.suspended, w.ds.lost_windows));
         let emitted = last_counts(&wal);
         drop((w, wal, raw));

@@ -15,7 +15,7 @@ fn temp(name: &str) -> std::path::PathBuf {
     dir
 }
 
-fn batch(payload: String) -> NewBatch {
+pub(super) fn batch(payload: String) -> NewBatch {
     NewBatch {
         points: payload.lines().count(),
         dest: Destination {
@@ -26,6 +26,31 @@ fn batch(payload: String) -> NewBatch {
         last_ts: 0,
         payload: payload.into_bytes(),
     }
+}
+
+/// Measurement `m` downsampled to 10 s windows, the defaults otherwise.
+pub(super) fn rule_10s() -> Lifecycle {
+    Lifecycle {
+        rules: vec![LifecycleRule {
+            measurement: "m".into(),
+            downsample: "10s".into(),
+            ..LifecycleRule::default()
+        }],
+        ..Lifecycle::default()
+    }
+}
+
+/// Commits `payload` (to `db`) with its duty and feeds it, as the commit
+/// thread does.
+pub(super) fn feed(w: &mut WarmTier, wal: &mut Wal, stats: &Stats, payload: String) {
+    let b = batch(payload);
+    let duties = w.duties(std::slice::from_ref(&b), &[]);
+    let splits = WarmTier::splits(std::slice::from_ref(&b), &duties);
+    let ids = wal
+        .commit_with_duty_split(std::slice::from_ref(&b), &duties, &splits, &[])
+        .expect("commit");
+    let seq = wal.last_commit_seq();
+    w.fed(std::slice::from_ref(&b), &ids, seq, &duties, &splits, stats);
 }
 
 /// The review's sequence: the start finds a damaged saved set (so every
@@ -235,14 +260,7 @@ fn a_saved_row_no_read_can_take_costs_only_its_part_of_the_saved_windows() {
     for (name, damage, lost, anew) in cases {
         let dir = temp(&format!("unreadable-{name}"));
         let path = dir.join("buffer.db");
-        let cfg = Lifecycle {
-            rules: vec![LifecycleRule {
-                measurement: "m".into(),
-                downsample: "10s".into(),
-                ..LifecycleRule::default()
-            }],
-            ..Lifecycle::default()
-        };
+        let cfg = rule_10s();
         let mut wal = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
         let raw = rusqlite::Connection::open(&path).expect("raw");
         let secret = |raw: &rusqlite::Connection| {
@@ -256,20 +274,7 @@ fn a_saved_row_no_read_can_take_costs_only_its_part_of_the_saved_windows() {
         let stats = Stats::default();
         let bell = Doorbell::default();
         let mut w = WarmTier::start(&cfg, &mut wal, &stats, Arc::default()).expect("warm tier");
-        let b = batch(format!("m,h=a f=1i {S}\n"));
-        let duties = w.duties(std::slice::from_ref(&b), &[]);
-        let splits = WarmTier::splits(std::slice::from_ref(&b), &duties);
-        let ids = wal
-            .commit_with_duty_split(std::slice::from_ref(&b), &duties, &splits, &[])
-            .expect("commit");
-        w.fed(
-            std::slice::from_ref(&b),
-            &ids,
-            wal.last_commit_seq(),
-            &duties,
-            &splits,
-            &stats,
-        );
+        feed(&mut w, &mut wal, &stats, format!("m,h=a f=1i {S}\n"));
         w.checkpoint(&mut wal, &stats, &bell);
         let whole = |raw: &rusqlite::Connection| -> i64 {
             raw.query_row("SELECT count(*) FROM downsample_whole", [], |r| r.get(0))
@@ -327,14 +332,7 @@ fn a_saved_row_no_read_can_take_costs_only_its_part_of_the_saved_windows() {
 fn a_duty_whose_commit_number_cannot_be_read_is_replayed_once_and_discharged() {
     let dir = temp("duty");
     let path = dir.join("buffer.db");
-    let cfg = Lifecycle {
-        rules: vec![LifecycleRule {
-            measurement: "m".into(),
-            downsample: "10s".into(),
-            ..LifecycleRule::default()
-        }],
-        ..Lifecycle::default()
-    };
+    let cfg = rule_10s();
     let mut wal = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
     wal.commit_with_duty(&[batch(format!("m f=1i {S}\n"))], &[true])
         .expect("commit");
@@ -370,14 +368,7 @@ fn a_duty_whose_commit_number_cannot_be_read_is_replayed_once_and_discharged() {
 fn a_saved_name_that_is_not_utf8_costs_only_its_part() {
     let dir = temp("utf8");
     let path = dir.join("buffer.db");
-    let cfg = Lifecycle {
-        rules: vec![LifecycleRule {
-            measurement: "m".into(),
-            downsample: "10s".into(),
-            ..LifecycleRule::default()
-        }],
-        ..Lifecycle::default()
-    };
+    let cfg = rule_10s();
     let mut wal = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
     let raw = rusqlite::Connection::open(&path).expect("raw");
     raw.execute_batch(
@@ -409,40 +400,16 @@ fn a_saved_name_that_is_not_utf8_costs_only_its_part() {
 fn a_duty_damaged_after_its_batch_was_fed_is_discharged_by_the_next_checkpoint() {
     let dir = temp("duty-fed");
     let path = dir.join("buffer.db");
-    let cfg = Lifecycle {
-        rules: vec![LifecycleRule {
-            measurement: "m".into(),
-            downsample: "10s".into(),
-            ..LifecycleRule::default()
-        }],
-        ..Lifecycle::default()
-    };
+    let cfg = rule_10s();
     let mut wal = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
     let raw = rusqlite::Connection::open(&path).expect("raw");
     let stats = Stats::default();
     let bell = Doorbell::default();
     let mut w = WarmTier::start(&cfg, &mut wal, &stats, Arc::default()).expect("warm");
-    let feed = |w: &mut WarmTier, wal: &mut Wal, payload: String| {
-        let b = batch(payload);
-        let duties = w.duties(std::slice::from_ref(&b), &[]);
-        let splits = WarmTier::splits(std::slice::from_ref(&b), &duties);
-        let ids = wal
-            .commit_with_duty_split(std::slice::from_ref(&b), &duties, &splits, &[])
-            .expect("commit");
-        let seq = wal.last_commit_seq();
-        w.fed(
-            std::slice::from_ref(&b),
-            &ids,
-            seq,
-            &duties,
-            &splits,
-            &stats,
-        );
-    };
-    feed(&mut w, &mut wal, format!("m,h=a f=1i {S}\n"));
+    feed(&mut w, &mut wal, &stats, format!("m,h=a f=1i {S}\n"));
     raw.execute_batch("UPDATE downsample_duty SET seq = 'x'")
         .expect("damage");
-    feed(&mut w, &mut wal, format!("m,h=a f=2i {}\n", 2 * S));
+    feed(&mut w, &mut wal, &stats, format!("m,h=a f=2i {}\n", 2 * S));
     w.checkpoint(&mut wal, &stats, &bell);
     let owed: i64 = raw
         .query_row("SELECT count(*) FROM downsample_duty", [], |r| r.get(0))

@@ -327,25 +327,35 @@ fn a_batch_leaves_only_when_delivered_and_checkpointed_and_replays_until_then() 
     }
 }
 
-/// An owed batch whose row holds a value of the wrong type or text that is
-/// not UTF-8 is skipped by the replay as one that no longer decodes, and
-/// the others replay: the replay no longer fails at every start (review).
-#[test]
-fn an_owed_batch_whose_row_cannot_be_read_is_skipped_by_the_replay() {
-    let dir = std::env::temp_dir().join(format!("hissrv-custody-damaged-{}", std::process::id()));
+/// A new buffer in its own directory (removed by the caller).
+fn fresh(name: &str) -> (std::path::PathBuf, Wal) {
+    let dir = std::env::temp_dir().join(format!("hissrv-custody-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
-    let path = dir.join("buffer.db");
-    let mut w = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
-    let batch = |ts: i64| NewBatch {
+    let w = Wal::open(&dir.join("buffer.db"), Synchronous::Off, 1 << 30).expect("opens");
+    (dir, w)
+}
+
+/// A batch of one point at `ts` for `dest(1)`.
+fn point(ts: i64) -> NewBatch {
+    NewBatch {
         dest: dest(1),
         points: 1,
         first_ts: ts,
         last_ts: ts,
         payload: format!("m f=1i {ts}\n").into_bytes(),
-    };
+    }
+}
+
+/// An owed batch whose row holds a value of the wrong type or text that is
+/// not UTF-8 is skipped by the replay as one that no longer decodes, and
+/// the others replay: the replay no longer fails at every start (review).
+#[test]
+fn an_owed_batch_whose_row_cannot_be_read_is_skipped_by_the_replay() {
+    let (dir, mut w) = fresh("damaged");
+    let path = dir.join("buffer.db");
     let ids = w
-        .commit_with_duty(&[batch(1), batch(2), batch(3)], &[true, true, true])
+        .commit_with_duty(&[point(1), point(2), point(3)], &[true, true, true])
         .expect("commit");
     let raw = rusqlite::Connection::open(&path).expect("raw");
     raw.execute(
@@ -371,21 +381,11 @@ fn an_owed_batch_whose_row_cannot_be_read_is_skipped_by_the_replay() {
 /// replay read it, with the last commit's batches.
 #[test]
 fn an_owed_batch_whose_commit_number_cannot_be_read_fails_the_replay_until_repaired() {
-    let dir = std::env::temp_dir().join(format!("hissrv-custody-seq-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let (dir, mut w) = fresh("seq");
     let path = dir.join("buffer.db");
-    let mut w = Wal::open(&path, Synchronous::Off, 1 << 30).expect("opens");
-    let batch = |ts: i64| NewBatch {
-        dest: dest(1),
-        points: 1,
-        first_ts: ts,
-        last_ts: ts,
-        payload: format!("m f=1i {ts}\n").into_bytes(),
-    };
-    let mut ids = w.commit_with_duty(&[batch(1)], &[true]).expect("commit");
-    ids.extend(w.commit_with_duty(&[batch(2)], &[true]).expect("commit"));
-    ids.extend(w.commit_with_duty(&[batch(3)], &[true]).expect("commit"));
+    let mut ids = w.commit_with_duty(&[point(1)], &[true]).expect("commit");
+    ids.extend(w.commit_with_duty(&[point(2)], &[true]).expect("commit"));
+    ids.extend(w.commit_with_duty(&[point(3)], &[true]).expect("commit"));
     let raw = rusqlite::Connection::open(&path).expect("raw");
     raw.execute(
         "UPDATE downsample_duty SET seq = 'x' WHERE batch_id = ?1",
