@@ -43,7 +43,9 @@
 //!                 -- first checkpoint after they are no longer looked for
 //! downsample_meta(secret INTEGER NOT NULL)      -- random (SQLite's
 //!                 -- `random()`, from the OS), made once: keys every line
-//!                 -- key, so a producer cannot aim a collision (review)
+//!                 -- key, so a producer cannot aim a collision (review);
+//!                 -- made anew when its row is gone, `downsample_keys`
+//!                 -- emptied first (the keys of another secret)
 //! downsample_dests(db TEXT, rp TEXT,           -- every warm destination
 //!                 retention_s INTEGER,           -- emitted to (warm_days;
 //!                 PRIMARY KEY (db, rp)) WITHOUT ROWID  -- NULL: for ever), kept
@@ -85,6 +87,10 @@ CREATE TABLE IF NOT EXISTS downsample_keys (
   keys BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS downsample_meta (secret INTEGER NOT NULL);
+-- A secret made anew (its row gone) takes the keys the old one keyed:
+-- they match no key of the new one, and would be saved beside its keys.
+-- Deleted first: a crash between the two leaves no secret, made next time.
+DELETE FROM downsample_keys WHERE NOT EXISTS (SELECT 1 FROM downsample_meta);
 INSERT INTO downsample_meta (secret)
   SELECT random() WHERE NOT EXISTS (SELECT 1 FROM downsample_meta);
 CREATE TABLE IF NOT EXISTS downsample_dests (
