@@ -26,6 +26,8 @@
 //!
 //! Run: `cargo bench --bench cpu` (env: HISSRV_BENCH_SECS=10,
 //! HISSRV_BENCH_RUNS=3, HISSRV_BENCH_CONNS=4, HISSRV_BENCH_MODES=down,up,drain;
+//! HISSRV_BENCH_OWN_SERIES=1: each connection writes only its own meters, in
+//! order, where by default every connection writes every meter;
 //! HISSRV_BENCH_WARM=1 runs this build again with a 5m downsampling rule
 //! taking every line, as agent `hissrv+5m` (with HISSRV_BENCH_FRESH=1, so
 //! that lines do not repeat after the first pass over the bodies);
@@ -329,9 +331,24 @@ fn main() {
     let runs = env_or("HISSRV_BENCH_RUNS", 3) as usize;
     let conns = env_or("HISSRV_BENCH_CONNS", 4) as usize;
     let dur = Duration::from_secs(secs);
-    let bodies = telemetry(0, BODIES, LINES_PER_BODY);
+    // HISSRV_BENCH_OWN_SERIES=1: each connection writes only its own
+    // meters, in order (one poller a meter); by default every connection
+    // writes every meter, so a meter's points come out of order, the
+    // harder case for a downsampling rule's retry horizon.
+    let owned = std::env::var("HISSRV_BENCH_OWN_SERIES").is_ok_and(|v| v == "1")
+        && BODIES.is_multiple_of(conns.max(1));
+    let bodies = if owned {
+        telemetry_owned(BODIES, LINES_PER_BODY, conns)
+    } else {
+        telemetry(0, BODIES, LINES_PER_BODY)
+    };
+    let producers = if owned {
+        "each its own meters, in order"
+    } else {
+        "every one writing every meter"
+    };
     println!(
-        "workload: {SERIES} series x {FIELDS} fields, {LINES_PER_BODY}-line bodies, {conns} connections, {secs} s per agent and mode, {runs} rounds"
+        "workload: {SERIES} series x {FIELDS} fields, {LINES_PER_BODY}-line bodies, {conns} connections ({producers}), {secs} s per agent and mode, {runs} rounds"
     );
     let drain_lines = env_or("HISSRV_BENCH_DRAIN_LINES", 500_000) as usize;
     // Which parts run (HISSRV_BENCH_MODES=drain: the drain alone).

@@ -50,6 +50,48 @@ pub fn telemetry(first: usize, n_bodies: usize, lines: usize) -> Vec<Arc<Vec<u8>
         .collect()
 }
 
+/// `telemetry`'s meters and values, each producer writing only its own
+/// meters, in order: body `b` is the one connection `b % conns` of `drive`
+/// sends, holding the series `s` with `s % conns == b % conns`, at the
+/// timestamps that producer reached (each series advances 1 s per point,
+/// as in `telemetry`). The edge's common shape (one poller a meter); in
+/// `telemetry` every producer writes every meter, so a meter's points
+/// arrive out of order by up to `conns` bodies.
+pub fn telemetry_owned(n_bodies: usize, lines: usize, conns: usize) -> Vec<Arc<Vec<u8>>> {
+    let conns = conns.max(1);
+    (0..n_bodies)
+        .map(|b| {
+            let (c, k) = (b % conns, b / conns);
+            // The producer's meters: c, c + conns, … (the last ones may
+            // be one fewer when conns does not divide SERIES).
+            let mine: Vec<usize> = (c..SERIES).step_by(conns).collect();
+            let mut s = String::with_capacity(lines * 220);
+            for l in 0..lines {
+                let n = k * lines + l;
+                let series = mine[n % mine.len()];
+                let point = n / mine.len();
+                let ts = BASE_TS_NS + point as i64 * 1_000_000_000;
+                let n = point * SERIES + series;
+                s.push_str(&format!(
+                    "meter,site=plant{},meter_id=m{series:04}",
+                    series % 10
+                ));
+                for f in 0..FIELDS {
+                    let sep = if f == 0 { ' ' } else { ',' };
+                    if f % 4 == 3 {
+                        s.push_str(&format!("{sep}f{f}={}i", (n * 7 + f) % 100_000));
+                    } else {
+                        let v = 230.0 + ((n + f * 13) % 200) as f64 * 0.01;
+                        s.push_str(&format!("{sep}f{f}={v:.2}"));
+                    }
+                }
+                s.push_str(&format!(" {ts}\n"));
+            }
+            Arc::new(s.into_bytes())
+        })
+        .collect()
+}
+
 pub struct Load {
     pub points: u64,
     pub elapsed: Duration,
