@@ -17,6 +17,13 @@
 //! Run: `cargo bench --bench flash` (HISSRV_FLASH_LINES, default 500,000;
 //! HISSRV_FLASH_RUNS, default 3). Needs `influxd` on the PATH and a disk-backed
 //! temp dir (tmpfs writes reach no device and read 0).
+//!
+//! Paced, with and without a downsampling rule (`HISSRV_FLASH_RATE=1000`,
+//! `HISSRV_FLASH_SECS`, default 150): the meters write at a gateway's pace,
+//! one line a meter a second (one body a second of `RATE` lines, one
+//! connection, open loop), so that the rule's checkpoints (every 30 s, the
+//! default) and the keys of the lines counted lately they save weigh as they
+//! do in the field; each phase runs once without and once with a `5m` rule.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -65,7 +72,37 @@ struct Phase {
     encoded_bytes: u64,
 }
 
+/// One body a second, from a single connection (open loop: a slow answer
+/// does not slow the meters down, it only shows as a late body).
+fn paced(h: &Hissrv, bodies: &[std::sync::Arc<Vec<u8>>]) {
+    let url = format!("{}/write?db=flash", h.url());
+    let http = agent();
+    let start = std::time::Instant::now();
+    for (k, b) in bodies.iter().enumerate() {
+        let due = start + Duration::from_secs(k as u64);
+        if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let r = http.post(&url).send(&b[..]).expect("hissrv answers");
+        assert_eq!(r.status().as_u16(), 204);
+    }
+}
+
+/// The downsampling rule of the paced phases (the defaults otherwise:
+/// checkpoints every 30 s, grace one window, max_lateness 1 h).
+const RULE: &str = "lifecycle:\n  rules:\n    - measurement: meter\n      downsample: 5m\n";
+
 fn phase(influx: &Influx, up: bool, bodies: &[std::sync::Arc<Vec<u8>>]) -> Phase {
+    phase_with(influx, up, bodies, false, false)
+}
+
+fn phase_with(
+    influx: &Influx,
+    up: bool,
+    bodies: &[std::sync::Arc<Vec<u8>>],
+    pace: bool,
+    rule: bool,
+) -> Phase {
     influx.create_db("flash");
     let proxy = CuttingProxy::start(influx.port);
     proxy.set_cut(!up);
@@ -74,13 +111,18 @@ fn phase(influx: &Influx, up: bool, bodies: &[std::sync::Arc<Vec<u8>>]) -> Phase
         Sections {
             service: "  log_level: warn\n",
             influxdb: "  database: flash\n",
+            other: if rule { RULE } else { "" },
             ..Sections::default()
         },
     );
     // The disk reserve is written at start: not the points' wear.
     std::thread::sleep(Duration::from_millis(500));
     let before = write_bytes(h.pid());
-    ingest(&h, bodies);
+    if pace {
+        paced(&h, bodies);
+    } else {
+        ingest(&h, bodies);
+    }
     if up {
         wait_for("the buffer drained", Duration::from_secs(300), || {
             h.health().backlog_points == 0
@@ -101,7 +143,65 @@ fn phase(influx: &Influx, up: bool, bodies: &[std::sync::Arc<Vec<u8>>]) -> Phase
     }
 }
 
+/// `HISSRV_FLASH_RATE`: the paced phases, without and with a rule.
+fn main_paced(rate: usize) {
+    let secs = env_or("HISSRV_FLASH_SECS", 150) as usize;
+    let runs = env_or("HISSRV_FLASH_RUNS", 1) as usize;
+    // One body a second: `rate` lines, each meter once (its point n / SERIES).
+    let bodies = telemetry(0, secs, rate);
+    let lines = (secs * rate) as f64;
+    let influx = Influx::start();
+    let mut rows: Vec<(String, Vec<f64>, Vec<f64>)> = Vec::new();
+    for run in 1..=runs {
+        for (up, rule) in [(false, false), (false, true), (true, false), (true, true)] {
+            let p = phase_with(&influx, up, &bodies, true, rule);
+            let name = format!(
+                "{}, {}",
+                if up {
+                    "up (steady state)"
+                } else {
+                    "down (all buffered)"
+                },
+                if rule { "5m rule" } else { "no rule" }
+            );
+            println!(
+                "run {run}: {name}: {} bytes written, {:.1} a line, {} encoded",
+                p.device_bytes,
+                p.device_bytes as f64 / lines,
+                p.encoded_bytes
+            );
+            match rows.iter_mut().find(|r| r.0 == name) {
+                Some(r) => {
+                    r.1.push(p.device_bytes as f64);
+                    r.2.push(p.encoded_bytes as f64);
+                }
+                None => rows.push((
+                    name,
+                    vec![p.device_bytes as f64],
+                    vec![p.encoded_bytes as f64],
+                )),
+            }
+        }
+    }
+    println!("\n{rate} lines/s for {secs} s ({FIELDS} fields), median of {runs} runs:");
+    println!("| upstream, rule | device writes | per line | / encoded |");
+    println!("|---|---|---|---|");
+    for (name, w, e) in rows {
+        let (w, e) = (median(w), median(e));
+        println!(
+            "| {name} | {:.1} MB | {:.1} bytes | {:.2}x |",
+            w / 1e6,
+            w / lines,
+            w / e.max(1.0)
+        );
+    }
+}
+
 fn main() {
+    let rate = env_or("HISSRV_FLASH_RATE", 0) as usize;
+    if rate > 0 {
+        return main_paced(rate);
+    }
     let lines = env_or("HISSRV_FLASH_LINES", 500_000) as usize;
     let runs = env_or("HISSRV_FLASH_RUNS", 3) as usize;
     let bodies = telemetry(0, lines / LINES_PER_BODY, LINES_PER_BODY);

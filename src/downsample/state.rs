@@ -4,6 +4,8 @@
 //! since the last one, not every window held.
 //!
 //! ```text
+//! stored   = u8 2, LZ4 frame (content checksum) of a version-1 set
+//!          | a version-1 set (as the first release wrote them; read still)
 //! set      = u8 version (1), u8 dirty, varint n_series, n_series × series
 //! series   = bytes key, u8 n_slots (≤ 8),
 //!            n_slots × zigzag varint timestamp,
@@ -20,6 +22,13 @@
 //!          | kind 4 string: varint count, zigzag varint last_ts, bytes last
 //! bytes    = varint length, the bytes
 //! ```
+//! Compressed because a changed set is written whole at each checkpoint (its
+//! series' keys, slot timestamps and values repeat: about a fifth of the
+//! size for meters), and those writes were most of what a rule adds to the
+//! flash's wear (BENCHMARKS.md, "Flash wear with a downsampling rule"). A
+//! frame, not a block: its output grows with what really decodes, so a
+//! damaged length claims no memory, and its checksum tells damage apart.
+//!
 //! `dirty`: a point since the last close (1) or not (0). Lane and window
 //! start are the row's key, not in the blob; nor is `Series::hint`, which
 //! only speeds a lookup.
@@ -37,6 +46,8 @@ use crate::downsample::aggregate::{Numbers, Window};
 use crate::downsample::windows::DEDUP_RECENT_TIMESTAMPS;
 
 const VERSION: u8 = 1;
+/// A version-1 set in an LZ4 frame (`encode`).
+const VERSION_LZ4: u8 = 2;
 const CHANGED: u8 = 1;
 const EMITTED: u8 = 2;
 /// The fewest bytes a series takes (empty key and names, no slots, one
@@ -62,7 +73,30 @@ fn damaged(what: &str) -> StateError {
     StateError(what.to_string())
 }
 
+/// A set's bytes as a checkpoint stores them: its version-1 bytes in an
+/// LZ4 frame.
 pub(super) fn encode(set: &WindowSet) -> Vec<u8> {
+    use std::io::Write;
+    let plain = encode_plain(set);
+    let mut info = lz4_flex::frame::FrameInfo::new();
+    info.content_checksum = true;
+    let mut z = lz4_flex::frame::FrameEncoder::with_frame_info(info, vec![VERSION_LZ4]);
+    // Into memory: neither can fail but on allocation, which aborts anyway.
+    match z
+        .write_all(&plain)
+        .map_err(|e| e.to_string())
+        .and_then(|()| z.finish().map_err(|e| e.to_string()))
+    {
+        Ok(out) => out,
+        Err(e) => {
+            log::warn!("downsampling state stored uncompressed: {e}");
+            plain
+        }
+    }
+}
+
+/// A set's version-1 bytes.
+fn encode_plain(set: &WindowSet) -> Vec<u8> {
     let mut out = vec![VERSION, u8::from(set.dirty)];
     put_varint(&mut out, set.series.len() as u64);
     for (key, s) in set.series.iter() {
@@ -133,6 +167,29 @@ fn put_window(out: &mut Vec<u8>, w: &Window) {
 
 /// Reads a set back; `held` is the field windows it holds.
 pub(super) fn decode(blob: &[u8]) -> Result<(WindowSet, usize), StateError> {
+    match blob.split_first() {
+        Some((&VERSION_LZ4, frame)) => {
+            use std::io::Read;
+            // Ends in its end mark and checksum (read and checked below):
+            // the decoder takes a frame cut after a whole block for a
+            // whole one.
+            let tail = frame.len().checked_sub(8).map(|at| &frame[at..at + 4]);
+            if tail != Some(&[0u8; 4][..]) {
+                return Err(damaged("lz4: a frame cut short"));
+            }
+            let mut plain = Vec::new();
+            lz4_flex::frame::FrameDecoder::new(frame)
+                .read_to_end(&mut plain)
+                .map_err(|e| damaged(&format!("lz4: {e}")))?;
+            // Version 1 inside, never another frame.
+            decode_plain(&plain)
+        }
+        _ => decode_plain(blob),
+    }
+}
+
+/// Reads a version-1 set back.
+fn decode_plain(blob: &[u8]) -> Result<(WindowSet, usize), StateError> {
     let mut r = Reader { buf: blob, at: 0 };
     if r.u8()? != VERSION {
         return Err(damaged("unknown version"));
@@ -407,6 +464,16 @@ pub(super) mod tests_support {
         put_varint(&mut out, name_at);
         put_varint(&mut out, name_len);
         out.extend_from_slice(&[seen, 0, kind, 1, 0, 1]);
+        out
+    }
+
+    /// The version-1 bytes inside a stored set (`encode`'s frame).
+    pub fn plain(stored: &[u8]) -> Vec<u8> {
+        use std::io::Read;
+        let mut out = Vec::new();
+        lz4_flex::frame::FrameDecoder::new(&stored[1..])
+            .read_to_end(&mut out)
+            .expect("a whole frame");
         out
     }
 
