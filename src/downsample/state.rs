@@ -4,8 +4,9 @@
 //! since the last one, not every window held.
 //!
 //! ```text
-//! stored   = u8 2, LZ4 frame (content checksum) of a version-1 set
-//!          | a version-1 set (as the first release wrote them; read still)
+//! stored   = u8 2, u32 LE length, u64 LE checksum, LZ4 block: a
+//!            version-1 set compressed (`encode`)
+//!          | a version-1 set (as the first release stored them; read still)
 //! set      = u8 version (1), u8 dirty, varint n_series, n_series × series
 //! series   = bytes key, u8 n_slots (≤ 8),
 //!            n_slots × zigzag varint timestamp,
@@ -26,8 +27,11 @@
 //! series' keys, slot timestamps and values repeat: about a fifth of the
 //! size for meters), and those writes were most of what a rule adds to the
 //! flash's wear (BENCHMARKS.md, "Flash wear with a downsampling rule"). A
-//! frame, not a block: its output grows with what really decodes, so a
-//! damaged length claims no memory, and its checksum tells damage apart.
+//! block with our own header, not LZ4's frame: the frame decoder reserved
+//! megabytes for a damaged header of 13 bytes, took a frame without its
+//! checksum, and bytes after it (found in review). A release before this
+//! one reads a compressed set as damage: its windows are lost, the raw
+//! points stay.
 //!
 //! `dirty`: a point since the last close (1) or not (0). Lane and window
 //! start are the row's key, not in the blob; nor is `Series::hint`, which
@@ -46,8 +50,15 @@ use crate::downsample::aggregate::{Numbers, Window};
 use crate::downsample::windows::DEDUP_RECENT_TIMESTAMPS;
 
 const VERSION: u8 = 1;
-/// A version-1 set in an LZ4 frame (`encode`).
+/// A version-1 set compressed (`encode`).
 const VERSION_LZ4: u8 = 2;
+/// Version, length and checksum before a compressed set's block.
+const LZ4_HEADER_BYTES: usize = 13;
+/// The most an LZ4 block expands (a match of 255 bytes a byte, roughly):
+/// a claimed length past it is damage, never an allocation.
+const LZ4_MAX_EXPANSION: usize = 255;
+/// The seed of a compressed set's checksum ("hissrv-s").
+const CHECKSUM_SEED: u64 = 0x6869_7373_7276_2d73;
 const CHANGED: u8 = 1;
 const EMITTED: u8 = 2;
 /// The fewest bytes a series takes (empty key and names, no slots, one
@@ -73,26 +84,57 @@ fn damaged(what: &str) -> StateError {
     StateError(what.to_string())
 }
 
-/// A set's bytes as a checkpoint stores them: its version-1 bytes in an
-/// LZ4 frame.
+/// A set's bytes as a checkpoint stores them: its version-1 bytes
+/// compressed (`stored` above).
 pub(super) fn encode(set: &WindowSet) -> Vec<u8> {
-    use std::io::Write;
     let plain = encode_plain(set);
-    let mut info = lz4_flex::frame::FrameInfo::new();
-    info.content_checksum = true;
-    let mut z = lz4_flex::frame::FrameEncoder::with_frame_info(info, vec![VERSION_LZ4]);
-    // Into memory: neither can fail but on allocation, which aborts anyway.
-    match z
-        .write_all(&plain)
-        .map_err(|e| e.to_string())
-        .and_then(|()| z.finish().map_err(|e| e.to_string()))
-    {
-        Ok(out) => out,
-        Err(e) => {
-            log::warn!("downsampling state stored uncompressed: {e}");
-            plain
-        }
+    let block = lz4_flex::block::compress(&plain);
+    let mut out = Vec::with_capacity(LZ4_HEADER_BYTES + block.len());
+    out.push(VERSION_LZ4);
+    // A set of more than 4 GiB is never held (`max_open_windows`); were it,
+    // it is stored plain rather than with a length that wrapped.
+    let Ok(len) = u32::try_from(plain.len()) else {
+        return plain;
+    };
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&checksum(&plain).to_le_bytes());
+    out.extend_from_slice(&block);
+    out
+}
+
+/// The version-1 bytes inside a compressed set, checked: the length it
+/// claims at most what its block can expand to (so damage claims no more
+/// memory than the bytes justify), the block whole to its last byte, and
+/// the checksum of what it decodes to.
+fn unpack(blob: &[u8]) -> Result<Vec<u8>, StateError> {
+    let header = blob
+        .get(1..LZ4_HEADER_BYTES)
+        .ok_or_else(|| damaged("lz4: a header cut short"))?;
+    let (len, sum) = header.split_at(4);
+    let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    let sum = u64::from_le_bytes(
+        sum.try_into()
+            .map_err(|_| damaged("lz4: a header cut short"))?,
+    );
+    let block = &blob[LZ4_HEADER_BYTES..];
+    if len > block.len().saturating_mul(LZ4_MAX_EXPANSION) {
+        return Err(damaged(&format!(
+            "lz4: claims {len} bytes from {}",
+            block.len()
+        )));
     }
+    let plain =
+        lz4_flex::block::decompress(block, len).map_err(|e| damaged(&format!("lz4: {e}")))?;
+    if plain.len() != len || checksum(&plain) != sum {
+        return Err(damaged("lz4: a checksum that does not match"));
+    }
+    Ok(plain)
+}
+
+/// A compressed set's checksum: damage on an SD card, not an adversary
+/// (the hash of the line keys, with a seed of its own: pinned too).
+fn checksum(plain: &[u8]) -> u64 {
+    crate::downsample::line_key::bytes_hash(CHECKSUM_SEED, plain)
 }
 
 /// A set's version-1 bytes.
@@ -167,23 +209,8 @@ fn put_window(out: &mut Vec<u8>, w: &Window) {
 
 /// Reads a set back; `held` is the field windows it holds.
 pub(super) fn decode(blob: &[u8]) -> Result<(WindowSet, usize), StateError> {
-    match blob.split_first() {
-        Some((&VERSION_LZ4, frame)) => {
-            use std::io::Read;
-            // Ends in its end mark and checksum (read and checked below):
-            // the decoder takes a frame cut after a whole block for a
-            // whole one.
-            let tail = frame.len().checked_sub(8).map(|at| &frame[at..at + 4]);
-            if tail != Some(&[0u8; 4][..]) {
-                return Err(damaged("lz4: a frame cut short"));
-            }
-            let mut plain = Vec::new();
-            lz4_flex::frame::FrameDecoder::new(frame)
-                .read_to_end(&mut plain)
-                .map_err(|e| damaged(&format!("lz4: {e}")))?;
-            // Version 1 inside, never another frame.
-            decode_plain(&plain)
-        }
+    match blob.first() {
+        Some(&VERSION_LZ4) => decode_plain(&unpack(blob)?),
         _ => decode_plain(blob),
     }
 }
@@ -467,14 +494,9 @@ pub(super) mod tests_support {
         out
     }
 
-    /// The version-1 bytes inside a stored set (`encode`'s frame).
+    /// The version-1 bytes inside a stored set (`encode`).
     pub fn plain(stored: &[u8]) -> Vec<u8> {
-        use std::io::Read;
-        let mut out = Vec::new();
-        lz4_flex::frame::FrameDecoder::new(&stored[1..])
-            .read_to_end(&mut out)
-            .expect("a whole frame");
-        out
+        super::unpack(stored).expect("a whole compressed set")
     }
 
     pub type SeriesSpec<'a> = (&'a [u8], &'a [i64], &'a [u8], &'a [Vec<u8>]);

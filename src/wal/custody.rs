@@ -89,8 +89,8 @@ CREATE TABLE IF NOT EXISTS downsample_keys (
 );
 CREATE TABLE IF NOT EXISTS downsample_meta (secret INTEGER NOT NULL);
 -- A secret made anew (its row gone) takes the keys the old one keyed:
--- they match no key of the new one, and would be saved beside its keys.
--- Deleted first: a crash between the two leaves no secret, made next time.
+-- they match no key of the new one, and would be saved beside its keys
+-- (one transaction with the insert: `Wal::open`).
 DELETE FROM downsample_keys WHERE NOT EXISTS (SELECT 1 FROM downsample_meta);
 INSERT INTO downsample_meta (secret)
   SELECT random() WHERE NOT EXISTS (SELECT 1 FROM downsample_meta);
