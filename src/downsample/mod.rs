@@ -10,7 +10,8 @@
 //!   `outcome` (what became of a value, the counts), `series` (a series'
 //!   window, held per series), `checkpoint` (what
 //!   changed since the last one; restore) and `state` (a window set's
-//!   bytes, fuzzed: `fuzz/fuzz_targets/decode_state.rs`);
+//!   bytes, stored compressed by `packed`; fuzzed:
+//!   `fuzz/fuzz_targets/decode_state.rs`);
 //! - `recent`: the lines counted lately (a retry older than a series'
 //!   horizon), by `line_key`: a line's key, from parts the windows keep.
 //!

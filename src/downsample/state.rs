@@ -4,8 +4,7 @@
 //! since the last one, not every window held.
 //!
 //! ```text
-//! stored   = u8 2, u32 LE length, u64 LE checksum, LZ4 block: a
-//!            version-1 set compressed (`encode`)
+//! stored   = a version-1 set compressed (`packed.rs`, what `encode` writes)
 //!          | a version-1 set (as the first release stored them; read still)
 //! set      = u8 version (1), u8 dirty, varint n_series, n_series × series
 //! series   = bytes key, u8 n_slots (≤ 8),
@@ -23,16 +22,6 @@
 //!          | kind 4 string: varint count, zigzag varint last_ts, bytes last
 //! bytes    = varint length, the bytes
 //! ```
-//! Compressed because a changed set is written whole at each checkpoint (its
-//! series' keys, slot timestamps and values repeat: about a fifth of the
-//! size for meters), and those writes were most of what a rule adds to the
-//! flash's wear (BENCHMARKS.md, "Flash wear with a downsampling rule"). A
-//! block with our own header, not LZ4's frame: the frame decoder reserved
-//! megabytes for a damaged header of 13 bytes, took a frame without its
-//! checksum, and bytes after it (found in review). A release before this
-//! one reads a compressed set as damage: its windows are lost, the raw
-//! points stay.
-//!
 //! `dirty`: a point since the last close (1) or not (0). Lane and window
 //! start are the row's key, not in the blob; nor is `Series::hint`, which
 //! only speeds a lookup.
@@ -50,15 +39,6 @@ use crate::downsample::aggregate::{Numbers, Window};
 use crate::downsample::windows::DEDUP_RECENT_TIMESTAMPS;
 
 const VERSION: u8 = 1;
-/// A version-1 set compressed (`encode`).
-const VERSION_LZ4: u8 = 2;
-/// Version, length and checksum before a compressed set's block.
-const LZ4_HEADER_BYTES: usize = 13;
-/// The most an LZ4 block expands (a match of 255 bytes a byte, roughly):
-/// a claimed length past it is damage, never an allocation.
-const LZ4_MAX_EXPANSION: usize = 255;
-/// The seed of a compressed set's checksum ("hissrv-s").
-const CHECKSUM_SEED: u64 = 0x6869_7373_7276_2d73;
 const CHANGED: u8 = 1;
 const EMITTED: u8 = 2;
 /// The fewest bytes a series takes (empty key and names, no slots, one
@@ -85,56 +65,9 @@ fn damaged(what: &str) -> StateError {
 }
 
 /// A set's bytes as a checkpoint stores them: its version-1 bytes
-/// compressed (`stored` above).
+/// compressed (`packed`).
 pub(super) fn encode(set: &WindowSet) -> Vec<u8> {
-    let plain = encode_plain(set);
-    let block = lz4_flex::block::compress(&plain);
-    let mut out = Vec::with_capacity(LZ4_HEADER_BYTES + block.len());
-    out.push(VERSION_LZ4);
-    // A set of more than 4 GiB is never held (`max_open_windows`); were it,
-    // it is stored plain rather than with a length that wrapped.
-    let Ok(len) = u32::try_from(plain.len()) else {
-        return plain;
-    };
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&checksum(&plain).to_le_bytes());
-    out.extend_from_slice(&block);
-    out
-}
-
-/// The version-1 bytes inside a compressed set, checked: the length it
-/// claims at most what its block can expand to (so damage claims no more
-/// memory than the bytes justify), the block whole to its last byte, and
-/// the checksum of what it decodes to.
-fn unpack(blob: &[u8]) -> Result<Vec<u8>, StateError> {
-    let header = blob
-        .get(1..LZ4_HEADER_BYTES)
-        .ok_or_else(|| damaged("lz4: a header cut short"))?;
-    let (len, sum) = header.split_at(4);
-    let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-    let sum = u64::from_le_bytes(
-        sum.try_into()
-            .map_err(|_| damaged("lz4: a header cut short"))?,
-    );
-    let block = &blob[LZ4_HEADER_BYTES..];
-    if len > block.len().saturating_mul(LZ4_MAX_EXPANSION) {
-        return Err(damaged(&format!(
-            "lz4: claims {len} bytes from {}",
-            block.len()
-        )));
-    }
-    let plain =
-        lz4_flex::block::decompress(block, len).map_err(|e| damaged(&format!("lz4: {e}")))?;
-    if plain.len() != len || checksum(&plain) != sum {
-        return Err(damaged("lz4: a checksum that does not match"));
-    }
-    Ok(plain)
-}
-
-/// A compressed set's checksum: damage on an SD card, not an adversary
-/// (the hash of the line keys, with a seed of its own: pinned too).
-fn checksum(plain: &[u8]) -> u64 {
-    crate::downsample::line_key::bytes_hash(CHECKSUM_SEED, plain)
+    super::packed::pack(encode_plain(set))
 }
 
 /// A set's version-1 bytes.
@@ -209,9 +142,10 @@ fn put_window(out: &mut Vec<u8>, w: &Window) {
 
 /// Reads a set back; `held` is the field windows it holds.
 pub(super) fn decode(blob: &[u8]) -> Result<(WindowSet, usize), StateError> {
-    match blob.first() {
-        Some(&VERSION_LZ4) => decode_plain(&unpack(blob)?),
-        _ => decode_plain(blob),
+    if super::packed::is_packed(blob) {
+        decode_plain(&super::packed::unpack(blob)?)
+    } else {
+        decode_plain(blob)
     }
 }
 
@@ -496,7 +430,7 @@ pub(super) mod tests_support {
 
     /// The version-1 bytes inside a stored set (`encode`).
     pub fn plain(stored: &[u8]) -> Vec<u8> {
-        super::unpack(stored).expect("a whole compressed set")
+        super::super::packed::unpack(stored).expect("a whole compressed set")
     }
 
     pub type SeriesSpec<'a> = (&'a [u8], &'a [i64], &'a [u8], &'a [Vec<u8>]);

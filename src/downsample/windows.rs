@@ -485,6 +485,8 @@ use series_hint::next_set_id;
 #[path = "emittable.rs"]
 mod emittable;
 
+#[path = "packed.rs"]
+mod packed;
 #[path = "state.rs"]
 mod state;
 pub use state::StateError;
