@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "c96b67985939b6744cdbbc5037cef461b8649410"
+SRCREV = "f7649fc3bc4cdbad6d02dfb088717ba0460d761e"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
