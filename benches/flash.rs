@@ -20,10 +20,15 @@
 //!
 //! Paced, with and without a downsampling rule (`HISSRV_FLASH_RATE=1000`,
 //! `HISSRV_FLASH_SECS`, default 150): the meters write at a gateway's pace,
-//! one line a meter a second (one body a second of `RATE` lines, one
-//! connection, open loop), so that the rule's checkpoints (every 30 s, the
-//! default) and the keys of the lines counted lately they save weigh as they
-//! do in the field; each phase runs once without and once with a `5m` rule.
+//! one body a second of `RATE` lines from one connection, sent on schedule
+//! (after a slow answer it catches up), so that the rule's checkpoints
+//! (every 30 s, the default) and the keys of the lines counted lately they
+//! save weigh as they do in the field; each phase runs once without and once
+//! with a `5m` rule. At 1000 (the telemetry's 1,000 meters) each meter writes
+//! a line a second; another rate moves event time faster or slower than the
+//! clock. 150 s close no window (grace is one 5 m window): emission is left
+//! out, and the measure stops after the last body, so a checkpoint more or
+//! less inside it moves the rule's figure by a few bytes a line.
 
 #[path = "../tests/common/mod.rs"]
 mod common;

@@ -67,7 +67,7 @@ fn damaged(what: &str) -> StateError {
 /// A set's bytes as a checkpoint stores them: its version-1 bytes
 /// compressed (`packed`).
 pub(super) fn encode(set: &WindowSet) -> Vec<u8> {
-    super::packed::pack(encode_plain(set))
+    super::packed::pack(&encode_plain(set))
 }
 
 /// A set's version-1 bytes.

@@ -211,9 +211,9 @@ fn restore_one(blob: &[u8]) -> Result<(Windows, usize), StateError> {
 fn every_cut_and_every_flipped_byte_of_a_set_is_refused_or_read_never_a_panic() {
     use super::state::tests_support::plain;
     let stored = sample_blob();
-    // The frame a checkpoint stores, and the version-1 set inside it (as
-    // the first release stored it): the frame's checksum refuses most
-    // damage before the set's own checks see it, so both are damaged here.
+    // The packed set a checkpoint stores, and the version-1 set inside it
+    // (as the first release stored it): the packed set's checksum refuses
+    // most damage before the set's own checks see it, so both are damaged.
     for blob in [plain(&stored), stored] {
         let (w, _) = restore_one(&blob).expect("whole");
         assert_eq!(w.len(), 7);
@@ -251,8 +251,10 @@ fn a_compressed_set_is_refused_for_bytes_after_it_a_length_it_cannot_hold_or_its
         }
     }
     let refused = |bad: &[u8]| restore_one(bad).map(|_| ()).expect_err("refused").0;
+    // The first chunk's length (after the version and the checksum, and
+    // the chunk's stored length).
     let mut long = stored.clone();
-    long[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
+    long[13..17].copy_from_slice(&u32::MAX.to_le_bytes());
     assert!(
         refused(&long).contains("claims 4294967295 bytes"),
         "{}",

@@ -26,8 +26,8 @@
 //!                 delivered INTEGER NOT NULL DEFAULT 0)  -- the upstream took it
 //! downsample_sets(rule TEXT, db TEXT, rp TEXT,   -- lane: rule identity, warm destination
 //!                 start INTEGER,                 -- window start, ns
-//!                 state BLOB,                    -- downsample::state's bytes (an
-//!                                                -- LZ4 frame; the first release's plain)
+//!                 state BLOB,                    -- downsample::state's bytes, packed
+//!                                                -- (LZ4 chunks: packed.rs; the first release's plain)
 //!                 PRIMARY KEY (rule, db, rp, start)) WITHOUT ROWID
 //! downsample_whole(batch_id INTEGER PRIMARY KEY) -- a rule took every line
 //!                 -- of this raw batch: once no duty is left, its points
