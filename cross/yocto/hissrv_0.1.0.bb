@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "f7649fc3bc4cdbad6d02dfb088717ba0460d761e"
+SRCREV = "fe1aa953b5148cac5527dea6a0b5a776269c39ac"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
