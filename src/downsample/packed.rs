@@ -2,7 +2,7 @@
 //! checkpoint stores them:
 //!
 //! ```text
-//! packed = u8 2, u64 LE checksum of the set, chunk … (to the blob's end)
+//! packed = u8 2, u32 LE CRC-32 of the set, chunk … (to the blob's end)
 //! chunk  = u32 LE stored length s, u32 LE plain length p
 //!          (1 ≤ p ≤ CHUNK_PLAIN_BYTES), s bytes: an LZ4 block of p bytes
 //! ```
@@ -14,23 +14,28 @@
 //!   (BENCHMARKS.md, "Flash wear with a downsampling rule").
 //! - **Never more memory than the set really holds.** No length is trusted
 //!   for more than a chunk: a chunk claims at most `CHUNK_PLAIN_BYTES` (and
-//!   no more than its block can expand to), and the set grows only by what
-//!   its chunks really decode to. A single length for the whole set let one
+//!   no more than its block can expand to), the chunks' lengths are summed
+//!   and reserved once (fallibly: no memory is damage, not an abort), and
+//!   each chunk decodes in place (a vector grown by doubling held 1.8x the
+//!   set, found in review). A single length for the whole set let one
 //!   flipped bit of a full set's claim reserve 264 MiB at every start, an
 //!   abort on a 256 MB gateway (found in review, `tests/state_memory.rs`);
 //!   LZ4's frame format before it reserved 12-16 MiB for 13-16 bytes of a
 //!   damaged header, took a frame without its checksum and bytes after it.
 //! - **Checked whole:** every chunk decodes to exactly its length, the last
-//!   ends the blob, and the set's checksum matches, before it is read.
-//! - **Older releases** read a packed set as damage: their windows are
-//!   lost at that start, the raw points stay (`DamagedParts`).
+//!   ends the blob, and the set's CRC-32 matches, before it is read. A CRC,
+//!   not the line keys' hash: with a public seed, a float planted in a set
+//!   zeroed that hash's state and hid every byte before it (found in
+//!   review); a CRC-32 catches every burst of damage up to 32 bits.
+//! - **Older releases** read a packed set as damage: their saved windows
+//!   start empty (`batch/warm.rs`, `load_windows`), the raw points stay.
 
 use super::state::StateError;
 
 /// The first byte of a packed set (a set's own version is 1).
 const VERSION_PACKED: u8 = 2;
-/// Version and checksum before the chunks.
-const HEADER_BYTES: usize = 9;
+/// Version and CRC-32 before the chunks.
+const HEADER_BYTES: usize = 5;
 /// A chunk's two lengths.
 const CHUNK_HEADER_BYTES: usize = 8;
 /// The most a chunk decodes to: the most any damaged length can claim.
@@ -40,8 +45,6 @@ const CHUNK_PLAIN_BYTES: usize = 1024 * 1024;
 /// The most an LZ4 block expands (a match of 255 bytes a byte, roughly),
 /// as the batch codec's check.
 const LZ4_MAX_EXPANSION: usize = 255;
-/// The checksum's seed ("hissrv-s"): pinned, as the sets it checks are kept.
-const CHECKSUM_SEED: u64 = 0x6869_7373_7276_2d73;
 
 fn damaged(what: String) -> StateError {
     StateError(format!("lz4: {what}"))
@@ -70,15 +73,41 @@ pub(super) fn pack(plain: &[u8]) -> Vec<u8> {
 
 /// The version-1 set inside a packed one, checked.
 pub(super) fn unpack(blob: &[u8]) -> Result<Vec<u8>, StateError> {
-    let cut_short = || damaged("a header cut short".into());
-    let sum = blob.get(1..HEADER_BYTES).ok_or_else(cut_short)?;
-    let sum = u64::from_le_bytes(sum.try_into().map_err(|_| cut_short())?);
-    let mut rest = &blob[HEADER_BYTES..];
+    let crc = blob
+        .get(1..HEADER_BYTES)
+        .ok_or_else(|| damaged("a header cut short".into()))?;
+    let crc = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    let chunks = chunks(&blob[HEADER_BYTES..])?;
+    let total = chunks.iter().map(|(_, len)| len).sum::<usize>();
     let mut plain = Vec::new();
+    plain
+        .try_reserve_exact(total)
+        .map_err(|_| damaged(format!("no memory for a set of {total} bytes")))?;
+    for (block, len) in chunks {
+        let at = plain.len();
+        plain.resize(at + len, 0);
+        let n = lz4_flex::block::decompress_into(block, &mut plain[at..])
+            .map_err(|e| damaged(e.to_string()))?;
+        if n != len {
+            return Err(damaged(format!(
+                "a chunk of {n} bytes where it claims {len}"
+            )));
+        }
+    }
+    if checksum(&plain) != crc {
+        return Err(damaged("a checksum that does not match".into()));
+    }
+    Ok(plain)
+}
+
+/// Each chunk's block and the length it claims, checked against what a
+/// chunk holds and its block can expand to; the last ends the bytes.
+fn chunks(mut rest: &[u8]) -> Result<Vec<(&[u8], usize)>, StateError> {
+    let mut out = Vec::new();
     while !rest.is_empty() {
         let (head, tail) = rest
             .split_at_checked(CHUNK_HEADER_BYTES)
-            .ok_or_else(cut_short)?;
+            .ok_or_else(|| damaged("a chunk's header cut short".into()))?;
         let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
         let (stored, len) = (word(&head[..4]), word(&head[4..]));
         let (block, after) = tail
@@ -87,24 +116,15 @@ pub(super) fn unpack(blob: &[u8]) -> Result<Vec<u8>, StateError> {
         if len == 0 || len > CHUNK_PLAIN_BYTES || len > stored.saturating_mul(LZ4_MAX_EXPANSION) {
             return Err(damaged(format!("a chunk claims {len} bytes from {stored}")));
         }
-        let chunk = lz4_flex::block::decompress(block, len).map_err(|e| damaged(e.to_string()))?;
-        if chunk.len() != len {
-            return Err(damaged(format!(
-                "a chunk of {} bytes where it claims {len}",
-                chunk.len()
-            )));
-        }
-        plain.extend_from_slice(&chunk);
+        out.push((block, len));
         rest = after;
     }
-    if checksum(&plain) != sum {
-        return Err(damaged("a checksum that does not match".into()));
-    }
-    Ok(plain)
+    Ok(out)
 }
 
-/// Damage on an SD card, not an adversary: the line keys' hash, with a
-/// seed of its own (pinned across releases, as the keys are).
-fn checksum(plain: &[u8]) -> u64 {
-    crate::downsample::line_key::bytes_hash(CHECKSUM_SEED, plain)
+/// Damage on an SD card: CRC-32 (zlib's, through flate2).
+fn checksum(plain: &[u8]) -> u32 {
+    let mut crc = flate2::Crc::new();
+    crc.update(plain);
+    crc.sum()
 }

@@ -251,17 +251,17 @@ fn a_compressed_set_is_refused_for_bytes_after_it_a_length_it_cannot_hold_or_its
         }
     }
     let refused = |bad: &[u8]| restore_one(bad).map(|_| ()).expect_err("refused").0;
-    // The first chunk's length (after the version and the checksum, and
-    // the chunk's stored length).
+    // The first chunk's length (after the version and the CRC, and the
+    // chunk's stored length).
     let mut long = stored.clone();
-    long[13..17].copy_from_slice(&u32::MAX.to_le_bytes());
+    long[9..13].copy_from_slice(&u32::MAX.to_le_bytes());
     assert!(
         refused(&long).contains("claims 4294967295 bytes"),
         "{}",
         refused(&long)
     );
     let mut sum = stored.clone();
-    sum[5] ^= 1;
+    sum[1] ^= 1;
     assert!(refused(&sum).contains("checksum"), "{}", refused(&sum));
 }
 
