@@ -14,7 +14,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=72af4b99317226e34247eec89d8d38dc \
 # time. A release bumps it; a local checkout instead: INHERIT += "externalsrc"
 # and EXTERNALSRC:pn-hissrv = "/path/to/hissrv" in local.conf (cross/README.md).
 SRC_URI = "git://github.com/hissrv/hissrv.git;protocol=https;branch=main"
-SRCREV = "fe1aa953b5148cac5527dea6a0b5a776269c39ac"
+SRCREV = "3f1c93c697535d72decd7893f92d7262413c91d8"
 PV .= "+git"
 
 # Supported releases: whinlatter (5.3) and later, where the git fetcher
