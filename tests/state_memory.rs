@@ -62,19 +62,23 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static COUNTING: Counting = Counting;
 
-/// Restores `blob` as the fuzz target does; the most heap bytes held at
-/// once beyond what was live before, and whether it was read.
-fn restore_peak(blob: &[u8]) -> (bool, usize) {
-    let rules = vec![Rule {
+/// The fuzz target's rule: windows of 10 ns.
+fn rules() -> Vec<Rule> {
+    vec![Rule {
         every_ns: 10,
         grace_ns: 0,
         max_lateness_ns: 5,
         aggregates: None,
-    }];
+    }]
+}
+
+/// Restores `blob` as the fuzz target does; the most heap bytes held at
+/// once beyond what was live before, and whether it was read.
+fn restore_peak(blob: &[u8]) -> (bool, usize) {
     let lane = Lane { rule: 0, dest: 0 };
     let base = LIVE.with(Cell::get);
     PEAK.with(|p| p.set(base));
-    let read = Windows::restore(rules, 1 << 20, &[(lane, 12)], [(lane, 0, blob)]).is_ok();
+    let read = Windows::restore(rules(), 1 << 20, &[(lane, 12)], [(lane, 0, blob)]).is_ok();
     (read, PEAK.with(Cell::get) - base)
 }
 
@@ -175,14 +179,8 @@ fn a_full_set_with_any_bit_of_its_headers_flipped_takes_no_more_memory_than_the_
 /// The 200,000-window set of the test above, as a checkpoint stores it.
 fn full_set() -> Vec<u8> {
     use hissrv::lineproto::split::Value;
-    let rules = vec![Rule {
-        every_ns: 10,
-        grace_ns: 0,
-        max_lateness_ns: 5,
-        aggregates: None,
-    }];
     let lane = Lane { rule: 0, dest: 0 };
-    let mut w = Windows::new(rules, 1 << 20);
+    let mut w = Windows::new(rules(), 1 << 20);
     let names: Vec<String> = (0..10).map(|f| format!("f{f}")).collect();
     for m in 0..20_000u32 {
         let key = format!("meter,site=plant{},meter_id=m{m:05}", m % 10);

@@ -20,6 +20,25 @@ pub fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// One meter line: `series`' key, the fields of its point number `n`
+/// (voltage-like floats quantised to 0.01, every fourth an integer), `ts`.
+fn meter_line(s: &mut String, series: usize, n: usize, ts: i64) {
+    s.push_str(&format!(
+        "meter,site=plant{},meter_id=m{series:04}",
+        series % 10
+    ));
+    for f in 0..FIELDS {
+        let sep = if f == 0 { ' ' } else { ',' };
+        if f % 4 == 3 {
+            s.push_str(&format!("{sep}f{f}={}i", (n * 7 + f) % 100_000));
+        } else {
+            let v = 230.0 + ((n + f * 13) % 200) as f64 * 0.01;
+            s.push_str(&format!("{sep}f{f}={v:.2}"));
+        }
+    }
+    s.push_str(&format!(" {ts}\n"));
+}
+
 /// Energy-meter-like telemetry: `n_bodies` bodies of `lines` lines, point
 /// numbers from `first` on (each series advances 1 s per point).
 pub fn telemetry(first: usize, n_bodies: usize, lines: usize) -> Vec<Arc<Vec<u8>>> {
@@ -30,20 +49,7 @@ pub fn telemetry(first: usize, n_bodies: usize, lines: usize) -> Vec<Arc<Vec<u8>
                 let n = first + b * lines + l;
                 let series = n % SERIES;
                 let ts = BASE_TS_NS + (n / SERIES) as i64 * 1_000_000_000;
-                s.push_str(&format!(
-                    "meter,site=plant{},meter_id=m{series:04}",
-                    series % 10
-                ));
-                for f in 0..FIELDS {
-                    let sep = if f == 0 { ' ' } else { ',' };
-                    if f % 4 == 3 {
-                        s.push_str(&format!("{sep}f{f}={}i", (n * 7 + f) % 100_000));
-                    } else {
-                        let v = 230.0 + ((n + f * 13) % 200) as f64 * 0.01;
-                        s.push_str(&format!("{sep}f{f}={v:.2}"));
-                    }
-                }
-                s.push_str(&format!(" {ts}\n"));
+                meter_line(&mut s, series, n, ts);
             }
             Arc::new(s.into_bytes())
         })
@@ -72,20 +78,7 @@ pub fn telemetry_owned(n_bodies: usize, lines: usize, conns: usize) -> Vec<Arc<V
                 let point = n / mine.len();
                 let ts = BASE_TS_NS + point as i64 * 1_000_000_000;
                 let n = point * SERIES + series;
-                s.push_str(&format!(
-                    "meter,site=plant{},meter_id=m{series:04}",
-                    series % 10
-                ));
-                for f in 0..FIELDS {
-                    let sep = if f == 0 { ' ' } else { ',' };
-                    if f % 4 == 3 {
-                        s.push_str(&format!("{sep}f{f}={}i", (n * 7 + f) % 100_000));
-                    } else {
-                        let v = 230.0 + ((n + f * 13) % 200) as f64 * 0.01;
-                        s.push_str(&format!("{sep}f{f}={v:.2}"));
-                    }
-                }
-                s.push_str(&format!(" {ts}\n"));
+                meter_line(&mut s, series, n, ts);
             }
             Arc::new(s.into_bytes())
         })
