@@ -2,19 +2,25 @@
 //!
 //! Both agents take the same load as local InfluxDB writers would send it
 //! (`/write`, 5,000-line bodies of 10-field meter lines, keep-alive
-//! connections, closed loop), in two modes, agents and modes alternating
-//! within each round:
+//! connections, closed loop), in two modes (a third for hissrv), agents and
+//! modes alternating within each round:
 //! - **down**: the upstream is a closed port; everything is buffered
 //!   (hissrv: committed to its SQLite buffer before the 204; vmagent: queued
 //!   to its on-disk queue, answered before it reaches disk);
 //! - **up**: hissrv delivers to a real influxd, vmagent to a real
-//!   victoria-metrics, while the load runs.
+//!   victoria-metrics, while the load runs;
+//! - **outage** (only with `HISSRV_BENCH_MODES` naming it; hissrv alone):
+//!   influxd stopped while `HISSRV_BENCH_OUTAGE_LINES` (12,000,000) lines
+//!   are posted, started when they are in, and CPU counted until hissrv has
+//!   delivered all it buffered: a line's whole life through an outage,
+//!   where **down** counts its buffering alone (its delivery is deferred,
+//!   not spared).
 //!
 //! Per agent and mode: acknowledged lines/s, CPU microseconds per
 //! acknowledged line (`/proc/PID/stat` utime + stime, all threads) from the
-//! load's start until the agent has delivered all it acknowledged (up mode;
-//! hissrv's `/health` counters, vmagent's pending-data gauges), peak RSS
-//! (`VmHWM`). Medians of rounds, with the per-round
+//! load's start until the agent has delivered all it acknowledged (up and
+//! outage modes; hissrv's `/health` counters, vmagent's pending-data
+//! gauges), peak RSS (`VmHWM`). Medians of rounds, with the per-round
 //! figures. Timing is not asserted anywhere: this is a bench.
 //!
 //! Then, each round, the **backlog drain**: `HISSRV_BENCH_DRAIN_LINES`
@@ -25,7 +31,8 @@
 //! for its gzip) to the same influxd.
 //!
 //! Run: `cargo bench --bench cpu` (env: HISSRV_BENCH_SECS=10,
-//! HISSRV_BENCH_RUNS=3, HISSRV_BENCH_CONNS=4, HISSRV_BENCH_MODES=down,up,drain;
+//! HISSRV_BENCH_RUNS=3, HISSRV_BENCH_CONNS=4, HISSRV_BENCH_MODES=down,up,drain
+//! (and outage);
 //! HISSRV_BENCH_OWN_SERIES=1: each connection writes only its own meters, in
 //! order, where by default every connection writes every meter;
 //! HISSRV_BENCH_WARM=1 runs this build again with a 5m downsampling rule
@@ -48,6 +55,9 @@ use std::time::{Duration, Instant};
 use support::*;
 
 const LINES_PER_BODY: usize = 5_000;
+/// The outage's load ends after its lines (`HISSRV_BENCH_OUTAGE_LINES`),
+/// or after this long, whichever comes first.
+const OUTAGE_LOAD_CAP: Duration = Duration::from_secs(120);
 /// Distinct bodies generated up front, then cycled.
 const BODIES: usize = 40;
 
@@ -141,12 +151,79 @@ fn vmagent_settled(metrics_url: &str) -> bool {
         && pending("vmagent_remotewrite_pending_inmemory_blocks") == 0.0
 }
 
+/// hissrv has delivered all it committed and holds nothing more: with a
+/// rule, `points_written` counts the aggregates delivered too, so it reaches
+/// the raw points committed a little before the last raw batch is sent; the
+/// backlog says when that is. One reading of `/health`: a failed one is
+/// "not yet", never zeros that compare equal.
+fn hissrv_settled(asking: &ureq::Agent, url: &str) -> bool {
+    let Ok(mut r) = asking.get(format!("{url}/health")).call() else {
+        return false;
+    };
+    let body = r.body_mut().read_to_string().unwrap_or_default();
+    let counter = |key: &str| -> Option<u64> {
+        let pat = format!("\"{key}\":");
+        let at = body.find(&pat)? + pat.len();
+        body[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    };
+    match (
+        counter("points_written"),
+        counter("points_committed"),
+        counter("backlog_points"),
+    ) {
+        (Some(written), Some(committed), Some(backlog)) => written >= committed && backlog == 0,
+        _ => false,
+    }
+}
+
+/// The 5m rule's warm retention policy in the bench database, as an
+/// operator (or `manage_retention`) makes it.
+fn create_warm_rp(influx: &Influx) {
+    let r = agent()
+        .post(format!("{}/query", influx.url()))
+        .query(
+            "q",
+            "CREATE RETENTION POLICY \"autogen_5m\" ON \"bench\" DURATION INF REPLICATION 1",
+        )
+        .send_empty()
+        .expect("influxd takes the query");
+    assert!(
+        r.status().is_success(),
+        "influxd refused the retention policy"
+    );
+}
+
 /// One agent's figures in one mode and round.
 #[derive(Clone, Copy)]
 struct Row {
     lines_s: f64,
     cpu_us_line: f64,
+    /// The part of `cpu_us_line` spent until the load ended (the outage:
+    /// buffering; its delivery is the rest).
+    cpu_load_us_line: f64,
     rss_mib: f64,
+}
+
+/// How often the bench asks an agent whether it has delivered all (each
+/// asking is a request the agent serves, on its CPU).
+const SETTLE_POLL: Duration = Duration::from_millis(250);
+/// After an outage's backlog is delivered, the agent's CPU is counted
+/// until it rises by at most `QUIET_TICKS` in this long: the work a drain
+/// leaves behind (the buffer's vacuum once it is empty) is the drain's.
+const QUIET_FOR: Duration = Duration::from_secs(2);
+const QUIET_TICKS: u64 = 2;
+
+/// What `measure` posts: `bodies` on `conns` connections for `dur`, or
+/// until `max_bodies` were posted.
+struct LoadSpec<'a> {
+    bodies: &'a [std::sync::Arc<Vec<u8>>],
+    conns: usize,
+    dur: Duration,
+    max_bodies: usize,
 }
 
 /// The load, then (with an upstream) the wait until the agent has delivered
@@ -156,11 +233,16 @@ struct Row {
 fn measure(
     pid: u32,
     url: &str,
-    bodies: &[std::sync::Arc<Vec<u8>>],
-    conns: usize,
-    dur: Duration,
+    load: LoadSpec,
     settled: &dyn Fn() -> bool,
+    after_load: &mut dyn FnMut(),
 ) -> Row {
+    let LoadSpec {
+        bodies,
+        conns,
+        dur,
+        max_bodies,
+    } = load;
     let tck = clock_ticks_per_sec();
     let before = cpu_ticks(pid);
     // HISSRV_BENCH_PERF=prefix: a `perf record` of the agent while it
@@ -182,12 +264,38 @@ fn measure(
             .spawn()
             .ok()
     });
-    let load = drive(url, bodies, LINES_PER_BODY as u64, conns, dur);
-    wait_for(
-        "the agent's backlog delivered",
-        Duration::from_secs(900),
-        settled,
-    );
+    let load = drive_at_most(url, bodies, LINES_PER_BODY as u64, conns, dur, max_bodies);
+    if max_bodies != usize::MAX {
+        // A load of so many lines: every one taken, or the agents compared
+        // did not take the same work.
+        assert_eq!(
+            (load.points, load.refused),
+            (max_bodies as u64 * LINES_PER_BODY as u64, 0),
+            "the agent took every line of the load before its time cap"
+        );
+    }
+    let at_load_end = cpu_ticks(pid);
+    after_load();
+    let start = Instant::now();
+    while !settled() {
+        assert!(
+            start.elapsed() < Duration::from_secs(900),
+            "timed out waiting for the agent's backlog delivered"
+        );
+        std::thread::sleep(SETTLE_POLL);
+    }
+    if max_bodies != usize::MAX {
+        let mut last = cpu_ticks(pid);
+        loop {
+            std::thread::sleep(QUIET_FOR);
+            let now = cpu_ticks(pid);
+            if now.saturating_sub(last) <= QUIET_TICKS || start.elapsed() > Duration::from_secs(900)
+            {
+                break;
+            }
+            last = now;
+        }
+    }
     let cpu_s = (cpu_ticks(pid) - before) as f64 / tck;
     if let Some(mut p) = perf {
         let _ = Command::new("kill")
@@ -198,6 +306,7 @@ fn measure(
     Row {
         lines_s: load.points as f64 / load.elapsed.as_secs_f64(),
         cpu_us_line: cpu_s * 1e6 / load.points.max(1) as f64,
+        cpu_load_us_line: (at_load_end - before) as f64 / tck * 1e6 / load.points.max(1) as f64,
         rss_mib: vm_hwm_kib(pid) as f64 / 1024.0,
     }
 }
@@ -351,6 +460,11 @@ fn main() {
         "workload: {SERIES} series x {FIELDS} fields, {LINES_PER_BODY}-line bodies, {conns} connections ({producers}), {secs} s per agent and mode, {runs} rounds"
     );
     let drain_lines = env_or("HISSRV_BENCH_DRAIN_LINES", 500_000) as usize;
+    // The outage's load is a number of lines, not a time: each agent then
+    // buffers and delivers the same backlog (a larger one costs more to
+    // drain a line, and an agent with a rule takes fewer lines in 10 s).
+    let outage_bodies =
+        (env_or("HISSRV_BENCH_OUTAGE_LINES", 12_000_000) as usize).div_ceil(LINES_PER_BODY);
     // Which parts run (HISSRV_BENCH_MODES=drain: the drain alone).
     let modes = std::env::var("HISSRV_BENCH_MODES").unwrap_or_else(|_| "down,up,drain".into());
     let baseline = std::env::var("HISSRV_BENCH_BASELINE_BIN").ok();
@@ -362,8 +476,21 @@ fn main() {
     let mut rows: Vec<((&str, &str), Vec<Row>)> = Vec::new();
     let mut record = |key: (&'static str, &'static str), row: Row| {
         println!(
-            "  {:>4} {:<7} {:>9.0} lines/s  {:>5.2} us CPU/line  peak RSS {:>5.1} MiB",
-            key.0, key.1, row.lines_s, row.cpu_us_line, row.rss_mib
+            "  {:>4} {:<7} {:>9.0} lines/s  {:>5.2} us CPU/line  peak RSS {:>5.1} MiB{}",
+            key.0,
+            key.1,
+            row.lines_s,
+            row.cpu_us_line,
+            row.rss_mib,
+            if key.0 == "outage" {
+                format!(
+                    " (buffering {:.2}, delivery {:.2})",
+                    row.cpu_load_us_line,
+                    row.cpu_us_line - row.cpu_load_us_line
+                )
+            } else {
+                String::new()
+            }
         );
         match rows.iter_mut().find(|(k, _)| *k == key) {
             Some((_, v)) => v.push(row),
@@ -390,6 +517,12 @@ fn main() {
         // HISSRV_BENCH_WARM=1: this build again with a downsampling rule
         // taking every line (issue: data lifecycle, part 1), right after it.
         if std::env::var("HISSRV_BENCH_WARM").is_ok_and(|v| v == "1") {
+            // Without it the load repeats its lines after one pass over the
+            // bodies, and a rule takes repeats for retries: a cheaper path.
+            assert!(
+                std::env::var("HISSRV_BENCH_FRESH").is_ok_and(|v| v == "1"),
+                "HISSRV_BENCH_WARM=1 needs HISSRV_BENCH_FRESH=1"
+            );
             let at = order
                 .iter()
                 .position(|w| *w == "hissrv")
@@ -400,12 +533,27 @@ fn main() {
             if baseline.is_some() {
                 order.insert(at + 1, "baseline+5m");
             }
+            // Which of the two comes first alternates too (review: the
+            // rule's agent always ran right after a drain's disk work).
+            if round % 2 == 0
+                && let (Some(a), Some(b)) = (
+                    order.iter().position(|w| *w == "hissrv"),
+                    order.iter().position(|w| *w == "hissrv+5m"),
+                )
+            {
+                order.swap(a, b);
+            }
         }
-        for mode in ["down", "up"] {
+        for mode in ["down", "up", "outage"] {
             if !modes.contains(mode) {
                 continue;
             }
             for &who in &order {
+                // The outage is hissrv's alone (vmagent's upstream is not
+                // stopped and started here).
+                if mode == "outage" && !who.contains("hissrv") && !who.starts_with("baseline") {
+                    continue;
+                }
                 let row = match (who, mode) {
                     ("hissrv" | "baseline" | "hissrv+5m" | "baseline+5m", _) => {
                         if who.starts_with("baseline")
@@ -414,11 +562,25 @@ fn main() {
                             *b = Some((bin.clone(), String::new()));
                         }
                         influx.create_db("bench");
-                        let upstream = if mode == "up" {
-                            influx.url()
-                        } else {
-                            format!("http://127.0.0.1:{}", free_port())
+                        if who.ends_with("+5m") {
+                            // The rule's warm destination (`<rp>_<downsample>`):
+                            // without it influxd refuses the aggregates
+                            // ("retention policy not found") and hissrv
+                            // retries them, so they were never delivered
+                            // in the up mode's figures before 2026-11-28.
+                            create_warm_rp(&influx);
+                        }
+                        let upstream = match mode {
+                            "up" | "outage" => influx.url(),
+                            _ => format!("http://127.0.0.1:{}", free_port()),
                         };
+                        // The outage: influxd stopped while the load runs
+                        // (everything buffered), started when it ends;
+                        // CPU counted until the backlog is delivered, so a
+                        // line's whole life through an outage.
+                        if mode == "outage" {
+                            influx.stop();
+                        }
                         let h = Hissrv::start_with(
                             &upstream,
                             Sections {
@@ -444,18 +606,31 @@ fn main() {
                             },
                         );
                         let url = h.url();
-                        let delivered = || {
-                            mode == "down"
-                                || health_counter(&url, "points_written")
-                                    >= health_counter(&url, "points_committed")
-                        };
+                        let asking = agent();
+                        let delivered = || mode == "down" || hissrv_settled(&asking, &url);
                         let row = measure(
                             h.pid(),
                             &format!("{}/write?db=bench", h.url()),
-                            &bodies,
-                            conns,
-                            dur,
+                            LoadSpec {
+                                bodies: &bodies,
+                                conns,
+                                dur: if mode == "outage" {
+                                    OUTAGE_LOAD_CAP
+                                } else {
+                                    dur
+                                },
+                                max_bodies: if mode == "outage" {
+                                    outage_bodies
+                                } else {
+                                    usize::MAX
+                                },
+                            },
                             &delivered,
+                            &mut || {
+                                if mode == "outage" {
+                                    influx.restart();
+                                }
+                            },
                         );
                         if who.ends_with("+5m") {
                             // What the rule did: every value counted, none
@@ -496,12 +671,23 @@ fn main() {
                         let url = format!("http://127.0.0.1:{}/write?db=bench", v.port);
                         let metrics = format!("http://127.0.0.1:{}/metrics", v.port);
                         let delivered = || mode == "down" || vmagent_settled(&metrics);
-                        measure(v.child.id(), &url, &bodies, conns, dur, &delivered)
+                        measure(
+                            v.child.id(),
+                            &url,
+                            LoadSpec {
+                                bodies: &bodies,
+                                conns,
+                                dur,
+                                max_bodies: usize::MAX,
+                            },
+                            &delivered,
+                            &mut || {},
+                        )
                     }
                 };
                 record(
                     (
-                        if mode == "up" { "up" } else { "down" },
+                        mode,
                         match who {
                             "hissrv" => "hissrv",
                             "baseline" => "baseline",
@@ -578,7 +764,7 @@ fn main() {
             m(|(d, b)| d.cpu_us_line / b.cpu_us_line)
         );
     }
-    for mode in ["down", "up"] {
+    for mode in ["down", "up", "outage"] {
         if !modes.contains(mode) {
             continue;
         }
@@ -587,11 +773,13 @@ fn main() {
                 .find(|((m, w), _)| *m == mode && *w == who)
                 .map_or(f64::NAN, |(_, v)| median(v.iter().map(f).collect()))
         };
-        println!(
-            "{mode}: hissrv / vmagent lines/s {:.2}x, CPU per line {:.2}x",
-            med("hissrv", |r| r.lines_s) / med("vmagent", |r| r.lines_s),
-            med("hissrv", |r| r.cpu_us_line) / med("vmagent", |r| r.cpu_us_line)
-        );
+        if mode != "outage" {
+            println!(
+                "{mode}: hissrv / vmagent lines/s {:.2}x, CPU per line {:.2}x",
+                med("hissrv", |r| r.lines_s) / med("vmagent", |r| r.lines_s),
+                med("hissrv", |r| r.cpu_us_line) / med("vmagent", |r| r.cpu_us_line)
+            );
+        }
         let warm = med("hissrv+5m", |r| r.cpu_us_line);
         if warm.is_finite() {
             println!(
@@ -600,6 +788,15 @@ fn main() {
                 warm - med("hissrv", |r| r.cpu_us_line),
                 med("hissrv+5m", |r| r.lines_s) / med("hissrv", |r| r.lines_s)
             );
+            if mode == "outage" {
+                let buffering = |who: &str| med(who, |r| r.cpu_load_us_line);
+                let delivery = |who: &str| med(who, |r| r.cpu_us_line - r.cpu_load_us_line);
+                println!(
+                    "outage, with a 5m rule less without: buffering {:+.2} us a line, delivery {:+.2} us",
+                    buffering("hissrv+5m") - buffering("hissrv"),
+                    delivery("hissrv+5m") - delivery("hissrv")
+                );
+            }
         }
         let old_warm = med("baseline+5m", |r| r.cpu_us_line);
         if old_warm.is_finite() {

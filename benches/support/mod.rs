@@ -119,6 +119,20 @@ pub fn drive(
     conns: usize,
     dur: Duration,
 ) -> Load {
+    drive_at_most(url, bodies, lines_per_body, conns, dur, usize::MAX)
+}
+
+/// `drive`, ending too once `max_bodies` bodies were posted (all
+/// connections together): two agents then take the same lines, whatever
+/// their pace.
+pub fn drive_at_most(
+    url: &str,
+    bodies: &[Arc<Vec<u8>>],
+    lines_per_body: u64,
+    conns: usize,
+    dur: Duration,
+    max_bodies: usize,
+) -> Load {
     let stop = Arc::new(AtomicBool::new(false));
     let lat = Arc::new(Mutex::new(Vec::new()));
     let start = Instant::now();
@@ -136,7 +150,7 @@ pub fn drive(
                 let fresh = std::env::var("HISSRV_BENCH_FRESH").is_ok_and(|v| v == "1");
                 let span_ns = (bodies.len() as i64 * lines_per_body as i64 / SERIES as i64).max(1)
                     * 1_000_000_000;
-                while !stop.load(Ordering::Relaxed) {
+                while !stop.load(Ordering::Relaxed) && i < max_bodies {
                     let body = &bodies[i % bodies.len()];
                     let pass = (i / bodies.len()) as i64;
                     let moved;
@@ -160,7 +174,9 @@ pub fn drive(
             })
         })
         .collect();
-    std::thread::sleep(dur);
+    while start.elapsed() < dur && !handles.iter().all(|h| h.is_finished()) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     stop.store(true, Ordering::Relaxed);
     let (mut points, mut refused) = (0, 0);
     for h in handles {
