@@ -562,6 +562,21 @@ fn main() {
                 order.swap(a, b);
             }
         }
+        // Down: a time; the modes that deliver: a number of lines.
+        let load_of = |mode: &str| LoadSpec {
+            bodies: &bodies,
+            conns,
+            dur: if mode == "down" {
+                dur
+            } else {
+                DELIVERED_LOAD_CAP
+            },
+            max_bodies: if mode == "down" {
+                usize::MAX
+            } else {
+                delivered_bodies
+            },
+        };
         for mode in ["down", "up", "outage"] {
             if !modes.contains(mode) {
                 continue;
@@ -629,20 +644,7 @@ fn main() {
                         let row = measure(
                             h.pid(),
                             &format!("{}/write?db=bench", h.url()),
-                            LoadSpec {
-                                bodies: &bodies,
-                                conns,
-                                dur: if mode == "down" {
-                                    dur
-                                } else {
-                                    DELIVERED_LOAD_CAP
-                                },
-                                max_bodies: if mode == "down" {
-                                    usize::MAX
-                                } else {
-                                    delivered_bodies
-                                },
-                            },
+                            load_of(mode),
                             &delivered,
                             &mut || {
                                 if mode == "outage" {
@@ -689,26 +691,7 @@ fn main() {
                         let url = format!("http://127.0.0.1:{}/write?db=bench", v.port);
                         let metrics = format!("http://127.0.0.1:{}/metrics", v.port);
                         let delivered = || mode == "down" || vmagent_settled(&metrics);
-                        measure(
-                            v.child.id(),
-                            &url,
-                            LoadSpec {
-                                bodies: &bodies,
-                                conns,
-                                dur: if mode == "down" {
-                                    dur
-                                } else {
-                                    DELIVERED_LOAD_CAP
-                                },
-                                max_bodies: if mode == "down" {
-                                    usize::MAX
-                                } else {
-                                    delivered_bodies
-                                },
-                            },
-                            &delivered,
-                            &mut || {},
-                        )
+                        measure(v.child.id(), &url, load_of(mode), &delivered, &mut || {})
                     }
                 };
                 record(
