@@ -215,12 +215,18 @@ pub fn health_counter(url: &str, key: &str) -> u64 {
         .ok()
         .and_then(|mut r| r.body_mut().read_to_string().ok())
         .unwrap_or_default();
+    counter_in(&body, key).unwrap_or(0)
+}
+
+/// The unsigned counter `key` of a `/health` body, if it holds one.
+pub fn counter_in(body: &str, key: &str) -> Option<u64> {
     let pat = format!("\"{key}\":");
-    body.find(&pat)
-        .map(|i| &body[i + pat.len()..])
-        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+    let at = body.find(&pat)? + pat.len();
+    body[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 pub fn vm_hwm_kib(pid: u32) -> u64 {
